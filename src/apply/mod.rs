@@ -1,0 +1,500 @@
+//! The executor: runs a plan stage by stage. Within a stage, each namespace's operations go out
+//! as one pipelined netlink batch on that namespace's socket; namespaces and sysctls are worked
+//! on worker threads. Every change is journaled; the first failure undoes the journal in
+//! reverse and is reported with the operation, node, device and the kernel's own words.
+
+pub mod journal;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::kernel::handle::{self, HandleError, NewNs, NsHandle};
+use crate::kernel::kinds;
+use crate::kernel::msg::{self, LinkBase, LinkSet, RouteWire};
+use crate::kernel::nl::{KernelError, Request};
+use crate::kernel::observe::decode_link;
+use crate::kernel::{netns, sysctl};
+use crate::model::kind::KindSpec;
+use crate::model::lab::Lab;
+use crate::observed::{Observed, ObservedNs};
+use crate::plan::{Op, Plan, RouteOp, Step};
+use journal::{Done, Journal};
+
+/// A failed `up`: what failed, where, why, and how the rollback went.
+#[derive(Debug)]
+pub struct ApplyError {
+    /// The operation, as `vnet plan` prints it.
+    pub op: String,
+    pub node: String,
+    pub device: Option<String>,
+    /// The kernel's (or the system's) error.
+    pub cause: String,
+    pub errno: Option<i32>,
+    /// Things the rollback could not undo (empty when it undid everything).
+    pub rollback_problems: Vec<String>,
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` failed in node {}", self.op.trim_start_matches(['+', '-', '~', ' ']).trim(), self.node)?;
+        if let Some(d) = &self.device {
+            write!(f, ", device {d}")?;
+        }
+        write!(f, ": {}", self.cause)?;
+        if self.rollback_problems.is_empty() {
+            write!(f, "\neverything this run created was removed again")
+        } else {
+            write!(f, "\nrollback could not undo:")?;
+            for p in &self.rollback_problems {
+                write!(f, "\n  {p}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+/// Settings that shape every message.
+pub struct Context<'a> {
+    pub lab: &'a Lab,
+    pub observed: &'a Observed,
+    /// Interface group stamped on every device the lab creates.
+    pub group: u32,
+}
+
+/// Called with (done, total) as steps complete.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Runs a plan. On success returns the handles (still open) so the caller can verify or
+/// observe without reopening; on failure everything is rolled back.
+pub fn apply(
+    ctx: &Context,
+    plan: &Plan,
+    handles: &mut BTreeMap<String, NsHandle>,
+    progress: Option<Progress>,
+) -> Result<(), ApplyError> {
+    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark() };
+    // Seed index caches from what was observed.
+    for (node, h) in handles.iter_mut() {
+        if let Some(ns) = ctx.observed.nodes.get(node).and_then(|s| s.ns()) {
+            for l in &ns.links {
+                h.ifindex.insert(l.name.clone(), l.ifindex);
+            }
+        }
+    }
+    let total = plan.steps.len();
+    let mut done = 0;
+    let mut i = 0;
+    while i < plan.steps.len() {
+        let st = plan.steps[i].stage;
+        let mut j = i;
+        while j < plan.steps.len() && plan.steps[j].stage == st {
+            j += 1;
+        }
+        let stage = &plan.steps[i..j];
+        if let Err(mut e) = ex.stage(stage, handles) {
+            e.rollback_problems = ex.journal.rollback(handles);
+            return Err(e);
+        }
+        done += stage.len();
+        if let Some(p) = progress {
+            p(done, total);
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+struct Executor<'a> {
+    ctx: &'a Context<'a>,
+    journal: Journal,
+    mark: String,
+}
+
+/// What to do with the reply to one request.
+enum Then {
+    /// A device was created: learn its index (and its veth peer's) from the echo.
+    Created { peer: Option<(String, String)> },
+    Journal(Done),
+    Forget(String),
+    Nothing,
+}
+
+struct Pending {
+    step: usize,
+    req: Request,
+    then: Then,
+    /// Treat "no such device" as success (deleting a veth whose twin already went).
+    enodev_ok: bool,
+}
+
+impl<'a> Executor<'a> {
+    fn fail(&self, step: &Step, cause: String, errno: Option<i32>) -> ApplyError {
+        ApplyError {
+            op: step.op.to_string(),
+            node: step.op.node().to_string(),
+            device: step.op.device().map(str::to_string),
+            cause,
+            errno,
+            rollback_problems: Vec::new(),
+        }
+    }
+
+    fn observed_ns(&self, node: &str) -> Option<&'a ObservedNs> {
+        self.ctx.observed.nodes.get(node).and_then(|s| s.ns())
+    }
+
+    fn stage(&mut self, steps: &[Step], handles: &mut BTreeMap<String, NsHandle>) -> Result<(), ApplyError> {
+        // Namespaces first (their own stage), then sysctls, then netlink batches.
+        let creates: Vec<(usize, NewNs)> = steps
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| match &s.op {
+                Op::CreateNetns { node, netns, lo_up } => Some((
+                    k,
+                    NewNs {
+                        node: node.clone(),
+                        netns: netns.clone(),
+                        mark: self.mark.clone(),
+                        lo_up: *lo_up,
+                        ipv6_link_local: self.ctx.lab.ipv6_link_local,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        if !creates.is_empty() {
+            let list: Vec<NewNs> = creates.iter().map(|(_, n)| n.clone()).collect();
+            let results = handle::create_many(&list);
+            let mut first_err = None;
+            for ((k, n), r) in creates.iter().zip(results) {
+                match r {
+                    Ok(h) => {
+                        self.journal.push(Done::Netns { node: n.node.clone(), netns: n.netns.clone() });
+                        handles.insert(n.node.clone(), h);
+                    }
+                    Err(e) => {
+                        if first_err.is_none() {
+                            let cause = match &e {
+                                HandleError::Exists(name) => format!("namespace `{name}` already exists and is not this lab's; it was left untouched"),
+                                other => other.to_string(),
+                            };
+                            first_err = Some(self.fail(&steps[*k], cause, None));
+                        }
+                    }
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+
+        let sysctls: Vec<usize> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.op, Op::SetSysctl { .. } | Op::RestoreSysctl { .. }))
+            .map(|(k, _)| k)
+            .collect();
+        if !sysctls.is_empty() {
+            self.sysctls(steps, &sysctls, handles)?;
+        }
+
+        // Netlink operations, grouped per namespace in plan order.
+        let mut per_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (k, s) in steps.iter().enumerate() {
+            match &s.op {
+                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } => {}
+                op => per_node.entry(op.node().to_string()).or_default().push(k),
+            }
+        }
+        let mut first_err: Option<ApplyError> = None;
+        for (node, idxs) in per_node {
+            let mut pending = Vec::with_capacity(idxs.len() * 2);
+            for k in idxs {
+                if let Err(e) = self.requests(k, &steps[k], handles, &mut pending) {
+                    first_err.get_or_insert(e);
+                    break;
+                }
+            }
+            let Some(h) = handles.get_mut(&node) else {
+                if let Some(p) = pending.first() {
+                    first_err.get_or_insert(self.fail(&steps[p.step], format!("no namespace handle for node {node}"), None));
+                }
+                continue;
+            };
+            let reqs: Vec<Request> = pending.iter().map(|p| p.req.clone()).collect();
+            let replies = h.nl.batch(reqs);
+            for (p, reply) in pending.into_iter().zip(replies) {
+                match reply {
+                    Ok(msgs) => self.after(p.then, &node, msgs, handles),
+                    Err(e) if p.enodev_ok && e.errno == libc::ENODEV => {
+                        if let Then::Forget(name) = p.then {
+                            if let Some(h) = handles.get_mut(&node) {
+                                h.ifindex.remove(&name);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if first_err.is_none() {
+                            first_err = Some(self.fail(&steps[p.step], explain(&steps[p.step].op, &e), Some(e.errno)));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+
+        for s in steps {
+            if let Op::DeleteNetns { node, netns: name } = &s.op {
+                if let Some(mut h) = handles.remove(node) {
+                    let _ = h.nl.request(msg::del_group(self.ctx.group), 0);
+                }
+                netns::delete(name).map_err(|e| self.fail(s, e.to_string(), e.raw_os_error()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sysctls(&mut self, steps: &[Step], idxs: &[usize], handles: &mut BTreeMap<String, NsHandle>) -> Result<(), ApplyError> {
+        let mut by_node: BTreeMap<String, Vec<(usize, String, String)>> = BTreeMap::new();
+        for &k in idxs {
+            match &steps[k].op {
+                Op::SetSysctl { node, key, value } | Op::RestoreSysctl { node, key, value } => {
+                    by_node.entry(node.clone()).or_default().push((k, key.clone(), value.clone()))
+                }
+                _ => {}
+            }
+        }
+        let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| by_node.contains_key(&h.node)).collect();
+        if hs.len() != by_node.len() {
+            let missing = by_node.keys().find(|n| !hs.iter().any(|h| &h.node == *n)).cloned().unwrap_or_default();
+            let k = by_node[&missing][0].0;
+            return Err(self.fail(&steps[k], format!("no namespace handle for node {missing}"), None));
+        }
+        let results = handle::par_each_in(&mut hs, |h| {
+            let mut out = Vec::new();
+            for (k, key, value) in &by_node[&h.node] {
+                let prev = sysctl::read(key);
+                let r = sysctl::write(key, value);
+                out.push((*k, key.clone(), prev.ok(), r));
+            }
+            (h.node.clone(), out)
+        });
+        let mut first_err = None;
+        for (node, list) in results {
+            for (k, key, prev, r) in list {
+                match r {
+                    Ok(()) => {
+                        if let Some(previous) = prev {
+                            self.journal.push(Done::Sysctl { node: node.clone(), key, previous });
+                        }
+                    }
+                    Err(e) => {
+                        if first_err.is_none() {
+                            let cause = if e.kind() == std::io::ErrorKind::NotFound {
+                                format!("this kernel has no sysctl `{key}` ({e})")
+                            } else {
+                                e.to_string()
+                            };
+                            first_err = Some(self.fail(&steps[k], cause, e.raw_os_error()));
+                        }
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn index(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, node: &str, ifname: &str) -> Result<u32, ApplyError> {
+        handles
+            .get(node)
+            .and_then(|h| h.index(ifname))
+            .ok_or_else(|| self.fail(step, format!("device `{ifname}` is not known in node {node} (it should exist by now)"), Some(libc::ENODEV)))
+    }
+
+    /// Translates one operation into requests on its node's socket.
+    fn requests(&mut self, k: usize, step: &Step, handles: &BTreeMap<String, NsHandle>, out: &mut Vec<Pending>) -> Result<(), ApplyError> {
+        let lab = self.ctx.lab;
+        let no_ll = !lab.ipv6_link_local;
+        let group = self.ctx.group;
+        let push = |out: &mut Vec<Pending>, req: Request, then: Then| out.push(Pending { step: k, req, then, enodev_ok: false });
+        match &step.op {
+            Op::CreateLink(c) => {
+                let master = match &c.master {
+                    Some(m) => Some(self.index(handles, step, &c.node, m)?),
+                    None => None,
+                };
+                // In the real root namespace the default addr_gen_mode is not ours to change, so
+                // link-local generation is turned off per device before it comes up.
+                let root = lab.netns_name(&c.node).is_none();
+                let up_now = c.up && !(root && no_ll);
+                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: None };
+                let info = match (&c.kind, &c.peer) {
+                    (KindSpec::Veth(_), Some(p)) => {
+                        let peer_h = handles
+                            .get(&p.node)
+                            .ok_or_else(|| self.fail(step, format!("no namespace handle for node {}", p.node), None))?;
+                        let pb = LinkBase {
+                            name: p.ifname.clone(),
+                            mtu: p.mtu,
+                            mac: p.mac,
+                            group,
+                            netns_fd: Some(peer_h.raw_fd()),
+                            ..Default::default()
+                        };
+                        Some(kinds::veth_info(msg::link_with(&pb)))
+                    }
+                    (kind, _) => kinds::link_info(kind),
+                };
+                let req = Request::new(msg::new_link(&base, info), NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+                push(out, req, Then::Created { peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
+                if root {
+                    // Marked in the same batch as its creation: found by `gc` even after a kill.
+                    let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
+                    push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0), Then::Nothing);
+                    if up_now != c.up {
+                        let set = LinkSet { up: Some(true), ..Default::default() };
+                        push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0), Then::Nothing);
+                    }
+                }
+            }
+            Op::ChangeLink { node, ifname, change } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let master = match &change.master {
+                    Some(Some(m)) => Some(self.index(handles, step, node, m)?),
+                    Some(None) => Some(0),
+                    None => None,
+                };
+                let set = LinkSet {
+                    mtu: change.mtu,
+                    mac: change.mac,
+                    up: change.up,
+                    master,
+                    alias: if change.mark { Some(self.mark.clone()) } else { None },
+                    info: None,
+                    no_ipv6_ll: change.mark && no_ll,
+                };
+                let then = match self.observed_ns(node).and_then(|o| o.link(ifname)) {
+                    Some(prev) if prev.ifindex == idx => {
+                        let previous = LinkSet {
+                            mtu: change.mtu.map(|_| prev.mtu),
+                            mac: change.mac.and(prev.mac),
+                            up: change.up.map(|_| prev.up),
+                            master: change.master.as_ref().map(|_| prev.master.unwrap_or(0)),
+                            ..Default::default()
+                        };
+                        Then::Journal(Done::Changed { node: node.clone(), ifindex: idx, previous })
+                    }
+                    _ => Then::Nothing,
+                };
+                push(out, Request::new(msg::set_link(idx, None, &set), 0), then);
+            }
+            Op::SetKindOptions { node, ifname, kind } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let set = LinkSet { info: kinds::link_info(kind), ..Default::default() };
+                let then = match self.observed_ns(node).and_then(|o| o.link(ifname)).and_then(|l| l.spec.as_ref()) {
+                    Some(prev) => Then::Journal(Done::Changed {
+                        node: node.clone(),
+                        ifindex: idx,
+                        previous: LinkSet { info: kinds::link_info(prev), ..Default::default() },
+                    }),
+                    None => Then::Nothing,
+                };
+                push(out, Request::new(msg::set_link(idx, None, &set), 0), then);
+            }
+            Op::SetPort { node, ifname, hairpin } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let set = LinkSet { info: Some(kinds::bridge_port_info(*hairpin)), ..Default::default() };
+                push(out, Request::new(msg::set_link(idx, None, &set), 0), Then::Nothing);
+            }
+            Op::AddAddress { node, ifname, addr } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let then = Then::Journal(Done::Addr { node: node.clone(), ifindex: idx, addr: *addr });
+                push(out, Request::new(msg::new_addr(idx, addr), NLM_F_CREATE | NLM_F_EXCL), then);
+            }
+            Op::DelAddress { node, ifname, addr } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let then = Then::Journal(Done::AddrRemoved { node: node.clone(), ifindex: idx, addr: *addr });
+                push(out, Request::new(msg::del_addr(idx, addr), 0), then);
+            }
+            Op::AddRoute { node, route } => {
+                let wire = self.route_wire(handles, step, node, route)?;
+                let then = Then::Journal(Done::Route { node: node.clone(), route: wire.clone() });
+                push(out, Request::new(msg::new_route(&wire), NLM_F_CREATE | NLM_F_EXCL), then);
+            }
+            Op::DelRoute { node, route } => {
+                let wire = self.route_wire(handles, step, node, route)?;
+                let then = Then::Journal(Done::RouteRemoved { node: node.clone(), route: wire.clone() });
+                out.push(Pending { step: k, req: Request::new(msg::del_route(&wire), 0), then, enodev_ok: true });
+            }
+            Op::DeleteLink { node, ifname } => match handles.get(node).and_then(|h| h.index(ifname)) {
+                Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true }),
+                None => {} // already gone (its veth twin was deleted earlier)
+            },
+            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn route_wire(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, node: &str, r: &RouteOp) -> Result<RouteWire, ApplyError> {
+        let oif = match &r.dev {
+            Some(d) => Some(self.index(handles, step, node, d)?),
+            None => None,
+        };
+        Ok(RouteWire { dst: r.dst, via: r.via, oif, metric: r.metric, table: r.table, src: r.src })
+    }
+
+    fn after(&mut self, then: Then, node: &str, msgs: Vec<RouteNetlinkMessage>, handles: &mut BTreeMap<String, NsHandle>) {
+        match then {
+            Then::Created { peer } => {
+                for m in msgs {
+                    if let RouteNetlinkMessage::NewLink(l) = m {
+                        let o = decode_link(&l);
+                        if let Some(h) = handles.get_mut(node) {
+                            h.ifindex.insert(o.name.clone(), o.ifindex);
+                        }
+                        self.journal.push(Done::Link { node: node.to_string(), ifindex: o.ifindex });
+                        if let (Some((pn, pi)), Some(link)) = (&peer, o.link) {
+                            if let Some(ph) = handles.get_mut(pn) {
+                                ph.ifindex.insert(pi.clone(), link);
+                            }
+                        }
+                    }
+                }
+            }
+            Then::Journal(d) => self.journal.push(d),
+            Then::Forget(name) => {
+                if let Some(h) = handles.get_mut(node) {
+                    h.ifindex.remove(&name);
+                }
+            }
+            Then::Nothing => {}
+        }
+    }
+}
+
+/// The kernel's error, with a word on the usual cause where errno alone is cryptic.
+fn explain(op: &Op, e: &KernelError) -> String {
+    let hint = match (op, e.errno) {
+        (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` already exists there", c.ifname)),
+        (Op::CreateLink(c), libc::EOPNOTSUPP) | (Op::CreateLink(c), libc::ENOENT) if e.text.is_none() => {
+            Some(format!("this kernel may lack the `{}` device kind", c.kind.name()))
+        }
+        (Op::AddRoute { .. }, libc::ENETUNREACH) => Some("the gateway is not on any connected network of the node".into()),
+        (Op::AddAddress { .. }, libc::EEXIST) => Some("the address is already assigned".into()),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{e}: {h}"),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,65 @@
+//! The library's error type; each variant maps to a distinct CLI exit code.
+
+use std::io;
+
+use crate::apply::ApplyError;
+use crate::kernel::nl::KernelError;
+use crate::model::Diagnostics;
+use crate::plan::Clash;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The topology file is invalid; nothing was changed.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// The running kernel lacks what the lab needs; nothing was changed.
+    #[error("{}", .0.join("\n"))]
+    Unsupported(Vec<String>),
+    /// Names the lab wants are held by objects that are not the lab's; nothing was changed.
+    #[error("{}", clashes(.0))]
+    Clash(Vec<Clash>),
+    /// Building failed midway; everything this run created was removed again.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Another vnet command holds the lab's lock.
+    #[error("lab `{0}` is busy: another vnet command is working on it (lock held on /run/vnet/{0}/lock)")]
+    Busy(String),
+    #[error("no lab named `{0}` (see `vnet status`)")]
+    NoSuchLab(String),
+    #[error("lab `{lab}` has no node `{node}`")]
+    NoSuchNode { lab: String, node: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("{context}: {source}")]
+    Kernel { context: String, source: KernelError },
+}
+
+fn clashes(c: &[Clash]) -> String {
+    let mut s = String::from("the lab clashes with objects that are not its own (nothing was changed):");
+    for x in c {
+        s.push_str(&format!("\n  {x}"));
+    }
+    s
+}
+
+impl Error {
+    /// Exit code: 2 invalid input, 3 kernel lacks a feature, 4 busy, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid(_) => 2,
+            Error::Unsupported(_) => 3,
+            Error::Busy(_) => 4,
+            _ => 1,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    pub fn kernel(context: impl Into<String>, source: KernelError) -> Self {
+        Error::Kernel { context: context.into(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

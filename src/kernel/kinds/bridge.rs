@@ -1,0 +1,59 @@
+//! Linux bridge options (times are in the kernel's clock_t, 1/100 s) and bridge port options.
+
+use netlink_packet_route::link::{
+    BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkInfo,
+};
+
+use crate::model::kind::BridgeSpec;
+
+const USER_HZ: u32 = 100;
+
+pub(super) fn info(b: &BridgeSpec) -> Vec<LinkInfo> {
+    let mut data = Vec::new();
+    if let Some(stp) = b.stp {
+        data.push(InfoBridge::StpState(if stp { BridgeStpState::KernelStp } else { BridgeStpState::Disabled }));
+    }
+    if let Some(t) = b.ageing_time {
+        data.push(InfoBridge::AgeingTime(t.saturating_mul(USER_HZ)));
+    }
+    if let Some(t) = b.forward_delay {
+        data.push(InfoBridge::ForwardDelay(t.saturating_mul(USER_HZ)));
+    }
+    if let Some(m) = b.multicast_snooping {
+        data.push(InfoBridge::MulticastSnooping(m));
+    }
+    let mut out = vec![LinkInfo::Kind(InfoKind::Bridge)];
+    if !data.is_empty() {
+        out.push(LinkInfo::Data(InfoData::Bridge(data)));
+    }
+    out
+}
+
+pub(super) fn decode(attrs: &[InfoBridge]) -> BridgeSpec {
+    let mut b = BridgeSpec::default();
+    for a in attrs {
+        match a {
+            InfoBridge::StpState(s) => b.stp = Some(!matches!(s, BridgeStpState::Disabled)),
+            InfoBridge::AgeingTime(t) => b.ageing_time = Some(t / USER_HZ),
+            InfoBridge::ForwardDelay(t) => b.forward_delay = Some(t / USER_HZ),
+            InfoBridge::MulticastSnooping(m) => b.multicast_snooping = Some(*m),
+            _ => {}
+        }
+    }
+    b
+}
+
+pub(super) fn hairpin(p: &[InfoBridgePort]) -> Option<bool> {
+    p.iter().find_map(|a| match a {
+        InfoBridgePort::HairpinMode(h) => Some(*h),
+        _ => None,
+    })
+}
+
+/// IFLA_LINKINFO that sets bridge port options on an enslaved device.
+pub fn port_info(hairpin: bool) -> Vec<LinkInfo> {
+    vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)])),
+    ]
+}

@@ -1,0 +1,142 @@
+//! Network namespaces: created, named under /run/netns exactly as `ip netns add` does (so
+//! `ip netns exec` works), entered, and deleted. setns()/unshare() act on the calling thread
+//! only, so everything that switches namespaces runs on a thread of its own.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+
+/// Where named namespaces live (iproute2's NETNS_RUN_DIR).
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// The file that names namespace `name`.
+pub fn netns_path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+/// Makes /run/netns a shared mount point, as iproute2 does, so that namespace mounts made by
+/// vnet are seen by `ip netns exec` in other mount namespaces and vice versa.
+pub fn prepare_dir() -> io::Result<()> {
+    std::fs::create_dir_all(NETNS_DIR)?;
+    let dir = Path::new(NETNS_DIR);
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) => {
+            // Not a mount point yet: bind it onto itself, then make it shared.
+            mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(io::Error::from)?;
+            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).map_err(io::Error::from)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Whether a namespace file of that name exists.
+pub fn exists(name: &str) -> bool {
+    netns_path(name).exists()
+}
+
+/// Reserves the name: creates the empty file that will be the mount point. Fails with
+/// `AlreadyExists` when someone else holds the name.
+pub fn reserve(name: &str) -> io::Result<()> {
+    OpenOptions::new().write(true).create_new(true).mode(0o444).open(netns_path(name)).map(drop)
+}
+
+/// Moves the calling thread into a brand-new network namespace. The thread stays there.
+pub fn unshare_thread() -> io::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// Names the calling thread's current namespace: bind-mounts it on the reserved file.
+pub fn bind_current(name: &str) -> io::Result<()> {
+    let target = netns_path(name);
+    mount(Some("/proc/thread-self/ns/net"), &target, Some("none"), MsFlags::MS_BIND, None::<&str>).map_err(io::Error::from)
+}
+
+/// Opens the calling thread's current namespace.
+pub fn open_current() -> io::Result<OwnedFd> {
+    File::open("/proc/thread-self/ns/net").map(OwnedFd::from)
+}
+
+/// Opens a named namespace.
+pub fn open(name: &str) -> io::Result<OwnedFd> {
+    File::open(netns_path(name)).map(OwnedFd::from)
+}
+
+/// Whether the named file is a namespace mount (not a leftover empty file).
+pub fn is_mounted(name: &str) -> bool {
+    // A namespace file reports the nsfs filesystem; an unmounted placeholder is on /run's fs.
+    match nix::sys::statfs::statfs(&netns_path(name)) {
+        Ok(s) => s.filesystem_type().0 as i64 == NSFS_MAGIC,
+        Err(_) => false,
+    }
+}
+
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Moves the calling thread into the namespace behind `fd`.
+pub fn enter<F: AsFd>(fd: F) -> io::Result<()> {
+    setns(fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// Unmounts a namespace's name (lazily) without removing the file.
+pub fn unmount(name: &str) -> io::Result<()> {
+    match umount2(&netns_path(name), MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Removes the (unmounted) name file.
+pub fn unlink(name: &str) -> io::Result<()> {
+    match std::fs::remove_file(netns_path(name)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// Deletes a named namespace, as `ip netns del` does. The kernel frees it (and its devices)
+/// once nothing else holds it.
+pub fn delete(name: &str) -> io::Result<()> {
+    unmount(name)?;
+    unlink(name)
+}
+
+/// Runs `f` on a new thread that has entered the namespace `fd` (or stays in the caller's
+/// initial namespace when `fd` is None), and returns its value.
+pub fn run_in<T: Send, F: FnOnce() -> T + Send>(fd: Option<&OwnedFd>, f: F) -> io::Result<T> {
+    let raw = fd.map(|f| f.as_raw_fd());
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(raw) = raw {
+                // SAFETY: the fd outlives the scope.
+                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+                enter(b)?;
+            }
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| io::Error::other("namespace worker panicked"))?
+    })
+}
+
+/// The namespace identity (device, inode) of an open namespace fd.
+pub fn identity<F: AsFd>(fd: F) -> io::Result<(u64, u64)> {
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(io::Error::from)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Lists names under /run/netns.
+pub fn list() -> Vec<String> {
+    let mut out: Vec<String> = match std::fs::read_dir(NETNS_DIR) {
+        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}

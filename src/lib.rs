@@ -1,0 +1,18 @@
+//! vnet: declarative Linux network virtualization.
+//!
+//! A lab (network namespaces, devices, addresses, routes, sysctls) is described in a topology
+//! file, validated (`model`), compared with what the kernel has (`kernel::observe`), turned into
+//! a list of operations (`plan`) and executed over netlink (`apply`) with a journal that undoes
+//! everything on failure. `lifecycle` ties the steps together for the CLI and for Rust tests.
+
+pub mod apply;
+pub mod error;
+pub mod exec;
+pub mod kernel;
+pub mod lifecycle;
+pub mod model;
+pub mod observed;
+pub mod plan;
+pub mod state;
+
+pub use error::{Error, Result};

@@ -1,0 +1,14 @@
+//! The commands on a lab, as library functions: `up`, `plan`, `down`, `status`, `gc`. The CLI
+//! is a thin layer over these.
+
+pub mod down;
+pub mod gc;
+pub mod preflight;
+pub mod session;
+pub mod status;
+pub mod up;
+
+pub use down::{down, DownReport};
+pub use gc::{gc, GcReport};
+pub use status::{status, LabStatus};
+pub use up::{plan, up, UpOptions, UpReport};

@@ -1,0 +1,254 @@
+//! `status`: labs, nodes, devices, addresses and routes as the kernel reports them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::lab::{format_mac, owner_mark, HOST};
+use crate::observed::{NsState, ObservedNs, RTPROT_KERNEL};
+use crate::state::{self, Phase};
+
+use super::session::observe_named;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LabStatus {
+    pub lab: String,
+    pub phase: Phase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub isolated_host: bool,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    /// Namespace name; `None` for the real root namespace.
+    pub netns: Option<String>,
+    /// Whether the namespace exists and carries the lab's mark.
+    pub present: bool,
+    pub devices: Vec<DeviceStatus>,
+    pub routes: Vec<RouteStatus>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceStatus {
+    pub name: String,
+    pub ifindex: u32,
+    pub kind: String,
+    /// Administrative state.
+    pub up: bool,
+    pub carrier: bool,
+    /// Operational state as the kernel reports it.
+    pub oper: String,
+    pub mtu: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// The other end of a veth, `node:ifname`, when it is in the lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    pub addresses: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hairpin: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteStatus {
+    pub dst: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    pub table: u32,
+    /// `kernel` for routes derived from addresses, `static` for declared ones.
+    pub proto: String,
+}
+
+/// Status of one lab, or of every lab with a record.
+pub fn status(lab: Option<&str>) -> Result<Vec<LabStatus>> {
+    let names = match lab {
+        Some(l) => {
+            if state::load(l).map_err(|e| Error::io("read lab state", e))?.is_none() {
+                return Err(Error::NoSuchLab(l.to_string()));
+            }
+            vec![l.to_string()]
+        }
+        None => state::list(),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let Some(st) = state::load(&name).map_err(|e| Error::io("read lab state", e))? else { continue };
+        out.push(one(&st)?);
+    }
+    Ok(out)
+}
+
+fn one(st: &state::LabState) -> Result<LabStatus> {
+    let mark = owner_mark(&st.lab);
+    let topo_nodes: Vec<String> = st.topology.as_ref().map(|t| t.nodes.keys().cloned().collect()).unwrap_or_default();
+    let root_node = if !st.isolated_host && topo_nodes.iter().any(|n| n == HOST) { Some(HOST.to_string()) } else { None };
+    let named: Vec<(String, String)> = st.netns.iter().map(|(n, ns)| (n.clone(), ns.clone())).collect();
+    let keys: BTreeMap<String, Vec<String>> = st
+        .topology
+        .as_ref()
+        .map(|t| t.nodes.iter().map(|(n, s)| (n.clone(), s.sysctls.keys().cloned().collect())).collect())
+        .unwrap_or_default();
+    let session = observe_named(&mark, named, root_node.clone(), &keys, Some(st))?;
+    // Every (node, ifindex) -> (link peer index) for veth peer matching.
+    let mut nodes = Vec::new();
+    let mut order: Vec<String> = topo_nodes.clone();
+    for n in session.observed.nodes.keys() {
+        if !order.contains(n) {
+            order.push(n.clone());
+        }
+    }
+    for node in &order {
+        let Some(ns_state) = session.observed.nodes.get(node) else { continue };
+        let (present, ns) = match ns_state {
+            NsState::Owned(o) | NsState::Root(o) => (true, o),
+            _ => (false, &EMPTY),
+        };
+        let root = matches!(ns_state, NsState::Root(_));
+        let devices = ns
+            .links
+            .iter()
+            .filter(|l| !root || l.alias.as_deref() == Some(mark.as_str()))
+            .map(|l| DeviceStatus {
+                name: l.name.clone(),
+                ifindex: l.ifindex,
+                kind: l.kind.clone().unwrap_or_else(|| if l.name == "lo" { "loopback".into() } else { "device".into() }),
+                up: l.up,
+                carrier: l.carrier,
+                oper: l.oper.clone(),
+                mtu: l.mtu,
+                mac: l.mac.map(|m| format_mac(&m)).filter(|_| l.name != "lo"),
+                master: l.master.and_then(|m| ns.name_of(m)).map(str::to_string),
+                peer: peer_of(&session.observed.nodes, node, l.ifindex, l.link, l.kind.as_deref()),
+                addresses: ns.addrs_of(l.ifindex).map(|a| a.addr.to_string()).collect(),
+                hairpin: l.hairpin,
+            })
+            .collect::<Vec<_>>();
+        let lab_dev: Vec<u32> = devices.iter().map(|d| d.ifindex).collect();
+        let routes = ns
+            .routes
+            .iter()
+            .filter(|r| r.kind == 1 && r.table != 255)
+            .filter(|r| !root || r.oif.map(|o| lab_dev.contains(&o)).unwrap_or(false))
+            .filter(|r| !(r.dst.addr().is_ipv6() && r.protocol == RTPROT_KERNEL && r.dst.prefix_len() == 64 && r.dst.addr().to_string().starts_with("fe80")))
+            .map(|r| RouteStatus {
+                dst: if r.dst.prefix_len() == 0 { if r.dst.addr().is_ipv6() { "default6".into() } else { "default".into() } } else { r.dst.to_string() },
+                via: r.via.map(|v| v.to_string()),
+                dev: r.oif.and_then(|o| ns.name_of(o)).map(str::to_string),
+                metric: r.metric,
+                table: r.table,
+                proto: match r.protocol {
+                    2 => "kernel".into(),
+                    3 => "boot".into(),
+                    4 => "static".into(),
+                    p => p.to_string(),
+                },
+            })
+            .collect();
+        nodes.push(NodeStatus {
+            node: node.clone(),
+            netns: st.netns.get(node).cloned(),
+            present,
+            devices,
+            routes,
+            sysctls: ns.sysctls.clone(),
+        });
+    }
+    Ok(LabStatus {
+        lab: st.lab.clone(),
+        phase: st.phase,
+        file: st.file.as_ref().map(|f| f.display().to_string()),
+        isolated_host: st.isolated_host,
+        nodes,
+    })
+}
+
+static EMPTY: ObservedNs = ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new() };
+
+fn peer_of(all: &BTreeMap<String, NsState>, me: &str, ifindex: u32, link: Option<u32>, kind: Option<&str>) -> Option<String> {
+    if kind != Some("veth") {
+        return None;
+    }
+    let link = link?;
+    let mut candidates = all.iter().filter_map(|(n, s)| s.ns().map(|o| (n, o))).filter_map(|(n, o)| {
+        o.link_by_index(link).filter(|l| l.link == Some(ifindex) && l.kind.as_deref() == Some("veth") && !(n == me && l.ifindex == ifindex)).map(|l| format!("{n}:{}", l.name))
+    });
+    let first = candidates.next();
+    if candidates.next().is_some() {
+        return None; // ambiguous
+    }
+    first
+}
+
+/// Human-readable rendering.
+pub fn render(labs: &[LabStatus]) -> String {
+    let mut s = String::new();
+    if labs.is_empty() {
+        s.push_str("no labs\n");
+    }
+    for l in labs {
+        let phase = match l.phase {
+            Phase::Up => "up",
+            Phase::Building => "building",
+            Phase::Removing => "removing",
+        };
+        let iso = if l.isolated_host { ", isolated host" } else { "" };
+        s.push_str(&format!("lab {} ({phase}, {} nodes{iso})\n", l.lab, l.nodes.len()));
+        for n in &l.nodes {
+            let where_ = match &n.netns {
+                Some(ns) => ns.clone(),
+                None => "root namespace".into(),
+            };
+            s.push_str(&format!("  {} ({}){}\n", n.node, where_, if n.present { "" } else { " MISSING" }));
+            for d in &n.devices {
+                let mut line = format!("    {:<15} {:<9} {:<5} mtu {:<5}", d.name, d.kind, if d.up { if d.carrier || d.name == "lo" { "UP" } else { "NO-CARRIER" } } else { "DOWN" }, d.mtu);
+                if let Some(m) = &d.master {
+                    line.push_str(&format!(" master {m}"));
+                }
+                if let Some(p) = &d.peer {
+                    line.push_str(&format!(" peer {p}"));
+                }
+                if !d.addresses.is_empty() {
+                    line.push_str(&format!(" {}", d.addresses.join(" ")));
+                }
+                s.push_str(line.trim_end());
+                s.push('\n');
+            }
+            for r in &n.routes {
+                if r.proto == "kernel" {
+                    continue;
+                }
+                let mut line = format!("    route {}", r.dst);
+                if let Some(v) = &r.via {
+                    line.push_str(&format!(" via {v}"));
+                }
+                if let Some(d) = &r.dev {
+                    line.push_str(&format!(" dev {d}"));
+                }
+                if let Some(m) = r.metric {
+                    line.push_str(&format!(" metric {m}"));
+                }
+                if r.table != 254 {
+                    line.push_str(&format!(" table {}", r.table));
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
+            for (k, v) in &n.sysctls {
+                s.push_str(&format!("    sysctl {k} = {v}\n"));
+            }
+        }
+    }
+    s
+}

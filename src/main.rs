@@ -1,0 +1,216 @@
+//! The `vnet` command: argument parsing and printing over the library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vnet::lifecycle::{self, UpOptions};
+use vnet::model::{self, Diagnostics};
+use vnet::Error;
+
+#[derive(Parser)]
+#[command(name = "vnet", version, about = "Declarative Linux network virtualization", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a lab from a topology file (or bring a running one in line with it).
+    Up {
+        file: PathBuf,
+        /// Run the node `host` in a fresh namespace instead of the real root namespace.
+        #[arg(long)]
+        isolated_host: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove everything a lab created.
+    Down {
+        lab: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the operations `up` would perform against the live kernel.
+    Plan {
+        file: PathBuf,
+        #[arg(long)]
+        isolated_host: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show labs as the kernel reports them.
+    Status {
+        lab: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node (like `ip netns exec`); its exit code is passed through.
+    Exec {
+        lab: String,
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Remove what labs left behind when their owner vanished.
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a topology file without touching the kernel.
+    Validate { file: PathBuf },
+    /// Print the JSON Schema of topology files.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VNET_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn report(e: &Error) {
+    match e {
+        Error::Invalid(d) => eprint!("{}", d.render(color())),
+        other => eprintln!("error: {other}"),
+    }
+}
+
+fn print_warnings(d: &Diagnostics) {
+    if d.warnings().next().is_some() {
+        eprint!("{}", d.render(color()));
+    }
+}
+
+fn load(file: &Path, isolated_host: bool) -> Result<model::Loaded, Error> {
+    model::load_file_with(file, |t| t.isolated_host |= isolated_host).map_err(Error::Invalid)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("serializable")
+}
+
+fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.cmd {
+        Cmd::Up { file, isolated_host, json: as_json } => {
+            let loaded = load(&file, isolated_host)?;
+            print_warnings(&loaded.warnings);
+            let opts = UpOptions { file: Some(file.clone()), progress: true, ..Default::default() };
+            let r = lifecycle::up(&loaded, &opts)?;
+            if as_json {
+                println!("{}", json(&serde_json::json!({"lab": r.lab, "operations": r.plan.len(), "elapsed_s": r.elapsed.as_secs_f64(), "plan": r.plan})));
+            } else if r.plan.is_empty() {
+                println!("lab {} is up; nothing to do", r.lab);
+            } else {
+                println!("lab {} is up: {} operations in {:.0} ms", r.lab, r.plan.len(), r.elapsed.as_secs_f64() * 1000.0);
+            }
+            Ok(0)
+        }
+        Cmd::Down { lab, json: as_json } => {
+            let r = lifecycle::down(&lab)?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                println!(
+                    "lab {} is down: {} namespaces and {} root-namespace devices removed in {:.0} ms",
+                    lab,
+                    r.namespaces.len(),
+                    r.root_devices.len(),
+                    r.elapsed.as_secs_f64() * 1000.0
+                );
+                for p in &r.problems {
+                    eprintln!("warning: {p}");
+                }
+            }
+            Ok(if r.problems.is_empty() { 0 } else { 1 })
+        }
+        Cmd::Plan { file, isolated_host, json: as_json } => {
+            let loaded = load(&file, isolated_host)?;
+            print_warnings(&loaded.warnings);
+            let plan = lifecycle::plan(&loaded)?;
+            if as_json {
+                println!("{}", json(&plan));
+            } else if plan.is_empty() {
+                println!("lab {}: nothing to do", plan.lab);
+            } else {
+                print!("{plan}");
+                println!("{} operations", plan.len());
+            }
+            Ok(0)
+        }
+        Cmd::Status { lab, json: as_json } => {
+            let s = lifecycle::status(lab.as_deref())?;
+            if as_json {
+                println!("{}", json(&s));
+            } else {
+                print!("{}", lifecycle::status::render(&s));
+            }
+            Ok(0)
+        }
+        Cmd::Exec { lab, node, command } => {
+            let mut cmd = vnet::exec::command(&lab, &node, &command[0])?;
+            cmd.args(&command[1..]);
+            let status = cmd.status().map_err(|e| Error::io(format!("run {}", command[0]), e))?;
+            use std::os::unix::process::ExitStatusExt;
+            Ok(match (status.code(), status.signal()) {
+                (Some(c), _) => c as u8,
+                (None, Some(sig)) => (128 + sig) as u8,
+                _ => 1,
+            })
+        }
+        Cmd::Gc { dry_run, json: as_json } => {
+            let r = lifecycle::gc(dry_run)?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                println!(
+                    "gc {verb}: {} abandoned labs, {} orphan namespaces, {} orphan root-namespace devices",
+                    r.labs.len(),
+                    r.namespaces.len(),
+                    r.root_devices.len()
+                );
+                for l in &r.labs {
+                    println!("  lab {l}");
+                }
+                for n in &r.namespaces {
+                    println!("  namespace {n}");
+                }
+                for d in &r.root_devices {
+                    println!("  device {d}");
+                }
+                for p in &r.problems {
+                    eprintln!("warning: {p}");
+                }
+            }
+            Ok(if r.problems.is_empty() { 0 } else { 1 })
+        }
+        Cmd::Validate { file } => {
+            let loaded = load(&file, false)?;
+            print_warnings(&loaded.warnings);
+            println!("{}: lab {} is valid ({} nodes)", file.display(), loaded.lab.name, loaded.lab.nodes.len());
+            Ok(0)
+        }
+        Cmd::Schema => {
+            print!("{}", model::schema::json_schema());
+            Ok(0)
+        }
+    }
+}

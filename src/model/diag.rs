@@ -1,0 +1,220 @@
+//! Diagnostics for topology files: every problem at once, each pointing at the text that caused
+//! it, rendered by miette (underlined snippet) or as compact `file:line:col` lines.
+
+use std::fmt;
+use std::ops::Range;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+
+use super::source::SourceText;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A label underlining part of the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    pub span: Range<usize>,
+    pub text: String,
+}
+
+/// One finding about a topology file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diag {
+    pub severity: Severity,
+    pub message: String,
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+}
+
+impl Diag {
+    pub fn error(message: impl Into<String>) -> Diag {
+        Diag { severity: Severity::Error, message: message.into(), labels: Vec::new(), help: None }
+    }
+    pub fn warning(message: impl Into<String>) -> Diag {
+        Diag { severity: Severity::Warning, message: message.into(), labels: Vec::new(), help: None }
+    }
+    /// Underlines `span` with `text`; spans are byte ranges into the file.
+    pub fn label(mut self, span: Range<usize>, text: impl Into<String>) -> Diag {
+        self.labels.push(Label { span, text: text.into() });
+        self
+    }
+    pub fn maybe_label(self, span: Option<Range<usize>>, text: impl Into<String>) -> Diag {
+        match span {
+            Some(s) => self.label(s, text),
+            None => self,
+        }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Diag {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// All findings about one file, with the file's text so they can be rendered.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics {
+    pub source: Option<SourceText>,
+    items: Vec<Diag>,
+}
+
+impl From<Vec<Diag>> for Diagnostics {
+    fn from(items: Vec<Diag>) -> Self {
+        Diagnostics { source: None, items }
+    }
+}
+
+impl Diagnostics {
+    pub fn new(source: Option<SourceText>) -> Self {
+        Diagnostics { source, items: Vec::new() }
+    }
+    pub fn push(&mut self, d: Diag) {
+        if !self.items.contains(&d) {
+            self.items.push(d);
+        }
+    }
+    pub fn extend(&mut self, other: Diagnostics) {
+        for d in other.items {
+            self.push(d);
+        }
+    }
+    pub fn with_source(mut self, source: SourceText) -> Self {
+        self.source = Some(source);
+        self
+    }
+    pub fn last_mut(&mut self) -> Option<&mut Diag> {
+        self.items.last_mut()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Diag> {
+        self.items.iter()
+    }
+    pub fn errors(&self) -> impl Iterator<Item = &Diag> {
+        self.items.iter().filter(|d| d.is_error())
+    }
+    pub fn warnings(&self) -> impl Iterator<Item = &Diag> {
+        self.items.iter().filter(|d| !d.is_error())
+    }
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Diag::is_error)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    /// Orders findings by their place in the file (errors before warnings at the same place).
+    pub fn sort(&mut self) {
+        self.items.sort_by_key(|d| (d.labels.first().map(|l| l.span.start).unwrap_or(usize::MAX), d.severity));
+    }
+
+    /// `file:line:col` of a diagnostic's first label.
+    pub fn location(&self, d: &Diag) -> String {
+        match (&self.source, d.labels.first()) {
+            (Some(src), Some(l)) if !src.text.is_empty() => {
+                let (line, col) = src.line_col(l.span.start);
+                format!("{}:{}:{}", src.name, line, col)
+            }
+            (Some(src), _) => src.name.clone(),
+            (None, _) => "<input>".to_string(),
+        }
+    }
+
+    /// One line per finding: `file:line:col: error: message [underlined text]`; stable for tests.
+    pub fn compact(&self) -> String {
+        let mut out = String::new();
+        for d in &self.items {
+            let sev = match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            out.push_str(&format!("{}: {}: {}", self.location(d), sev, d.message));
+            if let (Some(src), Some(l)) = (&self.source, d.labels.first()) {
+                if let Some(t) = src.text.get(l.span.clone()) {
+                    if !t.is_empty() {
+                        let t = t.lines().next().unwrap_or("");
+                        out.push_str(&format!(" [{t}]"));
+                    }
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Rich rendering with the offending text underlined (colours when `color`).
+    pub fn render(&self, color: bool) -> String {
+        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
+        let mut out = String::new();
+        for d in &self.items {
+            let r = Rendered { d, src: self.source.as_ref().map(|s| NamedSource::new(s.name.clone(), s.text.to_string())) };
+            let _ = handler.render_report(&mut out, &r);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.compact().trim_end())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+struct Rendered<'a> {
+    d: &'a Diag,
+    src: Option<NamedSource<String>>,
+}
+
+impl fmt::Debug for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.d.message)
+    }
+}
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.d.message)
+    }
+}
+impl std::error::Error for Rendered<'_> {}
+
+impl miette::Diagnostic for Rendered<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.d.help.as_ref().map(|h| Box::new(h.clone()) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        match &self.src {
+            Some(s) if !self.d.labels.is_empty() => Some(s as &dyn SourceCode),
+            _ => None,
+        }
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.src.is_none() || self.d.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.d.labels.iter().enumerate().map(|(i, l)| {
+            let len = l.span.end.saturating_sub(l.span.start);
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(Some(l.text.clone()), (l.span.start, len))
+            } else {
+                LabeledSpan::new_with_span(Some(l.text.clone()), (l.span.start, len))
+            }
+        })))
+    }
+}

@@ -1,0 +1,157 @@
+//! The topology file as written by users: plain serde types, from which the JSON Schema is
+//! generated. Values stay close to the text (addresses and MACs are strings) so that validation
+//! can report bad ones with their location; `model::lab` holds the checked, typed form.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::kind::KindSpec;
+
+/// A lab: nodes (network namespaces), their devices, and the links between them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Lab name; names its state directory, namespaces and ownership marks. Letters, digits, `-`, `_`.
+    pub name: String,
+    /// Run the node `host` in a fresh namespace standing in for the root one, so the machine's
+    /// real root namespace is never touched (tests always do this).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub isolated_host: bool,
+    /// Prefix of namespace names under /run/netns; defaults to `<name>-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_prefix: Option<String>,
+    /// IPv6 link-local addresses on lab devices: `auto` (on when the lab declares any IPv6
+    /// address, off otherwise: faster, quieter), `on`, or `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Mode>,
+    /// Nodes by name. The node `host` is the root namespace (or its isolated stand-in).
+    #[serde(default)]
+    pub nodes: IndexMap<String, NodeSpec>,
+    /// Point-to-point links (veth pairs) between nodes, written `node:ifname`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkSpec>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Whether lab devices get IPv6 link-local addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ipv6Mode {
+    Auto,
+    On,
+    Off,
+}
+
+/// A node: one network namespace with its interfaces, routes and sysctls.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Interfaces by name. Without `kind`, an interface is a veth end (or the loopback for `lo`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub interfaces: IndexMap<String, InterfaceSpec>,
+    /// Routes in this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSpec>,
+    /// Network sysctls of this node's namespace, e.g. `net.ipv4.ip_forward: 1`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub sysctls: IndexMap<String, SysctlValue>,
+}
+
+/// An interface: settings common to every kind plus the kind's own options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InterfaceSpec {
+    #[serde(flatten)]
+    pub kind: KindSpec,
+    /// Administrative state; default up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Hardware address, `02:00:00:00:00:01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// IPv4 and IPv6 addresses in CIDR form, `10.0.0.1/24`, `fd00::1/64`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// The bridge (in the same node) this interface is a port of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// Bridge port option: send frames back out of the port they came in on (for VEPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hairpin: Option<bool>,
+}
+
+impl InterfaceSpec {
+    /// An interface of the given kind with every common setting at its default.
+    pub fn new(kind: KindSpec) -> Self {
+        InterfaceSpec { kind, up: None, mtu: None, mac: None, addresses: Vec::new(), master: None, hairpin: None }
+    }
+}
+
+/// The names of the settings every interface accepts (beside its kind's own).
+pub const COMMON_INTERFACE_FIELDS: &[&str] = &["kind", "up", "mtu", "mac", "addresses", "master", "hairpin"];
+
+/// A veth pair between two nodes, containerlab style: `endpoints: [a:eth0, b:eth0]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Exactly two `node:ifname` endpoints. Per-end settings go under the node's `interfaces`.
+    pub endpoints: Vec<String>,
+    /// MTU of both ends (an end's own `mtu` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// A route in a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Destination: `default` (IPv4; IPv6 when `via` is IPv6), `default6`, a prefix or an address.
+    pub to: String,
+    /// Next-hop gateway address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// Output device (in this node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// Routing table: a number or `main` (default) / `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableRef>,
+    /// Preferred source address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+}
+
+/// A routing table by number or well-known name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TableRef {
+    Id(u32),
+    Name(String),
+}
+
+/// A sysctl value as written: number, boolean or string.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+}
+
+impl SysctlValue {
+    /// The text the kernel expects in /proc/sys.
+    pub fn to_kernel_string(&self) -> String {
+        match self {
+            SysctlValue::Int(i) => i.to_string(),
+            SysctlValue::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
+            SysctlValue::Str(s) => s.trim().to_string(),
+        }
+    }
+}

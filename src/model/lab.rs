@@ -1,0 +1,196 @@
+//! The validated lab: what the planner consumes. Every reference is resolved and every value
+//! typed; building one is only possible through validation.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use indexmap::IndexMap;
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::file::Topology;
+use super::kind::KindSpec;
+use super::source::Path;
+
+/// The node name that means "the root namespace" (or its isolated stand-in).
+pub const HOST: &str = "host";
+
+/// The ownership mark carried (as IFLA_IFALIAS) by every device a lab creates.
+pub fn owner_mark(lab: &str) -> String {
+    format!("vnet:{lab}")
+}
+
+/// A checked lab, ready to plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Lab {
+    pub name: String,
+    pub isolated_host: bool,
+    pub netns_prefix: String,
+    /// Whether devices get IPv6 link-local addresses (see `Topology::ipv6`).
+    pub ipv6_link_local: bool,
+    pub nodes: IndexMap<String, Node>,
+    /// The file form this lab was validated from (kept for state and re-planning).
+    #[serde(skip)]
+    pub topology: Topology,
+}
+
+impl Lab {
+    /// The namespace name of a node, or `None` for the real root namespace.
+    pub fn netns_name(&self, node: &str) -> Option<String> {
+        if node == HOST && !self.isolated_host {
+            None
+        } else {
+            Some(format!("{}{}", self.netns_prefix, node))
+        }
+    }
+
+    /// The mark that device aliases of this lab carry.
+    pub fn mark(&self) -> String {
+        owner_mark(&self.name)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    pub fn interface(&self, ep: &Endpoint) -> Option<&Interface> {
+        self.nodes.get(&ep.node).and_then(|n| n.interfaces.get(&ep.ifname))
+    }
+
+    /// Whether the lab uses the real root namespace (a non-isolated `host` node).
+    pub fn uses_root_namespace(&self) -> bool {
+        !self.isolated_host && self.nodes.contains_key(HOST)
+    }
+}
+
+/// A node: one network namespace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Node {
+    pub name: String,
+    /// Interfaces in declaration order; `lo` is always present.
+    pub interfaces: IndexMap<String, Interface>,
+    pub routes: Vec<Route>,
+    /// sysctl key (dotted, e.g. `net.ipv4.ip_forward`) -> value as the kernel writes it.
+    pub sysctls: IndexMap<String, String>,
+    #[serde(skip)]
+    pub path: Path,
+}
+
+/// `node:ifname`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Endpoint {
+    pub node: String,
+    pub ifname: String,
+}
+
+impl Endpoint {
+    pub fn new(node: impl Into<String>, ifname: impl Into<String>) -> Self {
+        Endpoint { node: node.into(), ifname: ifname.into() }
+    }
+    /// Parses `node:ifname` (exactly one colon, both parts non-empty).
+    pub fn parse(s: &str) -> Option<Endpoint> {
+        let (n, i) = s.split_once(':')?;
+        if n.is_empty() || i.is_empty() || i.contains(':') {
+            return None;
+        }
+        Some(Endpoint::new(n.trim(), i.trim()))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.node, self.ifname)
+    }
+}
+
+/// A checked interface.
+#[derive(Clone, Debug, Serialize)]
+pub struct Interface {
+    pub name: String,
+    pub kind: KindSpec,
+    pub up: bool,
+    pub mtu: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    pub addresses: Vec<IpNet>,
+    pub master: Option<String>,
+    pub hairpin: Option<bool>,
+    /// For veth ends: the other end.
+    pub peer: Option<Endpoint>,
+    /// Where the interface was declared (its entry under `interfaces`, or its link endpoint).
+    #[serde(skip)]
+    pub path: Path,
+}
+
+/// A checked route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub dst: IpNet,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub metric: Option<u32>,
+    pub table: u32,
+    pub src: Option<IpAddr>,
+    #[serde(skip)]
+    pub path: Path,
+}
+
+/// The kernel's main routing table.
+pub const TABLE_MAIN: u32 = 254;
+/// The kernel's local routing table.
+pub const TABLE_LOCAL: u32 = 255;
+
+impl Route {
+    pub fn is_default(&self) -> bool {
+        self.dst.prefix_len() == 0
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_default() {
+            write!(f, "default")?;
+            if self.dst.addr().is_ipv6() {
+                write!(f, "6")?;
+            }
+        } else {
+            write!(f, "{}", self.dst)?;
+        }
+        if let Some(v) = self.via {
+            write!(f, " via {v}")?;
+        }
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
+        }
+        if self.table != TABLE_MAIN {
+            write!(f, " table {}", self.table)?;
+        }
+        if let Some(s) = self.src {
+            write!(f, " src {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(m: &[u8]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err("a MAC address has six hex bytes separated by `:`".into());
+    }
+    let mut out = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(format!("`{p}` is not a two-digit hex byte"));
+        }
+        out[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{p}` is not a hex byte"))?;
+    }
+    Ok(out)
+}

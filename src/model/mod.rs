@@ -1,0 +1,67 @@
+//! The model: topology files parsed and validated into a `Lab`. Pure: no kernel, no I/O
+//! beyond reading the file.
+
+pub mod decode;
+pub mod diag;
+pub mod file;
+pub mod kind;
+pub mod lab;
+pub mod schema;
+pub mod source;
+pub mod validate;
+
+pub use diag::{Diag, Diagnostics, Severity};
+pub use file::Topology;
+pub use lab::{Endpoint, Interface, Lab, Node, Route, HOST};
+pub use source::{Document, Format};
+
+/// A validated lab plus the warnings validation raised.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub lab: Lab,
+    pub warnings: Diagnostics,
+    pub document: Document,
+}
+
+/// Reads, parses and validates a topology file (format from its extension).
+pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
+    load_file_with(path, |_| {})
+}
+
+/// Reads a file, lets `adjust` change the decoded topology (e.g. a command-line override),
+/// then validates.
+pub fn load_file_with(path: &std::path::Path, adjust: impl FnOnce(&mut Topology)) -> Result<Loaded, Diagnostics> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics::from(vec![Diag::error(format!("cannot read {name}: {e}"))]))?;
+    let document = parse_text(&name, &text, Format::from_name(&name))?;
+    let (mut topo, diags) = decode::decode(&document);
+    adjust(&mut topo);
+    let (lab, warnings) = validate::validate(&topo, &document, diags)?;
+    Ok(Loaded { lab, warnings, document })
+}
+
+fn parse_text(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
+    Document::parse(name, text, format).map_err(|mut d| {
+        d.source = Some(source::SourceText { name: name.to_string(), text: std::sync::Arc::new(text.to_string()) });
+        d
+    })
+}
+
+/// Parses and validates topology text.
+pub fn load_str(name: &str, text: &str, format: Format) -> Result<Loaded, Diagnostics> {
+    load_document(parse_text(name, text, format)?)
+}
+
+/// Validates a parsed document.
+pub fn load_document(document: Document) -> Result<Loaded, Diagnostics> {
+    let (topo, diags) = decode::decode(&document);
+    let (lab, warnings) = validate::validate(&topo, &document, diags)?;
+    Ok(Loaded { lab, warnings, document })
+}
+
+/// Validates a topology built in code (no file, so findings carry no location).
+pub fn load_topology(topo: &Topology) -> Result<Loaded, Diagnostics> {
+    let value = serde_json::to_value(topo).expect("topology serializes");
+    load_document(Document::from_value(&format!("<lab {}>", topo.name), value))
+}

@@ -1,0 +1,618 @@
+//! A topology file read into a format-neutral JSON value plus a map from each value's path to
+//! its place in the text, so that every later error can point at the offending text no matter
+//! whether the file was YAML, TOML or JSON.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde_json::{Map, Number, Value};
+
+use super::diag::{Diag, Diagnostics};
+
+/// One step of a path into the document.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into the document, e.g. `nodes / ns1 / interfaces / eth0 / mtu`.
+pub type Path = Vec<Seg>;
+
+/// Builds a path from string keys; numeric strings stay keys.
+pub fn path(keys: &[&str]) -> Path {
+    keys.iter().map(|k| Seg::Key((*k).to_string())).collect()
+}
+
+/// Where a value (and, for map entries, its key) sits in the text, as byte ranges.
+#[derive(Clone, Debug, Default)]
+pub struct Place {
+    pub key: Option<Range<usize>>,
+    pub value: Range<usize>,
+}
+
+/// Input format, chosen by the file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Toml,
+    Json,
+}
+
+impl Format {
+    /// Picks the format from a file name; YAML unless the extension says otherwise.
+    pub fn from_name(name: &str) -> Format {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".toml") {
+            Format::Toml
+        } else if lower.ends_with(".json") {
+            Format::Json
+        } else {
+            Format::Yaml
+        }
+    }
+}
+
+/// The text of a topology file, shared by every diagnostic that points into it.
+#[derive(Clone, Debug)]
+pub struct SourceText {
+    pub name: String,
+    pub text: Arc<String>,
+}
+
+impl SourceText {
+    /// 1-based line and column of a byte offset (column counted in characters).
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let col = self.text[line_start..offset].chars().count() + 1;
+        (line, col)
+    }
+}
+
+/// A parsed document: the value and where each part of it came from.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub source: SourceText,
+    pub value: Value,
+    places: HashMap<Path, Place>,
+}
+
+impl Document {
+    /// Parses text in the given format. Syntax errors come back located.
+    pub fn parse(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
+        let source = SourceText { name: name.to_string(), text: Arc::new(text.to_string()) };
+        let mut places = HashMap::new();
+        let value = match format {
+            Format::Yaml => yaml::parse(text, &mut places),
+            Format::Toml => toml_doc::parse(text, &mut places),
+            Format::Json => json::parse(text, &mut places),
+        }
+        .map_err(|(msg, range)| {
+            Diagnostics::from(vec![Diag::error(format!("syntax error: {msg}")).label(range, "here")])
+        })?;
+        Ok(Document { source, value, places })
+    }
+
+    /// A document built in code (the builder API): no text, no places.
+    pub fn from_value(name: &str, value: Value) -> Document {
+        Document {
+            source: SourceText { name: name.to_string(), text: Arc::new(String::new()) },
+            value,
+            places: HashMap::new(),
+        }
+    }
+
+    /// The place of the value at `path`, or of the nearest ancestor that has one.
+    pub fn place(&self, path: &[Seg]) -> Option<&Place> {
+        let mut p = path.len();
+        loop {
+            if let Some(place) = self.places.get(&path[..p]) {
+                return Some(place);
+            }
+            if p == 0 {
+                return None;
+            }
+            p -= 1;
+        }
+    }
+
+    /// The byte range of the value at `path` (or its nearest located ancestor).
+    pub fn value_span(&self, path: &[Seg]) -> Option<Range<usize>> {
+        self.place(path).map(|p| p.value.clone())
+    }
+
+    /// The byte range of the key at `path` (falling back to the value's range).
+    pub fn key_span(&self, path: &[Seg]) -> Option<Range<usize>> {
+        self.place(path).map(|p| p.key.clone().unwrap_or_else(|| p.value.clone()))
+    }
+
+    /// Whether the exact path was written in the file (not just an ancestor).
+    pub fn has(&self, path: &[Seg]) -> bool {
+        self.places.contains_key(path)
+    }
+}
+
+type ParseResult = Result<Value, (String, Range<usize>)>;
+
+mod yaml {
+    //! YAML via saphyr's event parser, which reports a span for every node.
+    use super::*;
+    use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+    struct Builder<'a> {
+        text: &'a str,
+        /// char index -> byte offset, only when the text is not pure ASCII
+        char_to_byte: Option<Vec<usize>>,
+        anchors: HashMap<usize, Value>,
+    }
+
+    impl Builder<'_> {
+        fn byte(&self, char_index: usize) -> usize {
+            match &self.char_to_byte {
+                None => char_index.min(self.text.len()),
+                Some(table) => table.get(char_index).copied().unwrap_or(self.text.len()),
+            }
+        }
+        fn range(&self, span: &Span) -> Range<usize> {
+            let start = self.byte(span.start.index());
+            let end = self.byte(span.end.index()).max(start);
+            // Trim trailing whitespace/newlines that block scalars include.
+            let mut end = end;
+            while end > start && self.text.as_bytes()[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            start..end
+        }
+    }
+
+    pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
+        let char_to_byte = if text.is_ascii() {
+            None
+        } else {
+            let mut v: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            v.push(text.len());
+            Some(v)
+        };
+        let mut b = Builder { text, char_to_byte, anchors: HashMap::new() };
+        let mut parser = Parser::new_from_str(text);
+        let mut events: Vec<(Event, Span)> = Vec::new();
+        for ev in parser.by_ref() {
+            match ev {
+                Ok(e) => events.push(e),
+                Err(e) => {
+                    let m = e.marker();
+                    let at = b.byte(m.index());
+                    return Err((e.info().to_string(), at..(at + 1).min(text.len()).max(at)));
+                }
+            }
+        }
+        let mut pos = 0;
+        // Skip stream/document start.
+        while pos < events.len()
+            && matches!(events[pos].0, Event::StreamStart | Event::DocumentStart(_))
+        {
+            pos += 1;
+        }
+        if pos >= events.len() || matches!(events[pos].0, Event::StreamEnd | Event::DocumentEnd) {
+            return Ok(Value::Object(Map::new()));
+        }
+        let mut path = Vec::new();
+        let value = node(&mut b, &events, &mut pos, &mut path, places, None)?;
+        // A second document is a mistake in a topology file.
+        while pos < events.len() {
+            if let Event::DocumentStart(_) = events[pos].0 {
+                let r = b.range(&events[pos].1);
+                return Err(("a topology file holds one YAML document; found a second".into(), r));
+            }
+            pos += 1;
+        }
+        Ok(value)
+    }
+
+    fn scalar(value: &str, style: ScalarStyle, tagged_str: bool) -> Value {
+        if style != ScalarStyle::Plain || tagged_str {
+            return Value::String(value.to_string());
+        }
+        // YAML 1.2 core schema resolution.
+        match value {
+            "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+            "true" | "True" | "TRUE" => return Value::Bool(true),
+            "false" | "False" | "FALSE" => return Value::Bool(false),
+            _ => {}
+        }
+        let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+        if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+            if let Ok(i) = value.parse::<i64>() {
+                return Value::Number(i.into());
+            }
+            if let Ok(u) = value.parse::<u64>() {
+                return Value::Number(u.into());
+            }
+        }
+        if let Some(hex) = value.strip_prefix("0x") {
+            if let Ok(u) = u64::from_str_radix(hex, 16) {
+                return Value::Number(u.into());
+            }
+        }
+        if let Some(oct) = value.strip_prefix("0o") {
+            if let Ok(u) = u64::from_str_radix(oct, 8) {
+                return Value::Number(u.into());
+            }
+        }
+        let looks_float = value.bytes().any(|c| c == b'.' || c == b'e' || c == b'E')
+            && value.bytes().all(|c| c.is_ascii_digit() || b"+-.eE".contains(&c))
+            && value.bytes().any(|c| c.is_ascii_digit());
+        if looks_float {
+            if let Ok(f) = value.parse::<f64>() {
+                if let Some(n) = Number::from_f64(f) {
+                    return Value::Number(n);
+                }
+            }
+        }
+        Value::String(value.to_string())
+    }
+
+    fn node(
+        b: &mut Builder,
+        events: &[(Event, Span)],
+        pos: &mut usize,
+        path: &mut Path,
+        places: &mut HashMap<Path, Place>,
+        key: Option<Range<usize>>,
+    ) -> ParseResult {
+        let (ev, span) = &events[*pos];
+        *pos += 1;
+        match ev {
+            Event::Scalar(v, style, anchor, tag) => {
+                let tagged_str = tag.as_ref().map(|t| t.suffix == "str").unwrap_or(false);
+                let value = scalar(v, *style, tagged_str);
+                if *anchor > 0 {
+                    b.anchors.insert(*anchor, value.clone());
+                }
+                places.insert(path.clone(), Place { key, value: b.range(span) });
+                Ok(value)
+            }
+            Event::Alias(id) => {
+                let value = b.anchors.get(id).cloned().unwrap_or(Value::Null);
+                places.insert(path.clone(), Place { key, value: b.range(span) });
+                Ok(value)
+            }
+            Event::SequenceStart(anchor, _) => {
+                let start = b.range(span).start;
+                let mut items = Vec::new();
+                loop {
+                    match &events[*pos].0 {
+                        Event::SequenceEnd => {
+                            let end = b.range(&events[*pos].1).end.max(start);
+                            *pos += 1;
+                            let end = last_end(places, path, end);
+                            places.insert(path.clone(), Place { key, value: start..end });
+                            let value = Value::Array(items);
+                            if *anchor > 0 {
+                                b.anchors.insert(*anchor, value.clone());
+                            }
+                            return Ok(value);
+                        }
+                        _ => {
+                            path.push(Seg::Index(items.len()));
+                            let item = node(b, events, pos, path, places, None)?;
+                            path.pop();
+                            items.push(item);
+                        }
+                    }
+                }
+            }
+            Event::MappingStart(anchor, _) => {
+                let start = b.range(span).start;
+                let mut map = Map::new();
+                loop {
+                    match &events[*pos].0 {
+                        Event::MappingEnd => {
+                            let end = b.range(&events[*pos].1).end.max(start);
+                            *pos += 1;
+                            let end = last_end(places, path, end);
+                            places.insert(path.clone(), Place { key, value: start..end });
+                            let value = Value::Object(map);
+                            if *anchor > 0 {
+                                b.anchors.insert(*anchor, value.clone());
+                            }
+                            return Ok(value);
+                        }
+                        Event::Scalar(k, _, _, _) => {
+                            let k = k.to_string();
+                            let key_range = b.range(&events[*pos].1);
+                            *pos += 1;
+                            if map.contains_key(&k) {
+                                return Err((format!("duplicate key `{k}`"), key_range));
+                            }
+                            path.push(Seg::Key(k.clone()));
+                            let v = node(b, events, pos, path, places, Some(key_range))?;
+                            path.pop();
+                            map.insert(k, v);
+                        }
+                        _ => {
+                            let r = b.range(&events[*pos].1);
+                            return Err(("mapping keys must be plain strings".into(), r));
+                        }
+                    }
+                }
+            }
+            other => Err((format!("unexpected YAML event {other:?}"), b.range(span))),
+        }
+    }
+
+    /// Block collections end where their last child ends (saphyr reports the next token).
+    fn last_end(places: &HashMap<Path, Place>, path: &Path, fallback: usize) -> usize {
+        let mut best = None;
+        for (p, place) in places.iter() {
+            if p.len() == path.len() + 1 && p.starts_with(path) {
+                best = Some(best.map_or(place.value.end, |b: usize| b.max(place.value.end)));
+            }
+        }
+        match best {
+            Some(e) if e < fallback => e,
+            Some(_) => fallback,
+            None => fallback,
+        }
+    }
+}
+
+mod toml_doc {
+    //! TOML via the toml crate's spanned document parser.
+    use super::*;
+    use toml::de::{DeTable, DeValue};
+    use toml::Spanned;
+
+    pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
+        let doc = DeTable::parse(text).map_err(|e| {
+            let r = e.span().unwrap_or(0..0);
+            (e.message().to_string(), r)
+        })?;
+        let span = doc.span();
+        let mut path = Vec::new();
+        let v = table(doc.get_ref(), &mut path, places);
+        places.insert(Vec::new(), Place { key: None, value: span });
+        Ok(v)
+    }
+
+    fn table(t: &DeTable, path: &mut Path, places: &mut HashMap<Path, Place>) -> Value {
+        let mut map = Map::new();
+        for (k, v) in t.iter() {
+            path.push(Seg::Key(k.get_ref().to_string()));
+            let val = value(v, path, places, Some(k.span()));
+            path.pop();
+            map.insert(k.get_ref().to_string(), val);
+        }
+        Value::Object(map)
+    }
+
+    fn value(
+        v: &Spanned<DeValue>,
+        path: &mut Path,
+        places: &mut HashMap<Path, Place>,
+        key: Option<Range<usize>>,
+    ) -> Value {
+        places.insert(path.clone(), Place { key, value: v.span() });
+        match v.get_ref() {
+            DeValue::String(s) => Value::String(s.to_string()),
+            DeValue::Integer(i) => {
+                let s = i.as_str().replace('_', "");
+                let parsed = match i.radix() {
+                    10 => s.parse::<i64>().ok(),
+                    r => i64::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b"), r).ok(),
+                };
+                parsed.map(|n| Value::Number(n.into())).unwrap_or(Value::String(s))
+            }
+            DeValue::Float(f) => f
+                .as_str()
+                .replace('_', "")
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            DeValue::Boolean(b) => Value::Bool(*b),
+            DeValue::Datetime(d) => Value::String(d.to_string()),
+            DeValue::Array(a) => {
+                let mut items = Vec::new();
+                for (i, item) in a.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    items.push(value(item, path, places, None));
+                    path.pop();
+                }
+                Value::Array(items)
+            }
+            DeValue::Table(t) => table(t, path, places),
+        }
+    }
+}
+
+mod json {
+    //! JSON: values are parsed by serde_json, places found by a small scanner over the same text.
+    use super::*;
+
+    pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            let offset = offset_of(text, e.line(), e.column());
+            (e.to_string(), offset..(offset + 1).min(text.len()).max(offset))
+        })?;
+        let mut s = Scanner { b: text.as_bytes(), i: 0 };
+        let mut path = Vec::new();
+        s.value(&mut path, places, None);
+        Ok(value)
+    }
+
+    fn offset_of(text: &str, line: usize, col: usize) -> usize {
+        let mut off = 0;
+        for (n, l) in text.split_inclusive('\n').enumerate() {
+            if n + 1 == line {
+                return (off + col.saturating_sub(1)).min(text.len());
+            }
+            off += l.len();
+        }
+        text.len()
+    }
+
+    struct Scanner<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl Scanner<'_> {
+        fn ws(&mut self) {
+            while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+        }
+        fn string(&mut self) -> String {
+            let start = self.i;
+            self.i += 1;
+            while self.i < self.b.len() && self.b[self.i] != b'"' {
+                if self.b[self.i] == b'\\' {
+                    self.i += 1;
+                }
+                self.i += 1;
+            }
+            self.i += 1;
+            let raw = std::str::from_utf8(&self.b[start..self.i.min(self.b.len())]).unwrap_or("\"\"");
+            serde_json::from_str(raw).unwrap_or_default()
+        }
+        fn value(&mut self, path: &mut Path, places: &mut HashMap<Path, Place>, key: Option<Range<usize>>) {
+            self.ws();
+            let start = self.i;
+            match self.b.get(self.i) {
+                Some(b'{') => {
+                    self.i += 1;
+                    loop {
+                        self.ws();
+                        match self.b.get(self.i) {
+                            Some(b'}') => {
+                                self.i += 1;
+                                break;
+                            }
+                            Some(b',') => self.i += 1,
+                            Some(b'"') => {
+                                let ks = self.i;
+                                let k = self.string();
+                                let kr = ks..self.i;
+                                self.ws();
+                                self.i += 1; // ':'
+                                path.push(Seg::Key(k));
+                                self.value(path, places, Some(kr));
+                                path.pop();
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut n = 0;
+                    loop {
+                        self.ws();
+                        match self.b.get(self.i) {
+                            Some(b']') => {
+                                self.i += 1;
+                                break;
+                            }
+                            Some(b',') => self.i += 1,
+                            Some(_) => {
+                                path.push(Seg::Index(n));
+                                self.value(path, places, None);
+                                path.pop();
+                                n += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+                Some(b'"') => {
+                    self.string();
+                }
+                Some(_) => {
+                    while self.i < self.b.len() && !b",]} \t\r\n".contains(&self.b[self.i]) {
+                        self.i += 1;
+                    }
+                }
+                None => {}
+            }
+            places.insert(path.clone(), Place { key, value: start..self.i });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(keys: &[&str]) -> Path {
+        keys.iter()
+            .map(|k| k.parse::<usize>().map(Seg::Index).unwrap_or_else(|_| Seg::Key(k.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn yaml_places_point_at_values_and_keys() {
+        let text = "name: lab\nnodes:\n  a:\n    interfaces:\n      eth0: {mtu: 1400}\nlist: [x, 'y']\n";
+        let d = Document::parse("t.yaml", text, Format::Yaml).unwrap();
+        let r = d.value_span(&seg(&["nodes", "a", "interfaces", "eth0", "mtu"])).unwrap();
+        assert_eq!(&text[r], "1400");
+        let k = d.key_span(&seg(&["nodes", "a"])).unwrap();
+        assert_eq!(&text[k], "a");
+        let r = d.value_span(&seg(&["list", "1"])).unwrap();
+        assert_eq!(&text[r], "'y'");
+        assert_eq!(d.value["nodes"]["a"]["interfaces"]["eth0"]["mtu"], 1400);
+        assert_eq!(d.value["list"][1], "y");
+    }
+
+    #[test]
+    fn yaml_scalars_follow_the_core_schema() {
+        let text = "a: 02:00:00:00:00:01\nb: '1'\nc: 1\nd: true\ne: 1.5\nf: 10.0.0.1/24\ng: ~\n";
+        let d = Document::parse("t.yaml", text, Format::Yaml).unwrap();
+        assert_eq!(d.value["a"], "02:00:00:00:00:01");
+        assert_eq!(d.value["b"], "1");
+        assert_eq!(d.value["c"], 1);
+        assert_eq!(d.value["d"], true);
+        assert_eq!(d.value["e"], 1.5);
+        assert_eq!(d.value["f"], "10.0.0.1/24");
+        assert!(d.value["g"].is_null());
+    }
+
+    #[test]
+    fn yaml_duplicate_keys_are_errors() {
+        let text = "nodes:\n  a: {}\n  a: {}\n";
+        let e = Document::parse("t.yaml", text, Format::Yaml).unwrap_err();
+        let msg = e.iter().next().unwrap().message.clone();
+        assert!(msg.contains("duplicate key `a`"), "{msg}");
+    }
+
+    #[test]
+    fn toml_places() {
+        let text = "name = \"lab\"\n[nodes.a.interfaces.eth0]\nmtu = 1400\naddresses = [\"10.0.0.1/24\"]\n";
+        let d = Document::parse("t.toml", text, Format::Toml).unwrap();
+        let r = d.value_span(&seg(&["nodes", "a", "interfaces", "eth0", "addresses", "0"])).unwrap();
+        assert_eq!(&text[r], "\"10.0.0.1/24\"");
+        assert_eq!(d.value["nodes"]["a"]["interfaces"]["eth0"]["mtu"], 1400);
+    }
+
+    #[test]
+    fn json_places() {
+        let text = "{\"name\": \"lab\", \"nodes\": {\"a\": {\"interfaces\": {\"eth0\": {\"mtu\": 1400}}}}}";
+        let d = Document::parse("t.json", text, Format::Json).unwrap();
+        let r = d.value_span(&seg(&["nodes", "a", "interfaces", "eth0", "mtu"])).unwrap();
+        assert_eq!(&text[r], "1400");
+        let k = d.key_span(&seg(&["nodes", "a"])).unwrap();
+        assert_eq!(&text[k], "\"a\"");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let s = SourceText { name: "x".into(), text: Arc::new("ab\ncd".into()) };
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(4), (2, 2));
+    }
+}

@@ -1,0 +1,134 @@
+//! What the kernel has, as plain data: filled by `kernel::observe`, compared by `plan`, shown by
+//! `status`. Pure types, so the planner can be tested with hand-made states.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::model::kind::KindSpec;
+
+/// One network device as the kernel reports it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ObservedLink {
+    pub ifindex: u32,
+    pub name: String,
+    /// IFLA_INFO_KIND (`veth`, `bridge`, ...); `None` for lo and physical devices.
+    pub kind: Option<String>,
+    pub mtu: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: Option<[u8; 6]>,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// Carrier (IFF_LOWER_UP).
+    pub carrier: bool,
+    /// RFC 2863 operational state, lower case (`up`, `down`, `lowerlayerdown`, `unknown`).
+    pub oper: String,
+    pub master: Option<u32>,
+    pub alias: Option<String>,
+    /// IFLA_LINK: a veth's peer ifindex, a macvlan's lower device, ...
+    pub link: Option<u32>,
+    /// IFLA_LINK_NETNSID: the namespace (as this namespace numbers it) of `link`.
+    pub link_netnsid: Option<i32>,
+    pub group: u32,
+    /// Kind options decoded back into the model's form, where vnet knows the kind.
+    pub spec: Option<KindSpec>,
+    /// Bridge port options when the device is a bridge port.
+    pub hairpin: Option<bool>,
+    /// The kind of the master device, when enslaved (IFLA_INFO_SLAVE_KIND).
+    pub port_kind: Option<String>,
+}
+
+fn ser_mac<S: serde::Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.serialize_str(&crate::model::lab::format_mac(m)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One address on a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObservedAddr {
+    pub ifindex: u32,
+    pub addr: IpNet,
+    /// Made by the kernel (IPv6 link-local) rather than configured.
+    pub automatic: bool,
+}
+
+/// One route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObservedRoute {
+    pub table: u32,
+    pub dst: IpNet,
+    pub via: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub metric: Option<u32>,
+    pub src: Option<IpAddr>,
+    /// RTPROT_* (2 kernel, 3 boot, 4 static, ...).
+    pub protocol: u8,
+    /// RTN_* (1 unicast, 2 local, 3 broadcast, ...).
+    pub kind: u8,
+}
+
+/// Routing protocol number vnet stamps on the routes it adds (RTPROT_STATIC).
+pub const RTPROT_STATIC: u8 = 4;
+/// Routes the kernel derives from addresses.
+pub const RTPROT_KERNEL: u8 = 2;
+
+/// Everything observed in one namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ObservedNs {
+    pub links: Vec<ObservedLink>,
+    pub addrs: Vec<ObservedAddr>,
+    pub routes: Vec<ObservedRoute>,
+    /// Values of the sysctls that were asked for (canonical key -> value).
+    pub sysctls: BTreeMap<String, String>,
+}
+
+impl ObservedNs {
+    pub fn link(&self, name: &str) -> Option<&ObservedLink> {
+        self.links.iter().find(|l| l.name == name)
+    }
+    pub fn link_by_index(&self, ifindex: u32) -> Option<&ObservedLink> {
+        self.links.iter().find(|l| l.ifindex == ifindex)
+    }
+    /// Configured (non-automatic) addresses of a device.
+    pub fn addrs_of(&self, ifindex: u32) -> impl Iterator<Item = &ObservedAddr> {
+        self.addrs.iter().filter(move |a| a.ifindex == ifindex)
+    }
+    pub fn name_of(&self, ifindex: u32) -> Option<&str> {
+        self.link_by_index(ifindex).map(|l| l.name.as_str())
+    }
+}
+
+/// The state of a node's namespace.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum NsState {
+    /// No namespace of that name.
+    Absent,
+    /// A namespace of that name exists but is not this lab's (no mark on its `lo`).
+    Foreign,
+    /// The lab's own namespace.
+    Owned(ObservedNs),
+    /// The machine's real root namespace (a non-isolated `host`): only marked devices are the lab's.
+    Root(ObservedNs),
+}
+
+impl NsState {
+    pub fn ns(&self) -> Option<&ObservedNs> {
+        match self {
+            NsState::Owned(o) | NsState::Root(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// What the kernel has for a whole lab: each node's namespace, plus namespaces the lab owned
+/// before (from its state) that the file no longer names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Observed {
+    /// node name -> state of its namespace.
+    pub nodes: BTreeMap<String, NsState>,
+}

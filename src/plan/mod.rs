@@ -1,0 +1,539 @@
+//! The planner: a pure function from (validated lab, observed kernel state, lab record) to an
+//! ordered list of operations. Running it against a lab that is up as declared yields nothing.
+//! Objects that are not the lab's are never planned for change; a name clash is reported.
+
+mod ops;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
+
+use crate::model::kind::{Drift, KindSpec};
+use crate::model::lab::{Endpoint, Interface, Lab, Node, Route};
+use crate::model::validate::sysctl_components;
+use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, RTPROT_STATIC};
+use crate::state::LabState;
+
+/// Something in the kernel that has a name the lab wants but is not the lab's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Clash {
+    pub node: String,
+    pub what: String,
+}
+
+impl fmt::Display for Clash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node {}: {}", self.node, self.what)
+    }
+}
+
+/// Who owns a device: the lab (by alias mark or interface group) or someone else.
+pub fn owned_by(link: &ObservedLink, mark: &str, group: u32) -> bool {
+    link.alias.as_deref() == Some(mark) || (group != 0 && link.group == group)
+}
+
+/// Plans `up`.
+pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<Plan, Vec<Clash>> {
+    let mut p = Planner {
+        lab,
+        observed,
+        mark: lab.mark(),
+        group: state.map(|s| s.group).filter(|g| *g != 0).unwrap_or_else(|| crate::state::group_for(&lab.name)),
+        steps: Vec::new(),
+        clashes: Vec::new(),
+    };
+    p.namespaces(state);
+    p.links();
+    for node in lab.nodes.values() {
+        p.addresses(node);
+        p.routes(node);
+        p.sysctls(node, state);
+    }
+    p.removed_devices();
+    p.removed_namespaces(state);
+    if !p.clashes.is_empty() {
+        return Err(p.clashes);
+    }
+    // Stable order: by stage, then plan order.
+    p.steps.sort_by_key(|s| s.stage);
+    Ok(Plan { lab: lab.name.clone(), steps: p.steps })
+}
+
+struct Planner<'a> {
+    lab: &'a Lab,
+    observed: &'a Observed,
+    mark: String,
+    group: u32,
+    steps: Vec<Step>,
+    clashes: Vec<Clash>,
+}
+
+impl<'a> Planner<'a> {
+    fn push(&mut self, stage: u16, op: Op) {
+        self.steps.push(Step { stage, op });
+    }
+
+    fn clash(&mut self, node: &str, what: String) {
+        self.clashes.push(Clash { node: node.to_string(), what });
+    }
+
+    /// Observed state of a node's namespace (empty when it is still to be created).
+    fn ns(&self, node: &str) -> &'a ObservedNs {
+        match self.observed.nodes.get(node) {
+            Some(NsState::Owned(o)) | Some(NsState::Root(o)) => o,
+            _ => {
+                static EMPTY: std::sync::OnceLock<ObservedNs> = std::sync::OnceLock::new();
+                EMPTY.get_or_init(ObservedNs::default)
+            }
+        }
+    }
+
+    fn is_root(&self, node: &str) -> bool {
+        self.lab.netns_name(node).is_none()
+    }
+
+    /// Whether an observed device is the lab's. In owned namespaces `lo` is too.
+    fn ours(&self, node: &str, link: &ObservedLink) -> bool {
+        if link.name == "lo" {
+            return !self.is_root(node);
+        }
+        owned_by(link, &self.mark, self.group)
+    }
+
+    fn namespaces(&mut self, _state: Option<&LabState>) {
+        let lab = self.lab;
+        for (name, node) in &lab.nodes {
+            let Some(netns) = lab.netns_name(name) else { continue };
+            match self.observed.nodes.get(name) {
+                None | Some(NsState::Absent) => {
+                    let lo_up = node.interfaces.get("lo").map(|i| i.up).unwrap_or(true);
+                    self.push(stage::NETNS, Op::CreateNetns { node: name.clone(), netns, lo_up });
+                }
+                Some(NsState::Foreign) => self.clash(
+                    name,
+                    format!("namespace `{netns}` already exists and does not belong to lab `{}`; remove it or set another `netns_prefix`", lab.name),
+                ),
+                Some(NsState::Owned(_)) | Some(NsState::Root(_)) => {}
+            }
+        }
+    }
+
+    fn links(&mut self) {
+        let lab = self.lab;
+        // Veth pairs are planned once, from the end chosen as creator.
+        let mut pairs_done: BTreeSet<Endpoint> = BTreeSet::new();
+        // Creation level per (node, ifname): masters first.
+        let mut levels: HashMap<(String, String), u16> = HashMap::new();
+        for node in lab.nodes.values() {
+            for iface in node.interfaces.values() {
+                level_of(node, iface, &mut levels, 0);
+            }
+        }
+
+        for (nname, node) in &lab.nodes {
+            for iface in node.interfaces.values() {
+                let me = Endpoint::new(nname, &iface.name);
+                match &iface.kind {
+                    KindSpec::Loopback(_) => self.loopback(nname, iface),
+                    KindSpec::Veth(_) => {
+                        if pairs_done.contains(&me) {
+                            continue;
+                        }
+                        let peer_ep = iface.peer.clone().expect("validated veth has a peer");
+                        pairs_done.insert(me.clone());
+                        pairs_done.insert(peer_ep.clone());
+                        let peer = lab.interface(&peer_ep).expect("validated peer exists");
+                        self.veth_pair(&me, iface, &peer_ep, peer, &levels);
+                    }
+                    _ => self.device(nname, node, iface, &levels),
+                }
+            }
+        }
+    }
+
+    fn loopback(&mut self, node: &str, lo: &Interface) {
+        if self.is_root(node) {
+            return; // the root namespace's lo is not the lab's (validation refuses settings on it)
+        }
+        let ns = self.ns(node);
+        let Some(have) = ns.link("lo") else {
+            // New namespace: CreateNetns brings lo up as declared; only mtu remains.
+            if let Some(mtu) = lo.mtu {
+                let change = LinkChange { mtu: Some(mtu), ..Default::default() };
+                self.push(stage::CHANGE, Op::ChangeLink { node: node.into(), ifname: "lo".into(), change });
+            }
+            return;
+        };
+        let mut change = LinkChange::default();
+        if let Some(m) = lo.mtu {
+            if m != have.mtu {
+                change.mtu = Some(m);
+            }
+        }
+        if lo.up != have.up {
+            change.up = Some(lo.up);
+        }
+        if !change.is_empty() {
+            self.push(stage::CHANGE, Op::ChangeLink { node: node.into(), ifname: "lo".into(), change });
+        }
+    }
+
+    /// A device with no peer: create it, or bring the existing one in line.
+    fn device(&mut self, nname: &str, node: &Node, iface: &Interface, levels: &HashMap<(String, String), u16>) {
+        let ns = self.ns(nname);
+        let level = levels.get(&(nname.to_string(), iface.name.clone())).copied().unwrap_or(0);
+        if let Some(have) = ns.link(&iface.name) {
+            if !self.ours(nname, have) {
+                self.clash(nname, format!("interface `{}` already exists and does not belong to lab `{}`", iface.name, self.lab.name));
+                return;
+            }
+            let kind_matches = have.kind.as_deref() == iface.kind.kernel_kind();
+            match (kind_matches, iface.kind.drift(have.spec.as_ref())) {
+                (false, _) | (true, Drift::Recreate) => {
+                    self.push(stage::REPLACE, Op::DeleteLink { node: nname.into(), ifname: iface.name.clone() });
+                    self.create(nname, iface, None, level);
+                }
+                (true, drift) => {
+                    if drift == Drift::Update {
+                        self.push(stage::KIND_OPTIONS, Op::SetKindOptions { node: nname.into(), ifname: iface.name.clone(), kind: iface.kind.clone() });
+                    }
+                    self.reconcile(nname, node, iface, have);
+                }
+            }
+        } else {
+            self.create(nname, iface, None, level);
+        }
+    }
+
+    fn create(&mut self, nname: &str, iface: &Interface, peer: Option<(&Endpoint, &Interface)>, level: u16) {
+        let is_master = iface.kind.is_master();
+        let c = CreateLink {
+            node: nname.into(),
+            ifname: iface.name.clone(),
+            kind: iface.kind.clone(),
+            mtu: iface.mtu,
+            mac: iface.mac,
+            master: iface.master.clone(),
+            // Masters come up once their ports are in (stage MASTER_UP).
+            up: iface.up && !is_master,
+            peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac }),
+        };
+        self.push(stage::CREATE + level, Op::CreateLink(c));
+        if is_master && iface.up {
+            let change = LinkChange { up: Some(true), ..Default::default() };
+            self.push(stage::MASTER_UP, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
+        if let Some(h) = iface.hairpin {
+            if h {
+                self.push(stage::PORT, Op::SetPort { node: nname.into(), ifname: iface.name.clone(), hairpin: h });
+            }
+        }
+        if let Some((ep, pi)) = peer {
+            // The peer cannot come up (nor join a master) in the create message.
+            let change = LinkChange {
+                up: if pi.up { Some(true) } else { None },
+                master: pi.master.clone().map(Some),
+                mark: self.is_root(&ep.node),
+                ..Default::default()
+            };
+            if !change.is_empty() {
+                self.push(stage::CHANGE, Op::ChangeLink { node: ep.node.clone(), ifname: ep.ifname.clone(), change });
+            }
+            if pi.hairpin == Some(true) {
+                self.push(stage::PORT, Op::SetPort { node: ep.node.clone(), ifname: ep.ifname.clone(), hairpin: true });
+            }
+        }
+    }
+
+    fn veth_pair(&mut self, a: &Endpoint, ai: &Interface, b: &Endpoint, bi: &Interface, levels: &HashMap<(String, String), u16>) {
+        let ha = self.ns(&a.node).link(&a.ifname);
+        let hb = self.ns(&b.node).link(&b.ifname);
+        for (ep, have) in [(a, ha), (b, hb)] {
+            if let Some(h) = have {
+                if !self.ours(&ep.node, h) {
+                    self.clash(&ep.node, format!("interface `{}` already exists and does not belong to lab `{}`", ep.ifname, self.lab.name));
+                    return;
+                }
+            }
+        }
+        let intact = match (ha, hb) {
+            (Some(x), Some(y)) => {
+                x.kind.as_deref() == Some("veth") && y.kind.as_deref() == Some("veth") && x.link == Some(y.ifindex) && y.link == Some(x.ifindex)
+            }
+            _ => false,
+        };
+        if intact {
+            let (na, nb) = (self.lab.node(&a.node).unwrap(), self.lab.node(&b.node).unwrap());
+            self.reconcile(&a.node, na, ai, ha.unwrap());
+            self.reconcile(&b.node, nb, bi, hb.unwrap());
+            return;
+        }
+        for (ep, have) in [(a, ha), (b, hb)] {
+            if have.is_some() {
+                self.push(stage::REPLACE, Op::DeleteLink { node: ep.node.clone(), ifname: ep.ifname.clone() });
+            }
+        }
+        // Creator: the end in the real root namespace (marked in the same batch), else the end
+        // with a master (attached in the create message), else the first.
+        let score = |ep: &Endpoint, i: &Interface| (self.is_root(&ep.node), i.master.is_some());
+        let (c, ci, p, pi) = if score(b, bi) > score(a, ai) { (b, bi, a, ai) } else { (a, ai, b, bi) };
+        let level = levels.get(&(c.node.clone(), c.ifname.clone())).copied().unwrap_or(0);
+        self.create(&c.node, ci, Some((p, pi)), level);
+    }
+
+    /// Brings an existing device's common settings in line.
+    fn reconcile(&mut self, nname: &str, node: &Node, iface: &Interface, have: &ObservedLink) {
+        let ns = self.ns(nname);
+        let mut change = LinkChange::default();
+        if let Some(m) = iface.mtu {
+            if m != have.mtu {
+                change.mtu = Some(m);
+            }
+        }
+        if let Some(m) = iface.mac {
+            if Some(m) != have.mac {
+                change.mac = Some(m);
+            }
+        }
+        let have_master = have.master.and_then(|i| ns.name_of(i)).map(str::to_string);
+        if iface.master != have_master {
+            change.master = Some(iface.master.clone());
+        }
+        let is_master = iface.kind.is_master();
+        if iface.up != have.up {
+            if is_master && iface.up {
+                let c = LinkChange { up: Some(true), ..Default::default() };
+                self.push(stage::MASTER_UP, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change: c });
+            } else {
+                change.up = Some(iface.up);
+            }
+        }
+        if self.is_root(nname) && have.alias.as_deref() != Some(self.mark.as_str()) {
+            change.mark = true;
+        }
+        if !change.is_empty() {
+            self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
+        if iface.master.is_some() {
+            let want = iface.hairpin.unwrap_or(false);
+            let master_is_bridge = iface
+                .master
+                .as_ref()
+                .and_then(|m| node.interfaces.get(m))
+                .map(|m| matches!(m.kind, KindSpec::Bridge(_)))
+                .unwrap_or(false);
+            if master_is_bridge && (iface.hairpin.is_some() || have.hairpin == Some(true)) && have.hairpin.unwrap_or(false) != want {
+                self.push(stage::PORT, Op::SetPort { node: nname.into(), ifname: iface.name.clone(), hairpin: want });
+            }
+        }
+    }
+
+    fn addresses(&mut self, node: &Node) {
+        let nname = node.name.as_str();
+        let ns = self.ns(nname);
+        for iface in node.interfaces.values() {
+            if self.is_root(nname) && iface.name == "lo" {
+                continue;
+            }
+            let have: Vec<IpNet> = match ns.link(&iface.name) {
+                Some(l) if self.ours(nname, l) && !self.will_recreate(nname, &iface.name) => {
+                    ns.addrs_of(l.ifindex).filter(|a| !a.automatic).map(|a| a.addr).collect()
+                }
+                _ => Vec::new(),
+            };
+            for a in &have {
+                if !iface.addresses.contains(a) {
+                    self.push(stage::ADDR_DEL, Op::DelAddress { node: nname.into(), ifname: iface.name.clone(), addr: *a });
+                }
+            }
+            for a in &iface.addresses {
+                if !have.contains(a) {
+                    self.push(stage::ADDR_ADD, Op::AddAddress { node: nname.into(), ifname: iface.name.clone(), addr: *a });
+                }
+            }
+        }
+    }
+
+    /// Whether the plan already deletes and re-creates this device (so its state is moot).
+    fn will_recreate(&self, node: &str, ifname: &str) -> bool {
+        self.steps.iter().any(|s| matches!(&s.op, Op::DeleteLink { node: n, ifname: i } if n == node && i == ifname) && s.stage == stage::REPLACE)
+    }
+
+    fn routes(&mut self, node: &Node) {
+        let nname = node.name.as_str();
+        let ns = self.ns(nname);
+        let root = self.is_root(nname);
+        // Routes that are the lab's: static routes in its own namespaces; in the root
+        // namespace only those through the lab's devices.
+        let ours: Vec<RouteOp> = ns
+            .routes
+            .iter()
+            .filter(|r| r.protocol == RTPROT_STATIC)
+            .filter(|r| {
+                !root
+                    || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l)).unwrap_or(false)
+            })
+            .map(|r| RouteOp {
+                dst: r.dst,
+                via: r.via,
+                dev: r.oif.and_then(|i| ns.name_of(i)).map(str::to_string),
+                metric: r.metric,
+                table: r.table,
+                src: r.src,
+            })
+            .collect();
+        let want: Vec<RouteOp> = node.routes.iter().map(route_op).collect();
+        // Devices re-created by this plan lose their routes with them.
+        let recreated: BTreeSet<String> = node.interfaces.keys().filter(|d| self.will_recreate(nname, d)).cloned().collect();
+        let gone = |r: &RouteOp| r.dev.as_ref().map(|d| recreated.contains(d)).unwrap_or(false);
+        let mut to_add = Vec::new();
+        for w in &want {
+            let present = ours.iter().any(|h| route_matches(w, h) && !gone(h));
+            if !present {
+                // Same destination/table/metric but different next hop: delete the old one first.
+                for h in ours.iter().filter(|h| same_key(w, h) && !route_matches(w, h) && !gone(h)) {
+                    self.push(stage::ROUTE_DEL, Op::DelRoute { node: nname.into(), route: h.clone() });
+                }
+                to_add.push(w.clone());
+            }
+        }
+        for h in &ours {
+            if gone(h) {
+                continue;
+            }
+            let wanted = want.iter().any(|w| route_matches(w, h) || same_key(w, h));
+            if !wanted {
+                self.push(stage::ROUTE_DEL, Op::DelRoute { node: nname.into(), route: h.clone() });
+            }
+        }
+        for w in to_add {
+            self.push(stage::ROUTE_ADD, Op::AddRoute { node: nname.into(), route: w });
+        }
+    }
+
+    fn sysctls(&mut self, node: &Node, state: Option<&LabState>) {
+        let nname = node.name.as_str();
+        let ns = self.ns(nname);
+        for (key, value) in &node.sysctls {
+            let have = ns.sysctls.get(key).map(|v| normalize(v));
+            if have.as_deref() != Some(normalize(value).as_str()) {
+                let st = if names_device(key) { stage::SYSCTL_DEVICE } else { stage::SYSCTL_GLOBAL };
+                self.push(st, Op::SetSysctl { node: nname.into(), key: key.clone(), value: value.clone() });
+            }
+        }
+        // Settings the lab made before and no longer declares go back to what they were.
+        if let Some(restore) = state.and_then(|s| s.sysctl_restore.get(nname)) {
+            for (key, prev) in restore {
+                if !node.sysctls.contains_key(key) {
+                    let have = ns.sysctls.get(key).map(|v| normalize(v));
+                    if have.as_deref() != Some(normalize(prev).as_str()) {
+                        self.push(stage::SYSCTL_GLOBAL, Op::RestoreSysctl { node: nname.into(), key: key.clone(), value: prev.clone() });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lab's devices that the file no longer declares.
+    fn removed_devices(&mut self) {
+        let lab = self.lab;
+        let mut deleted_peers: BTreeSet<(String, u32)> = BTreeSet::new();
+        for (nname, node) in &lab.nodes {
+            let ns = self.ns(nname);
+            for l in &ns.links {
+                if l.name == "lo" || node.interfaces.contains_key(&l.name) || !self.ours(nname, l) {
+                    continue;
+                }
+                if deleted_peers.contains(&(nname.clone(), l.ifindex)) {
+                    continue;
+                }
+                // Deleting one veth end deletes the other; skip planning its twin.
+                if l.kind.as_deref() == Some("veth") {
+                    if let Some(peer) = l.link {
+                        for (other, _) in &lab.nodes {
+                            if let Some(pl) = self.ns(other).link_by_index(peer) {
+                                if pl.link == Some(l.ifindex) && !lab.nodes[other].interfaces.contains_key(&pl.name) {
+                                    deleted_peers.insert((other.clone(), peer));
+                                }
+                            }
+                        }
+                    }
+                }
+                self.push(stage::LINK_DELETE, Op::DeleteLink { node: nname.clone(), ifname: l.name.clone() });
+            }
+        }
+    }
+
+    fn removed_namespaces(&mut self, state: Option<&LabState>) {
+        let Some(state) = state else { return };
+        for (node, netns) in &state.netns {
+            let still = self.lab.nodes.contains_key(node) && self.lab.netns_name(node).as_deref() == Some(netns.as_str());
+            if !still {
+                self.push(stage::NETNS_DELETE, Op::DeleteNetns { node: node.clone(), netns: netns.clone() });
+            }
+        }
+    }
+}
+
+/// Creation level: 0 without a master, else one more than the master's.
+fn level_of(node: &Node, iface: &Interface, levels: &mut HashMap<(String, String), u16>, depth: u16) -> u16 {
+    let key = (node.name.clone(), iface.name.clone());
+    if let Some(l) = levels.get(&key) {
+        return *l;
+    }
+    let l = match iface.master.as_ref().and_then(|m| node.interfaces.get(m)) {
+        Some(m) if depth < 16 => level_of(node, m, levels, depth + 1) + 1,
+        _ => 0,
+    };
+    levels.insert(key, l.min(16));
+    l.min(16)
+}
+
+fn route_op(r: &Route) -> RouteOp {
+    RouteOp { dst: r.dst, via: r.via, dev: r.dev.clone(), metric: r.metric, table: r.table, src: r.src }
+}
+
+/// The kernel gives IPv6 routes metric 1024 when none is set.
+fn effective_metric(r: &RouteOp) -> u32 {
+    r.metric.unwrap_or(if r.dst.addr().is_ipv6() { 1024 } else { 0 })
+}
+
+fn same_key(w: &RouteOp, h: &RouteOp) -> bool {
+    w.dst == h.dst && w.table == h.table && effective_metric(w) == effective_metric(h)
+}
+
+fn route_matches(w: &RouteOp, h: &RouteOp) -> bool {
+    same_key(w, h) && w.via == h.via && (w.dev.is_none() || w.dev == h.dev) && (w.src.is_none() || w.src == h.src)
+}
+
+fn names_device(key: &str) -> bool {
+    let parts = sysctl_components(key);
+    matches!((parts.get(1).map(String::as_str), parts.get(2).map(String::as_str)), (Some("ipv4" | "ipv6"), Some("conf" | "neigh")))
+        && parts.get(3).map(|d| d != "all" && d != "default").unwrap_or(false)
+}
+
+fn normalize(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Sysctl keys the observer should read for a lab (declared ones and ones to restore).
+pub fn sysctl_keys(lab: &Lab, state: Option<&LabState>) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (n, node) in &lab.nodes {
+        let e = out.entry(n.clone()).or_default();
+        e.extend(node.sysctls.keys().cloned());
+        if let Some(r) = state.and_then(|s| s.sysctl_restore.get(n)) {
+            e.extend(r.keys().cloned());
+        }
+        e.sort();
+        e.dedup();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! A lab's record on disk (/run/vnet/LAB): which namespaces and root-namespace devices it owns,
+//! the sysctl values to restore, the topology last applied, and a lock so that two commands on
+//! one lab never interleave. Written before anything is created, so that `down` and `gc` find
+//! everything even after `up` was killed.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Topology;
+
+/// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).
+pub const RUN_DIR: &str = "/run/vnet";
+
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("VNET_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(RUN_DIR))
+}
+
+pub fn lab_dir(lab: &str) -> PathBuf {
+    run_dir().join(lab)
+}
+
+/// Where a lab is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// `up` is (or was, if its process is gone) working on the lab.
+    Building,
+    /// The lab is up as its topology says.
+    Up,
+    /// `down` is (or was) removing the lab.
+    Removing,
+}
+
+/// The record of one lab.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabState {
+    pub lab: String,
+    pub phase: Phase,
+    /// The topology file last applied (absolute path), if the lab came from a file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    pub isolated_host: bool,
+    /// node -> namespace name, for every namespace the lab owns (written before creating them).
+    #[serde(default)]
+    pub netns: BTreeMap<String, String>,
+    /// Devices created in the real root namespace (also marked with the lab's alias).
+    #[serde(default)]
+    pub root_devices: Vec<String>,
+    /// node -> sysctl -> the value it had before the lab changed it.
+    #[serde(default)]
+    pub sysctl_restore: BTreeMap<String, BTreeMap<String, String>>,
+    /// Root-namespace limits raised for the lab (neighbour table), to restore at `down`.
+    #[serde(default)]
+    pub host_restore: BTreeMap<String, String>,
+    /// The topology as last applied successfully.
+    #[serde(default)]
+    pub topology: Option<Topology>,
+    /// Process that last wrote the record.
+    pub pid: u32,
+    /// For labs of the Rust test library: the owning process; `gc` removes the lab once it is gone.
+    #[serde(default)]
+    pub owner_pid: Option<u32>,
+    /// Interface group carried by every device the lab creates in its own namespaces.
+    #[serde(default)]
+    pub group: u32,
+}
+
+impl LabState {
+    pub fn new(lab: &str, isolated_host: bool) -> Self {
+        LabState {
+            lab: lab.to_string(),
+            phase: Phase::Building,
+            file: None,
+            isolated_host,
+            netns: BTreeMap::new(),
+            root_devices: Vec::new(),
+            sysctl_restore: BTreeMap::new(),
+            host_restore: BTreeMap::new(),
+            topology: None,
+            pid: std::process::id(),
+            owner_pid: None,
+            group: group_for(lab),
+        }
+    }
+}
+
+/// The interface group of a lab: a stable hash of its name, away from the small numbers
+/// people use by hand.
+pub fn group_for(lab: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in lab.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    0x1000_0000 | (h & 0x0fff_ffff)
+}
+
+/// Reads a lab's record, if there is one.
+pub fn load(lab: &str) -> io::Result<Option<LabState>> {
+    let p = lab_dir(lab).join("state.json");
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a lab's record atomically (write + rename).
+pub fn save(state: &LabState) -> io::Result<()> {
+    let dir = lab_dir(&state.lab);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!("state.json.{}", std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(state).map_err(io::Error::other)?)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, dir.join("state.json"))
+}
+
+/// Removes a lab's record (after `down`).
+pub fn remove(lab: &str) -> io::Result<()> {
+    match std::fs::remove_dir_all(lab_dir(lab)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// Names of labs that have a record.
+pub fn list() -> Vec<String> {
+    let mut out: Vec<String> = match std::fs::read_dir(run_dir()) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("state.json").exists() || e.path().join("lock").exists())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+/// An exclusive lock on a lab, held while a command works on it (flock: released by the
+/// kernel if the process dies).
+pub struct LabLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Takes the lab's lock; fails at once with `WouldBlock` when another process holds it.
+pub fn lock(lab: &str) -> io::Result<LabLock> {
+    let dir = lab_dir(lab);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("lock");
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(LabLock { _file: file, path })
+}
+
+/// Whether some process holds the lab's lock right now.
+pub fn is_locked(lab: &str) -> bool {
+    let path = lab_dir(lab).join("lock");
+    let Ok(file) = OpenOptions::new().write(true).open(&path) else { return false };
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        false
+    } else {
+        true
+    }
+}
+
+/// Whether a process is alive.
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_stable_and_high() {
+        assert_eq!(group_for("a"), group_for("a"));
+        assert_ne!(group_for("a"), group_for("b"));
+        assert!(group_for("x") >= 0x1000_0000);
+    }
+}
