@@ -9,6 +9,7 @@ pub mod apply;
 pub mod error;
 pub mod exec;
 pub mod kernel;
+pub mod lab;
 pub mod lifecycle;
 pub mod model;
 pub mod observed;
@@ -16,3 +17,4 @@ pub mod plan;
 pub mod state;
 
 pub use error::{Error, Result};
+pub use lab::{Lab, LabBuilder, NodeRef};

@@ -1,0 +1,80 @@
+//! Helpers shared by integration tests. Every test builds its labs with `vnet::Lab` (isolated
+//! host, unique name), so tests can run in parallel and never touch the real root namespace.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Path of a file under the repository root.
+pub fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The `vnet` binary built for this test run.
+pub fn vnet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vnet"))
+}
+
+/// Integration tests build real namespaces: they need root.
+pub fn require_root() {
+    assert!(nix::unistd::geteuid().is_root(), "integration tests need root (they build network namespaces)");
+}
+
+/// `ip -j ARGS` in a namespace (None: the test's own namespace), parsed.
+pub fn ip_json(netns: Option<&str>, args: &[&str]) -> Value {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    cmd.arg("-j").args(args);
+    let out = cmd.output().expect("run ip");
+    assert!(out.status.success(), "ip {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
+}
+
+/// The `ip -j link` entry of one device.
+pub fn ip_link(netns: Option<&str>, dev: &str) -> Option<Value> {
+    ip_json(netns, &["-d", "link", "show"]).as_array()?.iter().find(|l| l["ifname"] == dev).cloned()
+}
+
+/// Addresses (`a.b.c.d/len`) of a device as `ip -j addr` shows them.
+pub fn ip_addrs(netns: Option<&str>, dev: &str) -> Vec<String> {
+    let v = ip_json(netns, &["addr", "show", "dev", dev]);
+    let mut out = Vec::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            out.push(format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]));
+        }
+    }
+    out
+}
+
+/// One ICMP echo from a node (iputils ping; installed by scripts/setup).
+pub fn ping(lab: &vnet::Lab, node: &str, addr: &str) -> bool {
+    lab.node(node).command("ping").args(["-c", "1", "-W", "2", addr]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Namespaces under /run/netns whose name starts with `prefix`.
+pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with(prefix)).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts that nothing of a lab is left: no namespace, no record.
+pub fn assert_gone(lab: &str) {
+    let left = namespaces_with_prefix(&format!("{lab}-"));
+    assert!(left.is_empty(), "namespaces of lab {lab} left behind: {left:?}");
+    assert!(!std::path::Path::new("/run/vnet").join(lab).exists(), "record of lab {lab} left behind");
+}
+
+/// Writes a topology to a temporary file with the given extension and returns its path.
+pub fn temp_topology(name: &str, ext: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vnet-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("{name}.{ext}"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
