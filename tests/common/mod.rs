@@ -78,3 +78,16 @@ pub fn temp_topology(name: &str, ext: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Declares what a test needs from the kernel (device kinds such as `ipvlan`, `bond`, `vlan`).
+/// Tests in `tests/stock_*.rs` run in the stock-kernel VM lane and call this first: if the
+/// running kernel lacks a feature the test fails loudly instead of passing without testing.
+pub fn require(features: &[&str]) {
+    let kinds: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+    let missing = vnet::lifecycle::preflight::missing_kinds(&kinds).expect("probe the kernel");
+    assert!(
+        missing.is_empty(),
+        "this test requires {missing:?}, which the running kernel ({}) lacks; it belongs to the stock-kernel lane",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+    );
+}
