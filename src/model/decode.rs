@@ -47,6 +47,7 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
     let mut top = root.clone();
     let nodes = top.remove("nodes");
     let links = top.remove("links");
+    let expect = top.remove("expect");
     let mut topo: Topology = piece(doc, &mut diags, &[], Value::Object(top)).unwrap_or_default();
 
     if let Some(nodes) = nodes {
@@ -86,6 +87,7 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
             ),
         }
     }
+    topo.expect = super::expect::decode(doc, &mut diags, expect);
     (topo, diags)
 }
 
@@ -195,7 +197,7 @@ fn decode_interface(doc: &Document, diags: &mut Diagnostics, p: &Path, ifname: &
 }
 
 /// Deserializes one piece, reporting a located error on failure.
-fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
+pub(crate) fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(v) {
         Ok(t) => Some(t),
         Err(e) => {

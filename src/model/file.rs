@@ -31,6 +31,10 @@ pub struct Topology {
     /// Point-to-point links (veth pairs) between nodes, written `node:ifname`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkSpec>,
+    /// What the lab should do, verified by `vnet check`: reach / no-reach, TCP and UDP ports,
+    /// path MTU, routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<super::expect::ExpectSpec>,
 }
 
 fn is_false(b: &bool) -> bool {

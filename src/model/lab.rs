@@ -29,6 +29,8 @@ pub struct Lab {
     /// Whether devices get IPv6 link-local addresses (see `Topology::ipv6`).
     pub ipv6_link_local: bool,
     pub nodes: IndexMap<String, Node>,
+    /// Expectations verified by `vnet check`.
+    pub expect: Vec<super::expect::Expect>,
     /// The file form this lab was validated from (kept for state and re-planning).
     #[serde(skip)]
     pub topology: Topology,

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod diag;
+pub mod expect;
 pub mod file;
 pub mod kind;
 pub mod lab;

@@ -221,6 +221,8 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         }
     }
 
+    let expect = super::expect::check(ctx, &topo.expect, &nodes);
+
     let ipv6_link_local = match topo.ipv6.unwrap_or(Ipv6Mode::Auto) {
         Ipv6Mode::On => true,
         Ipv6Mode::Off => false,
@@ -236,6 +238,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         netns_prefix,
         ipv6_link_local,
         nodes,
+        expect,
         topology: topo.clone(),
     }
 }
@@ -411,6 +414,11 @@ impl Ctx<'_> {
     fn diags_last_mut(&mut self) -> Option<&mut Diag> {
         self.diags.last_mut()
     }
+}
+
+/// The closest of `names` to `wrong`, if close enough to suggest.
+pub(crate) fn did_you_mean<'a>(wrong: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names.map(|n| (strsim_distance(wrong, n), n)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, n)| n)
 }
 
 /// Levenshtein distance, for "did you mean" hints.
