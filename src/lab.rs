@@ -46,6 +46,8 @@ pub fn unique_name(base: &str) -> String {
 pub struct Lab {
     loaded: Loaded,
     down_on_drop: bool,
+    /// Whether `loaded` was read from a topology file (so its spans point into it).
+    from_file: bool,
 }
 
 /// Options for bringing a lab up from a file or a topology.
@@ -90,7 +92,7 @@ impl Lab {
     fn start(loaded: Loaded, file: Option<&Path>) -> Result<Lab> {
         let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), progress: false };
         lifecycle::up(&loaded, &opts)?;
-        Ok(Lab { loaded, down_on_drop: true })
+        Ok(Lab { loaded, down_on_drop: true, from_file: file.is_some() })
     }
 
     /// The lab's (unique) name.
@@ -122,6 +124,23 @@ impl Lab {
         let r = lifecycle::up(&loaded, &UpOptions { owner_pid: Some(std::process::id()), ..Default::default() })?;
         self.loaded = loaded;
         Ok(r)
+    }
+
+    /// The lab opened for inspection (namespaces of every node, record, model).
+    pub fn running(&self) -> Result<crate::inspect::RunningLab> {
+        let st = crate::state::load(self.name()).map_err(|e| Error::io("read lab state", e))?.ok_or_else(|| Error::NoSuchLab(self.name().to_string()))?;
+        crate::inspect::RunningLab::with(st, self.loaded.clone(), self.from_file)
+    }
+
+    /// Runs the lab's expectations (or, without any, the full reachability matrix) and returns
+    /// the report; `report.ok` says whether everything held, `report.failures()` what did not.
+    pub fn check(&self) -> Result<crate::check::CheckReport> {
+        self.check_with(&crate::check::CheckOptions::default())
+    }
+
+    /// `check` with options (timeout, forcing the matrix).
+    pub fn check_with(&self, opts: &crate::check::CheckOptions) -> Result<crate::check::CheckReport> {
+        crate::check::check_running(&self.running()?, opts)
     }
 
     /// Takes the lab down now and reports what was removed.

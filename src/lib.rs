@@ -6,14 +6,17 @@
 //! everything on failure. `lifecycle` ties the steps together for the CLI and for Rust tests.
 
 pub mod apply;
+pub mod check;
 pub mod error;
 pub mod exec;
+pub mod inspect;
 pub mod kernel;
 pub mod lab;
 pub mod lifecycle;
 pub mod model;
 pub mod observed;
 pub mod plan;
+pub mod probe;
 pub mod state;
 
 pub use error::{Error, Result};

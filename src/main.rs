@@ -65,6 +65,40 @@ enum Cmd {
     Validate { file: PathBuf },
     /// Print the JSON Schema of topology files.
     Schema,
+    /// Verify a running lab: its expectations, or the full reachability matrix without any.
+    /// Exit code 0 only when everything holds.
+    Check {
+        lab: String,
+        #[arg(long)]
+        json: bool,
+        /// Probe the full matrix even when the file declares expectations.
+        #[arg(long)]
+        matrix: bool,
+        /// Milliseconds a probe waits for an answer.
+        #[arg(long, default_value_t = 1500)]
+        timeout_ms: u64,
+    },
+    /// Benchmarks (each builds its own lab with an isolated host and removes it).
+    Bench {
+        #[command(subcommand)]
+        bench: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Star-N lab, full ICMP matrix, compared with `ip netns exec … ping` in the same run.
+    Check {
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        #[arg(long)]
+        json: bool,
+        /// Pairs probed by the baseline (extrapolated to the full matrix).
+        #[arg(long, default_value_t = 200)]
+        baseline_sample: usize,
+        #[arg(long)]
+        no_baseline: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -211,6 +245,25 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Cmd::Schema => {
             print!("{}", model::schema::json_schema());
             Ok(0)
+        }
+        Cmd::Check { lab, json: as_json, matrix, timeout_ms } => {
+            let opts = vnet::check::CheckOptions { timeout: std::time::Duration::from_millis(timeout_ms), matrix, ..Default::default() };
+            let r = vnet::check::check(&lab, &opts)?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::check::report::render(&r));
+            }
+            Ok(if r.ok { 0 } else { 1 })
+        }
+        Cmd::Bench { bench: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
+            let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::check::bench::render(&r));
+            }
+            Ok(if r.reached == r.probes && r.neighbour_limits.restored { 0 } else { 1 })
         }
     }
 }

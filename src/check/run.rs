@@ -1,0 +1,349 @@
+//! Running a check: probes built from the model, run from inside the nodes, answers folded
+//! into a report.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use super::matrix;
+use super::report::{echo_seen, CheckReport, ExpectResult, MatrixReport, PairResult, TargetResult};
+use super::CheckOptions;
+use crate::error::{Error, Result};
+use crate::inspect::RunningLab;
+use crate::kernel::nl::Netlink;
+use crate::model::expect::{Expect, Expected, Proto};
+use crate::probe::echo::{self, EchoOptions, EchoOutcome, EchoProbe};
+use crate::probe::neigh::{Table, Watch};
+use crate::probe::port::{self, Listen, PortOutcome};
+use crate::probe::route::{self, Lookup};
+use crate::probe::ns;
+
+fn watches(v4: bool, v6: bool) -> Vec<Watch> {
+    let mut w = Vec::new();
+    if v4 {
+        w.extend(Watch::start(Table::Arp));
+    }
+    if v6 {
+        w.extend(Watch::start(Table::Ndisc));
+    }
+    w
+}
+
+/// Notes about the neighbour tables: too little room before, overflow after.
+fn neighbour_notes(w: &[Watch], needed: u64, before: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    for x in w {
+        if before {
+            if needed > x.headroom() && x.limits.gc_thresh3 > 0 {
+                notes.push(format!(
+                    "these probes need about {needed} {} neighbour entries but the machine-wide table has room for {} (gc_thresh3={}, {} in use): expect overflows; raise {} in the root namespace",
+                    if x.table == Some(Table::Arp) { "IPv4" } else { "IPv6" },
+                    x.headroom(),
+                    x.limits.gc_thresh3,
+                    x.before.entries,
+                    x.table.map(|t| t.key(3)).unwrap_or_default()
+                ));
+            }
+        } else if let Some(e) = x.explain() {
+            notes.push(e);
+        }
+    }
+    notes
+}
+
+fn overflowed(w: &[Watch], a: &IpAddr) -> bool {
+    w.iter().any(|x| x.overflows() > 0 && (x.table == Some(Table::Arp)) == a.is_ipv4())
+}
+
+fn echo_opts(opts: &CheckOptions) -> EchoOptions {
+    EchoOptions { timeout: opts.timeout, threads: opts.threads, ..Default::default() }
+}
+
+/// The full matrix among all declared addresses.
+pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport> {
+    let started = Instant::now();
+    let lab = rl.model();
+    let pairs = matrix::pairs(lab);
+    let order: BTreeMap<&str, usize> = lab.nodes.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let mut sources: Vec<String> = Vec::new();
+    let mut src_idx: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &pairs {
+        if !src_idx.contains_key(p.from.as_str()) {
+            src_idx.insert(&p.from, sources.len());
+            sources.push(p.from.clone());
+        }
+    }
+    // First contact between two nodes costs a broadcast neighbour solicitation; the answering
+    // node learns the asker on the way. Probing a->b for a before b first, then b->a, lets the
+    // second half ride on entries the first half created.
+    let probes: Vec<EchoProbe> = pairs
+        .iter()
+        .map(|p| EchoProbe {
+            src: src_idx[p.from.as_str()],
+            dst: p.addr,
+            size: None,
+            df: false,
+            phase: u8::from(order[p.from.as_str()] > order[p.to.as_str()]),
+        })
+        .collect();
+    let v4 = pairs.iter().filter(|p| p.addr.is_ipv4()).count() as u64;
+    let v6 = pairs.len() as u64 - v4;
+    let mut w = watches(v4 > 0, v6 > 0);
+    let mut notes = Vec::new();
+    for x in &w {
+        let needed = if x.table == Some(Table::Arp) { v4 } else { v6 };
+        notes.extend(neighbour_notes(std::slice::from_ref(x), needed, true));
+    }
+    let t0 = Instant::now();
+    let results = echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))?;
+    let matrix_s = t0.elapsed().as_secs_f64();
+    for x in w.iter_mut() {
+        x.finish();
+    }
+    notes.extend(neighbour_notes(&w, 0, false));
+    let pr: Vec<PairResult> = pairs
+        .iter()
+        .zip(&results)
+        .map(|(p, r)| PairResult {
+            from: p.from.clone(),
+            to: p.to.clone(),
+            addr: p.addr,
+            ok: r.outcome.is_reply(),
+            seen: echo_seen(&r.outcome, overflowed(&w, &p.addr)),
+            rtt_us: r.rtt_us,
+        })
+        .collect();
+    let reached = pr.iter().filter(|p| p.ok).count();
+    let nodes: Vec<String> = lab.nodes.iter().filter(|(_, n)| n.interfaces.values().any(|i| !i.addresses.is_empty())).map(|(k, _)| k.clone()).collect();
+    let ok_flags: Vec<bool> = pr.iter().map(|p| p.ok).collect();
+    let grid = matrix::grid(&nodes, &pairs, &ok_flags);
+    Ok(CheckReport {
+        lab: rl.name().to_string(),
+        mode: "matrix".into(),
+        ok: reached == pr.len(),
+        expectations: Vec::new(),
+        matrix: Some(MatrixReport { probes: pr.len(), reached, matrix_s, grid, pairs: pr }),
+        neighbour: w,
+        notes,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The expectations of the topology file.
+pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport> {
+    let started = Instant::now();
+    let lab = rl.model();
+    let exps = &lab.expect;
+    let mut sources: Vec<String> = Vec::new();
+    for e in exps {
+        if !sources.contains(&e.from) {
+            sources.push(e.from.clone());
+        }
+    }
+    let src_of = |n: &str| sources.iter().position(|s| s == n).expect("source listed");
+
+    // ICMP: reach, no-reach, pmtu.
+    let mut probes = Vec::new();
+    let mut probe_of: Vec<(usize, usize)> = Vec::new();
+    for (ei, e) in exps.iter().enumerate() {
+        let (size, df) = match e.expected {
+            Expected::Reach { .. } => (None, false),
+            Expected::Pmtu { size, .. } => (Some(size as usize), true),
+            _ => continue,
+        };
+        for (ti, t) in e.targets.iter().enumerate() {
+            probes.push(EchoProbe { src: src_of(&e.from), dst: t.addr, size, df, phase: 0 });
+            probe_of.push((ei, ti));
+        }
+    }
+    let v4 = probes.iter().any(|p| p.dst.is_ipv4());
+    let v6 = probes.iter().any(|p| p.dst.is_ipv6());
+    let mut w = watches(v4, v6);
+    let echo_results = if probes.is_empty() {
+        Vec::new()
+    } else {
+        echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))?
+    };
+    for x in w.iter_mut() {
+        x.finish();
+    }
+    let mut by_target: BTreeMap<(usize, usize), TargetResult> = BTreeMap::new();
+    for ((ei, ti), r) in probe_of.iter().zip(&echo_results) {
+        let e = &exps[*ei];
+        let t = &e.targets[*ti];
+        let over = overflowed(&w, &t.addr);
+        let inconclusive = over && matches!(r.outcome, EchoOutcome::Timeout | EchoOutcome::Local { errno: libc::ENOBUFS, .. });
+        let ok = match e.expected {
+            Expected::Reach { reach } => r.outcome.is_reply() == reach && !inconclusive,
+            Expected::Pmtu { pass, .. } => r.outcome.is_reply() == pass && !inconclusive,
+            _ => false,
+        };
+        let seen = match (&e.expected, &r.outcome) {
+            (Expected::Pmtu { size, .. }, EchoOutcome::Reply { .. }) => format!("{size}-byte DF probe answered"),
+            (Expected::Pmtu { size, .. }, o) => format!("{size}-byte DF probe: {}", echo_seen(o, over)),
+            (_, o) => echo_seen(o, over),
+        };
+        by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen, rtt_us: r.rtt_us });
+    }
+
+    // TCP / UDP: listeners first (kept until the probes are done), then all probes at once.
+    let mut listeners = Vec::new();
+    let mut cannot_listen: BTreeMap<(usize, usize), String> = BTreeMap::new();
+    let mut port_jobs: Vec<(usize, usize, Proto, SocketAddr, bool)> = Vec::new();
+    for (ei, e) in exps.iter().enumerate() {
+        let Expected::Port { proto, port, listen, .. } = e.expected else { continue };
+        for (ti, t) in e.targets.iter().enumerate() {
+            let sa = SocketAddr::new(t.addr, port);
+            let mut ours = false;
+            if listen {
+                if let Some(node) = &t.node {
+                    match port::listen(Some(rl.fd(node)?), proto, sa) {
+                        Ok(Listen::Started(l)) => {
+                            listeners.push(l);
+                            ours = true;
+                        }
+                        Ok(Listen::InUse) => {}
+                        Err(err) => {
+                            cannot_listen.insert((ei, ti), format!("could not listen on {sa} in node {node}: {err}"));
+                            continue;
+                        }
+                    }
+                }
+            }
+            port_jobs.push((ei, ti, proto, sa, ours));
+        }
+    }
+    let timeout = opts.timeout;
+    let port_results: Vec<PortOutcome> = std::thread::scope(|s| {
+        let joins: Vec<_> = port_jobs
+            .iter()
+            .map(|(ei, _, proto, sa, _)| {
+                let fd = rl.fd(&exps[*ei].from);
+                let (proto, sa) = (*proto, *sa);
+                s.spawn(move || match fd {
+                    Ok(fd) => ns::in_one(Some(fd), move || port::probe_here(proto, sa, timeout)).unwrap_or_else(|e| PortOutcome::Error { why: e.to_string() }),
+                    Err(e) => PortOutcome::Error { why: e.to_string() },
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap_or(PortOutcome::Error { why: "probe thread panicked".into() })).collect()
+    });
+    drop(listeners);
+    for ((ei, ti, proto, _, ours), out) in port_jobs.iter().zip(port_results) {
+        let e = &exps[*ei];
+        let t = &e.targets[*ti];
+        let Expected::Port { open, .. } = e.expected else { continue };
+        // A UDP port without our listener that neither answers nor refuses may be open or filtered.
+        let out = if *proto == Proto::Udp && !ours && out == PortOutcome::Timeout { PortOutcome::NoAnswer } else { out };
+        let ok = match (&out, open) {
+            (PortOutcome::Open, true) => true,
+            (PortOutcome::Refused | PortOutcome::Unreachable { .. } | PortOutcome::Timeout, false) => true,
+            _ => false,
+        };
+        let who = if *ours { " (listener started by the check)" } else { "" };
+        by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen: format!("{}{who}", out.text()), rtt_us: None });
+    }
+    for ((ei, ti), why) in cannot_listen {
+        let t = &exps[ei].targets[ti];
+        by_target.insert((ei, ti), TargetResult { addr: t.addr, node: t.node.clone(), ok: false, seen: why, rtt_us: None });
+    }
+
+    // Routes: the kernel's own lookup in the source node.
+    for (ei, e) in exps.iter().enumerate() {
+        if let Expected::Route { .. } = e.expected {
+            let r = route_result(rl, e)?;
+            by_target.insert((ei, 0), r);
+        }
+    }
+
+    let mut results = Vec::new();
+    for (ei, e) in exps.iter().enumerate() {
+        let targets: Vec<TargetResult> = (0..e.targets.len()).filter_map(|ti| by_target.remove(&(ei, ti))).collect();
+        let ok = !targets.is_empty() && targets.iter().all(|t| t.ok);
+        results.push(ExpectResult {
+            expect: e.to_string(),
+            kind: kind_name(e).into(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            ok,
+            location: rl.location(&e.path),
+            targets,
+        });
+    }
+    let notes = neighbour_notes(&w, 0, false);
+    Ok(CheckReport {
+        lab: rl.name().to_string(),
+        mode: "expectations".into(),
+        ok: results.iter().all(|r| r.ok),
+        expectations: results,
+        matrix: None,
+        neighbour: w,
+        notes,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn kind_name(e: &Expect) -> &'static str {
+    match &e.expected {
+        Expected::Reach { reach: true } => "reach",
+        Expected::Reach { reach: false } => "no-reach",
+        Expected::Port { proto: Proto::Tcp, open: true, .. } => "tcp-open",
+        Expected::Port { proto: Proto::Tcp, open: false, .. } => "tcp-closed",
+        Expected::Port { proto: Proto::Udp, open: true, .. } => "udp-open",
+        Expected::Port { proto: Proto::Udp, open: false, .. } => "udp-closed",
+        Expected::Pmtu { .. } => "pmtu",
+        Expected::Route { .. } => "route",
+    }
+}
+
+/// A route lookup in a node, with the output device's name.
+pub fn lookup_in(rl: &RunningLab, node: &str, l: Lookup) -> Result<std::result::Result<(route::RouteAnswer, Option<String>), crate::kernel::nl::KernelError>> {
+    let fd = rl.fd(node)?;
+    ns::in_one(Some(fd), move || -> std::io::Result<_> {
+        let mut nl = Netlink::open()?;
+        Ok(match route::get(&mut nl, &l) {
+            Ok(a) => {
+                let dev = a.oif.and_then(|i| ifname(&mut nl, i));
+                Ok((a, dev))
+            }
+            Err(e) => Err(e),
+        })
+    })
+    .and_then(|r| r)
+    .map_err(|e| Error::io(format!("route lookup in node {node}"), e))
+}
+
+/// The name of a device by index, asked of the socket's namespace.
+pub fn ifname(nl: &mut Netlink, index: u32) -> Option<String> {
+    let mut m = netlink_packet_route::link::LinkMessage::default();
+    m.header.index = index;
+    let reply = nl.request(netlink_packet_route::RouteNetlinkMessage::GetLink(m), 0).ok()?;
+    reply.into_iter().find_map(|r| match r {
+        netlink_packet_route::RouteNetlinkMessage::NewLink(l) => Some(crate::kernel::observe::decode_link(&l).name),
+        _ => None,
+    })
+}
+
+fn route_result(rl: &RunningLab, e: &Expect) -> Result<TargetResult> {
+    let Expected::Route { via, dev, src } = &e.expected else { unreachable!("route expectation") };
+    let t = &e.targets[0];
+    let r = lookup_in(rl, &e.from, Lookup::to(t.addr))?;
+    let (ok, seen) = match r {
+        Err(err) => (false, route::error_text(&err, false)),
+        Ok((a, d)) => {
+            let mut seen = format!("{} route", a.kind);
+            if let Some(g) = a.gateway {
+                seen.push_str(&format!(" via {g}"));
+            }
+            if let Some(d) = &d {
+                seen.push_str(&format!(" dev {d}"));
+            }
+            if let Some(s) = a.src {
+                seen.push_str(&format!(" src {s}"));
+            }
+            let ok = via.is_none_or(|v| a.gateway == Some(v)) && dev.as_ref().is_none_or(|x| d.as_deref() == Some(x.as_str())) && src.is_none_or(|s| a.src == Some(s));
+            (ok, seen)
+        }
+    };
+    Ok(TargetResult { addr: t.addr, node: t.node.clone(), ok, seen, rtt_us: None })
+}

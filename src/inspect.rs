@@ -1,0 +1,91 @@
+//! A running lab opened for inspection (`check`, `trace`, `doctor`, `capture`): its record, its
+//! validated model (read again from the topology file when the file still matches what was
+//! applied, so findings can point at file lines), and its nodes' namespaces.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::error::{Error, Result};
+use crate::kernel::netns;
+use crate::model::source::Seg;
+use crate::model::{self, Loaded};
+use crate::state::{self, LabState};
+
+/// A lab that is up, with namespace descriptors for each node.
+pub struct RunningLab {
+    pub state: LabState,
+    pub loaded: Loaded,
+    /// Whether `loaded` came from the topology file (so spans point into it).
+    pub from_file: bool,
+    /// node -> its namespace (every node has one; a non-isolated host is vnet's own).
+    pub fds: BTreeMap<String, OwnedFd>,
+}
+
+impl RunningLab {
+    /// Opens a lab by name from its record.
+    pub fn open(lab: &str) -> Result<RunningLab> {
+        let st = state::load(lab).map_err(|e| Error::io("read lab state", e))?.ok_or_else(|| Error::NoSuchLab(lab.to_string()))?;
+        let topo = st.topology.clone().ok_or_else(|| Error::io(format!("lab {lab}"), std::io::Error::other("the lab is not up (no topology applied yet)")))?;
+        // The file, when it still says what was applied, gives findings their line numbers.
+        let mut from_file = false;
+        let mut loaded = None;
+        if let Some(f) = &st.file {
+            if let Ok(l) = model::load_file_with(f, |t| {
+                t.name = topo.name.clone();
+                t.netns_prefix = topo.netns_prefix.clone();
+                t.isolated_host = topo.isolated_host;
+            }) {
+                if l.lab.topology == topo {
+                    loaded = Some(l);
+                    from_file = true;
+                }
+            }
+        }
+        let loaded = match loaded {
+            Some(l) => l,
+            None => model::load_topology(&topo).map_err(Error::Invalid)?,
+        };
+        RunningLab::with(st, loaded, from_file)
+    }
+
+    /// Wraps a lab this process brought up (the test library).
+    pub fn with(state: LabState, loaded: Loaded, from_file: bool) -> Result<RunningLab> {
+        let mut fds = BTreeMap::new();
+        for node in loaded.lab.nodes.keys() {
+            let fd = match loaded.lab.netns_name(node) {
+                Some(n) => netns::open(&n).map_err(|e| Error::io(format!("open namespace {n} of node {node}"), e))?,
+                None => netns::open_current().map_err(|e| Error::io("open the root namespace", e))?,
+            };
+            fds.insert(node.clone(), fd);
+        }
+        Ok(RunningLab { state, loaded, from_file, fds })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.loaded.lab.name
+    }
+
+    pub fn model(&self) -> &model::Lab {
+        &self.loaded.lab
+    }
+
+    /// The namespace of a node.
+    pub fn fd(&self, node: &str) -> Result<&OwnedFd> {
+        self.fds.get(node).ok_or_else(|| Error::NoSuchNode { lab: self.name().to_string(), node: node.to_string() })
+    }
+
+    /// Namespaces of `nodes`, in order, for `probe::ns::in_each`.
+    pub fn borrowed<'a>(&'a self, nodes: &[String]) -> Vec<Option<BorrowedFd<'a>>> {
+        nodes.iter().map(|n| self.fds.get(n).map(|f| f.as_fd())).collect()
+    }
+
+    /// `file:line:col` of a place in the topology file, when the model came from the file.
+    pub fn location(&self, path: &[Seg]) -> Option<String> {
+        if !self.from_file {
+            return None;
+        }
+        let span = self.loaded.document.key_span(path)?;
+        let (line, col) = self.loaded.document.source.line_col(span.start);
+        Some(format!("{}:{line}:{col}", self.loaded.document.source.name))
+    }
+}

@@ -1,0 +1,255 @@
+//! The neighbour (ARP / NDP) tables. Their size limits (gc_thresh1/2/3) are global to the
+//! machine and live only in the root namespace, shared by every namespace: 100 nodes on one
+//! bridge that all talk to each other need ~9,900 entries, far above the default 1,024. When
+//! the table is full the kernel drops packets at the sender ("No buffer space available",
+//! counted as `table_fulls`), which a check must report as such, not as unreachability.
+
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+
+/// Which table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    /// IPv4 ARP.
+    Arp,
+    /// IPv6 neighbour discovery.
+    Ndisc,
+}
+
+impl Table {
+    fn sysctl_dir(self) -> &'static str {
+        match self {
+            Table::Arp => "/proc/sys/net/ipv4/neigh/default",
+            Table::Ndisc => "/proc/sys/net/ipv6/neigh/default",
+        }
+    }
+    fn stat_file(self) -> &'static str {
+        match self {
+            Table::Arp => "/proc/net/stat/arp_cache",
+            Table::Ndisc => "/proc/net/stat/ndisc_cache",
+        }
+    }
+    /// The sysctl key of a threshold (1..=3).
+    pub fn key(self, n: u8) -> String {
+        match self {
+            Table::Arp => format!("net.ipv4.neigh.default.gc_thresh{n}"),
+            Table::Ndisc => format!("net.ipv6.neigh.default.gc_thresh{n}"),
+        }
+    }
+}
+
+/// The three limits of one table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub gc_thresh1: u64,
+    pub gc_thresh2: u64,
+    pub gc_thresh3: u64,
+}
+
+/// Reads the limits. They exist only in the root namespace (the calling thread's must be it).
+pub fn limits(t: Table) -> io::Result<Limits> {
+    let r = |n: u8| -> io::Result<u64> {
+        let p = format!("{}/gc_thresh{n}", t.sysctl_dir());
+        let s = std::fs::read_to_string(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                io::Error::new(e.kind(), format!("{p} is missing: the neighbour table limits exist only in the machine's root network namespace"))
+            } else {
+                e
+            }
+        })?;
+        s.trim().parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{p}: not a number")))
+    };
+    Ok(Limits { gc_thresh1: r(1)?, gc_thresh2: r(2)?, gc_thresh3: r(3)? })
+}
+
+fn write_limit(t: Table, n: u8, v: u64) -> io::Result<()> {
+    let p = format!("{}/gc_thresh{n}", t.sysctl_dir());
+    std::fs::write(&p, v.to_string()).map_err(|e| io::Error::new(e.kind(), format!("{p}: {e}")))
+}
+
+/// Table-wide counters (the same for every namespace: the table is global).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Entries in the table now.
+    pub entries: u64,
+    /// Times an entry could not be created because the table was full (since boot).
+    pub table_fulls: u64,
+}
+
+/// Reads /proc/net/stat/{arp,ndisc}_cache (hex, one row per CPU; `entries` is global).
+pub fn stats(t: Table) -> io::Result<Stats> {
+    parse_stats(&std::fs::read_to_string(t.stat_file())?)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: unexpected format", t.stat_file())))
+}
+
+/// Parses the stat file's text.
+pub fn parse_stats(text: &str) -> Option<Stats> {
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let ie = head.iter().position(|h| *h == "entries")?;
+    let it = head.iter().position(|h| *h == "table_fulls")?;
+    let mut s = Stats::default();
+    for l in lines {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        if cols.len() <= ie.max(it) {
+            continue;
+        }
+        s.entries = u64::from_str_radix(cols[ie], 16).ok()?;
+        s.table_fulls += u64::from_str_radix(cols[it], 16).ok()?;
+    }
+    Some(s)
+}
+
+/// What the tables looked like around a run: whether it hit the limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Watch {
+    pub table: Option<Table>,
+    pub limits: Limits,
+    pub before: Stats,
+    pub after: Stats,
+}
+
+impl Watch {
+    /// Starts watching a table (None when its counters cannot be read).
+    pub fn start(t: Table) -> Option<Watch> {
+        let before = stats(t).ok()?;
+        let limits = limits(t).unwrap_or_default();
+        Some(Watch { table: Some(t), limits, before, after: before })
+    }
+    pub fn finish(&mut self) {
+        if let Some(t) = self.table {
+            if let Ok(s) = stats(t) {
+                self.after = s;
+            }
+        }
+    }
+    /// How many entries could not be created during the run.
+    pub fn overflows(&self) -> u64 {
+        self.after.table_fulls.saturating_sub(self.before.table_fulls)
+    }
+    /// A sentence for reports when the table overflowed.
+    pub fn explain(&self) -> Option<String> {
+        let t = self.table?;
+        if self.overflows() == 0 {
+            return None;
+        }
+        let name = match t {
+            Table::Arp => "ARP",
+            Table::Ndisc => "IPv6 neighbour",
+        };
+        Some(format!(
+            "the machine's {name} table overflowed {} times during the check ({} entries, limit gc_thresh3={}; the limit is global to all namespaces): packets were dropped at the sender; raise {} (and gc_thresh2) in the root namespace",
+            self.overflows(),
+            self.after.entries.max(self.before.entries),
+            self.limits.gc_thresh3,
+            t.key(3)
+        ))
+    }
+    /// Free entries before the run.
+    pub fn headroom(&self) -> u64 {
+        self.limits.gc_thresh3.saturating_sub(self.before.entries)
+    }
+}
+
+/// Limits raised for a run; dropping it puts back the previous values (only where nobody
+/// changed them meanwhile), also when the run fails or panics.
+pub struct Raised {
+    saved: Vec<(Table, u8, u64, u64)>,
+}
+
+impl Raised {
+    /// The (key, previous value) pairs, for a lab record that restores them if this process dies.
+    pub fn previous(&self) -> Vec<(String, String)> {
+        self.saved.iter().map(|(t, n, old, _)| (t.key(*n), old.to_string())).collect()
+    }
+
+    /// Restores now and reports what could not be restored.
+    pub fn restore(mut self) -> Vec<String> {
+        self.restore_inner()
+    }
+
+    fn restore_inner(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        // Lower gc_thresh3 last: the kernel does not require an order, but keep 1 <= 2 <= 3 throughout.
+        self.saved.sort_by_key(|(t, n, _, _)| (*t as u8, *n));
+        for (t, n, old, set) in self.saved.drain(..) {
+            let p = format!("{}/gc_thresh{n}", t.sysctl_dir());
+            match std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+                Some(cur) if cur == set => {
+                    if let Err(e) = write_limit(t, n, old) {
+                        problems.push(format!("restore {}: {e}", t.key(n)));
+                    }
+                }
+                Some(cur) => problems.push(format!("{} is {cur}, not the {set} this run set: someone changed it meanwhile; left as is", t.key(n))),
+                None => problems.push(format!("cannot read {p} to restore it")),
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for Raised {
+    fn drop(&mut self) {
+        for p in self.restore_inner() {
+            eprintln!("vnet: {p}");
+        }
+    }
+}
+
+/// Raises the limits of `t` so that `needed` more entries fit (never lowers them).
+pub fn raise(t: Table, needed: u64) -> io::Result<Raised> {
+    let cur = limits(t)?;
+    let st = stats(t)?;
+    let target = st.entries + needed + needed / 4 + 1024;
+    let mut r = Raised { saved: Vec::new() };
+    // Highest first, so that 1 <= 2 <= 3 holds at every step.
+    for (n, old) in [(3u8, cur.gc_thresh3), (2, cur.gc_thresh2), (1, cur.gc_thresh1)] {
+        let new = if n == 1 { old.max(target / 2) } else { old.max(target) };
+        if new != old {
+            write_limit(t, n, new)?;
+            r.saved.push((t, n, old, new));
+        }
+    }
+    Ok(r)
+}
+
+/// Whether the calling thread is in the namespace holding the limits.
+pub fn limits_visible() -> bool {
+    Path::new("/proc/sys/net/ipv4/neigh/default/gc_thresh3").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_sum_table_fulls_over_cpus() {
+        let text = "entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls
+00000400 00000012 00000010 00000000   0000006a 00000004 00000000   00000000         00000000         0000005e         00000000       00000000            00000003
+00000400 00000018 00000018 00000000   0000020b 00000010 00000000   00000000         00000000         00000000         00000000       00000000            0000000a
+";
+        assert_eq!(parse_stats(text), Some(Stats { entries: 1024, table_fulls: 13 }));
+        assert_eq!(parse_stats("garbage"), None);
+    }
+
+    #[test]
+    fn overflow_is_explained_with_the_limit() {
+        let w = Watch {
+            table: Some(Table::Arp),
+            limits: Limits { gc_thresh1: 128, gc_thresh2: 512, gc_thresh3: 1024 },
+            before: Stats { entries: 10, table_fulls: 5 },
+            after: Stats { entries: 1024, table_fulls: 105 },
+        };
+        assert_eq!(w.overflows(), 100);
+        let e = w.explain().unwrap();
+        assert!(e.contains("ARP table overflowed 100 times"), "{e}");
+        assert!(e.contains("gc_thresh3=1024"), "{e}");
+        assert!(e.contains("net.ipv4.neigh.default.gc_thresh3"), "{e}");
+        assert_eq!(w.headroom(), 1014);
+        let quiet = Watch { after: w.before, ..w };
+        assert_eq!(quiet.explain(), None);
+    }
+}
