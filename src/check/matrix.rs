@@ -94,28 +94,34 @@ pub fn render(g: &Grid) -> String {
     let label = |i: usize| if numbered { format!("{:>4} {:<w$}", i + 1, g.nodes[i], w = width) } else { format!("{:<w$}", g.nodes[i], w = width) };
     let pad = label(0).chars().count();
     // Column headers.
+    let mut line = String::new();
+    let flush = |line: &mut String, s: &mut String| {
+        s.push_str(line.trim_end());
+        s.push('\n');
+        line.clear();
+    };
     if numbered {
         let digits = n.to_string().len();
         for d in 0..digits {
-            s.push_str(&" ".repeat(pad + 1));
+            line.push_str(&" ".repeat(pad + 1));
             for c in 0..n {
                 let num = format!("{:>digits$}", c + 1);
-                s.push(num.chars().nth(d).unwrap_or(' '));
+                line.push(num.chars().nth(d).unwrap_or(' '));
             }
-            s.push('\n');
+            flush(&mut line, &mut s);
         }
     } else {
         let tall = g.nodes.iter().map(|x| x.chars().count()).max().unwrap_or(1);
         for row in 0..tall {
-            s.push_str(&" ".repeat(pad + 1));
+            line.push_str(&" ".repeat(pad + 1));
             for c in 0..n {
                 let name: Vec<char> = g.nodes[c].chars().collect();
                 // Bottom-align names so the last letter sits just above the cells.
                 let off = tall - name.len();
-                s.push(if row >= off { name[row - off] } else { ' ' });
-                s.push(' ');
+                line.push(if row >= off { name[row - off] } else { ' ' });
+                line.push(' ');
             }
-            s.push('\n');
+            flush(&mut line, &mut s);
         }
     }
     for (r, row) in g.cells.iter().enumerate() {

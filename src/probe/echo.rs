@@ -273,7 +273,7 @@ fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue
     let mut next = 0usize;
     let mut buf = vec![0u8; 70_000];
     let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
-    let mut packets: std::collections::HashMap<usize, Vec<u8>> = std::collections::HashMap::new();
+    let mut packets: std::collections::HashMap<(bool, usize), Vec<u8>> = std::collections::HashMap::new();
 
     loop {
         // Fill the window.
@@ -286,7 +286,7 @@ fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue
             let seq = (k & 0xffff) as u16;
             let hdr = if p.dst.is_ipv6() { 40 } else { 20 };
             let icmp_len = p.size.map(|s| s.saturating_sub(hdr)).unwrap_or(24);
-            let pkt = packets.entry(icmp_len).or_insert_with(|| packet::echo_request(sock.v6, 0, 0, 0, icmp_len));
+            let pkt = packets.entry((sock.v6, icmp_len)).or_insert_with(|| packet::echo_request(sock.v6, 0, 0, 0, icmp_len));
             fill_request(pkt, sock.v6, id, seq, token_base | g as u64);
             match send(sock, p.dst, pkt) {
                 Ok(()) => {

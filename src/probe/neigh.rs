@@ -158,6 +158,9 @@ impl Watch {
 /// changed them meanwhile), also when the run fails or panics.
 pub struct Raised {
     saved: Vec<(Table, u8, u64, u64)>,
+    /// Held while raised: runs that raise the limits take turns, so that none restores values
+    /// another one set.
+    _lock: Option<std::fs::File>,
 }
 
 impl Raised {
@@ -199,12 +202,31 @@ impl Drop for Raised {
     }
 }
 
-/// Raises the limits of `t` so that `needed` more entries fit (never lowers them).
+/// Takes the machine-wide lock of runs that raise the limits (waits for the previous run).
+fn lock() -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    // Outside the labs' run directory, which must be empty when no lab exists.
+    let dir = if Path::new("/run/lock").is_dir() { std::path::PathBuf::from("/run/lock") } else { std::env::temp_dir() };
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("vnet-neigh-limits.lock"))?;
+    loop {
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Raises the limits of `t` so that `needed` more entries fit (never lowers them). Runs that
+/// raise limits take turns (a lock under the run directory).
 pub fn raise(t: Table, needed: u64) -> io::Result<Raised> {
+    let lock = lock()?;
     let cur = limits(t)?;
     let st = stats(t)?;
     let target = st.entries + needed + needed / 4 + 1024;
-    let mut r = Raised { saved: Vec::new() };
+    let mut r = Raised { saved: Vec::new(), _lock: Some(lock) };
     // Highest first, so that 1 <= 2 <= 3 holds at every step.
     for (n, old) in [(3u8, cur.gc_thresh3), (2, cur.gc_thresh2), (1, cur.gc_thresh1)] {
         let new = if n == 1 { old.max(target / 2) } else { old.max(target) };

@@ -1,0 +1,186 @@
+//! `vnet check` on real labs (isolated host): expectations that hold, expectations that fail
+//! (each failure names the pair and what was seen), the matrix without expectations, and the
+//! benchmark restoring the machine's neighbour-table limits. Results are cross-checked with
+//! iproute2 and iputils where they can be.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use vnet::check::CheckOptions;
+use vnet::Lab;
+
+fn fast() -> CheckOptions {
+    CheckOptions { timeout: Duration::from_millis(800), ..Default::default() }
+}
+
+fn vnet(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(vnet_bin()).args(args).output().expect("run vnet");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn routed_example_expectations_all_hold() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/routed.yaml")).unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(r.ok, "every expectation holds: {:#?}", r.failures());
+    assert_eq!(r.mode, "expectations");
+    assert_eq!(r.expectations.len(), 14);
+    let seen = |i: usize, t: usize| r.expectations[i].targets[t].seen.clone();
+    // Located in the file.
+    assert!(r.expectations[0].location.as_deref().unwrap().ends_with("routed.yaml:34:5"), "{:?}", r.expectations[0].location);
+    // reach a -> c: both families answered by c itself.
+    assert_eq!(seen(0, 0), "reply from 10.2.0.2");
+    assert_eq!(seen(0, 1), "reply from fd02::2");
+    // no-reach: d cannot answer (timeout); the router has no route (it says so).
+    assert_eq!(seen(2, 0), "timeout");
+    assert_eq!(seen(3, 0), "network unreachable from 10.1.0.1");
+    // Ports: listeners started by the check, refusals from the kernel.
+    assert_eq!(seen(4, 0), "open (listener started by the check)");
+    assert_eq!(r.expectations[4].targets.len(), 2, "a node target covers its IPv4 and IPv6 addresses");
+    assert_eq!(seen(6, 0), "refused");
+    assert_eq!(seen(7, 0), "open (listener started by the check)");
+    assert_eq!(seen(8, 0), "refused");
+    // Path MTU: the router's 1400-byte link.
+    assert_eq!(seen(10, 0), "1500-byte DF probe: fragmentation needed (mtu 1400) from 10.1.0.1");
+    assert_eq!(seen(11, 0), "1500-byte DF probe: fragmentation needed (mtu 1400) from fd01::1");
+    assert_eq!(seen(12, 0), "unicast route via 10.1.0.1 dev eth0 src 10.1.0.2");
+
+    // Independently: iputils agrees on the path MTU, iproute2 on the route.
+    let a = lab.node("a");
+    let ok = |args: &[&str]| a.command("ping").args(args).output().unwrap().status.success();
+    assert!(ok(&["-c1", "-W1", "-M", "do", "-s", "1372", "10.2.0.2"]), "1400-byte DF ping passes");
+    assert!(!ok(&["-c1", "-W1", "-M", "do", "-s", "1472", "10.2.0.2"]), "1500-byte DF ping fails");
+    let route = ip_json(a.netns(), &["route", "get", "10.2.0.2"]);
+    assert_eq!(route[0]["gateway"], "10.1.0.1");
+    assert_eq!(route[0]["dev"], "eth0");
+    // The listeners are gone after the check.
+    let ss = lab.node("c").command("ss").args(["-Htlnu"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ss.stdout).contains("8080"), "listener closed: {}", String::from_utf8_lossy(&ss.stdout));
+}
+
+const BROKEN_EXPECT: &str = "
+expect:
+  - reach: { from: a, to: d }
+  - reach: { from: a, to: 10.9.9.9 }
+  - no-reach: { from: a, to: c, family: ipv4 }
+  - tcp-open: { from: a, to: 10.2.0.2, port: 23, listen: false }
+  - udp-open: { from: a, to: 10.2.0.2, port: 24, listen: false }
+  - tcp-closed: { from: a, to: 10.2.0.2, port: 8080 }
+  - pmtu: { from: a, to: 10.2.0.2, size: 1500 }
+  - route: { from: a, to: 10.2.0.2, via: 10.1.0.9 }
+";
+
+#[test]
+fn failing_expectations_name_the_pair_and_what_was_seen() {
+    require_root();
+    let text = std::fs::read_to_string(repo("examples/routed.yaml")).unwrap();
+    let text = text.split("\nexpect:").next().unwrap().to_string() + BROKEN_EXPECT;
+    let path = temp_topology("routed-broken", "yaml", &text.replace("name: routed", "name: broken"));
+    let lab = Lab::from_file(&path).unwrap();
+    let (code, out, err) = vnet(&["check", lab.name(), "--timeout-ms", "800"]);
+    assert_eq!(code, 1, "failed expectations exit 1: {out}{err}");
+    let failures: Vec<&str> = out.lines().skip_while(|l| !l.ends_with("failed:")).skip(1).take_while(|l| l.starts_with("  ")).collect();
+    assert_eq!(failures.len(), 8, "{out}");
+    let line = |prefix: &str| failures.iter().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_else(|| panic!("no failure `{prefix}` in {out}")).to_string();
+    assert!(line("reach a -> d: a -> 10.3.0.2: timeout").contains("routed-broken.yaml:"), "{out}");
+    assert!(line("reach a -> 10.9.9.9: a -> 10.9.9.9:").contains("network unreachable from 10.1.0.1"), "{out}");
+    assert!(line("no-reach a -> c: a -> 10.2.0.2:").contains("reply from 10.2.0.2"), "{out}");
+    assert!(line("tcp a -> 10.2.0.2 port 23 open:").contains(": refused"), "{out}");
+    assert!(line("udp a -> 10.2.0.2 port 24 open:").contains(": refused"), "{out}");
+    assert!(line("tcp a -> 10.2.0.2 port 8080 closed:").contains("open (listener started by the check)"), "{out}");
+    assert!(line("pmtu a -> 10.2.0.2 size 1500 passes:").contains("fragmentation needed (mtu 1400)"), "{out}");
+    assert!(line("route a -> 10.2.0.2 via 10.1.0.9:").contains("unicast route via 10.1.0.1 dev eth0"), "{out}");
+    assert!(out.ends_with("check FAILED\n"));
+
+    let (code, out, _) = vnet(&["check", lab.name(), "--timeout-ms", "800", "--json"]);
+    assert_eq!(code, 1);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["mode"], "expectations");
+    let exps = j["expectations"].as_array().unwrap();
+    assert!(exps.iter().all(|e| e["ok"] == false), "every broken expectation fails");
+    assert_eq!(exps[0]["targets"][0]["seen"], "timeout");
+    assert_eq!(exps[0]["from"], "a");
+    assert_eq!(exps[0]["targets"][0]["addr"], "10.3.0.2");
+    assert_eq!(exps[0]["targets"][0]["node"], "d");
+}
+
+#[test]
+fn matrix_without_expectations_shows_every_pair() {
+    require_root();
+    let lab = Lab::builder("matrix")
+        .link("a:eth0", "b:eth0")
+        .address("a:eth0", "10.20.0.1/24")
+        .address("b:eth0", "10.20.0.2/24")
+        .address("a:eth0", "fd20::1/64")
+        .address("b:eth0", "fd20::2/64")
+        .link("c:eth0", "d:eth0")
+        .address("c:eth0", "10.21.0.1/24")
+        .address("d:eth0", "10.21.0.2/24")
+        .up()
+        .unwrap();
+    let (code, out, err) = vnet(&["check", lab.name(), "--timeout-ms", "500"]);
+    assert_eq!(code, 1, "unreachable pairs fail the matrix: {out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("reachability matrix (14 probes, 6 answered"), "{out}");
+    assert_eq!(lines[1], "  a b c d");
+    assert_eq!(lines[2], "a \\ + x x");
+    assert_eq!(lines[3], "b + \\ x x");
+    assert_eq!(lines[4], "c x x \\ +", "{out}");
+    assert!(out.contains("a -> c (10.21.0.1): not sent: no route (network unreachable)"), "{out}");
+
+    let (_, out, _) = vnet(&["check", lab.name(), "--timeout-ms", "500", "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["matrix"]["probes"], 14, "c and d have no IPv6: a's and b's IPv6 addresses are not probed from them");
+    assert_eq!(j["matrix"]["reached"], 6);
+    assert!(j["matrix"]["matrix_s"].as_f64().unwrap() > 0.0);
+    let pairs = j["matrix"]["pairs"].as_array().unwrap();
+    assert!(pairs.iter().any(|p| p["from"] == "a" && p["addr"] == "fd20::2" && p["ok"] == true));
+
+    // The library gives the same matrix; a fully connected lab passes.
+    let r = lab.check_with(&CheckOptions { timeout: Duration::from_millis(500), ..Default::default() }).unwrap();
+    assert_eq!(r.matrix.as_ref().unwrap().reached, 6);
+    let pair = Lab::builder("pair").link("a:eth0", "b:eth0").address("a:eth0", "10.22.0.1/24").address("b:eth0", "10.22.0.2/24").up().unwrap();
+    let r = pair.check().unwrap();
+    assert!(r.ok && r.matrix.unwrap().probes == 2);
+    let (code, _, _) = vnet(&["check", pair.name()]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn check_of_a_missing_lab_is_an_error() {
+    require_root();
+    let (code, _, err) = vnet(&["check", "no-such-lab-xyz"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no lab named `no-such-lab-xyz`"), "{err}");
+}
+
+fn thresholds() -> Vec<String> {
+    (1..=3).map(|i| std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{i}")).unwrap().trim().to_string()).collect()
+}
+
+#[test]
+fn bench_check_reports_and_restores_the_neighbour_limits() {
+    require_root();
+    let (code, out, err) = vnet(&["bench", "check", "--nodes", "8", "--json", "--baseline-sample", "10"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["nodes"], 8);
+    assert_eq!(j["probes"], 56);
+    assert_eq!(j["reached"], 56);
+    assert!(j["matrix_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["baseline"]["sample"], 10);
+    assert_eq!(j["baseline"]["sample_reached"], 10, "the baseline's pings reach too");
+    assert!(j["ratio"].as_f64().unwrap() > 1.0, "in-process probes beat one process per ping: {out}");
+    let l = &j["neighbour_limits"];
+    assert_eq!(l["restored"], true);
+    assert!(l["during"]["gc_thresh3"].as_u64().unwrap() > l["before"]["gc_thresh3"].as_u64().unwrap() || l["before"]["gc_thresh3"].as_u64().unwrap() > 2000);
+    let now = thresholds();
+    assert_eq!(now[2], l["before"]["gc_thresh3"].as_u64().unwrap().to_string(), "gc_thresh3 is back");
+    assert_eq!(now[1], l["before"]["gc_thresh2"].as_u64().unwrap().to_string(), "gc_thresh2 is back");
+}
