@@ -18,6 +18,7 @@ pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod state;
+pub mod trace;
 
 pub use error::{Error, Result};
 pub use lab::{Lab, LabBuilder, NodeRef};

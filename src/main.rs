@@ -78,6 +78,15 @@ enum Cmd {
         #[arg(long, default_value_t = 1500)]
         timeout_ms: u64,
     },
+    /// Follow a packet hop by hop with the kernel's own lookups, then confirm with one probe.
+    Trace {
+        lab: String,
+        node: String,
+        /// An address, or a node name (its first address).
+        destination: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks (each builds its own lab with an isolated host and removes it).
     Bench {
         #[command(subcommand)]
@@ -255,6 +264,16 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 print!("{}", vnet::check::report::render(&r));
             }
             Ok(if r.ok { 0 } else { 1 })
+        }
+        Cmd::Trace { lab, node, destination, json: as_json } => {
+            let t = vnet::trace::trace(&lab, &node, &destination)?;
+            if as_json {
+                println!("{}", json(&t));
+            } else {
+                print!("{}", vnet::trace::hop::render(&t));
+            }
+            let there_and_back = t.verdict == vnet::trace::Verdict::Delivered && t.back_verdict.is_none_or(|v| v == vnet::trace::Verdict::Delivered);
+            Ok(if there_and_back && t.confirm.as_ref().is_none_or(|c| c.agrees) { 0 } else { 1 })
         }
         Cmd::Bench { bench: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
             let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;

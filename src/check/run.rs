@@ -10,7 +10,6 @@ use super::report::{echo_seen, CheckReport, ExpectResult, MatrixReport, PairResu
 use super::CheckOptions;
 use crate::error::{Error, Result};
 use crate::inspect::RunningLab;
-use crate::kernel::nl::Netlink;
 use crate::model::expect::{Expect, Expected, Proto};
 use crate::probe::echo::{self, EchoOptions, EchoOutcome, EchoProbe};
 use crate::probe::neigh::{Table, Watch};
@@ -296,38 +295,10 @@ fn kind_name(e: &Expect) -> &'static str {
     }
 }
 
-/// A route lookup in a node, with the output device's name.
-pub fn lookup_in(rl: &RunningLab, node: &str, l: Lookup) -> Result<std::result::Result<(route::RouteAnswer, Option<String>), crate::kernel::nl::KernelError>> {
-    let fd = rl.fd(node)?;
-    ns::in_one(Some(fd), move || -> std::io::Result<_> {
-        let mut nl = Netlink::open()?;
-        Ok(match route::get(&mut nl, &l) {
-            Ok(a) => {
-                let dev = a.oif.and_then(|i| ifname(&mut nl, i));
-                Ok((a, dev))
-            }
-            Err(e) => Err(e),
-        })
-    })
-    .and_then(|r| r)
-    .map_err(|e| Error::io(format!("route lookup in node {node}"), e))
-}
-
-/// The name of a device by index, asked of the socket's namespace.
-pub fn ifname(nl: &mut Netlink, index: u32) -> Option<String> {
-    let mut m = netlink_packet_route::link::LinkMessage::default();
-    m.header.index = index;
-    let reply = nl.request(netlink_packet_route::RouteNetlinkMessage::GetLink(m), 0).ok()?;
-    reply.into_iter().find_map(|r| match r {
-        netlink_packet_route::RouteNetlinkMessage::NewLink(l) => Some(crate::kernel::observe::decode_link(&l).name),
-        _ => None,
-    })
-}
-
 fn route_result(rl: &RunningLab, e: &Expect) -> Result<TargetResult> {
     let Expected::Route { via, dev, src } = &e.expected else { unreachable!("route expectation") };
     let t = &e.targets[0];
-    let r = lookup_in(rl, &e.from, Lookup::to(t.addr))?;
+    let r = rl.route_lookup(&e.from, Lookup::to(t.addr))?;
     let (ok, seen) = match r {
         Err(err) => (false, route::error_text(&err, false)),
         Ok((a, d)) => {

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::kernel::netns;
 use crate::model::source::Seg;
 use crate::model::{self, Loaded};
+use crate::kernel::nl::{KernelError, Netlink};
+use crate::probe::route::{self, Lookup, RouteAnswer};
 use crate::state::{self, LabState};
 
 /// A lab that is up, with namespace descriptors for each node.
@@ -79,6 +81,23 @@ impl RunningLab {
         nodes.iter().map(|n| self.fds.get(n).map(|f| f.as_fd())).collect()
     }
 
+    /// The kernel's route lookup in a node, with the output device's name.
+    pub fn route_lookup(&self, node: &str, l: Lookup) -> Result<std::result::Result<(RouteAnswer, Option<String>), KernelError>> {
+        let fd = self.fd(node)?;
+        crate::probe::ns::in_one(Some(fd), move || -> std::io::Result<_> {
+            let mut nl = Netlink::open()?;
+            Ok(match route::get(&mut nl, &l) {
+                Ok(a) => {
+                    let dev = a.oif.and_then(|i| ifname(&mut nl, i));
+                    Ok((a, dev))
+                }
+                Err(e) => Err(e),
+            })
+        })
+        .and_then(|r| r)
+        .map_err(|e| Error::io(format!("route lookup in node {node}"), e))
+    }
+
     /// `file:line:col` of a place in the topology file, when the model came from the file.
     pub fn location(&self, path: &[Seg]) -> Option<String> {
         if !self.from_file {
@@ -88,4 +107,16 @@ impl RunningLab {
         let (line, col) = self.loaded.document.source.line_col(span.start);
         Some(format!("{}:{line}:{col}", self.loaded.document.source.name))
     }
+}
+pub mod view;
+
+/// The name of a device by index, asked of the socket's namespace.
+pub fn ifname(nl: &mut Netlink, index: u32) -> Option<String> {
+    let mut m = netlink_packet_route::link::LinkMessage::default();
+    m.header.index = index;
+    let reply = nl.request(netlink_packet_route::RouteNetlinkMessage::GetLink(m), 0).ok()?;
+    reply.into_iter().find_map(|r| match r {
+        netlink_packet_route::RouteNetlinkMessage::NewLink(l) => Some(crate::kernel::observe::decode_link(&l).name),
+        _ => None,
+    })
 }

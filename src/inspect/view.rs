@@ -1,0 +1,400 @@
+//! What a running lab's namespaces hold, read once from every node (links with their kind
+//! details, addresses, routes, forwarding FDBs, bridge VLANs, a few sysctls, and which netnsid
+//! each namespace gives the others), so that `trace` and `doctor` can follow devices across
+//! namespaces: a veth's peer, a macvlan's lower device, a vxlan's underlay.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+
+use netlink_packet_route::link::{
+    AfSpecBridge, BridgeVlanInfoFlags, InfoData, InfoIpVlan, InfoMacVlan, InfoMacVtap, InfoVxlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkExtentMask, LinkInfo,
+    LinkMessage, MacVlanMode,
+};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use serde::Serialize;
+
+use super::RunningLab;
+use crate::error::{Error, Result};
+use crate::kernel::nl::Netlink;
+use crate::kernel::{observe, sysctl};
+use crate::observed::{ObservedLink, ObservedNs};
+use crate::probe::ns;
+
+/// Kind options that decide where frames go, for the kinds that have any.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum KindDetails {
+    #[default]
+    None,
+    Macvlan { mode: String },
+    Ipvlan { mode: String, flags: Vec<String> },
+    Vxlan { vni: u32, remote: Option<IpAddr>, local: Option<IpAddr>, underlay: Option<u32>, port: u16, learning: bool },
+}
+
+/// One forwarding database entry (bridge or vxlan).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FdbEntry {
+    pub mac: [u8; 6],
+    /// The device the entry is on (a bridge port, a vxlan device).
+    pub ifindex: u32,
+    /// The bridge, for entries learned or added on a bridge.
+    pub master: Option<u32>,
+    pub vlan: Option<u16>,
+    /// VXLAN: the remote tunnel end for this MAC.
+    pub dst: Option<IpAddr>,
+    /// Permanent (the bridge's or a port's own address).
+    pub local: bool,
+}
+
+/// A VLAN on a bridge port (or the bridge itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortVlan {
+    pub vid: u16,
+    pub pvid: bool,
+    pub untagged: bool,
+}
+
+/// Everything read from one node.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeView {
+    pub ns: ObservedNs,
+    /// ifindex -> kind details.
+    pub details: BTreeMap<u32, KindDetails>,
+    /// The netnsid this namespace uses for another node's namespace.
+    pub nsids: BTreeMap<i32, String>,
+    pub fdb: Vec<FdbEntry>,
+    /// ifindex -> VLANs (only with VLAN filtering).
+    pub vlans: BTreeMap<u32, Vec<PortVlan>>,
+    /// A few sysctls by key (`net.ipv4.ip_forward`, `net.ipv4.conf.eth0.rp_filter`, ...).
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// A device of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct DevRef<'a> {
+    pub node: &'a str,
+    pub ifindex: u32,
+}
+
+/// The whole lab as read from the kernel.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LabView {
+    pub nodes: BTreeMap<String, NodeView>,
+}
+
+fn macvlan_mode(m: &MacVlanMode) -> String {
+    match m {
+        MacVlanMode::Private => "private".into(),
+        MacVlanMode::Vepa => "vepa".into(),
+        MacVlanMode::Bridge => "bridge".into(),
+        MacVlanMode::Passthrough => "passthru".into(),
+        MacVlanMode::Source => "source".into(),
+        MacVlanMode::Other(o) => o.to_string(),
+        _ => "unknown".into(),
+    }
+}
+
+fn kind_details(l: &LinkMessage) -> KindDetails {
+    for a in &l.attributes {
+        let LinkAttribute::LinkInfo(infos) = a else { continue };
+        for i in infos {
+            let LinkInfo::Data(d) = i else { continue };
+            match d {
+                InfoData::MacVlan(v) => {
+                    let mode = v.iter().find_map(|x| match x {
+                        InfoMacVlan::Mode(m) => Some(macvlan_mode(m)),
+                        _ => None,
+                    });
+                    return KindDetails::Macvlan { mode: mode.unwrap_or_else(|| "vepa".into()) };
+                }
+                InfoData::MacVtap(v) => {
+                    let mode = v.iter().find_map(|x| match x {
+                        InfoMacVtap::Mode(m) => Some(macvlan_mode(m)),
+                        _ => None,
+                    });
+                    return KindDetails::Macvlan { mode: mode.unwrap_or_else(|| "vepa".into()) };
+                }
+                InfoData::IpVlan(v) => {
+                    let mut mode = "l3".to_string();
+                    let mut flags = Vec::new();
+                    for x in v {
+                        match x {
+                            InfoIpVlan::Mode(m) => {
+                                mode = match m {
+                                    IpVlanMode::L2 => "l2".into(),
+                                    IpVlanMode::L3 => "l3".into(),
+                                    IpVlanMode::L3S => "l3s".into(),
+                                    other => format!("{other:?}").to_lowercase(),
+                                }
+                            }
+                            InfoIpVlan::Flags(f) => {
+                                if f.contains(IpVlanFlags::Private) {
+                                    flags.push("private".into());
+                                }
+                                if f.contains(IpVlanFlags::Vepa) {
+                                    flags.push("vepa".into());
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    return KindDetails::Ipvlan { mode, flags };
+                }
+                InfoData::Vxlan(v) => {
+                    let mut vni = 0;
+                    let (mut remote, mut local, mut underlay, mut port, mut learning) = (None, None, None, 8472, true);
+                    for x in v {
+                        match x {
+                            InfoVxlan::Id(i) => vni = *i,
+                            InfoVxlan::Group(g) => remote = Some(IpAddr::V4(*g)),
+                            InfoVxlan::Group6(g) => remote = Some(IpAddr::V6(*g)),
+                            InfoVxlan::Local(a) => local = Some(IpAddr::V4(*a)),
+                            InfoVxlan::Local6(a) => local = Some(IpAddr::V6(*a)),
+                            InfoVxlan::Link(i) => underlay = Some(*i),
+                            InfoVxlan::Port(p) => port = *p,
+                            InfoVxlan::Learning(b) => learning = *b,
+                            _ => {}
+                        }
+                    }
+                    return KindDetails::Vxlan { vni, remote, local, underlay, port, learning };
+                }
+                _ => {}
+            }
+        }
+    }
+    KindDetails::None
+}
+
+fn vlans_of(l: &LinkMessage) -> Vec<PortVlan> {
+    let mut out = Vec::new();
+    for a in &l.attributes {
+        if let LinkAttribute::AfSpecBridge(specs) = a {
+            for s in specs {
+                if let AfSpecBridge::VlanInfo(v) = s {
+                    out.push(PortVlan { vid: v.vid, pvid: v.flags.contains(BridgeVlanInfoFlags::Pvid), untagged: v.flags.contains(BridgeVlanInfoFlags::Untagged) });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn fdb_of(m: &NeighbourMessage) -> Option<FdbEntry> {
+    let mut mac = None;
+    let (mut master, mut vlan, mut dst) = (None, None, None);
+    for a in &m.attributes {
+        match a {
+            NeighbourAttribute::LinkLayerAddress(b) if b.len() == 6 => mac = Some(<[u8; 6]>::try_from(b.as_slice()).ok()?),
+            NeighbourAttribute::Controller(c) => master = Some(*c),
+            NeighbourAttribute::Vlan(v) => vlan = Some(*v),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
+            _ => {}
+        }
+    }
+    if master.is_none() && m.header.flags.contains(NeighbourFlags::Controller) {
+        master = None;
+    }
+    Some(FdbEntry { mac: mac?, ifindex: m.header.ifindex, master, vlan, dst, local: m.header.state == NeighbourState::Permanent })
+}
+
+/// Sysctls read in every node (per-device ones for each device too).
+fn sysctl_keys(ns: &ObservedNs) -> Vec<String> {
+    let mut k = vec![
+        "net.ipv4.ip_forward".to_string(),
+        "net.ipv6.conf.all.forwarding".into(),
+        "net.ipv4.conf.all.rp_filter".into(),
+        "net.ipv4.conf.all.arp_ignore".into(),
+    ];
+    for l in &ns.links {
+        if l.name.contains('.') {
+            continue;
+        }
+        k.push(format!("net.ipv4.conf.{}.rp_filter", l.name));
+        k.push(format!("net.ipv4.conf.{}.forwarding", l.name));
+    }
+    k
+}
+
+/// Reads one node; the calling thread is inside its namespace.
+fn read_node(others: &[(String, i32)]) -> std::io::Result<NodeView> {
+    let mut nl = Netlink::open()?;
+    let kerr = |e: crate::kernel::nl::KernelError| std::io::Error::other(e.to_string());
+    let mut ns = observe::observe_ns(&mut nl, &[]).map_err(kerr)?;
+    for k in sysctl_keys(&ns) {
+        if let Ok(v) = sysctl::read(&k) {
+            ns.sysctls.insert(k, v);
+        }
+    }
+    let mut details = BTreeMap::new();
+    for m in nl.dump(crate::kernel::msg::dump_links()).map_err(kerr)? {
+        if let RouteNetlinkMessage::NewLink(l) = m {
+            let d = kind_details(&l);
+            if d != KindDetails::None {
+                details.insert(l.header.index, d);
+            }
+        }
+    }
+    // Bridge VLANs (per port, only where VLAN filtering is on).
+    let mut vlans = BTreeMap::new();
+    let mut req = LinkMessage::default();
+    req.header.interface_family = AddressFamily::Bridge;
+    req.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::Brvlan]));
+    if let Ok(msgs) = nl.dump(RouteNetlinkMessage::GetLink(req)) {
+        for m in msgs {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                let v = vlans_of(&l);
+                if !v.is_empty() {
+                    vlans.insert(l.header.index, v);
+                }
+            }
+        }
+    }
+    let mut fdb = Vec::new();
+    let mut q = NeighbourMessage::default();
+    q.header.family = AddressFamily::Bridge;
+    if let Ok(msgs) = nl.dump(RouteNetlinkMessage::GetNeighbour(q)) {
+        for m in msgs {
+            if let RouteNetlinkMessage::NewNeighbour(n) = m {
+                fdb.extend(fdb_of(&n));
+            }
+        }
+    }
+    // How this namespace numbers the others (IFLA_LINK_NETNSID of cross-namespace devices).
+    let mut nsids = BTreeMap::new();
+    for (node, fd) in others {
+        let mut m = NsidMessage::default();
+        m.attributes.push(NsidAttribute::Fd(*fd as u32));
+        if let Ok(reply) = nl.request(RouteNetlinkMessage::GetNsId(m), 0) {
+            for r in reply {
+                if let RouteNetlinkMessage::NewNsId(n) = r {
+                    for a in n.attributes {
+                        if let NsidAttribute::Id(id) = a {
+                            if id >= 0 {
+                                nsids.insert(id, node.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let sysctls = ns.sysctls.clone();
+    Ok(NodeView { ns, details, nsids, fdb, vlans, sysctls })
+}
+
+impl LabView {
+    /// Reads every node of a running lab (in parallel).
+    pub fn observe(rl: &RunningLab) -> Result<LabView> {
+        let nodes: Vec<String> = rl.model().nodes.keys().cloned().collect();
+        let others: Vec<(String, i32)> = nodes.iter().map(|n| (n.clone(), rl.fds[n].as_raw_fd())).collect();
+        let fds = rl.borrowed(&nodes);
+        let views = ns::in_each(&fds, |i| {
+            let o: Vec<(String, i32)> = others.iter().filter(|(n, _)| *n != nodes[i]).cloned().collect();
+            read_node(&o)
+        })
+        .map_err(|e| Error::io("read the lab's namespaces", e))?;
+        let mut out = LabView::default();
+        for (n, v) in nodes.into_iter().zip(views) {
+            let v = v.map_err(|e| Error::io(format!("read node {n}"), e))?;
+            out.nodes.insert(n, v);
+        }
+        Ok(out)
+    }
+
+    pub fn link(&self, node: &str, ifindex: u32) -> Option<&ObservedLink> {
+        self.nodes.get(node)?.ns.link_by_index(ifindex)
+    }
+
+    pub fn link_named(&self, node: &str, name: &str) -> Option<&ObservedLink> {
+        self.nodes.get(node)?.ns.link(name)
+    }
+
+    pub fn details(&self, node: &str, ifindex: u32) -> &KindDetails {
+        static NONE: KindDetails = KindDetails::None;
+        self.nodes.get(node).and_then(|n| n.details.get(&ifindex)).unwrap_or(&NONE)
+    }
+
+    /// `node:ifname` of a device.
+    pub fn name(&self, node: &str, ifindex: u32) -> String {
+        format!("{node}:{}", self.link(node, ifindex).map(|l| l.name.as_str()).unwrap_or("?"))
+    }
+
+    /// The node and index IFLA_LINK points at (a veth's peer, a macvlan's lower device),
+    /// following IFLA_LINK_NETNSID into another node.
+    pub fn linked<'a>(&'a self, node: &'a str, l: &ObservedLink) -> Option<(&'a str, u32)> {
+        let idx = l.link?;
+        match l.link_netnsid {
+            None => Some((node, idx)),
+            Some(id) => {
+                let other = self.nodes.get(node)?.nsids.get(&id)?;
+                let (k, _) = self.nodes.get_key_value(other)?;
+                Some((k.as_str(), idx))
+            }
+        }
+    }
+
+    /// Devices whose IFLA_LINK is this device (macvlans, ipvlans, vlans on a lower; a veth's peer).
+    pub fn uppers<'a>(&'a self, node: &str, ifindex: u32) -> Vec<(&'a str, &'a ObservedLink)> {
+        let mut out = Vec::new();
+        for (n, v) in &self.nodes {
+            for l in &v.ns.links {
+                if l.link == Some(ifindex) && self.linked(n, l).map(|(x, _)| x == node).unwrap_or(false) && !(n == node && l.ifindex == ifindex) {
+                    out.push((n.as_str(), l));
+                }
+            }
+        }
+        out
+    }
+
+    /// Nodes and devices holding an address.
+    pub fn holders(&self, a: IpAddr) -> Vec<(&str, u32)> {
+        let mut out = Vec::new();
+        for (n, v) in &self.nodes {
+            for x in &v.ns.addrs {
+                if x.addr.addr() == a {
+                    out.push((n.as_str(), x.ifindex));
+                }
+            }
+        }
+        out
+    }
+
+    /// Ports of a bridge.
+    pub fn ports<'a>(&'a self, node: &str, bridge: u32) -> Vec<&'a ObservedLink> {
+        self.nodes.get(node).map(|v| v.ns.links.iter().filter(|l| l.master == Some(bridge)).collect()).unwrap_or_default()
+    }
+
+    /// A sysctl of a node, as read.
+    pub fn sysctl(&self, node: &str, key: &str) -> Option<&str> {
+        self.nodes.get(node)?.sysctls.get(key).map(String::as_str)
+    }
+
+    /// The effective rp_filter of a device: the larger of `all` and the device's own.
+    pub fn rp_filter(&self, node: &str, dev: &str) -> u8 {
+        let get = |k: &str| self.sysctl(node, k).and_then(|v| v.parse::<u8>().ok()).unwrap_or(0);
+        get("net.ipv4.conf.all.rp_filter").max(get(&format!("net.ipv4.conf.{dev}.rp_filter")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::InfoKind;
+
+    #[test]
+    fn macvlan_and_vxlan_details_decode() {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::MacVlan), LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Private)]))]));
+        assert_eq!(kind_details(&l), KindDetails::Macvlan { mode: "private".into() });
+        let mut v = LinkMessage::default();
+        v.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![InfoVxlan::Id(42), InfoVxlan::Group("192.0.2.2".parse().unwrap()), InfoVxlan::Link(3), InfoVxlan::Port(4789)])),
+        ]));
+        assert_eq!(kind_details(&v), KindDetails::Vxlan { vni: 42, remote: Some("192.0.2.2".parse().unwrap()), local: None, underlay: Some(3), port: 4789, learning: true });
+    }
+}
