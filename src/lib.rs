@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod inspect;

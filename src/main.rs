@@ -87,6 +87,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Find the usual reasons a lab does not behave, each with its fix (exit 1 when any is an error).
+    Doctor {
+        lab: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks (each builds its own lab with an isolated host and removes it).
     Bench {
         #[command(subcommand)]
@@ -274,6 +280,15 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             let there_and_back = t.verdict == vnet::trace::Verdict::Delivered && t.back_verdict.is_none_or(|v| v == vnet::trace::Verdict::Delivered);
             Ok(if there_and_back && t.confirm.as_ref().is_none_or(|c| c.agrees) { 0 } else { 1 })
+        }
+        Cmd::Doctor { lab, json: as_json } => {
+            let r = vnet::doctor::doctor(&lab)?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::doctor::render(&r));
+            }
+            Ok(if r.findings.iter().any(|f| f.severity == vnet::doctor::Severity::Error) { 1 } else { 0 })
         }
         Cmd::Bench { bench: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
             let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::kernel::netns;
@@ -21,6 +22,8 @@ pub struct RunningLab {
     pub from_file: bool,
     /// node -> its namespace (every node has one; a non-isolated host is vnet's own).
     pub fds: BTreeMap<String, OwnedFd>,
+    /// Route-netlink sockets opened inside nodes, kept for repeated lookups.
+    sockets: Mutex<BTreeMap<String, Netlink>>,
 }
 
 impl RunningLab {
@@ -60,7 +63,7 @@ impl RunningLab {
             };
             fds.insert(node.clone(), fd);
         }
-        Ok(RunningLab { state, loaded, from_file, fds })
+        Ok(RunningLab { state, loaded, from_file, fds, sockets: Mutex::new(BTreeMap::new()) })
     }
 
     pub fn name(&self) -> &str {
@@ -83,19 +86,20 @@ impl RunningLab {
 
     /// The kernel's route lookup in a node, with the output device's name.
     pub fn route_lookup(&self, node: &str, l: Lookup) -> Result<std::result::Result<(RouteAnswer, Option<String>), KernelError>> {
-        let fd = self.fd(node)?;
-        crate::probe::ns::in_one(Some(fd), move || -> std::io::Result<_> {
-            let mut nl = Netlink::open()?;
-            Ok(match route::get(&mut nl, &l) {
-                Ok(a) => {
-                    let dev = a.oif.and_then(|i| ifname(&mut nl, i));
-                    Ok((a, dev))
-                }
-                Err(e) => Err(e),
-            })
+        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        if !socks.contains_key(node) {
+            let fd = self.fd(node)?;
+            let nl = crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+            socks.insert(node.to_string(), nl);
+        }
+        let nl = socks.get_mut(node).expect("just opened");
+        Ok(match route::get(nl, &l) {
+            Ok(a) => {
+                let dev = a.oif.and_then(|i| ifname(nl, i));
+                Ok((a, dev))
+            }
+            Err(e) => Err(e),
         })
-        .and_then(|r| r)
-        .map_err(|e| Error::io(format!("route lookup in node {node}"), e))
     }
 
     /// `file:line:col` of a place in the topology file, when the model came from the file.

@@ -34,7 +34,14 @@ pub enum Hop {
     /// The frame reached the node that holds the next hop's address.
     Arrive { node: String, dev: String, next_hop: IpAddr },
     Deliver { node: String, dev: String },
-    Drop { node: String, #[serde(skip_serializing_if = "Option::is_none")] dev: Option<String>, why: String },
+    Drop {
+        node: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dev: Option<String>,
+        /// Stable name of the reason (`rp-filter`, `forwarding-off`, `no-route`, `hairpin-off`, ...).
+        cause: String,
+        why: String,
+    },
     /// The path leaves the lab (a device leading outside, an address no node holds).
     Leave { node: String, dev: String, why: String },
 }
@@ -76,7 +83,7 @@ impl Hop {
             Hop::Tunnel { from, vni, remote, to } => format!("{from} -> {to} (vxlan vni {vni}, encapsulated to {remote})"),
             Hop::Arrive { node, dev, next_hop } => format!("{node}: arrives on {dev} ({next_hop} is here)"),
             Hop::Deliver { node, dev } => format!("{node}: delivered locally (on {dev})"),
-            Hop::Drop { node, dev, why } => match dev {
+            Hop::Drop { node, dev, why, .. } => match dev {
                 Some(d) => format!("{node}: DROPPED at {d}: {why}"),
                 None => format!("{node}: DROPPED: {why}"),
             },

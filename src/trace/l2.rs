@@ -45,9 +45,9 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn drop_at(&mut self, node: &str, dev: Option<u32>, why: String) -> End {
+    fn drop_at(&mut self, node: &str, dev: Option<u32>, cause: &str, why: String) -> End {
         let dev = dev.map(|i| self.devname(node, i));
-        self.push(Hop::Drop { node: node.into(), dev, why });
+        self.push(Hop::Drop { node: node.into(), dev, cause: cause.into(), why });
         End::Dropped
     }
 
@@ -63,13 +63,13 @@ impl<'a> Walker<'a> {
     pub fn egress(&mut self, node: &str, ifindex: u32) -> End {
         self.depth += 1;
         if self.depth > 64 {
-            return self.drop_at(node, Some(ifindex), "the link layer loops (more than 64 steps)".into());
+            return self.drop_at(node, Some(ifindex), "loop", "the link layer loops (more than 64 steps)".into());
         }
         let Some(l) = self.view.link(node, ifindex).cloned() else {
-            return self.drop_at(node, Some(ifindex), "device not found".into());
+            return self.drop_at(node, Some(ifindex), "missing-device", "device not found".into());
         };
         if !l.up {
-            return self.drop_at(node, Some(ifindex), format!("{} is down", l.name));
+            return self.drop_at(node, Some(ifindex), "device-down", format!("{} is down", l.name));
         }
         match l.kind.as_deref() {
             Some("veth") => self.veth(node, &l),
@@ -88,7 +88,7 @@ impl<'a> Walker<'a> {
 
     fn veth(&mut self, node: &str, l: &crate::observed::ObservedLink) -> End {
         if !l.carrier {
-            return self.drop_at(node, Some(l.ifindex), format!("{} has no carrier (its peer is down)", l.name));
+            return self.drop_at(node, Some(l.ifindex), "no-carrier", format!("{} has no carrier (its peer is down)", l.name));
         }
         let Some((pn, pi)) = self.view.linked(node, l) else {
             self.push(Hop::Leave { node: node.into(), dev: l.name.clone(), why: "its veth peer is not in any node of the lab".into() });
@@ -103,10 +103,10 @@ impl<'a> Walker<'a> {
     /// frames for a macvlan/ipvlan's address to it; otherwise the node receives it.
     fn ingress(&mut self, node: &str, ifindex: u32) -> End {
         let Some(l) = self.view.link(node, ifindex).cloned() else {
-            return self.drop_at(node, Some(ifindex), "device not found".into());
+            return self.drop_at(node, Some(ifindex), "missing-device", "device not found".into());
         };
         if !l.up {
-            return self.drop_at(node, Some(ifindex), format!("{} is down", l.name));
+            return self.drop_at(node, Some(ifindex), "device-down", format!("{} is down", l.name));
         }
         if let Some(br) = l.master {
             if self.view.link(node, br).and_then(|b| b.kind.clone()).as_deref() == Some("bridge") {
@@ -135,7 +135,7 @@ impl<'a> Walker<'a> {
             End::Arrived(node.to_string(), ifindex)
         } else {
             let why = format!("no device of {node} holds {}: neighbour resolution (ARP/NDP) gets no answer on this segment", self.next_hop);
-            self.drop_at(node, Some(ifindex), why)
+            self.drop_at(node, Some(ifindex), "no-neighbour", why)
         }
     }
 
@@ -148,9 +148,9 @@ impl<'a> Walker<'a> {
                 return self.arrive(node, br);
             }
         }
-        let Some(b) = self.view.link(node, br).cloned() else { return self.drop_at(node, Some(br), "bridge not found".into()) };
+        let Some(b) = self.view.link(node, br).cloned() else { return self.drop_at(node, Some(br), "missing-device", "bridge not found".into()) };
         if !b.up {
-            return self.drop_at(node, Some(br), format!("bridge {bname} is down"));
+            return self.drop_at(node, Some(br), "device-down", format!("bridge {bname} is down"));
         }
         let ports: Vec<u32> = self.view.ports(node, br).iter().map(|p| p.ifindex).collect();
         let fdb_port = self.mac.and_then(|m| {
@@ -174,7 +174,7 @@ impl<'a> Walker<'a> {
                 match found {
                     Some(p) => (p, "not in the forwarding database: flooded, this port leads to it".to_string()),
                     None => {
-                        return self.drop_at(node, Some(br), format!("no port of bridge {bname} leads to {} (flooded without an answer)", self.next_hop));
+                        return self.drop_at(node, Some(br), "no-neighbour", format!("no port of bridge {bname} leads to {} (flooded without an answer)", self.next_hop));
                     }
                 }
             }
@@ -183,7 +183,7 @@ impl<'a> Walker<'a> {
             let hairpin = self.view.link(node, port).and_then(|p| p.hairpin).unwrap_or(false);
             if !hairpin {
                 let pname = self.devname(node, port);
-                return self.drop_at(node, Some(port), format!("bridge {bname} does not send a frame back out of the port it came in on ({pname} has hairpin off)"));
+                return self.drop_at(node, Some(port), "hairpin-off", format!("bridge {bname} does not send a frame back out of the port it came in on ({pname} has hairpin off)"));
             }
         }
         self.push(Hop::Bridge { node: node.into(), bridge: bname, port: self.devname(node, port), how, mac: self.mac.map(|m| format_mac(&m)) });
@@ -195,7 +195,7 @@ impl<'a> Walker<'a> {
             KindDetails::Macvlan { mode } => mode.clone(),
             _ => "vepa".into(),
         };
-        let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "its lower device is not in the lab".into()) };
+        let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into()) };
         let ln = ln.to_string();
         // Siblings on the same lower device: bridge mode switches between them inside the kernel.
         if mode == "bridge" {
@@ -210,7 +210,7 @@ impl<'a> Walker<'a> {
             // frame back (hairpin), and never in private mode.
             let to_sibling = self.view.uppers(&ln, li).into_iter().any(|(n, u)| !(n == node && u.ifindex == l.ifindex) && self.mac.is_some() && u.mac == self.mac);
             if to_sibling && mode == "private" {
-                return self.drop_at(node, Some(l.ifindex), format!("macvlan private mode: {} never reaches a sibling on the same lower device", l.name));
+                return self.drop_at(node, Some(l.ifindex), "macvlan-private", format!("macvlan private mode: {} never reaches a sibling on the same lower device", l.name));
             }
         }
         self.push(Hop::Link { from: self.full(node, l.ifindex), to: self.full(&ln, li), via: format!("macvlan {mode} mode, out through the lower device") });
@@ -227,13 +227,13 @@ impl<'a> Walker<'a> {
             KindDetails::Ipvlan { mode, flags } => (mode.clone(), flags.clone()),
             _ => ("l3".into(), Vec::new()),
         };
-        let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "its lower device is not in the lab".into()) };
+        let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into()) };
         let ln = ln.to_string();
         let holders = self.view.holders(self.next_hop);
         let sib = self.view.uppers(&ln, li).into_iter().find(|(n, u)| !(*n == node && u.ifindex == l.ifindex) && holders.contains(&(n, u.ifindex))).map(|(n, u)| (n.to_string(), u.ifindex));
         if let Some((sn, si)) = sib {
             if flags.iter().any(|f| f == "private") {
-                return self.drop_at(node, Some(l.ifindex), "ipvlan private flag: slaves of one lower device do not talk to each other".into());
+                return self.drop_at(node, Some(l.ifindex), "ipvlan-private", "ipvlan private flag: slaves of one lower device do not talk to each other".into());
             }
             if !flags.iter().any(|f| f == "vepa") {
                 self.push(Hop::Link { from: self.full(node, l.ifindex), to: self.full(&sn, si), via: format!("ipvlan {mode}, slave on the same lower device") });
@@ -246,17 +246,17 @@ impl<'a> Walker<'a> {
 
     fn vxlan(&mut self, node: &str, l: &crate::observed::ObservedLink) -> End {
         let KindDetails::Vxlan { vni, remote, port, .. } = self.view.details(node, l.ifindex).clone() else {
-            return self.drop_at(node, Some(l.ifindex), "vxlan options unreadable".into());
+            return self.drop_at(node, Some(l.ifindex), "vxlan", "vxlan options unreadable".into());
         };
         // The FDB of the vxlan device names the remote for a MAC; otherwise its default remote/group.
         let fdb_remote = self.mac.and_then(|m| self.view.nodes.get(node)?.fdb.iter().find(|e| e.ifindex == l.ifindex && e.mac == m).and_then(|e| e.dst));
         let zero = self.view.nodes.get(node).and_then(|v| v.fdb.iter().find(|e| e.ifindex == l.ifindex && e.mac == [0; 6]).and_then(|e| e.dst));
         let Some(remote) = fdb_remote.or(remote).or(zero) else {
-            return self.drop_at(node, Some(l.ifindex), format!("vxlan {} has no remote for this destination (no FDB entry, no remote or group)", l.name));
+            return self.drop_at(node, Some(l.ifindex), "vxlan", format!("vxlan {} has no remote for this destination (no FDB entry, no remote or group)", l.name));
         };
         // Underlay: the node's own route to the remote, then the link layer to it.
         let Some((oif, gw)) = (self.underlay)(node, remote) else {
-            return self.drop_at(node, Some(l.ifindex), format!("no underlay route to the vxlan remote {remote}"));
+            return self.drop_at(node, Some(l.ifindex), "vxlan", format!("no underlay route to the vxlan remote {remote}"));
         };
         let mut under = Walker::new(self.view, gw.unwrap_or(remote), self.underlay);
         under.record = self.record;
@@ -269,14 +269,14 @@ impl<'a> Walker<'a> {
                 let holder = self.view.holders(remote).into_iter().map(|(n, _)| n.to_string()).next();
                 let Some(hn) = holder else {
                     self.hops.extend(under_hops);
-                    return self.drop_at(&rn, None, format!("the underlay reached {rn}, which does not hold the vxlan remote {remote} (routing the underlay on is not traced)"));
+                    return self.drop_at(&rn, None, "vxlan", format!("the underlay reached {rn}, which does not hold the vxlan remote {remote} (routing the underlay on is not traced)"));
                 };
                 let peer = self.view.nodes.get(&hn).and_then(|v| {
                     v.ns.links.iter().find(|x| matches!(v.details.get(&x.ifindex), Some(KindDetails::Vxlan { vni: pv, port: pp, .. }) if *pv == vni && *pp == port)).map(|x| x.ifindex)
                 });
                 let Some(pi) = peer else {
                     self.hops.extend(under_hops);
-                    return self.drop_at(&hn, None, format!("no vxlan device with vni {vni} (port {port}) at the remote end {remote}"));
+                    return self.drop_at(&hn, None, "vxlan", format!("no vxlan device with vni {vni} (port {port}) at the remote end {remote}"));
                 };
                 let (from, to) = (self.full(node, l.ifindex), self.full(&hn, pi));
                 self.push(Hop::Tunnel { from, vni, remote, to });

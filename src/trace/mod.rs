@@ -91,7 +91,7 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
     };
     for _ in 0..32 {
         if !seen.insert((node.clone(), iif)) {
-            hops.push(Hop::Drop { node: node.clone(), dev: iif.map(|i| ifindex_name(view, &node, i)), why: "the packet comes back here: routing loop".into() });
+            hops.push(Hop::Drop { node: node.clone(), dev: iif.map(|i| ifindex_name(view, &node, i)), cause: "loop".into(), why: "the packet comes back here: routing loop".into() });
             return Ok((hops, Verdict::Loop));
         }
         let l = Lookup { dst: Some(dst), src, iif, oif: None };
@@ -99,7 +99,14 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
         let ans = match rl.route_lookup(&node, l)? {
             Err(e) => {
                 hops.push(Hop::Route { node: node.clone(), dst, src, iif: iif_name.clone(), kind: "error".into(), dev: None, gateway: None, table: None });
-                hops.push(Hop::Drop { node: node.clone(), dev: iif_name, why: route::error_text(&e, iif.is_some()) });
+                let cause = match e.errno {
+                    libc::EXDEV => "rp-filter",
+                    libc::EHOSTUNREACH if iif.is_some() && view.sysctl(&node, "net.ipv4.ip_forward") == Some("0") && dst.is_ipv4() => "forwarding-off",
+                    libc::EHOSTUNREACH if iif.is_some() && view.sysctl(&node, "net.ipv6.conf.all.forwarding") == Some("0") && dst.is_ipv6() => "forwarding-off",
+                    libc::ENODEV => "device-down",
+                    _ => "no-route",
+                };
+                hops.push(Hop::Drop { node: node.clone(), dev: iif_name, cause: cause.into(), why: route::error_text(&e, iif.is_some()) });
                 return Ok((hops, Verdict::Dropped));
             }
             Ok((a, _)) => a,
@@ -116,12 +123,12 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
             }
             "unicast" => {}
             other => {
-                hops.push(Hop::Drop { node: node.clone(), dev: None, why: format!("the route is of type {other}") });
+                hops.push(Hop::Drop { node: node.clone(), dev: None, cause: "no-route".into(), why: format!("the route is of type {other}") });
                 return Ok((hops, Verdict::Dropped));
             }
         }
         let Some(oif) = ans.oif else {
-            hops.push(Hop::Drop { node: node.clone(), dev: None, why: "the route has no output device".into() });
+            hops.push(Hop::Drop { node: node.clone(), dev: None, cause: "no-route".into(), why: "the route has no output device".into() });
             return Ok((hops, Verdict::Dropped));
         };
         let next_hop = ans.gateway.unwrap_or(dst);
@@ -148,7 +155,7 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
             l2::End::LeftLab => return Ok((hops, Verdict::LeftLab)),
         }
     }
-    hops.push(Hop::Drop { node, dev: None, why: "more than 32 routed hops".into() });
+    hops.push(Hop::Drop { node, dev: None, cause: "loop".into(), why: "more than 32 routed hops".into() });
     Ok((hops, Verdict::Loop))
 }
 

@@ -1,0 +1,119 @@
+//! Addresses and routes: declared but missing in the kernel, and addresses held twice.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::{Ctx, Severity};
+use crate::model::source::Seg;
+
+pub(super) fn check(ctx: &mut Ctx) {
+    let model = ctx.rl.model();
+    for (nname, node) in &model.nodes {
+        let Some(v) = ctx.view.nodes.get(nname) else { continue };
+        for (ifname, iface) in &node.interfaces {
+            let Some(l) = v.ns.link(ifname) else { continue };
+            for (i, a) in iface.addresses.iter().enumerate() {
+                if !v.ns.addrs.iter().any(|x| x.ifindex == l.ifindex && x.addr == *a) {
+                    let mut p = iface.path.clone();
+                    p.push(Seg::Key("addresses".into()));
+                    p.push(Seg::Index(i));
+                    let ns = ctx.ns_name(nname);
+                    let f = ctx.finding(
+                        "missing-address",
+                        Severity::Error,
+                        nname,
+                        Some(ifname),
+                        format!("{a} is declared on {ifname} but the device does not have it"),
+                        format!("add it: `ip {ns}addr add {a} dev {ifname}` (or `vnet up` again)"),
+                        Some(&p),
+                    );
+                    ctx.add(f);
+                }
+            }
+        }
+        for r in &node.routes {
+            let present = v.ns.routes.iter().any(|o| o.dst == r.dst && o.table == r.table && (r.via.is_none() || o.via == r.via) && (r.metric.is_none() || o.metric == r.metric));
+            if !present {
+                // The kernel drops routes whose gateway or device went away (a device down).
+                let declared_dev = r.via.and_then(|g| node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.contains(&g)))).and_then(|i| v.ns.link(&i.name)).map(|l| l.ifindex);
+                let gw_dev = r.via.and_then(|g| v.ns.addrs.iter().find(|a| a.addr.contains(&g)).map(|a| a.ifindex)).or(declared_dev);
+                let down_dev = gw_dev.or_else(|| r.dev.as_ref().and_then(|d| v.ns.link(d).map(|l| l.ifindex))).and_then(|i| v.ns.link_by_index(i)).filter(|l| !l.up || !l.carrier);
+                let on_subnet = r.via.is_none() || gw_dev.is_some() || node.interfaces.values().any(|i| i.addresses.iter().any(|a| r.via.is_some_and(|g| a.contains(&g))));
+                let fix = if let Some(l) = down_dev {
+                    format!("{} is down or without carrier, so the kernel removed the route: fix {} first, then `vnet up` again adds the route", l.name, l.name)
+                } else if !on_subnet {
+                    format!("the gateway {} is not on any subnet of {nname}: give {nname} an address on the gateway's subnet, then add the route", r.via.map(|g| g.to_string()).unwrap_or_default())
+                } else {
+                    format!("add it: `ip {}{}` (or `vnet up` again)", ctx.ns_name(nname), route_cmd(r))
+                };
+                let f = ctx.finding("missing-route", Severity::Error, nname, r.dev.as_deref(), format!("route {r} is declared but the kernel does not have it"), fix, Some(&r.path));
+                ctx.add(f);
+            }
+        }
+    }
+    duplicates(ctx);
+}
+
+fn declared_path(ctx: &Ctx, node: &str, dev: &str, a: IpAddr) -> Option<Vec<Seg>> {
+    let iface = ctx.rl.model().nodes.get(node)?.interfaces.get(dev)?;
+    let i = iface.addresses.iter().position(|x| x.addr() == a)?;
+    let mut p = iface.path.clone();
+    p.push(Seg::Key("addresses".into()));
+    p.push(Seg::Index(i));
+    Some(p)
+}
+
+/// One address on two devices of the lab: answers come from whichever wins the ARP race.
+fn duplicates(ctx: &mut Ctx) {
+    let mut by_addr: BTreeMap<IpAddr, Vec<(String, String)>> = BTreeMap::new();
+    for (n, v) in &ctx.view.nodes {
+        for a in &v.ns.addrs {
+            let ip = a.addr.addr();
+            let link_local = matches!(ip, IpAddr::V6(x) if (x.segments()[0] & 0xffc0) == 0xfe80);
+            if ip.is_loopback() || link_local {
+                continue;
+            }
+            let dev = v.ns.name_of(a.ifindex).unwrap_or("?").to_string();
+            by_addr.entry(ip).or_default().push((n.clone(), dev));
+        }
+    }
+    for (ip, holders) in by_addr {
+        if holders.len() < 2 {
+            continue;
+        }
+        let list = holders.iter().map(|(n, d)| format!("{n}:{d}")).collect::<Vec<_>>().join(", ");
+        for (n, d) in &holders {
+            let path = declared_path(ctx, n, d, ip);
+            let f = ctx.finding(
+                "duplicate-address",
+                Severity::Error,
+                n,
+                Some(d),
+                format!("{ip} is held by {} devices ({list}): replies come from whichever answers ARP/NDP first", holders.len()),
+                format!("give all but one of them another address (`ip {}addr del {ip} dev {d}` here if this one is the stray)", ctx.ns_name(n)),
+                path.as_deref(),
+            );
+            ctx.add(f);
+        }
+    }
+}
+
+/// `route add ...` as iproute2 takes it.
+fn route_cmd(r: &crate::model::Route) -> String {
+    let fam = if r.dst.addr().is_ipv6() { "-6 " } else { "" };
+    let dst = if r.dst.prefix_len() == 0 { "default".to_string() } else { r.dst.to_string() };
+    let mut s = format!("{fam}route add {dst}");
+    if let Some(v) = r.via {
+        s.push_str(&format!(" via {v}"));
+    }
+    if let Some(d) = &r.dev {
+        s.push_str(&format!(" dev {d}"));
+    }
+    if let Some(m) = r.metric {
+        s.push_str(&format!(" metric {m}"));
+    }
+    if r.table != 254 {
+        s.push_str(&format!(" table {}", r.table));
+    }
+    s
+}
