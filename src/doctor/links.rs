@@ -41,6 +41,18 @@ pub(super) fn check(ctx: &mut Ctx) {
             if !l.up {
                 continue;
             }
+            if l.kind.as_deref() == Some("bridge") && ctx.view.ports(nname, l.ifindex).is_empty() {
+                let f = ctx.finding(
+                    "no-ports",
+                    Severity::Warning,
+                    nname,
+                    Some(ifname),
+                    format!("bridge {ifname} has no ports: nothing is connected to it"),
+                    format!("attach devices with `master: {ifname}`"),
+                    path,
+                );
+                ctx.add(f);
+            }
             // Up but no carrier: a veth whose peer is down, a bridge without a working port.
             if !l.carrier && ifname != "lo" {
                 match l.kind.as_deref() {

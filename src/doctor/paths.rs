@@ -18,7 +18,11 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
     let model = ctx.rl.model();
     let mut ends: Vec<(String, Vec<IpAddr>)> = Vec::new();
     for (n, node) in &model.nodes {
-        let addrs: Vec<IpAddr> = node.interfaces.values().flat_map(|i| i.addresses.iter().map(|a| a.addr())).filter(|a| !a.is_loopback()).collect();
+        // Declared addresses first, then what the kernel has (addresses added by hand count too).
+        let mut addrs: Vec<IpAddr> = node.interfaces.values().flat_map(|i| i.addresses.iter().map(|a| a.addr())).filter(|a| !a.is_loopback()).collect();
+        if let Some(v) = ctx.view.nodes.get(n) {
+            addrs.extend(v.ns.addrs.iter().filter(|a| !a.automatic && !a.addr.addr().is_loopback()).map(|a| a.addr.addr()));
+        }
         let mut firsts = Vec::new();
         if let Some(a) = addrs.iter().find(|a| a.is_ipv4()) {
             firsts.push(*a);
@@ -139,7 +143,10 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                     Severity::Error,
                     node,
                     dev_s.as_deref(),
-                    format!("{node} drops packets from {src} arriving on {d}: reverse-path filtering is strict (rp_filter={mode}) and {back} (asymmetric routing, seen on the way {from} -> {dst})"),
+                    format!(
+                        "{node} drops packets from {src} arriving on {d}: reverse-path filtering is {} (rp_filter={mode}) and {back} (asymmetric routing, seen on the way {from} -> {dst})",
+                        if mode == 1 { "strict" } else { "loose" }
+                    ),
                     format!("set `net.ipv4.conf.all.rp_filter: 2` and `net.ipv4.conf.{d}.rp_filter: 2` (loose) in nodes.{node}.sysctls, or make the routes symmetric"),
                     path.as_deref(),
                 );

@@ -171,6 +171,15 @@ impl<'a> Walker<'a> {
                         break;
                     }
                 }
+                // Back out of the port it came in on? Only a hairpin port sends it there.
+                if found.is_none() {
+                    if let Some(ip) = in_port {
+                        let mut look = Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
+                        if matches!(look.egress(node, ip), End::Arrived(..)) {
+                            found = Some(ip);
+                        }
+                    }
+                }
                 match found {
                     Some(p) => (p, "not in the forwarding database: flooded, this port leads to it".to_string()),
                     None => {

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::inspect::view::LabView;
 use crate::inspect::RunningLab;
 use crate::probe::echo::{self, EchoOptions, EchoProbe};
+use crate::kernel::nl::KernelError;
 use crate::probe::route::{self, Lookup};
 
 /// Traces from `from` to `dst` (an address, or a node name: its first address).
@@ -99,14 +100,24 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
         let ans = match rl.route_lookup(&node, l)? {
             Err(e) => {
                 hops.push(Hop::Route { node: node.clone(), dst, src, iif: iif_name.clone(), kind: "error".into(), dev: None, gateway: None, table: None });
+                // Since Linux 6.13 a failed input lookup answers EINVAL whatever the drop reason;
+                // reverse-path filtering is then recognised by asking the route back to the source.
+                let rp = iif.is_some() && matches!(e.errno, libc::EXDEV | libc::EINVAL) && rp_rejects(rl, view, &node, iif_name.as_deref().unwrap_or(""), src)?;
                 let cause = match e.errno {
+                    _ if rp => "rp-filter",
                     libc::EXDEV => "rp-filter",
+                    libc::EINVAL if iif.is_some() => "martian",
                     libc::EHOSTUNREACH if iif.is_some() && view.sysctl(&node, "net.ipv4.ip_forward") == Some("0") && dst.is_ipv4() => "forwarding-off",
                     libc::EHOSTUNREACH if iif.is_some() && view.sysctl(&node, "net.ipv6.conf.all.forwarding") == Some("0") && dst.is_ipv6() => "forwarding-off",
                     libc::ENODEV => "device-down",
                     _ => "no-route",
                 };
-                hops.push(Hop::Drop { node: node.clone(), dev: iif_name, cause: cause.into(), why: route::error_text(&e, iif.is_some()) });
+                let why = match cause {
+                    "rp-filter" => route::error_text(&KernelError { errno: libc::EXDEV, text: None }, true),
+                    "martian" => "dropped by the kernel's input checks (martian source or destination)".into(),
+                    _ => route::error_text(&e, iif.is_some()),
+                };
+                hops.push(Hop::Drop { node: node.clone(), dev: iif_name, cause: cause.into(), why });
                 return Ok((hops, Verdict::Dropped));
             }
             Ok((a, _)) => a,
@@ -157,6 +168,23 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
     }
     hops.push(Hop::Drop { node, dev: None, cause: "loop".into(), why: "more than 32 routed hops".into() });
     Ok((hops, Verdict::Loop))
+}
+
+/// Whether `node`'s reverse-path filter rejects `src` arriving on `dev`: strict (1) when the
+/// route back to `src` leaves by another device, loose (2) when there is no route back at all.
+fn rp_rejects(rl: &RunningLab, view: &LabView, node: &str, dev: &str, src: Option<IpAddr>) -> Result<bool> {
+    let Some(src) = src else { return Ok(false) };
+    if !src.is_ipv4() {
+        return Ok(false);
+    }
+    let mode = view.rp_filter(node, dev);
+    if mode == 0 {
+        return Ok(false);
+    }
+    Ok(match rl.route_lookup(node, Lookup::to(src))? {
+        Err(_) => true,
+        Ok((_, back)) => mode == 1 && back.as_deref() != Some(dev),
+    })
 }
 
 fn confirm(rl: &RunningLab, from: &str, dst: IpAddr, round_trip: bool) -> Result<Confirm> {

@@ -1,0 +1,343 @@
+//! `vnet doctor` on labs broken on purpose, one per finding: each finding names the node and
+//! device, says the fix, and points at the topology line when it comes from the file. Labs are
+//! broken either in the file or afterwards by hand (`ip` in the lab's own namespaces), the way
+//! people break them.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use vnet::doctor::{self, Finding};
+use vnet::Lab;
+
+const BASE: &str = "name: doc
+nodes:
+  a:
+    interfaces: { eth0: { addresses: [10.1.0.2/24] } }
+    routes: [ { to: default, via: 10.1.0.1 } ]
+  r:
+    interfaces:
+      eth0: { addresses: [10.1.0.1/24] }
+      eth1: { addresses: [10.2.0.1/24] }
+    sysctls: { net.ipv4.ip_forward: 1 }
+  c:
+    interfaces: { eth0: { addresses: [10.2.0.2/24] } }
+    routes: [ { to: default, via: 10.2.0.1 } ]
+links:
+  - endpoints: [a:eth0, r:eth0]
+  - endpoints: [r:eth1, c:eth0]
+";
+
+/// Brings up a topology text from a file (so findings carry its lines).
+fn up(name: &str, text: &str) -> (Lab, String) {
+    let path = temp_topology(name, "yaml", text);
+    (Lab::from_file(&path).unwrap(), path.display().to_string())
+}
+
+fn findings(lab: &Lab) -> Vec<Finding> {
+    doctor::doctor_running(&lab.running().unwrap()).unwrap().findings
+}
+
+/// The one finding with this code (and node, device); panics listing all when missing.
+fn find<'a>(f: &'a [Finding], code: &str, node: &str, dev: Option<&str>) -> &'a Finding {
+    f.iter()
+        .find(|x| x.code == code && x.node == node && x.device.as_deref() == dev)
+        .unwrap_or_else(|| panic!("no {code} finding at {node}:{dev:?} in {f:#?}"))
+}
+
+/// `file:line:` of the first line containing `needle`.
+fn line_of(path: &str, text: &str, needle: &str) -> String {
+    let n = text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} not in text")) + 1;
+    format!("{path}:{n}:")
+}
+
+fn ip(netns: &str, args: &[&str]) {
+    let out = Command::new("ip").args(["-n", netns]).args(args).output().unwrap();
+    assert!(out.status.success(), "ip -n {netns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_healthy_lab_has_no_findings_and_cli_exit_codes_follow() {
+    require_root();
+    let (lab, _) = up("doc-healthy", BASE);
+    assert_eq!(findings(&lab), vec![], "a lab as declared has nothing to fix");
+    let out = Command::new(vnet_bin()).args(["doctor", lab.name()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no problems found (6 node pairs traced)"));
+    // Break it: JSON names the finding, exit code 1.
+    ip(lab.node("r").netns().unwrap(), &["link", "set", "eth1", "down"]);
+    let out = Command::new(vnet_bin()).args(["doctor", lab.name(), "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = j["findings"].as_array().unwrap();
+    assert!(f.iter().any(|x| x["code"] == "device-down" && x["node"] == "r" && x["device"] == "eth1" && x["fix"].as_str().unwrap().contains("link set eth1 up")), "{j:#}");
+}
+
+#[test]
+fn device_down_and_peer_down() {
+    require_root();
+    let (lab, path) = up("doc-down", BASE);
+    ip(lab.node("c").netns().unwrap(), &["link", "set", "eth0", "down"]);
+    let f = findings(&lab);
+    let d = find(&f, "device-down", "c", Some("eth0"));
+    assert!(d.location.as_deref().unwrap().starts_with(&line_of(&path, BASE, "[10.2.0.2/24]")), "{d:?}");
+    assert!(d.fix.contains(&format!("ip -n {} link set eth0 up", lab.node("c").netns().unwrap())), "{}", d.fix);
+    let p = find(&f, "peer-down", "r", Some("eth1"));
+    assert_eq!(p.message, "eth1 has no carrier: its peer c:eth0 is down");
+    // Independently: the kernel says the same.
+    let l = ip_link(lab.node("r").netns(), "eth1").unwrap();
+    assert!(l["flags"].as_array().unwrap().iter().any(|x| x == "NO-CARRIER"));
+}
+
+#[test]
+fn missing_address_missing_route_and_duplicate_address() {
+    require_root();
+    let (lab, path) = up("doc-addr", BASE);
+    let a = lab.node("a").netns().unwrap().to_string();
+    let c = lab.node("c").netns().unwrap().to_string();
+    ip(&c, &["route", "del", "default"]);
+    ip(&a, &["addr", "add", "10.2.0.2/24", "dev", "eth0"]);
+    ip(&a, &["addr", "del", "10.1.0.2/24", "dev", "eth0"]);
+    let f = findings(&lab);
+    let m = find(&f, "missing-address", "a", Some("eth0"));
+    assert_eq!(m.message, "10.1.0.2/24 is declared on eth0 but the device does not have it");
+    assert!(m.location.as_deref().unwrap().starts_with(&line_of(&path, BASE, "10.1.0.2/24")), "{m:?}");
+    let r = find(&f, "missing-route", "c", None);
+    assert!(r.message.starts_with("route default via 10.2.0.1 is declared but the kernel does not have it"), "{r:?}");
+    assert!(r.fix.contains("route add default via 10.2.0.1"), "{}", r.fix);
+    assert!(r.location.as_deref().unwrap().starts_with(&line_of(&path, BASE, "via: 10.2.0.1")), "{r:?}");
+    let d = find(&f, "duplicate-address", "c", Some("eth0"));
+    assert!(d.message.starts_with("10.2.0.2 is held by 2 devices (a:eth0, c:eth0)"), "{d:?}");
+    find(&f, "duplicate-address", "a", Some("eth0"));
+    // The route missing in c also means c has no default route any more.
+    let n = find(&f, "no-default-route", "c", None);
+    assert!(n.fix.contains("via: 10.2.0.1 }` (r)"), "{}", n.fix);
+}
+
+#[test]
+fn forwarding_off_on_a_router() {
+    require_root();
+    let text = BASE.replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0");
+    let (lab, path) = up("doc-fwd", &text);
+    let f = findings(&lab);
+    let x = find(&f, "ip-forward-off", "r", None);
+    assert!(x.message.contains("does not forward: net.ipv4.ip_forward is 0"), "{x:?}");
+    assert_eq!(x.fix, "set `net.ipv4.ip_forward: 1` in nodes.r.sysctls");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "ip_forward")), "{x:?}");
+    assert!(!ping(&lab, "a", "10.2.0.2"), "and indeed nothing crosses r");
+}
+
+#[test]
+fn no_default_route_with_a_suggested_gateway() {
+    require_root();
+    let text = BASE.replace("    routes: [ { to: default, via: 10.2.0.1 } ]\n", "");
+    let (lab, path) = up("doc-nodefault", &text);
+    let f = findings(&lab);
+    let x = find(&f, "no-default-route", "c", None);
+    assert_eq!(x.message, "c has no IPv4 default route and no route to 10.1.0.2 (a), 10.1.0.1 (r)");
+    assert_eq!(x.fix, "add `{ to: default, via: 10.2.0.1 }` (r) to nodes.c.routes");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "  c:")), "{x:?}");
+}
+
+#[test]
+fn mtu_mismatch_between_link_ends() {
+    require_root();
+    let text = BASE.replace("c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24] } }", "c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24], mtu: 1400 } }");
+    let (lab, path) = up("doc-mtu", &text);
+    let f = findings(&lab);
+    let x = find(&f, "mtu-mismatch", "c", Some("eth0"));
+    assert!(x.message.contains("r:eth1 has mtu 1500 but c:eth0 has mtu 1400") || x.message.contains("c:eth0 has mtu 1400 but r:eth1 has mtu 1500"), "{x:?}");
+    assert_eq!(x.fix, "give both ends the same MTU (`mtu: 1400` on the link or on both interfaces)");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "mtu: 1400")), "{x:?}");
+}
+
+#[test]
+fn unreachable_next_hop() {
+    require_root();
+    let text = BASE.replace("routes: [ { to: default, via: 10.1.0.1 } ]", "routes: [ { to: default, via: 10.1.0.99 } ]");
+    let (lab, _) = up("doc-nexthop", &text);
+    let f = findings(&lab);
+    let x = find(&f, "unreachable-next-hop", "r", Some("eth0"));
+    assert!(x.message.contains("no device of r holds 10.1.0.99"), "{x:?}");
+}
+
+const ASYM: &str = "name: asym
+nodes:
+  a:
+    interfaces:
+      eth0: { addresses: [10.1.0.2/24] }
+      eth1: { addresses: [10.4.0.2/24] }
+    routes: [ { to: 10.2.0.0/24, via: 10.1.0.1 } ]
+    sysctls: { net.ipv4.conf.all.rp_filter: 1 }
+  r1:
+    interfaces:
+      eth0: { addresses: [10.1.0.1/24] }
+      eth1: { addresses: [10.2.0.1/24] }
+    sysctls: { net.ipv4.ip_forward: 1 }
+  r2:
+    interfaces:
+      eth0: { addresses: [10.4.0.1/24] }
+      eth1: { addresses: [10.5.0.1/24] }
+    routes: [ { to: 10.1.0.0/24, via: 10.4.0.2 } ]
+    sysctls: { net.ipv4.ip_forward: 1 }
+  c:
+    interfaces:
+      eth0: { addresses: [10.2.0.2/24] }
+      eth1: { addresses: [10.5.0.2/24] }
+    routes: [ { to: 10.1.0.0/24, via: 10.5.0.1 } ]
+links:
+  - endpoints: [a:eth0, r1:eth0]
+  - endpoints: [r1:eth1, c:eth0]
+  - endpoints: [a:eth1, r2:eth0]
+  - endpoints: [r2:eth1, c:eth1]
+";
+
+#[test]
+fn rp_filter_drops_asymmetric_answers() {
+    require_root();
+    let (lab, path) = up("doc-asym", ASYM);
+    let f = findings(&lab);
+    let x = find(&f, "rp-filter", "a", Some("eth1"));
+    assert!(x.message.starts_with("a drops packets from 10.2.0.2 arriving on eth1: reverse-path filtering is strict (rp_filter=1) and its route back to 10.2.0.2 leaves by eth0"), "{x:?}");
+    assert!(x.fix.contains("net.ipv4.conf.eth1.rp_filter: 2"), "{}", x.fix);
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, ASYM, "rp_filter: 1")), "{x:?}");
+    // The traffic really dies there, and lives with loose filtering.
+    assert!(!ping(&lab, "a", "10.2.0.2"));
+    let a = lab.node("a").netns().unwrap().to_string();
+    let out = Command::new("ip").args(["netns", "exec", &a, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2"]).status().unwrap();
+    assert!(out.success());
+    assert!(ping(&lab, "a", "10.2.0.2"), "loose rp_filter lets the answer in");
+    let after = findings(&lab);
+    assert!(after.iter().all(|x| !(x.code == "rp-filter" && x.message.contains("from 10.2.0.2"))), "{after:#?}");
+    // Loose filtering still drops sources with no route back at all: c's 10.5.0.2.
+    let y = find(&after, "rp-filter", "a", Some("eth1"));
+    assert!(y.message.starts_with("a drops packets from 10.5.0.2 arriving on eth1: reverse-path filtering is loose (rp_filter=2) and it has no route back to 10.5.0.2"), "{y:?}");
+}
+
+const SWITCH: &str = "name: mv
+nodes:
+  sw:
+    interfaces:
+      br0: { kind: bridge, stp: false }
+      p0: { master: br0 }
+  h: {}
+  m1: {}
+  m2: {}
+links:
+  - endpoints: [h:up0, sw:p0]
+";
+
+/// Two macvlans on h:up0 in the given mode, moved into m1 and m2, on one subnet.
+fn macvlans(lab: &Lab, mode: &str) {
+    let h = lab.node("h").netns().unwrap().to_string();
+    for (i, m) in ["m1", "m2"].iter().enumerate() {
+        let ns = lab.node(m).netns().unwrap().to_string();
+        let name = format!("mv{}", i + 1);
+        ip(&h, &["link", "add", "link", "up0", "name", &name, "type", "macvlan", "mode", mode]);
+        ip(&h, &["link", "set", &name, "netns", &ns]);
+        ip(&ns, &["addr", "add", &format!("10.5.0.{}/24", 11 + i), "dev", &name]);
+        ip(&ns, &["link", "set", &name, "up"]);
+    }
+}
+
+#[test]
+fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
+    require_root();
+    let (lab, path) = up("doc-vepa", SWITCH);
+    macvlans(&lab, "vepa");
+    let f = findings(&lab);
+    let x = find(&f, "macvlan-hairpin", "h", Some("up0"));
+    assert!(x.message.starts_with("macvlans m1:mv1 and m2:mv2 on up0 are in vepa mode: their frames to each other go out to the switch port sw:p0, which has hairpin off"), "{x:?}");
+    assert!(x.fix.starts_with("set `hairpin: true` on sw:p0"), "{}", x.fix);
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, SWITCH, "p0: { master")), "{x:?}");
+    // The path analysis sees the bridge refuse to reflect the frame, too.
+    find(&f, "hairpin-off", "sw", Some("p0"));
+    assert!(!ping(&lab, "m1", "10.5.0.12"));
+    // With hairpin on the switch port they meet.
+    ip(lab.node("sw").netns().unwrap(), &["link", "set", "p0", "type", "bridge_slave", "hairpin", "on"]);
+    assert!(findings(&lab).iter().all(|x| x.code != "macvlan-hairpin" && x.code != "hairpin-off"));
+    assert!(ping(&lab, "m1", "10.5.0.12"), "vepa siblings talk through a hairpin port");
+}
+
+#[test]
+fn macvlan_private_siblings_never_meet() {
+    require_root();
+    let (lab, _) = up("doc-private", SWITCH);
+    macvlans(&lab, "private");
+    ip(lab.node("sw").netns().unwrap(), &["link", "set", "p0", "type", "bridge_slave", "hairpin", "on"]);
+    let f = findings(&lab);
+    let x = find(&f, "macvlan-private", "h", Some("up0"));
+    assert!(x.message.contains("one is in private mode: they never reach each other, even through a hairpin switch"), "{x:?}");
+    assert!(!ping(&lab, "m1", "10.5.0.12"), "private mode isolates them even with hairpin on");
+}
+
+#[test]
+fn port_not_in_its_bridge_and_bridge_without_carrier() {
+    require_root();
+    let text = std::fs::read_to_string(repo("examples/bridge.yaml")).unwrap().replace("name: bridge", "name: docbr");
+    let text = text.replace(
+        "      veth2: { master: br1 }\n",
+        "      veth2: { master: br1 }\n      br9: { kind: bridge, addresses: [192.168.9.1/24] }\n      veth9: { master: br9 }\n      br8: { kind: bridge }\n",
+    ) + "  - endpoints: [ns3:eth0, host:veth9]\n";
+    let text = text.replace("\nlinks:", "\n  ns3:\n    interfaces: { eth0: { addresses: [192.168.9.2/24] } }\nlinks:");
+    let (lab, path) = up("doc-bridge", &text);
+    let host = lab.node("host").netns().unwrap().to_string();
+    ip(&host, &["link", "set", "veth1", "nomaster"]);
+    ip(lab.node("ns3").netns().unwrap(), &["link", "set", "eth0", "down"]);
+    let f = findings(&lab);
+    let x = find(&f, "not-in-bridge", "host", Some("veth1"));
+    assert_eq!(x.message, "veth1 should be a port of bridge br1 but it is attached to no bridge: frames from its peer go nowhere");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "veth1: { master")), "{x:?}");
+    assert!(!ping(&lab, "ns1", "192.168.1.12"));
+    // A bridge whose only port lost its carrier has none either.
+    let c = find(&f, "no-carrier", "host", Some("br9"));
+    assert_eq!(c.message, "bridge br9 has no carrier: none of its ports (veth9) has carrier; it forwards nothing");
+    assert!(c.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "br9: {")), "{c:?}");
+    find(&f, "peer-down", "host", Some("veth9"));
+    let l = ip_link(Some(&host), "br9").unwrap();
+    assert!(l["flags"].as_array().unwrap().iter().any(|x| x == "NO-CARRIER"), "the kernel agrees: {l}");
+    // A bridge nothing is attached to.
+    let e = find(&f, "no-ports", "host", Some("br8"));
+    assert_eq!(e.message, "bridge br8 has no ports: nothing is connected to it");
+}
+
+const EDGE: &str = "name: edge
+nodes:
+  inner:
+    interfaces: { eth0: { addresses: [10.0.0.2/24] } }
+    routes: [ { to: default, via: 10.0.0.1 } ]
+  edge:
+    interfaces:
+      eth0: { addresses: [10.0.0.1/24] }
+      eth1: { addresses: [203.0.113.2/24] }
+    routes: [ { to: default, via: 203.0.113.1 } ]
+    sysctls: { net.ipv4.ip_forward: 1 }
+  isp:
+    # Plays the internet: knows nothing of 10.0.0.0/24.
+    interfaces: { eth0: { addresses: [203.0.113.1/24] } }
+links:
+  - endpoints: [inner:eth0, edge:eth0]
+  - endpoints: [edge:eth1, isp:eth0]
+";
+
+#[test]
+fn traffic_leaving_the_lab_needs_masquerade() {
+    require_root();
+    let (lab, path) = up("doc-nat", EDGE);
+    let f = findings(&lab);
+    let x = find(&f, "missing-masquerade", "edge", Some("eth1"));
+    assert_eq!(x.message, "edge forwards traffic from private subnets (10.0.0.0/24 on eth0) out of eth1 (eth1 has public addressing) without masquerade: answers to private addresses have no way back");
+    assert!(x.fix.contains("oifname eth1 masquerade"), "{}", x.fix);
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, EDGE, "ip_forward")), "{x:?}");
+    assert!(!ping(&lab, "inner", "203.0.113.1"), "without NAT the answer has no way back");
+    // Do what the fix says.
+    let e = lab.node("edge");
+    for cmd in ["add table ip nat", "add chain ip nat post { type nat hook postrouting priority 100; }", "add rule ip nat post oifname eth1 masquerade"] {
+        let st = e.command("nft").args(cmd.split(' ')).status().unwrap();
+        assert!(st.success(), "nft {cmd}");
+    }
+    assert!(findings(&lab).iter().all(|x| x.code != "missing-masquerade"));
+    assert!(ping(&lab, "inner", "203.0.113.1"), "with masquerade the answer comes back");
+}
