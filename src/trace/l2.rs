@@ -183,6 +183,23 @@ impl<'a> Walker<'a> {
                 match found {
                     Some(p) => (p, "not in the forwarding database: flooded, this port leads to it".to_string()),
                     None => {
+                        // A port whose far end holds the address but is down or without carrier.
+                        let holders = self.view.holders(self.next_hop);
+                        for &p in &ports {
+                            let Some(pl) = self.view.link(node, p).cloned() else { continue };
+                            let Some((pn, pi)) = self.view.linked(node, &pl) else { continue };
+                            if holders.iter().any(|(n, _)| *n == pn) {
+                                let far = self.view.link(pn, pi).map(|l| (l.up, l.name.clone())).unwrap_or((false, "?".into()));
+                                let (cause, why) = if !pl.up {
+                                    ("device-down", format!("{} leads to {pn}, which holds {}, but it is down", pl.name, self.next_hop))
+                                } else if !far.0 {
+                                    ("no-carrier", format!("{} leads to {pn}, which holds {}, but its peer {pn}:{} is down", pl.name, self.next_hop, far.1))
+                                } else {
+                                    continue;
+                                };
+                                return self.drop_at(node, Some(p), cause, why);
+                            }
+                        }
                         return self.drop_at(node, Some(br), "no-neighbour", format!("no port of bridge {bname} leads to {} (flooded without an answer)", self.next_hop));
                     }
                 }

@@ -1,0 +1,213 @@
+//! `vnet trace` on real labs: routed, bridged, macvlan (bridge and vepa modes) and a VXLAN
+//! overlay; every trace ends with a real probe that must agree with the lookups, and the route
+//! steps are compared with `ip route get`.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use vnet::trace::{self, Hop, Verdict};
+use vnet::Lab;
+
+fn texts(hops: &[Hop]) -> Vec<String> {
+    hops.iter().map(Hop::text).collect()
+}
+
+fn ip(netns: &str, args: &[&str]) {
+    let out = Command::new("ip").args(["-n", netns]).args(args).output().unwrap();
+    assert!(out.status.success(), "ip -n {netns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn routed_trace_there_and_back_agrees_with_the_probe_and_iproute2() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/routed.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "a", "c").unwrap();
+    assert_eq!(
+        texts(&t.hops),
+        [
+            "a: route lookup for 10.2.0.2: unicast via 10.1.0.1 dev eth0 src 10.1.0.2",
+            "a:eth0 -> r:eth0 (veth)",
+            "r: arrives on eth0 (10.1.0.1 is here)",
+            "r: route lookup for 10.2.0.2 (from 10.1.0.2, arrived on eth0): unicast dev eth1",
+            "r:eth1 -> c:eth0 (veth)",
+            "c: arrives on eth0 (10.2.0.2 is here)",
+            "c: route lookup for 10.2.0.2 (from 10.1.0.2, arrived on eth0): local dev lo",
+            "c: delivered locally (on eth0)",
+        ]
+    );
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert_eq!(t.back_verdict, Some(Verdict::Delivered));
+    assert_eq!(texts(&t.back)[0], "c: route lookup for 10.1.0.2: unicast via 10.2.0.1 dev eth0 src 10.2.0.2");
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "{c:?}");
+    // iproute2 sees the same first lookup.
+    let g = ip_json(lab.node("a").netns(), &["route", "get", "10.2.0.2"]);
+    assert_eq!(g[0]["gateway"], "10.1.0.1");
+    assert_eq!(g[0]["prefsrc"], "10.1.0.2");
+    // And the forwarding lookup at r, asked as `ip route get ... from ... iif eth0`.
+    let g = ip_json(lab.node("r").netns(), &["route", "get", "10.2.0.2", "from", "10.1.0.2", "iif", "eth0"]);
+    assert_eq!(g[0]["dev"], "eth1");
+
+    // d gets the packet but cannot answer: the way back says why, the probe agrees.
+    let t = trace::trace_running(&rl, "a", "d").unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert_eq!(t.back_verdict, Some(Verdict::Dropped));
+    assert_eq!(texts(&t.back), ["d: route lookup for 10.1.0.2: error", "d: DROPPED: no route (network unreachable)"]);
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+
+    // The router has no route to 10.9.9.9: dropped there, and the router says so.
+    let t = trace::trace_running(&rl, "a", "10.9.9.9").unwrap();
+    assert_eq!(t.verdict, Verdict::Dropped);
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { node, cause, .. }) if node == "r" && cause == "no-route"), "{:?}", t.hops);
+    assert_eq!(t.confirm.unwrap().seen, "network unreachable from 10.1.0.1");
+
+    // CLI: readable list, JSON, exit codes (0 only for a round trip the probe confirms).
+    let out = Command::new(vnet_bin()).args(["trace", lab.name(), "a", "c"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  2. a:eth0 -> r:eth0 (veth)\n") && text.contains("probe: reply from 10.2.0.2 (agrees)"), "{text}");
+    let out = Command::new(vnet_bin()).args(["trace", lab.name(), "a", "d", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["verdict"], "delivered");
+    assert_eq!(j["back_verdict"], "dropped");
+    assert_eq!(j["hops"][1]["step"], "link");
+    assert_eq!(j["back"][1]["cause"], "no-route");
+}
+
+#[test]
+fn forwarding_off_is_the_kernels_verdict() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/routed.yaml")).unwrap();
+    let r = lab.node("r");
+    assert!(r.command("sysctl").args(["-qw", "net.ipv4.ip_forward=0"]).status().unwrap().success());
+    let t = trace::trace_running(&lab.running().unwrap(), "a", "c").unwrap();
+    assert_eq!(t.verdict, Verdict::Dropped);
+    match t.hops.last() {
+        Some(Hop::Drop { node, dev, cause, why }) => {
+            assert_eq!((node.as_str(), dev.as_deref(), cause.as_str()), ("r", Some("eth0"), "forwarding-off"));
+            assert!(why.contains("forwarding is off"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(t.confirm.unwrap().agrees);
+}
+
+#[test]
+fn bridge_trace_uses_the_fdb_and_stops_at_a_down_port() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/bridge.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    // Teach the bridge where ns2 is.
+    assert!(ping(&lab, "ns2", "192.168.1.10"));
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    let h = texts(&t.hops);
+    assert_eq!(h[0], "ns1: route lookup for 192.168.1.12: unicast dev eth0 src 192.168.1.11");
+    assert_eq!(h[1], "ns1:eth0 -> host:veth1 (veth)");
+    assert!(h[2].starts_with("host: bridge br1 forwards for ") && h[2].ends_with(" out of veth2 (forwarding database)"), "{h:?}");
+    assert_eq!(h[3], "host:veth2 -> ns2:eth0 (veth)");
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert!(t.confirm.unwrap().agrees);
+    // The MAC the bridge looked up is ns2's, as the kernel's FDB shows it.
+    let mac = ip_link(lab.node("ns2").netns(), "eth0").unwrap()["address"].as_str().unwrap().to_string();
+    assert!(h[2].contains(&mac));
+    // Take ns2's end down: the trace stops at the bridge port without carrier.
+    ip(lab.node("ns2").netns().unwrap(), &["link", "set", "eth0", "down"]);
+    let t = trace::trace_running(&rl, "ns1", "192.168.1.12").unwrap();
+    assert_eq!(t.verdict, Verdict::Dropped);
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { cause, .. }) if cause == "no-carrier" || cause == "device-down"), "{:?}", t.hops);
+    assert!(t.confirm.unwrap().agrees);
+}
+
+const SWITCH: &str = "name: trmv
+nodes:
+  sw:
+    interfaces:
+      br0: { kind: bridge, stp: false }
+      p0: { master: br0 }
+  h: {}
+  m1: {}
+  m2: {}
+links:
+  - endpoints: [h:up0, sw:p0]
+";
+
+fn macvlans(lab: &Lab, mode: &str) {
+    let h = lab.node("h").netns().unwrap().to_string();
+    for (i, m) in ["m1", "m2"].iter().enumerate() {
+        let ns = lab.node(m).netns().unwrap().to_string();
+        let name = format!("mv{}", i + 1);
+        ip(&h, &["link", "add", "link", "up0", "name", &name, "type", "macvlan", "mode", mode]);
+        ip(&h, &["link", "set", &name, "netns", &ns]);
+        ip(&ns, &["addr", "add", &format!("10.6.0.{}/24", 11 + i), "dev", &name]);
+        ip(&ns, &["link", "set", &name, "up"]);
+    }
+}
+
+#[test]
+fn macvlan_bridge_mode_goes_straight_to_the_sibling() {
+    require_root();
+    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", SWITCH, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap();
+    macvlans(&lab, "bridge");
+    let t = trace::trace_running(&lab.running().unwrap(), "m1", "10.6.0.12").unwrap();
+    assert_eq!(texts(&t.hops)[1], "m1:mv1 -> m2:mv2 (macvlan bridge mode, sibling on the same lower device)");
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert!(t.confirm.unwrap().reply);
+}
+
+#[test]
+fn macvlan_vepa_mode_goes_out_and_back_through_a_hairpin_port() {
+    require_root();
+    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", SWITCH, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap();
+    macvlans(&lab, "vepa");
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "m1", "10.6.0.12").unwrap();
+    assert_eq!(t.verdict, Verdict::Dropped);
+    assert!(texts(&t.hops).last().unwrap().contains("does not send a frame back out of the port it came in on (p0 has hairpin off)"), "{:?}", texts(&t.hops));
+    assert!(t.confirm.unwrap().agrees);
+    ip(lab.node("sw").netns().unwrap(), &["link", "set", "p0", "type", "bridge_slave", "hairpin", "on"]);
+    let t = trace::trace_running(&rl, "m1", "10.6.0.12").unwrap();
+    let h = texts(&t.hops);
+    assert_eq!(h[1], "m1:mv1 -> h:up0 (macvlan vepa mode, out through the lower device)");
+    assert_eq!(h[2], "h:up0 -> sw:p0 (veth)");
+    assert!(h[3].starts_with("sw: bridge br0 forwards") && h[3].contains("out of p0"), "{h:?}");
+    assert_eq!(h[4], "sw:p0 -> h:up0 (veth)");
+    assert_eq!(h[5], "h:up0 -> m2:mv2 (macvlan on its lower device)");
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "{c:?}");
+}
+
+const UNDERLAY: &str = "name: trvx
+nodes:
+  h1: { interfaces: { eth0: { addresses: [192.0.2.1/24] } } }
+  h2: { interfaces: { eth0: { addresses: [192.0.2.2/24] } } }
+links:
+  - endpoints: [h1:eth0, h2:eth0]
+";
+
+#[test]
+fn vxlan_trace_follows_the_underlay_to_the_remote_end() {
+    require_root();
+    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", UNDERLAY, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap();
+    for (n, local, remote, addr) in [("h1", "192.0.2.1", "192.0.2.2", "10.42.0.1/24"), ("h2", "192.0.2.2", "192.0.2.1", "10.42.0.2/24")] {
+        let ns = lab.node(n).netns().unwrap().to_string();
+        ip(&ns, &["link", "add", "vx42", "type", "vxlan", "id", "42", "local", local, "remote", remote, "dev", "eth0", "dstport", "4789"]);
+        ip(&ns, &["addr", "add", addr, "dev", "vx42"]);
+        ip(&ns, &["link", "set", "vx42", "up"]);
+    }
+    let t = trace::trace_running(&lab.running().unwrap(), "h1", "10.42.0.2").unwrap();
+    let h = texts(&t.hops);
+    assert_eq!(h[0], "h1: route lookup for 10.42.0.2: unicast dev vx42 src 10.42.0.1");
+    assert_eq!(h[1], "h1:vx42 -> h2:vx42 (vxlan vni 42, encapsulated to 192.0.2.2)");
+    assert_eq!(h[2], "h1:eth0 -> h2:eth0 (underlay: veth)");
+    assert!(h.iter().any(|x| x == "h2: arrives on vx42 (10.42.0.2 is here)"), "{h:?}");
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "the overlay really carries the probe: {c:?}");
+}
