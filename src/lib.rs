@@ -6,6 +6,7 @@
 //! everything on failure. `lifecycle` ties the steps together for the CLI and for Rust tests.
 
 pub mod apply;
+pub mod capture;
 pub mod check;
 pub mod doctor;
 pub mod error;

@@ -93,6 +93,24 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Capture packets of a node's device: pcap (-w FILE, `-` for stdout) or one line per packet.
+    Capture {
+        lab: String,
+        /// NODE:IFACE
+        target: String,
+        /// Write pcap here (`-`: stdout) instead of summary lines.
+        #[arg(short = 'w', long = "write")]
+        write: Option<PathBuf>,
+        /// Stop after N matching packets.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Filter, e.g. `icmp`, `tcp port 80`, `host 10.0.0.2 and not arp` (see docs/capture.md).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
     /// Benchmarks (each builds its own lab with an isolated host and removes it).
     Bench {
         #[command(subcommand)]
@@ -290,6 +308,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.findings.iter().any(|f| f.severity == vnet::doctor::Severity::Error) { 1 } else { 0 })
         }
+        Cmd::Capture { lab, target, write, count, filter, duration } => capture(&lab, &target, write, count, filter, duration),
         Cmd::Bench { bench: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
             let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;
             if as_json {
@@ -300,4 +319,45 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(if r.reached == r.probes && r.neighbour_limits.restored { 0 } else { 1 })
         }
     }
+}
+
+fn capture(lab: &str, target: &str, write: Option<PathBuf>, count: Option<usize>, filter: Option<String>, duration: Option<f64>) -> Result<u8, Error> {
+    use std::io::Write;
+    use vnet::capture::{self, Capture, CaptureOptions, Filter};
+    let (node, iface) = target.split_once(':').ok_or_else(|| Error::io("capture", std::io::Error::other(format!("`{target}` is not NODE:IFACE"))))?;
+    let filter = match filter {
+        Some(f) => Some(Filter::parse(&f).map_err(|e| Error::io("capture", std::io::Error::other(e.to_string())))?),
+        None => None,
+    };
+    let rl = vnet::inspect::RunningLab::open(lab)?;
+    let mut cap = Capture::open(&rl, node, iface)?;
+    let opts = CaptureOptions { count, filter, duration: duration.map(std::time::Duration::from_secs_f64) };
+    let io_err = |e: std::io::Error| Error::io("capture", e);
+    let mut pcap = match &write {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(capture::pcap::PcapWriter::new(Box::new(std::io::stdout()) as Box<dyn Write>, cap.linktype, 262_144).map_err(io_err)?),
+        Some(p) => {
+            let f = std::fs::File::create(p).map_err(|e| Error::io(format!("create {}", p.display()), e))?;
+            Some(capture::pcap::PcapWriter::new(Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>, cap.linktype, 262_144).map_err(io_err)?)
+        }
+    };
+    eprintln!("capturing on {node}:{iface} in lab {lab}");
+    let iface = iface.to_string();
+    let stats = cap
+        .run(&opts, |p, d| {
+            match pcap.as_mut() {
+                Some(w) => {
+                    w.packet(p.ts, &p.data, p.len)?;
+                    w.flush()
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", capture::summary(&iface, p, d))?;
+                    out.flush()
+                }
+            }
+        })
+        .map_err(io_err)?;
+    eprintln!("{} packets captured ({} seen)", stats.matched, stats.seen);
+    Ok(0)
 }
