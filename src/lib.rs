@@ -11,6 +11,7 @@ pub mod check;
 pub mod doctor;
 pub mod error;
 pub mod exec;
+pub mod graph;
 pub mod inspect;
 pub mod kernel;
 pub mod lab;

@@ -111,6 +111,16 @@ enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Draw a lab (a topology file or a running lab): SVG (no graphviz needed), DOT or Mermaid.
+    Graph {
+        /// A topology file or the name of a running lab.
+        target: String,
+        #[arg(long, default_value = "svg")]
+        format: vnet::graph::Format,
+        /// Write here instead of stdout.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
     /// Benchmarks (each builds its own lab with an isolated host and removes it).
     Bench {
         #[command(subcommand)]
@@ -309,6 +319,14 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(if r.findings.iter().any(|f| f.severity == vnet::doctor::Severity::Error) { 1 } else { 0 })
         }
         Cmd::Capture { lab, target, write, count, filter, duration } => capture(&lab, &target, write, count, filter, duration),
+        Cmd::Graph { target, format, output } => {
+            let text = vnet::graph::draw_target(&target, format)?;
+            match output {
+                Some(p) => std::fs::write(&p, text).map_err(|e| Error::io(format!("write {}", p.display()), e))?,
+                None => print!("{text}"),
+            }
+            Ok(0)
+        }
         Cmd::Bench { bench: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
             let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;
             if as_json {
