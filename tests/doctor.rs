@@ -42,9 +42,7 @@ fn findings(lab: &Lab) -> Vec<Finding> {
 
 /// The one finding with this code (and node, device); panics listing all when missing.
 fn find<'a>(f: &'a [Finding], code: &str, node: &str, dev: Option<&str>) -> &'a Finding {
-    f.iter()
-        .find(|x| x.code == code && x.node == node && x.device.as_deref() == dev)
-        .unwrap_or_else(|| panic!("no {code} finding at {node}:{dev:?} in {f:#?}"))
+    f.iter().find(|x| x.code == code && x.node == node && x.device.as_deref() == dev).unwrap_or_else(|| panic!("no {code} finding at {node}:{dev:?} in {f:#?}"))
 }
 
 /// `file:line:` of the first line containing `needle`.
@@ -200,7 +198,10 @@ fn rp_filter_drops_asymmetric_answers() {
     let (lab, path) = up("doc-asym", ASYM);
     let f = findings(&lab);
     let x = find(&f, "rp-filter", "a", Some("eth1"));
-    assert!(x.message.starts_with("a drops packets from 10.2.0.2 arriving on eth1: reverse-path filtering is strict (rp_filter=1) and its route back to 10.2.0.2 leaves by eth0"), "{x:?}");
+    assert!(
+        x.message.starts_with("a drops packets from 10.2.0.2 arriving on eth1: reverse-path filtering is strict (rp_filter=1) and its route back to 10.2.0.2 leaves by eth0"),
+        "{x:?}"
+    );
     assert!(x.fix.contains("net.ipv4.conf.eth1.rp_filter: 2"), "{}", x.fix);
     assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, ASYM, "rp_filter: 1")), "{x:?}");
     // The traffic really dies there, and lives with loose filtering.
@@ -249,7 +250,10 @@ fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
     macvlans(&lab, "vepa");
     let f = findings(&lab);
     let x = find(&f, "macvlan-hairpin", "h", Some("up0"));
-    assert!(x.message.starts_with("macvlans m1:mv1 and m2:mv2 on up0 are in vepa mode: their frames to each other go out to the switch port sw:p0, which has hairpin off"), "{x:?}");
+    assert!(
+        x.message.starts_with("macvlans m1:mv1 and m2:mv2 on up0 are in vepa mode: their frames to each other go out to the switch port sw:p0, which has hairpin off"),
+        "{x:?}"
+    );
     assert!(x.fix.starts_with("set `hairpin: true` on sw:p0"), "{}", x.fix);
     assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, SWITCH, "p0: { master")), "{x:?}");
     // The path analysis sees the bridge refuse to reflect the frame, too.

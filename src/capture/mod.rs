@@ -104,9 +104,13 @@ impl Capture {
     pub fn open(rl: &RunningLab, node: &str, iface: &str) -> Result<Capture> {
         let fd = rl.fd(node)?;
         let name = iface.to_string();
-        let (fd, linktype) = ns::in_one(Some(fd), move || open_here(&name))
-            .and_then(|r| r)
-            .map_err(|e| if e.kind() == io::ErrorKind::NotFound { Error::io(format!("capture on {node}:{iface}"), io::Error::new(e.kind(), format!("node {node} has no device {iface}"))) } else { Error::io(format!("capture on {node}:{iface}"), e) })?;
+        let (fd, linktype) = ns::in_one(Some(fd), move || open_here(&name)).and_then(|r| r).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::io(format!("capture on {node}:{iface}"), io::Error::new(e.kind(), format!("node {node} has no device {iface}")))
+            } else {
+                Error::io(format!("capture on {node}:{iface}"), e)
+            }
+        })?;
         Ok(Capture { fd, linktype, node: node.into(), iface: iface.into(), buf: vec![0u8; 262_144] })
     }
 

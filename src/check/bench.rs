@@ -119,10 +119,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 fn arm_signals(previous: &[(String, String)]) {
-    let list: Vec<(CString, CString)> = previous
-        .iter()
-        .filter_map(|(k, v)| Some((CString::new(format!("/proc/sys/{}", k.replace('.', "/"))).ok()?, CString::new(v.as_str()).ok()?)))
-        .collect();
+    let list: Vec<(CString, CString)> =
+        previous.iter().filter_map(|(k, v)| Some((CString::new(format!("/proc/sys/{}", k.replace('.', "/"))).ok()?, CString::new(v.as_str()).ok()?))).collect();
     if RESTORE.set(list).is_ok() {
         unsafe {
             libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

@@ -13,9 +13,9 @@ use crate::inspect::RunningLab;
 use crate::model::expect::{Expect, Expected, Proto};
 use crate::probe::echo::{self, EchoOptions, EchoOutcome, EchoProbe};
 use crate::probe::neigh::{Table, Watch};
+use crate::probe::ns;
 use crate::probe::port::{self, Listen, PortOutcome};
 use crate::probe::route::{self, Lookup};
-use crate::probe::ns;
 
 fn watches(v4: bool, v6: bool) -> Vec<Watch> {
     let mut w = Vec::new();
@@ -77,13 +77,7 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
     // second half ride on entries the first half created.
     let probes: Vec<EchoProbe> = pairs
         .iter()
-        .map(|p| EchoProbe {
-            src: src_idx[p.from.as_str()],
-            dst: p.addr,
-            size: None,
-            df: false,
-            phase: u8::from(order[p.from.as_str()] > order[p.to.as_str()]),
-        })
+        .map(|p| EchoProbe { src: src_idx[p.from.as_str()], dst: p.addr, size: None, df: false, phase: u8::from(order[p.from.as_str()] > order[p.to.as_str()]) })
         .collect();
     let v4 = pairs.iter().filter(|p| p.addr.is_ipv4()).count() as u64;
     let v6 = pairs.len() as u64 - v4;
@@ -158,11 +152,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     let v4 = probes.iter().any(|p| p.dst.is_ipv4());
     let v6 = probes.iter().any(|p| p.dst.is_ipv6());
     let mut w = watches(v4, v6);
-    let echo_results = if probes.is_empty() {
-        Vec::new()
-    } else {
-        echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))?
-    };
+    let echo_results = if probes.is_empty() { Vec::new() } else { echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))? };
     for x in w.iter_mut() {
         x.finish();
     }
@@ -234,11 +224,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
         let Expected::Port { open, .. } = e.expected else { continue };
         // A UDP port without our listener that neither answers nor refuses may be open or filtered.
         let out = if *proto == Proto::Udp && !ours && out == PortOutcome::Timeout { PortOutcome::NoAnswer } else { out };
-        let ok = match (&out, open) {
-            (PortOutcome::Open, true) => true,
-            (PortOutcome::Refused | PortOutcome::Unreachable { .. } | PortOutcome::Timeout, false) => true,
-            _ => false,
-        };
+        let ok = matches!((&out, open), (PortOutcome::Open, true) | (PortOutcome::Refused | PortOutcome::Unreachable { .. } | PortOutcome::Timeout, false));
         let who = if *ours { " (listener started by the check)" } else { "" };
         by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen: format!("{}{who}", out.text()), rtt_us: None });
     }
@@ -259,15 +245,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     for (ei, e) in exps.iter().enumerate() {
         let targets: Vec<TargetResult> = (0..e.targets.len()).filter_map(|ti| by_target.remove(&(ei, ti))).collect();
         let ok = !targets.is_empty() && targets.iter().all(|t| t.ok);
-        results.push(ExpectResult {
-            expect: e.to_string(),
-            kind: kind_name(e).into(),
-            from: e.from.clone(),
-            to: e.to.clone(),
-            ok,
-            location: rl.location(&e.path),
-            targets,
-        });
+        results.push(ExpectResult { expect: e.to_string(), kind: kind_name(e).into(), from: e.from.clone(), to: e.to.clone(), ok, location: rl.location(&e.path), targets });
     }
     let notes = neighbour_notes(&w, 0, false);
     Ok(CheckReport {

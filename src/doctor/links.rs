@@ -75,12 +75,24 @@ pub(super) fn check(ctx: &mut Ctx) {
                                 continue;
                             }
                         }
-                        let f = ctx.finding("no-carrier", Severity::Error, nname, Some(ifname), format!("{ifname} has no carrier"), "check its peer: it must exist and be up".into(), path);
+                        let f = ctx.finding(
+                            "no-carrier",
+                            Severity::Error,
+                            nname,
+                            Some(ifname),
+                            format!("{ifname} has no carrier"),
+                            "check its peer: it must exist and be up".into(),
+                            path,
+                        );
                         ctx.add(f);
                     }
                     Some("bridge") => {
                         let ports = ctx.view.ports(nname, l.ifindex);
-                        let why = if ports.is_empty() { "it has no ports".to_string() } else { format!("none of its ports ({}) has carrier", ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")) };
+                        let why = if ports.is_empty() {
+                            "it has no ports".to_string()
+                        } else {
+                            format!("none of its ports ({}) has carrier", ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "))
+                        };
                         let f = ctx.finding(
                             "no-carrier",
                             Severity::Warning,
@@ -93,7 +105,15 @@ pub(super) fn check(ctx: &mut Ctx) {
                         ctx.add(f);
                     }
                     _ => {
-                        let f = ctx.finding("no-carrier", Severity::Warning, nname, Some(ifname), format!("{ifname} has no carrier"), "check what the device is connected to".into(), path);
+                        let f = ctx.finding(
+                            "no-carrier",
+                            Severity::Warning,
+                            nname,
+                            Some(ifname),
+                            format!("{ifname} has no carrier"),
+                            "check what the device is connected to".into(),
+                            path,
+                        );
                         ctx.add(f);
                     }
                 }
@@ -141,7 +161,11 @@ fn mtu(ctx: &mut Ctx) {
             done.push((pn.to_string(), pi));
             if p.mtu != l.mtu {
                 // Point at whichever end declares its MTU.
-                let (at_node, at_dev) = if ctx.rl.model().nodes.get(pn).and_then(|n| n.interfaces.get(&p.name)).and_then(|i| i.mtu).is_some() { (pn.to_string(), p.name.clone()) } else { (nname.clone(), l.name.clone()) };
+                let (at_node, at_dev) = if ctx.rl.model().nodes.get(pn).and_then(|n| n.interfaces.get(&p.name)).and_then(|i| i.mtu).is_some() {
+                    (pn.to_string(), p.name.clone())
+                } else {
+                    (nname.clone(), l.name.clone())
+                };
                 let mut path = ctx.iface_path(&at_node, &at_dev);
                 if let Some(pp) = path.as_mut() {
                     pp.push(Seg::Key("mtu".into()));
@@ -151,7 +175,10 @@ fn mtu(ctx: &mut Ctx) {
                     Severity::Warning,
                     &at_node,
                     Some(&at_dev),
-                    format!("the two ends of a link differ: {nname}:{} has mtu {} but {pn}:{} has mtu {}; bigger frames are dropped silently at the smaller end", l.name, l.mtu, p.name, p.mtu),
+                    format!(
+                        "the two ends of a link differ: {nname}:{} has mtu {} but {pn}:{} has mtu {}; bigger frames are dropped silently at the smaller end",
+                        l.name, l.mtu, p.name, p.mtu
+                    ),
                     format!("give both ends the same MTU (`mtu: {}` on the link or on both interfaces)", l.mtu.min(p.mtu)),
                     path.as_deref(),
                 );

@@ -14,10 +14,13 @@ fn share_subnet(ctx: &Ctx, a: (&str, u32), b: (&str, u32)) -> bool {
     aa.iter().any(|x| bb.iter().any(|y| x.trunc() == y.trunc() && x.addr() != y.addr()))
 }
 
+/// A macvlan: (node, ifindex, name, mode).
+type Sibling = (String, u32, String, String);
+
 pub(super) fn check(ctx: &mut Ctx) {
     let view = ctx.view;
-    // lower (node, ifindex) -> its macvlans (node, ifindex, name, mode)
-    let mut by_lower: BTreeMap<(String, u32), Vec<(String, u32, String, String)>> = BTreeMap::new();
+    // lower (node, ifindex) -> its macvlans
+    let mut by_lower: BTreeMap<(String, u32), Vec<Sibling>> = BTreeMap::new();
     for (n, v) in &view.nodes {
         for l in &v.ns.links {
             if let KindDetails::Macvlan { mode } = view.details(n, l.ifindex) {

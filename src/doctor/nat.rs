@@ -11,7 +11,12 @@ pub fn is_private(a: IpAddr) -> bool {
     match a {
         IpAddr::V4(v) => {
             let o = v.octets();
-            o[0] == 10 || (o[0] == 172 && (16..32).contains(&o[1])) || (o[0] == 192 && o[1] == 168) || (o[0] == 100 && (64..128).contains(&o[1])) || (o[0] == 169 && o[1] == 254) || o[0] == 127
+            o[0] == 10
+                || (o[0] == 172 && (16..32).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 168)
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 169 && o[1] == 254)
+                || o[0] == 127
         }
         IpAddr::V6(v) => (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80 || v.is_loopback(),
     }
@@ -56,17 +61,17 @@ pub(super) fn check(ctx: &mut Ctx) {
             if !(gw_outside || public_side) {
                 continue;
             }
-            let private: Vec<String> = v
-                .ns
-                .addrs
-                .iter()
-                .filter(|a| a.ifindex != oif && a.addr.addr().is_ipv4() && is_private(a.addr.addr()) && !a.addr.addr().is_loopback())
-                .map(|a| format!("{} on {}", a.addr.trunc(), v.ns.name_of(a.ifindex).unwrap_or("?")))
-                .collect();
+            let private: Vec<String> =
+                v.ns.addrs
+                    .iter()
+                    .filter(|a| a.ifindex != oif && a.addr.addr().is_ipv4() && is_private(a.addr.addr()) && !a.addr.addr().is_loopback())
+                    .map(|a| format!("{} on {}", a.addr.trunc(), v.ns.name_of(a.ifindex).unwrap_or("?")))
+                    .collect();
             if private.is_empty() {
                 continue;
             }
-            let why = if public_side { format!("{dev} has public addressing") } else { format!("its gateway {} is not in the lab", r.via.map(|g| g.to_string()).unwrap_or_default()) };
+            let why =
+                if public_side { format!("{dev} has public addressing") } else { format!("its gateway {} is not in the lab", r.via.map(|g| g.to_string()).unwrap_or_default()) };
             let path = ctx.sysctl_path(n, &["net.ipv4.ip_forward"]);
             match has_snat(ctx, n) {
                 Some(true) => {}

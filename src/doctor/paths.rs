@@ -177,7 +177,15 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                     p
                 });
                 if has_default {
-                    let f = ctx.finding("no-route", Severity::Error, node, None, format!("{node} has no route to {dst} ({holder}): {why}"), format!("add a route to {dst}'s subnet in nodes.{node}.routes"), node_path.as_deref());
+                    let f = ctx.finding(
+                        "no-route",
+                        Severity::Error,
+                        node,
+                        None,
+                        format!("{node} has no route to {dst} ({holder}): {why}"),
+                        format!("add a route to {dst}'s subnet in nodes.{node}.routes"),
+                        node_path.as_deref(),
+                    );
                     ctx.add(f);
                 } else {
                     let key = (node.clone(), v6);
@@ -206,7 +214,15 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
             }
             "hairpin-off" => {
                 let path = dev.as_ref().and_then(|d| ctx.iface_path(node, d));
-                let f = ctx.finding("hairpin-off", Severity::Error, node, dev_s.as_deref(), format!("on the way {from} -> {dst}: {why}"), format!("set `hairpin: true` on {}:{}", node, dev_s.clone().unwrap_or_default()), path.as_deref());
+                let f = ctx.finding(
+                    "hairpin-off",
+                    Severity::Error,
+                    node,
+                    dev_s.as_deref(),
+                    format!("on the way {from} -> {dst}: {why}"),
+                    format!("set `hairpin: true` on {}:{}", node, dev_s.clone().unwrap_or_default()),
+                    path.as_deref(),
+                );
                 ctx.add(f);
             }
             "no-neighbour" => {
@@ -222,13 +238,29 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 ctx.add(f);
             }
             "loop" => {
-                let f = ctx.finding("routing-loop", Severity::Error, node, dev_s.as_deref(), format!("on the way {from} -> {dst}: {why}"), "check the routes of the nodes on this path: they send the packet in a circle".into(), None);
+                let f = ctx.finding(
+                    "routing-loop",
+                    Severity::Error,
+                    node,
+                    dev_s.as_deref(),
+                    format!("on the way {from} -> {dst}: {why}"),
+                    "check the routes of the nodes on this path: they send the packet in a circle".into(),
+                    None,
+                );
                 ctx.add(f);
             }
             // Down devices, missing devices, private macvlans: reported by the device checks.
             "device-down" | "no-carrier" | "missing-device" | "macvlan-private" => {}
             other => {
-                let f = ctx.finding("path-drop", Severity::Warning, node, dev_s.as_deref(), format!("on the way {from} -> {dst}: {why} ({other})"), "see `vnet trace` for the whole path".into(), None);
+                let f = ctx.finding(
+                    "path-drop",
+                    Severity::Warning,
+                    node,
+                    dev_s.as_deref(),
+                    format!("on the way {from} -> {dst}: {why} ({other})"),
+                    "see `vnet trace` for the whole path".into(),
+                    None,
+                );
                 ctx.add(f);
             }
         }

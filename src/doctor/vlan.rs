@@ -61,7 +61,12 @@ pub(super) fn check(ctx: &mut Ctx) {
                     Severity::Error,
                     n,
                     Some(&bport),
-                    format!("ports {a} (untagged VLAN {}) and {bport} (untagged VLAN {}) of bridge {} lead to hosts on one subnet {net}: they never reach each other", pv(&a), pv(&bport), b.name),
+                    format!(
+                        "ports {a} (untagged VLAN {}) and {bport} (untagged VLAN {}) of bridge {} lead to hosts on one subnet {net}: they never reach each other",
+                        pv(&a),
+                        pv(&bport),
+                        b.name
+                    ),
                     format!("put both ports in the same VLAN (`bridge vlan add dev {bport} vid {} pvid untagged`)", pv(&a)),
                     path.as_deref(),
                 );

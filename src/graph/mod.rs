@@ -49,7 +49,9 @@ pub fn draw_target(target: &str, format: Format) -> Result<String> {
         let loaded = model::load_file(Path::new(target)).map_err(Error::Invalid)?;
         return Ok(draw(&loaded.lab, format));
     }
-    let st = crate::state::load(target).map_err(|e| Error::io("read lab state", e))?.ok_or_else(|| Error::io("graph", std::io::Error::other(format!("`{target}` is neither a topology file nor a lab (see `vnet status`)"))))?;
+    let st = crate::state::load(target)
+        .map_err(|e| Error::io("read lab state", e))?
+        .ok_or_else(|| Error::io("graph", std::io::Error::other(format!("`{target}` is neither a topology file nor a lab (see `vnet status`)"))))?;
     let topo = st.topology.ok_or_else(|| Error::NoSuchLab(target.to_string()))?;
     let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
     Ok(draw(&loaded.lab, format))

@@ -50,13 +50,20 @@ pub fn svg(g: &Graph) -> String {
     let legend_h = 28.0;
     let (w, h) = (l.width.max(420.0), l.height + legend_h);
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"#
+    );
     let _ = writeln!(s, "<title>lab {}</title>", esc(&g.name));
     let _ = writeln!(s, r##"<rect x="0" y="0" width="{w:.0}" height="{h:.0}" fill="#ffffff"/>"##);
     // Nodes.
     for n in &l.nodes {
         let r = &n.rect;
-        let _ = writeln!(s, r##"<g class="node"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="10" fill="#f8fafc" stroke="#64748b" stroke-width="1.5"/>"##, r.x, r.y, r.w, r.h);
+        let _ = writeln!(
+            s,
+            r##"<g class="node"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="10" fill="#f8fafc" stroke="#64748b" stroke-width="1.5"/>"##,
+            r.x, r.y, r.w, r.h
+        );
         let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="14" font-weight="bold" fill="#0f172a">{}</text></g>"##, r.x + 10.0, r.y + 18.0, esc(&n.name));
     }
     // Edges under the devices.
@@ -80,7 +87,13 @@ pub fn svg(g: &Graph) -> String {
             let (mx, my) = ((p.0 + q.0) / 2.0, (p.1 + q.1) / 2.0);
             let label = format!("VNI {vni}");
             let tw = label.len() as f64 * 6.5 + 8.0;
-            let _ = writeln!(s, r##"<rect x="{:.1}" y="{:.1}" width="{tw:.1}" height="16" rx="3" fill="#ffffff" stroke="#4f46e5"/><text x="{mx:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#4f46e5">{label}</text>"##, mx - tw / 2.0, my - 8.0, my + 4.0);
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{:.1}" width="{tw:.1}" height="16" rx="3" fill="#ffffff" stroke="#4f46e5"/><text x="{mx:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="#4f46e5">{label}</text>"##,
+                mx - tw / 2.0,
+                my - 8.0,
+                my + 4.0
+            );
         }
     }
     // Devices.
@@ -89,7 +102,15 @@ pub fn svg(g: &Graph) -> String {
         let r = &d.rect;
         let dash = if dev.up { "" } else { r#" stroke-dasharray="4,3""# };
         let rx = if dev.kind == "bridge" { 12 } else { 4 };
-        let _ = writeln!(s, r##"<g class="device"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="{rx}" fill="{}" stroke="#334155"{dash}/>"##, r.x, r.y, r.w, r.h, fill(&dev.kind));
+        let _ = writeln!(
+            s,
+            r##"<g class="device"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="{rx}" fill="{}" stroke="#334155"{dash}/>"##,
+            r.x,
+            r.y,
+            r.w,
+            r.h,
+            fill(&dev.kind)
+        );
         let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="12" font-weight="bold" fill="#0f172a">{}</text>"##, r.x + 7.0, r.y + 15.0, esc(&dev.name));
         let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#475569">{}</text>"##, r.x + 7.0, r.y + 28.0, esc(&kind_label(dev)));
         let mut lines: Vec<String> = dev.addresses.iter().take(2).cloned().collect();
@@ -97,16 +118,35 @@ pub fn svg(g: &Graph) -> String {
             lines[1] = format!("+{} more", dev.addresses.len() - 1);
         }
         for (i, a) in lines.iter().enumerate() {
-            let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="10" font-family="DejaVu Sans Mono, monospace" fill="#065f46">{}</text>"##, r.x + 7.0, r.y + 42.0 + 12.0 * i as f64, esc(a));
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" font-size="10" font-family="DejaVu Sans Mono, monospace" fill="#065f46">{}</text>"##,
+                r.x + 7.0,
+                r.y + 42.0 + 12.0 * i as f64,
+                esc(a)
+            );
         }
         s.push_str("</g>\n");
     }
     // Legend.
     let y = l.height + 8.0;
-    let items = [("veth", r##"stroke="#1e293b" stroke-width="2""##), ("bridge port", r##"stroke="#2563eb" stroke-width="1.5""##), ("lower device", r##"stroke="#b45309" stroke-width="1.5" stroke-dasharray="2,3""##), ("vxlan", r##"stroke="#4f46e5" stroke-width="2" stroke-dasharray="8,5""##)];
+    let items = [
+        ("veth", r##"stroke="#1e293b" stroke-width="2""##),
+        ("bridge port", r##"stroke="#2563eb" stroke-width="1.5""##),
+        ("lower device", r##"stroke="#b45309" stroke-width="1.5" stroke-dasharray="2,3""##),
+        ("vxlan", r##"stroke="#4f46e5" stroke-width="2" stroke-dasharray="8,5""##),
+    ];
     let mut x = MARGIN;
     for (label, style) in items {
-        let _ = writeln!(s, r##"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {style}/><text x="{:.1}" y="{:.1}" font-size="11" fill="#334155">{label}</text>"##, y + 6.0, x + 26.0, y + 6.0, x + 32.0, y + 10.0);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {style}/><text x="{:.1}" y="{:.1}" font-size="11" fill="#334155">{label}</text>"##,
+            y + 6.0,
+            x + 26.0,
+            y + 6.0,
+            x + 32.0,
+            y + 10.0
+        );
         x += 40.0 + label.len() as f64 * 6.5;
     }
     s.push_str("</svg>\n");
@@ -119,7 +159,10 @@ fn dot_id(node: &str, dev: &str) -> String {
 
 /// Graphviz DOT: one cluster per node.
 pub fn dot(g: &Graph) -> String {
-    let mut s = format!("graph \"{}\" {{\n  compound=true;\n  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=Helvetica, fontsize=10];\n", g.name.replace('"', "\\\""));
+    let mut s = format!(
+        "graph \"{}\" {{\n  compound=true;\n  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=Helvetica, fontsize=10];\n",
+        g.name.replace('"', "\\\"")
+    );
     for (i, n) in g.nodes.iter().enumerate() {
         let _ = writeln!(s, "  subgraph cluster_{i} {{\n    label=\"{}\";\n    style=rounded;", n.name.replace('"', "\\\""));
         for d in &n.devices {
@@ -211,7 +254,15 @@ mod tests {
         Graph {
             name: "s<&>".into(),
             nodes: vec![
-                GNode { name: "h1".into(), devices: vec![d("br0", "bridge", &["10.0.0.1/24"]), d("eth0", "veth", &["192.0.2.1/24"]), d("vx42", "vxlan", &[]), d("mv0", "macvlan", &["10.9.0.1/24", "10.9.0.2/24", "fd00::1/64"])] },
+                GNode {
+                    name: "h1".into(),
+                    devices: vec![
+                        d("br0", "bridge", &["10.0.0.1/24"]),
+                        d("eth0", "veth", &["192.0.2.1/24"]),
+                        d("vx42", "vxlan", &[]),
+                        d("mv0", "macvlan", &["10.9.0.1/24", "10.9.0.2/24", "fd00::1/64"]),
+                    ],
+                },
                 GNode { name: "h2".into(), devices: vec![d("eth0", "veth", &["192.0.2.2/24"]), d("vx42", "vxlan", &[])] },
             ],
             edges: vec![

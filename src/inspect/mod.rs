@@ -8,9 +8,9 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::kernel::netns;
+use crate::kernel::nl::{KernelError, Netlink};
 use crate::model::source::Seg;
 use crate::model::{self, Loaded};
-use crate::kernel::nl::{KernelError, Netlink};
 use crate::probe::route::{self, Lookup, RouteAnswer};
 use crate::state::{self, LabState};
 

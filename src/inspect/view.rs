@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeVlanInfoFlags, InfoData, InfoIpVlan, InfoMacVlan, InfoMacVtap, InfoVxlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkExtentMask, LinkInfo,
-    LinkMessage, MacVlanMode,
+    AfSpecBridge, BridgeVlanInfoFlags, InfoData, InfoIpVlan, InfoMacVlan, InfoMacVtap, InfoVxlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage,
+    MacVlanMode,
 };
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
@@ -29,9 +29,21 @@ use crate::probe::ns;
 pub enum KindDetails {
     #[default]
     None,
-    Macvlan { mode: String },
-    Ipvlan { mode: String, flags: Vec<String> },
-    Vxlan { vni: u32, remote: Option<IpAddr>, local: Option<IpAddr>, underlay: Option<u32>, port: u16, learning: bool },
+    Macvlan {
+        mode: String,
+    },
+    Ipvlan {
+        mode: String,
+        flags: Vec<String>,
+    },
+    Vxlan {
+        vni: u32,
+        remote: Option<IpAddr>,
+        local: Option<IpAddr>,
+        underlay: Option<u32>,
+        port: u16,
+        learning: bool,
+    },
 }
 
 /// One forwarding database entry (bridge or vxlan).
@@ -203,12 +215,7 @@ fn fdb_of(m: &NeighbourMessage) -> Option<FdbEntry> {
 
 /// Sysctls read in every node (per-device ones for each device too).
 fn sysctl_keys(ns: &ObservedNs) -> Vec<String> {
-    let mut k = vec![
-        "net.ipv4.ip_forward".to_string(),
-        "net.ipv6.conf.all.forwarding".into(),
-        "net.ipv4.conf.all.rp_filter".into(),
-        "net.ipv4.conf.all.arp_ignore".into(),
-    ];
+    let mut k = vec!["net.ipv4.ip_forward".to_string(), "net.ipv6.conf.all.forwarding".into(), "net.ipv4.conf.all.rp_filter".into(), "net.ipv4.conf.all.arp_ignore".into()];
     for l in &ns.links {
         if l.name.contains('.') {
             continue;

@@ -162,10 +162,24 @@ impl fmt::Display for Proto {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Expected {
     /// `reach: true` for reach, false for no-reach.
-    Reach { reach: bool },
-    Port { proto: Proto, port: u16, open: bool, listen: bool },
-    Pmtu { size: u32, pass: bool },
-    Route { via: Option<IpAddr>, dev: Option<String>, src: Option<IpAddr> },
+    Reach {
+        reach: bool,
+    },
+    Port {
+        proto: Proto,
+        port: u16,
+        open: bool,
+        listen: bool,
+    },
+    Pmtu {
+        size: u32,
+        pass: bool,
+    },
+    Route {
+        via: Option<IpAddr>,
+        dev: Option<String>,
+        src: Option<IpAddr>,
+    },
 }
 
 /// One destination address of an expectation, with the lab node that holds it (if any).
@@ -225,10 +239,7 @@ pub(crate) fn decode(doc: &Document, diags: &mut Diagnostics, v: Option<Value>) 
         None | Some(Value::Null) => return Vec::new(),
         Some(Value::Array(items)) => items,
         Some(_) => {
-            diags.push(
-                Diag::error("`expect` is a list of expectations (`- reach: {from: a, to: b}`)")
-                    .maybe_label(doc.value_span(&base), "expected a list"),
-            );
+            diags.push(Diag::error("`expect` is a list of expectations (`- reach: {from: a, to: b}`)").maybe_label(doc.value_span(&base), "expected a list"));
             return Vec::new();
         }
     };
@@ -258,8 +269,7 @@ pub(crate) fn decode(doc: &Document, diags: &mut Diagnostics, v: Option<Value>) 
             "pmtu" => piece(doc, diags, &kp, body).map(ExpectSpec::Pmtu),
             "route" => piece(doc, diags, &kp, body).map(ExpectSpec::Route),
             other => {
-                let mut d = Diag::error(format!("unknown expectation `{other}`"))
-                    .maybe_label(doc.key_span(&kp), "unknown expectation");
+                let mut d = Diag::error(format!("unknown expectation `{other}`")).maybe_label(doc.key_span(&kp), "unknown expectation");
                 d = match super::validate::did_you_mean(other, ExpectSpec::NAMES.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help(format!("expectations: {}", ExpectSpec::NAMES.join(", "))),
@@ -325,11 +335,7 @@ fn check_one(ctx: &mut Ctx, spec: &ExpectSpec, p: &Path, nodes: &IndexMap<String
             if listen {
                 if let Some(t) = &targets {
                     if let Some(outside) = t.iter().find(|t| t.node.is_none()) {
-                        ctx.error_at(
-                            &tp,
-                            format!("{} is not an address of any node, so the check cannot listen on it", outside.addr),
-                            "outside the lab",
-                        );
+                        ctx.error_at(&tp, format!("{} is not an address of any node, so the check cannot listen on it", outside.addr), "outside the lab");
                         if let Some(d) = ctx.diags.last_mut() {
                             d.help = Some("set `listen: false` to test what really answers there".into());
                         }

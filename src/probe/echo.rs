@@ -45,10 +45,19 @@ pub enum EchoOutcome {
     /// An echo reply.
     Reply { from: IpAddr },
     /// An ICMP error quoting the request (unreachable, fragmentation needed, TTL...).
-    Error { kind: ErrorKind, from: IpAddr, #[serde(skip_serializing_if = "Option::is_none")] mtu: Option<u32> },
+    Error {
+        kind: ErrorKind,
+        from: IpAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+    },
     /// The kernel refused to send it (errno): no route, message too big for the device,
     /// no buffer space (a full neighbour table), prohibited by a firewall.
-    Local { errno: i32, #[serde(skip_serializing_if = "Option::is_none")] mtu: Option<u32> },
+    Local {
+        errno: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+    },
     /// Nothing came back in time.
     Timeout,
 }
@@ -388,7 +397,8 @@ fn sockaddr(dst: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             (ss, size_of::<libc::sockaddr_in>() as libc::socklen_t)
         }
         IpAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 { sin6_family: libc::AF_INET6 as u16, sin6_port: 0, sin6_flowinfo: 0, sin6_addr: libc::in6_addr { s6_addr: a.octets() }, sin6_scope_id: 0 };
+            let sin6 =
+                libc::sockaddr_in6 { sin6_family: libc::AF_INET6 as u16, sin6_port: 0, sin6_flowinfo: 0, sin6_addr: libc::in6_addr { s6_addr: a.octets() }, sin6_scope_id: 0 };
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
             (ss, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
@@ -442,7 +452,8 @@ fn drain(sock: &Sock, buf: &mut [u8], answers: &mut Vec<(u16, u16, EchoOutcome, 
     loop {
         let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
         let mut sl = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let n = unsafe { libc::recvfrom(sock.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT, &mut ss as *mut _ as *mut libc::sockaddr, &mut sl) };
+        let n =
+            unsafe { libc::recvfrom(sock.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT, &mut ss as *mut _ as *mut libc::sockaddr, &mut sl) };
         if n < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {

@@ -81,8 +81,7 @@ pub struct Stats {
 
 /// Reads /proc/net/stat/{arp,ndisc}_cache (hex, one row per CPU; `entries` is global).
 pub fn stats(t: Table) -> io::Result<Stats> {
-    parse_stats(&std::fs::read_to_string(t.stat_file())?)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: unexpected format", t.stat_file())))
+    parse_stats(&std::fs::read_to_string(t.stat_file())?).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: unexpected format", t.stat_file())))
 }
 
 /// Parses the stat file's text.
@@ -249,7 +248,8 @@ mod tests {
 
     #[test]
     fn stats_sum_table_fulls_over_cpus() {
-        let text = "entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls
+        let text =
+            "entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls
 00000400 00000012 00000010 00000000   0000006a 00000004 00000000   00000000         00000000         0000005e         00000000       00000000            00000003
 00000400 00000018 00000018 00000000   0000020b 00000010 00000000   00000000         00000000         00000000         00000000       00000000            0000000a
 ";

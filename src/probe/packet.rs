@@ -262,10 +262,7 @@ mod tests {
         icmp.extend_from_slice(&req[..8]);
         let mut pkt = ipv4_header(1, [10, 0, 0, 1], icmp.len());
         pkt.extend_from_slice(&icmp);
-        assert_eq!(
-            parse_v4(&pkt),
-            Some(Answer::Error { id: 5, seq: 6, kind: ErrorKind::FragNeeded, mtu: Some(1400), quoted_dst: Some("10.0.2.2".parse().unwrap()) })
-        );
+        assert_eq!(parse_v4(&pkt), Some(Answer::Error { id: 5, seq: 6, kind: ErrorKind::FragNeeded, mtu: Some(1400), quoted_dst: Some("10.0.2.2".parse().unwrap()) }));
         // Host unreachable (ARP failed) likewise, without an MTU.
         icmp[1] = 1;
         let mut pkt = ipv4_header(1, [10, 0, 0, 1], icmp.len());
@@ -287,10 +284,7 @@ mod tests {
         ip6.extend_from_slice(&dst.octets());
         icmp.extend_from_slice(&ip6);
         icmp.extend_from_slice(&req[..8]);
-        assert_eq!(
-            parse_v6(&icmp),
-            Some(Answer::Error { id: 9, seq: 11, kind: ErrorKind::FragNeeded, mtu: Some(1280), quoted_dst: Some(IpAddr::V6(dst)) })
-        );
+        assert_eq!(parse_v6(&icmp), Some(Answer::Error { id: 9, seq: 11, kind: ErrorKind::FragNeeded, mtu: Some(1280), quoted_dst: Some(IpAddr::V6(dst)) }));
         assert_eq!(quoted_request(&req, true), Some((9, 11)));
         assert_eq!(quoted_request(&req, false), None);
     }

@@ -25,12 +25,16 @@ pub enum PortOutcome {
     /// TCP reset or ICMP port unreachable.
     Refused,
     /// ICMP host/net unreachable, or no route at the source (`why`).
-    Unreachable { why: String },
+    Unreachable {
+        why: String,
+    },
     /// Nothing came back in time (dropped on the way).
     Timeout,
     /// UDP without a listener of ours: no answer but no refusal either.
     NoAnswer,
-    Error { why: String },
+    Error {
+        why: String,
+    },
 }
 
 impl PortOutcome {
@@ -49,9 +53,7 @@ impl PortOutcome {
 fn errno_outcome(errno: i32) -> PortOutcome {
     match errno {
         libc::ECONNREFUSED => PortOutcome::Refused,
-        libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EACCES | libc::EPERM => {
-            PortOutcome::Unreachable { why: super::echo::local_error_text(errno) }
-        }
+        libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EACCES | libc::EPERM => PortOutcome::Unreachable { why: super::echo::local_error_text(errno) },
         libc::ETIMEDOUT => PortOutcome::Timeout,
         e => PortOutcome::Error { why: io::Error::from_raw_os_error(e).to_string() },
     }
@@ -246,7 +248,9 @@ pub fn listen(netns: Option<&OwnedFd>, proto: Proto, addr: SocketAddr) -> io::Re
             } else {
                 let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
                 let mut sl = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                let n = unsafe { libc::recvfrom(f2.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT, &mut ss as *mut _ as *mut libc::sockaddr, &mut sl) };
+                let n = unsafe {
+                    libc::recvfrom(f2.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT, &mut ss as *mut _ as *mut libc::sockaddr, &mut sl)
+                };
                 if n >= 0 {
                     unsafe { libc::sendto(f2.as_raw_fd(), buf.as_ptr() as *const libc::c_void, n as usize, libc::MSG_DONTWAIT, &ss as *const _ as *const libc::sockaddr, sl) };
                 }

@@ -26,14 +26,37 @@ pub enum Hop {
         table: Option<u32>,
     },
     /// A frame passes from one device to another: a veth pair, a macvlan to its lower device.
-    Link { from: String, to: String, via: String },
+    Link {
+        from: String,
+        to: String,
+        via: String,
+    },
     /// A bridge forwards the frame out of a port, found in its forwarding database or by flooding.
-    Bridge { node: String, bridge: String, port: String, how: String, #[serde(skip_serializing_if = "Option::is_none")] mac: Option<String> },
+    Bridge {
+        node: String,
+        bridge: String,
+        port: String,
+        how: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
+    },
     /// Encapsulated and sent over an underlay to a remote tunnel end.
-    Tunnel { from: String, vni: u32, remote: IpAddr, to: String },
+    Tunnel {
+        from: String,
+        vni: u32,
+        remote: IpAddr,
+        to: String,
+    },
     /// The frame reached the node that holds the next hop's address.
-    Arrive { node: String, dev: String, next_hop: IpAddr },
-    Deliver { node: String, dev: String },
+    Arrive {
+        node: String,
+        dev: String,
+        next_hop: IpAddr,
+    },
+    Deliver {
+        node: String,
+        dev: String,
+    },
     Drop {
         node: String,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,7 +66,11 @@ pub enum Hop {
         why: String,
     },
     /// The path leaves the lab (a device leading outside, an address no node holds).
-    Leave { node: String, dev: String, why: String },
+    Leave {
+        node: String,
+        dev: String,
+        why: String,
+    },
 }
 
 impl Hop {

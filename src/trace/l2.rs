@@ -19,6 +19,9 @@ pub enum End {
     LeftLab,
 }
 
+/// Route lookups for underlays (vxlan): (node, destination) -> (output ifindex, gateway).
+pub type Underlay<'a> = &'a dyn Fn(&str, IpAddr) -> Option<(u32, Option<IpAddr>)>;
+
 /// Follows one frame towards the holder of `next_hop`.
 pub struct Walker<'a> {
     pub view: &'a LabView,
@@ -29,12 +32,11 @@ pub struct Walker<'a> {
     pub record: bool,
     pub hops: Vec<Hop>,
     depth: u32,
-    /// Route lookups for underlays (vxlan): (node, destination) -> (output ifindex, gateway).
-    pub underlay: &'a dyn Fn(&str, IpAddr) -> Option<(u32, Option<IpAddr>)>,
+    pub underlay: Underlay<'a>,
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(view: &'a LabView, next_hop: IpAddr, underlay: &'a dyn Fn(&str, IpAddr) -> Option<(u32, Option<IpAddr>)>) -> Walker<'a> {
+    pub fn new(view: &'a LabView, next_hop: IpAddr, underlay: Underlay<'a>) -> Walker<'a> {
         let mac = view.holders(next_hop).into_iter().find_map(|(n, i)| view.link(n, i).and_then(|l| l.mac));
         Walker { view, next_hop, mac, record: true, hops: Vec::new(), depth: 0, underlay }
     }
@@ -143,19 +145,15 @@ impl<'a> Walker<'a> {
     fn bridge(&mut self, node: &str, br: u32, in_port: Option<u32>) -> End {
         let bname = self.devname(node, br);
         // Addressed to the bridge itself (it holds the address): up into the node.
-        if self.view.holders(self.next_hop).contains(&(node, br)) {
-            if in_port.is_some() {
-                return self.arrive(node, br);
-            }
+        if in_port.is_some() && self.view.holders(self.next_hop).contains(&(node, br)) {
+            return self.arrive(node, br);
         }
         let Some(b) = self.view.link(node, br).cloned() else { return self.drop_at(node, Some(br), "missing-device", "bridge not found".into()) };
         if !b.up {
             return self.drop_at(node, Some(br), "device-down", format!("bridge {bname} is down"));
         }
         let ports: Vec<u32> = self.view.ports(node, br).iter().map(|p| p.ifindex).collect();
-        let fdb_port = self.mac.and_then(|m| {
-            self.view.nodes.get(node)?.fdb.iter().find(|e| e.mac == m && ports.contains(&e.ifindex) && !e.local).map(|e| e.ifindex)
-        });
+        let fdb_port = self.mac.and_then(|m| self.view.nodes.get(node)?.fdb.iter().find(|e| e.mac == m && ports.contains(&e.ifindex) && !e.local).map(|e| e.ifindex));
         let (port, how) = match fdb_port {
             Some(p) => (p, "forwarding database".to_string()),
             None => {
@@ -165,7 +163,8 @@ impl<'a> Walker<'a> {
                     if Some(p) == in_port {
                         continue;
                     }
-                    let mut look = Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
+                    let mut look =
+                        Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
                     if matches!(look.egress(node, p), End::Arrived(..)) {
                         found = Some(p);
                         break;
@@ -174,7 +173,8 @@ impl<'a> Walker<'a> {
                 // Back out of the port it came in on? Only a hairpin port sends it there.
                 if found.is_none() {
                     if let Some(ip) = in_port {
-                        let mut look = Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
+                        let mut look =
+                            Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
                         if matches!(look.egress(node, ip), End::Arrived(..)) {
                             found = Some(ip);
                         }
@@ -225,7 +225,12 @@ impl<'a> Walker<'a> {
         let ln = ln.to_string();
         // Siblings on the same lower device: bridge mode switches between them inside the kernel.
         if mode == "bridge" {
-            let sib = self.view.uppers(&ln, li).into_iter().find(|(n, u)| !(*n == node && u.ifindex == l.ifindex) && self.mac.is_some() && u.mac == self.mac).map(|(n, u)| (n.to_string(), u.ifindex));
+            let sib = self
+                .view
+                .uppers(&ln, li)
+                .into_iter()
+                .find(|(n, u)| !(*n == node && u.ifindex == l.ifindex) && self.mac.is_some() && u.mac == self.mac)
+                .map(|(n, u)| (n.to_string(), u.ifindex));
             if let Some((sn, si)) = sib {
                 self.push(Hop::Link { from: self.full(node, l.ifindex), to: self.full(&sn, si), via: "macvlan bridge mode, sibling on the same lower device".into() });
                 return self.arrive(&sn, si);
@@ -256,7 +261,12 @@ impl<'a> Walker<'a> {
         let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into()) };
         let ln = ln.to_string();
         let holders = self.view.holders(self.next_hop);
-        let sib = self.view.uppers(&ln, li).into_iter().find(|(n, u)| !(*n == node && u.ifindex == l.ifindex) && holders.contains(&(n, u.ifindex))).map(|(n, u)| (n.to_string(), u.ifindex));
+        let sib = self
+            .view
+            .uppers(&ln, li)
+            .into_iter()
+            .find(|(n, u)| !(*n == node && u.ifindex == l.ifindex) && holders.contains(&(n, u.ifindex)))
+            .map(|(n, u)| (n.to_string(), u.ifindex));
         if let Some((sn, si)) = sib {
             if flags.iter().any(|f| f == "private") {
                 return self.drop_at(node, Some(l.ifindex), "ipvlan-private", "ipvlan private flag: slaves of one lower device do not talk to each other".into());
@@ -295,10 +305,18 @@ impl<'a> Walker<'a> {
                 let holder = self.view.holders(remote).into_iter().map(|(n, _)| n.to_string()).next();
                 let Some(hn) = holder else {
                     self.hops.extend(under_hops);
-                    return self.drop_at(&rn, None, "vxlan", format!("the underlay reached {rn}, which does not hold the vxlan remote {remote} (routing the underlay on is not traced)"));
+                    return self.drop_at(
+                        &rn,
+                        None,
+                        "vxlan",
+                        format!("the underlay reached {rn}, which does not hold the vxlan remote {remote} (routing the underlay on is not traced)"),
+                    );
                 };
                 let peer = self.view.nodes.get(&hn).and_then(|v| {
-                    v.ns.links.iter().find(|x| matches!(v.details.get(&x.ifindex), Some(KindDetails::Vxlan { vni: pv, port: pp, .. }) if *pv == vni && *pp == port)).map(|x| x.ifindex)
+                    v.ns.links
+                        .iter()
+                        .find(|x| matches!(v.details.get(&x.ifindex), Some(KindDetails::Vxlan { vni: pv, port: pp, .. }) if *pv == vni && *pp == port))
+                        .map(|x| x.ifindex)
                 });
                 let Some(pi) = peer else {
                     self.hops.extend(under_hops);

@@ -16,8 +16,8 @@ use crate::check::report::echo_seen;
 use crate::error::{Error, Result};
 use crate::inspect::view::LabView;
 use crate::inspect::RunningLab;
-use crate::probe::echo::{self, EchoOptions, EchoProbe};
 use crate::kernel::nl::KernelError;
+use crate::probe::echo::{self, EchoOptions, EchoProbe};
 use crate::probe::route::{self, Lookup};
 
 /// Traces from `from` to `dst` (an address, or a node name: its first address).
@@ -92,7 +92,12 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
     };
     for _ in 0..32 {
         if !seen.insert((node.clone(), iif)) {
-            hops.push(Hop::Drop { node: node.clone(), dev: iif.map(|i| ifindex_name(view, &node, i)), cause: "loop".into(), why: "the packet comes back here: routing loop".into() });
+            hops.push(Hop::Drop {
+                node: node.clone(),
+                dev: iif.map(|i| ifindex_name(view, &node, i)),
+                cause: "loop".into(),
+                why: "the packet comes back here: routing loop".into(),
+            });
             return Ok((hops, Verdict::Loop));
         }
         let l = Lookup { dst: Some(dst), src, iif, oif: None };
