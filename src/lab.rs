@@ -134,6 +134,39 @@ impl Lab {
 
     /// Runs the lab's expectations (or, without any, the full reachability matrix) and returns
     /// the report; `report.ok` says whether everything held, `report.failures()` what did not.
+    ///
+    /// ```
+    /// use vnet::model::expect::ExpectSpec;
+    /// use vnet::Lab;
+    ///
+    /// // A router between two subnets; a and c reach each other through it, TCP port 8080 on c
+    /// // answers (the check listens there for the test), and d, on no link at all, is cut off.
+    /// let lab = Lab::builder("check-doc")
+    ///     .link("a:eth0", "r:eth0")
+    ///     .link("r:eth1", "c:eth0")
+    ///     .address("a:eth0", "10.61.1.2/24")
+    ///     .address("r:eth0", "10.61.1.1/24")
+    ///     .address("r:eth1", "10.61.2.1/24")
+    ///     .address("c:eth0", "10.61.2.2/24")
+    ///     .address("d:lo", "10.61.9.9/32")
+    ///     .route("a", "default", Some("10.61.1.1"), None)
+    ///     .route("c", "default", Some("10.61.2.1"), None)
+    ///     .sysctl("r", "net.ipv4.ip_forward", "1")
+    ///     .expect(ExpectSpec::reach("a", "c"))
+    ///     .expect(ExpectSpec::tcp("a", "c", 8080, true))
+    ///     .expect(ExpectSpec::no_reach("a", "d"))
+    ///     .up()
+    ///     .expect("lab comes up");
+    /// let report = lab.check().expect("probes run");
+    /// assert!(report.ok, "{:#?}", report.failures());
+    /// assert_eq!(report.expectations[0].targets[0].seen, "reply from 10.61.2.2");
+    /// // Break it: without forwarding on r, the check says which pair failed and what it saw.
+    /// assert!(lab.node("r").command("sysctl").args(["-qw", "net.ipv4.ip_forward=0"]).status().unwrap().success());
+    /// let report = lab.check().unwrap();
+    /// assert!(!report.ok);
+    /// assert_eq!(report.failures()[0], "reach a -> c: a -> 10.61.2.2: timeout");
+    /// // Dropping `lab` removes it, also when an assertion above fails.
+    /// ```
     pub fn check(&self) -> Result<crate::check::CheckReport> {
         self.check_with(&crate::check::CheckOptions::default())
     }
@@ -281,6 +314,12 @@ impl LabBuilder {
 
     pub fn sysctl(mut self, node: &str, key: &str, value: &str) -> Self {
         self.topo.nodes.entry(node.to_string()).or_default().sysctls.insert(key.to_string(), SysctlValue::Str(value.to_string()));
+        self
+    }
+
+    /// An expectation for `Lab::check`, e.g. `ExpectSpec::reach("a", "b")`.
+    pub fn expect(mut self, e: crate::model::expect::ExpectSpec) -> Self {
+        self.topo.expect.push(e);
         self
     }
 

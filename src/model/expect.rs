@@ -123,6 +123,37 @@ pub enum ExpectSpec {
 }
 
 impl ExpectSpec {
+    /// `reach: {from, to}` (to: a node or an address).
+    pub fn reach(from: &str, to: &str) -> ExpectSpec {
+        ExpectSpec::Reach(ReachSpec { from: from.into(), to: to.into(), family: None })
+    }
+    /// `no-reach: {from, to}`.
+    pub fn no_reach(from: &str, to: &str) -> ExpectSpec {
+        ExpectSpec::NoReach(ReachSpec { from: from.into(), to: to.into(), family: None })
+    }
+    /// `tcp-open` / `tcp-closed` with a listener started by the check.
+    pub fn tcp(from: &str, to: &str, port: u16, open: bool) -> ExpectSpec {
+        let s = PortSpec { from: from.into(), to: to.into(), port: port.into(), family: None, listen: None };
+        if open {
+            ExpectSpec::TcpOpen(s)
+        } else {
+            ExpectSpec::TcpClosed(s)
+        }
+    }
+    /// `udp-open` / `udp-closed` with a listener started by the check.
+    pub fn udp(from: &str, to: &str, port: u16, open: bool) -> ExpectSpec {
+        let s = PortSpec { from: from.into(), to: to.into(), port: port.into(), family: None, listen: None };
+        if open {
+            ExpectSpec::UdpOpen(s)
+        } else {
+            ExpectSpec::UdpClosed(s)
+        }
+    }
+    /// `pmtu: {from, to, size, pass}`.
+    pub fn pmtu(from: &str, to: &str, size: u32, pass: bool) -> ExpectSpec {
+        ExpectSpec::Pmtu(PmtuSpec { from: from.into(), to: to.into(), size, pass: Some(pass), family: None })
+    }
+
     /// The kind names, as written in files.
     pub const NAMES: &'static [&'static str] = &["reach", "no-reach", "tcp-open", "tcp-closed", "udp-open", "udp-closed", "pmtu", "route"];
 
