@@ -37,7 +37,9 @@ fn routed_example_expectations_all_hold() {
     assert_eq!(seen(0, 0), "reply from 10.2.0.2");
     assert_eq!(seen(0, 1), "reply from fd02::2");
     // no-reach: d cannot answer (timeout); the router has no route (it says so).
-    assert_eq!(seen(2, 0), "timeout");
+    // The first hop answered ARP: the loss is further on (d cannot answer), and the check says so.
+    assert!(seen(2, 0).starts_with("timeout (10.1.0.1 answers ARP on eth0 ("), "{}", seen(2, 0));
+    assert!(seen(2, 0).ends_with("): the packet or its answer is lost further on)"), "{}", seen(2, 0));
     assert_eq!(seen(3, 0), "network unreachable from 10.1.0.1");
     // Ports: listeners started by the check, refusals from the kernel.
     assert_eq!(seen(4, 0), "open (listener started by the check)");
@@ -87,7 +89,7 @@ fn failing_expectations_name_the_pair_and_what_was_seen() {
     let failures: Vec<&str> = out.lines().skip_while(|l| !l.ends_with("failed:")).skip(1).take_while(|l| l.starts_with("  ")).collect();
     assert_eq!(failures.len(), 8, "{out}");
     let line = |prefix: &str| failures.iter().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_else(|| panic!("no failure `{prefix}` in {out}")).to_string();
-    assert!(line("reach a -> d: a -> 10.3.0.2: timeout").contains("routed-broken.yaml:"), "{out}");
+    assert!(line("reach a -> d: a -> 10.3.0.2: timeout (10.1.0.1 answers ARP on eth0").contains("routed-broken.yaml:"), "{out}");
     assert!(line("reach a -> 10.9.9.9: a -> 10.9.9.9:").contains("network unreachable from 10.1.0.1"), "{out}");
     assert!(line("no-reach a -> c: a -> 10.2.0.2:").contains("reply from 10.2.0.2"), "{out}");
     assert!(line("tcp a -> 10.2.0.2 port 23 open:").contains(": refused"), "{out}");
@@ -104,7 +106,7 @@ fn failing_expectations_name_the_pair_and_what_was_seen() {
     assert_eq!(j["mode"], "expectations");
     let exps = j["expectations"].as_array().unwrap();
     assert!(exps.iter().all(|e| e["ok"] == false), "every broken expectation fails");
-    assert_eq!(exps[0]["targets"][0]["seen"], "timeout");
+    assert!(exps[0]["targets"][0]["seen"].as_str().unwrap().starts_with("timeout"));
     assert_eq!(exps[0]["from"], "a");
     assert_eq!(exps[0]["targets"][0]["addr"], "10.3.0.2");
     assert_eq!(exps[0]["targets"][0]["node"], "d");
@@ -183,4 +185,21 @@ fn bench_check_reports_and_restores_the_neighbour_limits() {
     let now = thresholds();
     assert_eq!(now[2], l["before"]["gc_thresh3"].as_u64().unwrap().to_string(), "gc_thresh3 is back");
     assert_eq!(now[1], l["before"]["gc_thresh2"].as_u64().unwrap().to_string(), "gc_thresh2 is back");
+}
+
+#[test]
+fn a_timeout_says_whether_the_link_layer_answered() {
+    require_root();
+    // b holds 10.23.0.2 on a link that a has no cable to: a's ARP requests go unanswered.
+    let lab = Lab::builder("arpless")
+        .link("a:eth0", "x:eth0")
+        .address("a:eth0", "10.23.0.1/24")
+        .node("b")
+        .address("b:lo", "10.23.0.2/32")
+        .expect(vnet::model::expect::ExpectSpec::reach("a", "10.23.0.2"))
+        .up()
+        .unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.failures(), ["reach a -> 10.23.0.2: a -> 10.23.0.2: timeout (no ARP answer from 10.23.0.2 on eth0)"]);
 }

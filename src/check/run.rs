@@ -54,6 +54,24 @@ fn overflowed(w: &[Watch], a: &IpAddr) -> bool {
     w.iter().any(|x| x.overflows() > 0 && (x.table == Some(Table::Arp)) == a.is_ipv4())
 }
 
+/// At most this many timeouts get a closer look.
+const EXPLAIN_TIMEOUTS: usize = 64;
+
+/// Why a probe may have timed out, from the kernel's state in the source node: the next hop's
+/// neighbour entry tells whether the link layer answered at all.
+fn why_timeout(rl: &RunningLab, from: &str, dst: IpAddr) -> Option<String> {
+    let (a, dev) = rl.route_lookup(from, Lookup::to(dst)).ok()?.ok()?;
+    let hop = a.gateway.unwrap_or(dst);
+    let dev = dev?;
+    let state = rl.neighbour_state(from, a.oif?, hop).ok()?;
+    let proto = if hop.is_ipv4() { "ARP" } else { "neighbour discovery" };
+    Some(match state.as_deref() {
+        Some("incomplete") | Some("failed") => format!("no {proto} answer from {hop} on {dev}"),
+        None => format!("no {proto} entry for {hop} on {dev}"),
+        Some(s) => format!("{hop} answers {proto} on {dev} ({s}): the packet or its answer is lost further on"),
+    })
+}
+
 fn echo_opts(opts: &CheckOptions) -> EchoOptions {
     EchoOptions { timeout: opts.timeout, threads: opts.threads, ..Default::default() }
 }
@@ -94,16 +112,20 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
         x.finish();
     }
     notes.extend(neighbour_notes(&w, 0, false));
+    let mut explained = 0;
     let pr: Vec<PairResult> = pairs
         .iter()
         .zip(&results)
-        .map(|(p, r)| PairResult {
-            from: p.from.clone(),
-            to: p.to.clone(),
-            addr: p.addr,
-            ok: r.outcome.is_reply(),
-            seen: echo_seen(&r.outcome, overflowed(&w, &p.addr)),
-            rtt_us: r.rtt_us,
+        .map(|(p, r)| {
+            let over = overflowed(&w, &p.addr);
+            let mut seen = echo_seen(&r.outcome, over);
+            if r.outcome == EchoOutcome::Timeout && !over && explained < EXPLAIN_TIMEOUTS {
+                explained += 1;
+                if let Some(why) = why_timeout(rl, &p.from, p.addr) {
+                    seen = format!("timeout ({why})");
+                }
+            }
+            PairResult { from: p.from.clone(), to: p.to.clone(), addr: p.addr, ok: r.outcome.is_reply(), seen, rtt_us: r.rtt_us }
         })
         .collect();
     let reached = pr.iter().filter(|p| p.ok).count();
@@ -167,11 +189,16 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
             Expected::Pmtu { pass, .. } => r.outcome.is_reply() == pass && !inconclusive,
             _ => false,
         };
-        let seen = match (&e.expected, &r.outcome) {
+        let mut seen = match (&e.expected, &r.outcome) {
             (Expected::Pmtu { size, .. }, EchoOutcome::Reply { .. }) => format!("{size}-byte DF probe answered"),
             (Expected::Pmtu { size, .. }, o) => format!("{size}-byte DF probe: {}", echo_seen(o, over)),
             (_, o) => echo_seen(o, over),
         };
+        if r.outcome == EchoOutcome::Timeout && !over {
+            if let Some(why) = why_timeout(rl, &e.from, t.addr) {
+                seen = format!("{seen} ({why})");
+            }
+        }
         by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen, rtt_us: r.rtt_us });
     }
 

@@ -102,6 +102,17 @@ impl RunningLab {
         })
     }
 
+    /// The state of the neighbour entry for `addr` on device `ifindex` of a node.
+    pub fn neighbour_state(&self, node: &str, ifindex: u32, addr: std::net::IpAddr) -> Result<Option<String>> {
+        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        if !socks.contains_key(node) {
+            let fd = self.fd(node)?;
+            let nl = crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+            socks.insert(node.to_string(), nl);
+        }
+        Ok(crate::probe::neigh::entry_state(socks.get_mut(node).expect("just opened"), ifindex, addr))
+    }
+
     /// `file:line:col` of a place in the topology file, when the model came from the file.
     pub fn location(&self, path: &[Seg]) -> Option<String> {
         if !self.from_file {

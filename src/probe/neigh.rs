@@ -237,6 +237,35 @@ pub fn raise(t: Table, needed: u64) -> io::Result<Raised> {
     Ok(r)
 }
 
+/// The state of one neighbour entry (`reachable`, `stale`, `incomplete`, `failed`, ...), asked of
+/// the socket's namespace; `None` when there is no entry.
+pub fn entry_state(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std::net::IpAddr) -> Option<String> {
+    use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    let mut m = NeighbourMessage::default();
+    m.header.family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    m.header.ifindex = ifindex;
+    m.attributes.push(NeighbourAttribute::Destination(match addr {
+        std::net::IpAddr::V4(a) => NeighbourAddress::Inet(a),
+        std::net::IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+    }));
+    let reply = nl.request(RouteNetlinkMessage::GetNeighbour(m), 0).ok()?;
+    reply.into_iter().find_map(|r| match r {
+        RouteNetlinkMessage::NewNeighbour(n) => Some(match n.header.state {
+            NeighbourState::Incomplete => "incomplete".to_string(),
+            NeighbourState::Reachable => "reachable".into(),
+            NeighbourState::Stale => "stale".into(),
+            NeighbourState::Delay => "delay".into(),
+            NeighbourState::Probe => "probe".into(),
+            NeighbourState::Failed => "failed".into(),
+            NeighbourState::Noarp => "noarp".into(),
+            NeighbourState::Permanent => "permanent".into(),
+            other => format!("{other:?}").to_lowercase(),
+        }),
+        _ => None,
+    })
+}
+
 /// Whether the calling thread is in the namespace holding the limits.
 pub fn limits_visible() -> bool {
     Path::new("/proc/sys/net/ipv4/neigh/default/gc_thresh3").exists()
