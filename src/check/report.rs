@@ -146,6 +146,9 @@ pub fn render(r: &CheckReport) -> String {
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
     }
+    if !r.ok {
+        s.push_str(&format!("hint: `vnet doctor {}` looks for the usual causes; `vnet trace {} NODE DEST` follows one pair\n", r.lab, r.lab));
+    }
     s.push_str(if r.ok { "check passed\n" } else { "check FAILED\n" });
     s
 }
