@@ -203,3 +203,22 @@ fn a_timeout_says_whether_the_link_layer_answered() {
     assert!(!r.ok);
     assert_eq!(r.failures(), ["reach a -> 10.23.0.2: a -> 10.23.0.2: timeout (no ARP answer from 10.23.0.2 on eth0)"]);
 }
+
+#[test]
+fn a_matrix_bigger_than_the_neighbour_budget_runs_in_waves() {
+    require_root();
+    // A star of 6 on one bridge: 30 probes need about 60 entries; allow 20 at a time.
+    let mut b = Lab::builder("waves").bridge("host:br0");
+    for i in 1..=6 {
+        b = b.link(&format!("n{i}:eth0"), &format!("host:p{i}")).master(&format!("host:p{i}"), "br0").address(&format!("n{i}:eth0"), &format!("10.24.0.{i}/24"));
+    }
+    let lab = b.up().unwrap();
+    let r = lab.check_with(&CheckOptions { neighbour_budget: Some(20), ..fast() }).unwrap();
+    let m = r.matrix.as_ref().unwrap();
+    assert_eq!((m.probes, m.reached), (30, 30), "{:#?}", r.failures());
+    assert!(r.ok);
+    assert!(r.notes.iter().any(|n| n.contains("probed in 3 waves, clearing the lab's neighbour entries between them")), "{:?}", r.notes);
+    // Between waves the entries went: after the last wave only its own remain in n1 (whose wave was first).
+    let n1 = ip_json(lab.node("n1").netns(), &["neigh", "show"]);
+    assert!(n1.as_array().unwrap().len() <= 2, "n1 keeps only entries of the last wave's probes to it: {n1}");
+}

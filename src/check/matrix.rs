@@ -42,6 +42,24 @@ pub fn pairs(lab: &Lab) -> Vec<Pair> {
     out
 }
 
+/// Splits sources (given how many probes each sends) into waves that each need at most `budget`
+/// neighbour entries: every probe needs one at its source and, for the answer, one at its
+/// destination. A source that alone exceeds the budget gets a wave of its own.
+pub fn waves(per_source: &[usize], budget: u64) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut used = 0u64;
+    for (i, &n) in per_source.iter().enumerate() {
+        let need = 2 * n as u64;
+        if out.is_empty() || used + need > budget {
+            out.push(Vec::new());
+            used = 0;
+        }
+        out.last_mut().expect("a wave").push(i);
+        used += need;
+    }
+    out
+}
+
 /// One cell: how many of the destination's addresses answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Cell {
@@ -199,6 +217,14 @@ links:
         assert_eq!(lines[5], "       r h");
         assert_eq!(lines[6], "router \\ .");
         assert_eq!(lines[7], "h      ~ \\");
+    }
+
+    #[test]
+    fn waves_fit_the_budget() {
+        assert_eq!(waves(&[5, 5, 5, 5, 5, 5], 20), vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
+        assert_eq!(waves(&[5, 5, 5], 1000), vec![vec![0, 1, 2]], "one wave when it fits");
+        assert_eq!(waves(&[50, 1, 1], 20), vec![vec![0], vec![1, 2]], "an oversized source goes alone");
+        assert!(waves(&[], 10).is_empty());
     }
 
     #[test]

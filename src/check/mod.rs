@@ -23,11 +23,15 @@ pub struct CheckOptions {
     pub matrix: bool,
     /// Worker threads for ICMP probes.
     pub threads: usize,
+    /// Most neighbour (ARP/NDP) entries the matrix may need at once; default: the room the
+    /// machine-wide table has. A bigger matrix runs in waves, clearing the lab's neighbour
+    /// entries between them, so it is not hurt by the table's limit.
+    pub neighbour_budget: Option<u64>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { timeout: Duration::from_millis(1500), matrix: false, threads: crate::kernel::handle::workers() }
+        CheckOptions { timeout: Duration::from_millis(1500), matrix: false, threads: crate::kernel::handle::workers(), neighbour_budget: None }
     }
 }
 

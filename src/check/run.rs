@@ -101,15 +101,48 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
     let v6 = pairs.len() as u64 - v4;
     let mut w = watches(v4 > 0, v6 > 0);
     let mut notes = Vec::new();
-    for x in &w {
-        let needed = if x.table == Some(Table::Arp) { v4 } else { v6 };
-        notes.extend(neighbour_notes(std::slice::from_ref(x), needed, true));
+    // The machine-wide neighbour table bounds how many pairs can talk at once: beyond its room,
+    // probe in waves and clear the lab's entries between them.
+    let room = w.iter().map(|x| x.headroom() * 4 / 5).min().unwrap_or(u64::MAX);
+    let budget = opts.neighbour_budget.unwrap_or(room).max(2);
+    let mut per_source = vec![0usize; sources.len()];
+    for p in &probes {
+        per_source[p.src] += 1;
+    }
+    let waves = if 2 * probes.len() as u64 > budget { matrix::waves(&per_source, budget) } else { vec![(0..sources.len()).collect()] };
+    if waves.len() > 1 {
+        notes.push(format!(
+            "the matrix needs about {} neighbour entries but {budget} are available (the ARP/NDP table is machine-wide): probed in {} waves, clearing the lab's neighbour entries between them (raise net.ipv4.neigh.default.gc_thresh3 in the root namespace to probe in one go)",
+            2 * probes.len(),
+            waves.len()
+        ));
     }
     let t0 = Instant::now();
-    let results = echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))?;
+    let fds = rl.borrowed(&sources);
+    let mut results = vec![None; probes.len()];
+    for (k, wave) in waves.iter().enumerate() {
+        let idx: Vec<usize> = (0..probes.len()).filter(|&g| wave.contains(&probes[g].src)).collect();
+        let subset: Vec<EchoProbe> = idx.iter().map(|&g| probes[g].clone()).collect();
+        let got = echo::run(&fds, &subset, &echo_opts(opts)).map_err(|e| Error::io("probe", e))?;
+        for (g, r) in idx.into_iter().zip(got) {
+            results[g] = Some(r);
+        }
+        if k + 1 < waves.len() {
+            for n in lab.nodes.keys() {
+                rl.flush_neighbours(n)?;
+            }
+        }
+    }
+    let results: Vec<echo::EchoResult> = results.into_iter().map(|r| r.expect("every probe ran in a wave")).collect();
     let matrix_s = t0.elapsed().as_secs_f64();
     for x in w.iter_mut() {
         x.finish();
+    }
+    if waves.len() == 1 {
+        for x in &w {
+            let needed = if x.table == Some(Table::Arp) { v4 } else { v6 };
+            notes.extend(neighbour_notes(std::slice::from_ref(x), needed, true));
+        }
     }
     notes.extend(neighbour_notes(&w, 0, false));
     let mut explained = 0;

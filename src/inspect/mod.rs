@@ -113,6 +113,43 @@ impl RunningLab {
         Ok(crate::probe::neigh::entry_state(socks.get_mut(node).expect("just opened"), ifindex, addr))
     }
 
+    /// Deletes the learned (not permanent) neighbour entries of a node, so a big check can run
+    /// in waves within the machine-wide table's limit.
+    pub fn flush_neighbours(&self, node: &str) -> Result<()> {
+        use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourMessage, NeighbourState};
+        use netlink_packet_route::RouteNetlinkMessage;
+        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        if !socks.contains_key(node) {
+            let fd = self.fd(node)?;
+            let nl = crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+            socks.insert(node.to_string(), nl);
+        }
+        let nl = socks.get_mut(node).expect("just opened");
+        let entries = nl.dump(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default())).map_err(|e| Error::kernel(format!("list neighbours of {node}"), e))?;
+        let dels: Vec<crate::kernel::nl::Request> = entries
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) if !matches!(n.header.state, NeighbourState::Permanent | NeighbourState::Noarp) => {
+                    let dst = n.attributes.into_iter().find(|a| matches!(a, NeighbourAttribute::Destination(_)))?;
+                    let mut d = NeighbourMessage::default();
+                    d.header.family = n.header.family;
+                    d.header.ifindex = n.header.ifindex;
+                    d.attributes.push(dst);
+                    Some(crate::kernel::nl::Request::new(RouteNetlinkMessage::DelNeighbour(d), 0))
+                }
+                _ => None,
+            })
+            .collect();
+        for r in nl.batch(dels) {
+            if let Err(e) = r {
+                if e.errno != libc::ENOENT {
+                    return Err(Error::kernel(format!("delete a neighbour entry of {node}"), e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `file:line:col` of a place in the topology file, when the model came from the file.
     pub fn location(&self, path: &[Seg]) -> Option<String> {
         if !self.from_file {
