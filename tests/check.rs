@@ -207,7 +207,7 @@ fn a_timeout_says_whether_the_link_layer_answered() {
 #[test]
 fn a_matrix_bigger_than_the_neighbour_budget_runs_in_waves() {
     require_root();
-    // A star of 6 on one bridge: 30 probes need about 60 entries; allow 20 at a time.
+    // A star of 6 on one bridge: 30 probes need about 30 entries at once; allow 20.
     let mut b = Lab::builder("waves").bridge("host:br0");
     for i in 1..=6 {
         b = b.link(&format!("n{i}:eth0"), &format!("host:p{i}")).master(&format!("host:p{i}"), "br0").address(&format!("n{i}:eth0"), &format!("10.24.0.{i}/24"));

@@ -109,11 +109,13 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
     for p in &probes {
         per_source[p.src] += 1;
     }
-    let waves = if 2 * probes.len() as u64 > budget { matrix::waves(&per_source, budget) } else { vec![(0..sources.len()).collect()] };
+    // All at once, every node ends up with an entry for every node it probes or is probed by:
+    // one entry per probe. Waves need up to two (source and destination side).
+    let waves = if probes.len() as u64 > budget { matrix::waves(&per_source, budget) } else { vec![(0..sources.len()).collect()] };
     if waves.len() > 1 {
         notes.push(format!(
             "the matrix needs about {} neighbour entries but {budget} are available (the ARP/NDP table is machine-wide): probed in {} waves, clearing the lab's neighbour entries between them (raise net.ipv4.neigh.default.gc_thresh3 in the root namespace to probe in one go)",
-            2 * probes.len(),
+            probes.len(),
             waves.len()
         ));
     }
