@@ -61,10 +61,36 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks: build generated labs with vnet and with iproute2, compare.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
     /// Check a topology file without touching the kernel.
     Validate { file: PathBuf },
     /// Print the JSON Schema of topology files.
     Schema,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// One bridge in the host, N namespaces on it.
+    Star(ScaleArgs),
+    /// N namespaces in a routed line.
+    Chain(ScaleArgs),
+    /// A two-level tree of bridges with N leaves.
+    Tree(ScaleArgs),
+}
+
+#[derive(clap::Args)]
+struct ScaleArgs {
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    #[arg(long)]
+    json: bool,
+    /// Skip the slow one-`ip`-command-per-step baseline.
+    #[arg(long)]
+    skip_script: bool,
 }
 
 fn main() -> ExitCode {
@@ -206,6 +232,21 @@ fn run(cli: Cli) -> Result<u8, Error> {
             let loaded = load(&file, false)?;
             print_warnings(&loaded.warnings);
             println!("{}: lab {} is valid ({} nodes)", file.display(), loaded.lab.name, loaded.lab.nodes.len());
+            Ok(0)
+        }
+        Cmd::Bench { what } => {
+            let (shape, a) = match what {
+                BenchCmd::Star(a) => (vnet::bench::Shape::Star, a),
+                BenchCmd::Chain(a) => (vnet::bench::Shape::Chain, a),
+                BenchCmd::Tree(a) => (vnet::bench::Shape::Tree, a),
+            };
+            let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script };
+            let r = vnet::bench::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
+            if a.json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::bench::render(&r));
+            }
             Ok(0)
         }
         Cmd::Schema => {

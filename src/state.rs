@@ -68,6 +68,14 @@ pub struct LabState {
     /// Interface group carried by every device the lab creates in its own namespaces.
     #[serde(default)]
     pub group: u32,
+    /// Namespace name -> inode of the namespace the lab created under it: proves ownership at
+    /// `down` without entering the namespace.
+    #[serde(default)]
+    pub netns_ids: BTreeMap<String, u64>,
+    /// Nodes whose devices must be deleted explicitly at `down` (one RTM_DELLINK by group
+    /// each); every other lab device is a veth end that dies with its peer.
+    #[serde(default)]
+    pub delete_in: Vec<String>,
 }
 
 impl LabState {
@@ -85,6 +93,8 @@ impl LabState {
             pid: std::process::id(),
             owner_pid: None,
             group: group_for(lab),
+            netns_ids: BTreeMap::new(),
+            delete_in: Vec::new(),
         }
     }
 }

@@ -96,7 +96,10 @@ pub fn apply(
             j += 1;
         }
         let stage = &plan.steps[i..j];
-        if let Err(mut e) = ex.stage(stage, handles) {
+        let t = std::time::Instant::now();
+        let r = ex.stage(stage, handles);
+        tracing::debug!(target: "vnet::timing", "stage {st}: {} ops in {:?}", stage.len(), t.elapsed());
+        if let Err(mut e) = r {
             e.rollback_problems = ex.journal.rollback(handles);
             return Err(e);
         }
@@ -382,6 +385,8 @@ impl<'a> Executor<'a> {
                     alias: if change.mark { Some(self.mark.clone()) } else { None },
                     info: None,
                     no_ipv6_ll: change.mark && no_ll,
+                    operstate_up: change.up == Some(true)
+                        && lab.node(node).and_then(|n| n.interfaces.get(ifname)).map(|i| i.kind.is_master()).unwrap_or(false),
                 };
                 let then = match self.observed_ns(node).and_then(|o| o.link(ifname)) {
                     Some(prev) if prev.ifindex == idx => {

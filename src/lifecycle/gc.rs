@@ -92,7 +92,8 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
     for (name, lab) in &orphans {
         report.namespaces.push(name.clone());
         if !dry_run {
-            report.problems.extend(delete_namespaces(std::slice::from_ref(name), state::group_for(lab)));
+            let one = std::slice::from_ref(name);
+            report.problems.extend(delete_namespaces(one, one, state::group_for(lab)));
         }
     }
 

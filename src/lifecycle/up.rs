@@ -51,9 +51,15 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
         netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
     }
+    let t = Instant::now();
     let mut session = observe_lab(lab, prior.as_ref())?;
+    tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
+    let t = Instant::now();
     let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
+    tracing::debug!(target: "vnet::timing", "plan {:?} ({} ops)", t.elapsed(), plan.len());
+    let t = Instant::now();
     super::preflight::check(lab, &plan)?;
+    tracing::debug!(target: "vnet::timing", "preflight {:?}", t.elapsed());
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
@@ -103,7 +109,10 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             b.set_position(done as u64);
         }
     };
+    let t = Instant::now();
     let result = apply::apply(&ctx, &plan, &mut session.handles, Some(&report));
+    tracing::debug!(target: "vnet::timing", "apply {:?}", t.elapsed());
+
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -117,6 +126,11 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         }
         Ok(()) => {
             finish_state(&mut st, lab, &plan);
+            st.netns_ids = session
+                .handles
+                .values()
+                .filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1)))
+                .collect();
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
             Ok(UpReport { lab: lab.name.clone(), plan, warnings: loaded.warnings.clone(), elapsed: started.elapsed() })
         }
@@ -142,6 +156,34 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
     }
     st.sysctl_restore.retain(|_, m| !m.is_empty());
     st.topology = Some(lab.topology.clone());
+    st.delete_in = deleters(lab);
+}
+
+/// The fewest nodes whose devices must be deleted explicitly so that every lab device goes:
+/// a veth end dies with its peer, so a node whose every device is the peer of a device in an
+/// already chosen node needs nothing. Largest nodes first (a star: only the host).
+fn deleters(lab: &Lab) -> Vec<String> {
+    use std::collections::HashSet;
+    let mut nodes: Vec<&crate::model::Node> = lab.nodes.values().collect();
+    nodes.sort_by_key(|n| std::cmp::Reverse(n.interfaces.len()));
+    let mut covered: HashSet<crate::model::Endpoint> = HashSet::new();
+    let mut out = Vec::new();
+    // Root-namespace devices are deleted one by one anyway: their peers are covered.
+    for n in nodes.iter().filter(|n| lab.netns_name(&n.name).is_none()) {
+        covered.extend(n.interfaces.values().filter_map(|i| i.peer.clone()));
+    }
+    for n in nodes.iter().filter(|n| lab.netns_name(&n.name).is_some()) {
+        let uncovered = n
+            .interfaces
+            .values()
+            .any(|i| i.name != "lo" && !covered.contains(&crate::model::Endpoint::new(&n.name, &i.name)));
+        if uncovered {
+            out.push(n.name.clone());
+            covered.extend(n.interfaces.values().filter_map(|i| i.peer.clone()));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Takes the lab's lock or reports it busy.

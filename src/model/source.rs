@@ -284,12 +284,13 @@ mod yaml {
             Event::SequenceStart(anchor, _) => {
                 let start = b.range(span).start;
                 let mut items = Vec::new();
+                let mut child_end: Option<usize> = None;
                 loop {
                     match &events[*pos].0 {
                         Event::SequenceEnd => {
                             let end = b.range(&events[*pos].1).end.max(start);
                             *pos += 1;
-                            let end = last_end(places, path, end);
+                            let end = child_end.filter(|e| *e < end).unwrap_or(end);
                             places.insert(path.clone(), Place { key, value: start..end });
                             let value = Value::Array(items);
                             if *anchor > 0 {
@@ -300,6 +301,7 @@ mod yaml {
                         _ => {
                             path.push(Seg::Index(items.len()));
                             let item = node(b, events, pos, path, places, None)?;
+                            child_end = places.get(path).map(|p| p.value.end).max(child_end);
                             path.pop();
                             items.push(item);
                         }
@@ -309,12 +311,13 @@ mod yaml {
             Event::MappingStart(anchor, _) => {
                 let start = b.range(span).start;
                 let mut map = Map::new();
+                let mut child_end: Option<usize> = None;
                 loop {
                     match &events[*pos].0 {
                         Event::MappingEnd => {
                             let end = b.range(&events[*pos].1).end.max(start);
                             *pos += 1;
-                            let end = last_end(places, path, end);
+                            let end = child_end.filter(|e| *e < end).unwrap_or(end);
                             places.insert(path.clone(), Place { key, value: start..end });
                             let value = Value::Object(map);
                             if *anchor > 0 {
@@ -331,6 +334,7 @@ mod yaml {
                             }
                             path.push(Seg::Key(k.clone()));
                             let v = node(b, events, pos, path, places, Some(key_range))?;
+                            child_end = places.get(path).map(|p| p.value.end).max(child_end);
                             path.pop();
                             map.insert(k, v);
                         }
@@ -342,21 +346,6 @@ mod yaml {
                 }
             }
             other => Err((format!("unexpected YAML event {other:?}"), b.range(span))),
-        }
-    }
-
-    /// Block collections end where their last child ends (saphyr reports the next token).
-    fn last_end(places: &HashMap<Path, Place>, path: &Path, fallback: usize) -> usize {
-        let mut best = None;
-        for (p, place) in places.iter() {
-            if p.len() == path.len() + 1 && p.starts_with(path) {
-                best = Some(best.map_or(place.value.end, |b: usize| b.max(place.value.end)));
-            }
-        }
-        match best {
-            Some(e) if e < fallback => e,
-            Some(_) => fallback,
-            None => fallback,
         }
     }
 }

@@ -19,12 +19,11 @@ pub mod stage {
     /// Link creation: CREATE + dependency level (masters and lower devices first).
     pub const CREATE: u16 = 20;
     pub const KIND_OPTIONS: u16 = 38;
-    /// Masters come up after their ports are attached (cheaper per port) but before the far
-    /// ends of those ports come up: the carrier event that follows then sets the master's
-    /// operational state (brought up last, a bridge can stay at operstate UNKNOWN).
-    pub const MASTER_UP: u16 = 39;
     pub const CHANGE: u16 = 40;
     pub const PORT: u16 = 42;
+    /// Masters come up last, once every port is attached and up: the kernel then selects the
+    /// port states once (each port enabled on a running bridge rescans all ports: O(N^2)).
+    pub const MASTER_UP: u16 = 45;
     pub const SYSCTL_DEVICE: u16 = 50;
     pub const ADDR_DEL: u16 = 55;
     pub const ADDR_ADD: u16 = 60;
