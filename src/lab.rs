@@ -88,7 +88,7 @@ impl Lab {
     }
 
     fn start(loaded: Loaded, file: Option<&Path>) -> Result<Lab> {
-        let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), progress: false };
+        let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), ..Default::default() };
         lifecycle::up(&loaded, &opts)?;
         Ok(Lab { loaded, down_on_drop: true })
     }

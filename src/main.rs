@@ -24,6 +24,9 @@ enum Cmd {
         /// Run the node `host` in a fresh namespace instead of the real root namespace.
         #[arg(long)]
         isolated_host: bool,
+        /// Raise the machine's neighbour table limits when the lab can exceed them (restored at down).
+        #[arg(long)]
+        raise_neigh_limits: bool,
         #[arg(long)]
         json: bool,
     },
@@ -135,11 +138,11 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
-        Cmd::Up { file, isolated_host, json: as_json } => {
+        Cmd::Up { file, isolated_host, raise_neigh_limits, json: as_json } => {
             let loaded = load(&file, isolated_host)?;
-            print_warnings(&loaded.warnings);
-            let opts = UpOptions { file: Some(file.clone()), progress: true, ..Default::default() };
+            let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
             let r = lifecycle::up(&loaded, &opts)?;
+            print_warnings(&r.warnings);
             if as_json {
                 println!("{}", json(&serde_json::json!({"lab": r.lab, "operations": r.plan.len(), "elapsed_s": r.elapsed.as_secs_f64(), "plan": r.plan})));
             } else if r.plan.is_empty() {

@@ -57,6 +57,9 @@ pub struct LabState {
     /// Root-namespace limits raised for the lab (neighbour table), to restore at `down`.
     #[serde(default)]
     pub host_restore: BTreeMap<String, String>,
+    /// The values the lab set there: restored only if nobody changed them since.
+    #[serde(default)]
+    pub host_set: BTreeMap<String, String>,
     /// The topology as last applied successfully.
     #[serde(default)]
     pub topology: Option<Topology>,
@@ -89,6 +92,7 @@ impl LabState {
             root_devices: Vec::new(),
             sysctl_restore: BTreeMap::new(),
             host_restore: BTreeMap::new(),
+            host_set: BTreeMap::new(),
             topology: None,
             pid: std::process::id(),
             owner_pid: None,

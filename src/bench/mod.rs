@@ -15,7 +15,7 @@ use serde::Serialize;
 
 pub use topology::{generate, Generated, Shape};
 
-use crate::kernel::sysctl;
+use crate::kernel::neigh;
 
 /// Options of a scale benchmark run.
 #[derive(Clone, Debug)]
@@ -204,34 +204,26 @@ pub fn machine() -> String {
 
 /// The neighbour table limits (root namespace only), raised for a run and restored on drop.
 pub struct NeighLimits {
-    previous: Vec<(String, String)>,
+    previous: Option<[u64; 3]>,
     pub raised: bool,
 }
 
-const GC_THRESH: [&str; 3] = ["net.ipv4.neigh.default.gc_thresh1", "net.ipv4.neigh.default.gc_thresh2", "net.ipv4.neigh.default.gc_thresh3"];
-
 impl NeighLimits {
-    /// Raises gc_thresh1/2/3 so that `entries` fit (thresh3 = 2 × entries), if they don't.
+    /// Raises gc_thresh1/2/3 so that `entries` fit, if they don't already.
     pub fn raise_for(entries: usize) -> NeighLimits {
-        let previous: Vec<(String, String)> = GC_THRESH.iter().filter_map(|k| Some((k.to_string(), sysctl::read(k).ok()?))).collect();
-        let thresh3: usize = previous.get(2).and_then(|(_, v)| v.trim().parse().ok()).unwrap_or(1024);
-        if previous.len() != 3 || entries <= thresh3 {
-            return NeighLimits { previous: Vec::new(), raised: false };
+        let Some(cur) = neigh::read() else { return NeighLimits { previous: None, raised: false } };
+        if entries as u64 <= cur[2] {
+            return NeighLimits { previous: None, raised: false };
         }
-        let t3 = (entries * 2).next_power_of_two();
-        let values = [t3 / 4, t3 / 2, t3];
-        // Raise thresh3 first so the kernel's ordering checks never see thresh2 > thresh3.
-        for i in [2, 1, 0] {
-            let _ = sysctl::write(GC_THRESH[i], &values[i].to_string());
-        }
-        NeighLimits { previous, raised: true }
+        let raised = neigh::write(neigh::sized_for(entries)).is_ok();
+        NeighLimits { previous: Some(cur), raised }
     }
 }
 
 impl Drop for NeighLimits {
     fn drop(&mut self) {
-        for (k, v) in self.previous.iter() {
-            let _ = sysctl::write(k, v);
+        if let Some(p) = self.previous {
+            let _ = neigh::write(p);
         }
     }
 }

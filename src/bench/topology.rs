@@ -179,6 +179,7 @@ impl Generated {
             isolated_host: true,
             netns_prefix: None,
             ipv6: None,
+            neighbour_limits: None,
             nodes,
             links: self
                 .links

@@ -81,6 +81,12 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
             }
         }
         for (k, v) in &s.host_restore {
+            // Another lab (or a person) may have changed the limit since: leave theirs.
+            let current = sysctl::read(k).ok();
+            if current.as_deref().map(str::trim) != s.host_set.get(k).map(|x| x.trim()) {
+                report.problems.push(format!("{k} was changed since the lab set it; left at {}", current.unwrap_or_default()));
+                continue;
+            }
             match sysctl::write(k, v) {
                 Ok(()) => report.restored_sysctls.push(format!("{k}={v}")),
                 Err(e) => report.problems.push(format!("restore {k}: {e}")),

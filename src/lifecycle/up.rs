@@ -23,6 +23,8 @@ pub struct UpOptions {
     pub owner_pid: Option<u32>,
     /// Show a progress bar (only used when stderr is a terminal and the lab is large).
     pub progress: bool,
+    /// Raise the machine's neighbour table limits if the lab can exceed them (restored at down).
+    pub raise_neigh_limits: bool,
 }
 
 /// What `up` did.
@@ -62,8 +64,13 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     tracing::debug!(target: "vnet::timing", "preflight {:?}", t.elapsed());
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
+    let mut warnings = loaded.warnings.clone();
+    let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
-        return Ok(UpReport { lab: lab.name.clone(), plan, warnings: loaded.warnings.clone(), elapsed: started.elapsed() });
+        if neigh {
+            state::save(&st).map_err(|e| Error::io("write lab state", e))?;
+        }
+        return Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() });
     }
 
     // Record everything about to be created before creating it.
@@ -132,7 +139,53 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
                 .filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1)))
                 .collect();
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
-            Ok(UpReport { lab: lab.name.clone(), plan, warnings: loaded.warnings.clone(), elapsed: started.elapsed() })
+            Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() })
+        }
+    }
+}
+
+/// Warns when the lab can need more neighbour entries than the machine allows, or raises the
+/// limits when asked (recording the old values for `down`). Returns whether it changed them.
+fn neighbour_limits(lab: &Lab, opts: &UpOptions, st: &mut LabState, warnings: &mut Diagnostics) -> bool {
+    use crate::kernel::neigh;
+    let Some(cur) = neigh::read() else { return false };
+    let need = crate::model::segments::potential_neighbours(lab);
+    let want = match lab.neighbour_limits {
+        Some(Some(v)) => Some(v),
+        Some(None) => (need as u64 > cur[2]).then(|| neigh::sized_for(need)),
+        None if opts.raise_neigh_limits => (need as u64 > cur[2]).then(|| neigh::sized_for(need)),
+        None => None,
+    };
+    match want {
+        Some(v) if v != cur => {
+            if st.host_restore.is_empty() {
+                for (k, c) in neigh::KEYS.iter().zip(cur) {
+                    st.host_restore.insert(k.to_string(), c.to_string());
+                }
+            }
+            match neigh::write(v) {
+                Ok(()) => {
+                    st.host_set = neigh::KEYS.iter().zip(v).map(|(k, x)| (k.to_string(), x.to_string())).collect();
+                    true
+                }
+                Err(e) => {
+                    warnings.push(crate::model::Diag::warning(format!("could not raise the neighbour table limits: {e}")));
+                    false
+                }
+            }
+        }
+        Some(_) => false,
+        None => {
+            if need as u64 > cur[2] {
+                warnings.push(
+                    crate::model::Diag::warning(format!(
+                        "lab {} can need up to {need} neighbour (ARP/NDP) entries when its nodes talk to each other, over the machine's limit net.ipv4.neigh.default.gc_thresh3 = {} (one table for all namespaces); traffic will then fail in ways that look like unreachability",
+                        lab.name, cur[2]
+                    ))
+                    .help("run `vnet up --raise-neigh-limits` or set `neighbour_limits: auto` in the file (restored at `down`)"),
+                );
+            }
+            false
         }
     }
 }

@@ -25,6 +25,11 @@ pub struct Topology {
     /// address, off otherwise: faster, quieter), `on`, or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Mode>,
+    /// Raise the machine's neighbour table limits (root namespace, shared by all namespaces)
+    /// for the lab's life: `auto` sizes them for the lab; or give gc_thresh1/2/3. Restored at
+    /// `down`. Without it, `up` only warns when the lab can exceed the limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour_limits: Option<NeighbourLimits>,
     /// Nodes by name. The node `host` is the root namespace (or its isolated stand-in).
     #[serde(default)]
     pub nodes: IndexMap<String, NodeSpec>,
@@ -44,6 +49,22 @@ pub enum Ipv6Mode {
     Auto,
     On,
     Off,
+}
+
+/// Neighbour table limits to set while the lab is up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NeighbourLimits {
+    /// `auto`: sized for the lab's largest possible need.
+    Auto(AutoWord),
+    Explicit { gc_thresh1: u64, gc_thresh2: u64, gc_thresh3: u64 },
+}
+
+/// The word `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    Auto,
 }
 
 /// A node: one network namespace with its interfaces, routes and sysctls.

@@ -29,6 +29,8 @@ pub struct Lab {
     /// Whether devices get IPv6 link-local addresses (see `Topology::ipv6`).
     pub ipv6_link_local: bool,
     pub nodes: IndexMap<String, Node>,
+    /// Neighbour table limits to apply while up: `Some(None)` = sized automatically.
+    pub neighbour_limits: Option<Option<[u64; 3]>>,
     /// The file form this lab was validated from (kept for state and re-planning).
     #[serde(skip)]
     pub topology: Topology,

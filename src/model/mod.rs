@@ -7,6 +7,7 @@ pub mod file;
 pub mod kind;
 pub mod lab;
 pub mod schema;
+pub mod segments;
 pub mod source;
 pub mod validate;
 

@@ -230,11 +230,27 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         ctx.warn_at(&[Seg::Key("ipv6".into())], "ipv6 is off but the lab declares IPv6 addresses; devices get no link-local addresses, so neighbour discovery may fail", "off");
     }
 
+    let neighbour_limits = match &topo.neighbour_limits {
+        None => None,
+        Some(super::file::NeighbourLimits::Auto(_)) => Some(None),
+        Some(super::file::NeighbourLimits::Explicit { gc_thresh1, gc_thresh2, gc_thresh3 }) => {
+            if !(0 < *gc_thresh1 && gc_thresh1 <= gc_thresh2 && gc_thresh2 <= gc_thresh3) {
+                ctx.error_at(
+                    &[Seg::Key("neighbour_limits".into())],
+                    format!("neighbour limits must satisfy 0 < gc_thresh1 <= gc_thresh2 <= gc_thresh3, got {gc_thresh1}/{gc_thresh2}/{gc_thresh3}"),
+                    "out of order",
+                );
+            }
+            Some(Some([*gc_thresh1, *gc_thresh2, *gc_thresh3]))
+        }
+    };
+
     Lab {
         name: topo.name.clone(),
         isolated_host: topo.isolated_host,
         netns_prefix,
         ipv6_link_local,
+        neighbour_limits,
         nodes,
         topology: topo.clone(),
     }
