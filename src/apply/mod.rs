@@ -118,7 +118,7 @@ struct Executor<'a> {
 /// What to do with the reply to one request.
 enum Then {
     /// A device was created: learn its index (and its veth peer's) from the echo.
-    Created { peer: Option<(String, String)> },
+    Created { name: String, peer: Option<(String, String)> },
     Journal(Done),
     Forget(String),
     Nothing,
@@ -356,7 +356,7 @@ impl<'a> Executor<'a> {
                     (kind, _) => kinds::link_info(kind),
                 };
                 let req = Request::new(msg::new_link(&base, info), NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
-                push(out, req, Then::Created { peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
+                push(out, req, Then::Created { name: c.ifname.clone(), peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
@@ -455,7 +455,22 @@ impl<'a> Executor<'a> {
 
     fn after(&mut self, then: Then, node: &str, msgs: Vec<RouteNetlinkMessage>, handles: &mut BTreeMap<String, NsHandle>) {
         match then {
-            Then::Created { peer } => {
+            Then::Created { name, peer } => {
+                // Kernels before 6.2 do not echo RTM_NEWLINK: ask for the device by name.
+                let msgs = if msgs.iter().any(|m| matches!(m, RouteNetlinkMessage::NewLink(_))) {
+                    msgs
+                } else {
+                    if let Some((pn, pi)) = &peer {
+                        if let Some(ph) = handles.get_mut(pn) {
+                            for m in ph.nl.request(msg::get_link(pi), 0).unwrap_or_default() {
+                                if let RouteNetlinkMessage::NewLink(l) = m {
+                                    ph.ifindex.insert(pi.clone(), decode_link(&l).ifindex);
+                                }
+                            }
+                        }
+                    }
+                    handles.get_mut(node).and_then(|h| h.nl.request(msg::get_link(&name), 0).ok()).unwrap_or_default()
+                };
                 for m in msgs {
                     if let RouteNetlinkMessage::NewLink(l) = m {
                         let o = decode_link(&l);
