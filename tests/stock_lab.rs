@@ -28,7 +28,13 @@ fn bridge_tutorial_comes_up_with_traffic_on_the_stock_kernel() {
 #[test]
 fn cli_up_exec_down_on_the_stock_kernel() {
     require_root();
-    let file = temp_topology("stockcli", "yaml", &std::fs::read_to_string(repo("examples/two-ns.yaml")).unwrap().replace("name: two-ns", &format!("name: stockcli-{}", std::process::id())));
+    let file = temp_topology(
+        "stockcli",
+        "yaml",
+        &std::fs::read_to_string(repo("examples/two-ns.yaml"))
+            .unwrap()
+            .replace("name: two-ns", &format!("name: stockcli-{}", std::process::id())),
+    );
     let lab = format!("stockcli-{}", std::process::id());
     let up = Command::new(vnet_bin()).args(["up", file.to_str().unwrap(), "--isolated-host"]).output().unwrap();
     assert!(up.status.success(), "vnet up: {}", String::from_utf8_lossy(&up.stderr));

@@ -48,12 +48,13 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let lab = &loaded.lab;
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    let mut session = observe_lab(lab, prior.as_ref())?;
+    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
+    // Before anything changes, /run/netns's mount included.
+    super::preflight::check(lab, &plan)?;
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
         netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
     }
-    let mut session = observe_lab(lab, prior.as_ref())?;
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
-    super::preflight::check(lab, &plan)?;
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
