@@ -35,7 +35,8 @@ fn op_needs(op: &Op, out: &mut Vec<Requirement>) {
     }
 }
 
-/// Features a kind's options need beyond the kind itself.
+/// Features a kind's options need beyond the kind itself. Kinds add their arms here.
+#[allow(clippy::match_single_binding)]
 fn kind_option_needs(kind: &KindSpec) -> Vec<Feature> {
     match kind {
         // e.g. KindSpec::Bridge(b) if b.vlan_filtering == Some(true) => vec![Feature::BridgeVlanFiltering],
