@@ -68,6 +68,9 @@ pub struct LabState {
     /// Interface group carried by every device the lab creates in its own namespaces.
     #[serde(default)]
     pub group: u32,
+    /// Daemons the lab runs (teamd per team device): "node:ifname" -> pid. Stopped by `down`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub daemons: BTreeMap<String, u32>,
 }
 
 impl LabState {
@@ -85,6 +88,7 @@ impl LabState {
             pid: std::process::id(),
             owner_pid: None,
             group: group_for(lab),
+            daemons: BTreeMap::new(),
         }
     }
 }

@@ -130,13 +130,6 @@ pub fn del_group(group: u32) -> RouteNetlinkMessage {
     RouteNetlinkMessage::DelLink(m)
 }
 
-/// RTM_GETLINK of one device by name.
-pub fn get_link(name: &str) -> RouteNetlinkMessage {
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(name.to_string()));
-    RouteNetlinkMessage::GetLink(m)
-}
-
 pub fn dump_links() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetLink(LinkMessage::default())
 }

@@ -61,6 +61,10 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     }
     drop(root);
 
+    // Daemons (teamd) first: a process inside a namespace keeps it alive.
+    let recorded = st.as_ref().map(|s| s.daemons.clone()).unwrap_or_default();
+    report.problems.extend(crate::apply::team::stop_lab(lab, &recorded));
+
     // Namespaces: recorded ones that still carry the mark, plus marked ones not recorded.
     let marked = find_marked(lab);
     let mut names: Vec<String> = marked.clone();

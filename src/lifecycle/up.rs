@@ -143,6 +143,7 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
     }
     st.sysctl_restore.retain(|_, m| !m.is_empty());
     st.topology = Some(lab.topology.clone());
+    st.daemons = crate::apply::team::running(&lab.name);
 }
 
 /// Takes the lab's lock or reports it busy.
