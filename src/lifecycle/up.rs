@@ -49,9 +49,17 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
     let mut session = observe_lab(lab, prior.as_ref())?;
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
-    // Before anything changes, /run/netns's mount included.
-    super::preflight::check(lab, &plan)?;
+    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash);
+    // Before anything changes, /run/netns's mount included. A refused new lab leaves no record.
+    let plan = match plan.and_then(|p| super::preflight::check(lab, &p).map(|()| p)) {
+        Ok(p) => p,
+        Err(e) => {
+            if prior.is_none() {
+                let _ = state::remove(&lab.name);
+            }
+            return Err(e);
+        }
+    };
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
         netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
     }

@@ -30,8 +30,14 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Runs every feature's commands in a fresh namespace; returns (name, works) per feature.
+/// Every feature's verdict, computed once per test process.
 pub fn iproute2_verdicts() -> Vec<(String, bool)> {
+    static V: std::sync::OnceLock<Vec<(String, bool)>> = std::sync::OnceLock::new();
+    V.get_or_init(run_iproute2).clone()
+}
+
+/// Runs every feature's commands in a fresh namespace; returns (name, works) per feature.
+fn run_iproute2() -> Vec<(String, bool)> {
     let ns = format!("vnet-oracle-{}", std::process::id());
     let sh = |cmd: &str| Command::new("ip").args(["netns", "exec", &ns, "sh", "-c", cmd]).output().expect("run ip netns exec");
     assert!(Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success(), "ip netns add {ns}");

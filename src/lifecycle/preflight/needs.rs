@@ -36,10 +36,9 @@ fn op_needs(op: &Op, out: &mut Vec<Requirement>) {
 }
 
 /// Features a kind's options need beyond the kind itself. Kinds add their arms here.
-#[allow(clippy::match_single_binding)]
 fn kind_option_needs(kind: &KindSpec) -> Vec<Feature> {
     match kind {
-        // e.g. KindSpec::Bridge(b) if b.vlan_filtering == Some(true) => vec![Feature::BridgeVlanFiltering],
+        KindSpec::Bridge(b) if b.vlan_filtering == Some(true) => vec![Feature::BridgeVlanFiltering],
         _ => Vec::new(),
     }
 }
@@ -60,5 +59,23 @@ mod tests {
         assert!(reqs.contains(&"bridge for node a, device br0".to_string()), "{reqs:?}");
         assert!(reqs.iter().any(|r| r.starts_with("veth for node ")), "{reqs:?}");
         assert!(!reqs.iter().any(|r| r.starts_with("loopback")), "lo needs nothing: {reqs:?}");
+        assert!(!reqs.iter().any(|r| r.starts_with("bridge-vlan-filtering")), "{reqs:?}");
+    }
+
+    #[test]
+    fn options_beyond_the_kind_are_needed_too() {
+        let text = "name: n\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, vlan_filtering: true }\n      d0: { kind: dummy }\n      i0: { kind: ipvlan, link: d0 }\n";
+        let loaded = model::load_str("n.yaml", text, Format::Yaml).unwrap();
+        let observed = Observed { nodes: loaded.lab.nodes.keys().map(|n| (n.clone(), NsState::Absent)).collect() };
+        let plan = crate::plan::plan(&loaded.lab, &observed, None).unwrap();
+        let reqs: Vec<String> = requirements(&plan).iter().map(|r| format!("{} for {}", r.what, r.needed_by)).collect();
+        for want in [
+            "bridge for node a, device br0",
+            "bridge-vlan-filtering for node a, device br0",
+            "dummy for node a, device d0",
+            "ipvlan for node a, device i0",
+        ] {
+            assert!(reqs.contains(&want.to_string()), "{want} missing from {reqs:?}");
+        }
     }
 }
