@@ -56,6 +56,6 @@ vm_boot() {
 # Last lines of the console, for a VM that died or hung.
 vm_console_tail() {
   echo "---- last 40 lines of the VM console ($1/console.log) ----" >&2
-  tail -n 40 "$1/console.log" >&2 2>/dev/null || echo "(no console output)" >&2
+  if [ -s "$1/console.log" ]; then tail -n 40 "$1/console.log" >&2; else echo "(the console is empty)" >&2; fi
   echo "----" >&2
 }
