@@ -38,6 +38,9 @@ pub struct ObservedLink {
     pub hairpin: Option<bool>,
     /// The kind of the master device, when enslaved (IFLA_INFO_SLAVE_KIND).
     pub port_kind: Option<String>,
+    /// Kind-specific facts the spec does not hold (e.g. a bond's active port ifindex).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 fn ser_mac<S: serde::Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {

@@ -79,6 +79,9 @@ pub struct LabState {
     /// each); every other lab device is a veth end that dies with its peer.
     #[serde(default)]
     pub delete_in: Vec<String>,
+    /// Daemons the lab runs (teamd per team device): "node:ifname" -> pid. Stopped by `down`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub daemons: BTreeMap<String, u32>,
 }
 
 impl LabState {
@@ -99,6 +102,7 @@ impl LabState {
             group: group_for(lab),
             netns_ids: BTreeMap::new(),
             delete_in: Vec::new(),
+            daemons: BTreeMap::new(),
         }
     }
 }

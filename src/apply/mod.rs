@@ -3,7 +3,9 @@
 //! on worker threads. Every change is journaled; the first failure undoes the journal in
 //! reverse and is reported with the operation, node, device and the kernel's own words.
 
+mod devices;
 pub mod journal;
+pub mod team;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -120,8 +122,13 @@ struct Executor<'a> {
 
 /// What to do with the reply to one request.
 enum Then {
-    /// A device was created: learn its index (and its veth peer's) from the echo.
-    Created { peer: Option<(String, String)> },
+    /// A device was created: learn its index (and its veth peer's) from the echo, or by name
+    /// where the kernel sends none.
+    Created { name: String, peer: Option<(String, String)> },
+    /// A device created from another namespace's socket: learn its index by name.
+    Lookup { node: String, name: String },
+    /// A device whose index is already known (tun/tap).
+    Index { name: String, ifindex: u32 },
     Journal(Done),
     Forget(String),
     Nothing,
@@ -211,7 +218,7 @@ impl<'a> Executor<'a> {
         for (k, s) in steps.iter().enumerate() {
             match &s.op {
                 Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } => {}
-                op => per_node.entry(op.node().to_string()).or_default().push(k),
+                op => per_node.entry(devices::send_node(self.ctx.lab, op)).or_default().push(k),
             }
         }
         let mut first_err: Option<ApplyError> = None;
@@ -331,6 +338,7 @@ impl<'a> Executor<'a> {
         let group = self.ctx.group;
         let push = |out: &mut Vec<Pending>, req: Request, then: Then| out.push(Pending { step: k, req, then, enodev_ok: false });
         match &step.op {
+            Op::CreateLink(c) if devices::tun_flags(&c.kind).is_some() => self.create_tun(k, step, c, handles, out)?,
             Op::CreateLink(c) => {
                 let master = match &c.master {
                     Some(m) => Some(self.index(handles, step, &c.node, m)?),
@@ -340,7 +348,8 @@ impl<'a> Executor<'a> {
                 // link-local generation is turned off per device before it comes up.
                 let root = lab.netns_name(&c.node).is_none();
                 let up_now = c.up && !(root && no_ll);
-                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: None };
+                let lower = self.lower(handles, step, c)?;
+                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd };
                 let info = match (&c.kind, &c.peer) {
                     (KindSpec::Veth(_), Some(p)) => {
                         let peer_h = handles
@@ -356,10 +365,16 @@ impl<'a> Executor<'a> {
                         };
                         Some(kinds::veth_info(msg::link_with(&pb)))
                     }
-                    (kind, _) => kinds::link_info(kind),
+                    (kind, _) => kinds::link_info_with(kind, lower.info_index),
                 };
-                let req = Request::new(msg::new_link(&base, info), NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
-                push(out, req, Then::Created { peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
+                let m = devices::with_link(msg::new_link(&base, info), lower.link);
+                if lower.target_fd.is_some() {
+                    // Born in another namespace: its echo would go to that namespace.
+                    push(out, Request::new(m, NLM_F_CREATE | NLM_F_EXCL), Then::Lookup { node: c.node.clone(), name: c.ifname.clone() });
+                    return Ok(());
+                }
+                let req = Request::new(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+                push(out, req, Then::Created { name: c.ifname.clone(), peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
@@ -405,7 +420,7 @@ impl<'a> Executor<'a> {
             }
             Op::SetKindOptions { node, ifname, kind } => {
                 let idx = self.index(handles, step, node, ifname)?;
-                let set = LinkSet { info: kinds::link_info(kind), ..Default::default() };
+                let set = LinkSet { info: kinds::change_info(kind), ..Default::default() };
                 let then = match self.observed_ns(node).and_then(|o| o.link(ifname)).and_then(|l| l.spec.as_ref()) {
                     Some(prev) => Then::Journal(Done::Changed {
                         node: node.clone(),
@@ -441,6 +456,8 @@ impl<'a> Executor<'a> {
                 let then = Then::Journal(Done::RouteRemoved { node: node.clone(), route: wire.clone() });
                 out.push(Pending { step: k, req: Request::new(msg::del_route(&wire), 0), then, enodev_ok: true });
             }
+            Op::DeleteLink { node, ifname } if self.delete_tun(step, node, ifname, handles)? => {}
+            Op::Device { node, ifname, device_op } => self.device_requests(k, step, node, ifname, device_op, handles, out)?,
             Op::DeleteLink { node, ifname } => match handles.get(node).and_then(|h| h.index(ifname)) {
                 Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true }),
                 None => {} // already gone (its veth twin was deleted earlier)
@@ -460,7 +477,14 @@ impl<'a> Executor<'a> {
 
     fn after(&mut self, then: Then, node: &str, msgs: Vec<RouteNetlinkMessage>, handles: &mut BTreeMap<String, NsHandle>) {
         match then {
-            Then::Created { peer } => {
+            Then::Created { name, peer } if !msgs.iter().any(|m| matches!(m, RouteNetlinkMessage::NewLink(_))) => self.learn(node, &name, peer, handles),
+            Then::Lookup { node: target, name } => self.learn(&target, &name, None, handles),
+            Then::Index { name, ifindex } => {
+                if let Some(h) = handles.get_mut(node) {
+                    h.ifindex.insert(name, ifindex);
+                }
+            }
+            Then::Created { peer, .. } => {
                 for m in msgs {
                     if let RouteNetlinkMessage::NewLink(l) = m {
                         let o = decode_link(&l);

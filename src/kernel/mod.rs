@@ -9,3 +9,4 @@ pub mod netns;
 pub mod nl;
 pub mod observe;
 pub mod sysctl;
+pub mod tun;

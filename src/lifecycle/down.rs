@@ -53,6 +53,10 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
         remove_root_devices(lab, st.as_ref(), group, &mut report)?;
     }
 
+    // Daemons (teamd) first: a process inside a namespace keeps it alive.
+    let recorded = st.as_ref().map(|s| s.daemons.clone()).unwrap_or_default();
+    report.problems.extend(crate::apply::team::stop_lab(lab, &recorded));
+
     let t = Instant::now();
     let (names, delete_in) = match &st {
         Some(s) => owned_namespaces(s, &mut report),

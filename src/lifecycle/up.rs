@@ -50,18 +50,25 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let lab = &loaded.lab;
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
-    if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
-        netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
-    }
     let t = Instant::now();
     let mut session = observe_lab(lab, prior.as_ref())?;
     tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
     let t = Instant::now();
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
-    tracing::debug!(target: "vnet::timing", "plan {:?} ({} ops)", t.elapsed(), plan.len());
-    let t = Instant::now();
-    super::preflight::check(lab, &plan)?;
-    tracing::debug!(target: "vnet::timing", "preflight {:?}", t.elapsed());
+    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash);
+    // Before anything changes, /run/netns's mount included. A refused new lab leaves no record.
+    let plan = match plan.and_then(|p| super::preflight::check(lab, &p).map(|()| p)) {
+        Ok(p) => p,
+        Err(e) => {
+            if prior.is_none() {
+                let _ = state::remove(&lab.name);
+            }
+            return Err(e);
+        }
+    };
+    tracing::debug!(target: "vnet::timing", "plan and preflight {:?}", t.elapsed());
+    if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
+        netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
+    }
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     let mut warnings = loaded.warnings.clone();
@@ -210,6 +217,7 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
     st.sysctl_restore.retain(|_, m| !m.is_empty());
     st.topology = Some(lab.topology.clone());
     st.delete_in = deleters(lab);
+    st.daemons = crate::apply::team::running(&lab.name);
 }
 
 /// The fewest nodes whose devices must be deleted explicitly so that every lab device goes:

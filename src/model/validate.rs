@@ -204,6 +204,8 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), path: ctx.node_path(nname) });
     }
 
+    // Stacking (lower devices, listed ports), then masters, after all interfaces are known.
+    super::kind::links::resolve(ctx, &mut nodes, topo.isolated_host);
     // Masters, after all interfaces are known.
     for (nname, node) in &nodes {
         for iface in node.interfaces.values() {
@@ -548,11 +550,11 @@ fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface) {
     }
     match node.interfaces.get(master) {
         None => {
-            ctx.error_at(&mp, format!("unknown device `{master}`: `master` of `{me}` must be a bridge in node `{nname}`"), format!("no device `{master}` in node `{nname}`"));
+            ctx.error_at(&mp, format!("unknown device `{master}`: `master` of `{me}` must be a bridge, bond or team in node `{nname}`"), format!("no device `{master}` in node `{nname}`"));
             push_did_you_mean(ctx, master, node.interfaces.keys());
         }
         Some(m) if !m.kind.is_master() => {
-            ctx.error_at(&mp, format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge in the same node", m.kind.name()), "not a bridge");
+            ctx.error_at(&mp, format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge, bond or team in the same node", m.kind.name()), "not a master");
         }
         Some(m) => {
             if iface.kind.is_master() && m.kind.is_master() && matches!(iface.kind, KindSpec::Bridge(_)) && matches!(m.kind, KindSpec::Bridge(_)) {

@@ -122,6 +122,9 @@ pub enum Op {
     RestoreSysctl { node: String, key: String, value: String },
     DeleteLink { node: String, ifname: String },
     DeleteNetns { node: String, netns: String },
+    /// A device operation beyond link settings (bridge VLANs and fdb, VXLAN remotes, bond
+    /// primary, teamd), see `plan::devices`.
+    Device { node: String, ifname: String, device_op: super::devices::DeviceOp },
 }
 
 impl Op {
@@ -139,7 +142,8 @@ impl Op {
             | Op::SetSysctl { node, .. }
             | Op::RestoreSysctl { node, .. }
             | Op::DeleteLink { node, .. }
-            | Op::DeleteNetns { node, .. } => node,
+            | Op::DeleteNetns { node, .. }
+            | Op::Device { node, .. } => node,
             Op::CreateLink(c) => &c.node,
         }
     }
@@ -152,7 +156,8 @@ impl Op {
             | Op::SetPort { ifname, .. }
             | Op::AddAddress { ifname, .. }
             | Op::DelAddress { ifname, .. }
-            | Op::DeleteLink { ifname, .. } => Some(ifname),
+            | Op::DeleteLink { ifname, .. }
+            | Op::Device { ifname, .. } => Some(ifname),
             Op::CreateLink(c) => Some(&c.ifname),
             Op::AddRoute { route, .. } | Op::DelRoute { route, .. } => route.dev.as_deref(),
             _ => None,
@@ -280,6 +285,7 @@ impl fmt::Display for Op {
             Op::RestoreSysctl { node, key, value } => write!(f, "~ sysctl  {node}: {key} = {value} (restore)"),
             Op::DeleteLink { node, ifname } => write!(f, "- link    {node}:{ifname}"),
             Op::DeleteNetns { node, netns } => write!(f, "- netns   {node} ({netns})"),
+            Op::Device { node, ifname, device_op } => write!(f, "+ device  {node}:{ifname} {device_op}"),
         }
     }
 }

@@ -59,7 +59,9 @@ pub fn ping(lab: &vnet::Lab, node: &str, addr: &str) -> bool {
 /// Namespaces under /run/netns whose name starts with `prefix`.
 pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with(prefix)).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with(prefix)).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -79,12 +81,13 @@ pub fn temp_topology(name: &str, ext: &str, text: &str) -> PathBuf {
     p
 }
 
-/// Declares what a test needs from the kernel (device kinds such as `ipvlan`, `bond`, `vlan`).
-/// Tests in `tests/stock_*.rs` run in the stock-kernel VM lane and call this first: if the
-/// running kernel lacks a feature the test fails loudly instead of passing without testing.
+/// Declares what a test needs from the kernel, by the preflight's feature names: device kinds
+/// (`ipvlan`, `vlan`, `dummy`, `bond`, ...), qdiscs (`netem`, `htb`, ..., or `qdisc:NAME`), `esp`,
+/// `bridge-vlan-filtering` (see `vnet::lifecycle::preflight::Feature::parse`). Tests in
+/// `tests/stock_*.rs` run in the stock-kernel VM lane and call this first: if the running kernel
+/// lacks a feature the test fails loudly instead of passing without testing.
 pub fn require(features: &[&str]) {
-    let kinds: Vec<String> = features.iter().map(|f| f.to_string()).collect();
-    let missing = vnet::lifecycle::preflight::missing_kinds(&kinds).expect("probe the kernel");
+    let missing = vnet::lifecycle::preflight::missing_named(features).expect("probe the kernel");
     assert!(
         missing.is_empty(),
         "this test requires {missing:?}, which the running kernel ({}) lacks; it belongs to the stock-kernel lane",
