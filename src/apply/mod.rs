@@ -379,15 +379,15 @@ impl<'a> Executor<'a> {
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
-                    push(out, Request::new(msg::set_link(index, None, &set), 0), Then::Nothing);
+                    push(out, Request::new(msg::set_link(index, None, &set), 0).glued(), Then::Nothing);
                     if up_now != c.up {
                         let set = LinkSet { up: Some(true), ..Default::default() };
-                        push(out, Request::new(msg::set_link(index, None, &set), 0), Then::Nothing);
+                        push(out, Request::new(msg::set_link(index, None, &set), 0).glued(), Then::Nothing);
                     }
                 }
                 if peer_root {
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
-                    push(out, Request::new(msg::set_link(peer_index, None, &set), 0), Then::Nothing);
+                    push(out, Request::new(msg::set_link(peer_index, None, &set), 0).glued(), Then::Nothing);
                 }
             }
             Op::ChangeLink { node, ifname, change } => {

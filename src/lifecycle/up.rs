@@ -48,12 +48,20 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let lab = &loaded.lab;
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    // Refused before anything was recorded (a clash, a missing kernel feature): a new lab
+    // leaves no directory behind, only its lock was there.
+    let refuse = |e: Error| {
+        if prior.is_none() {
+            let _ = state::remove(&lab.name);
+        }
+        e
+    };
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
-        netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
+        netns::prepare_dir().map_err(|e| refuse(Error::io("prepare /run/netns", e)))?;
     }
-    let mut session = observe_lab(lab, prior.as_ref())?;
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
-    super::preflight::check(lab, &plan)?;
+    let mut session = observe_lab(lab, prior.as_ref()).map_err(refuse)?;
+    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
+    super::preflight::check(lab, &plan).map_err(refuse)?;
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {

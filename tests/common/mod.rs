@@ -91,3 +91,109 @@ pub fn require(features: &[&str]) {
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
     );
 }
+
+/// Runs the `vnet` binary (in `scratch`'s network namespace when given, entered with nsenter
+/// so that /run/netns stays shared) and returns its output.
+pub fn vnet(scratch: Option<&str>, args: &[&str]) -> std::process::Output {
+    vnet_cmd(scratch, args).output().expect("run vnet")
+}
+
+/// The `vnet` command line, not started yet.
+pub fn vnet_cmd(scratch: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = match scratch {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg(vnet_bin());
+            c
+        }
+        None => Command::new(vnet_bin()),
+    };
+    cmd.args(args).env("NO_COLOR", "1");
+    cmd
+}
+
+/// A network namespace created by the test (`ip netns add`) and deleted when dropped. Used as
+/// the "root" of a non-isolated lab, or as a foreign namespace.
+pub struct Scratch {
+    pub name: String,
+}
+
+impl Scratch {
+    pub fn new(base: &str) -> Scratch {
+        let name = vnet::lab::unique_name(base);
+        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
+        assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
+        Scratch { name }
+    }
+
+    /// Runs `ip -n SCRATCH ARGS`, asserting success.
+    pub fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip").arg("-n").arg(&self.name).args(args).output().unwrap();
+        assert!(out.status.success(), "ip -n {} {args:?}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Takes a lab down with `vnet down` when dropped (also when the test panics), in the
+/// namespace its `vnet up` ran in.
+pub struct DownGuard {
+    pub lab: String,
+    pub scratch: Option<String>,
+}
+
+impl DownGuard {
+    pub fn new(lab: &str, scratch: Option<&Scratch>) -> DownGuard {
+        DownGuard { lab: lab.to_string(), scratch: scratch.map(|s| s.name.clone()) }
+    }
+}
+
+impl Drop for DownGuard {
+    fn drop(&mut self) {
+        let _ = vnet(self.scratch.as_deref(), &["down", &self.lab]);
+    }
+}
+
+/// Names of devices in a namespace (None: the test's own) whose alias is `alias`.
+pub fn devices_with_alias(netns: Option<&str>, alias: &str) -> Vec<String> {
+    ip_json(netns, &["-d", "link", "show"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["ifalias"].as_str() == Some(alias))
+        .map(|l| l["ifname"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Asserts that nothing of a lab is left anywhere: namespaces, record, and devices carrying its
+/// mark in `root` (a scratch namespace playing the root) and in the real root namespace.
+pub fn assert_nothing_left(lab: &str, root: Option<&str>) {
+    assert_gone(lab);
+    let mark = format!("vnet:{lab}");
+    if let Some(r) = root {
+        let left = devices_with_alias(Some(r), &mark);
+        assert!(left.is_empty(), "marked devices of {lab} left in {r}: {left:?}");
+    }
+    let left = devices_with_alias(None, &mark);
+    assert!(left.is_empty(), "marked devices of {lab} left in the root namespace: {left:?}");
+}
+
+/// A star: node `hub` with a bridge and one port per leaf, leaves `n1..nN` each linked to it.
+pub fn star_topology(lab: &str, hub: &str, leaves: usize, isolated: bool) -> String {
+    let mut s = format!("name: {lab}\nisolated_host: {isolated}\nnodes:\n  {hub}:\n    interfaces:\n      br0: {{ kind: bridge }}\n");
+    for i in 1..=leaves {
+        s.push_str(&format!("      p{i}: {{ master: br0 }}\n"));
+    }
+    for i in 1..=leaves {
+        s.push_str(&format!("  n{i}:\n    interfaces:\n      eth0: {{ addresses: [10.77.{}.{}/16] }}\n", i / 250, i % 250 + 1));
+    }
+    s.push_str("links:\n");
+    for i in 1..=leaves {
+        s.push_str(&format!("  - endpoints: [n{i}:eth0, {hub}:p{i}]\n"));
+    }
+    s
+}
