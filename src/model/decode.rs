@@ -211,10 +211,12 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
             return None;
         }
     };
-    let err = match serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(map.clone())) {
+    let whole = Value::Object(map);
+    let err = match serde_path_to_error::deserialize::<_, KindSpec>(&whole) {
         Ok(k) => return Some(k),
         Err(e) => e,
     };
+    let Value::Object(map) = whole else { unreachable!("built as an object") };
     let only_kind = |extra: Option<(&String, &Value)>| {
         let mut m = Map::new();
         m.insert("kind".into(), Value::String(name.clone()));
@@ -279,7 +281,7 @@ fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[S
     let mut v = v;
     let mut removed: Vec<String> = Vec::new();
     loop {
-        let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+        let e = match serde_path_to_error::deserialize::<_, T>(&v) {
             Ok(t) => return Some(t),
             Err(e) => e,
         };
