@@ -41,7 +41,8 @@ pub struct ApplyError {
 
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` failed in node {}", self.op.trim_start_matches(['+', '-', '~', ' ']).trim(), self.node)?;
+        let op = self.op.trim_start_matches(['+', '-', '~', ' ']).split_whitespace().collect::<Vec<_>>().join(" ");
+        write!(f, "`{op}` failed in node {}", self.node)?;
         if let Some(d) = &self.device {
             write!(f, ", device {d}")?;
         }
@@ -79,7 +80,7 @@ pub fn apply(
     handles: &mut BTreeMap<String, NsHandle>,
     progress: Option<Progress>,
 ) -> Result<(), ApplyError> {
-    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark() };
+    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark(), chosen: Default::default() };
     // Seed index caches from what was observed.
     for (node, h) in handles.iter_mut() {
         if let Some(ns) = ctx.observed.nodes.get(node).and_then(|s| s.ns()) {
@@ -118,6 +119,8 @@ struct Executor<'a> {
     ctx: &'a Context<'a>,
     journal: Journal,
     mark: String,
+    /// Interface indexes chosen for devices created in the real root namespace.
+    chosen: std::collections::HashSet<u32>,
 }
 
 /// What to do with the reply to one request.
@@ -350,6 +353,16 @@ impl<'a> Executor<'a> {
                 let up_now = c.up && !(root && no_ll);
                 let lower = self.lower(handles, step, c)?;
                 let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd };
+                // A device born in the real root namespace gets an index chosen here, so that
+                // the messages marking it in the same batch can name it by index: by name they
+                // would land on a foreign device holding that name (or altname) when the
+                // creation fails. The kernel honours a veth peer's index only when the creator
+                // asks for one too.
+                // (The planner makes the root end the creator, so a peer in the root namespace
+                // means both ends are there.)
+                let peer_root = root && c.peer.as_ref().is_some_and(|p| lab.netns_name(&p.node).is_none());
+                let index = if root { self.fresh_root_index(handles, &c.node) } else { 0 };
+                let peer_index = if peer_root { self.fresh_root_index(handles, &c.node) } else { 0 };
                 let info = match (&c.kind, &c.peer) {
                     (KindSpec::Veth(_), Some(p)) => {
                         let peer_h = handles
@@ -363,11 +376,16 @@ impl<'a> Executor<'a> {
                             netns_fd: Some(peer_h.raw_fd()),
                             ..Default::default()
                         };
-                        Some(kinds::veth_info(msg::link_with(&pb)))
+                        let mut pm = msg::link_with(&pb);
+                        pm.header.index = peer_index;
+                        Some(kinds::veth_info(pm))
                     }
                     (kind, _) => kinds::link_info_with(kind, lower.info_index),
                 };
-                let m = devices::with_link(msg::new_link(&base, info), lower.link);
+                let mut m = devices::with_link(msg::new_link(&base, info), lower.link);
+                if let RouteNetlinkMessage::NewLink(l) = &mut m {
+                    l.header.index = index;
+                }
                 if lower.target_fd.is_some() {
                     // Born in another namespace: its echo would go to that namespace.
                     push(out, Request::new(m, NLM_F_CREATE | NLM_F_EXCL), Then::Lookup { node: c.node.clone(), name: c.ifname.clone() });
@@ -378,11 +396,15 @@ impl<'a> Executor<'a> {
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
-                    push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0), Then::Nothing);
+                    push(out, Request::new(msg::set_link(index, None, &set), 0).glued(), Then::Nothing);
                     if up_now != c.up {
                         let set = LinkSet { up: Some(true), ..Default::default() };
-                        push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0), Then::Nothing);
+                        push(out, Request::new(msg::set_link(index, None, &set), 0).glued(), Then::Nothing);
                     }
+                }
+                if peer_root {
+                    let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
+                    push(out, Request::new(msg::set_link(peer_index, None, &set), 0).glued(), Then::Nothing);
                 }
             }
             Op::ChangeLink { node, ifname, change } => {
@@ -467,6 +489,25 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
+    /// An interface index for a new device in the root namespace: far above the kernel's own
+    /// allocations (which count up from 1), random, and unused as far as vnet knows.
+    fn fresh_root_index(&mut self, handles: &BTreeMap<String, NsHandle>, node: &str) -> u32 {
+        use std::hash::{BuildHasher, Hasher};
+        let observed = self.observed_ns(node);
+        let used = |i: u32| {
+            observed.is_some_and(|o| o.link_by_index(i).is_some()) || handles.get(node).is_some_and(|h| h.ifindex.values().any(|x| *x == i))
+        };
+        loop {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.write_usize(self.chosen.len());
+            let i = 0x1000_0000 + (h.finish() as u32 % 0x5000_0000);
+            if !used(i) && self.chosen.insert(i) {
+                return i;
+            }
+        }
+    }
+
     fn route_wire(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, node: &str, r: &RouteOp) -> Result<RouteWire, ApplyError> {
         let oif = match &r.dev {
             Some(d) => Some(self.index(handles, step, node, d)?),
@@ -514,7 +555,10 @@ impl<'a> Executor<'a> {
 /// The kernel's error, with a word on the usual cause where errno alone is cryptic.
 fn explain(op: &Op, e: &KernelError) -> String {
     let hint = match (op, e.errno) {
-        (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` already exists there", c.ifname)),
+        (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` (or with that altname) already exists there; it is not the lab's and was left untouched", c.ifname)),
+        (Op::AddAddress { addr, .. }, libc::EINVAL) if addr.addr().is_ipv6() => {
+            Some("the device has no IPv6 (an MTU below 1280 or disable_ipv6 turns it off)".into())
+        }
         (Op::CreateLink(c), libc::EOPNOTSUPP) | (Op::CreateLink(c), libc::ENOENT) if e.text.is_none() => {
             Some(format!("this kernel may lack the `{}` device kind", c.kind.name()))
         }

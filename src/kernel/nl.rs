@@ -58,11 +58,20 @@ pub struct Request {
     pub msg: RouteNetlinkMessage,
     /// Flags beside NLM_F_REQUEST | NLM_F_ACK (e.g. NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO).
     pub flags: u16,
+    /// Goes out in the same write as the request before it, so that a kill cannot fall
+    /// between them (a device and the message marking it as the lab's).
+    pub glued: bool,
 }
 
 impl Request {
     pub fn new(msg: RouteNetlinkMessage, flags: u16) -> Self {
-        Request { msg, flags }
+        Request { msg, flags, glued: false }
+    }
+
+    /// Keeps this request in the same write as the one before it.
+    pub fn glued(mut self) -> Self {
+        self.glued = true;
+        self
     }
 }
 
@@ -174,7 +183,7 @@ impl Netlink {
             wire.clear();
             let mut last = chunk_start;
             while let Some((i, r)) = iter.peek() {
-                if !wire.is_empty() && wire.len() + r.msg_len_hint() > CHUNK {
+                if !wire.is_empty() && !r.glued && wire.len() + r.msg_len_hint() > CHUNK {
                     break;
                 }
                 let seq = first_seq.wrapping_add(*i as u32);

@@ -50,24 +50,24 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let lab = &loaded.lab;
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    // Refused before anything was recorded (a clash, a missing kernel feature): a new lab
+    // leaves no directory behind, only its lock was there.
+    let refuse = |e: Error| {
+        if prior.is_none() {
+            let _ = state::remove(&lab.name);
+        }
+        e
+    };
     let t = Instant::now();
-    let mut session = observe_lab(lab, prior.as_ref())?;
+    let mut session = observe_lab(lab, prior.as_ref()).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
     let t = Instant::now();
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash);
-    // Before anything changes, /run/netns's mount included. A refused new lab leaves no record.
-    let plan = match plan.and_then(|p| super::preflight::check(lab, &p).map(|()| p)) {
-        Ok(p) => p,
-        Err(e) => {
-            if prior.is_none() {
-                let _ = state::remove(&lab.name);
-            }
-            return Err(e);
-        }
-    };
+    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
+    // Before anything changes, /run/netns's mount included.
+    super::preflight::check(lab, &plan).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "plan and preflight {:?}", t.elapsed());
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
-        netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
+        netns::prepare_dir().map_err(|e| refuse(Error::io("prepare /run/netns", e)))?;
     }
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));

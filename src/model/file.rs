@@ -84,6 +84,7 @@ pub struct NodeSpec {
 
 /// An interface: settings common to every kind plus the kind's own options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = super::schema::interface_schema)]
 pub struct InterfaceSpec {
     #[serde(flatten)]
     pub kind: KindSpec,
@@ -121,6 +122,7 @@ pub const COMMON_INTERFACE_FIELDS: &[&str] = &["kind", "up", "mtu", "mac", "addr
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
     /// Exactly two `node:ifname` endpoints. Per-end settings go under the node's `interfaces`.
+    #[schemars(length(min = 2, max = 2), inner(pattern(r"^[^:\s]+:[^:\s]+$")))]
     pub endpoints: Vec<String>,
     /// MTU of both ends (an end's own `mtu` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -66,3 +66,6 @@ pub fn load_topology(topo: &Topology) -> Result<Loaded, Diagnostics> {
     let value = serde_json::to_value(topo).expect("topology serializes");
     load_document(Document::from_value(&format!("<lab {}>", topo.name), value))
 }
+
+#[cfg(test)]
+mod tests;
