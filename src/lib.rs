@@ -6,6 +6,7 @@
 //! everything on failure. `lifecycle` ties the steps together for the CLI and for Rust tests.
 
 pub mod apply;
+pub mod devices;
 pub mod error;
 pub mod exec;
 pub mod kernel;

@@ -113,6 +113,11 @@ pub fn set_link(ifindex: u32, name: Option<&str>, s: &LinkSet) -> RouteNetlinkMe
         }
         m.header.change_mask |= LinkFlags::Up;
     }
+    // RTM_SETLINK ignores IFLA_LINKINFO: kind and port options change through RTM_NEWLINK
+    // (without NLM_F_CREATE) on the existing device.
+    if s.info.is_some() {
+        return RouteNetlinkMessage::NewLink(m);
+    }
     RouteNetlinkMessage::SetLink(m)
 }
 
