@@ -312,3 +312,21 @@ links:
     lab.down().unwrap();
     assert_gone(&name);
 }
+
+#[test]
+fn stock_team_and_ipvlan_examples_come_up() {
+    require_root();
+    require(&["team", "ipvlan", "macvlan"]);
+    let lab = Lab::from_file(repo("examples/bridge-team-veth.yaml")).unwrap();
+    assert!(reach_within(&lab, "A", "10.20.0.254", 10), "A reaches upstream through br0 and team0");
+    assert!(reach(&lab, "B", "10.20.0.10"));
+    drop(lab);
+    let lab = Lab::from_file(repo("examples/team-macvlan.yaml")).unwrap();
+    assert!(reach_within(&lab, "A", "10.30.0.254", 10), "a macvlan on the team reaches upstream");
+    assert!(reach(&lab, "A", "10.30.0.11"));
+    drop(lab);
+    let lab = Lab::from_file(repo("examples/ipvlan-l3.yaml")).unwrap();
+    let blue = lab.node("blue").netns().unwrap().to_string();
+    assert_eq!(ip_addrs(Some(&blue), "ipvl0"), vec!["10.1.1.1/24"]);
+    assert!(reach(&lab, "blue", "10.1.1.2"));
+}
