@@ -52,10 +52,23 @@ links:
 #[test]
 fn vxlan_overlay_joins_vni_42_and_isolates_another_vni() {
     require_root();
-    let yaml = VXLAN.replace("      vx42: { kind: vxlan, vni: 42, remote: 192.168.100.2, dev: eth0 }\n", "      vx42: { kind: vxlan, vni: 42, remote: 192.168.100.2, dev: eth0, master: br42 }\n")
-        .replace("      vx43: { kind: vxlan, vni: 43, dev: eth0, learning: false, fdb: [{ dst: 192.168.100.2 }], dstport: 4789 }\n", "      vx43: { kind: vxlan, vni: 43, dev: eth0, learning: false, fdb: [{ dst: 192.168.100.2 }], dstport: 4789, master: br43 }\n")
-        .replace("      vx42: { kind: vxlan, vni: 42, dev: eth0, fdb: [{ dst: 192.168.100.1 }] }\n", "      vx42: { kind: vxlan, vni: 42, dev: eth0, fdb: [{ dst: 192.168.100.1 }], master: br42 }\n")
-        .replace("      vx43: { kind: vxlan, vni: 43, remote: 192.168.100.1, dev: eth0 }\n", "      vx43: { kind: vxlan, vni: 43, remote: 192.168.100.1, dev: eth0, master: br43 }\n");
+    let yaml = VXLAN
+        .replace(
+            "      vx42: { kind: vxlan, vni: 42, remote: 192.168.100.2, dev: eth0 }\n",
+            "      vx42: { kind: vxlan, vni: 42, remote: 192.168.100.2, dev: eth0, master: br42 }\n",
+        )
+        .replace(
+            "      vx43: { kind: vxlan, vni: 43, dev: eth0, learning: false, fdb: [{ dst: 192.168.100.2 }], dstport: 4789 }\n",
+            "      vx43: { kind: vxlan, vni: 43, dev: eth0, learning: false, fdb: [{ dst: 192.168.100.2 }], dstport: 4789, master: br43 }\n",
+        )
+        .replace(
+            "      vx42: { kind: vxlan, vni: 42, dev: eth0, fdb: [{ dst: 192.168.100.1 }] }\n",
+            "      vx42: { kind: vxlan, vni: 42, dev: eth0, fdb: [{ dst: 192.168.100.1 }], master: br42 }\n",
+        )
+        .replace(
+            "      vx43: { kind: vxlan, vni: 43, remote: 192.168.100.1, dev: eth0 }\n",
+            "      vx43: { kind: vxlan, vni: 43, remote: 192.168.100.1, dev: eth0, master: br43 }\n",
+        );
     let lab = Lab::from_file(temp_topology("vx", "yaml", &yaml)).unwrap();
     let h1 = lab.node("h1").netns().unwrap().to_string();
     let h2 = lab.node("h2").netns().unwrap().to_string();
@@ -243,7 +256,10 @@ fn ifb_receives_traffic_redirected_by_tc() {
         assert!(o.status.success(), "tc {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     };
     tc(&["qdisc", "add", "dev", "eth0", "handle", "ffff:", "ingress"]);
-    tc(&["filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifb0"]);
+    tc(&[
+        "filter", "add", "dev", "eth0", "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev",
+        "ifb0",
+    ]);
     let before = ip_json(Some(&ns), &["-s", "link", "show", "ifb0"])[0]["stats64"]["rx"]["packets"].as_u64().unwrap();
     assert!(reach(&lab, "b", "10.3.0.1"), "traffic still flows through the ifb");
     let after = ip_json(Some(&ns), &["-s", "link", "show", "ifb0"])[0]["stats64"]["rx"]["packets"].as_u64().unwrap();

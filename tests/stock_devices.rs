@@ -210,7 +210,8 @@ fn reach_within(lab: &Lab, node: &str, addr: &str, secs: u64) -> bool {
 fn stock_bond_active_backup_survives_the_active_port_going_down() {
     require_root();
     require(&["bond"]);
-    let lab = up("bond", &lag_yaml("bond", "bond0: { kind: bond, mode: active-backup, miimon: 50, primary: eth0, ports: [eth0, eth1], addresses: [10.6.0.1/24] }"));
+    let lab =
+        up("bond", &lag_yaml("bond", "bond0: { kind: bond, mode: active-backup, miimon: 50, primary: eth0, ports: [eth0, eth1], addresses: [10.6.0.1/24] }"));
     let a = lab.node("a").netns().unwrap().to_string();
     let l = ip_link(Some(&a), "bond0").unwrap();
     assert_eq!(l["linkinfo"]["info_kind"], "bond");
@@ -299,7 +300,13 @@ links:
     let out = std::process::Command::new("bridge").args(["-n", &sw, "-j", "vlan", "show"]).output().unwrap();
     let vlans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let of = |port: &str| -> Vec<u64> {
-        vlans.as_array().unwrap().iter().filter(|p| p["ifname"] == port).flat_map(|p| p["vlans"].as_array().unwrap().iter().map(|v| v["vlan"].as_u64().unwrap())).collect()
+        vlans
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["ifname"] == port)
+            .flat_map(|p| p["vlans"].as_array().unwrap().iter().map(|v| v["vlan"].as_u64().unwrap()))
+            .collect()
     };
     assert_eq!(of("pa"), vec![10], "default VLAN 1 left, VLAN 10 added");
     assert_eq!(of("pc"), vec![20]);

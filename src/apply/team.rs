@@ -75,7 +75,10 @@ pub fn start(lab: &str, node: &str, netns: Option<&str>, ifname: &str, config: &
             let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut text));
             let _ = stop(pid);
             let _ = std::fs::remove_file(d.join(format!("{b}.pid")));
-            return Err(io::Error::other(format!("teamd for {node}:{ifname} did not set mode {want} (mode now {mode:?}): {}", text.lines().last().unwrap_or("").trim())));
+            return Err(io::Error::other(format!(
+                "teamd for {node}:{ifname} did not set mode {want} (mode now {mode:?}): {}",
+                text.lines().last().unwrap_or("").trim()
+            )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -17,11 +17,26 @@ use crate::model::lab::{format_mac, parse_mac, Endpoint, Lab};
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum DeviceOp {
     /// VLAN membership of a bridge port (or of the bridge itself: `self_`).
-    BridgeVlans { bridge: String, add: Vec<PortVlan>, del: Vec<u16>, #[serde(rename = "self")] self_: bool },
+    BridgeVlans {
+        bridge: String,
+        add: Vec<PortVlan>,
+        del: Vec<u16>,
+        #[serde(rename = "self")]
+        self_: bool,
+    },
     /// A static entry in a bridge's forwarding database, on the port it points to.
-    BridgeFdb { bridge: String, #[serde(serialize_with = "ser_mac")] mac: [u8; 6], vlan: Option<u16> },
+    BridgeFdb {
+        bridge: String,
+        #[serde(serialize_with = "ser_mac")]
+        mac: [u8; 6],
+        vlan: Option<u16>,
+    },
     /// A VXLAN remote: frames for `mac` (all zeros: flooding) go to `dst`.
-    VxlanFdb { #[serde(serialize_with = "ser_mac")] mac: [u8; 6], dst: IpAddr },
+    VxlanFdb {
+        #[serde(serialize_with = "ser_mac")]
+        mac: [u8; 6],
+        dst: IpAddr,
+    },
     /// The preferred active port of a bond (set once the port is enslaved).
     BondPrimary { port: String },
     /// Start teamd for a team device, with this JSON configuration.
