@@ -166,6 +166,11 @@ impl NodeRef<'_> {
         &self.node
     }
 
+    /// The lab this node belongs to.
+    pub fn lab(&self) -> &Lab {
+        self.lab
+    }
+
     /// A `Command` that runs `program` inside the node (`ip netns exec` semantics).
     pub fn command(&self, program: &str) -> Command {
         crate::exec::command_in(self.netns.as_deref(), &self.node, program)

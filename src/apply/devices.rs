@@ -18,10 +18,10 @@ use super::{ApplyError, Executor, Pending, Then};
 use crate::kernel::handle::NsHandle;
 use crate::kernel::kinds;
 use crate::kernel::msg::{self, LinkSet};
+use crate::kernel::netns;
 use crate::kernel::nl::Request;
 use crate::kernel::observe::decode_link;
 use crate::kernel::tun::{self, TunFlags};
-use crate::kernel::netns;
 use crate::model::kind::{KindSpec, TunSpec};
 use crate::model::lab::Lab;
 use crate::observed::ObservedLink;
@@ -108,7 +108,14 @@ impl Executor<'_> {
 
     /// Creates a tun/tap device with ioctls on a thread inside its namespace (synchronously,
     /// before the stage's batch), then sets the rest over netlink.
-    pub(super) fn create_tun(&mut self, k: usize, step: &Step, c: &CreateLink, handles: &BTreeMap<String, NsHandle>, out: &mut Vec<Pending>) -> Result<(), ApplyError> {
+    pub(super) fn create_tun(
+        &mut self,
+        k: usize,
+        step: &Step,
+        c: &CreateLink,
+        handles: &BTreeMap<String, NsHandle>,
+        out: &mut Vec<Pending>,
+    ) -> Result<(), ApplyError> {
         let flags = tun_flags(&c.kind).expect("tun kind");
         let (owner, group) = match &c.kind {
             KindSpec::Tun(s) | KindSpec::Tap(s) => (s.owner, s.group),
@@ -116,12 +123,10 @@ impl Executor<'_> {
         };
         let h = handles.get(&c.node).ok_or_else(|| self.fail(step, format!("no namespace handle for node {}", c.node), None))?;
         let name = c.ifname.clone();
-        let idx = netns::run_in(Some(&h.fd), || tun::create(&name, flags, owner, group))
-            .and_then(|r| r)
-            .map_err(|e| {
-                let hint = if e.kind() == std::io::ErrorKind::NotFound { " (no /dev/net/tun: is the tun module loaded?)" } else { "" };
-                self.fail(step, format!("TUNSETIFF on /dev/net/tun: {e}{hint}"), e.raw_os_error())
-            })?;
+        let idx = netns::run_in(Some(&h.fd), || tun::create(&name, flags, owner, group)).and_then(|r| r).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (no /dev/net/tun: is the tun module loaded?)" } else { "" };
+            self.fail(step, format!("TUNSETIFF on /dev/net/tun: {e}{hint}"), e.raw_os_error())
+        })?;
         self.journal.push(Done::Tun { node: c.node.clone(), ifname: c.ifname.clone(), flags });
         let master = match &c.master {
             Some(m) => Some(self.index(handles, step, &c.node, m)?),
@@ -130,7 +135,8 @@ impl Executor<'_> {
         let root = self.ctx.lab.netns_name(&c.node).is_none();
         // Ownership by alias: a group delete refuses groups holding devices rtnetlink cannot
         // delete, and the namespace's end removes tun devices anyway.
-        let set = LinkSet { mtu: c.mtu, mac: c.mac, master, alias: Some(self.mark.clone()), no_ipv6_ll: root && !self.ctx.lab.ipv6_link_local, ..Default::default() };
+        let set =
+            LinkSet { mtu: c.mtu, mac: c.mac, master, alias: Some(self.mark.clone()), no_ipv6_ll: root && !self.ctx.lab.ipv6_link_local, ..Default::default() };
         let then = Then::Index { name: c.ifname.clone(), ifindex: idx };
         out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then, enodev_ok: false });
         if c.up {
@@ -173,6 +179,7 @@ impl Executor<'_> {
     }
 
     /// Requests for one `Op::Device`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn device_requests(
         &mut self,
         k: usize,
@@ -184,7 +191,8 @@ impl Executor<'_> {
         out: &mut Vec<Pending>,
     ) -> Result<(), ApplyError> {
         let idx = self.index(handles, step, node, ifname)?;
-        let mut push = |req: RouteNetlinkMessage, flags: u16| out.push(Pending { step: k, req: Request::new(req, flags), then: Then::Nothing, enodev_ok: false });
+        let mut push =
+            |req: RouteNetlinkMessage, flags: u16| out.push(Pending { step: k, req: Request::new(req, flags), then: Then::Nothing, enodev_ok: false });
         match op {
             DeviceOp::BridgeVlans { add, del, self_, .. } => {
                 let head = |infos: Vec<AfSpecBridge>| {

@@ -58,6 +58,30 @@ pub fn start(lab: &str, node: &str, netns: Option<&str>, ifname: &str, config: &
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Ready once the team device runs the runner's mode: ports may join from then on.
+    let want = serde_json::from_str::<serde_json::Value>(config).ok().and_then(|v| v["runner"]["name"].as_str().map(str::to_string)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mode = crate::exec::command_in(netns, node, "teamnl")
+            .ok()
+            .and_then(|mut c| c.args([ifname, "getoption", "mode"]).output().ok())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        if mode == want {
+            break;
+        }
+        if !alive(pid) || Instant::now() > deadline {
+            let mut text = String::new();
+            let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut text));
+            let _ = stop(pid);
+            let _ = std::fs::remove_file(d.join(format!("{b}.pid")));
+            return Err(io::Error::other(format!(
+                "teamd for {node}:{ifname} did not set mode {want} (mode now {mode:?}): {}",
+                text.lines().last().unwrap_or("").trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Ok(pid)
 }
 

@@ -120,6 +120,11 @@ pub fn set_link(ifindex: u32, name: Option<&str>, s: &LinkSet) -> RouteNetlinkMe
     if s.operstate_up {
         m.attributes.push(LinkAttribute::OperState(netlink_packet_route::link::State::Up));
     }
+    // RTM_SETLINK ignores IFLA_LINKINFO: kind and port options change through RTM_NEWLINK
+    // (without NLM_F_CREATE) on the existing device.
+    if s.info.is_some() {
+        return RouteNetlinkMessage::NewLink(m);
+    }
     RouteNetlinkMessage::SetLink(m)
 }
 

@@ -59,6 +59,16 @@ pub fn open_queue(name: &str, flags: TunFlags) -> io::Result<File> {
     Ok(f)
 }
 
+/// Sets the flags of an open queue (a macvtap character device accepts IFF_VNET_HDR on/off).
+pub fn set_queue_flags(f: &File, flags: TunFlags) -> io::Result<()> {
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_ifru.ifru_flags = flags.bits();
+    // SAFETY: fd is open; req lives across the call.
+    unsafe { tunsetiff(f.as_raw_fd(), &req) }.map_err(io::Error::from)?;
+    Ok(())
+}
+
 /// Creates a persistent device; returns its ifindex.
 pub fn create(name: &str, flags: TunFlags, owner: Option<u32>, group: Option<u32>) -> io::Result<u32> {
     let f = open_queue(name, flags)?;

@@ -17,11 +17,26 @@ use crate::model::lab::{format_mac, parse_mac, Endpoint, Lab};
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum DeviceOp {
     /// VLAN membership of a bridge port (or of the bridge itself: `self_`).
-    BridgeVlans { bridge: String, add: Vec<PortVlan>, del: Vec<u16>, #[serde(rename = "self")] self_: bool },
+    BridgeVlans {
+        bridge: String,
+        add: Vec<PortVlan>,
+        del: Vec<u16>,
+        #[serde(rename = "self")]
+        self_: bool,
+    },
     /// A static entry in a bridge's forwarding database, on the port it points to.
-    BridgeFdb { bridge: String, #[serde(serialize_with = "ser_mac")] mac: [u8; 6], vlan: Option<u16> },
+    BridgeFdb {
+        bridge: String,
+        #[serde(serialize_with = "ser_mac")]
+        mac: [u8; 6],
+        vlan: Option<u16>,
+    },
     /// A VXLAN remote: frames for `mac` (all zeros: flooding) go to `dst`.
-    VxlanFdb { #[serde(serialize_with = "ser_mac")] mac: [u8; 6], dst: IpAddr },
+    VxlanFdb {
+        #[serde(serialize_with = "ser_mac")]
+        mac: [u8; 6],
+        dst: IpAddr,
+    },
     /// The preferred active port of a bond (set once the port is enslaved).
     BondPrimary { port: String },
     /// Start teamd for a team device, with this JSON configuration.
@@ -104,8 +119,11 @@ fn base(lab: &Lab, ep: &Endpoint, memo: &mut HashMap<Endpoint, u16>, depth: u16)
     let mut l = 0;
     if let Some(m) = &iface.master {
         let mep = Endpoint::new(&ep.node, m);
-        if lab.interface(&mep).is_some() {
-            l = l.max(level(lab, &mep, memo, depth + 1) + 1);
+        if let Some(mi) = lab.interface(&mep) {
+            // teamd starts between a team's creation and its ports' (it sets the team's mode,
+            // which the kernel refuses while ports are present).
+            let gap = if matches!(mi.kind, KindSpec::Team(_)) { 2 } else { 1 };
+            l = l.max(level(lab, &mep, memo, depth + 1) + gap);
         }
     }
     if let Some(lower) = iface.kind.lower_endpoint(&ep.node) {
@@ -137,6 +155,7 @@ impl Planner<'_> {
     /// belong to: a running lab keeps them until the device is re-created.
     pub(super) fn device_extras(&mut self) {
         let lab = self.lab;
+        let levels = levels(lab);
         for (nname, node) in &lab.nodes {
             for iface in node.interfaces.values() {
                 match &iface.kind {
@@ -180,12 +199,18 @@ impl Planner<'_> {
                     }
                     KindSpec::Team(t) if self.creates(nname, &iface.name) => {
                         let config = t.teamd_config(&iface.name);
-                        self.device_op(stage::PORT, nname, &iface.name, DeviceOp::StartTeamd { config });
+                        let level = levels.get(&(nname.clone(), iface.name.clone())).copied().unwrap_or(0);
+                        self.device_op(stage::CREATE + level + 1, nname, &iface.name, DeviceOp::StartTeamd { config });
                     }
                     _ => {}
                 }
             }
         }
+    }
+
+    /// Whether `master` (in `node`) is a team.
+    pub(super) fn joins_team(&self, node: &str, master: Option<&String>) -> bool {
+        master.and_then(|m| self.lab.node(node)?.interfaces.get(m)).is_some_and(|m| matches!(m.kind, KindSpec::Team(_)))
     }
 
     /// Whether `master` (in `node`) only takes ports that are down (bond, team).

@@ -211,21 +211,30 @@ impl<'a> Planner<'a> {
         let is_master = iface.kind.is_master();
         // Bond and team ports must be down when they join; they come up afterwards.
         let joins_down = self.joins_down(nname, iface.master.as_ref());
+        // A VLAN cannot come up before its lower device (ENETDOWN); lowers are up by PORT.
+        let after_lower = iface.kind.up_after_lower();
+        // teamd must see a port as a device before it joins the team: join in a later message.
+        let late_master = self.joins_team(nname, iface.master.as_ref());
         let c = CreateLink {
             node: nname.into(),
             ifname: iface.name.clone(),
             kind: iface.kind.clone(),
             mtu: iface.mtu,
             mac: iface.mac,
-            master: iface.master.clone(),
+            master: if late_master { None } else { iface.master.clone() },
             // Masters come up once their ports are in (stage MASTER_UP).
-            up: iface.up && !is_master && !joins_down,
+            up: iface.up && !is_master && !joins_down && !after_lower,
             peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac }),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
-        if joins_down && iface.up {
-            let change = LinkChange { up: Some(true), ..Default::default() };
+        if late_master {
+            let change = LinkChange { master: Some(iface.master.clone()), ..Default::default() };
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
+        if (joins_down || after_lower) && iface.up {
+            let change = LinkChange { up: Some(true), ..Default::default() };
+            let st = if after_lower || late_master { stage::PORT } else { stage::CHANGE };
+            self.push(st, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
         }
         if is_master && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };

@@ -1,9 +1,7 @@
 //! macvlan / macvtap options (IFLA_MACVLAN_*; macvtap uses the same attributes). The lower
 //! device travels as IFLA_LINK, set by the executor.
 
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoMacVtap, LinkInfo, MacVlanMacAddressMode, MacVlanMode,
-};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoMacVlan, InfoMacVtap, LinkInfo, MacVlanMacAddressMode, MacVlanMode};
 
 use crate::model::kind::{MacvlanMode as Mode, MacvlanSpec};
 

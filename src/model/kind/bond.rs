@@ -86,7 +86,11 @@ impl BondSpec {
         let base = ctx.iface_path(node, ifname);
         if let Some(p) = &self.primary {
             if !matches!(self.mode(), BondMode::ActiveBackup | BondMode::BalanceTlb | BondMode::BalanceAlb) {
-                ctx.error_at(&ctx.sub(&base, "primary"), format!("`primary` needs mode active-backup, balance-tlb or balance-alb; bond `{node}:{ifname}` is {}", self.mode().name()), "not used in this mode");
+                ctx.error_at(
+                    &ctx.sub(&base, "primary"),
+                    format!("`primary` needs mode active-backup, balance-tlb or balance-alb; bond `{node}:{ifname}` is {}", self.mode().name()),
+                    "not used in this mode",
+                );
             }
             if p == ifname {
                 ctx.error_at(&ctx.sub(&base, "primary"), "a bond cannot be its own primary port", "same device");

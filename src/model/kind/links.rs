@@ -41,7 +41,11 @@ fn listed_ports(ctx: &mut Ctx, nodes: &mut IndexMap<String, Node>) {
                 let p = ctx.idx(&pp, i);
                 let me = Endpoint::new(&node.name, port);
                 let Some(pi) = node.interfaces.get(port) else {
-                    ctx.error_at(&p, format!("unknown device `{port}` in the ports of {} `{}:{}`", m.kind.name(), node.name, m.name), format!("no device `{port}` in node `{}`", node.name));
+                    ctx.error_at(
+                        &p,
+                        format!("unknown device `{port}` in the ports of {} `{}:{}`", m.kind.name(), node.name, m.name),
+                        format!("no device `{port}` in node `{}`", node.name),
+                    );
                     continue;
                 };
                 if port == &m.name {
@@ -96,7 +100,11 @@ fn lowers(ctx: &mut Ctx, nodes: &IndexMap<String, Node>, isolated_host: bool) {
                 continue;
             };
             let Some(li) = lnode.interfaces.get(&lower.ifname) else {
-                ctx.error_at(&lp, format!("unknown device `{lower}`: the lower device of {kind} `{me}` must be declared in the lab"), format!("no device `{}` in node `{}`", lower.ifname, lower.node));
+                ctx.error_at(
+                    &lp,
+                    format!("unknown device `{lower}`: the lower device of {kind} `{me}` must be declared in the lab"),
+                    format!("no device `{}` in node `{}`", lower.ifname, lower.node),
+                );
                 continue;
             };
             if lower == me {
@@ -189,7 +197,14 @@ fn bridge_ports(ctx: &mut Ctx, nodes: &IndexMap<String, Node>) {
             for port in b.vlans.keys() {
                 if !is_port(port) {
                     let p = ctx.sub(&vp, port);
-                    ctx.error_at_key(&p, format!("`{port}` in the vlans of bridge `{nname}:{}` is not one of its ports (no device of node `{nname}` with `master: {}`)", br.name, br.name), "not a port");
+                    ctx.error_at_key(
+                        &p,
+                        format!(
+                            "`{port}` in the vlans of bridge `{nname}:{}` is not one of its ports (no device of node `{nname}` with `master: {}`)",
+                            br.name, br.name
+                        ),
+                        "not a port",
+                    );
                 }
             }
             let fp = ctx.sub(&br.path, "fdb");

@@ -80,7 +80,11 @@ impl MacvlanSpec {
     pub(crate) fn check(&self, ctx: &mut Ctx, node: &str, ifname: &str) {
         let base = ctx.iface_path(node, ifname);
         if !self.macs.is_empty() && self.mode() != MacvlanMode::Source {
-            ctx.error_at(&ctx.sub(&base, "macs"), format!("`macs` lists source MACs for `mode: source`; `{node}:{ifname}` is in {} mode", self.mode().name()), "only for source mode");
+            ctx.error_at(
+                &ctx.sub(&base, "macs"),
+                format!("`macs` lists source MACs for `mode: source`; `{node}:{ifname}` is in {} mode", self.mode().name()),
+                "only for source mode",
+            );
         }
         if self.mode() == MacvlanMode::Source && self.macs.is_empty() {
             ctx.error_at(&ctx.sub(&base, "mode"), format!("`{node}:{ifname}` is in source mode but lists no `macs`; it would receive nothing"), "needs `macs`");

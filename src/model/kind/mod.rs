@@ -141,6 +141,12 @@ impl KindSpec {
         matches!(self, KindSpec::Bond(_) | KindSpec::Team(_))
     }
 
+    /// Whether the device can only come up once its lower device is up (a VLAN answers
+    /// ENETDOWN otherwise); the planner brings it up in a later stage.
+    pub fn up_after_lower(&self) -> bool {
+        matches!(self, KindSpec::Vlan(_))
+    }
+
     /// The lower device as written (`ifname` or `node:ifname`), for kinds stacked on another.
     pub fn lower(&self) -> Option<&str> {
         match self {

@@ -248,3 +248,20 @@ nodes:
     );
     has(&errs, "5:", "cannot be non-persistent");
 }
+
+#[test]
+fn every_example_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if !matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "toml" | "json")) {
+            continue;
+        }
+        if let Err(d) = crate::model::load_file(&p) {
+            panic!("{} does not validate: {:?}", p.display(), d.iter().map(|x| x.message.clone()).collect::<Vec<_>>());
+        }
+        n += 1;
+    }
+    assert!(n >= 12, "examples found: {n}");
+}

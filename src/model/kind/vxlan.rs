@@ -138,10 +138,18 @@ impl VxlanSpec {
         let group = addr("group", &self.group, Some(true));
         let local = addr("local", &self.local, Some(false));
         if self.remote.is_some() && self.group.is_some() {
-            ctx.error_at(&ctx.sub(&base, "group"), format!("`{node}:{ifname}` sets both `remote` and `group`; a VXLAN floods to one or the other"), "remote and group");
+            ctx.error_at(
+                &ctx.sub(&base, "group"),
+                format!("`{node}:{ifname}` sets both `remote` and `group`; a VXLAN floods to one or the other"),
+                "remote and group",
+            );
         }
         if self.group.is_some() && self.dev.is_none() {
-            ctx.error_at(&ctx.sub(&base, "group"), format!("multicast group of `{node}:{ifname}` needs `dev`, the underlay device to join it on"), "needs `dev`");
+            ctx.error_at(
+                &ctx.sub(&base, "group"),
+                format!("multicast group of `{node}:{ifname}` needs `dev`, the underlay device to join it on"),
+                "needs `dev`",
+            );
         }
         let fams: Vec<bool> = [remote, group, local].iter().flatten().map(|a| a.is_ipv4()).collect();
         if fams.windows(2).any(|w| w[0] != w[1]) {
