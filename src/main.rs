@@ -140,6 +140,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
         Cmd::Up { file, isolated_host, raise_neigh_limits, json: as_json } => {
             let loaded = load(&file, isolated_host)?;
+            print_warnings(&loaded.warnings);
             let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
             let r = lifecycle::up(&loaded, &opts)?;
             print_warnings(&r.warnings);

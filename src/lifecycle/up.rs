@@ -32,6 +32,7 @@ pub struct UpOptions {
 pub struct UpReport {
     pub lab: String,
     pub plan: Plan,
+    /// Warnings raised while building (validation's own are in `Loaded::warnings`).
     pub warnings: Diagnostics,
     pub elapsed: Duration,
 }
@@ -71,7 +72,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     }
 
     let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
-    let mut warnings = loaded.warnings.clone();
+    let mut warnings = Diagnostics::default();
     let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
         if neigh {

@@ -225,7 +225,8 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
         }
         serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(m))
     };
-    if err.inner().to_string().starts_with("unknown variant") {
+    // An unknown kind name; an unknown value of an option (a mode) is blamed on that option below.
+    if !KindSpec::NAMES.contains(&name.as_str()) && err.inner().to_string().starts_with("unknown variant") {
         let mut d = Diag::error(format!("unknown device kind `{name}`"))
             .maybe_label(doc.value_span(&kp), "unknown kind")
             .help(format!("kinds: {}", KindSpec::NAMES.join(", ")));

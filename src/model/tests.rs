@@ -125,7 +125,7 @@ fn all_errors_are_reported_at_once_in_file_order() {
         [
             "mtu 9 of `a:eth0` is out of range (68..=65535) [9]",
             "bad MAC address `zz`: a MAC address has six hex bytes separated by `:` ['zz']",
-            "unknown device `br1`: `master` of `a:eth1` must be a bridge in node `a` [br1]",
+            "unknown device `br1`: `master` of `a:eth1` must be a bridge, bond or team in node `a` [br1]",
             "sysctl `vm.x` is not a network sysctl; only `net.*` sysctls are per namespace [vm.x]",
             "unknown node `c` in link endpoint `c:eth0` [c:eth0]",
         ]
@@ -191,10 +191,10 @@ fn did_you_mean_for_nodes_devices_fields_and_kinds() {
     );
     let text = "name: h\nnodes:\n  a:\n    interfaces:\n      br0: { kind: brige, stpp: true }\n      eth0: { adresses: [], peer: 'a:eth1' }\n";
     let h = helps(text);
-    assert_eq!(h[0], "did you mean `bridge`? kinds: loopback, veth, bridge");
+    assert_eq!(h[0], "did you mean `bridge`? kinds: loopback, veth, bridge, macvlan, macvtap, ipvlan, vlan, vxlan, bond, team, tun, tap, dummy, ifb");
     assert_eq!(h[1], "did you mean `addresses`? a veth interface accepts kind, up, mtu, mac, addresses, master, hairpin, peer (an interface without `kind` is a veth end)");
     let text = "name: h\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stpp: true }\n";
-    assert_eq!(helps(text), ["did you mean `stp`? a bridge interface accepts kind, up, mtu, mac, addresses, master, hairpin, stp, ageing_time, forward_delay, multicast_snooping"]);
+    assert_eq!(helps(text), ["did you mean `stp`? a bridge interface accepts kind, up, mtu, mac, addresses, master, hairpin, stp, ageing_time, forward_delay, multicast_snooping, vlan_filtering, vlans, fdb"]);
     // Far from everything: no guess.
     let text = "name: h\nnodes:\n  a:\n    sysctl: {}\n";
     assert_eq!(

@@ -238,6 +238,9 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     .sysctls
                     .insert(key.clone(), value.clone());
             }
+            // Bridge VLANs, fdb entries, bond primary, teamd: not part of the link dump, so
+            // nothing the observer (and thus this simulation) tracks.
+            Op::Device { .. } => {}
             Op::DeleteLink { node, ifname } => {
                 let ns = ns_mut(&mut o, node);
                 if let Some(l) = ns.link(ifname).cloned() {

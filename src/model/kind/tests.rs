@@ -83,7 +83,7 @@ nodes:
 links: [{ endpoints: [a:eth0, a:eth1] }]
 ",
     );
-    has(&errs, "6:", "unknown variant `hairpin`");
+    has(&errs, "6:", "`mode` must be one of `vepa`, `bridge`, `private`, `passthru`, `source`, not `hairpin`");
 }
 
 #[test]
