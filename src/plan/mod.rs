@@ -211,7 +211,8 @@ impl<'a> Planner<'a> {
         let is_master = iface.kind.is_master();
         // Bond and team ports must be down when they join; they come up afterwards.
         let joins_down = self.joins_down(nname, iface.master.as_ref());
-        // A VLAN cannot come up before its lower device (ENETDOWN); lowers are up by PORT.
+        // A VLAN cannot come up before its lower device (ENETDOWN); lowers (bridges included)
+        // are up by MASTER_UP.
         let after_lower = iface.kind.up_after_lower();
         // teamd must see a port as a device before it joins the team: join in a later message.
         let late_master = self.joins_team(nname, iface.master.as_ref());
@@ -233,7 +234,13 @@ impl<'a> Planner<'a> {
         }
         if (joins_down || after_lower) && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };
-            let st = if after_lower || late_master { stage::PORT } else { stage::CHANGE };
+            let st = if after_lower {
+                stage::UPPER_UP + level.min(3)
+            } else if late_master {
+                stage::PORT
+            } else {
+                stage::CHANGE
+            };
             self.push(st, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
         }
         if is_master && iface.up {

@@ -24,6 +24,9 @@ pub mod stage {
     /// Masters come up last, once every port is attached and up: the kernel then selects the
     /// port states once (each port enabled on a running bridge rescans all ports: O(N^2)).
     pub const MASTER_UP: u16 = 45;
+    /// Devices stacked on a lower (VLANs...) come up after it (ENETDOWN otherwise), one stage
+    /// per stacking level (46..=49).
+    pub const UPPER_UP: u16 = 46;
     pub const SYSCTL_DEVICE: u16 = 50;
     pub const ADDR_DEL: u16 = 55;
     pub const ADDR_ADD: u16 = 60;
