@@ -47,6 +47,7 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
     let mut top = root.clone();
     let nodes = top.remove("nodes");
     let links = top.remove("links");
+    let ipsec = top.remove("ipsec");
     let mut topo: Topology = piece(doc, &mut diags, &[], Value::Object(top)).unwrap_or_default();
 
     if let Some(nodes) = nodes {
@@ -86,6 +87,9 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
             ),
         }
     }
+    if let Some(v) = ipsec {
+        topo.ipsec = crate::model::netfeat::spec_decode::list(doc, &mut diags, &[Seg::Key("ipsec".into())], v);
+    }
     (topo, diags)
 }
 
@@ -103,7 +107,9 @@ fn decode_node(doc: &Document, diags: &mut Diagnostics, p: &Path, node: Value) -
     };
     let interfaces = obj.remove("interfaces");
     let routes = obj.remove("routes");
+    let features = crate::model::netfeat::spec_decode::take_node_sections(&mut obj);
     let mut spec: NodeSpec = piece(doc, diags, p, Value::Object(obj))?;
+    crate::model::netfeat::spec_decode::node_sections(doc, diags, p, features, &mut spec);
 
     let mut ip = p.clone();
     ip.push(Seg::Key("interfaces".into()));
@@ -195,7 +201,7 @@ fn decode_interface(doc: &Document, diags: &mut Diagnostics, p: &Path, ifname: &
 }
 
 /// Deserializes one piece, reporting a located error on failure.
-fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
+pub(crate) fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(v) {
         Ok(t) => Some(t),
         Err(e) => {

@@ -29,6 +29,9 @@ pub struct Lab {
     /// Whether devices get IPv6 link-local addresses (see `Topology::ipv6`).
     pub ipv6_link_local: bool,
     pub nodes: IndexMap<String, Node>,
+    /// IPsec connections between nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ipsec: Vec<super::netfeat::Tunnel>,
     /// The file form this lab was validated from (kept for state and re-planning).
     #[serde(skip)]
     pub topology: Topology,
@@ -72,6 +75,8 @@ pub struct Node {
     pub routes: Vec<Route>,
     /// sysctl key (dotted, e.g. `net.ipv4.ip_forward`) -> value as the kernel writes it.
     pub sysctls: IndexMap<String, String>,
+    /// NAT, firewall, traffic control and BPF of this node.
+    pub features: super::netfeat::NodeFeatures,
     #[serde(skip)]
     pub path: Path,
 }
