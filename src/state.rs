@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Topology;
 
+pub mod netfeat;
+
 /// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).
 pub const RUN_DIR: &str = "/run/vnet";
 
@@ -68,6 +70,9 @@ pub struct LabState {
     /// Interface group carried by every device the lab creates in its own namespaces.
     #[serde(default)]
     pub group: u32,
+    /// NAT tables, qdiscs, BPF attachments, IPsec keys (issue 6).
+    #[serde(default, skip_serializing_if = "netfeat::Record::is_empty")]
+    pub netfeat: netfeat::Record,
 }
 
 impl LabState {
@@ -85,6 +90,7 @@ impl LabState {
             pid: std::process::id(),
             owner_pid: None,
             group: group_for(lab),
+            netfeat: Default::default(),
         }
     }
 }

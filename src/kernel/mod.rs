@@ -4,6 +4,7 @@
 pub mod handle;
 pub mod kinds;
 pub mod msg;
+pub mod netfeat;
 pub mod netns;
 pub mod nl;
 pub mod observe;

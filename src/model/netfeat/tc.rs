@@ -43,6 +43,19 @@ impl Impairment {
         self.delay_ns.is_some() || self.jitter_ns.is_some() || self.loss.is_some() || self.duplicate.is_some() || self.reorder.is_some() || self.corrupt.is_some()
     }
 
+    /// tbf bucket: as given, else 10 ms worth of `rate`, at least four full-size frames.
+    pub fn tbf_burst(&self) -> u32 {
+        self.burst.unwrap_or_else(|| (self.rate.unwrap_or(0) / 100).clamp(4 * 1514, u32::MAX as u64 / 2) as u32)
+    }
+
+    /// tbf queue in bytes: `limit` packets of 1514 bytes, else the bucket plus 50 ms of `rate`.
+    pub fn tbf_limit(&self) -> u32 {
+        match self.limit {
+            Some(p) => (p as u64 * 1514).min(u32::MAX as u64) as u32,
+            None => (self.tbf_burst() as u64 + self.rate.unwrap_or(0) / 20).min(u32::MAX as u64) as u32,
+        }
+    }
+
     /// The qdisc kind that carries this impairment.
     pub fn qdisc_kind(&self) -> &'static str {
         if self.needs_netem() {
@@ -66,6 +79,11 @@ impl Impairment {
         let rate = s.rate.as_ref().and_then(|x| parse_rate_bytes(x).map_err(|e| errs.push(("rate", e))).ok());
         let burst = s.burst.as_ref().and_then(|x| parse_size(x).map_err(|e| errs.push(("burst", e))).ok()).map(|b| b as u32);
         let i = Impairment { delay_ns, jitter_ns, loss, duplicate, reorder, corrupt, rate, limit: s.limit, burst };
+        for (f, v) in [("delay", i.delay_ns), ("jitter", i.jitter_ns)] {
+            if v.unwrap_or(0) > 60_000_000_000 {
+                errs.push((f, format!("{f} {} is over 60s", format_duration(v.unwrap_or(0)))));
+            }
+        }
         if s.jitter.is_some() && s.delay.is_none() {
             errs.push(("jitter", "`jitter` varies the delay: it needs `delay`".into()));
         }
