@@ -20,6 +20,8 @@ pub enum Done {
     Changed { node: String, ifindex: u32, previous: LinkSet },
     AddrRemoved { node: String, ifindex: u32, addr: IpNet },
     RouteRemoved { node: String, route: RouteWire },
+    /// A NAT table, qdisc, BPF or xfrm change; `undo` reverts it.
+    Feature { node: String, undo: crate::plan::FeatureOp },
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +64,8 @@ impl Journal {
                 | Done::Sysctl { node, .. }
                 | Done::Changed { node, .. }
                 | Done::AddrRemoved { node, .. }
-                | Done::RouteRemoved { node, .. } => node,
+                | Done::RouteRemoved { node, .. }
+                | Done::Feature { node, .. } => node,
             };
             if new_ns.contains(node) && !matches!(d, Done::Netns { .. }) {
                 continue;
@@ -89,6 +92,7 @@ impl Journal {
                 Done::Changed { ifindex, previous, .. } => with(handles, node, |h| h.nl.request(msg::set_link(*ifindex, None, previous), 0)),
                 Done::AddrRemoved { ifindex, addr, .. } => with(handles, node, |h| h.nl.request(msg::new_addr(*ifindex, addr), 0x400)),
                 Done::RouteRemoved { route, .. } => with(handles, node, |h| h.nl.request(msg::new_route(route), 0x400)),
+                Done::Feature { undo, .. } => super::netfeat::undo(handles, node, undo),
                 _ => Ok(()),
             };
             if let Err(e) = result {

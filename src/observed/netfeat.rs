@@ -147,6 +147,12 @@ pub struct XfrmTmpl {
 
 pub const IPPROTO_ESP: u8 = 50;
 
+/// Handle of the root qdiscs vnet installs (`7654:`): how vnet recognises its own.
+pub const VNET_QDISC_HANDLE: u32 = 0x7654_0000;
+
+/// Priority of vnet's tc BPF filters (with handle 1): how vnet recognises its own.
+pub const VNET_BPF_PRIO: u16 = 0x7654;
+
 pub fn dir_name(d: u8) -> &'static str {
     match d {
         0 => "in",

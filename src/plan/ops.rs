@@ -30,6 +30,8 @@ pub mod stage {
     pub const ADDR_ADD: u16 = 60;
     pub const ROUTE_DEL: u16 = 65;
     pub const ROUTE_ADD: u16 = 70;
+    /// NAT/firewall tables, qdiscs, BPF, xfrm (issue 6): after addresses and routes exist.
+    pub const FEATURES: u16 = 75;
     pub const LINK_DELETE: u16 = 80;
     pub const NETNS_DELETE: u16 = 90;
 }
@@ -123,6 +125,8 @@ pub enum Op {
     RestoreSysctl { node: String, key: String, value: String },
     DeleteLink { node: String, ifname: String },
     DeleteNetns { node: String, netns: String },
+    /// NAT/firewall, traffic control, BPF, IPsec (see `netfeat_ops`).
+    Feature { node: String, change: super::netfeat_ops::FeatureOp },
 }
 
 impl Op {
@@ -140,7 +144,8 @@ impl Op {
             | Op::SetSysctl { node, .. }
             | Op::RestoreSysctl { node, .. }
             | Op::DeleteLink { node, .. }
-            | Op::DeleteNetns { node, .. } => node,
+            | Op::DeleteNetns { node, .. }
+            | Op::Feature { node, .. } => node,
             Op::CreateLink(c) => &c.node,
         }
     }
@@ -156,6 +161,7 @@ impl Op {
             | Op::DeleteLink { ifname, .. } => Some(ifname),
             Op::CreateLink(c) => Some(&c.ifname),
             Op::AddRoute { route, .. } | Op::DelRoute { route, .. } => route.dev.as_deref(),
+            Op::Feature { change, .. } => change.device(),
             _ => None,
         }
     }
@@ -281,6 +287,7 @@ impl fmt::Display for Op {
             Op::RestoreSysctl { node, key, value } => write!(f, "~ sysctl  {node}: {key} = {value} (restore)"),
             Op::DeleteLink { node, ifname } => write!(f, "- link    {node}:{ifname}"),
             Op::DeleteNetns { node, netns } => write!(f, "- netns   {node} ({netns})"),
+            Op::Feature { node, change } => f.write_str(&change.display(node)),
         }
     }
 }

@@ -28,7 +28,7 @@ const TC_H_CLSACT: u32 = 0xFFFF_FFF1;
 const TC_H_INGRESS: u32 = 0xFFFF_FFF2;
 const TC_H_EGRESS: u32 = 0xFFFF_FFF3;
 /// Priority of vnet's tc filters (with handle 1): how vnet finds its own.
-pub const VNET_PRIO: u16 = 0x7654;
+pub const VNET_PRIO: u16 = crate::observed::netfeat::VNET_BPF_PRIO;
 /// htons(ETH_P_ALL): the filter sees every protocol.
 const ETH_P_ALL_BE: u32 = 0x0300;
 

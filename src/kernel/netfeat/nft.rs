@@ -4,8 +4,6 @@
 //! namespace: `nft` inherits it. vnet only ever names its own table.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem, CT};
 use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
@@ -18,7 +16,7 @@ use crate::observed::netfeat::NftTable;
 
 /// The table of a lab: `vnet_<lab>` (one per node namespace).
 pub fn table_name(lab: &str) -> String {
-    format!("vnet_{lab}")
+    crate::plan::netfeat_table_name(lab)
 }
 
 /// Prefix of the (empty) chain that carries the ruleset's fingerprint.
@@ -234,28 +232,4 @@ pub fn observe(t: &str) -> Result<Option<NftTable>, String> {
         .filter_map(|c| c["name"].as_str())
         .find_map(|n| n.strip_prefix(SPEC_CHAIN).map(str::to_string));
     Ok(Some(NftTable { name: t.to_string(), fingerprint }))
-}
-
-/// Addresses in a spec, for messages.
-pub fn describe(spec: &NftSpec) -> String {
-    let mut parts = Vec::new();
-    let n = spec.snat.iter().filter(|s| s.to.is_none()).count();
-    if n > 0 {
-        parts.push(format!("{n} masquerade"));
-    }
-    let n = spec.snat.len() - n;
-    if n > 0 {
-        parts.push(format!("{n} snat"));
-    }
-    if !spec.dnat.is_empty() {
-        parts.push(format!("{} port forwards", spec.dnat.len()));
-    }
-    if !spec.rules.is_empty() {
-        parts.push(format!("{} rules", spec.rules.len()));
-    }
-    if spec.forward_policy == Verdict::Drop {
-        parts.push("forward policy drop".into());
-    }
-    let _ = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-    parts.join(", ")
 }

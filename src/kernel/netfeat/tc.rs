@@ -17,7 +17,7 @@ const TCA_OPTIONS: u16 = 2;
 /// The root of a device's egress.
 pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 /// Handle of the root qdiscs vnet installs (`7654:`): how vnet recognises its own.
-pub const VNET_HANDLE: u32 = 0x7654_0000;
+pub const VNET_HANDLE: u32 = crate::observed::netfeat::VNET_QDISC_HANDLE;
 
 /// Ticks per microsecond of the packet scheduler clock (/proc/net/psched: 1000/64; the same on
 /// every kernel since 2.6.29).

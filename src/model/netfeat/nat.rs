@@ -66,6 +66,28 @@ impl NftSpec {
         !self.snat.is_empty() || !self.dnat.is_empty()
     }
 
+    /// A one-line summary for plans.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let n = self.snat.iter().filter(|s| s.to.is_none()).count();
+        if n > 0 {
+            parts.push(format!("{n} masquerade"));
+        }
+        if self.snat.len() > n {
+            parts.push(format!("{} snat", self.snat.len() - n));
+        }
+        if !self.dnat.is_empty() {
+            parts.push(format!("{} port forwards", self.dnat.len()));
+        }
+        if !self.rules.is_empty() {
+            parts.push(format!("{} rules", self.rules.len()));
+        }
+        if self.forward_policy == Verdict::Drop {
+            parts.push("forward policy drop".into());
+        }
+        parts.join(", ")
+    }
+
     /// A short stable fingerprint of the ruleset: stored in the table, compared on the next
     /// `up`, so an unchanged ruleset is left alone and a changed one is replaced whole.
     pub fn fingerprint(&self) -> String {
