@@ -110,6 +110,46 @@ pub fn record_after(st: &mut LabState, lab: &Lab, plan: &Plan, handles: &BTreeMa
     Ok(())
 }
 
+/// Before changing anything: the qdiscs and the ESP transforms the plan needs must exist in
+/// this kernel (netem and ESP are often missing); every missing piece is named.
+pub fn preflight(plan: &Plan) -> crate::error::Result<()> {
+    let mut lines = Vec::new();
+    let mut kinds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut states = Vec::new();
+    for op in plan.ops() {
+        match op {
+            Op::Feature { node, change: FeatureOp::SetQdisc { ifname, imp } } => kinds.entry(imp.qdisc_kind()).or_default().push(format!("{node}:{ifname}")),
+            Op::Feature { node, change: FeatureOp::AddXfrmState { state } } => states.push((node.clone(), state.clone())),
+            _ => {}
+        }
+    }
+    if !kinds.is_empty() {
+        let list: Vec<&str> = kinds.keys().copied().collect();
+        let missing = crate::kernel::netfeat::tc::missing_qdiscs(&list).map_err(|e| crate::error::Error::io("probe qdiscs", e))?;
+        for k in missing {
+            lines.push(format!("this kernel lacks the {k} qdisc (CONFIG_NET_SCH_{}); the lab needs it for {}", k.to_ascii_uppercase(), kinds[k.as_str()].join(", ")));
+        }
+    }
+    // One probe per distinct transform is enough.
+    let mut seen: Vec<String> = Vec::new();
+    for (node, s) in states {
+        let sig = format!("{:?}{:?}{:?}{}", s.aead.as_ref().map(|a| &a.name), s.enc.as_ref().map(|a| &a.name), s.auth.as_ref().map(|a| &a.name), s.mode);
+        if seen.contains(&sig) {
+            continue;
+        }
+        seen.push(sig);
+        match crate::kernel::netfeat::xfrm::probe_state(&s).map_err(|e| crate::error::Error::io("probe ESP", e))? {
+            Ok(()) => {}
+            Err(e) => lines.push(format!("this kernel refuses the ESP state {} -> {} of node {node}: {e} (ESP needs CONFIG_INET_ESP / CONFIG_INET6_ESP and the algorithm's crypto modules)", s.src, s.dst)),
+        }
+    }
+    if lines.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Unsupported(lines))
+    }
+}
+
 /// `down` of a lab whose `host` is the real root namespace: remove its nftables table there
 /// (devices and namespaces take everything else with them).
 pub fn down_root(st: &LabState, problems: &mut Vec<String>) {

@@ -245,6 +245,30 @@ pub fn restore_root(nl: &mut RawNl, ifindex: u32, previous: Option<&ObservedQdis
     }
 }
 
+/// Which of the qdisc kinds the running kernel lacks, probed on `lo` of a scratch namespace
+/// that dies with its thread: a request carrying only the kind fails with ENOENT exactly when
+/// the kernel has no such qdisc (after trying to load its module).
+pub fn missing_qdiscs(kinds: &[&str]) -> std::io::Result<Vec<String>> {
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    std::thread::spawn(move || -> std::io::Result<Vec<String>> {
+        crate::kernel::netns::unshare_thread()?;
+        let mut nl = RawNl::open(netlink_sys::protocols::NETLINK_ROUTE)?;
+        let mut out = Vec::new();
+        for k in kinds {
+            let mut p = tcmsg(1, VNET_HANDLE, TC_H_ROOT, 0);
+            put_str(&mut p, TCA_KIND, &k);
+            if let Err(e) = nl.request(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE, &p) {
+                if e.errno == libc::ENOENT {
+                    out.push(k);
+                }
+            }
+        }
+        Ok(out)
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("qdisc probe panicked"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,6 +211,19 @@ pub fn dump_policies(nl: &mut RawNl) -> Result<Vec<XfrmPolicy>, KernelError> {
     Ok(out)
 }
 
+/// Whether the running kernel accepts this state (ESP and its algorithms), tried in a scratch
+/// namespace that dies with its thread. `Err` carries the kernel's words.
+pub fn probe_state(s: &XfrmState) -> std::io::Result<Result<(), KernelError>> {
+    let s = s.clone();
+    std::thread::spawn(move || -> std::io::Result<Result<(), KernelError>> {
+        crate::kernel::netns::unshare_thread()?;
+        let mut nl = RawNl::open(NETLINK_XFRM)?;
+        Ok(add_state(&mut nl, &s))
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("xfrm probe panicked"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
