@@ -73,13 +73,7 @@ pub fn record_after(st: &mut LabState, lab: &Lab, plan: &Plan, handles: &BTreeMa
     rec.qdiscs.retain(|_, m| !m.is_empty());
     let ends: Vec<&str> = lab.ipsec.iter().flat_map(|t| t.ends.iter().map(|e| e.node.as_str())).collect();
     rec.xfrm.retain(|n| ends.contains(&n.as_str()));
-    let mut live: Vec<String> = Vec::new();
-    for t in &lab.ipsec {
-        for e in [&t.crypto] {
-            let _ = e;
-        }
-        live.push(format!("{}/", t.name));
-    }
+    let live: Vec<String> = lab.ipsec.iter().map(|t| format!("{}/", t.name)).collect();
     rec.keys.retain(|k, _| live.iter().any(|p| k.starts_with(p.as_str())));
 
     // Programs: keep records of attachments still declared; refresh those attached now.
@@ -102,6 +96,8 @@ pub fn record_after(st: &mut LabState, lab: &Lab, plan: &Plan, handles: &BTreeMa
         for (dev, hook, hash) in list {
             let Some(a) = declared.iter().find(|a| a.dev == dev && a.hook == hook) else { continue };
             let Some((_, _, id)) = ids.iter().find(|(d, k, _)| *d == dev && *k == hook) else { continue };
+            // The plan may not know the hash (a namespace created by this run was not observed).
+            let hash = if hash.is_empty() { crate::kernel::netfeat::bpf::object_hash(&a.object).unwrap_or_default() } else { hash };
             entry.retain(|r| !(r.dev == dev && r.hook == hook));
             entry.push(BpfRecord { dev, hook, object: a.object.clone(), program: a.program.clone(), mode: a.mode, hash, prog_id: *id });
         }

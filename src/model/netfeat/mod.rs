@@ -95,13 +95,21 @@ fn node_addresses(nodes: &IndexMap<String, Node>) -> IndexMap<String, Vec<IpNet>
 }
 
 /// Relative object paths are relative to the topology file's directory (or the working
-/// directory for topologies built in code).
+/// directory for topologies built in code); made absolute so the lab record names one file
+/// whatever directory later commands run from.
 fn base_dir(ctx: &Ctx) -> std::path::PathBuf {
     let name = &ctx.doc().source.name;
-    if name.starts_with('<') {
-        return std::path::PathBuf::from(".");
-    }
-    std::path::Path::new(name).parent().map(|p| if p.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| ".".into())
+    let dir = if name.starts_with('<') {
+        std::path::PathBuf::from(".")
+    } else {
+        std::path::Path::new(name).parent().map(|p| if p.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| ".".into())
+    };
+    std::path::absolute(&dir).map(|d| normalize(&d)).unwrap_or(dir)
+}
+
+/// Drops `.` components (no filesystem access).
+fn normalize(p: &std::path::Path) -> std::path::PathBuf {
+    p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
 }
 
 /// A source or destination as written: a node name (its addresses), a prefix or an address.
