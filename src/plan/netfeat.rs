@@ -256,3 +256,7 @@ pub fn missing_keys(lab: &Lab, rec: &Record) -> Vec<(String, usize)> {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "netfeat_tests.rs"]
+mod tests;

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::spec::{IpsecMode, IpsecSpec, SpiValue};
+use super::spec::{IpsecMode, IpsecSpec, SpiValue, Text};
 use crate::model::file::Topology;
 use crate::model::lab::{Node, HOST};
 use crate::model::source::{Path, Seg};
@@ -230,10 +230,17 @@ fn check_one(ctx: &mut Ctx, topo: &Topology, nodes: &IndexMap<String, Node>, i: 
     Some(Tunnel { name, mode, ends: [ends[0].clone(), ends[1].clone()], crypto, spi, reqid })
 }
 
-fn key(ctx: &mut Ctx, algo: &str, raw: &Option<String>, path: &Path, gen_name: String) -> Option<KeySource> {
+fn key(ctx: &mut Ctx, algo: &str, raw: &Option<Text>, path: &Path, gen_name: String) -> Option<KeySource> {
     let lens = key_bytes(algo);
+    if let Some(t) = raw {
+        if t.is_number() {
+            ctx.error_at(path, format!("a key is a quoted hex string (YAML reads an unquoted 0x... as a number): write `\"0x...\"`"), "quote the key");
+            return None;
+        }
+    }
+    let raw = raw.as_ref().map(Text::as_text);
     match raw {
-        Some(k) => match parse_hex(k) {
+        Some(k) => match parse_hex(&k) {
             Err(e) => {
                 ctx.error_at(path, format!("bad key for {algo}: {e}"), "bad key");
                 None

@@ -132,31 +132,31 @@ pub struct RuleSpec {
 pub struct TcSpec {
     /// Added latency, e.g. `20ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay: Option<String>,
+    pub delay: Option<Text>,
     /// Random variation of the delay, e.g. `5ms` (needs `delay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jitter: Option<String>,
+    pub jitter: Option<Text>,
     /// Random loss, e.g. `1%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss: Option<String>,
+    pub loss: Option<Text>,
     /// Random duplication, e.g. `0.5%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duplicate: Option<String>,
+    pub duplicate: Option<Text>,
     /// Share of packets sent at once while the others are delayed, e.g. `25%` (needs `delay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reorder: Option<String>,
+    pub reorder: Option<Text>,
     /// Random single-bit corruption, e.g. `0.1%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corrupt: Option<String>,
+    pub corrupt: Option<Text>,
     /// Rate limit, e.g. `10mbit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate: Option<String>,
+    pub rate: Option<Text>,
     /// Queue length in packets (netem) ; tbf derives its byte limit from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// tbf bucket size, e.g. `32kb` (default: enough for 10 ms at `rate`, at least 4 MTUs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<String>,
+    pub burst: Option<Text>,
 }
 
 /// A compiled BPF program attached to a device.
@@ -219,7 +219,7 @@ pub struct IpsecSpec {
     pub aead: Option<String>,
     /// AEAD key in hex (`0x...`, key + 4-byte salt); generated per lab when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<Text>,
     /// AEAD ICV length in bits: 64, 96 or 128 (default 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icv: Option<u32>,
@@ -227,12 +227,12 @@ pub struct IpsecSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enc_key: Option<String>,
+    pub enc_key: Option<Text>,
     /// Authentication algorithm with `enc`, e.g. `hmac(sha256)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_key: Option<String>,
+    pub auth_key: Option<Text>,
     /// Truncation of the authentication tag in bits (default: half the hash, as RFC 4868).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_trunc: Option<u32>,
@@ -269,6 +269,41 @@ pub struct IpsecEndSpec {
     /// Tunnel mode: the prefix behind this end (default: `address` alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+}
+
+/// A value written as text or as a number (YAML reads `20`, `1.5` and `0x10` as numbers): kept
+/// so that validation can say what is wrong with it instead of "invalid type".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Text {
+    Str(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl Text {
+    pub fn as_text(&self) -> String {
+        match self {
+            Text::Str(s) => s.clone(),
+            Text::Int(i) => i.to_string(),
+            Text::Float(f) => f.to_string(),
+        }
+    }
+    pub fn is_number(&self) -> bool {
+        !matches!(self, Text::Str(_))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::Str(s.to_string())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text::Str(s)
+    }
 }
 
 /// Per-device traffic control of a node, by interface name.

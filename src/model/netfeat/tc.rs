@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::spec::TcSpec;
+use super::spec::{TcSpec, Text};
 use super::units::{format_duration, format_percent, format_rate, parse_duration_ns, parse_percent, parse_rate_bytes, parse_size};
 use super::check_dev;
 use crate::model::lab::Node;
@@ -68,16 +68,16 @@ impl Impairment {
     /// Parses and checks a spec; errors are (field, message).
     pub fn from_spec(s: &TcSpec) -> Result<Impairment, Vec<(&'static str, String)>> {
         let mut errs = Vec::new();
-        let mut dur = |f: &'static str, v: &Option<String>| v.as_ref().and_then(|x| parse_duration_ns(x).map_err(|e| errs.push((f, e))).ok());
+        let mut dur = |f: &'static str, v: &Option<Text>| v.as_ref().and_then(|x| parse_duration_ns(&x.as_text()).map_err(|e| errs.push((f, e))).ok());
         let delay_ns = dur("delay", &s.delay);
         let jitter_ns = dur("jitter", &s.jitter);
-        let mut pct = |f: &'static str, v: &Option<String>| v.as_ref().and_then(|x| parse_percent(x).map_err(|e| errs.push((f, e))).ok());
+        let mut pct = |f: &'static str, v: &Option<Text>| v.as_ref().and_then(|x| parse_percent(&x.as_text()).map_err(|e| errs.push((f, e))).ok());
         let loss = pct("loss", &s.loss);
         let duplicate = pct("duplicate", &s.duplicate);
         let reorder = pct("reorder", &s.reorder);
         let corrupt = pct("corrupt", &s.corrupt);
-        let rate = s.rate.as_ref().and_then(|x| parse_rate_bytes(x).map_err(|e| errs.push(("rate", e))).ok());
-        let burst = s.burst.as_ref().and_then(|x| parse_size(x).map_err(|e| errs.push(("burst", e))).ok()).map(|b| b as u32);
+        let rate = s.rate.as_ref().and_then(|x| parse_rate_bytes(&x.as_text()).map_err(|e| errs.push(("rate", e))).ok());
+        let burst = s.burst.as_ref().and_then(|x| parse_size(&x.as_text()).map_err(|e| errs.push(("burst", e))).ok()).map(|b| b as u32);
         let i = Impairment { delay_ns, jitter_ns, loss, duplicate, reorder, corrupt, rate, limit: s.limit, burst };
         for (f, v) in [("delay", i.delay_ns), ("jitter", i.jitter_ns)] {
             if v.unwrap_or(0) > 60_000_000_000 {
@@ -118,14 +118,14 @@ impl Impairment {
         while let Some(k) = it.next() {
             let v = it.next().ok_or_else(|| format!("`{k}` needs a value"))?.clone();
             match k.as_str() {
-                "delay" => spec.delay = Some(v),
-                "jitter" => spec.jitter = Some(v),
-                "loss" => spec.loss = Some(v),
-                "duplicate" => spec.duplicate = Some(v),
-                "reorder" => spec.reorder = Some(v),
-                "corrupt" => spec.corrupt = Some(v),
-                "rate" => spec.rate = Some(v),
-                "burst" => spec.burst = Some(v),
+                "delay" => spec.delay = Some(Text::Str(v)),
+                "jitter" => spec.jitter = Some(Text::Str(v)),
+                "loss" => spec.loss = Some(Text::Str(v)),
+                "duplicate" => spec.duplicate = Some(Text::Str(v)),
+                "reorder" => spec.reorder = Some(Text::Str(v)),
+                "corrupt" => spec.corrupt = Some(Text::Str(v)),
+                "rate" => spec.rate = Some(Text::Str(v)),
+                "burst" => spec.burst = Some(Text::Str(v)),
                 "limit" => spec.limit = Some(v.parse().map_err(|_| format!("limit `{v}` is not a number of packets"))?),
                 other => return Err(format!("unknown setting `{other}`; use delay, jitter, loss, duplicate, reorder, corrupt, rate, burst, limit")),
             }
@@ -136,15 +136,15 @@ impl Impairment {
     /// The file form (for `vnet impair`, which edits the lab's recorded topology).
     pub fn to_spec(&self) -> TcSpec {
         TcSpec {
-            delay: self.delay_ns.map(format_duration),
-            jitter: self.jitter_ns.map(format_duration),
-            loss: self.loss.map(format_percent),
-            duplicate: self.duplicate.map(format_percent),
-            reorder: self.reorder.map(format_percent),
-            corrupt: self.corrupt.map(format_percent),
-            rate: self.rate.map(format_rate),
+            delay: self.delay_ns.map(format_duration).map(Text::Str),
+            jitter: self.jitter_ns.map(format_duration).map(Text::Str),
+            loss: self.loss.map(format_percent).map(Text::Str),
+            duplicate: self.duplicate.map(format_percent).map(Text::Str),
+            reorder: self.reorder.map(format_percent).map(Text::Str),
+            corrupt: self.corrupt.map(format_percent).map(Text::Str),
+            rate: self.rate.map(format_rate).map(Text::Str),
             limit: self.limit,
-            burst: self.burst.map(|b| format!("{b}b")),
+            burst: self.burst.map(|b| Text::Str(format!("{b}b"))),
         }
     }
 }
