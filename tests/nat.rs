@@ -18,6 +18,8 @@ use vnet::Lab;
 fn nft_table(netns: &str, table: &str) -> Option<serde_json::Value> {
     let out = std::process::Command::new("ip").args(["netns", "exec", netns, "nft", "-j", "list", "table", "inet", table]).output().unwrap();
     if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("No such file or directory"), "nft list table in {netns}: {err}");
         return None;
     }
     Some(serde_json::from_slice(&out.stdout).unwrap())

@@ -16,7 +16,8 @@ use vnet::lifecycle;
 use vnet::Lab;
 
 fn require_esp() {
-    require(&["veth"]);
+    require(&["veth", "esp"]);
+    // vnet's own probe agrees (it is what `up` uses before changing anything).
     let probe = vnet::observed::netfeat::XfrmState {
         src: "10.0.0.1".parse().unwrap(),
         dst: "10.0.0.2".parse().unwrap(),

@@ -12,7 +12,8 @@ use vnet::model::netfeat::Impairment;
 use vnet::Lab;
 
 fn require_netem() {
-    require(&["veth"]);
+    require(&["veth", "netem"]);
+    // vnet's own probe agrees (it is what `up` uses before changing anything).
     let missing = vnet::kernel::netfeat::tc::missing_qdiscs(&["netem"]).unwrap();
     assert!(missing.is_empty(), "this test needs the netem qdisc, which the running kernel lacks; it belongs to the stock-kernel lane");
 }
