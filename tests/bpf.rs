@@ -149,3 +149,36 @@ fn a_missing_program_fails_cleanly() {
     assert!(namespaces_with_prefix(&prefix).is_empty(), "nothing left behind");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_failed_update_undoes_the_features_it_changed() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("vnet-bpf3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let obj = compile(&dir, &[]);
+    let mut lab = Lab::builder("bpfundo").link("a:eth0", "b:eth0").address("a:eth0", "10.81.0.1/24").address("b:eth0", "10.81.0.2/24").up().unwrap();
+    let name = lab.name().to_string();
+    let b = lab.node("b").netns().unwrap().to_string();
+    let before = vnet::state::load(&name).unwrap().unwrap();
+    // In one update: a firewall table and a qdisc (both fine), then a program that is not there.
+    let mut t = lab.model().topology.clone();
+    let nb = t.nodes.get_mut("b").unwrap();
+    nb.firewall = Some(serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "proto": "udp", "port": 53, "chain": "input"}]})).unwrap());
+    nb.tc.insert("eth0".into(), serde_json::from_value(serde_json::json!({"rate": "5mbit"})).unwrap());
+    nb.bpf = vec![serde_json::from_value(serde_json::json!({"dev": "eth0", "hook": "tc-ingress", "object": obj.display().to_string(), "program": "missing"})).unwrap()];
+    let e = lab.update(t).err().expect("the update fails");
+    assert!(e.to_string().contains("has no program `missing`"), "{e}");
+    // Undone: no table, the default qdisc, the previous record.
+    let tables = Command::new("ip").args(["netns", "exec", &b, "nft", "list", "tables"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "", "the table made by the failed update is gone");
+    let q = Command::new("ip").args(["netns", "exec", &b, "tc", "-j", "qdisc", "show", "dev", "eth0", "root"]).output().unwrap();
+    let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(q[0]["kind"], "noqueue", "{q}");
+    let after = vnet::state::load(&name).unwrap().unwrap();
+    assert_eq!(after.netfeat, before.netfeat);
+    assert!(ping(&lab, "a", "10.81.0.2"));
+    assert!(lifecycle::plan(&reloaded(&lab)).unwrap().is_empty(), "the lab is as it was");
+    drop(lab);
+    assert_gone(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+}

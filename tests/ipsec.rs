@@ -21,8 +21,18 @@ fn policies_round_trip_through_the_kernel() {
     let fd = vnet::kernel::netns::open(&name).unwrap();
     let n = |s: &str| s.parse::<IpNet>().unwrap();
     let pols = vec![
-        XfrmPolicy { src: n("10.1.0.0/24"), dst: n("10.2.0.0/24"), dir: 1, tmpl: Some(XfrmTmpl { src: "198.51.100.1".parse().unwrap(), dst: "203.0.113.2".parse().unwrap(), proto: IPPROTO_ESP, mode: 1, reqid: 7 }) },
-        XfrmPolicy { src: n("fd00:2::/64"), dst: n("fd00:1::/64"), dir: 2, tmpl: Some(XfrmTmpl { src: "fd00::2".parse().unwrap(), dst: "fd00::1".parse().unwrap(), proto: IPPROTO_ESP, mode: 1, reqid: 8 }) },
+        XfrmPolicy {
+            src: n("10.1.0.0/24"),
+            dst: n("10.2.0.0/24"),
+            dir: 1,
+            tmpl: Some(XfrmTmpl { src: "198.51.100.1".parse().unwrap(), dst: "203.0.113.2".parse().unwrap(), proto: IPPROTO_ESP, mode: 1, reqid: 7 }),
+        },
+        XfrmPolicy {
+            src: n("fd00:2::/64"),
+            dst: n("fd00:1::/64"),
+            dir: 2,
+            tmpl: Some(XfrmTmpl { src: "fd00::2".parse().unwrap(), dst: "fd00::1".parse().unwrap(), proto: IPPROTO_ESP, mode: 1, reqid: 8 }),
+        },
     ];
     let p2 = pols.clone();
     let (dumped, after) = vnet::kernel::netns::run_in(Some(&fd), move || {

@@ -138,9 +138,8 @@ fn firewall_isolates_nodes_and_updates_replace_only_the_table() {
 
     // Default drop, only a -> c allowed (replies pass through conntrack).
     let mut t = lab.model().topology.clone();
-    t.nodes.get_mut("r").unwrap().firewall = Some(
-        serde_json::from_value(serde_json::json!({"policy": "drop", "rules": [{"action": "accept", "from": "a", "to": "c"}]})).unwrap(),
-    );
+    t.nodes.get_mut("r").unwrap().firewall =
+        Some(serde_json::from_value(serde_json::json!({"policy": "drop", "rules": [{"action": "accept", "from": "a", "to": "c"}]})).unwrap());
     let rep = lab.update(t).unwrap();
     let ops: Vec<String> = rep.plan.ops().map(|o| o.to_string()).collect();
     assert_eq!(ops.len(), 1, "only the table is replaced: {ops:?}");
@@ -173,8 +172,9 @@ fn foreign_tables_are_left_alone() {
         .address("a:eth0", "10.62.0.1/24")
         .address("b:eth0", "10.62.0.2/24")
         .with(|t| {
-            t.nodes.get_mut("a").unwrap().firewall =
-                Some(serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "to": "b", "proto": "tcp", "port": 22, "chain": "output"}]})).unwrap());
+            t.nodes.get_mut("a").unwrap().firewall = Some(
+                serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "to": "b", "proto": "tcp", "port": 22, "chain": "output"}]})).unwrap(),
+            );
         })
         .up()
         .unwrap();

@@ -24,7 +24,13 @@ fn pings(lab: &Lab, node: &str, addr: &str, n: u32, interval: &str) -> (u32, u32
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let stats = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("ping output: {text}"));
     let nums: Vec<u32> = stats.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(2).map(|s| s.parse().unwrap()).collect();
-    let avg = text.lines().find(|l| l.contains("min/avg/max")).and_then(|l| l.split('=').nth(1)).and_then(|v| v.trim().split('/').nth(1)).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let avg = text
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .and_then(|l| l.split('=').nth(1))
+        .and_then(|v| v.trim().split('/').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
     (nums[0], nums[1], avg)
 }
 

@@ -16,7 +16,13 @@ use super::journal::{Done, Journal};
 use super::ApplyError;
 
 /// Runs the feature steps `idxs` of a stage.
-pub(super) fn run(observed: &Observed, steps: &[Step], idxs: &[usize], handles: &mut BTreeMap<String, NsHandle>, journal: &mut Journal) -> Result<(), ApplyError> {
+pub(super) fn run(
+    observed: &Observed,
+    steps: &[Step],
+    idxs: &[usize],
+    handles: &mut BTreeMap<String, NsHandle>,
+    journal: &mut Journal,
+) -> Result<(), ApplyError> {
     let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for &k in idxs {
         by_node.entry(steps[k].op.node().to_string()).or_default().push(k);
@@ -149,7 +155,11 @@ impl<'a> NodeExec<'a> {
                 let i = self.index(&attach.dev)?;
                 let prog = bpf::load(&attach.object, &attach.program, attach.hook).map_err(|e| (e, None))?;
                 bpf::attach(self.route()?, i, attach.hook, attach.mode, &prog).map_err(|e| {
-                    let hint = if attach.hook == BpfHookSpec::Xdp && e.errno == libc::EOPNOTSUPP { " (native XDP needs driver support; try `mode: generic`)" } else { "" };
+                    let hint = if attach.hook == BpfHookSpec::Xdp && e.errno == libc::EOPNOTSUPP {
+                        " (native XDP needs driver support; try `mode: generic`)"
+                    } else {
+                        ""
+                    };
                     (format!("{e}{hint}"), Some(e.errno))
                 })
             }
@@ -158,7 +168,11 @@ impl<'a> NodeExec<'a> {
                 bpf::detach(self.route()?, i, *hook, *mode).map_err(k)
             }
             FeatureOp::AddXfrmState { state } => xfrm::add_state(self.xfrm()?, state).map_err(|e| {
-                let hint = if e.errno == libc::EPROTONOSUPPORT || e.errno == libc::ENOENT { ": this kernel may lack ESP (CONFIG_INET_ESP) or the algorithm" } else { "" };
+                let hint = if e.errno == libc::EPROTONOSUPPORT || e.errno == libc::ENOENT {
+                    ": this kernel may lack ESP (CONFIG_INET_ESP) or the algorithm"
+                } else {
+                    ""
+                };
                 (format!("{e}{hint}"), Some(e.errno))
             }),
             FeatureOp::DelXfrmState { state } => xfrm::del_state(self.xfrm()?, state).map_err(k),
@@ -174,11 +188,7 @@ pub fn attached_ids(h: &NsHandle, devices: &[String]) -> Result<Vec<(String, Bpf
     netns::run_in(Some(&h.fd), || -> Result<Vec<(String, BpfHookSpec, u32)>, String> {
         let mut nl = RawNl::open(netlink_sys::protocols::NETLINK_ROUTE).map_err(|e| e.to_string())?;
         let obs = bpf::observe(&mut nl, &list).map_err(|e| e.to_string())?;
-        Ok(obs
-            .into_iter()
-            .filter(|b| b.hook == BpfHookSpec::Xdp || b.prio == bpf::VNET_PRIO)
-            .map(|b| (b.ifname, b.hook, b.prog_id))
-            .collect())
+        Ok(obs.into_iter().filter(|b| b.hook == BpfHookSpec::Xdp || b.prio == bpf::VNET_PRIO).map(|b| (b.ifname, b.hook, b.prog_id)).collect())
     })
     .map_err(|e| e.to_string())?
 }

@@ -123,7 +123,11 @@ pub fn preflight(plan: &Plan) -> crate::error::Result<()> {
         let list: Vec<&str> = kinds.keys().copied().collect();
         let missing = crate::kernel::netfeat::tc::missing_qdiscs(&list).map_err(|e| crate::error::Error::io("probe qdiscs", e))?;
         for k in missing {
-            lines.push(format!("this kernel lacks the {k} qdisc (CONFIG_NET_SCH_{}); the lab needs it for {}", k.to_ascii_uppercase(), kinds[k.as_str()].join(", ")));
+            lines.push(format!(
+                "this kernel lacks the {k} qdisc (CONFIG_NET_SCH_{}); the lab needs it for {}",
+                k.to_ascii_uppercase(),
+                kinds[k.as_str()].join(", ")
+            ));
         }
     }
     // One probe per distinct transform is enough.

@@ -77,11 +77,10 @@ fn qdiscs(node: &Node, have: &NsFeatures, rec: &Record, earlier: &[Step], ops: &
         let current = if recreated(earlier, &node.name, dev) { None } else { have.qdiscs.get(dev) };
         let ours = current.map(|q| q.handle == VNET_QDISC_HANDLE).unwrap_or(false);
         match want {
-            Some(imp) => {
-                if !(ours && current.map(|q| same_qdisc(imp, q)).unwrap_or(false)) {
-                    ops.push(FeatureOp::SetQdisc { ifname: dev.clone(), imp: imp.clone() });
-                }
+            Some(imp) if !(ours && current.map(|q| same_qdisc(imp, q)).unwrap_or(false)) => {
+                ops.push(FeatureOp::SetQdisc { ifname: dev.clone(), imp: imp.clone() });
             }
+            Some(_) => {}
             None if ours => {
                 let previous = rec.qdiscs.get(&node.name).and_then(|m| m.get(dev)).cloned().flatten();
                 ops.push(FeatureOp::RestoreQdisc { ifname: dev.clone(), previous });
@@ -129,10 +128,17 @@ fn bpf(node: &Node, have: &NsFeatures, rec: &Record, earlier: &[Step], ops: &mut
         let attached = if recreated(earlier, &node.name, &a.dev) {
             None
         } else {
-            have.bpf.iter().find(|b| b.ifname == a.dev && b.hook == a.hook && (b.hook == crate::model::netfeat::spec::BpfHookSpec::Xdp || b.prio == VNET_BPF_PRIO))
+            have.bpf
+                .iter()
+                .find(|b| b.ifname == a.dev && b.hook == a.hook && (b.hook == crate::model::netfeat::spec::BpfHookSpec::Xdp || b.prio == VNET_BPF_PRIO))
         };
         let current = recs.iter().find(|r| r.dev == a.dev && r.hook == a.hook).is_some_and(|r| {
-            r.object == a.object && r.program == a.program && r.mode == a.mode && !hash.is_empty() && r.hash == hash && attached.map(|b| b.prog_id) == Some(r.prog_id)
+            r.object == a.object
+                && r.program == a.program
+                && r.mode == a.mode
+                && !hash.is_empty()
+                && r.hash == hash
+                && attached.map(|b| b.prog_id) == Some(r.prog_id)
         });
         if !current {
             ops.push(FeatureOp::AttachBpf { attach: a.clone(), hash });
@@ -182,7 +188,9 @@ pub fn key_name(base: &str, dir: usize) -> String {
 fn key_bytes(k: &KeySource, dir: usize, rec: &Record) -> Vec<u8> {
     match k {
         KeySource::Given(b) => b.clone(),
-        KeySource::Generated { name, .. } => rec.keys.get(&key_name(name, dir)).map(|h| crate::model::netfeat::ipsec::parse_hex(h).unwrap_or_default()).unwrap_or_default(),
+        KeySource::Generated { name, .. } => {
+            rec.keys.get(&key_name(name, dir)).map(|h| crate::model::netfeat::ipsec::parse_hex(h).unwrap_or_default()).unwrap_or_default()
+        }
     }
 }
 

@@ -13,20 +13,46 @@ use crate::observed::netfeat::{dir_name, ObservedQdisc, XfrmPolicy, XfrmState};
 #[serde(tag = "feature", rename_all = "snake_case")]
 pub enum FeatureOp {
     /// Create or atomically replace the lab's nftables table.
-    SetNft { table: String, spec: NftSpec },
+    SetNft {
+        table: String,
+        spec: NftSpec,
+    },
     /// Remove the lab's table (only it).
-    DeleteNft { table: String },
+    DeleteNft {
+        table: String,
+    },
     /// Install vnet's root qdisc (replacing what is there).
-    SetQdisc { ifname: String, imp: Impairment },
+    SetQdisc {
+        ifname: String,
+        imp: Impairment,
+    },
     /// Put back the qdisc that was there before vnet (`None`: the kernel default).
-    RestoreQdisc { ifname: String, previous: Option<ObservedQdisc> },
+    RestoreQdisc {
+        ifname: String,
+        previous: Option<ObservedQdisc>,
+    },
     /// Load a program and attach it (replacing vnet's program on that hook).
-    AttachBpf { attach: BpfAttach, hash: String },
-    DetachBpf { ifname: String, hook: BpfHookSpec, mode: Option<XdpMode> },
-    AddXfrmState { state: XfrmState },
-    DelXfrmState { state: XfrmState },
-    AddXfrmPolicy { policy: XfrmPolicy },
-    DelXfrmPolicy { policy: XfrmPolicy },
+    AttachBpf {
+        attach: BpfAttach,
+        hash: String,
+    },
+    DetachBpf {
+        ifname: String,
+        hook: BpfHookSpec,
+        mode: Option<XdpMode>,
+    },
+    AddXfrmState {
+        state: XfrmState,
+    },
+    DelXfrmState {
+        state: XfrmState,
+    },
+    AddXfrmPolicy {
+        policy: XfrmPolicy,
+    },
+    DelXfrmPolicy {
+        policy: XfrmPolicy,
+    },
 }
 
 impl FeatureOp {
@@ -40,7 +66,14 @@ impl FeatureOp {
 
     /// Whether this operation removes something (planned before additions in its stage).
     pub fn is_removal(&self) -> bool {
-        matches!(self, FeatureOp::DeleteNft { .. } | FeatureOp::RestoreQdisc { .. } | FeatureOp::DetachBpf { .. } | FeatureOp::DelXfrmState { .. } | FeatureOp::DelXfrmPolicy { .. })
+        matches!(
+            self,
+            FeatureOp::DeleteNft { .. }
+                | FeatureOp::RestoreQdisc { .. }
+                | FeatureOp::DetachBpf { .. }
+                | FeatureOp::DelXfrmState { .. }
+                | FeatureOp::DelXfrmPolicy { .. }
+        )
     }
 
     /// As `vnet plan` prints it, after the node name.

@@ -58,7 +58,15 @@ fn converged(lab: &Lab, rec: &Record) -> Observed {
         let f = &mut ns.features;
         f.nft = node.features.nft.as_ref().map(|s| NftTable { name: table_name(&lab.name), fingerprint: Some(s.fingerprint()) });
         for (dev, imp) in &node.features.tc {
-            f.qdiscs.insert(dev.clone(), ObservedQdisc { kind: imp.qdisc_kind().into(), handle: VNET_QDISC_HANDLE, params: crate::kernel::netfeat::tc::expected_params(imp), options: vec![] });
+            f.qdiscs.insert(
+                dev.clone(),
+                ObservedQdisc {
+                    kind: imp.qdisc_kind().into(),
+                    handle: VNET_QDISC_HANDLE,
+                    params: crate::kernel::netfeat::tc::expected_params(imp),
+                    options: vec![],
+                },
+            );
         }
         for a in &node.features.bpf {
             f.bpf.push(ObservedBpf { ifname: a.dev.clone(), hook: a.hook, prog_id: 42, name: "vnet:p".into(), prio: VNET_BPF_PRIO, xdp_mode: 0 });
@@ -77,7 +85,15 @@ fn record() -> LabState {
     let mut st = LabState::new("p", false);
     st.netfeat.bpf.insert(
         "gw1".into(),
-        vec![BpfRecord { dev: "lan0".into(), hook: crate::model::netfeat::spec::BpfHookSpec::TcEgress, object: "/x.o".into(), program: "p".into(), mode: None, hash: "h1".into(), prog_id: 42 }],
+        vec![BpfRecord {
+            dev: "lan0".into(),
+            hook: crate::model::netfeat::spec::BpfHookSpec::TcEgress,
+            object: "/x.o".into(),
+            program: "p".into(),
+            mode: None,
+            hash: "h1".into(),
+            prog_id: 42,
+        }],
     );
     st
 }
@@ -142,7 +158,19 @@ fn removed_declarations_are_undone_and_foreign_qdiscs_left_alone() {
     prev.insert("lan0".to_string(), Some(ObservedQdisc { kind: "fq_codel".into(), handle: 0x8001_0000, ..Default::default() }));
     st.netfeat.qdiscs.insert("gw1".into(), prev);
     // The same lab without any feature section.
-    let bare_text: String = LAB.lines().filter(|l| !l.contains("nat:") && !l.contains("masquerade") && !l.contains("tc:") && !l.contains("wan0: { delay") && !l.contains("lan0: { rate") && !l.contains("bpf:") && !l.contains("hook: tc-egress")).collect::<Vec<_>>().join("\n");
+    let bare_text: String = LAB
+        .lines()
+        .filter(|l| {
+            !l.contains("nat:")
+                && !l.contains("masquerade")
+                && !l.contains("tc:")
+                && !l.contains("wan0: { delay")
+                && !l.contains("lan0: { rate")
+                && !l.contains("bpf:")
+                && !l.contains("hook: tc-egress")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let bare_text = bare_text.split("ipsec:").next().unwrap().to_string();
     let bare = lab(&bare_text);
     let mut o = o;

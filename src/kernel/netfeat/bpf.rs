@@ -44,9 +44,7 @@ pub struct Loaded {
 pub fn load(object: &Path, program: &str, hook: BpfHookSpec) -> Result<Loaded, String> {
     let mut ebpf = Ebpf::load_file(object).map_err(|e| format!("cannot load BPF object {}: {e}", object.display()))?;
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
-    let prog = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("BPF object {} has no program `{program}` (it has: {})", object.display(), names.join(", ")))?;
+    let prog = ebpf.program_mut(program).ok_or_else(|| format!("BPF object {} has no program `{program}` (it has: {})", object.display(), names.join(", ")))?;
     let (fd, id) = match hook {
         BpfHookSpec::Xdp => {
             let p: &mut Xdp = prog.try_into().map_err(|e| format!("program `{program}` is not an XDP program (section `xdp`): {e}"))?;
@@ -54,8 +52,7 @@ pub fn load(object: &Path, program: &str, hook: BpfHookSpec) -> Result<Loaded, S
             (p.fd().map_err(|e| e.to_string())?.as_fd().as_raw_fd(), p.info().map_err(|e| e.to_string())?.id())
         }
         _ => {
-            let p: &mut SchedClassifier =
-                prog.try_into().map_err(|e| format!("program `{program}` is not a tc classifier (section `classifier`): {e}"))?;
+            let p: &mut SchedClassifier = prog.try_into().map_err(|e| format!("program `{program}` is not a tc classifier (section `classifier`): {e}"))?;
             p.load().map_err(|e| verifier(program, e))?;
             (p.fd().map_err(|e| e.to_string())?.as_fd().as_raw_fd(), p.info().map_err(|e| e.to_string())?.id())
         }

@@ -3,12 +3,12 @@
 //! replaced atomically). Callers run these functions on a thread inside the node's network
 //! namespace: `nft` inherits it. vnet only ever names its own table.
 
-use std::borrow::Cow;
 use ipnet::IpNet;
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem, CT};
 use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
 use nftables::stmt::{Match, NATFamily, Operator, Statement, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use std::borrow::Cow;
 
 use crate::model::netfeat::spec::{ChainKind, L4Proto, Verdict};
 use crate::model::netfeat::NftSpec;
@@ -73,11 +73,8 @@ fn net_expr(n: &IpNet) -> Expression<'static> {
 /// `ip saddr X` / `ip6 daddr {X, Y}` for the prefixes of one family.
 fn addr_match(v6: bool, field: &str, nets: &[&IpNet]) -> Statement<'static> {
     let proto = if v6 { "ip6" } else { "ip" };
-    let right = if nets.len() == 1 {
-        net_expr(nets[0])
-    } else {
-        Expression::Named(NamedExpression::Set(nets.iter().map(|n| SetItem::Element(net_expr(n))).collect()))
-    };
+    let right =
+        if nets.len() == 1 { net_expr(nets[0]) } else { Expression::Named(NamedExpression::Set(nets.iter().map(|n| SetItem::Element(net_expr(n))).collect())) };
     eq(payload(proto, field), right)
 }
 
@@ -109,7 +106,12 @@ pub fn ruleset(t: &str, spec: &NftSpec) -> Nftables<'static> {
             }
             e.push(eq(payload(d.proto.name(), "dport"), Expression::Number(u32::from(d.port))));
             let fam = if d.to_addr.is_ipv4() { NATFamily::IP } else { NATFamily::IP6 };
-            e.push(Statement::DNAT(Some(NAT { addr: Some(s(&d.to_addr.to_string())), family: Some(fam), port: Some(Expression::Number(u32::from(d.to_port))), flags: None })));
+            e.push(Statement::DNAT(Some(NAT {
+                addr: Some(s(&d.to_addr.to_string())),
+                family: Some(fam),
+                port: Some(Expression::Number(u32::from(d.to_port))),
+                flags: None,
+            })));
             o.push(rule(t, "prerouting", e));
         }
     }

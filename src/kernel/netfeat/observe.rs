@@ -60,11 +60,8 @@ pub fn observe(lab: &Lab, state: Option<&LabState>, handles: &mut BTreeMap<Strin
         return Ok(());
     }
     let table = nft::table_name(&lab.name);
-    let names: BTreeMap<String, BTreeMap<u32, String>> = observed
-        .nodes
-        .iter()
-        .filter_map(|(n, s)| s.ns().map(|ns| (n.clone(), ns.links.iter().map(|l| (l.ifindex, l.name.clone())).collect())))
-        .collect();
+    let names: BTreeMap<String, BTreeMap<u32, String>> =
+        observed.nodes.iter().filter_map(|(n, s)| s.ns().map(|ns| (n.clone(), ns.links.iter().map(|l| (l.ifindex, l.name.clone())).collect()))).collect();
     let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| wants.contains_key(&h.node)).collect();
     let results = handle::par_each_in(&mut hs, |h| {
         let w = &wants[&h.node];
@@ -100,8 +97,7 @@ fn observe_node(w: &Wants, table: &str, ifnames: &BTreeMap<u32, String>) -> Resu
             }
         }
         if !w.bpf_devs.is_empty() {
-            let devs: Vec<(String, u32)> =
-                w.bpf_devs.iter().filter_map(|d| ifnames.iter().find(|(_, n)| *n == d).map(|(i, n)| (n.clone(), *i))).collect();
+            let devs: Vec<(String, u32)> = w.bpf_devs.iter().filter_map(|d| ifnames.iter().find(|(_, n)| *n == d).map(|(i, n)| (n.clone(), *i))).collect();
             f.bpf = bpf::observe(&mut nl, &devs).map_err(|e| format!("list BPF programs: {e}"))?;
         }
     }

@@ -70,10 +70,12 @@ fn netem_attrs(imp: &Impairment) -> Vec<u8> {
     o.extend_from_slice(&imp.duplicate.map(prob).unwrap_or(0).to_ne_bytes());
     o.extend_from_slice(&time2tick(imp.jitter_ns.unwrap_or(0) / 1000).to_ne_bytes());
     if reorder != 0 {
-        put_attr(&mut o, 3, &[reorder.to_ne_bytes(), 0u32.to_ne_bytes()].concat()); // TCA_NETEM_REORDER
+        put_attr(&mut o, 3, &[reorder.to_ne_bytes(), 0u32.to_ne_bytes()].concat());
+        // TCA_NETEM_REORDER
     }
     if let Some(c) = imp.corrupt {
-        put_attr(&mut o, 4, &[prob(c).to_ne_bytes(), 0u32.to_ne_bytes()].concat()); // TCA_NETEM_CORRUPT
+        put_attr(&mut o, 4, &[prob(c).to_ne_bytes(), 0u32.to_ne_bytes()].concat());
+        // TCA_NETEM_CORRUPT
     }
     if let Some(r) = imp.rate {
         if r >= 1 << 32 {
@@ -81,7 +83,8 @@ fn netem_attrs(imp: &Impairment) -> Vec<u8> {
         }
         let r32 = r.min(u32::MAX as u64) as u32;
         // struct tc_netem_rate: rate, packet_overhead, cell_size, cell_overhead.
-        put_attr(&mut o, 6, &[r32.to_ne_bytes(), [0; 4], [0; 4], [0; 4]].concat()); // TCA_NETEM_RATE
+        put_attr(&mut o, 6, &[r32.to_ne_bytes(), [0; 4], [0; 4], [0; 4]].concat());
+        // TCA_NETEM_RATE
     }
     let mut b = Vec::new();
     put_str(&mut b, TCA_KIND, "netem");
@@ -93,7 +96,7 @@ fn netem_attrs(imp: &Impairment) -> Vec<u8> {
 pub fn tbf_attrs(rate: u64, burst: u32, limit: u32) -> Vec<u8> {
     let r32 = rate.min(u32::MAX as u64) as u32;
     let cell_log: u8 = 3; // tc_calc_rtable with the default mtu 2047: 2047 >> 3 <= 255
-    // struct tc_ratespec: cell_log, linklayer (ethernet), overhead, cell_align (-1), mpu, rate.
+                          // struct tc_ratespec: cell_log, linklayer (ethernet), overhead, cell_align (-1), mpu, rate.
     let mut spec = vec![cell_log, 1];
     spec.extend_from_slice(&0u16.to_ne_bytes());
     spec.extend_from_slice(&(-1i16).to_ne_bytes());
@@ -159,11 +162,7 @@ fn decode_netem(o: &[u8]) -> QdiscParams {
         match ty {
             3 => p.reorder = get_u32(v).unwrap_or(0),
             4 => p.corrupt = get_u32(v).unwrap_or(0),
-            6 => {
-                if p.rate == 0 {
-                    p.rate = get_u32(v).unwrap_or(0) as u64
-                }
-            }
+            6 if p.rate == 0 => p.rate = get_u32(v).unwrap_or(0) as u64,
             8 => p.rate = get_u64(v).unwrap_or(0),
             10 => p.delay_ns = get_u64(v).unwrap_or(0),
             11 => p.jitter_ns = get_u64(v).unwrap_or(0),

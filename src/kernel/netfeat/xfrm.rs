@@ -8,9 +8,9 @@ use ipnet::IpNet;
 use netlink_packet_core_xfrm::{NetlinkDeserializable, NetlinkHeader};
 use netlink_packet_utils::Emitable;
 use netlink_packet_xfrm::{
-    state::{DelGetMessage as SaDelGet, GetDumpMessage, ModifyMessage as SaModify},
     policy::{DelGetMessage as PolDelGet, ModifyMessage as PolModify},
-    Address, AlgAead, AlgAuth, Alg, Id, Selector, UserPolicyId, UserPolicyInfo, UserSaId, UserSaInfo, UserTemplate, XfrmAttrs, XfrmMessage,
+    state::{DelGetMessage as SaDelGet, GetDumpMessage, ModifyMessage as SaModify},
+    Address, Alg, AlgAead, AlgAuth, Id, Selector, UserPolicyId, UserPolicyInfo, UserSaId, UserSaInfo, UserTemplate, XfrmAttrs, XfrmMessage,
 };
 
 use crate::kernel::nl::KernelError;
@@ -70,13 +70,23 @@ pub fn add_state_msg(s: &XfrmState) -> XfrmMessage {
     };
     let mut nlas = Vec::new();
     if let Some(a) = &s.aead {
-        nlas.push(XfrmAttrs::EncryptionAlgAead(AlgAead { alg_name: name(&a.name), alg_key_len: (a.key.len() * 8) as u32, alg_icv_len: a.bits, alg_key: a.key.clone() }));
+        nlas.push(XfrmAttrs::EncryptionAlgAead(AlgAead {
+            alg_name: name(&a.name),
+            alg_key_len: (a.key.len() * 8) as u32,
+            alg_icv_len: a.bits,
+            alg_key: a.key.clone(),
+        }));
     }
     if let Some(a) = &s.enc {
         nlas.push(XfrmAttrs::EncryptionAlg(Alg { alg_name: name(&a.name), alg_key_len: (a.key.len() * 8) as u32, alg_key: a.key.clone() }));
     }
     if let Some(a) = &s.auth {
-        nlas.push(XfrmAttrs::AuthenticationAlgTrunc(AlgAuth { alg_name: name(&a.name), alg_key_len: (a.key.len() * 8) as u32, alg_trunc_len: a.bits, alg_key: a.key.clone() }));
+        nlas.push(XfrmAttrs::AuthenticationAlgTrunc(AlgAuth {
+            alg_name: name(&a.name),
+            alg_key_len: (a.key.len() * 8) as u32,
+            alg_trunc_len: a.bits,
+            alg_key: a.key.clone(),
+        }));
     }
     XfrmMessage::AddSa(SaModify { user_sa_info: info, nlas })
 }
@@ -201,7 +211,8 @@ pub fn dump_policies(nl: &mut RawNl) -> Result<Vec<XfrmPolicy>, KernelError> {
             for a in pm.nlas {
                 if let XfrmAttrs::Template(list) = a {
                     if let Some(t) = list.first() {
-                        pol.tmpl = Some(XfrmTmpl { src: ip(&t.saddr, t.family), dst: ip(&t.id.daddr, t.family), proto: t.id.proto, mode: t.mode, reqid: t.reqid });
+                        pol.tmpl =
+                            Some(XfrmTmpl { src: ip(&t.saddr, t.family), dst: ip(&t.id.daddr, t.family), proto: t.id.proto, mode: t.mode, reqid: t.reqid });
                     }
                 }
             }

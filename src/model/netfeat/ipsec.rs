@@ -139,7 +139,11 @@ fn check_one(ctx: &mut Ctx, topo: &Topology, nodes: &IndexMap<String, Node>, i: 
             return None;
         };
         if e.node == HOST && !topo.isolated_host {
-            ctx.error_at(&ctx.sub(&q, "node"), "IPsec ends must be nodes with their own namespace; the real root namespace's xfrm tables are not the lab's (set `isolated_host: true`)", "real root namespace");
+            ctx.error_at(
+                &ctx.sub(&q, "node"),
+                "IPsec ends must be nodes with their own namespace; the real root namespace's xfrm tables are not the lab's (set `isolated_host: true`)",
+                "real root namespace",
+            );
             return None;
         }
         let address: IpAddr = match e.address.trim().parse() {
@@ -157,7 +161,11 @@ fn check_one(ctx: &mut Ctx, topo: &Topology, nodes: &IndexMap<String, Node>, i: 
         let subnet = match (&e.subnet, mode) {
             (None, _) => host,
             (Some(s), IpsecMode::Transport) => {
-                ctx.error_at(&ctx.sub(&q, "subnet"), format!("transport mode protects the ends' own traffic; `subnet: {s}` needs `mode: tunnel`"), "transport mode");
+                ctx.error_at(
+                    &ctx.sub(&q, "subnet"),
+                    format!("transport mode protects the ends' own traffic; `subnet: {s}` needs `mode: tunnel`"),
+                    "transport mode",
+                );
                 return None;
             }
             (Some(s), IpsecMode::Tunnel) => match s.trim().parse::<IpNet>() {
@@ -234,7 +242,7 @@ fn key(ctx: &mut Ctx, algo: &str, raw: &Option<Text>, path: &Path, gen_name: Str
     let lens = key_bytes(algo);
     if let Some(t) = raw {
         if t.is_number() {
-            ctx.error_at(path, format!("a key is a quoted hex string (YAML reads an unquoted 0x... as a number): write `\"0x...\"`"), "quote the key");
+            ctx.error_at(path, "a key is a quoted hex string (YAML reads an unquoted 0x... as a number): write `\"0x...\"`", "quote the key");
             return None;
         }
     }

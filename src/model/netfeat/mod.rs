@@ -65,7 +65,11 @@ pub(crate) fn check_nodes(ctx: &mut Ctx, topo: &Topology, nodes: &mut IndexMap<S
                     }
                     Some(v) if v.trim() == "0" => {
                         let p = ctx.sub(&ctx.sub(&ctx.node_path(nname), "sysctls"), IP_FORWARD);
-                        ctx.warn_at(&p, format!("node `{nname}` does NAT but sets {IP_FORWARD} = 0: translated packets will not be forwarded"), "forwarding off");
+                        ctx.warn_at(
+                            &p,
+                            format!("node `{nname}` does NAT but sets {IP_FORWARD} = 0: translated packets will not be forwarded"),
+                            "forwarding off",
+                        );
                     }
                     Some(_) => {}
                 }
@@ -102,7 +106,10 @@ fn base_dir(ctx: &Ctx) -> std::path::PathBuf {
     let dir = if name.starts_with('<') {
         std::path::PathBuf::from(".")
     } else {
-        std::path::Path::new(name).parent().map(|p| if p.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| ".".into())
+        std::path::Path::new(name)
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { p.to_path_buf() })
+            .unwrap_or_else(|| ".".into())
     };
     std::path::absolute(&dir).map(|d| normalize(&d)).unwrap_or(dir)
 }
@@ -113,12 +120,7 @@ fn normalize(p: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// A source or destination as written: a node name (its addresses), a prefix or an address.
-pub(crate) fn resolve_target(
-    ctx: &mut Ctx,
-    raw: &str,
-    path: &Path,
-    addrs: &IndexMap<String, Vec<IpNet>>,
-) -> Option<Vec<IpNet>> {
+pub(crate) fn resolve_target(ctx: &mut Ctx, raw: &str, path: &Path, addrs: &IndexMap<String, Vec<IpNet>>) -> Option<Vec<IpNet>> {
     let s = raw.trim();
     if let Ok(net) = s.parse::<IpNet>() {
         if net.trunc() != net {

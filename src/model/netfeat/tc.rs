@@ -4,9 +4,9 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::check_dev;
 use super::spec::{TcSpec, Text};
 use super::units::{format_duration, format_percent, format_rate, parse_duration_ns, parse_percent, parse_rate_bytes, parse_size};
-use super::check_dev;
 use crate::model::lab::Node;
 use crate::model::source::Path;
 use crate::model::validate::Ctx;
@@ -40,7 +40,12 @@ pub struct Impairment {
 impl Impairment {
     /// Whether netem is needed (anything beyond a plain rate limit).
     pub fn needs_netem(&self) -> bool {
-        self.delay_ns.is_some() || self.jitter_ns.is_some() || self.loss.is_some() || self.duplicate.is_some() || self.reorder.is_some() || self.corrupt.is_some()
+        self.delay_ns.is_some()
+            || self.jitter_ns.is_some()
+            || self.loss.is_some()
+            || self.duplicate.is_some()
+            || self.reorder.is_some()
+            || self.corrupt.is_some()
     }
 
     /// tbf bucket: as given, else 10 ms worth of `rate`, at least four full-size frames.
@@ -89,7 +94,10 @@ impl Impairment {
         }
         if let (Some(j), Some(d)) = (i.jitter_ns, i.delay_ns) {
             if j > d {
-                errs.push(("jitter", format!("jitter {} is larger than the delay {}: packets would need negative delays", format_duration(j), format_duration(d))));
+                errs.push((
+                    "jitter",
+                    format!("jitter {} is larger than the delay {}: packets would need negative delays", format_duration(j), format_duration(d)),
+                ));
             }
         }
         if s.reorder.is_some() && s.delay.is_none() {

@@ -144,7 +144,9 @@ fn ipsec_is_checked() {
     let t = &l.lab.ipsec[0];
     assert_eq!(t.spi, [0x1000, 0x1001]);
     assert_eq!(t.reqid, 1);
-    assert!(matches!(&t.crypto, crate::model::netfeat::Crypto::Aead { algo, key: crate::model::netfeat::KeySource::Generated { bytes: 36, .. }, icv_bits: 128 } if algo == "rfc4106(gcm(aes))"));
+    assert!(
+        matches!(&t.crypto, crate::model::netfeat::Crypto::Aead { algo, key: crate::model::netfeat::KeySource::Generated { bytes: 36, .. }, icv_bits: 128 } if algo == "rfc4106(gcm(aes))")
+    );
     let e = errors(&format!("{BASE}{}", IPSEC.replace("node: inet", "node: nowhere")));
     assert!(e.contains("unknown node `nowhere` in IPsec connection `s`"), "{e}");
     let e = errors(&format!("{BASE}{}", IPSEC.replace("203.0.113.8 }", "203.0.113.9 }")));
@@ -178,7 +180,11 @@ fn ipsec_is_checked() {
     let e = errors(&format!("{BASE}ipsec: 5\n"));
     assert!(e.contains("`ipsec` is a list"), "{e}");
     // A root-namespace host cannot hold the lab's xfrm objects.
-    let e = errors(&format!("{}{}", BASE.replace("  r:\n", "  host:\n").replace("r:lan0", "host:lan0").replace("r:wan0", "host:wan0"), IPSEC.replace("node: r,", "node: host,")));
+    let e = errors(&format!(
+        "{}{}",
+        BASE.replace("  r:\n", "  host:\n").replace("r:lan0", "host:lan0").replace("r:wan0", "host:wan0"),
+        IPSEC.replace("node: r,", "node: host,")
+    ));
     assert!(e.contains("IPsec ends must be nodes with their own namespace"), "{e}");
 }
 
