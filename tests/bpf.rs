@@ -165,7 +165,9 @@ fn a_failed_update_undoes_the_features_it_changed() {
     let nb = t.nodes.get_mut("b").unwrap();
     nb.firewall = Some(serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "proto": "udp", "port": 53, "chain": "input"}]})).unwrap());
     nb.tc.insert("eth0".into(), serde_json::from_value(serde_json::json!({"rate": "5mbit"})).unwrap());
-    nb.bpf = vec![serde_json::from_value(serde_json::json!({"dev": "eth0", "hook": "tc-ingress", "object": obj.display().to_string(), "program": "missing"})).unwrap()];
+    nb.bpf =
+        vec![serde_json::from_value(serde_json::json!({"dev": "eth0", "hook": "tc-ingress", "object": obj.display().to_string(), "program": "missing"}))
+            .unwrap()];
     let e = lab.update(t).err().expect("the update fails");
     assert!(e.to_string().contains("has no program `missing`"), "{e}");
     // Undone: no table, the default qdisc, the previous record.

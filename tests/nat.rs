@@ -188,3 +188,32 @@ fn foreign_tables_are_left_alone() {
     let out = std::process::Command::new("ip").args(["netns", "exec", &a, "nft", "list", "tables"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "table inet mine", "vnet removed only its own table");
 }
+
+#[test]
+fn nat_in_a_root_host_is_removed_at_down() {
+    require_root();
+    // A scratch namespace plays the machine's root namespace: vnet runs inside it (network
+    // namespace only), with `host` not isolated, so the table goes into "the root".
+    let root = format!("vnet-nfroot-{}", std::process::id());
+    assert!(std::process::Command::new("ip").args(["netns", "add", &root]).status().unwrap().success());
+    let lab = format!("nfroot-{}", std::process::id());
+    let file = temp_topology(&lab, "yaml", &format!(
+        "name: {lab}\nnodes:\n  host:\n    interfaces:\n      lan0: {{ addresses: [192.168.9.1/24] }}\n      wan0: {{ addresses: [203.0.113.1/24] }}\n    nat:\n      masquerade: [{{ source: 192.168.9.0/24, out: wan0 }}]\n  ns1:\n    interfaces:\n      eth0: {{ addresses: [192.168.9.2/24] }}\n  inet:\n    interfaces:\n      eth0: {{ addresses: [203.0.113.8/24] }}\nlinks:\n  - endpoints: [ns1:eth0, host:lan0]\n  - endpoints: [inet:eth0, host:wan0]\n"
+    ));
+    let in_root = |args: &[&str]| std::process::Command::new("nsenter").arg(format!("--net=/run/netns/{root}")).args(args).output().unwrap();
+    let out = in_root(&[vnet_bin().to_str().unwrap(), "up", file.to_str().unwrap()]);
+    let ok = out.status.success();
+    let tables = in_root(&["nft", "list", "tables"]);
+    let fwd = in_root(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    let down = in_root(&[vnet_bin().to_str().unwrap(), "down", &lab]);
+    let tables_after = in_root(&["nft", "list", "tables"]);
+    let fwd_after = in_root(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    let _ = std::process::Command::new("ip").args(["netns", "del", &root]).status();
+    assert!(ok, "up: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), format!("table inet vnet_{lab}"));
+    assert_eq!(String::from_utf8_lossy(&fwd.stdout).trim(), "1");
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    assert_eq!(String::from_utf8_lossy(&tables_after.stdout).trim(), "", "the lab's table left the root namespace");
+    assert_eq!(String::from_utf8_lossy(&fwd_after.stdout).trim(), "0", "forwarding restored");
+    assert_gone(&lab);
+}
