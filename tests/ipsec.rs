@@ -76,6 +76,8 @@ fn an_ipsec_lab_needs_esp() {
             let msg = e.to_string();
             assert!(msg.contains("refuses the ESP state 198.51.100.1 -> 203.0.113.2") && msg.contains("CONFIG_INET_ESP"), "{msg}");
             assert!(namespaces_with_prefix(&prefix).is_empty(), "nothing was created");
+            let records: Vec<String> = vnet::state::list().into_iter().filter(|l| l.starts_with(&prefix)).collect();
+            assert!(records.is_empty(), "no record left: {records:?}");
         }
     }
 }

@@ -191,6 +191,8 @@ fn netem_needs_a_kernel_with_netem() {
             assert_eq!(e.exit_code(), 3, "{e}");
             assert!(e.to_string().contains("lacks the netem qdisc (CONFIG_NET_SCH_NETEM)") && e.to_string().contains("a:eth0"), "{e}");
             assert!(namespaces_with_prefix(&prefix).is_empty(), "nothing was created");
+            let records: Vec<String> = vnet::state::list().into_iter().filter(|l| l.starts_with(&prefix)).collect();
+            assert!(records.is_empty(), "no record left: {records:?}");
         }
     }
 }

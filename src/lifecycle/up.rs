@@ -57,7 +57,13 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let mut session = observe_lab(lab, keyed.as_ref())?;
     let plan = plan::plan(lab, &session.observed, keyed.as_ref()).map_err(Error::Clash)?;
     super::preflight::check(lab, &plan)?;
-    super::netfeat::preflight(&plan)?;
+    if let Err(e) = super::netfeat::preflight(&plan) {
+        // Refused before anything changed: a new lab leaves no record (not even its lock dir).
+        if prior.is_none() {
+            let _ = state::remove(&lab.name);
+        }
+        return Err(e);
+    }
 
     let mut st = keyed.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
