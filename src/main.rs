@@ -69,6 +69,18 @@ enum Cmd {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Change traffic control of a device in a running lab:
+    /// `vnet impair LAB NODE:IFACE delay 20ms jitter 5ms loss 1% rate 10mbit`, or `--clear`.
+    Impair {
+        lab: String,
+        /// The device, `node:ifname`.
+        target: String,
+        /// Settings as `name value` pairs: delay, jitter, loss, duplicate, reorder, corrupt, rate, burst, limit.
+        settings: Vec<String>,
+        /// Remove the device's traffic control (its previous qdisc comes back).
+        #[arg(long, conflicts_with = "settings")]
+        clear: bool,
+    },
     /// Check a topology file without touching the kernel.
     Validate { file: PathBuf },
     /// Print the JSON Schema of topology files.
@@ -231,6 +243,22 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 }
             }
             Ok(if r.problems.is_empty() { 0 } else { 1 })
+        }
+        Cmd::Impair { lab, target, settings, clear } => {
+            let imp = if clear {
+                None
+            } else {
+                let i = vnet::model::netfeat::Impairment::from_words(&settings)
+                    .map_err(|m| Error::Invalid(Diagnostics::from(vec![vnet::model::Diag::error(m)])))?;
+                Some(i)
+            };
+            let r = lifecycle::impair::impair(&lab, &target, imp.as_ref())?;
+            if r.plan.is_empty() {
+                println!("lab {lab}: {target} already as asked; nothing to do");
+            } else {
+                print!("{}", r.plan);
+            }
+            Ok(0)
         }
         Cmd::Validate { file } => {
             let loaded = load(&file, false)?;

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::model::kind::KindSpec;
 
+pub mod netfeat;
+
 /// One network device as the kernel reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ObservedLink {
@@ -87,6 +89,13 @@ pub struct ObservedNs {
     pub routes: Vec<ObservedRoute>,
     /// Values of the sysctls that were asked for (canonical key -> value).
     pub sysctls: BTreeMap<String, String>,
+    /// NAT/firewall table, qdiscs, BPF, xfrm (issue 6).
+    #[serde(skip_serializing_if = "is_default")]
+    pub features: netfeat::NsFeatures,
+}
+
+fn is_default(f: &netfeat::NsFeatures) -> bool {
+    *f == netfeat::NsFeatures::default()
 }
 
 impl ObservedNs {

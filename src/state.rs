@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Topology;
 
+pub mod netfeat;
+
 /// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).
 pub const RUN_DIR: &str = "/run/vnet";
 
@@ -82,6 +84,9 @@ pub struct LabState {
     /// Daemons the lab runs (teamd per team device): "node:ifname" -> pid. Stopped by `down`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub daemons: BTreeMap<String, u32>,
+    /// NAT tables, qdiscs, BPF attachments, IPsec keys (issue 6).
+    #[serde(default, skip_serializing_if = "netfeat::Record::is_empty")]
+    pub netfeat: netfeat::Record,
 }
 
 impl LabState {
@@ -103,6 +108,7 @@ impl LabState {
             netns_ids: BTreeMap::new(),
             delete_in: Vec::new(),
             daemons: BTreeMap::new(),
+            netfeat: Default::default(),
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Done {
     /// A daemon started for the lab (teamd); stopped even inside new namespaces, which it
     /// would otherwise keep alive.
     Process { node: String, pid: u32 },
+    /// A NAT table, qdisc, BPF or xfrm change; `undo` reverts it.
+    Feature { node: String, undo: crate::plan::FeatureOp },
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +71,8 @@ impl Journal {
                 | Done::AddrRemoved { node, .. }
                 | Done::RouteRemoved { node, .. }
                 | Done::Tun { node, .. }
-                | Done::Process { node, .. } => node,
+                | Done::Process { node, .. }
+                | Done::Feature { node, .. } => node,
             };
             if new_ns.contains(node) && !matches!(d, Done::Netns { .. } | Done::Process { .. }) {
                 continue;
@@ -103,6 +106,7 @@ impl Journal {
                     None => Err(format!("no handle for node {node}")),
                 },
                 Done::Process { pid, .. } => super::team::stop(*pid).map_err(|e| e.to_string()),
+                Done::Feature { undo, .. } => super::netfeat::undo(handles, node, undo),
                 _ => Ok(()),
             };
             if let Err(e) = result {

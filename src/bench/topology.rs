@@ -180,6 +180,7 @@ impl Generated {
             netns_prefix: None,
             ipv6: None,
             neighbour_limits: None,
+            ipsec: Vec::new(),
             nodes,
             links: self
                 .links

@@ -5,6 +5,7 @@ pub mod handle;
 pub mod kinds;
 pub mod msg;
 pub mod neigh;
+pub mod netfeat;
 pub mod netns;
 pub mod nl;
 pub mod observe;

@@ -72,6 +72,11 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     report.namespaces = names;
     report.namespaces.sort();
 
+    // The lab's nftables table in the real root namespace (issue 6).
+    if let Some(s) = &st {
+        super::netfeat::down_root(s, &mut report.problems);
+    }
+
     // Settings of the real root namespace go back to what they were.
     if let Some(s) = &st {
         if !s.isolated_host {

@@ -4,6 +4,8 @@
 pub mod devinfo;
 pub mod down;
 pub mod gc;
+pub mod impair;
+pub mod netfeat;
 pub mod preflight;
 pub mod session;
 pub mod status;

@@ -51,7 +51,10 @@ pub fn observe_lab(lab: &Lab, state: Option<&LabState>) -> Result<Session> {
             }
         }
     }
-    observe_named(&mark, named, root_node, &sysctl_keys(lab, state), state)
+    let mut session = observe_named(&mark, named, root_node, &sysctl_keys(lab, state), state)?;
+    crate::kernel::netfeat::observe::observe(lab, state, &mut session.handles, &mut session.observed)
+        .map_err(|e| Error::io("observe NAT tables, qdiscs, BPF and xfrm", std::io::Error::other(e)))?;
+    Ok(session)
 }
 
 /// Opens and observes namespaces by name (plus the root namespace as `root_node`).

@@ -179,7 +179,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
     })
 }
 
-static EMPTY: ObservedNs = ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new() };
+static EMPTY: ObservedNs = ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new(), features: crate::observed::netfeat::NsFeatures::new() };
 
 fn peer_of(all: &BTreeMap<String, NsState>, me: &str, ifindex: u32, link: Option<u32>, kind: Option<&str>) -> Option<String> {
     if kind != Some("veth") {

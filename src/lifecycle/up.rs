@@ -41,6 +41,7 @@ pub struct UpReport {
 pub fn plan(loaded: &Loaded) -> Result<Plan> {
     let lab = &loaded.lab;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    let prior = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| Error::io("generate IPsec keys", e))?;
     let session = observe_lab(lab, prior.as_ref())?;
     plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)
 }
@@ -59,19 +60,22 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         }
         e
     };
+    // The record plus any IPsec keys generated for this lab (saved with the record below).
+    let keyed = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| refuse(Error::io("generate IPsec keys", e)))?;
     let t = Instant::now();
-    let mut session = observe_lab(lab, prior.as_ref()).map_err(refuse)?;
+    let mut session = observe_lab(lab, keyed.as_ref()).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
     let t = Instant::now();
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
+    let plan = plan::plan(lab, &session.observed, keyed.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
     // Before anything changes, /run/netns's mount included.
     super::preflight::check(lab, &plan).map_err(refuse)?;
+    super::netfeat::preflight(&plan).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "plan and preflight {:?}", t.elapsed());
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
         netns::prepare_dir().map_err(|e| refuse(Error::io("prepare /run/netns", e)))?;
     }
 
-    let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
+    let mut st = keyed.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     let mut warnings = Diagnostics::default();
     let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
@@ -111,6 +115,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             _ => {}
         }
     }
+    super::netfeat::record_before(&mut st, &plan, &session.observed);
     state::save(&st).map_err(|e| Error::io("write lab state", e))?;
     for name in &session.leftovers {
         let _ = netns::unlink(name);
@@ -140,6 +145,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             Err(Error::Apply(e))
         }
         Ok(()) => {
+            super::netfeat::record_after(&mut st, lab, &plan, &session.handles).map_err(|e| Error::io("read attached BPF programs", std::io::Error::other(e)))?;
             finish_state(&mut st, lab, &plan);
             st.netns_ids = session
                 .handles

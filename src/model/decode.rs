@@ -65,6 +65,7 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
             top.insert("name".into(), Value::String(String::new()));
         }
     }
+    let ipsec = top.remove("ipsec");
     let mut topo: Topology = piece(doc, &mut diags, &[], Value::Object(top)).unwrap_or_default();
 
     if let Some(nodes) = nodes {
@@ -104,6 +105,9 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
             ),
         }
     }
+    if let Some(v) = ipsec {
+        topo.ipsec = crate::model::netfeat::spec_decode::list(doc, &mut diags, &[Seg::Key("ipsec".into())], v);
+    }
     (topo, diags)
 }
 
@@ -121,7 +125,9 @@ fn decode_node(doc: &Document, diags: &mut Diagnostics, p: &Path, node: Value) -
     };
     let interfaces = obj.remove("interfaces");
     let routes = obj.remove("routes");
+    let features = crate::model::netfeat::spec_decode::take_node_sections(&mut obj);
     let mut spec: NodeSpec = piece(doc, diags, p, Value::Object(obj))?;
+    crate::model::netfeat::spec_decode::node_sections(doc, diags, p, features, &mut spec);
 
     let mut ip = p.clone();
     ip.push(Seg::Key("interfaces".into()));
@@ -278,7 +284,7 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
 
 /// Deserializes one piece. A field that fails is reported and left out, and the rest is
 /// decoded again, so that every bad field is reported and the good ones are kept.
-fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
+pub(crate) fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
     let mut v = v;
     let mut removed: Vec<String> = Vec::new();
     loop {

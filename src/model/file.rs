@@ -36,6 +36,9 @@ pub struct Topology {
     /// Point-to-point links (veth pairs) between nodes, written `node:ifname`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkSpec>,
+    /// IPsec (ESP) connections between nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipsec: Vec<super::netfeat::spec::IpsecSpec>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -80,6 +83,18 @@ pub struct NodeSpec {
     /// Network sysctls of this node's namespace, e.g. `net.ipv4.ip_forward: 1`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub sysctls: IndexMap<String, SysctlValue>,
+    /// NAT of this node (masquerade, SNAT, port forwards), in the lab's nftables table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<super::netfeat::spec::NatSpec>,
+    /// Allow/deny rules of this node, in the lab's nftables table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<super::netfeat::spec::FirewallSpec>,
+    /// Traffic control per device: `eth0: { delay: 20ms, loss: 1%, rate: 10mbit }`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub tc: IndexMap<String, super::netfeat::spec::TcSpec>,
+    /// BPF programs attached to devices (tc clsact or XDP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bpf: Vec<super::netfeat::spec::BpfSpec>,
 }
 
 /// An interface: settings common to every kind plus the kind's own options.

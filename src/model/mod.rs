@@ -6,6 +6,7 @@ pub mod diag;
 pub mod file;
 pub mod kind;
 pub mod lab;
+pub mod netfeat;
 pub mod schema;
 pub mod segments;
 pub mod source;

@@ -211,7 +211,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             // Keep lo first, as the kernel lists it.
             out.move_index(out.len() - 1, 0);
         }
-        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), path: ctx.node_path(nname) });
+        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), features: Default::default(), path: ctx.node_path(nname) });
     }
 
     // Stacking (lower devices, listed ports), then masters, after all interfaces are known.
@@ -232,6 +232,9 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             node.sysctls = sysctls;
         }
     }
+    // NAT, firewall, traffic control, BPF, IPsec (issue 6).
+    super::netfeat::check_nodes(ctx, topo, &mut nodes);
+    let ipsec = super::netfeat::ipsec::check(ctx, topo, &nodes);
 
     let ipv6_link_local = match topo.ipv6.unwrap_or(Ipv6Mode::Auto) {
         Ipv6Mode::On => true,
@@ -264,6 +267,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         ipv6_link_local,
         neighbour_limits,
         nodes,
+        ipsec,
         topology: topo.clone(),
     }
 }

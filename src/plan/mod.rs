@@ -3,6 +3,8 @@
 //! Objects that are not the lab's are never planned for change; a name clash is reported.
 
 mod devices;
+mod netfeat;
+mod netfeat_ops;
 mod ops;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -12,6 +14,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use devices::{DeviceOp, PortVlan};
+pub use netfeat::{missing_keys, same_qdisc, table_name as netfeat_table_name, xfrm_desired};
+pub use netfeat_ops::FeatureOp;
 pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 
 use crate::model::kind::{Drift, KindSpec};
@@ -58,6 +62,8 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     }
     p.removed_devices();
     p.removed_namespaces(state);
+    let features = netfeat::plan(lab, observed, state, &p.steps);
+    p.steps.extend(features);
     if !p.clashes.is_empty() {
         return Err(p.clashes);
     }

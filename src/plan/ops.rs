@@ -32,6 +32,8 @@ pub mod stage {
     pub const ADDR_ADD: u16 = 60;
     pub const ROUTE_DEL: u16 = 65;
     pub const ROUTE_ADD: u16 = 70;
+    /// NAT/firewall tables, qdiscs, BPF, xfrm (issue 6): after addresses and routes exist.
+    pub const FEATURES: u16 = 75;
     pub const LINK_DELETE: u16 = 80;
     pub const NETNS_DELETE: u16 = 90;
 }
@@ -128,6 +130,8 @@ pub enum Op {
     /// A device operation beyond link settings (bridge VLANs and fdb, VXLAN remotes, bond
     /// primary, teamd), see `plan::devices`.
     Device { node: String, ifname: String, device_op: super::devices::DeviceOp },
+    /// NAT/firewall, traffic control, BPF, IPsec (see `netfeat_ops`).
+    Feature { node: String, change: super::netfeat_ops::FeatureOp },
 }
 
 impl Op {
@@ -146,7 +150,8 @@ impl Op {
             | Op::RestoreSysctl { node, .. }
             | Op::DeleteLink { node, .. }
             | Op::DeleteNetns { node, .. }
-            | Op::Device { node, .. } => node,
+            | Op::Device { node, .. }
+            | Op::Feature { node, .. } => node,
             Op::CreateLink(c) => &c.node,
         }
     }
@@ -163,6 +168,7 @@ impl Op {
             | Op::Device { ifname, .. } => Some(ifname),
             Op::CreateLink(c) => Some(&c.ifname),
             Op::AddRoute { route, .. } | Op::DelRoute { route, .. } => route.dev.as_deref(),
+            Op::Feature { change, .. } => change.device(),
             _ => None,
         }
     }
@@ -289,6 +295,7 @@ impl fmt::Display for Op {
             Op::DeleteLink { node, ifname } => write!(f, "- link    {node}:{ifname}"),
             Op::DeleteNetns { node, netns } => write!(f, "- netns   {node} ({netns})"),
             Op::Device { node, ifname, device_op } => write!(f, "+ device  {node}:{ifname} {device_op}"),
+            Op::Feature { node, change } => f.write_str(&change.display(node)),
         }
     }
 }
