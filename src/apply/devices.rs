@@ -138,10 +138,10 @@ impl Executor<'_> {
         let set =
             LinkSet { mtu: c.mtu, mac: c.mac, master, alias: Some(self.mark.clone()), no_ipv6_ll: root && !self.ctx.lab.ipv6_link_local, ..Default::default() };
         let then = Then::Index { name: c.ifname.clone(), ifindex: idx };
-        out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then, enodev_ok: false });
+        out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then, enodev_ok: false, optional: false });
         if c.up {
             let set = LinkSet { up: Some(true), ..Default::default() };
-            out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then: Then::Nothing, enodev_ok: false });
+            out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then: Then::Nothing, enodev_ok: false, optional: false });
         }
         Ok(())
     }
@@ -192,7 +192,7 @@ impl Executor<'_> {
     ) -> Result<(), ApplyError> {
         let idx = self.index(handles, step, node, ifname)?;
         let mut push =
-            |req: RouteNetlinkMessage, flags: u16| out.push(Pending { step: k, req: Request::new(req, flags), then: Then::Nothing, enodev_ok: false });
+            |req: RouteNetlinkMessage, flags: u16| out.push(Pending { step: k, req: Request::new(req, flags), then: Then::Nothing, enodev_ok: false, optional: false });
         match op {
             DeviceOp::BridgeVlans { add, del, self_, .. } => {
                 let head = |infos: Vec<AfSpecBridge>| {

@@ -81,7 +81,7 @@ pub fn apply(
     handles: &mut BTreeMap<String, NsHandle>,
     progress: Option<Progress>,
 ) -> Result<(), ApplyError> {
-    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark(), chosen: Default::default() };
+    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark(), chosen: Default::default(), ll_default: ll_default(ctx.lab, plan) };
     // Seed index caches from what was observed.
     for (node, h) in handles.iter_mut() {
         if let Some(ns) = ctx.observed.nodes.get(node).and_then(|s| s.ns()) {
@@ -122,6 +122,32 @@ struct Executor<'a> {
     mark: String,
     /// Interface indexes chosen for devices created in the real root namespace.
     chosen: std::collections::HashSet<u32>,
+    /// New namespaces whose default addr_gen_mode is set to none at birth (see `ll_default`).
+    ll_default: std::collections::HashSet<String>,
+}
+
+/// Where a lab without IPv6 turns link-local generation off through the namespace default
+/// (one /proc write at birth) rather than per device (messages before each device comes up):
+/// new namespaces that receive many new devices.
+fn ll_default(lab: &Lab, plan: &Plan) -> std::collections::HashSet<String> {
+    if lab.ipv6_link_local {
+        return Default::default();
+    }
+    let mut born: std::collections::HashMap<&str, usize> = Default::default();
+    for op in plan.ops() {
+        if let Op::CreateLink(c) = op {
+            *born.entry(c.node.as_str()).or_default() += 1;
+            if let Some(p) = &c.peer {
+                *born.entry(p.node.as_str()).or_default() += 1;
+            }
+        }
+    }
+    plan.ops()
+        .filter_map(|op| match op {
+            Op::CreateNetns { node, .. } if born.get(node.as_str()).copied().unwrap_or(0) >= 8 => Some(node.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What to do with the reply to one request.
@@ -144,6 +170,9 @@ struct Pending {
     then: Then,
     /// Treat "no such device" as success (deleting a veth whose twin already went).
     enodev_ok: bool,
+    /// A refinement whose failure is not the lab's failure (turning off IPv6 link-local on a
+    /// machine without IPv6).
+    optional: bool,
 }
 
 impl<'a> Executor<'a> {
@@ -175,7 +204,7 @@ impl<'a> Executor<'a> {
                         netns: netns.clone(),
                         mark: self.mark.clone(),
                         lo_up: *lo_up,
-                        ipv6_link_local: self.ctx.lab.ipv6_link_local,
+                        default_no_ll: self.ll_default.contains(node),
                     },
                 )),
                 _ => None,
@@ -251,6 +280,7 @@ impl<'a> Executor<'a> {
             for (p, reply) in pending.into_iter().zip(replies) {
                 match reply {
                     Ok(msgs) => self.after(p.then, &node, msgs, handles),
+                    Err(e) if p.optional => tracing::debug!("optional request failed in node {node}: {e}"),
                     Err(e) if p.enodev_ok && e.errno == libc::ENODEV => {
                         if let Then::Forget(name) = p.then {
                             if let Some(h) = handles.get_mut(&node) {
@@ -346,7 +376,7 @@ impl<'a> Executor<'a> {
         let lab = self.ctx.lab;
         let no_ll = !lab.ipv6_link_local;
         let group = self.ctx.group;
-        let push = |out: &mut Vec<Pending>, req: Request, then: Then| out.push(Pending { step: k, req, then, enodev_ok: false });
+        let push = |out: &mut Vec<Pending>, req: Request, then: Then| out.push(Pending { step: k, req, then, enodev_ok: false, optional: false });
         match &step.op {
             Op::CreateLink(c) if devices::tun_flags(&c.kind).is_some() => self.create_tun(k, step, c, handles, out)?,
             Op::CreateLink(c) => {
@@ -354,11 +384,14 @@ impl<'a> Executor<'a> {
                     Some(m) => Some(self.index(handles, step, &c.node, m)?),
                     None => None,
                 };
-                // In the real root namespace the default addr_gen_mode is not ours to change, so
-                // link-local generation is turned off per device before it comes up.
+                // Labs without IPv6 turn link-local generation off per device, over netlink,
+                // before the device comes up (a create message cannot carry it, and writing
+                // /proc/sys/.../default/addr_gen_mode costs a lookup that grows with the number
+                // of namespaces). A device born in another namespace comes up as it is born.
                 let root = lab.netns_name(&c.node).is_none();
-                let up_now = c.up && !(root && no_ll);
                 let lower = self.lower(handles, step, c)?;
+                let per_device = no_ll && !self.ll_default.contains(&c.node) && lower.target_fd.is_none();
+                let up_now = c.up && !per_device;
                 let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd };
                 // A device born in the real root namespace gets an index chosen here, so that
                 // the messages marking it in the same batch can name it by index: by name they
@@ -413,6 +446,15 @@ impl<'a> Executor<'a> {
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
                     push(out, Request::new(msg::set_link(peer_index, None, &set), 0).glued(), Then::Nothing);
                 }
+                if !root && per_device {
+                    // In the lab's own namespace nobody else names devices: by name is safe.
+                    let set = LinkSet { no_ipv6_ll: true, ..Default::default() };
+                    out.push(Pending { step: k, req: Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(), then: Then::Nothing, enodev_ok: false, optional: true });
+                    if c.up {
+                        let set = LinkSet { up: Some(true), ..Default::default() };
+                        push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(), Then::Nothing);
+                    }
+                }
             }
             Op::ChangeLink { node, ifname, change } => {
                 let idx = self.index(handles, step, node, ifname)?;
@@ -445,6 +487,12 @@ impl<'a> Executor<'a> {
                     }
                     _ => Then::Nothing,
                 };
+                let fresh = self.observed_ns(node).and_then(|o| o.link(ifname)).is_none();
+                if no_ll && fresh && change.up == Some(true) && ifname != "lo" && !self.ll_default.contains(node) {
+                    // A device created by this run (a veth peer...) comes up here for the first time.
+                    let off = LinkSet { no_ipv6_ll: true, ..Default::default() };
+                    out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &off), 0), then: Then::Nothing, enodev_ok: false, optional: true });
+                }
                 push(out, Request::new(msg::set_link(idx, None, &set), 0), then);
             }
             Op::SetKindOptions { node, ifname, kind } => {
@@ -483,12 +531,12 @@ impl<'a> Executor<'a> {
             Op::DelRoute { node, route } => {
                 let wire = self.route_wire(handles, step, node, route)?;
                 let then = Then::Journal(Done::RouteRemoved { node: node.clone(), route: wire.clone() });
-                out.push(Pending { step: k, req: Request::new(msg::del_route(&wire), 0), then, enodev_ok: true });
+                out.push(Pending { step: k, req: Request::new(msg::del_route(&wire), 0), then, enodev_ok: true, optional: false });
             }
             Op::DeleteLink { node, ifname } if self.delete_tun(step, node, ifname, handles)? => {}
             Op::Device { node, ifname, device_op } => self.device_requests(k, step, node, ifname, device_op, handles, out)?,
             Op::DeleteLink { node, ifname } => match handles.get(node).and_then(|h| h.index(ifname)) {
-                Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true }),
+                Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true, optional: false }),
                 None => {} // already gone (its veth twin was deleted earlier)
             },
             Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Feature { .. } => {}

@@ -152,6 +152,7 @@ pub fn marked_namespaces() -> Vec<(String, String)> {
 /// only veth ends that die with their peers), then names are unmounted and unlinked in
 /// phases (faster than namespace by namespace).
 pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> Vec<String> {
+    let t = std::time::Instant::now();
     let mut problems = Vec::new();
     let list: Vec<(String, String)> = delete_in.iter().filter(|n| netns::is_mounted(n)).map(|n| (n.clone(), n.clone())).collect();
     for ((_, name), r) in list.iter().zip(handle::open_many(&list)) {
@@ -166,15 +167,20 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
             Err(e) => problems.push(e.to_string()),
         }
     }
+    tracing::debug!(target: "vnet::timing", "down: group deletes {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     for n in names {
         if let Err(e) = netns::unmount(n) {
             problems.push(format!("unmount {n}: {e}"));
         }
     }
+    tracing::debug!(target: "vnet::timing", "down: unmount {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     for n in names {
         if let Err(e) = netns::unlink(n) {
             problems.push(format!("remove {n}: {e}"));
         }
     }
+    tracing::debug!(target: "vnet::timing", "down: unlink {:?}", t.elapsed());
     problems
 }
