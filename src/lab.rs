@@ -90,7 +90,7 @@ impl Lab {
     }
 
     fn start(loaded: Loaded, file: Option<&Path>) -> Result<Lab> {
-        let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), progress: false };
+        let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), ..Default::default() };
         lifecycle::up(&loaded, &opts)?;
         Ok(Lab { loaded, down_on_drop: true, from_file: file.is_some() })
     }
@@ -216,6 +216,11 @@ impl NodeRef<'_> {
 
     pub fn name(&self) -> &str {
         &self.node
+    }
+
+    /// The lab this node belongs to.
+    pub fn lab(&self) -> &Lab {
+        self.lab
     }
 
     /// A `Command` that runs `program` inside the node (`ip netns exec` semantics).

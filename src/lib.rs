@@ -6,8 +6,10 @@
 //! everything on failure. `lifecycle` ties the steps together for the CLI and for Rust tests.
 
 pub mod apply;
+pub mod bench;
 pub mod capture;
 pub mod check;
+pub mod devices;
 pub mod doctor;
 pub mod error;
 pub mod exec;

@@ -24,6 +24,9 @@ enum Cmd {
         /// Run the node `host` in a fresh namespace instead of the real root namespace.
         #[arg(long)]
         isolated_host: bool,
+        /// Raise the machine's neighbour table limits when the lab can exceed them (restored at down).
+        #[arg(long)]
+        raise_neigh_limits: bool,
         #[arg(long)]
         json: bool,
     },
@@ -60,6 +63,23 @@ enum Cmd {
         dry_run: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Benchmarks: build generated labs with vnet and with iproute2, compare.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+    /// Change traffic control of a device in a running lab:
+    /// `vnet impair LAB NODE:IFACE delay 20ms jitter 5ms loss 1% rate 10mbit`, or `--clear`.
+    Impair {
+        lab: String,
+        /// The device, `node:ifname`.
+        target: String,
+        /// Settings as `name value` pairs: delay, jitter, loss, duplicate, reorder, corrupt, rate, burst, limit.
+        settings: Vec<String>,
+        /// Remove the device's traffic control (its previous qdisc comes back).
+        #[arg(long, conflicts_with = "settings")]
+        clear: bool,
     },
     /// Check a topology file without touching the kernel.
     Validate { file: PathBuf },
@@ -121,16 +141,17 @@ enum Cmd {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
-    /// Benchmarks (each builds its own lab with an isolated host and removes it).
-    Bench {
-        #[command(subcommand)]
-        bench: BenchCmd,
-    },
 }
 
 #[derive(Subcommand)]
 enum BenchCmd {
-    /// Star-N lab, full ICMP matrix, compared with `ip netns exec … ping` in the same run.
+    /// One bridge in the host, N namespaces on it.
+    Star(ScaleArgs),
+    /// N namespaces in a routed line.
+    Chain(ScaleArgs),
+    /// A two-level tree of bridges with N leaves.
+    Tree(ScaleArgs),
+    /// Star-N lab, full ICMP matrix by `vnet check`, compared with `ip netns exec … ping` in the same run.
     Check {
         #[arg(long, default_value_t = 100)]
         nodes: usize,
@@ -142,6 +163,17 @@ enum BenchCmd {
         #[arg(long)]
         no_baseline: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ScaleArgs {
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    #[arg(long)]
+    json: bool,
+    /// Skip the slow one-`ip`-command-per-step baseline.
+    #[arg(long)]
+    skip_script: bool,
 }
 
 fn main() -> ExitCode {
@@ -186,11 +218,12 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
-        Cmd::Up { file, isolated_host, json: as_json } => {
+        Cmd::Up { file, isolated_host, raise_neigh_limits, json: as_json } => {
             let loaded = load(&file, isolated_host)?;
             print_warnings(&loaded.warnings);
-            let opts = UpOptions { file: Some(file.clone()), progress: true, ..Default::default() };
+            let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
             let r = lifecycle::up(&loaded, &opts)?;
+            print_warnings(&r.warnings);
             if as_json {
                 println!("{}", json(&serde_json::json!({"lab": r.lab, "operations": r.plan.len(), "elapsed_s": r.elapsed.as_secs_f64(), "plan": r.plan})));
             } else if r.plan.is_empty() {
@@ -279,10 +312,51 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.problems.is_empty() { 0 } else { 1 })
         }
+        Cmd::Impair { lab, target, settings, clear } => {
+            let imp = if clear {
+                None
+            } else {
+                let i = vnet::model::netfeat::Impairment::from_words(&settings)
+                    .map_err(|m| Error::Invalid(Diagnostics::from(vec![vnet::model::Diag::error(m)])))?;
+                Some(i)
+            };
+            let r = lifecycle::impair::impair(&lab, &target, imp.as_ref())?;
+            if r.plan.is_empty() {
+                println!("lab {lab}: {target} already as asked; nothing to do");
+            } else {
+                print!("{}", r.plan);
+            }
+            Ok(0)
+        }
         Cmd::Validate { file } => {
             let loaded = load(&file, false)?;
             print_warnings(&loaded.warnings);
             println!("{}: lab {} is valid ({} nodes)", file.display(), loaded.lab.name, loaded.lab.nodes.len());
+            Ok(0)
+        }
+        Cmd::Bench { what: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
+            let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::check::bench::render(&r));
+            }
+            Ok(if r.reached == r.probes && r.neighbour_limits.restored { 0 } else { 1 })
+        }
+        Cmd::Bench { what } => {
+            let (shape, a) = match what {
+                BenchCmd::Star(a) => (vnet::bench::Shape::Star, a),
+                BenchCmd::Chain(a) => (vnet::bench::Shape::Chain, a),
+                BenchCmd::Tree(a) => (vnet::bench::Shape::Tree, a),
+                BenchCmd::Check { .. } => unreachable!("handled above"),
+            };
+            let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script };
+            let r = vnet::bench::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
+            if a.json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::bench::render(&r));
+            }
             Ok(0)
         }
         Cmd::Schema => {
@@ -326,15 +400,6 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 None => print!("{text}"),
             }
             Ok(0)
-        }
-        Cmd::Bench { bench: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {
-            let r = vnet::check::bench::run(&vnet::check::bench::BenchOptions { nodes, baseline_sample, no_baseline })?;
-            if as_json {
-                println!("{}", json(&r));
-            } else {
-                print!("{}", vnet::check::bench::render(&r));
-            }
-            Ok(if r.reached == r.probes && r.neighbour_limits.restored { 0 } else { 1 })
         }
     }
 }

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::model::kind::KindSpec;
 
+pub mod netfeat;
+
 /// One network device as the kernel reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ObservedLink {
@@ -38,6 +40,9 @@ pub struct ObservedLink {
     pub hairpin: Option<bool>,
     /// The kind of the master device, when enslaved (IFLA_INFO_SLAVE_KIND).
     pub port_kind: Option<String>,
+    /// Kind-specific facts the spec does not hold (e.g. a bond's active port ifindex).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 fn ser_mac<S: serde::Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
@@ -84,6 +89,13 @@ pub struct ObservedNs {
     pub routes: Vec<ObservedRoute>,
     /// Values of the sysctls that were asked for (canonical key -> value).
     pub sysctls: BTreeMap<String, String>,
+    /// NAT/firewall table, qdiscs, BPF, xfrm (issue 6).
+    #[serde(skip_serializing_if = "is_default")]
+    pub features: netfeat::NsFeatures,
+}
+
+fn is_default(f: &netfeat::NsFeatures) -> bool {
+    *f == netfeat::NsFeatures::default()
 }
 
 impl ObservedNs {

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Topology;
 
+pub mod netfeat;
+
 /// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).
 pub const RUN_DIR: &str = "/run/vnet";
 
@@ -57,6 +59,9 @@ pub struct LabState {
     /// Root-namespace limits raised for the lab (neighbour table), to restore at `down`.
     #[serde(default)]
     pub host_restore: BTreeMap<String, String>,
+    /// The values the lab set there: restored only if nobody changed them since.
+    #[serde(default)]
+    pub host_set: BTreeMap<String, String>,
     /// The topology as last applied successfully.
     #[serde(default)]
     pub topology: Option<Topology>,
@@ -68,6 +73,20 @@ pub struct LabState {
     /// Interface group carried by every device the lab creates in its own namespaces.
     #[serde(default)]
     pub group: u32,
+    /// Namespace name -> inode of the namespace the lab created under it: proves ownership at
+    /// `down` without entering the namespace.
+    #[serde(default)]
+    pub netns_ids: BTreeMap<String, u64>,
+    /// Nodes whose devices must be deleted explicitly at `down` (one RTM_DELLINK by group
+    /// each); every other lab device is a veth end that dies with its peer.
+    #[serde(default)]
+    pub delete_in: Vec<String>,
+    /// Daemons the lab runs (teamd per team device): "node:ifname" -> pid. Stopped by `down`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub daemons: BTreeMap<String, u32>,
+    /// NAT tables, qdiscs, BPF attachments, IPsec keys (issue 6).
+    #[serde(default, skip_serializing_if = "netfeat::Record::is_empty")]
+    pub netfeat: netfeat::Record,
 }
 
 impl LabState {
@@ -81,10 +100,15 @@ impl LabState {
             root_devices: Vec::new(),
             sysctl_restore: BTreeMap::new(),
             host_restore: BTreeMap::new(),
+            host_set: BTreeMap::new(),
             topology: None,
             pid: std::process::id(),
             owner_pid: None,
             group: group_for(lab),
+            netns_ids: BTreeMap::new(),
+            delete_in: Vec::new(),
+            daemons: BTreeMap::new(),
+            netfeat: Default::default(),
         }
     }
 }

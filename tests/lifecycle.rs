@@ -120,3 +120,32 @@ fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     drop(lab);
     assert_gone(&name);
 }
+
+/// Labs that declare no IPv6 get no IPv6 link-local addresses (quieter, faster at scale); labs
+/// that do get them, so neighbour discovery works.
+#[test]
+fn ipv6_link_local_follows_the_lab() {
+    require_root();
+    let count_ll = |lab: &Lab| -> usize {
+        lab.model()
+            .nodes
+            .keys()
+            .map(|n| {
+                let ns = lab.node(n).netns().unwrap().to_string();
+                let v = ip_json(Some(&ns), &["-6", "addr", "show"]);
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+                    .filter(|a| a["local"].as_str().is_some_and(|x| x.starts_with("fe80")))
+                    .count()
+            })
+            .sum()
+    };
+    let v4 = Lab::from_file(repo("examples/bridge.yaml")).unwrap();
+    assert_eq!(count_ll(&v4), 0, "no IPv6 declared: no link-local addresses");
+    drop(v4);
+    let v6 = Lab::from_file(repo("examples/two-ns.yaml")).unwrap();
+    assert_eq!(count_ll(&v6), 2, "IPv6 declared: each veth end has its link-local address");
+    assert!(v6.node("a").command("ping").args(["-6", "-c1", "-W2", "fd00::2"]).status().unwrap().success());
+}

@@ -20,6 +20,13 @@ pub enum Done {
     Changed { node: String, ifindex: u32, previous: LinkSet },
     AddrRemoved { node: String, ifindex: u32, addr: IpNet },
     RouteRemoved { node: String, route: RouteWire },
+    /// A tun/tap device (rtnetlink cannot delete those).
+    Tun { node: String, ifname: String, flags: crate::kernel::tun::TunFlags },
+    /// A daemon started for the lab (teamd); stopped even inside new namespaces, which it
+    /// would otherwise keep alive.
+    Process { node: String, pid: u32 },
+    /// A NAT table, qdisc, BPF or xfrm change; `undo` reverts it.
+    Feature { node: String, undo: crate::plan::FeatureOp },
 }
 
 #[derive(Debug, Default)]
@@ -62,9 +69,12 @@ impl Journal {
                 | Done::Sysctl { node, .. }
                 | Done::Changed { node, .. }
                 | Done::AddrRemoved { node, .. }
-                | Done::RouteRemoved { node, .. } => node,
+                | Done::RouteRemoved { node, .. }
+                | Done::Tun { node, .. }
+                | Done::Process { node, .. }
+                | Done::Feature { node, .. } => node,
             };
-            if new_ns.contains(node) && !matches!(d, Done::Netns { .. }) {
+            if new_ns.contains(node) && !matches!(d, Done::Netns { .. } | Done::Process { .. }) {
                 continue;
             }
             let on_new_link = |ifindex: &u32| created_links.contains(&(node.clone(), *ifindex));
@@ -89,6 +99,14 @@ impl Journal {
                 Done::Changed { ifindex, previous, .. } => with(handles, node, |h| h.nl.request(msg::set_link(*ifindex, None, previous), 0)),
                 Done::AddrRemoved { ifindex, addr, .. } => with(handles, node, |h| h.nl.request(msg::new_addr(*ifindex, addr), 0x400)),
                 Done::RouteRemoved { route, .. } => with(handles, node, |h| h.nl.request(msg::new_route(route), 0x400)),
+                Done::Tun { ifname, flags, .. } => match handles.get(node) {
+                    Some(h) => netns::run_in(Some(&h.fd), || crate::kernel::tun::delete(ifname, *flags))
+                        .and_then(|r| r)
+                        .map_err(|e| format!("delete tun/tap {ifname}: {e}")),
+                    None => Err(format!("no handle for node {node}")),
+                },
+                Done::Process { pid, .. } => super::team::stop(*pid).map_err(|e| e.to_string()),
+                Done::Feature { undo, .. } => super::netfeat::undo(handles, node, undo),
                 _ => Ok(()),
             };
             if let Err(e) = result {

@@ -3,7 +3,10 @@
 //! on worker threads. Every change is journaled; the first failure undoes the journal in
 //! reverse and is reported with the operation, node, device and the kernel's own words.
 
+mod devices;
 pub mod journal;
+pub mod netfeat;
+pub mod team;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +42,8 @@ pub struct ApplyError {
 
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` failed in node {}", self.op.trim_start_matches(['+', '-', '~', ' ']).trim(), self.node)?;
+        let op = self.op.trim_start_matches(['+', '-', '~', ' ']).split_whitespace().collect::<Vec<_>>().join(" ");
+        write!(f, "`{op}` failed in node {}", self.node)?;
         if let Some(d) = &self.device {
             write!(f, ", device {d}")?;
         }
@@ -77,7 +81,7 @@ pub fn apply(
     handles: &mut BTreeMap<String, NsHandle>,
     progress: Option<Progress>,
 ) -> Result<(), ApplyError> {
-    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark() };
+    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark(), chosen: Default::default(), ll_default: ll_default(ctx.lab, plan) };
     // Seed index caches from what was observed.
     for (node, h) in handles.iter_mut() {
         if let Some(ns) = ctx.observed.nodes.get(node).and_then(|s| s.ns()) {
@@ -96,7 +100,10 @@ pub fn apply(
             j += 1;
         }
         let stage = &plan.steps[i..j];
-        if let Err(mut e) = ex.stage(stage, handles) {
+        let t = std::time::Instant::now();
+        let r = ex.stage(stage, handles);
+        tracing::debug!(target: "vnet::timing", "stage {st}: {} ops in {:?}", stage.len(), t.elapsed());
+        if let Err(mut e) = r {
             e.rollback_problems = ex.journal.rollback(handles);
             return Err(e);
         }
@@ -113,12 +120,45 @@ struct Executor<'a> {
     ctx: &'a Context<'a>,
     journal: Journal,
     mark: String,
+    /// Interface indexes chosen for devices created in the real root namespace.
+    chosen: std::collections::HashSet<u32>,
+    /// New namespaces whose default addr_gen_mode is set to none at birth (see `ll_default`).
+    ll_default: std::collections::HashSet<String>,
+}
+
+/// Where a lab without IPv6 turns link-local generation off through the namespace default
+/// (one /proc write at birth) rather than per device (messages before each device comes up):
+/// new namespaces that receive many new devices.
+fn ll_default(lab: &Lab, plan: &Plan) -> std::collections::HashSet<String> {
+    if lab.ipv6_link_local {
+        return Default::default();
+    }
+    let mut born: std::collections::HashMap<&str, usize> = Default::default();
+    for op in plan.ops() {
+        if let Op::CreateLink(c) = op {
+            *born.entry(c.node.as_str()).or_default() += 1;
+            if let Some(p) = &c.peer {
+                *born.entry(p.node.as_str()).or_default() += 1;
+            }
+        }
+    }
+    plan.ops()
+        .filter_map(|op| match op {
+            Op::CreateNetns { node, .. } if born.get(node.as_str()).copied().unwrap_or(0) >= 8 => Some(node.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What to do with the reply to one request.
 enum Then {
-    /// A device was created: learn its index (and its veth peer's) from the echo.
-    Created { peer: Option<(String, String)> },
+    /// A device was created: learn its index (and its veth peer's) from the echo, or by name
+    /// where the kernel sends none.
+    Created { name: String, peer: Option<(String, String)> },
+    /// A device created from another namespace's socket: learn its index by name.
+    Lookup { node: String, name: String },
+    /// A device whose index is already known (tun/tap).
+    Index { name: String, ifindex: u32 },
     Journal(Done),
     Forget(String),
     Nothing,
@@ -130,6 +170,9 @@ struct Pending {
     then: Then,
     /// Treat "no such device" as success (deleting a veth whose twin already went).
     enodev_ok: bool,
+    /// A refinement whose failure is not the lab's failure (turning off IPv6 link-local on a
+    /// machine without IPv6).
+    optional: bool,
 }
 
 impl<'a> Executor<'a> {
@@ -161,7 +204,7 @@ impl<'a> Executor<'a> {
                         netns: netns.clone(),
                         mark: self.mark.clone(),
                         lo_up: *lo_up,
-                        ipv6_link_local: self.ctx.lab.ipv6_link_local,
+                        default_no_ll: self.ll_default.contains(node),
                     },
                 )),
                 _ => None,
@@ -203,12 +246,18 @@ impl<'a> Executor<'a> {
             self.sysctls(steps, &sysctls, handles)?;
         }
 
+        // NAT/firewall, qdiscs, BPF, xfrm: on threads inside their namespaces.
+        let features: Vec<usize> = steps.iter().enumerate().filter(|(_, s)| matches!(s.op, Op::Feature { .. })).map(|(k, _)| k).collect();
+        if !features.is_empty() {
+            netfeat::run(self.ctx.observed, steps, &features, handles, &mut self.journal)?;
+        }
+
         // Netlink operations, grouped per namespace in plan order.
         let mut per_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (k, s) in steps.iter().enumerate() {
             match &s.op {
-                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } => {}
-                op => per_node.entry(op.node().to_string()).or_default().push(k),
+                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } | Op::Feature { .. } => {}
+                op => per_node.entry(devices::send_node(self.ctx.lab, op)).or_default().push(k),
             }
         }
         let mut first_err: Option<ApplyError> = None;
@@ -231,6 +280,7 @@ impl<'a> Executor<'a> {
             for (p, reply) in pending.into_iter().zip(replies) {
                 match reply {
                     Ok(msgs) => self.after(p.then, &node, msgs, handles),
+                    Err(e) if p.optional => tracing::debug!("optional request failed in node {node}: {e}"),
                     Err(e) if p.enodev_ok && e.errno == libc::ENODEV => {
                         if let Then::Forget(name) = p.then {
                             if let Some(h) = handles.get_mut(&node) {
@@ -326,18 +376,33 @@ impl<'a> Executor<'a> {
         let lab = self.ctx.lab;
         let no_ll = !lab.ipv6_link_local;
         let group = self.ctx.group;
-        let push = |out: &mut Vec<Pending>, req: Request, then: Then| out.push(Pending { step: k, req, then, enodev_ok: false });
+        let push = |out: &mut Vec<Pending>, req: Request, then: Then| out.push(Pending { step: k, req, then, enodev_ok: false, optional: false });
         match &step.op {
+            Op::CreateLink(c) if devices::tun_flags(&c.kind).is_some() => self.create_tun(k, step, c, handles, out)?,
             Op::CreateLink(c) => {
                 let master = match &c.master {
                     Some(m) => Some(self.index(handles, step, &c.node, m)?),
                     None => None,
                 };
-                // In the real root namespace the default addr_gen_mode is not ours to change, so
-                // link-local generation is turned off per device before it comes up.
+                // Labs without IPv6 turn link-local generation off per device, over netlink,
+                // before the device comes up (a create message cannot carry it, and writing
+                // /proc/sys/.../default/addr_gen_mode costs a lookup that grows with the number
+                // of namespaces). A device born in another namespace comes up as it is born.
                 let root = lab.netns_name(&c.node).is_none();
-                let up_now = c.up && !(root && no_ll);
-                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: None };
+                let lower = self.lower(handles, step, c)?;
+                let per_device = no_ll && !self.ll_default.contains(&c.node) && lower.target_fd.is_none();
+                let up_now = c.up && !per_device;
+                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd };
+                // A device born in the real root namespace gets an index chosen here, so that
+                // the messages marking it in the same batch can name it by index: by name they
+                // would land on a foreign device holding that name (or altname) when the
+                // creation fails. The kernel honours a veth peer's index only when the creator
+                // asks for one too.
+                // (The planner makes the root end the creator, so a peer in the root namespace
+                // means both ends are there.)
+                let peer_root = root && c.peer.as_ref().is_some_and(|p| lab.netns_name(&p.node).is_none());
+                let index = if root { self.fresh_root_index(handles, &c.node) } else { 0 };
+                let peer_index = if peer_root { self.fresh_root_index(handles, &c.node) } else { 0 };
                 let info = match (&c.kind, &c.peer) {
                     (KindSpec::Veth(_), Some(p)) => {
                         let peer_h = handles
@@ -351,19 +416,43 @@ impl<'a> Executor<'a> {
                             netns_fd: Some(peer_h.raw_fd()),
                             ..Default::default()
                         };
-                        Some(kinds::veth_info(msg::link_with(&pb)))
+                        let mut pm = msg::link_with(&pb);
+                        pm.header.index = peer_index;
+                        Some(kinds::veth_info(pm))
                     }
-                    (kind, _) => kinds::link_info(kind),
+                    (kind, _) => kinds::link_info_with(kind, lower.info_index),
                 };
-                let req = Request::new(msg::new_link(&base, info), NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
-                push(out, req, Then::Created { peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
+                let mut m = devices::with_link(msg::new_link(&base, info), lower.link);
+                if let RouteNetlinkMessage::NewLink(l) = &mut m {
+                    l.header.index = index;
+                }
+                if lower.target_fd.is_some() {
+                    // Born in another namespace: its echo would go to that namespace.
+                    push(out, Request::new(m, NLM_F_CREATE | NLM_F_EXCL), Then::Lookup { node: c.node.clone(), name: c.ifname.clone() });
+                    return Ok(());
+                }
+                let req = Request::new(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+                push(out, req, Then::Created { name: c.ifname.clone(), peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
-                    push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0), Then::Nothing);
+                    push(out, Request::new(msg::set_link(index, None, &set), 0).glued(), Then::Nothing);
                     if up_now != c.up {
                         let set = LinkSet { up: Some(true), ..Default::default() };
-                        push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0), Then::Nothing);
+                        push(out, Request::new(msg::set_link(index, None, &set), 0).glued(), Then::Nothing);
+                    }
+                }
+                if peer_root {
+                    let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };
+                    push(out, Request::new(msg::set_link(peer_index, None, &set), 0).glued(), Then::Nothing);
+                }
+                if !root && per_device {
+                    // In the lab's own namespace nobody else names devices: by name is safe.
+                    let set = LinkSet { no_ipv6_ll: true, ..Default::default() };
+                    out.push(Pending { step: k, req: Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(), then: Then::Nothing, enodev_ok: false, optional: true });
+                    if c.up {
+                        let set = LinkSet { up: Some(true), ..Default::default() };
+                        push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(), Then::Nothing);
                     }
                 }
             }
@@ -382,6 +471,8 @@ impl<'a> Executor<'a> {
                     alias: if change.mark { Some(self.mark.clone()) } else { None },
                     info: None,
                     no_ipv6_ll: change.mark && no_ll,
+                    operstate_up: change.up == Some(true)
+                        && lab.node(node).and_then(|n| n.interfaces.get(ifname)).map(|i| i.kind.is_master()).unwrap_or(false),
                 };
                 let then = match self.observed_ns(node).and_then(|o| o.link(ifname)) {
                     Some(prev) if prev.ifindex == idx => {
@@ -396,11 +487,17 @@ impl<'a> Executor<'a> {
                     }
                     _ => Then::Nothing,
                 };
+                let fresh = self.observed_ns(node).and_then(|o| o.link(ifname)).is_none();
+                if no_ll && fresh && change.up == Some(true) && ifname != "lo" && !self.ll_default.contains(node) {
+                    // A device created by this run (a veth peer...) comes up here for the first time.
+                    let off = LinkSet { no_ipv6_ll: true, ..Default::default() };
+                    out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &off), 0), then: Then::Nothing, enodev_ok: false, optional: true });
+                }
                 push(out, Request::new(msg::set_link(idx, None, &set), 0), then);
             }
             Op::SetKindOptions { node, ifname, kind } => {
                 let idx = self.index(handles, step, node, ifname)?;
-                let set = LinkSet { info: kinds::link_info(kind), ..Default::default() };
+                let set = LinkSet { info: kinds::change_info(kind), ..Default::default() };
                 let then = match self.observed_ns(node).and_then(|o| o.link(ifname)).and_then(|l| l.spec.as_ref()) {
                     Some(prev) => Then::Journal(Done::Changed {
                         node: node.clone(),
@@ -434,15 +531,36 @@ impl<'a> Executor<'a> {
             Op::DelRoute { node, route } => {
                 let wire = self.route_wire(handles, step, node, route)?;
                 let then = Then::Journal(Done::RouteRemoved { node: node.clone(), route: wire.clone() });
-                out.push(Pending { step: k, req: Request::new(msg::del_route(&wire), 0), then, enodev_ok: true });
+                out.push(Pending { step: k, req: Request::new(msg::del_route(&wire), 0), then, enodev_ok: true, optional: false });
             }
+            Op::DeleteLink { node, ifname } if self.delete_tun(step, node, ifname, handles)? => {}
+            Op::Device { node, ifname, device_op } => self.device_requests(k, step, node, ifname, device_op, handles, out)?,
             Op::DeleteLink { node, ifname } => match handles.get(node).and_then(|h| h.index(ifname)) {
-                Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true }),
+                Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true, optional: false }),
                 None => {} // already gone (its veth twin was deleted earlier)
             },
-            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } => {}
+            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Feature { .. } => {}
         }
         Ok(())
+    }
+
+    /// An interface index for a new device in the root namespace: far above the kernel's own
+    /// allocations (which count up from 1), random, and unused as far as vnet knows.
+    fn fresh_root_index(&mut self, handles: &BTreeMap<String, NsHandle>, node: &str) -> u32 {
+        use std::hash::{BuildHasher, Hasher};
+        let observed = self.observed_ns(node);
+        let used = |i: u32| {
+            observed.is_some_and(|o| o.link_by_index(i).is_some()) || handles.get(node).is_some_and(|h| h.ifindex.values().any(|x| *x == i))
+        };
+        loop {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.write_usize(self.chosen.len());
+            let i = 0x1000_0000 + (h.finish() as u32 % 0x5000_0000);
+            if !used(i) && self.chosen.insert(i) {
+                return i;
+            }
+        }
     }
 
     fn route_wire(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, node: &str, r: &RouteOp) -> Result<RouteWire, ApplyError> {
@@ -455,7 +573,14 @@ impl<'a> Executor<'a> {
 
     fn after(&mut self, then: Then, node: &str, msgs: Vec<RouteNetlinkMessage>, handles: &mut BTreeMap<String, NsHandle>) {
         match then {
-            Then::Created { peer } => {
+            Then::Created { name, peer } if !msgs.iter().any(|m| matches!(m, RouteNetlinkMessage::NewLink(_))) => self.learn(node, &name, peer, handles),
+            Then::Lookup { node: target, name } => self.learn(&target, &name, None, handles),
+            Then::Index { name, ifindex } => {
+                if let Some(h) = handles.get_mut(node) {
+                    h.ifindex.insert(name, ifindex);
+                }
+            }
+            Then::Created { peer, .. } => {
                 for m in msgs {
                     if let RouteNetlinkMessage::NewLink(l) = m {
                         let o = decode_link(&l);
@@ -485,7 +610,10 @@ impl<'a> Executor<'a> {
 /// The kernel's error, with a word on the usual cause where errno alone is cryptic.
 fn explain(op: &Op, e: &KernelError) -> String {
     let hint = match (op, e.errno) {
-        (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` already exists there", c.ifname)),
+        (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` (or with that altname) already exists there; it is not the lab's and was left untouched", c.ifname)),
+        (Op::AddAddress { addr, .. }, libc::EINVAL) if addr.addr().is_ipv6() => {
+            Some("the device has no IPv6 (an MTU below 1280 or disable_ipv6 turns it off)".into())
+        }
         (Op::CreateLink(c), libc::EOPNOTSUPP) | (Op::CreateLink(c), libc::ENOENT) if e.text.is_none() => {
             Some(format!("this kernel may lack the `{}` device kind", c.kind.name()))
         }

@@ -74,9 +74,10 @@ pub struct NewNs {
     /// Alias put on the namespace's `lo`: the proof that the namespace is the lab's.
     pub mark: String,
     pub lo_up: bool,
-    /// When false, devices born in the namespace get no IPv6 link-local address
-    /// (net.ipv6.conf.default.addr_gen_mode = none, set before any device exists).
-    pub ipv6_link_local: bool,
+    /// Set the namespace's default addr_gen_mode to none before any device exists, so devices
+    /// born in it get no IPv6 link-local address. One /proc write (whose cost grows with the
+    /// number of namespaces): worth it only where many devices will be born.
+    pub default_no_ll: bool,
 }
 
 /// Creates namespaces in parallel. Each is born on a worker thread (unshare), gets its socket
@@ -93,7 +94,7 @@ pub fn create_many(list: &[NewNs]) -> Vec<Result<NsHandle, HandleError>> {
         let result = (|| {
             let io_err = |source| HandleError::Io { netns: name.clone(), source };
             netns::unshare_thread().map_err(io_err)?;
-            if !n.ipv6_link_local {
+            if n.default_no_ll {
                 // Absent when IPv6 is disabled on the machine: then there is nothing to turn off.
                 let _ = super::sysctl::write("net.ipv6.conf.default.addr_gen_mode", "1");
             }

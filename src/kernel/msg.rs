@@ -77,6 +77,10 @@ pub struct LinkSet {
     /// Turn off IPv6 link-local address generation (must precede the device going up; the
     /// kernel refuses this attribute in a create message).
     pub no_ipv6_ll: bool,
+    /// Ask for operational state UP (IFLA_OPERSTATE). A bridge brought up once its ports
+    /// already have carrier sees no carrier transition and would stay at UNKNOWN; the kernel
+    /// still recomputes the state on the next real carrier change.
+    pub operstate_up: bool,
 }
 
 /// RTM_NEWLINK (without NLM_F_CREATE) changing a device found by index, or by name when the
@@ -112,6 +116,14 @@ pub fn set_link(ifindex: u32, name: Option<&str>, s: &LinkSet) -> RouteNetlinkMe
             m.header.flags |= LinkFlags::Up;
         }
         m.header.change_mask |= LinkFlags::Up;
+    }
+    if s.operstate_up {
+        m.attributes.push(LinkAttribute::OperState(netlink_packet_route::link::State::Up));
+    }
+    // RTM_SETLINK ignores IFLA_LINKINFO: kind and port options change through RTM_NEWLINK
+    // (without NLM_F_CREATE) on the existing device.
+    if s.info.is_some() {
+        return RouteNetlinkMessage::NewLink(m);
     }
     RouteNetlinkMessage::SetLink(m)
 }

@@ -58,11 +58,20 @@ pub struct Request {
     pub msg: RouteNetlinkMessage,
     /// Flags beside NLM_F_REQUEST | NLM_F_ACK (e.g. NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO).
     pub flags: u16,
+    /// Goes out in the same write as the request before it, so that a kill cannot fall
+    /// between them (a device and the message marking it as the lab's).
+    pub glued: bool,
 }
 
 impl Request {
     pub fn new(msg: RouteNetlinkMessage, flags: u16) -> Self {
-        Request { msg, flags }
+        Request { msg, flags, glued: false }
+    }
+
+    /// Keeps this request in the same write as the one before it.
+    pub fn glued(mut self) -> Self {
+        self.glued = true;
+        self
     }
 }
 
@@ -70,10 +79,15 @@ impl Request {
 pub type Reply = Result<Vec<RouteNetlinkMessage>, KernelError>;
 
 /// A route netlink socket. Bound to the namespace of the thread that opened it, for its life.
+/// Receive buffers are per thread, not per socket: a lab of a thousand namespaces holds a
+/// thousand sockets.
 pub struct Netlink {
     sock: Socket,
     seq: u32,
-    buf: Vec<u8>,
+}
+
+thread_local! {
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
 }
 
 impl Netlink {
@@ -101,7 +115,7 @@ impl Netlink {
                 libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, p, l);
             }
         }
-        Ok(Netlink { sock, seq: 1, buf: vec![0u8; 256 * 1024] })
+        Ok(Netlink { sock, seq: 1 })
     }
 
     /// Sends one request and waits for its replies.
@@ -111,20 +125,24 @@ impl Netlink {
 
     /// Sends a dump request and collects every message of the dump.
     pub fn dump(&mut self, msg: RouteNetlinkMessage) -> Reply {
+        RECV_BUF.with(|b| self.dump_with(msg, &mut b.borrow_mut()))
+    }
+
+    fn dump_with(&mut self, msg: RouteNetlinkMessage, buf: &mut [u8]) -> Reply {
         let seq = self.next_seq();
         let mut out = Vec::with_capacity(1024);
         let mut wire = Vec::new();
         encode(&mut wire, msg, NLM_F_REQUEST | NLM_F_DUMP, seq);
         self.send(&wire).map_err(|e| KernelError::from_io(&e))?;
         loop {
-            let n = self.recv().map_err(|e| KernelError::from_io(&e))?;
+            let n = self.recv(buf).map_err(|e| KernelError::from_io(&e))?;
             let mut off = 0;
             while off + 16 <= n {
-                let (len, ty, _flags, mseq) = header(&self.buf[off..n]);
+                let (len, ty, _flags, mseq) = header(&buf[off..n]);
                 if len < 16 || off + len > n {
                     return Err(KernelError { errno: libc::EPROTO, text: Some("truncated netlink message".into()) });
                 }
-                let frame = &self.buf[off..off + len];
+                let frame = &buf[off..off + len];
                 off += align(len);
                 if mseq != seq {
                     continue; // stale reply of an earlier request
@@ -150,6 +168,10 @@ impl Netlink {
     /// Sends all requests, pipelined, and returns one reply per request, in order. The kernel
     /// processes a socket's messages in order, so later requests may depend on earlier ones.
     pub fn batch(&mut self, reqs: Vec<Request>) -> Vec<Reply> {
+        RECV_BUF.with(|b| self.batch_with(reqs, &mut b.borrow_mut()))
+    }
+
+    fn batch_with(&mut self, reqs: Vec<Request>, buf: &mut [u8]) -> Vec<Reply> {
         let n = reqs.len();
         let mut replies: Vec<Option<Reply>> = (0..n).map(|_| None).collect();
         let mut pending: Vec<Vec<RouteNetlinkMessage>> = (0..n).map(|_| Vec::new()).collect();
@@ -161,7 +183,7 @@ impl Netlink {
             wire.clear();
             let mut last = chunk_start;
             while let Some((i, r)) = iter.peek() {
-                if !wire.is_empty() && wire.len() + r.msg_len_hint() > CHUNK {
+                if !wire.is_empty() && !r.glued && wire.len() + r.msg_len_hint() > CHUNK {
                     break;
                 }
                 let seq = first_seq.wrapping_add(*i as u32);
@@ -181,7 +203,7 @@ impl Netlink {
             // Collect acks for this chunk.
             let mut outstanding = last + 1 - chunk_start;
             while outstanding > 0 {
-                let got = match self.recv() {
+                let got = match self.recv(buf) {
                     Ok(g) => g,
                     Err(e) => {
                         let err = KernelError::from_io(&e);
@@ -195,7 +217,7 @@ impl Netlink {
                 };
                 let mut off = 0;
                 while off + 16 <= got {
-                    let (len, ty, _flags, mseq) = header(&self.buf[off..got]);
+                    let (len, ty, _flags, mseq) = header(&buf[off..got]);
                     if len < 16 || off + len > got {
                         break;
                     }
@@ -205,7 +227,7 @@ impl Netlink {
                     if idx < chunk_start || idx > last {
                         continue;
                     }
-                    let frame = &self.buf[frame_range];
+                    let frame = &buf[frame_range];
                     if ty == NLMSG_ERROR {
                         if replies[idx].is_none() {
                             replies[idx] = Some(match parse_error(frame) {
@@ -248,9 +270,9 @@ impl Netlink {
         Ok(())
     }
 
-    fn recv(&mut self) -> io::Result<usize> {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let mut slice = &mut self.buf[..];
+            let mut slice = &mut buf[..];
             match self.sock.recv(&mut slice, 0) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

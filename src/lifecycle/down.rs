@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::kernel::handle;
-use crate::kernel::{msg, observe, sysctl};
+use crate::kernel::{msg, netns, observe, sysctl};
 use crate::model::lab::owner_mark;
-use crate::state::{self, Phase};
+use crate::state::{self, LabState, Phase};
 
-use super::session::{delete_namespaces, find_marked};
+use super::session::{delete_namespaces, find_marked, lo_alias};
 
 /// What `down` removed.
 #[derive(Debug, Default, serde::Serialize)]
@@ -41,7 +41,6 @@ pub fn down(lab: &str) -> Result<DownReport> {
 pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     let mut report = DownReport { lab: lab.to_string(), ..Default::default() };
     let st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
-    let mark = owner_mark(lab);
     if let Some(mut s) = st.clone() {
         s.phase = Phase::Removing;
         s.pid = std::process::id();
@@ -49,37 +48,34 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     }
     let group = st.as_ref().map(|s| s.group).unwrap_or_else(|| state::group_for(lab));
 
-    // Devices in the real root namespace: only those carrying the mark.
-    let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;
-    let links = observe::links(&mut root.nl).map_err(|e| Error::kernel("list devices", e))?;
-    for l in links.iter().filter(|l| l.alias.as_deref() == Some(mark.as_str())) {
-        match root.nl.request(msg::del_link(l.ifindex), 0) {
-            Ok(_) => report.root_devices.push(l.name.clone()),
-            Err(e) if e.errno == libc::ENODEV => report.root_devices.push(l.name.clone()),
-            Err(e) => report.problems.push(format!("delete device {}: {e}", l.name)),
-        }
+    let uses_root = st.as_ref().map(|s| !s.root_devices.is_empty() || !s.isolated_host).unwrap_or(true);
+    if uses_root {
+        remove_root_devices(lab, st.as_ref(), group, &mut report)?;
     }
-    drop(root);
 
-    // Namespaces: recorded ones that still carry the mark, plus marked ones not recorded.
-    let marked = find_marked(lab);
-    let mut names: Vec<String> = marked.clone();
-    if let Some(s) = &st {
-        for n in s.netns.values() {
-            if names.contains(n) {
-                continue;
-            }
-            if crate::kernel::netns::exists(n) && !crate::kernel::netns::is_mounted(n) {
-                // A name reserved by an `up` killed before it mounted the namespace.
-                let _ = crate::kernel::netns::unlink(n);
-            } else if crate::kernel::netns::exists(n) {
-                report.problems.push(format!("namespace {n} is recorded by the lab but does not carry its mark; left untouched"));
-            }
+    // Daemons (teamd) first: a process inside a namespace keeps it alive.
+    let recorded = st.as_ref().map(|s| s.daemons.clone()).unwrap_or_default();
+    report.problems.extend(crate::apply::team::stop_lab(lab, &recorded));
+
+    let t = Instant::now();
+    let (names, delete_in) = match &st {
+        Some(s) => owned_namespaces(s, &mut report),
+        None => {
+            let names = find_marked(lab);
+            (names.clone(), names)
         }
-    }
-    report.problems.extend(delete_namespaces(&names, group));
-    names.sort();
+    };
+    tracing::debug!(target: "vnet::timing", "down: ownership of {} namespaces {:?}", names.len(), t.elapsed());
+    let t = Instant::now();
+    report.problems.extend(delete_namespaces(&names, &delete_in, group));
+    tracing::debug!(target: "vnet::timing", "down: delete namespaces {:?}", t.elapsed());
     report.namespaces = names;
+    report.namespaces.sort();
+
+    // The lab's nftables table in the real root namespace (issue 6).
+    if let Some(s) = &st {
+        super::netfeat::down_root(s, &mut report.problems);
+    }
 
     // Settings of the real root namespace go back to what they were.
     if let Some(s) = &st {
@@ -94,6 +90,12 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
             }
         }
         for (k, v) in &s.host_restore {
+            // Another lab (or a person) may have changed the limit since: leave theirs.
+            let current = sysctl::read(k).ok();
+            if current.as_deref().map(str::trim) != s.host_set.get(k).map(|x| x.trim()) {
+                report.problems.push(format!("{k} was changed since the lab set it; left at {}", current.unwrap_or_default()));
+                continue;
+            }
             match sysctl::write(k, v) {
                 Ok(()) => report.restored_sysctls.push(format!("{k}={v}")),
                 Err(e) => report.problems.push(format!("restore {k}: {e}")),
@@ -102,4 +104,61 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     }
     state::remove(lab).map_err(|e| Error::io("remove lab state", e))?;
     Ok((report, st.is_some()))
+}
+
+/// Devices in the real root namespace: only those carrying the mark (or, for devices the
+/// record names, the lab's group: a device whose alias write was cut short).
+fn remove_root_devices(lab: &str, st: Option<&LabState>, group: u32, report: &mut DownReport) -> Result<()> {
+    let mark = owner_mark(lab);
+    let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;
+    let links = observe::links(&mut root.nl).map_err(|e| Error::kernel("list devices", e))?;
+    let recorded = |name: &str| st.map(|s| s.root_devices.iter().any(|d| d == name)).unwrap_or(false);
+    for l in links.iter().filter(|l| l.alias.as_deref() == Some(mark.as_str()) || (l.group == group && recorded(&l.name))) {
+        match root.nl.request(msg::del_link(l.ifindex), 0) {
+            Ok(_) => report.root_devices.push(l.name.clone()),
+            Err(e) if e.errno == libc::ENODEV => report.root_devices.push(l.name.clone()),
+            Err(e) => report.problems.push(format!("delete device {}: {e}", l.name)),
+        }
+    }
+    Ok(())
+}
+
+/// The recorded namespaces that are provably the lab's (same namespace inode as recorded, or
+/// the lab's mark on `lo`), and those of them whose devices need explicit deletion.
+fn owned_namespaces(s: &LabState, report: &mut DownReport) -> (Vec<String>, Vec<String>) {
+    let mut owned = Vec::new();
+    let mut verify = Vec::new();
+    for (node, name) in &s.netns {
+        if !netns::exists(name) {
+            continue;
+        }
+        if !netns::is_mounted(name) {
+            // A name reserved by an `up` killed before it mounted the namespace.
+            let _ = netns::unlink(name);
+            continue;
+        }
+        let same = s.netns_ids.get(name).is_some_and(|ino| {
+            std::fs::metadata(netns::netns_path(name)).map(|m| std::os::unix::fs::MetadataExt::ino(&m) == *ino).unwrap_or(false)
+        });
+        if same {
+            owned.push((node.clone(), name.clone()));
+        } else {
+            verify.push((node.clone(), name.clone()));
+        }
+    }
+    let mark = owner_mark(&s.lab);
+    for ((node, name), r) in verify.iter().zip(handle::open_many(&verify)) {
+        match r.ok().and_then(|mut h| lo_alias(&mut h)) {
+            Some(a) if a == mark => owned.push((node.clone(), name.clone())),
+            _ => report.problems.push(format!("namespace {name} is recorded by the lab but does not carry its mark; left untouched")),
+        }
+    }
+    // Without the knowledge of which nodes hold devices (old records), delete everywhere.
+    let precise = !s.delete_in.is_empty() || s.topology.as_ref().map(|t| t.nodes.is_empty()).unwrap_or(false);
+    let delete_in = owned
+        .iter()
+        .filter(|(node, _)| !precise || s.delete_in.contains(node) || !s.netns_ids.contains_key(&s.netns[node]))
+        .map(|(_, n)| n.clone())
+        .collect();
+    (owned.into_iter().map(|(_, n)| n).collect(), delete_in)
 }

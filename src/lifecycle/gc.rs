@@ -35,14 +35,28 @@ fn abandoned(st: &state::LabState) -> Option<String> {
     }
 }
 
+/// The lab's lock, when no record of the lab claims the object (`claims`). Holding the lock,
+/// nobody can be creating the object right now (`up` records what it will create before
+/// creating it, under the same lock), so an unclaimed marked object is an orphan.
+fn orphan_lock(lab: &str, claims: impl Fn(&state::LabState) -> bool) -> Option<state::LabLock> {
+    let had_dir = state::lab_dir(lab).exists();
+    let lock = state::lock(lab).ok()?;
+    match state::load(lab) {
+        Ok(Some(st)) if claims(&st) => return None,
+        Err(_) => return None,
+        _ => {}
+    }
+    if !had_dir {
+        let _ = state::remove(lab);
+    }
+    Some(lock)
+}
+
 pub fn gc(dry_run: bool) -> Result<GcReport> {
     let mut report = GcReport { dry_run, ..Default::default() };
-    let mut live_labs = Vec::new();
     for lab in state::list() {
-        if state::is_locked(&lab) {
-            live_labs.push(lab);
-            continue; // someone is working on it right now
-        }
+        // Decide under the lab's lock: a busy lab is alive, and nothing changes while we look.
+        let Ok(_lock) = state::lock(&lab) else { continue };
         let st = match state::load(&lab) {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -57,42 +71,26 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
                 continue;
             }
         };
-        match abandoned(&st) {
-            Some(_why) => {
-                report.labs.push(lab.clone());
-                if !dry_run {
-                    let _lock = match super::up::lock(&lab) {
-                        Ok(l) => l,
-                        Err(_) => continue,
-                    };
-                    match super::down::remove_locked(&lab) {
-                        Ok((r, _)) => report.problems.extend(r.problems),
-                        Err(e) => report.problems.push(format!("lab {lab}: {e}")),
-                    }
+        if abandoned(&st).is_some() {
+            report.labs.push(lab.clone());
+            if !dry_run {
+                match super::down::remove_locked(&lab) {
+                    Ok((r, _)) => report.problems.extend(r.problems),
+                    Err(e) => report.problems.push(format!("lab {lab}: {e}")),
                 }
             }
-            None => live_labs.push(lab),
         }
     }
 
-    // Marked namespaces that no live lab records.
-    let recorded: Vec<String> = live_labs
-        .iter()
-        .filter_map(|l| state::load(l).ok().flatten())
-        .flat_map(|s| s.netns.into_values())
-        .collect();
-    let mut orphans: Vec<(String, String)> = Vec::new();
+    // Marked namespaces that no live lab records. A lab may start while we scan: each
+    // candidate is checked again, under the lab's lock, right before it is deleted.
     for (name, mark) in marked_namespaces() {
         let lab = mark.trim_start_matches("vnet:").to_string();
-        if recorded.contains(&name) || (live_labs.contains(&lab) && state::is_locked(&lab)) {
-            continue;
-        }
-        orphans.push((name, lab));
-    }
-    for (name, lab) in &orphans {
+        let Some(_lock) = orphan_lock(&lab, |st| st.netns.values().any(|n| n == &name)) else { continue };
         report.namespaces.push(name.clone());
         if !dry_run {
-            report.problems.extend(delete_namespaces(std::slice::from_ref(name), state::group_for(lab)));
+            let one = std::slice::from_ref(&name);
+            report.problems.extend(delete_namespaces(one, one, state::group_for(&lab)));
         }
     }
 
@@ -101,9 +99,7 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
     let links = observe::links(&mut root.nl).map_err(|e| Error::kernel("list devices", e))?;
     for l in links {
         let Some(lab) = l.alias.as_deref().and_then(|a| a.strip_prefix("vnet:")) else { continue };
-        if live_labs.iter().any(|x| x == lab) {
-            continue;
-        }
+        let Some(_lock) = orphan_lock(lab, |st| st.root_devices.contains(&l.name)) else { continue };
         report.root_devices.push(l.name.clone());
         if !dry_run {
             if let Err(e) = root.nl.request(msg::del_link(l.ifindex), 0) {

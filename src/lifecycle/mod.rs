@@ -1,8 +1,11 @@
 //! The commands on a lab, as library functions: `up`, `plan`, `down`, `status`, `gc`. The CLI
 //! is a thin layer over these.
 
+pub mod devinfo;
 pub mod down;
 pub mod gc;
+pub mod impair;
+pub mod netfeat;
 pub mod preflight;
 pub mod session;
 pub mod status;

@@ -1,93 +1,50 @@
-//! Kernel preflight: before changing anything, find the device kinds the plan needs that the
-//! running kernel lacks. Each kind is probed once in a scratch namespace that dies with its
-//! thread: an RTM_NEWLINK carrying only the kind answers EOPNOTSUPP exactly when the kernel has
-//! no driver for it (after trying to load its module), whatever else the request lacks.
+//! Kernel preflight: before changing anything, find what the plan needs that the running kernel
+//! lacks (device kinds, qdiscs, ESP, bridge VLAN filtering), by asking the kernel in a scratch
+//! namespace, and refuse with one line per missing piece:
+//! `this kernel lacks ipvlan (CONFIG_IPVLAN); the lab needs it for node blue, device ipvl0`.
+//!
+//! - `feature.rs`: the names (shared with `tests/common::require`), kernel options, messages.
+//! - `needs.rs`: what each operation of a plan needs; other features register there.
+//! - `probe.rs`, `xfrm.rs`: the probes.
 
-use std::collections::BTreeMap;
+mod feature;
+mod needs;
+mod probe;
+mod xfrm;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
-use netlink_packet_route::RouteNetlinkMessage;
+pub use feature::{kind_option as config_option, messages, Feature, Requirement};
+pub use needs::requirements;
+pub use probe::missing;
 
 use crate::error::{Error, Result};
-use crate::kernel::netns;
-use crate::kernel::nl::{Netlink, Request};
 use crate::model::Lab;
-use crate::plan::{Op, Plan};
+use crate::plan::Plan;
 
-/// The kernel option that provides a device kind (IFLA_INFO_KIND).
-pub fn config_option(kind: &str) -> &'static str {
-    match kind {
-        "veth" => "CONFIG_VETH",
-        "bridge" => "CONFIG_BRIDGE",
-        "macvlan" => "CONFIG_MACVLAN",
-        "macvtap" => "CONFIG_MACVTAP",
-        "ipvlan" => "CONFIG_IPVLAN",
-        "ipvtap" => "CONFIG_IPVTAP",
-        "vlan" => "CONFIG_VLAN_8021Q",
-        "vxlan" => "CONFIG_VXLAN",
-        "bond" => "CONFIG_BONDING",
-        "team" => "CONFIG_NET_TEAM",
-        "dummy" => "CONFIG_DUMMY",
-        "ifb" => "CONFIG_IFB",
-        "tun" => "CONFIG_TUN",
-        "vrf" => "CONFIG_NET_VRF",
-        "gre" | "gretap" => "CONFIG_NET_IPGRE",
-        "wireguard" => "CONFIG_WIREGUARD",
-        "openvswitch" => "CONFIG_OPENVSWITCH",
-        _ => "the matching driver",
-    }
-}
-
-/// Which of `kinds` the running kernel lacks (probed in a scratch namespace).
+/// Which of `kinds` (device kind names) the running kernel lacks.
 pub fn missing_kinds(kinds: &[String]) -> std::io::Result<Vec<String>> {
-    if kinds.is_empty() {
-        return Ok(Vec::new());
-    }
-    let kinds = kinds.to_vec();
-    std::thread::spawn(move || -> std::io::Result<Vec<String>> {
-        netns::unshare_thread()?;
-        let mut nl = Netlink::open()?;
-        let reqs: Vec<Request> = kinds
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let mut m = LinkMessage::default();
-                m.attributes.push(LinkAttribute::IfName(format!("vnetprobe{i}")));
-                m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Other(k.clone()))]));
-                Request::new(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
-            })
-            .collect();
-        let replies = nl.batch(reqs);
-        Ok(kinds
-            .into_iter()
-            .zip(replies)
-            .filter(|(_, r)| matches!(r, Err(e) if e.errno == libc::EOPNOTSUPP))
-            .map(|(k, _)| k)
-            .collect())
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("preflight thread panicked"))?
+    let features: Vec<Feature> = kinds.iter().map(|k| Feature::Kind(k.clone())).collect();
+    Ok(missing(&features)?.into_iter().map(|f| f.name()).collect())
 }
 
-/// Fails with every missing piece named, and where the lab needs it.
+/// Which of the named features (`ipvlan`, `netem`, `esp`, ...; see `Feature::parse`) the
+/// running kernel lacks, by name.
+pub fn missing_named(names: &[&str]) -> std::io::Result<Vec<String>> {
+    let features: Vec<Feature> = names.iter().map(|n| Feature::parse(n)).collect();
+    Ok(missing(&features)?.into_iter().map(|f| f.name()).collect())
+}
+
+/// Fails (exit code 3) with every missing piece named, and where the lab needs it.
 pub fn check(_lab: &Lab, plan: &Plan) -> Result<()> {
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for op in plan.ops() {
-        if let Op::CreateLink(c) = op {
-            if let Some(k) = c.kind.kernel_kind() {
-                users.entry(k.to_string()).or_default().push(format!("node {}, device {}", c.node, c.ifname));
-            }
+    let reqs = requirements(plan);
+    let mut wanted: Vec<Feature> = Vec::new();
+    for r in &reqs {
+        if !wanted.contains(&r.what) {
+            wanted.push(r.what.clone());
         }
     }
-    let kinds: Vec<String> = users.keys().cloned().collect();
-    let missing = missing_kinds(&kinds).map_err(|e| Error::io("kernel preflight", e))?;
-    if missing.is_empty() {
+    let lacking = missing(&wanted).map_err(|e| Error::io("kernel preflight", e))?;
+    if lacking.is_empty() {
         return Ok(());
     }
-    let lines = missing
-        .iter()
-        .map(|k| format!("this kernel lacks {k} ({}); the lab needs it for {}", config_option(k), users[k].join("; ")))
-        .collect();
-    Err(Error::Unsupported(lines))
+    Err(Error::Unsupported(messages(&reqs, &lacking)))
 }

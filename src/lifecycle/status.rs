@@ -55,6 +55,10 @@ pub struct DeviceStatus {
     pub addresses: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hairpin: Option<bool>,
+    /// Kind-specific facts: a macvtap's `char_device`, a VXLAN's `vni`/`remote`, a bond's
+    /// `mode`/`active_port`, a VLAN's `id`, a team's `teamd_pid`, ...
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -133,6 +137,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                 peer: peer_of(&session.observed.nodes, node, l.ifindex, l.link, l.kind.as_deref()),
                 addresses: ns.addrs_of(l.ifindex).map(|a| a.addr.to_string()).collect(),
                 hairpin: l.hairpin,
+                details: super::devinfo::details(l, ns, st.daemons.get(&format!("{node}:{}", l.name)).copied()),
             })
             .collect::<Vec<_>>();
         let lab_dev: Vec<u32> = devices.iter().map(|d| d.ifindex).collect();
@@ -174,7 +179,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
     })
 }
 
-static EMPTY: ObservedNs = ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new() };
+static EMPTY: ObservedNs = ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new(), features: crate::observed::netfeat::NsFeatures::new() };
 
 fn peer_of(all: &BTreeMap<String, NsState>, me: &str, ifindex: u32, link: Option<u32>, kind: Option<&str>) -> Option<String> {
     if kind != Some("veth") {
@@ -222,6 +227,7 @@ pub fn render(labs: &[LabStatus]) -> String {
                 if !d.addresses.is_empty() {
                     line.push_str(&format!(" {}", d.addresses.join(" ")));
                 }
+                line.push_str(&super::devinfo::render(&d.details));
                 s.push_str(line.trim_end());
                 s.push('\n');
             }

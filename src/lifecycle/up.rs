@@ -23,6 +23,8 @@ pub struct UpOptions {
     pub owner_pid: Option<u32>,
     /// Show a progress bar (only used when stderr is a terminal and the lab is large).
     pub progress: bool,
+    /// Raise the machine's neighbour table limits if the lab can exceed them (restored at down).
+    pub raise_neigh_limits: bool,
 }
 
 /// What `up` did.
@@ -30,6 +32,7 @@ pub struct UpOptions {
 pub struct UpReport {
     pub lab: String,
     pub plan: Plan,
+    /// Warnings raised while building (validation's own are in `Loaded::warnings`).
     pub warnings: Diagnostics,
     pub elapsed: Duration,
 }
@@ -38,6 +41,7 @@ pub struct UpReport {
 pub fn plan(loaded: &Loaded) -> Result<Plan> {
     let lab = &loaded.lab;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    let prior = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| Error::io("generate IPsec keys", e))?;
     let session = observe_lab(lab, prior.as_ref())?;
     plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)
 }
@@ -48,16 +52,37 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let lab = &loaded.lab;
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    // Refused before anything was recorded (a clash, a missing kernel feature): a new lab
+    // leaves no directory behind, only its lock was there.
+    let refuse = |e: Error| {
+        if prior.is_none() {
+            let _ = state::remove(&lab.name);
+        }
+        e
+    };
+    // The record plus any IPsec keys generated for this lab (saved with the record below).
+    let keyed = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| refuse(Error::io("generate IPsec keys", e)))?;
+    let t = Instant::now();
+    let mut session = observe_lab(lab, keyed.as_ref()).map_err(refuse)?;
+    tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
+    let t = Instant::now();
+    let plan = plan::plan(lab, &session.observed, keyed.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
+    // Before anything changes, /run/netns's mount included.
+    super::preflight::check(lab, &plan).map_err(refuse)?;
+    super::netfeat::preflight(&plan).map_err(refuse)?;
+    tracing::debug!(target: "vnet::timing", "plan and preflight {:?}", t.elapsed());
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {
-        netns::prepare_dir().map_err(|e| Error::io("prepare /run/netns", e))?;
+        netns::prepare_dir().map_err(|e| refuse(Error::io("prepare /run/netns", e)))?;
     }
-    let mut session = observe_lab(lab, prior.as_ref())?;
-    let plan = plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)?;
-    super::preflight::check(lab, &plan)?;
 
-    let mut st = prior.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
+    let mut st = keyed.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
+    let mut warnings = Diagnostics::default();
+    let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
-        return Ok(UpReport { lab: lab.name.clone(), plan, warnings: loaded.warnings.clone(), elapsed: started.elapsed() });
+        if neigh {
+            state::save(&st).map_err(|e| Error::io("write lab state", e))?;
+        }
+        return Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() });
     }
 
     // Record everything about to be created before creating it.
@@ -90,6 +115,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             _ => {}
         }
     }
+    super::netfeat::record_before(&mut st, &plan, &session.observed);
     state::save(&st).map_err(|e| Error::io("write lab state", e))?;
     for name in &session.leftovers {
         let _ = netns::unlink(name);
@@ -103,7 +129,10 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             b.set_position(done as u64);
         }
     };
+    let t = Instant::now();
     let result = apply::apply(&ctx, &plan, &mut session.handles, Some(&report));
+    tracing::debug!(target: "vnet::timing", "apply {:?}", t.elapsed());
+
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -116,9 +145,61 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             Err(Error::Apply(e))
         }
         Ok(()) => {
+            super::netfeat::record_after(&mut st, lab, &plan, &session.handles).map_err(|e| Error::io("read attached BPF programs", std::io::Error::other(e)))?;
             finish_state(&mut st, lab, &plan);
+            st.netns_ids = session
+                .handles
+                .values()
+                .filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1)))
+                .collect();
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
-            Ok(UpReport { lab: lab.name.clone(), plan, warnings: loaded.warnings.clone(), elapsed: started.elapsed() })
+            Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() })
+        }
+    }
+}
+
+/// Warns when the lab can need more neighbour entries than the machine allows, or raises the
+/// limits when asked (recording the old values for `down`). Returns whether it changed them.
+fn neighbour_limits(lab: &Lab, opts: &UpOptions, st: &mut LabState, warnings: &mut Diagnostics) -> bool {
+    use crate::kernel::neigh;
+    let Some(cur) = neigh::read() else { return false };
+    let need = crate::model::segments::potential_neighbours(lab);
+    let want = match lab.neighbour_limits {
+        Some(Some(v)) => Some(v),
+        Some(None) => (need as u64 > cur[2]).then(|| neigh::sized_for(need)),
+        None if opts.raise_neigh_limits => (need as u64 > cur[2]).then(|| neigh::sized_for(need)),
+        None => None,
+    };
+    match want {
+        Some(v) if v != cur => {
+            if st.host_restore.is_empty() {
+                for (k, c) in neigh::KEYS.iter().zip(cur) {
+                    st.host_restore.insert(k.to_string(), c.to_string());
+                }
+            }
+            match neigh::write(v) {
+                Ok(()) => {
+                    st.host_set = neigh::KEYS.iter().zip(v).map(|(k, x)| (k.to_string(), x.to_string())).collect();
+                    true
+                }
+                Err(e) => {
+                    warnings.push(crate::model::Diag::warning(format!("could not raise the neighbour table limits: {e}")));
+                    false
+                }
+            }
+        }
+        Some(_) => false,
+        None => {
+            if need as u64 > cur[2] {
+                warnings.push(
+                    crate::model::Diag::warning(format!(
+                        "lab {} can need up to {need} neighbour (ARP/NDP) entries when its nodes talk to each other, over the machine's limit net.ipv4.neigh.default.gc_thresh3 = {} (one table for all namespaces); traffic will then fail in ways that look like unreachability",
+                        lab.name, cur[2]
+                    ))
+                    .help("run `vnet up --raise-neigh-limits` or set `neighbour_limits: auto` in the file (restored at `down`)"),
+                );
+            }
+            false
         }
     }
 }
@@ -142,6 +223,35 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
     }
     st.sysctl_restore.retain(|_, m| !m.is_empty());
     st.topology = Some(lab.topology.clone());
+    st.delete_in = deleters(lab);
+    st.daemons = crate::apply::team::running(&lab.name);
+}
+
+/// The fewest nodes whose devices must be deleted explicitly so that every lab device goes:
+/// a veth end dies with its peer, so a node whose every device is the peer of a device in an
+/// already chosen node needs nothing. Largest nodes first (a star: only the host).
+fn deleters(lab: &Lab) -> Vec<String> {
+    use std::collections::HashSet;
+    let mut nodes: Vec<&crate::model::Node> = lab.nodes.values().collect();
+    nodes.sort_by_key(|n| std::cmp::Reverse(n.interfaces.len()));
+    let mut covered: HashSet<crate::model::Endpoint> = HashSet::new();
+    let mut out = Vec::new();
+    // Root-namespace devices are deleted one by one anyway: their peers are covered.
+    for n in nodes.iter().filter(|n| lab.netns_name(&n.name).is_none()) {
+        covered.extend(n.interfaces.values().filter_map(|i| i.peer.clone()));
+    }
+    for n in nodes.iter().filter(|n| lab.netns_name(&n.name).is_some()) {
+        let uncovered = n
+            .interfaces
+            .values()
+            .any(|i| i.name != "lo" && !covered.contains(&crate::model::Endpoint::new(&n.name, &i.name)));
+        if uncovered {
+            out.push(n.name.clone());
+            covered.extend(n.interfaces.values().filter_map(|i| i.peer.clone()));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Takes the lab's lock or reports it busy.

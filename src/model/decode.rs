@@ -1,6 +1,8 @@
 //! Turns a parsed document into `Topology`, piece by piece (top level, each node, each
 //! interface, each route, each link), so that one bad piece does not hide the errors in the
-//! others, and every serde error is located at the exact key or value it concerns.
+//! others, and every serde error is located at the exact key or value it concerns. Within a
+//! piece, a field that fails is reported and left out, and the rest is decoded again: every bad
+//! field of a piece is reported, and the good ones stay for validation to check.
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -48,6 +50,23 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
     let nodes = top.remove("nodes");
     let links = top.remove("links");
     let expect = top.remove("expect");
+    // `name` is required: without it (or with a non-string) the rest is still decoded.
+    match top.get("name") {
+        Some(Value::String(_)) => {}
+        None => {
+            let span = doc.value_span(&[]).map(|s| s.start..s.start);
+            diags.push(Diag::error("the lab has no `name`").maybe_label(span, "add `name: <lab>`").help("a lab's name names its namespaces and its record under /run/vnet"));
+            top.insert("name".into(), Value::String(String::new()));
+        }
+        Some(other) => {
+            diags.push(
+                Diag::error(format!("`name` must be a string, not {}", type_name(other)))
+                    .maybe_label(doc.value_span(&[Seg::Key("name".into())]), "expected a string"),
+            );
+            top.insert("name".into(), Value::String(String::new()));
+        }
+    }
+    let ipsec = top.remove("ipsec");
     let mut topo: Topology = piece(doc, &mut diags, &[], Value::Object(top)).unwrap_or_default();
 
     if let Some(nodes) = nodes {
@@ -88,6 +107,9 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
         }
     }
     topo.expect = super::expect::decode(doc, &mut diags, expect);
+    if let Some(v) = ipsec {
+        topo.ipsec = crate::model::netfeat::spec_decode::list(doc, &mut diags, &[Seg::Key("ipsec".into())], v);
+    }
     (topo, diags)
 }
 
@@ -105,7 +127,9 @@ fn decode_node(doc: &Document, diags: &mut Diagnostics, p: &Path, node: Value) -
     };
     let interfaces = obj.remove("interfaces");
     let routes = obj.remove("routes");
+    let features = crate::model::netfeat::spec_decode::take_node_sections(&mut obj);
     let mut spec: NodeSpec = piece(doc, diags, p, Value::Object(obj))?;
+    crate::model::netfeat::spec_decode::node_sections(doc, diags, p, features, &mut spec);
 
     let mut ip = p.clone();
     ip.push(Seg::Key("interfaces".into()));
@@ -168,41 +192,124 @@ fn decode_interface(doc: &Document, diags: &mut Diagnostics, p: &Path, ifname: &
             kind.insert(k, v);
         }
     }
-    if !kind.contains_key("kind") {
+    let explicit_kind = kind.contains_key("kind");
+    if !explicit_kind {
         let default = if ifname == "lo" { "loopback" } else { "veth" };
         kind.insert("kind".into(), Value::String(default.into()));
     }
-    let explicit_kind = doc.has(&[p.as_slice(), &[Seg::Key("kind".into())]].concat());
     let c: Option<Common> = piece(doc, diags, p, Value::Object(common));
-    let k: Option<KindSpec> = match serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(kind)) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            let mut d = located(doc, p, &e);
-            if d.message.starts_with("unknown field") {
-                let hint = if explicit_kind { "" } else { " (an interface without `kind` is a veth end)" };
-                d = d.help(format!(
-                    "every interface accepts {}; the rest depends on its kind{hint}",
-                    COMMON_INTERFACE_FIELDS.join(", ")
-                ));
-            }
-            if d.message.starts_with("unknown variant") {
-                d = d.help(format!("kinds: {}", KindSpec::NAMES.join(", ")));
-            }
-            diags.push(d);
-            None
-        }
-    };
+    let k = decode_kind(doc, diags, p, kind, explicit_kind);
     let (c, k) = (c?, k?);
     Some(InterfaceSpec { kind: k, up: c.up, mtu: c.mtu, mac: c.mac, addresses: c.addresses, master: c.master, hairpin: c.hairpin })
 }
 
-/// Deserializes one piece, reporting a located error on failure.
+/// Decodes the kind and its options. serde loses the path inside an internally tagged enum,
+/// so when the whole fails, each option is tried alone with the kind to find the bad ones.
+fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<String, Value>, explicit: bool) -> Option<KindSpec> {
+    let kp: Path = [p.as_slice(), &[Seg::Key("kind".into())]].concat();
+    let name = match map.get("kind") {
+        Some(Value::String(s)) => s.clone(),
+        other => {
+            let found = other.map(type_name).unwrap_or("nothing");
+            diags.push(
+                Diag::error(format!("`kind` must be the name of a device kind, not {found}"))
+                    .maybe_label(doc.value_span(&kp), "expected a kind name")
+                    .help(format!("kinds: {}", KindSpec::NAMES.join(", "))),
+            );
+            return None;
+        }
+    };
+    let whole = Value::Object(map);
+    let err = match serde_path_to_error::deserialize::<_, KindSpec>(&whole) {
+        Ok(k) => return Some(k),
+        Err(e) => e,
+    };
+    let Value::Object(map) = whole else { unreachable!("built as an object") };
+    let only_kind = |extra: Option<(&String, &Value)>| {
+        let mut m = Map::new();
+        m.insert("kind".into(), Value::String(name.clone()));
+        if let Some((k, v)) = extra {
+            m.insert(k.clone(), v.clone());
+        }
+        serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(m))
+    };
+    // An unknown kind name; an unknown value of an option (a mode) is blamed on that option below.
+    if !KindSpec::NAMES.contains(&name.as_str()) && err.inner().to_string().starts_with("unknown variant") {
+        let mut d = Diag::error(format!("unknown device kind `{name}`"))
+            .maybe_label(doc.value_span(&kp), "unknown kind")
+            .help(format!("kinds: {}", KindSpec::NAMES.join(", ")));
+        if let Some(best) = closest(&name, KindSpec::NAMES.iter().copied()) {
+            d = d.help(format!("did you mean `{best}`? kinds: {}", KindSpec::NAMES.join(", ")));
+        }
+        diags.push(d);
+        return None;
+    }
+    // Blame each option that fails on its own.
+    let mut good = Map::new();
+    good.insert("kind".into(), Value::String(name.clone()));
+    let mut blamed = false;
+    for (field, value) in map.iter().filter(|(k, _)| *k != "kind") {
+        match only_kind(Some((field, value))) {
+            Ok(_) => {
+                good.insert(field.clone(), value.clone());
+            }
+            Err(e) if e.inner().to_string().starts_with("missing field") => {
+                good.insert(field.clone(), value.clone());
+            }
+            Err(e) => {
+                blamed = true;
+                let msg = e.inner().to_string();
+                let fp: Path = [p.as_slice(), &[Seg::Key(field.clone())]].concat();
+                let mut d = if msg.starts_with("unknown field") {
+                    unknown_field(doc, p, &fp, field, &msg)
+                } else {
+                    humanized(doc, &fp, &msg)
+                };
+                if msg.starts_with("unknown field") {
+                    let mut accepted: Vec<String> = COMMON_INTERFACE_FIELDS.iter().map(|s| s.to_string()).collect();
+                    accepted.extend(expected_names(&msg));
+                    let hint = if explicit { String::new() } else { " (an interface without `kind` is a veth end)".to_string() };
+                    let mean = closest(field, accepted.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`? ")).unwrap_or_default();
+                    d = Diag { help: None, ..d }.help(format!("{mean}a {name} interface accepts {}{hint}", accepted.join(", ")));
+                }
+                diags.push(d);
+            }
+        }
+    }
+    if !blamed {
+        // Not one option's fault (e.g. a required option is missing): report the whole.
+        diags.push(humanized(doc, p, &err.inner().to_string()));
+        return None;
+    }
+    serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(good)).ok()
+}
+
+/// Deserializes one piece. A field that fails is reported and left out, and the rest is
+/// decoded again, so that every bad field is reported and the good ones are kept.
 pub(crate) fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, base: &[Seg], v: Value) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v) {
-        Ok(t) => Some(t),
-        Err(e) => {
+    let mut v = v;
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, T>(&v) {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let msg = e.inner().to_string();
+        // A required field we left out because it was bad: already reported.
+        let follow_on = backticked(&msg, "missing field `").map(|f| removed.contains(&f)).unwrap_or(false);
+        if !follow_on {
             diags.push(located(doc, base, &e));
-            None
+        }
+        let culprit = match e.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => backticked(&msg, "unknown field `"),
+        };
+        match (&mut v, culprit) {
+            (Value::Object(m), Some(k)) if m.contains_key(&k) => {
+                m.remove(&k);
+                removed.push(k);
+            }
+            _ => return None,
         }
     }
 }
@@ -221,21 +328,138 @@ fn located(doc: &Document, base: &[Seg], e: &serde_path_to_error::Error<serde_js
     let msg = e.inner().to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
     if let Some(field) = backticked(&msg, "unknown field `") {
+        if path.last() == Some(&Seg::Key(field.clone())) {
+            path.pop();
+        }
         let mut fp = path.clone();
         fp.push(Seg::Key(field.clone()));
-        let span = if doc.has(&fp) { doc.key_span(&fp) } else { doc.key_span(&path) };
-        return Diag::error(msg).maybe_label(span, format!("unknown field `{field}`"));
-    }
-    if let Some(variant) = backticked(&msg, "unknown variant `") {
-        let mut kp = path.clone();
-        kp.push(Seg::Key("kind".into()));
-        let span = if doc.has(&kp) { doc.value_span(&kp) } else { doc.value_span(&path) };
-        return Diag::error(msg).maybe_label(span, format!("unknown `{variant}`"));
+        let mut d = unknown_field(doc, &path, &fp, &field, &msg);
+        let expected = expected_names(&msg);
+        let mean = closest(&field, expected.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`? ")).unwrap_or_default();
+        if !expected.is_empty() {
+            d = d.help(format!("{mean}{} accepts {}", where_(&path).trim_start_matches("in "), expected.join(", ")));
+        }
+        return d;
     }
     if msg.starts_with("missing field") {
-        return Diag::error(msg).maybe_label(doc.key_span(&path), "required here");
+        let field = backticked(&msg, "missing field `").unwrap_or_default();
+        return Diag::error(format!("`{field}` is required {}", where_(&path))).maybe_label(doc.key_span(&path), format!("`{field}` missing"));
     }
-    Diag::error(msg).maybe_label(doc.value_span(&path), "invalid value")
+    humanized(doc, &path, &msg)
+}
+
+/// "unknown field `x` in node `a`", underlining the key.
+fn unknown_field(doc: &Document, container: &[Seg], fp: &[Seg], field: &str, _msg: &str) -> Diag {
+    let span = if doc.has(fp) { doc.key_span(fp) } else { doc.key_span(container) };
+    Diag::error(format!("unknown field `{field}` {}", where_(container))).maybe_label(span, "unknown field")
+}
+
+/// Where a piece sits, for messages: "in node `a`", "in link 2", ...
+fn where_(path: &[Seg]) -> String {
+    let k = |s: &Seg| match s {
+        Seg::Key(k) => k.clone(),
+        Seg::Index(i) => i.to_string(),
+    };
+    match path {
+        [] => "in the lab".to_string(),
+        [Seg::Key(n), Seg::Index(i)] if n == "links" => format!("in link {}", i + 1),
+        [Seg::Key(n), node] if n == "nodes" => format!("in node `{}`", k(node)),
+        [Seg::Key(n), node, Seg::Key(r), Seg::Index(i)] if n == "nodes" && r == "routes" => format!("in route {} of node `{}`", i + 1, k(node)),
+        [Seg::Key(n), node, Seg::Key(r), ifname] if n == "nodes" && r == "interfaces" => format!("in interface `{}:{}`", k(node), k(ifname)),
+        [Seg::Key(n), node, Seg::Key(r), ifname, ..] if n == "nodes" && r == "interfaces" => format!("in interface `{}:{}`", k(node), k(ifname)),
+        other => format!("in `{}`", other.iter().map(k).collect::<Vec<_>>().join(".")),
+    }
+}
+
+/// Turns serde's wording ("invalid type: string \"big\", expected u32") into a sentence about
+/// the field ("`mtu` must be a whole number, not the string \"big\""), underlining the value.
+fn humanized(doc: &Document, path: &[Seg], msg: &str) -> Diag {
+    let subject = match path {
+        [.., Seg::Key(k), Seg::Index(_)] => format!("every entry of `{k}`"),
+        [.., Seg::Key(k)] => format!("`{k}`"),
+        _ => "this value".to_string(),
+    };
+    let span = doc.value_span(path);
+    let found_in_doc = || doc.get(path).map(type_name).unwrap_or("something else").to_string();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            if let Some((found, expected)) = rest.rsplit_once(", expected ") {
+                let expected = expected_words(expected);
+                return Diag::error(format!("{subject} must be {expected}, not {}", found_words(found)))
+                    .maybe_label(span, format!("expected {expected}"));
+            }
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let (found, _) = rest.split_once('`').unwrap_or((rest, ""));
+        let names = expected_names(msg);
+        let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let mut d = Diag::error(format!("{subject} must be one of {listed}, not `{found}`")).maybe_label(span, "unknown value");
+        if let Some(b) = closest(found, names.iter().map(String::as_str)) {
+            d = d.help(format!("did you mean `{b}`?"));
+        }
+        return d;
+    }
+    if let Some(name) = msg.strip_prefix("data did not match any variant of untagged enum ") {
+        let expected = match name {
+            "SysctlValue" => "a number, a boolean or a string",
+            "TableRef" => "a table number or `main` / `local`",
+            _ => "one of the accepted forms",
+        };
+        return Diag::error(format!("{subject} must be {expected}, not {}", found_in_doc())).maybe_label(span, format!("expected {expected}"));
+    }
+    Diag::error(msg.to_string()).maybe_label(span, "invalid value")
+}
+
+fn expected_words(e: &str) -> String {
+    match e {
+        "u8" => "a whole number from 0 to 255".into(),
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" | "u64" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "a boolean" => "`true` or `false`".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        s if s.starts_with("struct ") => "a mapping".into(),
+        s if s.starts_with("enum ") => "one of the accepted names".into(),
+        s => s.to_string(),
+    }
+}
+
+fn found_words(f: &str) -> String {
+    if let Some(s) = f.strip_prefix("string ") {
+        return format!("the string {s}");
+    }
+    for p in ["integer `", "floating point `", "boolean `"] {
+        if let Some(rest) = f.strip_prefix(p) {
+            return rest.trim_end_matches('`').to_string();
+        }
+    }
+    match f {
+        "map" => "a mapping".into(),
+        "sequence" => "a list".into(),
+        "null" | "unit value" => "nothing".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The backticked names after "expected" in a serde message.
+fn expected_names(msg: &str) -> Vec<String> {
+    let Some((_, rest)) = msg.split_once("expected ") else { return Vec::new() };
+    rest.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// The candidate closest to a misspelled name, if one is close enough to be a likely typo.
+pub(crate) fn closest<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .filter(|c| *c != wrong)
+        .map(|c| (super::validate::edit_distance(wrong, c), c))
+        .filter(|(d, c)| {
+            *d <= 2.max(wrong.len() / 3) && *d < c.len().max(wrong.len())
+                || (wrong.len() >= 3 && (c.starts_with(wrong) || wrong.starts_with(*c)) && c.len().min(wrong.len()) >= 3)
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn backticked(msg: &str, prefix: &str) -> Option<String> {

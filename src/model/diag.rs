@@ -85,6 +85,10 @@ impl Diagnostics {
             self.push(d);
         }
     }
+    /// Drops the warnings, keeping the errors.
+    pub fn retain_errors(&mut self) {
+        self.items.retain(Diag::is_error);
+    }
     pub fn with_source(mut self, source: SourceText) -> Self {
         self.source = Some(source);
         self

@@ -574,7 +574,7 @@ links:
         let e = errors("  - route: { from: a, to: 10.0.0.2, via: fd00::9 }\n");
         assert!(e.contains("error: fd00::9 and the destination 10.0.0.2 are of different IP families [fd00::9]"), "{e}");
         let e = errors("  - reach: { from: a, to: b, family: ipv5 }\n");
-        assert!(e.contains("error: unknown variant `ipv5`"), "{e}");
+        assert!(e.contains("error: `family` must be one of `ipv4`, `ipv6`, not `ipv5`"), "{e}");
         let e = errors("  - reach: { from: a, to: b, colour: red }\n");
         assert!(e.contains("error: unknown field `colour`"), "{e}");
         let e = errors("  - reach: { from: a, to: b }\n    no-reach: { from: a, to: b }\n");

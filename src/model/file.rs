@@ -25,6 +25,11 @@ pub struct Topology {
     /// address, off otherwise: faster, quieter), `on`, or `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Mode>,
+    /// Raise the machine's neighbour table limits (root namespace, shared by all namespaces)
+    /// for the lab's life: `auto` sizes them for the lab; or give gc_thresh1/2/3. Restored at
+    /// `down`. Without it, `up` only warns when the lab can exceed the limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour_limits: Option<NeighbourLimits>,
     /// Nodes by name. The node `host` is the root namespace (or its isolated stand-in).
     #[serde(default)]
     pub nodes: IndexMap<String, NodeSpec>,
@@ -35,6 +40,9 @@ pub struct Topology {
     /// path MTU, routes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<super::expect::ExpectSpec>,
+    /// IPsec (ESP) connections between nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipsec: Vec<super::netfeat::spec::IpsecSpec>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -50,6 +58,22 @@ pub enum Ipv6Mode {
     Off,
 }
 
+/// Neighbour table limits to set while the lab is up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NeighbourLimits {
+    /// `auto`: sized for the lab's largest possible need.
+    Auto(AutoWord),
+    Explicit { gc_thresh1: u64, gc_thresh2: u64, gc_thresh3: u64 },
+}
+
+/// The word `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    Auto,
+}
+
 /// A node: one network namespace with its interfaces, routes and sysctls.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,10 +87,23 @@ pub struct NodeSpec {
     /// Network sysctls of this node's namespace, e.g. `net.ipv4.ip_forward: 1`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub sysctls: IndexMap<String, SysctlValue>,
+    /// NAT of this node (masquerade, SNAT, port forwards), in the lab's nftables table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<super::netfeat::spec::NatSpec>,
+    /// Allow/deny rules of this node, in the lab's nftables table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<super::netfeat::spec::FirewallSpec>,
+    /// Traffic control per device: `eth0: { delay: 20ms, loss: 1%, rate: 10mbit }`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub tc: IndexMap<String, super::netfeat::spec::TcSpec>,
+    /// BPF programs attached to devices (tc clsact or XDP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bpf: Vec<super::netfeat::spec::BpfSpec>,
 }
 
 /// An interface: settings common to every kind plus the kind's own options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = super::schema::interface_schema)]
 pub struct InterfaceSpec {
     #[serde(flatten)]
     pub kind: KindSpec,
@@ -104,6 +141,7 @@ pub const COMMON_INTERFACE_FIELDS: &[&str] = &["kind", "up", "mtu", "mac", "addr
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
     /// Exactly two `node:ifname` endpoints. Per-end settings go under the node's `interfaces`.
+    #[schemars(length(min = 2, max = 2), inner(pattern(r"^[^:\s]+:[^:\s]+$")))]
     pub endpoints: Vec<String>,
     /// MTU of both ends (an end's own `mtu` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]

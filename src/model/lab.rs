@@ -31,6 +31,11 @@ pub struct Lab {
     pub nodes: IndexMap<String, Node>,
     /// Expectations verified by `vnet check`.
     pub expect: Vec<super::expect::Expect>,
+    /// Neighbour table limits to apply while up: `Some(None)` = sized automatically.
+    pub neighbour_limits: Option<Option<[u64; 3]>>,
+    /// IPsec connections between nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ipsec: Vec<super::netfeat::Tunnel>,
     /// The file form this lab was validated from (kept for state and re-planning).
     #[serde(skip)]
     pub topology: Topology,
@@ -74,6 +79,8 @@ pub struct Node {
     pub routes: Vec<Route>,
     /// sysctl key (dotted, e.g. `net.ipv4.ip_forward`) -> value as the kernel writes it.
     pub sysctls: IndexMap<String, String>,
+    /// NAT, firewall, traffic control and BPF of this node.
+    pub features: super::netfeat::NodeFeatures,
     #[serde(skip)]
     pub path: Path,
 }

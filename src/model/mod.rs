@@ -7,7 +7,9 @@ pub mod expect;
 pub mod file;
 pub mod kind;
 pub mod lab;
+pub mod netfeat;
 pub mod schema;
+pub mod segments;
 pub mod source;
 pub mod validate;
 
@@ -66,3 +68,6 @@ pub fn load_topology(topo: &Topology) -> Result<Loaded, Diagnostics> {
     let value = serde_json::to_value(topo).expect("topology serializes");
     load_document(Document::from_value(&format!("<lab {}>", topo.name), value))
 }
+
+#[cfg(test)]
+mod tests;

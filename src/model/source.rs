@@ -130,6 +130,19 @@ impl Document {
         self.place(path).map(|p| p.key.clone().unwrap_or_else(|| p.value.clone()))
     }
 
+    /// The value at `path`, if the document has one there.
+    pub fn get(&self, path: &[Seg]) -> Option<&Value> {
+        let mut v = &self.value;
+        for s in path {
+            v = match (s, v) {
+                (Seg::Key(k), Value::Object(m)) => m.get(k)?,
+                (Seg::Index(i), Value::Array(a)) => a.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+
     /// Whether the exact path was written in the file (not just an ancestor).
     pub fn has(&self, path: &[Seg]) -> bool {
         self.places.contains_key(path)
@@ -284,12 +297,15 @@ mod yaml {
             Event::SequenceStart(anchor, _) => {
                 let start = b.range(span).start;
                 let mut items = Vec::new();
+                let mut child_end: Option<usize> = None;
                 loop {
                     match &events[*pos].0 {
                         Event::SequenceEnd => {
                             let end = b.range(&events[*pos].1).end.max(start);
                             *pos += 1;
-                            let end = last_end(places, path, end);
+                            // A flow sequence ends at its `]`; a block one at its last child.
+                            let block_end = child_end.filter(|e| *e < end).unwrap_or(end);
+                            let end = if b.text.as_bytes().get(start) == Some(&b'[') { end } else { block_end };
                             places.insert(path.clone(), Place { key, value: start..end });
                             let value = Value::Array(items);
                             if *anchor > 0 {
@@ -300,6 +316,7 @@ mod yaml {
                         _ => {
                             path.push(Seg::Index(items.len()));
                             let item = node(b, events, pos, path, places, None)?;
+                            child_end = places.get(path).map(|p| p.value.end).max(child_end);
                             path.pop();
                             items.push(item);
                         }
@@ -309,12 +326,15 @@ mod yaml {
             Event::MappingStart(anchor, _) => {
                 let start = b.range(span).start;
                 let mut map = Map::new();
+                let mut child_end: Option<usize> = None;
                 loop {
                     match &events[*pos].0 {
                         Event::MappingEnd => {
                             let end = b.range(&events[*pos].1).end.max(start);
                             *pos += 1;
-                            let end = last_end(places, path, end);
+                            // A flow mapping ends at its `}`; a block one at its last child.
+                            let block_end = child_end.filter(|e| *e < end).unwrap_or(end);
+                            let end = if b.text.as_bytes().get(start) == Some(&b'{') { end } else { block_end };
                             places.insert(path.clone(), Place { key, value: start..end });
                             let value = Value::Object(map);
                             if *anchor > 0 {
@@ -327,10 +347,18 @@ mod yaml {
                             let key_range = b.range(&events[*pos].1);
                             *pos += 1;
                             if map.contains_key(&k) {
-                                return Err((format!("duplicate key `{k}`"), key_range));
+                                let mut first = path.clone();
+                                first.push(Seg::Key(k.clone()));
+                                let line = places.get(&first).and_then(|p| p.key.clone()).map(|r| b.text[..r.start].matches('\n').count() + 1);
+                                let msg = match line {
+                                    Some(l) => format!("duplicate key `{k}` (first on line {l})"),
+                                    None => format!("duplicate key `{k}`"),
+                                };
+                                return Err((msg, key_range));
                             }
                             path.push(Seg::Key(k.clone()));
                             let v = node(b, events, pos, path, places, Some(key_range))?;
+                            child_end = places.get(path).map(|p| p.value.end).max(child_end);
                             path.pop();
                             map.insert(k, v);
                         }
@@ -344,21 +372,6 @@ mod yaml {
             other => Err((format!("unexpected YAML event {other:?}"), b.range(span))),
         }
     }
-
-    /// Block collections end where their last child ends (saphyr reports the next token).
-    fn last_end(places: &HashMap<Path, Place>, path: &Path, fallback: usize) -> usize {
-        let mut best = None;
-        for (p, place) in places.iter() {
-            if p.len() == path.len() + 1 && p.starts_with(path) {
-                best = Some(best.map_or(place.value.end, |b: usize| b.max(place.value.end)));
-            }
-        }
-        match best {
-            Some(e) if e < fallback => e,
-            Some(_) => fallback,
-            None => fallback,
-        }
-    }
 }
 
 mod toml_doc {
@@ -370,7 +383,12 @@ mod toml_doc {
     pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
         let doc = DeTable::parse(text).map_err(|e| {
             let r = e.span().unwrap_or(0..0);
-            (e.message().to_string(), r)
+            let mut msg = e.message().trim_end().to_string();
+            // toml says only "duplicate key": name it.
+            if let Some(key) = text.get(r.clone()).filter(|k| msg == "duplicate key" && !k.is_empty() && !k.contains('\n')) {
+                msg = format!("duplicate key `{}`", key.trim());
+            }
+            (msg, r)
         })?;
         let span = doc.span();
         let mut path = Vec::new();
@@ -438,11 +456,18 @@ mod json {
     pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             let offset = offset_of(text, e.line(), e.column());
-            (e.to_string(), offset..(offset + 1).min(text.len()).max(offset))
+            let msg = e.to_string();
+            // The location is shown separately.
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            (msg, offset..(offset + 1).min(text.len()).max(offset))
         })?;
-        let mut s = Scanner { b: text.as_bytes(), i: 0 };
+        let mut s = Scanner { b: text.as_bytes(), i: 0, duplicate: None };
         let mut path = Vec::new();
         s.value(&mut path, places, None);
+        // serde_json keeps the last of duplicate keys silently; a topology file may not have them.
+        if let Some((k, r)) = s.duplicate {
+            return Err((format!("duplicate key `{k}"), r));
+        }
         Ok(value)
     }
 
@@ -460,6 +485,8 @@ mod json {
     struct Scanner<'a> {
         b: &'a [u8],
         i: usize,
+        /// The first key that appeared twice in one object, with its place.
+        duplicate: Option<(String, Range<usize>)>,
     }
 
     impl Scanner<'_> {
@@ -487,6 +514,7 @@ mod json {
             match self.b.get(self.i) {
                 Some(b'{') => {
                     self.i += 1;
+                    let mut keys: HashMap<String, usize> = HashMap::new();
                     loop {
                         self.ws();
                         match self.b.get(self.i) {
@@ -499,6 +527,16 @@ mod json {
                                 let ks = self.i;
                                 let k = self.string();
                                 let kr = ks..self.i;
+                                match keys.get(&k) {
+                                    Some(first) if self.duplicate.is_none() => {
+                                        let line = self.b[..*first].iter().filter(|c| **c == b'\n').count() + 1;
+                                        self.duplicate = Some((format!("{k}` (first on line {line})"), kr.clone()));
+                                    }
+                                    Some(_) => {}
+                                    None => {
+                                        keys.insert(k.clone(), ks);
+                                    }
+                                }
                                 self.ws();
                                 self.i += 1; // ':'
                                 path.push(Seg::Key(k));

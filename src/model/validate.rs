@@ -94,39 +94,46 @@ pub fn ifname_problem(name: &str) -> Option<String> {
 }
 
 /// Why a node or lab name is unusable, if it is (they become file and namespace names).
-fn plain_name_problem(what: &str, name: &str, max: usize) -> Option<String> {
+fn plain_name_problem(what: &str, name: &str, max: usize, dot: bool) -> Option<String> {
+    let allowed = if dot { "letters, digits, `-`, `_` and `.`" } else { "letters, digits, `-` and `_`" };
     if name.is_empty() {
         return Some(format!("{what} name cannot be empty"));
     }
     if name.len() > max {
-        return Some(format!("{what} name `{name}` is longer than {max} bytes"));
+        return Some(format!("{what} name `{name}` is {} bytes; at most {max} are allowed", name.len()));
     }
-    if name == "." || name == ".." || name.starts_with('-') || name.starts_with('.') {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || (dot && *c == '.'))) {
+        let what_c = match c {
+            ' ' => "a space".to_string(),
+            c if c.is_whitespace() => "whitespace".to_string(),
+            c if c.is_control() => "a control character".to_string(),
+            c => format!("`{c}`"),
+        };
+        return Some(format!("{what} name `{name}` contains {what_c}; use only {allowed}"));
+    }
+    if name.starts_with('-') || name.starts_with('.') {
         return Some(format!("{what} name `{name}` must start with a letter, digit or `_`"));
-    }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.')) {
-        return Some(format!("{what} name `{name}` contains `{c}`; use letters, digits, `-`, `_` and `.`"));
     }
     None
 }
 
 /// Why a lab name is unusable, if it is.
 pub fn lab_name_problem(name: &str) -> Option<String> {
-    if let Some(p) = plain_name_problem("lab", name, 40) {
-        return Some(p);
-    }
-    if name.contains('.') {
-        return Some(format!("lab name `{name}` contains `.`; use letters, digits, `-` and `_`"));
-    }
-    None
+    plain_name_problem("lab", name, 40, false)
 }
 
 /// Checks a decoded topology; returns the lab and any warnings, or every finding.
 pub fn validate(topo: &Topology, doc: &Document, mut diags: Diagnostics) -> Result<(Lab, Diagnostics), Diagnostics> {
     let mut ctx = Ctx::new(doc);
+    let decode_failed = diags.has_errors();
     ctx.diags.extend(std::mem::take(&mut diags));
     let lab = build(topo, &mut ctx);
     let mut diags = ctx.diags;
+    if decode_failed {
+        // Warnings about a topology with pieces left out (e.g. a gateway that looks
+        // unreachable because the addresses failed to decode) would mislead.
+        diags.retain_errors();
+    }
     diags.sort();
     if diags.has_errors() {
         Err(diags)
@@ -136,8 +143,11 @@ pub fn validate(topo: &Topology, doc: &Document, mut diags: Diagnostics) -> Resu
 }
 
 fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
-    if let Some(p) = lab_name_problem(&topo.name) {
-        ctx.error_at(&[Seg::Key("name".into())], p, "invalid lab name");
+    // A missing or non-string name was reported by decoding.
+    if matches!(ctx.doc().get(&[Seg::Key("name".into())]), Some(serde_json::Value::String(_))) {
+        if let Some(p) = lab_name_problem(&topo.name) {
+            ctx.error_at(&[Seg::Key("name".into())], p, "invalid lab name");
+        }
     }
     let netns_prefix = topo.netns_prefix.clone().unwrap_or_else(|| format!("{}-", topo.name));
     if let Some(prefix) = &topo.netns_prefix {
@@ -152,7 +162,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
 
     // Node names.
     for name in topo.nodes.keys() {
-        if let Some(p) = plain_name_problem("node", name, 64) {
+        if let Some(p) = plain_name_problem("node", name, 64, true) {
             let path = ctx.node_path(name);
             ctx.error_at_key(&path, p, "invalid node name");
         }
@@ -201,13 +211,15 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             // Keep lo first, as the kernel lists it.
             out.move_index(out.len() - 1, 0);
         }
-        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), path: ctx.node_path(nname) });
+        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), features: Default::default(), path: ctx.node_path(nname) });
     }
 
+    // Stacking (lower devices, listed ports), then masters, after all interfaces are known.
+    super::kind::links::resolve(ctx, &mut nodes, topo.isolated_host);
     // Masters, after all interfaces are known.
     for (nname, node) in &nodes {
         for iface in node.interfaces.values() {
-            check_master(ctx, nname, node, iface);
+            check_master(ctx, nname, node, iface, &nodes);
         }
     }
 
@@ -220,6 +232,9 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             node.sysctls = sysctls;
         }
     }
+    // NAT, firewall, traffic control, BPF, IPsec (issue 6).
+    super::netfeat::check_nodes(ctx, topo, &mut nodes);
+    let ipsec = super::netfeat::ipsec::check(ctx, topo, &nodes);
 
     let expect = super::expect::check(ctx, &topo.expect, &nodes);
 
@@ -232,13 +247,30 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         ctx.warn_at(&[Seg::Key("ipv6".into())], "ipv6 is off but the lab declares IPv6 addresses; devices get no link-local addresses, so neighbour discovery may fail", "off");
     }
 
+    let neighbour_limits = match &topo.neighbour_limits {
+        None => None,
+        Some(super::file::NeighbourLimits::Auto(_)) => Some(None),
+        Some(super::file::NeighbourLimits::Explicit { gc_thresh1, gc_thresh2, gc_thresh3 }) => {
+            if !(0 < *gc_thresh1 && gc_thresh1 <= gc_thresh2 && gc_thresh2 <= gc_thresh3) {
+                ctx.error_at(
+                    &[Seg::Key("neighbour_limits".into())],
+                    format!("neighbour limits must satisfy 0 < gc_thresh1 <= gc_thresh2 <= gc_thresh3, got {gc_thresh1}/{gc_thresh2}/{gc_thresh3}"),
+                    "out of order",
+                );
+            }
+            Some(Some([*gc_thresh1, *gc_thresh2, *gc_thresh3]))
+        }
+    };
+
     Lab {
         name: topo.name.clone(),
         isolated_host: topo.isolated_host,
         netns_prefix,
         ipv6_link_local,
+        neighbour_limits,
         nodes,
         expect,
+        ipsec,
         topology: topo.clone(),
     }
 }
@@ -253,9 +285,12 @@ fn resolve_veths(
     let mut peers: HashMap<Endpoint, Endpoint> = HashMap::new();
     // Where each end was first paired (for "declared twice" messages).
     let mut first: HashMap<Endpoint, Path> = HashMap::new();
+    // Ends named by a pairing that was refused: "has no peer" would only repeat that error.
+    let mut refused: HashSet<Endpoint> = HashSet::new();
 
-    let mut pair = |ctx: &mut Ctx, a: Endpoint, b: Endpoint, pa: Path, pb: Path, peers: &mut HashMap<Endpoint, Endpoint>| {
-        for (end, p, other) in [(&a, &pa, &b), (&b, &pb, &a)] {
+    // Pairs two ends; false (with the error reported) when one of them already has another peer.
+    let mut pair = |ctx: &mut Ctx, a: &Endpoint, b: &Endpoint, pa: &Path, pb: &Path, peers: &mut HashMap<Endpoint, Endpoint>| -> bool {
+        for (end, p, other) in [(a, pa, b), (b, pb, a)] {
             if let Some(prev) = peers.get(end) {
                 if prev == other {
                     continue; // same pair stated twice (link + peer), consistent
@@ -268,22 +303,27 @@ fn resolve_veths(
                         .maybe_label(prev_span, "first pairing")
                         .help("a veth end belongs to exactly one pair; give the second one another interface name"),
                 );
-                return;
+                return false;
             }
         }
-        first.entry(a.clone()).or_insert(pa);
-        first.entry(b.clone()).or_insert(pb);
+        first.entry(a.clone()).or_insert_with(|| pa.clone());
+        first.entry(b.clone()).or_insert_with(|| pb.clone());
         peers.insert(a.clone(), b.clone());
-        peers.insert(b, a);
+        peers.insert(b.clone(), a.clone());
+        true
     };
 
     for (li, link) in topo.links.iter().enumerate() {
         let lp = ctx.idx(&[Seg::Key("links".into())], li);
         let ep_path = ctx.sub(&lp, "endpoints");
         if link.endpoints.len() != 2 {
-            if !link.endpoints.is_empty() || ctx.doc().has(&ep_path) {
-                ctx.error_at(&ep_path, format!("a link has exactly two endpoints, got {}", link.endpoints.len()), "expected [node:ifname, node:ifname]");
+            // Count what the file says (a link that failed to decode was reported already).
+            if let Some(serde_json::Value::Array(a)) = ctx.doc().get(&ep_path) {
+                if a.len() != 2 {
+                    ctx.error_at(&ep_path, format!("a link has exactly two endpoints, got {}", a.len()), "expected [node:ifname, node:ifname]");
+                }
             }
+            refused.extend(link.endpoints.iter().filter_map(|r| Endpoint::parse(r)));
             continue;
         }
         let mut ends = Vec::new();
@@ -304,12 +344,14 @@ fn resolve_veths(
             }
         }
         if ends.len() != 2 {
+            refused.extend(ends.into_iter().map(|(e, _)| e));
             continue;
         }
         let (b, pb) = ends.pop().unwrap();
         let (a, pa) = ends.pop().unwrap();
         if a == b {
             ctx.error_at(&ep_path, format!("link connects `{a}` to itself"), "both ends are the same");
+            refused.insert(a);
             continue;
         }
         let mut ok = true;
@@ -322,7 +364,9 @@ fn resolve_veths(
                 }
             }
         }
-        if !ok {
+        if !ok || !pair(ctx, &a, &b, &pa, &pb, &mut peers) {
+            refused.insert(a);
+            refused.insert(b);
             continue;
         }
         for (ep, p) in [(&a, &pa), (&b, &pb)] {
@@ -337,7 +381,6 @@ fn resolve_veths(
                 }
             }
         }
-        pair(ctx, a, b, pa, pb, &mut peers);
     }
 
     // `peer:` on declared veths.
@@ -354,23 +397,28 @@ fn resolve_veths(
                         if !topo.nodes.contains_key(&other.node) {
                             ctx.error_at(&pp, format!("unknown node `{}` in peer `{raw}`", other.node), format!("no node named `{}`", other.node));
                             push_did_you_mean(ctx, &other.node, topo.nodes.keys());
-                            continue;
-                        }
-                        if let Some(problem) = ifname_problem(&other.ifname) {
+                        } else if let Some(problem) = ifname_problem(&other.ifname) {
                             ctx.error_at(&pp, problem, "invalid interface name");
-                            continue;
-                        }
-                        match ifaces.get(&other.node).and_then(|m| m.get(&other.ifname)) {
-                            Some((ospec, _)) if !matches!(ospec.kind, KindSpec::Veth(_)) => {
-                                ctx.error_at(&pp, format!("peer `{other}` is a {}; a veth's peer must be a veth", ospec.kind.name()), "not a veth");
-                                continue;
+                        } else {
+                            let declared = ifaces.get(&other.node).and_then(|m| m.get(&other.ifname));
+                            match declared {
+                                Some((ospec, _)) if !matches!(ospec.kind, KindSpec::Veth(_)) => {
+                                    ctx.error_at(&pp, format!("peer `{other}` is a {}; a veth's peer must be a veth", ospec.kind.name()), "not a veth");
+                                }
+                                _ => {
+                                    if pair(ctx, &me, &other, &pp, &pp, &mut peers) {
+                                        if declared.is_none() {
+                                            implicit.push((other.clone(), pp.clone()));
+                                        }
+                                        continue;
+                                    }
+                                    refused.insert(other.clone());
+                                }
                             }
-                            Some(_) => {}
-                            None => implicit.push((other.clone(), pp.clone())),
                         }
-                        pair(ctx, me, other, pp.clone(), pp, &mut peers);
                     }
                 }
+                refused.insert(me);
             }
         }
     }
@@ -383,7 +431,7 @@ fn resolve_veths(
     for (nname, list) in ifaces.iter() {
         for (ifname, (spec, path)) in list {
             let me = Endpoint::new(nname, ifname);
-            if matches!(spec.kind, KindSpec::Veth(_)) && !peers.contains_key(&me) && ifname != "lo" {
+            if matches!(spec.kind, KindSpec::Veth(_)) && !peers.contains_key(&me) && ifname != "lo" && !refused.contains(&me) {
                 let span = ctx.key_span(path);
                 ctx.push(
                     Diag::error(format!("veth `{me}` has no peer"))
@@ -397,11 +445,7 @@ fn resolve_veths(
 }
 
 fn push_did_you_mean<'a>(ctx: &mut Ctx, wrong: &str, names: impl Iterator<Item = &'a String>) {
-    let best = names
-        .map(|n| (strsim_distance(wrong, n), n))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d);
-    if let Some((_, n)) = best {
+    if let Some(n) = super::decode::closest(wrong, names.map(String::as_str)) {
         if let Some(last) = ctx.diags_last_mut() {
             if last.help.is_none() {
                 last.help = Some(format!("did you mean `{n}`?"));
@@ -418,11 +462,12 @@ impl Ctx<'_> {
 
 /// The closest of `names` to `wrong`, if close enough to suggest.
 pub(crate) fn did_you_mean<'a>(wrong: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    names.map(|n| (strsim_distance(wrong, n), n)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, n)| n)
+    names.map(|n| (edit_distance(wrong, n), n)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, n)| n)
 }
 
 /// Levenshtein distance, for "did you mean" hints.
-fn strsim_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -526,7 +571,7 @@ fn check_interface(
     }
 }
 
-fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface) {
+fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface, all: &IndexMap<String, Node>) {
     let Some(master) = &iface.master else { return };
     let mp = ctx.sub(&iface.path, "master");
     let me = Endpoint::new(nname, &iface.name);
@@ -540,11 +585,19 @@ fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface) {
     }
     match node.interfaces.get(master) {
         None => {
-            ctx.error_at(&mp, format!("unknown device `{master}`: `master` of `{me}` must be a bridge in node `{nname}`"), format!("no device `{master}` in node `{nname}`"));
-            push_did_you_mean(ctx, master, node.interfaces.keys());
+            ctx.error_at(&mp, format!("unknown device `{master}`: `master` of `{me}` must be a bridge, bond or team in node `{nname}`"), format!("no device `{master}` in node `{nname}`"));
+            let elsewhere = all.iter().filter(|(n, _)| *n != nname).find_map(|(n, other)| other.interfaces.get(master).filter(|m| m.kind.is_master()).map(|m| (n, m)));
+            match elsewhere {
+                Some((other, m)) => {
+                    if let Some(last) = ctx.diags_last_mut() {
+                        last.help = Some(format!("`{master}` is a {} in node `{other}`; a port and its master must be in the same node (connect the nodes with a veth pair and make the far end the port)", m.kind.name()));
+                    }
+                }
+                None => push_did_you_mean(ctx, master, node.interfaces.keys()),
+            }
         }
         Some(m) if !m.kind.is_master() => {
-            ctx.error_at(&mp, format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge in the same node", m.kind.name()), "not a bridge");
+            ctx.error_at(&mp, format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge, bond or team in the same node", m.kind.name()), "not a master");
         }
         Some(m) => {
             if iface.kind.is_master() && m.kind.is_master() && matches!(iface.kind, KindSpec::Bridge(_)) && matches!(m.kind, KindSpec::Bridge(_)) {
@@ -711,8 +764,19 @@ fn check_routes(ctx: &mut Ctx, nname: &str, spec: &super::file::NodeSpec, node: 
         if ok {
             if let Some(dst) = dst {
                 let route = Route { dst, via, dev: r.dev.clone(), metric: r.metric, table, src, path: p.clone() };
-                if out.iter().any(|o| o.dst == route.dst && o.table == route.table && o.metric == route.metric) {
-                    ctx.error_at(&p, format!("route to {} (table {}, metric {}) is declared twice", route.dst, table, route.metric.unwrap_or(0)), "duplicate route");
+                if let Some(first) = out.iter().find(|o| o.dst == route.dst && o.table == route.table && o.metric == route.metric) {
+                    let table = match table {
+                        TABLE_MAIN => "main".to_string(),
+                        TABLE_LOCAL => "local".to_string(),
+                        t => t.to_string(),
+                    };
+                    let (span, first_span) = (ctx.span(&p), ctx.span(&first.path));
+                    ctx.push(
+                        Diag::error(format!("route to {} (table {table}, metric {}) is declared twice", route.dst, route.metric.unwrap_or(0)))
+                            .maybe_label(span, "declared again here")
+                            .maybe_label(first_span, "first declared here")
+                            .help("routes are told apart by destination, table and metric; merge them or give one another metric"),
+                    );
                 } else {
                     out.push(route);
                 }
@@ -766,8 +830,12 @@ fn check_sysctls(ctx: &mut Ctx, nname: &str, spec: &super::file::NodeSpec, node:
             }
         }
         let v = value.to_kernel_string();
-        if v.is_empty() || v.contains('\n') {
-            ctx.error_at(&kp, format!("sysctl `{key}` needs a one-line value"), "bad value");
+        if v.is_empty() {
+            ctx.error_at(&kp, format!("sysctl `{key}` has an empty value"), "no value");
+            continue;
+        }
+        if v.contains('\n') {
+            ctx.error_at(&kp, format!("sysctl `{key}` needs a one-line value"), "several lines");
             continue;
         }
         if let Some(prev) = canonical.insert(parts.clone(), key.clone()) {

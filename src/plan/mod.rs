@@ -2,6 +2,9 @@
 //! ordered list of operations. Running it against a lab that is up as declared yields nothing.
 //! Objects that are not the lab's are never planned for change; a name clash is reported.
 
+mod devices;
+mod netfeat;
+mod netfeat_ops;
 mod ops;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -10,6 +13,9 @@ use std::fmt;
 use ipnet::IpNet;
 use serde::Serialize;
 
+pub use devices::{DeviceOp, PortVlan};
+pub use netfeat::{missing_keys, same_qdisc, table_name as netfeat_table_name, xfrm_desired};
+pub use netfeat_ops::FeatureOp;
 pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 
 use crate::model::kind::{Drift, KindSpec};
@@ -48,6 +54,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     };
     p.namespaces(state);
     p.links();
+    p.device_extras();
     for node in lab.nodes.values() {
         p.addresses(node);
         p.routes(node);
@@ -55,6 +62,8 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     }
     p.removed_devices();
     p.removed_namespaces(state);
+    let features = netfeat::plan(lab, observed, state, &p.steps);
+    p.steps.extend(features);
     if !p.clashes.is_empty() {
         return Err(p.clashes);
     }
@@ -126,13 +135,8 @@ impl<'a> Planner<'a> {
         let lab = self.lab;
         // Veth pairs are planned once, from the end chosen as creator.
         let mut pairs_done: BTreeSet<Endpoint> = BTreeSet::new();
-        // Creation level per (node, ifname): masters first.
-        let mut levels: HashMap<(String, String), u16> = HashMap::new();
-        for node in lab.nodes.values() {
-            for iface in node.interfaces.values() {
-                level_of(node, iface, &mut levels, 0);
-            }
-        }
+        // Creation level per (node, ifname): masters and lower devices first.
+        let levels: HashMap<(String, String), u16> = devices::levels(lab);
 
         for (nname, node) in &lab.nodes {
             for iface in node.interfaces.values() {
@@ -191,7 +195,7 @@ impl<'a> Planner<'a> {
                 self.clash(nname, format!("interface `{}` already exists and does not belong to lab `{}`", iface.name, self.lab.name));
                 return;
             }
-            let kind_matches = have.kind.as_deref() == iface.kind.kernel_kind();
+            let kind_matches = have.kind.as_deref() == iface.kind.observed_kind();
             match (kind_matches, iface.kind.drift(have.spec.as_ref())) {
                 (false, _) | (true, Drift::Recreate) => {
                     self.push(stage::REPLACE, Op::DeleteLink { node: nname.into(), ifname: iface.name.clone() });
@@ -211,18 +215,40 @@ impl<'a> Planner<'a> {
 
     fn create(&mut self, nname: &str, iface: &Interface, peer: Option<(&Endpoint, &Interface)>, level: u16) {
         let is_master = iface.kind.is_master();
+        // Bond and team ports must be down when they join; they come up afterwards.
+        let joins_down = self.joins_down(nname, iface.master.as_ref());
+        // A VLAN cannot come up before its lower device (ENETDOWN); lowers (bridges included)
+        // are up by MASTER_UP.
+        let after_lower = iface.kind.up_after_lower();
+        // teamd must see a port as a device before it joins the team: join in a later message.
+        let late_master = self.joins_team(nname, iface.master.as_ref());
         let c = CreateLink {
             node: nname.into(),
             ifname: iface.name.clone(),
             kind: iface.kind.clone(),
             mtu: iface.mtu,
             mac: iface.mac,
-            master: iface.master.clone(),
+            master: if late_master { None } else { iface.master.clone() },
             // Masters come up once their ports are in (stage MASTER_UP).
-            up: iface.up && !is_master,
+            up: iface.up && !is_master && !joins_down && !after_lower,
             peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac }),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
+        if late_master {
+            let change = LinkChange { master: Some(iface.master.clone()), ..Default::default() };
+            self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
+        if (joins_down || after_lower) && iface.up {
+            let change = LinkChange { up: Some(true), ..Default::default() };
+            let st = if after_lower {
+                stage::UPPER_UP + level.min(3)
+            } else if late_master {
+                stage::PORT
+            } else {
+                stage::CHANGE
+            };
+            self.push(st, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
         if is_master && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };
             self.push(stage::MASTER_UP, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
@@ -234,8 +260,13 @@ impl<'a> Planner<'a> {
         }
         if let Some((ep, pi)) = peer {
             // The peer cannot come up (nor join a master) in the create message.
+            let peer_joins_down = self.joins_down(&ep.node, pi.master.as_ref());
+            if peer_joins_down && pi.up {
+                let change = LinkChange { up: Some(true), ..Default::default() };
+                self.push(stage::PORT, Op::ChangeLink { node: ep.node.clone(), ifname: ep.ifname.clone(), change });
+            }
             let change = LinkChange {
-                up: if pi.up { Some(true) } else { None },
+                up: if pi.up && !peer_joins_down { Some(true) } else { None },
                 master: pi.master.clone().map(Some),
                 mark: self.is_root(&ep.node),
                 ..Default::default()
@@ -314,6 +345,14 @@ impl<'a> Planner<'a> {
         }
         if self.is_root(nname) && have.alias.as_deref() != Some(self.mark.as_str()) {
             change.mark = true;
+        }
+        // Joining a bond or team: down in the same message (flags go before the master), up later.
+        if matches!(&change.master, Some(Some(_))) && self.joins_down(nname, iface.master.as_ref()) {
+            change.up = Some(false);
+            if iface.up {
+                let c = LinkChange { up: Some(true), ..Default::default() };
+                self.push(stage::PORT, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change: c });
+            }
         }
         if !change.is_empty() {
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
@@ -477,20 +516,6 @@ impl<'a> Planner<'a> {
             }
         }
     }
-}
-
-/// Creation level: 0 without a master, else one more than the master's.
-fn level_of(node: &Node, iface: &Interface, levels: &mut HashMap<(String, String), u16>, depth: u16) -> u16 {
-    let key = (node.name.clone(), iface.name.clone());
-    if let Some(l) = levels.get(&key) {
-        return *l;
-    }
-    let l = match iface.master.as_ref().and_then(|m| node.interfaces.get(m)) {
-        Some(m) if depth < 16 => level_of(node, m, levels, depth + 1) + 1,
-        _ => 0,
-    };
-    levels.insert(key, l.min(16));
-    l.min(16)
 }
 
 fn route_op(r: &Route) -> RouteOp {

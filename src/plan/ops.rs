@@ -19,17 +19,21 @@ pub mod stage {
     /// Link creation: CREATE + dependency level (masters and lower devices first).
     pub const CREATE: u16 = 20;
     pub const KIND_OPTIONS: u16 = 38;
-    /// Masters come up after their ports are attached (cheaper per port) but before the far
-    /// ends of those ports come up: the carrier event that follows then sets the master's
-    /// operational state (brought up last, a bridge can stay at operstate UNKNOWN).
-    pub const MASTER_UP: u16 = 39;
     pub const CHANGE: u16 = 40;
     pub const PORT: u16 = 42;
+    /// Masters come up last, once every port is attached and up: the kernel then selects the
+    /// port states once (each port enabled on a running bridge rescans all ports: O(N^2)).
+    pub const MASTER_UP: u16 = 45;
+    /// Devices stacked on a lower (VLANs...) come up after it (ENETDOWN otherwise), one stage
+    /// per stacking level (46..=49).
+    pub const UPPER_UP: u16 = 46;
     pub const SYSCTL_DEVICE: u16 = 50;
     pub const ADDR_DEL: u16 = 55;
     pub const ADDR_ADD: u16 = 60;
     pub const ROUTE_DEL: u16 = 65;
     pub const ROUTE_ADD: u16 = 70;
+    /// NAT/firewall tables, qdiscs, BPF, xfrm (issue 6): after addresses and routes exist.
+    pub const FEATURES: u16 = 75;
     pub const LINK_DELETE: u16 = 80;
     pub const NETNS_DELETE: u16 = 90;
 }
@@ -123,6 +127,11 @@ pub enum Op {
     RestoreSysctl { node: String, key: String, value: String },
     DeleteLink { node: String, ifname: String },
     DeleteNetns { node: String, netns: String },
+    /// A device operation beyond link settings (bridge VLANs and fdb, VXLAN remotes, bond
+    /// primary, teamd), see `plan::devices`.
+    Device { node: String, ifname: String, device_op: super::devices::DeviceOp },
+    /// NAT/firewall, traffic control, BPF, IPsec (see `netfeat_ops`).
+    Feature { node: String, change: super::netfeat_ops::FeatureOp },
 }
 
 impl Op {
@@ -140,7 +149,9 @@ impl Op {
             | Op::SetSysctl { node, .. }
             | Op::RestoreSysctl { node, .. }
             | Op::DeleteLink { node, .. }
-            | Op::DeleteNetns { node, .. } => node,
+            | Op::DeleteNetns { node, .. }
+            | Op::Device { node, .. }
+            | Op::Feature { node, .. } => node,
             Op::CreateLink(c) => &c.node,
         }
     }
@@ -153,9 +164,11 @@ impl Op {
             | Op::SetPort { ifname, .. }
             | Op::AddAddress { ifname, .. }
             | Op::DelAddress { ifname, .. }
-            | Op::DeleteLink { ifname, .. } => Some(ifname),
+            | Op::DeleteLink { ifname, .. }
+            | Op::Device { ifname, .. } => Some(ifname),
             Op::CreateLink(c) => Some(&c.ifname),
             Op::AddRoute { route, .. } | Op::DelRoute { route, .. } => route.dev.as_deref(),
+            Op::Feature { change, .. } => change.device(),
             _ => None,
         }
     }
@@ -281,6 +294,8 @@ impl fmt::Display for Op {
             Op::RestoreSysctl { node, key, value } => write!(f, "~ sysctl  {node}: {key} = {value} (restore)"),
             Op::DeleteLink { node, ifname } => write!(f, "- link    {node}:{ifname}"),
             Op::DeleteNetns { node, netns } => write!(f, "- netns   {node} ({netns})"),
+            Op::Device { node, ifname, device_op } => write!(f, "+ device  {node}:{ifname} {device_op}"),
+            Op::Feature { node, change } => f.write_str(&change.display(node)),
         }
     }
 }

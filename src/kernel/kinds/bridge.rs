@@ -22,6 +22,9 @@ pub(super) fn info(b: &BridgeSpec) -> Vec<LinkInfo> {
     if let Some(m) = b.multicast_snooping {
         data.push(InfoBridge::MulticastSnooping(m));
     }
+    if let Some(v) = b.vlan_filtering {
+        data.push(InfoBridge::VlanFiltering(v));
+    }
     let mut out = vec![LinkInfo::Kind(InfoKind::Bridge)];
     if !data.is_empty() {
         out.push(LinkInfo::Data(InfoData::Bridge(data)));
@@ -37,6 +40,7 @@ pub(super) fn decode(attrs: &[InfoBridge]) -> BridgeSpec {
             InfoBridge::AgeingTime(t) => b.ageing_time = Some(t / USER_HZ),
             InfoBridge::ForwardDelay(t) => b.forward_delay = Some(t / USER_HZ),
             InfoBridge::MulticastSnooping(m) => b.multicast_snooping = Some(*m),
+            InfoBridge::VlanFiltering(v) => b.vlan_filtering = Some(*v),
             _ => {}
         }
     }

@@ -1,0 +1,246 @@
+//! `vnet bench star|chain|tree --nodes N`: the same generated lab built three ways in one run —
+//! vnet, a hand-tuned `ip -batch` build, and a tutorial-style shell script of `ip` commands —
+//! each verified (one probe per node) before its time counts. Prints wall times, ratios and
+//! vnet's peak RSS.
+
+pub mod topology;
+mod verify;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use topology::{generate, Generated, Shape};
+
+use crate::kernel::neigh;
+
+/// Options of a scale benchmark run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub shape: Shape,
+    pub nodes: usize,
+    /// Skip the (slow) one-command-per-step shell script baseline.
+    pub skip_script: bool,
+}
+
+/// Results; field names are part of the command's JSON contract.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub topology: String,
+    pub nodes: usize,
+    pub machine: String,
+    pub vnet_up_s: f64,
+    pub vnet_reup_s: f64,
+    pub vnet_down_s: f64,
+    pub ip_batch_up_s: f64,
+    pub ip_batch_down_s: f64,
+    pub ip_script_up_s: Option<f64>,
+    pub ip_script_down_s: Option<f64>,
+    /// vnet up time divided by the baseline's (below 1: vnet is faster).
+    pub ratio_vnet_ip_batch: f64,
+    pub ratio_vnet_ip_script: Option<f64>,
+    /// Peak resident memory of the `vnet` processes (up, re-up, down), in MB.
+    pub peak_rss_mb: f64,
+    /// Probes answered / sent, per way.
+    pub vnet_verified: String,
+    pub ip_batch_verified: String,
+    pub ip_script_verified: Option<String>,
+    /// Neighbour table limits raised for the run (and restored after).
+    pub neigh_raised: bool,
+}
+
+/// Runs one benchmark. Each build must pass its probes, else the run fails.
+pub fn run(opts: &Options) -> Result<Report, String> {
+    let g = generate(opts.shape, opts.nodes);
+    let tag = format!("{}{}-{}", opts.shape.name(), opts.nodes, std::process::id());
+    let dir = std::env::temp_dir().join(format!("vnet-bench-{tag}"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let _neigh = NeighLimits::raise_for(g.namespaces.len() * 4);
+    let settle = Duration::from_millis(500 + 2 * opts.nodes as u64);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+
+    // vnet.
+    let lab = format!("vb-{tag}");
+    let file = dir.join("lab.json");
+    std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
+    let up = timed(Command::new(&exe).arg("up").arg(&file))?;
+    let ns_vnet = |n: &str| format!("{lab}-{n}");
+    let verified = verify::probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
+    let reup = timed(Command::new(&exe).arg("up").arg(&file));
+    let down = timed(Command::new(&exe).arg("down").arg(&lab));
+    let (reup, down) = (reup?, down?);
+    check_all(&verified, opts.nodes, "vnet")?;
+    let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;
+    std::thread::sleep(settle);
+
+    // ip -batch.
+    let pfx = format!("ib-{tag}-");
+    let ns_b = |n: &str| format!("{pfx}{n}");
+    let (host, files) = g.ip_batch(&ns_b);
+    let batch = run_batch(&dir, &host, &files);
+    let verified_b = verify::probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>());
+    let batch_down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
+    let (batch, batch_down) = (batch?, batch_down?);
+    check_all(&verified_b, opts.nodes, "ip -batch")?;
+    std::thread::sleep(settle);
+
+    // Shell script.
+    let (script_up, script_down, verified_s) = if opts.skip_script {
+        (None, None, None)
+    } else {
+        let pfx = format!("is-{tag}-");
+        let ns_s = |n: &str| format!("{pfx}{n}");
+        let path = dir.join("build.sh");
+        std::fs::write(&path, g.ip_script(&ns_s)).map_err(|e| e.to_string())?;
+        let up = timed(Command::new("bash").arg(&path));
+        let verified = verify::probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>());
+        let down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
+        let (up, down) = (up?, down?);
+        check_all(&verified, opts.nodes, "ip script")?;
+        (Some(up.wall.as_secs_f64()), Some(down.wall.as_secs_f64()), Some(format!("{verified}/{}", opts.nodes)))
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let vnet_up_s = up.wall.as_secs_f64();
+    Ok(Report {
+        topology: opts.shape.name().to_string(),
+        nodes: opts.nodes,
+        machine: machine(),
+        vnet_up_s,
+        vnet_reup_s: reup.wall.as_secs_f64(),
+        vnet_down_s: down.wall.as_secs_f64(),
+        ip_batch_up_s: batch.wall.as_secs_f64(),
+        ip_batch_down_s: batch_down.wall.as_secs_f64(),
+        ip_script_up_s: script_up,
+        ip_script_down_s: script_down,
+        ratio_vnet_ip_batch: vnet_up_s / batch.wall.as_secs_f64(),
+        ratio_vnet_ip_script: script_up.map(|s| vnet_up_s / s),
+        peak_rss_mb,
+        vnet_verified: format!("{verified}/{}", opts.nodes),
+        ip_batch_verified: format!("{verified_b}/{}", opts.nodes),
+        ip_script_verified: verified_s,
+        neigh_raised: _neigh.raised,
+    })
+}
+
+fn check_all(got: &usize, want: usize, who: &str) -> Result<(), String> {
+    if *got == want {
+        Ok(())
+    } else {
+        Err(format!("{who}: only {got} of {want} probes answered; the build does not work, so its time does not count"))
+    }
+}
+
+/// A finished child process: wall time and peak RSS.
+struct Timed {
+    wall: Duration,
+    rss_kb: i64,
+}
+
+fn timed(cmd: &mut Command) -> Result<Timed, String> {
+    let t = Instant::now();
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // wait4 gives the child's own peak RSS (ru_maxrss, in KB).
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = t.elapsed();
+    if r < 0 {
+        return Err(format!("{cmd:?}: {}", std::io::Error::last_os_error()));
+    }
+    let st = std::process::ExitStatus::from_raw(status);
+    if !st.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!("{cmd:?} failed ({st}): {}", err.trim()));
+    }
+    Ok(Timed { wall, rss_kb: ru.ru_maxrss })
+}
+
+fn run_batch(dir: &Path, host: &str, files: &[(String, String)]) -> Result<Timed, String> {
+    let host_file = dir.join("host.batch");
+    std::fs::write(&host_file, host).map_err(|e| e.to_string())?;
+    let mut paths: Vec<(String, PathBuf)> = Vec::new();
+    for (i, (ns, text)) in files.iter().enumerate() {
+        let p = dir.join(format!("ns{i}.batch"));
+        std::fs::write(&p, text).map_err(|e| e.to_string())?;
+        paths.push((ns.clone(), p));
+    }
+    // The whole build is one shell run, so its process starts count as they would by hand.
+    let mut script = format!("set -e\nip -batch {}\n", host_file.display());
+    for (ns, p) in &paths {
+        script.push_str(&format!("ip -n {ns} -batch {}\n", p.display()));
+    }
+    let s = dir.join("batch.sh");
+    std::fs::write(&s, script).map_err(|e| e.to_string())?;
+    timed(Command::new("bash").arg(&s))
+}
+
+/// Deletes namespaces the benchmark created, by their exact names, in one `ip -batch`.
+fn delete_namespaces(dir: &Path, names: &[String]) -> Result<Timed, String> {
+    let p = dir.join("del.batch");
+    let text: String = names.iter().map(|n| format!("netns del {n}\n")).collect();
+    std::fs::write(&p, text).map_err(|e| e.to_string())?;
+    timed(Command::new("ip").arg("-force").arg("-batch").arg(&p))
+}
+
+/// The machine, for the report: CPU model, cores, kernel.
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {model}, Linux {}", kernel.trim())
+}
+
+/// The neighbour table limits (root namespace only), raised for a run and restored on drop.
+pub struct NeighLimits {
+    previous: Option<[u64; 3]>,
+    pub raised: bool,
+}
+
+impl NeighLimits {
+    /// Raises gc_thresh1/2/3 so that `entries` fit, if they don't already.
+    pub fn raise_for(entries: usize) -> NeighLimits {
+        let Some(cur) = neigh::read() else { return NeighLimits { previous: None, raised: false } };
+        if entries as u64 <= cur[2] {
+            return NeighLimits { previous: None, raised: false };
+        }
+        let raised = neigh::write(neigh::sized_for(entries)).is_ok();
+        NeighLimits { previous: Some(cur), raised }
+    }
+}
+
+impl Drop for NeighLimits {
+    fn drop(&mut self) {
+        if let Some(p) = self.previous {
+            let _ = neigh::write(p);
+        }
+    }
+}
+
+/// The table printed by `vnet bench`.
+pub fn render(r: &Report) -> String {
+    let mut s = format!("{}-{} on {}\n", r.topology, r.nodes, r.machine);
+    s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>12}\n", "", "up", "re-up", "down", "verified"));
+    s.push_str(&format!("{:<12} {:>9.3}s {:>9.3}s {:>9.3}s {:>12}\n", "vnet", r.vnet_up_s, r.vnet_reup_s, r.vnet_down_s, r.vnet_verified));
+    s.push_str(&format!("{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12}\n", "ip -batch", r.ip_batch_up_s, "-", r.ip_batch_down_s, r.ip_batch_verified));
+    if let (Some(u), Some(d), Some(v)) = (r.ip_script_up_s, r.ip_script_down_s, &r.ip_script_verified) {
+        s.push_str(&format!("{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12}\n", "ip script", u, "-", d, v));
+    }
+    s.push_str(&format!("vnet up / ip -batch up: {:.2}x", r.ratio_vnet_ip_batch));
+    if let Some(x) = r.ratio_vnet_ip_script {
+        s.push_str(&format!("   vnet up / ip script up: {x:.3}x"));
+    }
+    s.push_str(&format!("\nvnet peak RSS: {:.1} MB{}\n", r.peak_rss_mb, if r.neigh_raised { "   (neighbour table limits raised for the run, restored)" } else { "" }));
+    s
+}

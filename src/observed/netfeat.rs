@@ -1,0 +1,163 @@
+//! Observed NAT/firewall tables, root qdiscs, BPF attachments and xfrm objects of a namespace,
+//! as plain data. The xfrm types double as the planner's desired state.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::netfeat::spec::BpfHookSpec;
+
+/// What a namespace holds of vnet's features. Only filled for nodes that declare a feature
+/// or whose record says the lab put one there (other nodes cost nothing to observe).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NsFeatures {
+    /// The lab's nftables table, if present: its ruleset fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nft: Option<NftTable>,
+    /// Root qdisc of each device (ifname ->).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub qdiscs: BTreeMap<String, ObservedQdisc>,
+    /// BPF programs attached to devices.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bpf: Vec<ObservedBpf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xfrm_states: Vec<XfrmState>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xfrm_policies: Vec<XfrmPolicy>,
+    /// Content hash of each BPF object the node declares (or why it could not be read).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub object_hashes: BTreeMap<PathBuf, Result<String, String>>,
+}
+
+impl NsFeatures {
+    /// Nothing observed (usable in statics).
+    pub const fn new() -> Self {
+        NsFeatures { nft: None, qdiscs: BTreeMap::new(), bpf: Vec::new(), xfrm_states: Vec::new(), xfrm_policies: Vec::new(), object_hashes: BTreeMap::new() }
+    }
+}
+
+/// The lab's table in a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NftTable {
+    pub name: String,
+    /// The fingerprint vnet stored in the table (a chain named `spec-<fingerprint>`).
+    pub fingerprint: Option<String>,
+}
+
+/// A device's root qdisc with its decoded parameters (netem and tbf; others are opaque).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObservedQdisc {
+    pub kind: String,
+    pub handle: u32,
+    #[serde(default)]
+    pub params: QdiscParams,
+    /// TCA_OPTIONS as dumped, to put a foreign qdisc back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<u8>,
+}
+
+/// Decoded netem/tbf parameters, in the kernel's units: probabilities scaled to u32::MAX.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QdiscParams {
+    pub delay_ns: u64,
+    pub jitter_ns: u64,
+    pub loss: u32,
+    pub duplicate: u32,
+    pub reorder: u32,
+    pub corrupt: u32,
+    /// Bytes per second.
+    pub rate: u64,
+    /// netem: packets; tbf: bytes.
+    pub limit: u32,
+    /// tbf bucket, bytes (approximate: the kernel keeps it as time).
+    pub burst: u32,
+}
+
+/// A BPF program on a device hook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObservedBpf {
+    pub ifname: String,
+    pub hook: BpfHookSpec,
+    pub prog_id: u32,
+    /// tc filter name (vnet's filters are named `vnet:<program>`); empty for XDP.
+    pub name: String,
+    /// tc filter priority (vnet uses `bpf::VNET_PRIO`).
+    pub prio: u16,
+    /// XDP attach mode as reported (1 driver, 2 generic, 3 offload).
+    pub xdp_mode: u8,
+}
+
+/// An xfrm state (SA), as vnet declares and observes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XfrmState {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub spi: u32,
+    /// IPPROTO_ESP (50).
+    pub proto: u8,
+    /// 0 transport, 1 tunnel.
+    pub mode: u8,
+    pub reqid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aead: Option<XfrmAlg>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enc: Option<XfrmAlg>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<XfrmAlg>,
+}
+
+/// An algorithm with its key; `bits` is the ICV length (AEAD) or truncation (auth).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XfrmAlg {
+    pub name: String,
+    #[serde(skip_serializing)]
+    pub key: Vec<u8>,
+    pub bits: u32,
+}
+
+impl std::fmt::Debug for XfrmAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs and plans.
+        write!(f, "XfrmAlg({}, {} key bytes, {} bits)", self.name, self.key.len(), self.bits)
+    }
+}
+
+/// An xfrm policy with its (single) template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XfrmPolicy {
+    pub src: IpNet,
+    pub dst: IpNet,
+    /// 0 in, 1 out, 2 fwd.
+    pub dir: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpl: Option<XfrmTmpl>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XfrmTmpl {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub mode: u8,
+    pub reqid: u32,
+}
+
+pub const IPPROTO_ESP: u8 = 50;
+
+/// Handle of the root qdiscs vnet installs (`7654:`): how vnet recognises its own.
+pub const VNET_QDISC_HANDLE: u32 = 0x7654_0000;
+
+/// Priority of vnet's tc BPF filters (with handle 1): how vnet recognises its own.
+pub const VNET_BPF_PRIO: u16 = 0x7654;
+
+pub fn dir_name(d: u8) -> &'static str {
+    match d {
+        0 => "in",
+        1 => "out",
+        2 => "fwd",
+        _ => "?",
+    }
+}

@@ -1,0 +1,606 @@
+//! Failure paths through the `vnet` binary (root): the kernel refusing an operation midway
+//! (complete rollback, foreign objects untouched), clashes found by the planner (nothing
+//! changed), kill -9 during `up` followed by `down` or `gc`, a scratch namespace playing the
+//! root namespace for non-isolated labs, `vnet exec`, and two commands on one lab at once.
+//! Every lab is taken down by a guard, also when a test fails.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use vnet::lab::unique_name;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
+/// The seed tutorial (bridge in `host`, ns1 and ns2 on it) under another name.
+fn bridge_lab(lab: &str) -> String {
+    std::fs::read_to_string(repo("examples/bridge.yaml"))
+        .unwrap()
+        .replace("name: bridge", &format!("name: {lab}"))
+}
+
+/// Interface details of a device (`ip -j -d link`), panicking when it is missing.
+fn link_of(netns: &str, dev: &str) -> serde_json::Value {
+    ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{dev} is missing in {netns}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) Failures midway and clashes
+// ---------------------------------------------------------------------------------------------
+
+/// The file is valid (only a warning), but the kernel refuses an IPv6 address on a device
+/// whose MTU is below 1280, late in the plan: everything created before is removed again and
+/// the error names the operation, node, device and the kernel's words.
+#[test]
+fn kernel_refusal_midway_rolls_back_everything() {
+    require_root();
+    let lab = unique_name("fail-v6");
+    let yaml = bridge_lab(&lab).replace(
+        "eth0: { addresses: [192.168.1.12/24] }",
+        "eth0: { addresses: [192.168.1.12/24, 'fd00::12/64'], mtu: 1200 }",
+    );
+    let file = temp_topology(&lab, "yaml", &yaml);
+    let _guard = DownGuard::new(&lab, None);
+    let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("IPv6 needs an MTU of at least 1280"),
+        "the warning is shown: {err}"
+    );
+    assert!(
+        err.contains(
+            "error: `addr ns2:eth0 fd00::12/64` failed in node ns2, device eth0: Invalid argument"
+        ),
+        "operation, node, device and kernel text: {err}"
+    );
+    assert!(
+        err.contains("everything this run created was removed again"),
+        "{err}"
+    );
+    assert_nothing_left(&lab, None);
+}
+
+/// A foreign device in the root namespace (here a scratch namespace vnet runs in) carries the
+/// name the lab wants as an *altname*: the planner sees no device of that name, the kernel
+/// refuses the creation midway (after the lab's namespaces and bridge exist). Everything of
+/// the lab is removed; the foreign device is untouched (no mark put on it, still there).
+#[test]
+fn kernel_clash_with_a_foreign_altname_leaves_the_foreign_device_alone() {
+    require_root();
+    let root = Scratch::new("fail-root");
+    root.ip(&["link", "add", "fx0", "type", "veth", "peer", "name", "fx1"]);
+    root.ip(&["link", "property", "add", "dev", "fx0", "altname", "veth1"]);
+    root.ip(&["addr", "add", "198.51.100.1/24", "dev", "fx0"]);
+    root.ip(&["link", "set", "fx0", "alias", "someone else's"]);
+    let before = link_of(&root.name, "fx0");
+
+    let lab = unique_name("fail-alt");
+    let file = temp_topology(&lab, "yaml", &bridge_lab(&lab));
+    let _guard = DownGuard::new(&lab, Some(&root));
+    let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("failed in node host, device veth1: File exists"),
+        "{err}"
+    );
+    assert!(
+        err.contains("everything this run created was removed again"),
+        "{err}"
+    );
+
+    assert_nothing_left(&lab, Some(&root.name));
+    // The bridge the lab had created in the root before the failure is gone too.
+    assert!(ip_link(Some(&root.name), "br1").is_none());
+    let after = link_of(&root.name, "fx0");
+    assert_eq!(
+        after["ifalias"], "someone else's",
+        "the foreign device keeps its alias"
+    );
+    assert_eq!(after["ifindex"], before["ifindex"]);
+    assert_eq!(after["altnames"], before["altnames"]);
+    assert_eq!(ip_addrs(Some(&root.name), "fx0"), ["198.51.100.1/24"]);
+    assert!(ip_link(Some(&root.name), "fx1").is_some());
+}
+
+/// A namespace named like one the lab wants, not the lab's: the planner reports the clash
+/// (exit 1), nothing is created, the foreign namespace and what it holds stay.
+#[test]
+fn planner_clash_with_a_foreign_namespace_changes_nothing() {
+    require_root();
+    let lab = unique_name("fail-ns");
+    // `ip netns add` of the name the lab wants for node b; removed by the Scratch guard.
+    let out = std::process::Command::new("ip")
+        .args(["netns", "add", &format!("{lab}-b")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let foreign = Scratch {
+        name: format!("{lab}-b"),
+    };
+    foreign.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "other",
+    ]);
+    foreign.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
+
+    let yaml = format!("name: {lab}\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n  b:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.2/24] }}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+    let file = temp_topology(&lab, "yaml", &yaml);
+    let _guard = DownGuard::new(&lab, None);
+    let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("clashes with objects that are not its own (nothing was changed)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "node b: namespace `{lab}-b` already exists and does not belong to lab `{lab}`"
+        )),
+        "{err}"
+    );
+    // Nothing of the lab: only the foreign namespace has its prefix.
+    assert_eq!(
+        namespaces_with_prefix(&format!("{lab}-")),
+        [format!("{lab}-b")]
+    );
+    assert!(!Path::new("/run/vnet").join(&lab).exists(), "no record");
+    assert_eq!(ip_addrs(Some(&foreign.name), "eth0"), ["198.51.100.2/24"]);
+    assert!(ip_link(Some(&foreign.name), "other").is_some());
+    // `plan` says the same without changing anything.
+    let out = vnet(None, &["plan", file.to_str().unwrap(), "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // `down` finds nothing of the lab and leaves the foreign namespace alone.
+    let out = vnet(None, &["down", &lab]);
+    assert!(text(&out.stderr).contains("no lab named"), "{}", show(&out));
+    assert!(Path::new("/run/netns").join(&foreign.name).exists());
+    assert_eq!(ip_addrs(Some(&foreign.name), "eth0"), ["198.51.100.2/24"]);
+}
+
+/// An unmarked device with a name the lab wants in the root namespace: planner clash.
+#[test]
+fn planner_clash_with_a_foreign_root_device_changes_nothing() {
+    require_root();
+    let root = Scratch::new("fail-dev");
+    root.ip(&[
+        "link", "add", "veth2", "type", "veth", "peer", "name", "keep2",
+    ]);
+    let lab = unique_name("fail-dev");
+    let file = temp_topology(&lab, "yaml", &bridge_lab(&lab));
+    let _guard = DownGuard::new(&lab, Some(&root));
+    let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "node host: interface `veth2` already exists and does not belong to lab `{lab}`"
+        )),
+        "{}",
+        show(&out)
+    );
+    assert_nothing_left(&lab, Some(&root.name));
+    assert!(
+        ip_link(Some(&root.name), "br1").is_none(),
+        "nothing was created"
+    );
+    let v = link_of(&root.name, "veth2");
+    assert!(v["ifalias"].is_null(), "not marked: {v}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) kill -9 during `up`, then `down` or `gc`
+// ---------------------------------------------------------------------------------------------
+
+/// Starts `vnet up`, waits until `ready()` says the build is under way, kills it with SIGKILL
+/// and checks that it was killed (not finished).
+fn kill_mid_up(scratch: Option<&Scratch>, args: &[&str], ready: impl Fn() -> bool) {
+    let mut child = vnet_cmd(scratch.map(|s| s.name.as_str()), args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if ready() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("`vnet up` ended ({status}) before it could be killed: {err}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "`vnet up` made no visible progress"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "`vnet up` had already finished: {status}"
+    );
+}
+
+fn record_phase(lab: &str) -> Option<String> {
+    let s = std::fs::read_to_string(Path::new("/run/vnet").join(lab).join("state.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    v["phase"].as_str().map(str::to_string)
+}
+
+/// `down` or `gc` after the kill; `gc` run by someone else in between is fine too.
+fn clean_up_after_kill(scratch: Option<&Scratch>, lab: &str, with_gc: bool) {
+    let sc = scratch.map(|s| s.name.as_str());
+    if with_gc {
+        let out = vnet(sc, &["gc"]);
+        let o = text(&out.stdout);
+        assert!(
+            o.contains(&format!("lab {lab}"))
+                || o.contains(&format!("namespace {lab}-"))
+                || record_phase(lab).is_none(),
+            "gc does not name the lab:\n{}",
+            show(&out)
+        );
+    } else {
+        let out = vnet(sc, &["down", lab]);
+        assert!(
+            out.status.code() == Some(0) || text(&out.stderr).contains("no lab named"),
+            "{}",
+            show(&out)
+        );
+    }
+}
+
+fn kill_200_node_up_then(with_gc: bool) {
+    require_root();
+    let lab = unique_name(if with_gc { "kill-gc" } else { "kill-down" });
+    let file = temp_topology(&lab, "yaml", &star_topology(&lab, "hub", 200, true));
+    let _guard = DownGuard::new(&lab, None);
+    let prefix = format!("{lab}-");
+    // down: kill while namespaces are being made; gc: once all exist (devices being made).
+    let want = if with_gc { 201 } else { 40 };
+    kill_mid_up(None, &["up", file.to_str().unwrap()], || {
+        namespaces_with_prefix(&prefix).len() >= want
+    });
+    let left = namespaces_with_prefix(&prefix).len();
+    assert!(left >= want, "namespaces existed at the kill: {left}");
+    assert_eq!(
+        record_phase(&lab).as_deref(),
+        Some("building"),
+        "the record says `up` did not finish"
+    );
+    clean_up_after_kill(None, &lab, with_gc);
+    assert_nothing_left(&lab, None);
+}
+
+#[test]
+fn kill_during_up_of_200_nodes_then_down_leaves_nothing() {
+    kill_200_node_up_then(false);
+}
+
+#[test]
+fn kill_during_up_of_200_nodes_then_gc_leaves_nothing() {
+    kill_200_node_up_then(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) A scratch namespace as the root of non-isolated labs
+// ---------------------------------------------------------------------------------------------
+
+/// Foreign devices that look like the lab's: an unmarked veth pair with the lab's naming, and
+/// one whose alias resembles a mark. Returns their names.
+fn foreign_lookalikes(root: &Scratch, lab: &str) -> Vec<(String, serde_json::Value)> {
+    root.ip(&[
+        "link", "add", "veth3", "type", "veth", "peer", "name", "veth4",
+    ]);
+    root.ip(&["link", "set", "veth4", "alias", &format!("vnet-{lab}")]);
+    root.ip(&["link", "add", "p61", "type", "veth", "peer", "name", "p999"]);
+    ["veth3", "veth4", "p61", "p999"]
+        .iter()
+        .map(|d| (d.to_string(), link_of(&root.name, d)))
+        .collect()
+}
+
+fn assert_untouched(root: &Scratch, before: &[(String, serde_json::Value)]) {
+    for (d, v) in before {
+        let now = ip_link(Some(&root.name), d).unwrap_or_else(|| panic!("foreign {d} was removed"));
+        assert_eq!(now["ifindex"], v["ifindex"], "{d}");
+        assert_eq!(now["ifalias"], v["ifalias"], "{d}");
+    }
+}
+
+#[test]
+fn root_devices_of_a_non_isolated_lab_are_marked_and_down_removes_exactly_them() {
+    require_root();
+    let root = Scratch::new("scr-root");
+    let lab = unique_name("scr-down");
+    let before = foreign_lookalikes(&root, &lab);
+    let file = temp_topology(&lab, "yaml", &bridge_lab(&lab));
+    let _guard = DownGuard::new(&lab, Some(&root));
+    let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    let mut marked = devices_with_alias(Some(&root.name), &format!("vnet:{lab}"));
+    marked.sort();
+    assert_eq!(
+        marked,
+        ["br1", "veth1", "veth2"],
+        "the lab's root devices carry its mark"
+    );
+    // Only ns1 and ns2 are namespaces: `host` is the (scratch) root.
+    let mut ns = namespaces_with_prefix(&format!("{lab}-"));
+    ns.sort();
+    assert_eq!(ns, [format!("{lab}-ns1"), format!("{lab}-ns2")]);
+    assert_eq!(ip_addrs(Some(&root.name), "br1"), ["192.168.1.10/24"]);
+    let ping = vnet(
+        Some(&root.name),
+        &[
+            "exec",
+            &lab,
+            "ns1",
+            "--",
+            "ping",
+            "-c1",
+            "-W2",
+            "192.168.1.12",
+        ],
+    );
+    assert_eq!(ping.status.code(), Some(0), "{}", show(&ping));
+    // `exec` in `host` runs in the namespace vnet runs in: the scratch root.
+    let out = vnet(
+        Some(&root.name),
+        &[
+            "exec",
+            &lab,
+            "host",
+            "--",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ],
+    );
+    assert_eq!(text(&out.stdout).trim(), "1");
+
+    let out = vnet(Some(&root.name), &["down", &lab]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("2 namespaces and 3 root-namespace devices removed"),
+        "{}",
+        show(&out)
+    );
+    assert_nothing_left(&lab, Some(&root.name));
+    assert_untouched(&root, &before);
+    // The root's sysctl went back to what it was.
+    let fwd = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &root.name,
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&fwd.stdout).trim(), "0");
+}
+
+/// Kills `up` of a non-isolated star once some of its root devices exist.
+fn kill_scratch_root_up(root: &Scratch, lab: &str) {
+    let file = temp_topology(lab, "yaml", &star_topology(lab, "host", 60, false));
+    let mark = format!("vnet:{lab}");
+    let name = root.name.clone();
+    kill_mid_up(Some(root), &["up", file.to_str().unwrap()], || {
+        devices_with_alias(Some(&name), &mark).len() >= 3
+    });
+    assert!(!devices_with_alias(Some(&root.name), &mark).is_empty());
+}
+
+#[test]
+fn kill_mid_up_in_a_scratch_root_then_gc_removes_marked_devices_only() {
+    require_root();
+    let root = Scratch::new("scr-gc");
+    let lab = unique_name("scr-gc");
+    let before = foreign_lookalikes(&root, &lab);
+    let _guard = DownGuard::new(&lab, Some(&root));
+    kill_scratch_root_up(&root, &lab);
+    clean_up_after_kill(Some(&root), &lab, true);
+    assert_nothing_left(&lab, Some(&root.name));
+    assert_untouched(&root, &before);
+}
+
+/// Record lost as well: `down` finds the namespaces and root devices by their marks alone.
+#[test]
+fn kill_mid_up_and_lost_record_then_down_finds_everything_by_its_marks() {
+    require_root();
+    let root = Scratch::new("scr-lost");
+    let lab = unique_name("scr-lost");
+    let before = foreign_lookalikes(&root, &lab);
+    let _guard = DownGuard::new(&lab, Some(&root));
+    kill_scratch_root_up(&root, &lab);
+    std::fs::remove_dir_all(Path::new("/run/vnet").join(&lab)).unwrap();
+    let out = vnet(Some(&root.name), &["down", &lab]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_nothing_left(&lab, Some(&root.name));
+    assert_untouched(&root, &before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) vnet exec
+// ---------------------------------------------------------------------------------------------
+
+/// Removes a directory when dropped.
+struct RmDir(std::path::PathBuf);
+impl Drop for RmDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn exec_runs_in_the_node_and_passes_the_exit_code_through() {
+    require_root();
+    let lab = unique_name("exec");
+    // A node name no other test uses, for the /etc/netns/<node> fallback.
+    let node = format!("x{}", std::process::id());
+    let yaml = format!("name: {lab}\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n  {node}:\n    interfaces:\n      e1: {{ addresses: [10.0.0.2/24] }}\nlinks:\n  - endpoints: [a:eth0, {node}:e1]\n");
+    let file = temp_topology(&lab, "yaml", &yaml);
+    let _guard = DownGuard::new(&lab, None);
+    let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // Exit codes and signals come through.
+    for (cmd, code) in [
+        ("exit 0", 0),
+        ("exit 7", 7),
+        ("exit 255", 255),
+        ("kill -TERM $$", 128 + 15),
+    ] {
+        let out = vnet(None, &["exec", &lab, "a", "--", "sh", "-c", cmd]);
+        assert_eq!(out.status.code(), Some(code), "{cmd}: {}", show(&out));
+    }
+    // The node's own /sys/class/net and its traffic.
+    let out = vnet(None, &["exec", &lab, "a", "--", "ls", "/sys/class/net"]);
+    assert_eq!(
+        text(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["eth0", "lo"]
+    );
+    let out = vnet(
+        None,
+        &["exec", &lab, &node, "--", "cat", "/sys/class/net/e1/mtu"],
+    );
+    assert_eq!(text(&out.stdout).trim(), "1500");
+    let out = vnet(
+        None,
+        &["exec", &lab, "a", "--", "ping", "-c1", "-W2", "10.0.0.2"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // /etc/netns/<namespace>/ is bound over /etc, as with `ip netns exec`; then /etc/netns/<node>/.
+    let etc_netns_existed = Path::new("/etc/netns").exists();
+    let by_ns = RmDir(Path::new("/etc/netns").join(format!("{lab}-a")));
+    std::fs::create_dir_all(&by_ns.0).unwrap();
+    std::fs::write(by_ns.0.join("hosts"), "203.0.113.7 only-in-a\n").unwrap();
+    let by_node = RmDir(Path::new("/etc/netns").join(&node));
+    std::fs::create_dir_all(&by_node.0).unwrap();
+    std::fs::write(by_node.0.join("hosts"), "203.0.113.8 only-in-node\n").unwrap();
+    let out = vnet(None, &["exec", &lab, "a", "--", "cat", "/etc/hosts"]);
+    assert_eq!(
+        text(&out.stdout),
+        "203.0.113.7 only-in-a\n",
+        "{}",
+        show(&out)
+    );
+    let out = vnet(None, &["exec", &lab, &node, "--", "cat", "/etc/hosts"]);
+    assert_eq!(
+        text(&out.stdout),
+        "203.0.113.8 only-in-node\n",
+        "{}",
+        show(&out)
+    );
+    // Outside the node, /etc is the machine's.
+    assert_ne!(
+        std::fs::read_to_string("/etc/hosts").unwrap(),
+        "203.0.113.7 only-in-a\n"
+    );
+    drop((by_ns, by_node));
+    if !etc_netns_existed {
+        let _ = std::fs::remove_dir("/etc/netns");
+    }
+
+    let out = vnet(None, &["exec", &lab, "nosuch", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("lab `{lab}` has no node `nosuch`")),
+        "{}",
+        show(&out)
+    );
+    let out = vnet(None, &["exec", "no-such-lab-at-all", "a", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no lab named `no-such-lab-at-all`"),
+        "{}",
+        show(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) Two commands on one lab at once
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_second_up_of_a_lab_being_built_is_refused_as_busy() {
+    require_root();
+    let lab = unique_name("busy");
+    let file = temp_topology(&lab, "yaml", &star_topology(&lab, "hub", 200, true));
+    let f = file.to_str().unwrap().to_string();
+    let _guard = DownGuard::new(&lab, None);
+    let mut first = vnet_cmd(None, &["up", &f])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !vnet::state::is_locked(&lab) {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first `up` ended before taking its lock"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let second = vnet(None, &["up", &f]);
+    let down = vnet(None, &["down", &lab]);
+    let first_status = first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(4), "{}", show(&second));
+    assert!(
+        text(&second.stderr).contains(&format!("lab `{lab}` is busy")),
+        "{}",
+        show(&second)
+    );
+    assert_eq!(
+        down.status.code(),
+        Some(4),
+        "down is refused while up runs: {}",
+        show(&down)
+    );
+    assert!(
+        first_status.success(),
+        "the first `up` is not disturbed: {first_status}"
+    );
+    assert_eq!(namespaces_with_prefix(&format!("{lab}-")).len(), 201);
+
+    // Same with the lock held by someone else than vnet (deterministic).
+    let lock = vnet::state::lock(&lab).unwrap();
+    let out = vnet(None, &["up", &f]);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    drop(lock);
+    let out = vnet(None, &["up", &f]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("nothing to do"),
+        "{}",
+        show(&out)
+    );
+}
