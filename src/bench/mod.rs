@@ -4,7 +4,6 @@
 //! vnet's peak RSS.
 
 pub mod topology;
-mod verify;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use serde::Serialize;
 
 pub use topology::{generate, Generated, Shape};
 
-use crate::kernel::neigh;
+use crate::probe::neigh::{self, Table};
 
 /// Options of a scale benchmark run.
 #[derive(Clone, Debug)]
@@ -58,7 +57,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let tag = format!("{}{}-{}", opts.shape.name(), opts.nodes, std::process::id());
     let dir = std::env::temp_dir().join(format!("vnet-bench-{tag}"));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let _neigh = NeighLimits::raise_for(g.namespaces.len() * 4);
+    // Limits raised for the run (one entry per probe and its answer), restored on drop.
+    let neigh = neigh::raise(Table::Arp, (g.probes.len() * 4) as u64).map_err(|e| format!("raise the neighbour table limits: {e}"))?;
+    let neigh_raised = !neigh.previous().is_empty();
     let settle = Duration::from_millis(500 + 2 * opts.nodes as u64);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
 
@@ -68,7 +69,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
     let up = timed(Command::new(&exe).arg("up").arg(&file))?;
     let ns_vnet = |n: &str| format!("{lab}-{n}");
-    let verified = verify::probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
+    let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
     let reup = timed(Command::new(&exe).arg("up").arg(&file));
     let down = timed(Command::new(&exe).arg("down").arg(&lab));
     let (reup, down) = (reup?, down?);
@@ -81,7 +82,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let ns_b = |n: &str| format!("{pfx}{n}");
     let (host, files) = g.ip_batch(&ns_b);
     let batch = run_batch(&dir, &host, &files);
-    let verified_b = verify::probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>());
+    let verified_b = probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>());
     let batch_down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
     let (batch, batch_down) = (batch?, batch_down?);
     check_all(&verified_b, opts.nodes, "ip -batch")?;
@@ -96,7 +97,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let path = dir.join("build.sh");
         std::fs::write(&path, g.ip_script(&ns_s)).map_err(|e| e.to_string())?;
         let up = timed(Command::new("bash").arg(&path));
-        let verified = verify::probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>());
+        let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>());
         let down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
         let (up, down) = (up?, down?);
         check_all(&verified, opts.nodes, "ip script")?;
@@ -122,7 +123,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         vnet_verified: format!("{verified}/{}", opts.nodes),
         ip_batch_verified: format!("{verified_b}/{}", opts.nodes),
         ip_script_verified: verified_s,
-        neigh_raised: _neigh.raised,
+        neigh_raised,
     })
 }
 
@@ -132,6 +133,23 @@ fn check_all(got: &usize, want: usize, who: &str) -> Result<(), String> {
     } else {
         Err(format!("{who}: only {got} of {want} probes answered; the build does not work, so its time does not count"))
     }
+}
+
+/// One ICMP echo from each namespace to its address (in-process, all in flight at once);
+/// how many answered.
+fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> usize {
+    use crate::probe::echo::{self, EchoOptions, EchoProbe};
+    use std::os::fd::AsFd;
+    let fds: Vec<Option<std::os::fd::OwnedFd>> = probes.iter().map(|(ns, _)| crate::kernel::netns::open(ns).ok()).collect();
+    let sources: Vec<Option<std::os::fd::BorrowedFd<'_>>> = fds.iter().map(|f| f.as_ref().map(|f| f.as_fd())).collect();
+    let list: Vec<EchoProbe> = probes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| fds[*i].is_some())
+        .map(|(i, (_, dst))| EchoProbe { src: i, dst: (*dst).into(), size: None, df: false, phase: 0 })
+        .collect();
+    let opts = EchoOptions { timeout: std::time::Duration::from_secs(3), ..Default::default() };
+    echo::run(&sources, &list, &opts).map(|r| r.iter().filter(|x| x.outcome.is_reply()).count()).unwrap_or(0)
 }
 
 /// A finished child process: wall time and peak RSS.
@@ -200,32 +218,6 @@ pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {model}, Linux {}", kernel.trim())
-}
-
-/// The neighbour table limits (root namespace only), raised for a run and restored on drop.
-pub struct NeighLimits {
-    previous: Option<[u64; 3]>,
-    pub raised: bool,
-}
-
-impl NeighLimits {
-    /// Raises gc_thresh1/2/3 so that `entries` fit, if they don't already.
-    pub fn raise_for(entries: usize) -> NeighLimits {
-        let Some(cur) = neigh::read() else { return NeighLimits { previous: None, raised: false } };
-        if entries as u64 <= cur[2] {
-            return NeighLimits { previous: None, raised: false };
-        }
-        let raised = neigh::write(neigh::sized_for(entries)).is_ok();
-        NeighLimits { previous: Some(cur), raised }
-    }
-}
-
-impl Drop for NeighLimits {
-    fn drop(&mut self) {
-        if let Some(p) = self.previous {
-            let _ = neigh::write(p);
-        }
-    }
 }
 
 /// The table printed by `vnet bench`.

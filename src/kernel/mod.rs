@@ -4,7 +4,6 @@
 pub mod handle;
 pub mod kinds;
 pub mod msg;
-pub mod neigh;
 pub mod netfeat;
 pub mod netns;
 pub mod nl;

@@ -88,7 +88,16 @@ pub fn status(lab: Option<&str>) -> Result<Vec<LabStatus>> {
     };
     let mut out = Vec::new();
     for name in names {
-        let Some(st) = state::load(&name).map_err(|e| Error::io("read lab state", e))? else { continue };
+        // With no lab named, one unreadable record (another vnet version's) must not hide the rest.
+        let st = match state::load(&name) {
+            Ok(Some(st)) => st,
+            Ok(None) => continue,
+            Err(e) if lab.is_none() => {
+                tracing::warn!("skipping lab {name}: {e}");
+                continue;
+            }
+            Err(e) => return Err(Error::io("read lab state", e)),
+        };
         out.push(one(&st)?);
     }
     Ok(out)

@@ -161,25 +161,27 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
 /// Warns when the lab can need more neighbour entries than the machine allows, or raises the
 /// limits when asked (recording the old values for `down`). Returns whether it changed them.
 fn neighbour_limits(lab: &Lab, opts: &UpOptions, st: &mut LabState, warnings: &mut Diagnostics) -> bool {
-    use crate::kernel::neigh;
-    let Some(cur) = neigh::read() else { return false };
+    use crate::probe::neigh::{self, Limits, Table};
+    let Ok(cur) = neigh::limits(Table::Arp) else { return false };
     let need = crate::model::segments::potential_neighbours(lab);
+    let too_small = need as u64 > cur.gc_thresh3;
     let want = match lab.neighbour_limits {
-        Some(Some(v)) => Some(v),
-        Some(None) => (need as u64 > cur[2]).then(|| neigh::sized_for(need)),
-        None if opts.raise_neigh_limits => (need as u64 > cur[2]).then(|| neigh::sized_for(need)),
+        Some(Some([a, b, c])) => Some(Limits { gc_thresh1: a, gc_thresh2: b, gc_thresh3: c }),
+        Some(None) => too_small.then(|| neigh::sized_for(need)),
+        None if opts.raise_neigh_limits => too_small.then(|| neigh::sized_for(need)),
         None => None,
+    };
+    let as_map = |l: Limits| -> std::collections::BTreeMap<String, String> {
+        [(1u8, l.gc_thresh1), (2, l.gc_thresh2), (3, l.gc_thresh3)].into_iter().map(|(n, v)| (Table::Arp.key(n), v.to_string())).collect()
     };
     match want {
         Some(v) if v != cur => {
             if st.host_restore.is_empty() {
-                for (k, c) in neigh::KEYS.iter().zip(cur) {
-                    st.host_restore.insert(k.to_string(), c.to_string());
-                }
+                st.host_restore = as_map(cur);
             }
-            match neigh::write(v) {
+            match neigh::set(Table::Arp, v) {
                 Ok(()) => {
-                    st.host_set = neigh::KEYS.iter().zip(v).map(|(k, x)| (k.to_string(), x.to_string())).collect();
+                    st.host_set = as_map(v);
                     true
                 }
                 Err(e) => {
@@ -190,11 +192,11 @@ fn neighbour_limits(lab: &Lab, opts: &UpOptions, st: &mut LabState, warnings: &m
         }
         Some(_) => false,
         None => {
-            if need as u64 > cur[2] {
+            if too_small {
                 warnings.push(
                     crate::model::Diag::warning(format!(
                         "lab {} can need up to {need} neighbour (ARP/NDP) entries when its nodes talk to each other, over the machine's limit net.ipv4.neigh.default.gc_thresh3 = {} (one table for all namespaces); traffic will then fail in ways that look like unreachability",
-                        lab.name, cur[2]
+                        lab.name, cur.gc_thresh3
                     ))
                     .help("run `vnet up --raise-neigh-limits` or set `neighbour_limits: auto` in the file (restored at `down`)"),
                 );
