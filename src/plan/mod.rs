@@ -222,6 +222,10 @@ impl<'a> Planner<'a> {
         let after_lower = iface.kind.up_after_lower();
         // teamd must see a port as a device before it joins the team: join in a later message.
         let late_master = self.joins_team(nname, iface.master.as_ref());
+        // Born in its lower's namespace and moved into its node by the kernel: the messages
+        // that keep IPv6 link-local off must come from the node's socket, so it comes up there.
+        let born_elsewhere = !self.lab.ipv6_link_local
+            && iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname);
         let c = CreateLink {
             node: nname.into(),
             ifname: iface.name.clone(),
@@ -230,7 +234,7 @@ impl<'a> Planner<'a> {
             mac: iface.mac,
             master: if late_master { None } else { iface.master.clone() },
             // Masters come up once their ports are in (stage MASTER_UP).
-            up: iface.up && !is_master && !joins_down && !after_lower,
+            up: iface.up && !is_master && !joins_down && !after_lower && !born_elsewhere,
             peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac }),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
@@ -238,7 +242,7 @@ impl<'a> Planner<'a> {
             let change = LinkChange { master: Some(iface.master.clone()), ..Default::default() };
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
         }
-        if (joins_down || after_lower) && iface.up {
+        if (joins_down || after_lower || born_elsewhere) && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };
             let st = if after_lower {
                 stage::UPPER_UP + level.min(3)
