@@ -175,16 +175,21 @@ struct Pending {
     optional: bool,
 }
 
+/// The error of a failed step: its operation, node, device and cause.
+pub(crate) fn fail(step: &Step, cause: String, errno: Option<i32>) -> ApplyError {
+    ApplyError {
+        op: step.op.to_string(),
+        node: step.op.node().to_string(),
+        device: step.op.device().map(str::to_string),
+        cause,
+        errno,
+        rollback_problems: Vec::new(),
+    }
+}
+
 impl<'a> Executor<'a> {
     fn fail(&self, step: &Step, cause: String, errno: Option<i32>) -> ApplyError {
-        ApplyError {
-            op: step.op.to_string(),
-            node: step.op.node().to_string(),
-            device: step.op.device().map(str::to_string),
-            cause,
-            errno,
-            rollback_problems: Vec::new(),
-        }
+        fail(step, cause, errno)
     }
 
     fn observed_ns(&self, node: &str) -> Option<&'a ObservedNs> {

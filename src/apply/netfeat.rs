@@ -29,7 +29,7 @@ pub(super) fn run(
     }
     for (node, list) in by_node {
         let Some(h) = handles.get(&node) else {
-            return Err(fail(&steps[list[0]], format!("no namespace handle for node {node}"), None));
+            return Err(super::fail(&steps[list[0]], format!("no namespace handle for node {node}"), None));
         };
         let ifindex = h.ifindex.clone();
         let had_table = match observed.nodes.get(&node) {
@@ -52,28 +52,18 @@ pub(super) fn run(
             }
             (done, None)
         })
-        .map_err(|e| fail(&steps[list[0]], format!("enter namespace of node {node}: {e}"), None))?;
+        .map_err(|e| super::fail(&steps[list[0]], format!("enter namespace of node {node}: {e}"), None))?;
         let (done, err) = results;
         for undo in done.into_iter().flatten() {
             journal.push(Done::Feature { node: node.clone(), undo });
         }
         if let Some((k, cause, errno)) = err {
-            return Err(fail(&steps[k], cause, errno));
+            return Err(super::fail(&steps[k], cause, errno));
         }
     }
     Ok(())
 }
 
-fn fail(step: &Step, cause: String, errno: Option<i32>) -> ApplyError {
-    ApplyError {
-        op: step.op.to_string(),
-        node: step.op.node().to_string(),
-        device: step.op.device().map(str::to_string),
-        cause,
-        errno,
-        rollback_problems: Vec::new(),
-    }
-}
 
 /// What puts the kernel back after `op` succeeded (`None`: nothing to undo).
 fn undo_of(op: &FeatureOp, had_table: bool, qdiscs: &BTreeMap<String, crate::observed::netfeat::ObservedQdisc>) -> Option<FeatureOp> {

@@ -467,7 +467,8 @@ fn backticked(msg: &str, prefix: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// How a value's type reads in a message ("a list", "a mapping"...).
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",

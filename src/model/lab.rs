@@ -156,31 +156,41 @@ impl Route {
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_default() {
-            write!(f, "default")?;
-            if self.dst.addr().is_ipv6() {
-                write!(f, "6")?;
-            }
-        } else {
-            write!(f, "{}", self.dst)?;
-        }
-        if let Some(v) = self.via {
-            write!(f, " via {v}")?;
-        }
-        if let Some(d) = &self.dev {
-            write!(f, " dev {d}")?;
-        }
-        if let Some(m) = self.metric {
-            write!(f, " metric {m}")?;
-        }
-        if self.table != TABLE_MAIN {
-            write!(f, " table {}", self.table)?;
-        }
-        if let Some(s) = self.src {
-            write!(f, " src {s}")?;
-        }
-        Ok(())
+        write_route(f, &self.dst, self.via, self.dev.as_deref(), self.metric, self.table, self.src)
     }
+}
+
+/// A route the way `vnet plan` and messages write it: `default via 10.0.0.1 dev eth0 metric 5`.
+pub fn write_route(
+    f: &mut fmt::Formatter<'_>,
+    dst: &IpNet,
+    via: Option<IpAddr>,
+    dev: Option<&str>,
+    metric: Option<u32>,
+    table: u32,
+    src: Option<IpAddr>,
+) -> fmt::Result {
+    if dst.prefix_len() == 0 {
+        write!(f, "default{}", if dst.addr().is_ipv6() { "6" } else { "" })?;
+    } else {
+        write!(f, "{dst}")?;
+    }
+    if let Some(v) = via {
+        write!(f, " via {v}")?;
+    }
+    if let Some(d) = dev {
+        write!(f, " dev {d}")?;
+    }
+    if let Some(m) = metric {
+        write!(f, " metric {m}")?;
+    }
+    if table != TABLE_MAIN {
+        write!(f, " table {table}")?;
+    }
+    if let Some(s) = src {
+        write!(f, " src {s}")?;
+    }
+    Ok(())
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.

@@ -210,27 +210,7 @@ fn ser_mac<S: serde::Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::
 
 impl fmt::Display for RouteOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.dst.prefix_len() == 0 {
-            write!(f, "default{}", if self.dst.addr().is_ipv6() { "6" } else { "" })?;
-        } else {
-            write!(f, "{}", self.dst)?;
-        }
-        if let Some(v) = self.via {
-            write!(f, " via {v}")?;
-        }
-        if let Some(d) = &self.dev {
-            write!(f, " dev {d}")?;
-        }
-        if let Some(m) = self.metric {
-            write!(f, " metric {m}")?;
-        }
-        if self.table != crate::model::lab::TABLE_MAIN {
-            write!(f, " table {}", self.table)?;
-        }
-        if let Some(s) = self.src {
-            write!(f, " src {s}")?;
-        }
-        Ok(())
+        crate::model::lab::write_route(f, &self.dst, self.via, self.dev.as_deref(), self.metric, self.table, self.src)
     }
 }
 

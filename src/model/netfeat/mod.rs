@@ -152,17 +152,7 @@ pub(crate) fn resolve_target(ctx: &mut Ctx, raw: &str, path: &Path, addrs: &Inde
 }
 
 fn close(a: &str, b: &str) -> bool {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + usize::from(a[i - 1] != b[j - 1]));
-        }
-        prev = cur;
-    }
-    prev[b.len()] <= 2
+    crate::model::validate::edit_distance(a, b) <= 2
 }
 
 /// An error when `dev` is not a device of the node.

@@ -39,7 +39,7 @@ pub fn node_sections(doc: &Document, diags: &mut Diagnostics, p: &[Seg], section
                 }
                 Value::Null => {}
                 other => diags.push(
-                    Diag::error(format!("`tc` is a mapping from device name to settings, not {}", kind(&other)))
+                    Diag::error(format!("`tc` is a mapping from device name to settings, not {}", crate::model::decode::type_name(&other)))
                         .maybe_label(doc.value_span(&q), "expected a mapping"),
                 ),
             },
@@ -62,7 +62,7 @@ pub fn list<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, p: &[S
             .collect(),
         Value::Null => Vec::new(),
         other => {
-            diags.push(Diag::error(format!("`{}` is a list, not {}", last(p), kind(&other))).maybe_label(doc.value_span(p), "expected a list"));
+            diags.push(Diag::error(format!("`{}` is a list, not {}", last(p), crate::model::decode::type_name(&other))).maybe_label(doc.value_span(p), "expected a list"));
             Vec::new()
         }
     }
@@ -72,16 +72,5 @@ fn last(p: &[Seg]) -> String {
     match p.last() {
         Some(Seg::Key(k)) => k.clone(),
         _ => "this".into(),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
