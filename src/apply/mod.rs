@@ -436,7 +436,7 @@ impl<'a> Executor<'a> {
                     push(out, Request::new(m, NLM_F_CREATE | NLM_F_EXCL), Then::Lookup { node: c.node.clone(), name: c.ifname.clone() });
                     return Ok(());
                 }
-                let req = Request::new(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+                let req = Request::new(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO).stop_on_error();
                 push(out, req, Then::Created { name: c.ifname.clone(), peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
@@ -621,6 +621,9 @@ fn explain(op: &Op, e: &KernelError) -> String {
         }
         (Op::CreateLink(c), libc::EOPNOTSUPP) | (Op::CreateLink(c), libc::ENOENT) if e.text.is_none() => {
             Some(format!("this kernel may lack the `{}` device kind", c.kind.name()))
+        }
+        (Op::CreateLink(c), libc::EXFULL) if c.master.is_some() => {
+            Some(format!("bridge `{}` is full: a Linux bridge holds at most 1023 ports", c.master.as_deref().unwrap_or("")))
         }
         (Op::AddRoute { .. }, libc::ENETUNREACH) => Some("the gateway is not on any connected network of the node".into()),
         (Op::AddAddress { .. }, libc::EEXIST) => Some("the address is already assigned".into()),

@@ -12,7 +12,8 @@ use crate::model::kind::{BridgeSpec, KindSpec};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
-    /// One bridge in the host, N namespaces each with a veth to it, one /16.
+    /// One bridge in the host, N namespaces each with a veth to it, one /16 (above 1000 nodes,
+    /// several bridges joined into one segment: the kernel caps a bridge at 1023 ports).
     Star,
     /// N namespaces in a line, routed hop by hop, ip_forward on.
     Chain,
@@ -82,11 +83,25 @@ pub fn generate(shape: Shape, n: usize) -> Generated {
     let hub = flat_addr(0);
     match shape {
         Shape::Star => {
+            // A Linux bridge holds at most 1023 ports: past 1000 nodes the star is a few bridges
+            // in the host, br1.. joined to br0 by veth pairs (still one L2 segment).
+            let per_bridge = 1000;
+            let bridges = n.div_ceil(per_bridge).max(1);
             g.bridges.push(("host".into(), "br0".into(), Some(format!("{hub}/16"))));
+            for b in 1..bridges {
+                g.bridges.push(("host".into(), format!("br{b}"), None));
+                g.links.push(GenLink {
+                    a: ("host".into(), format!("bl{b}")),
+                    b: ("host".into(), format!("bh{b}")),
+                    a_master: Some("br0".into()),
+                    b_master: Some(format!("br{b}")),
+                });
+            }
             for i in 1..=n {
                 let node = format!("n{i}");
+                let br = format!("br{}", (i - 1) / per_bridge);
                 g.namespaces.push(node.clone());
-                g.links.push(GenLink { a: ("host".into(), format!("v{i}")), b: (node.clone(), "eth0".into()), a_master: Some("br0".into()), b_master: None });
+                g.links.push(GenLink { a: ("host".into(), format!("v{i}")), b: (node.clone(), "eth0".into()), a_master: Some(br), b_master: None });
                 g.addresses.push((node.clone(), "eth0".into(), format!("{}/16", flat_addr(i))));
                 g.routes.push((node.clone(), "default".into(), hub.to_string()));
                 g.probes.push((node, hub));
@@ -294,6 +309,18 @@ mod tests {
             let loaded = crate::model::load_topology(&t).unwrap_or_else(|d| panic!("{shape:?}: {d}"));
             assert_eq!(loaded.lab.nodes.len(), g.namespaces.len());
             assert_eq!(g.probes.len(), 20);
+        }
+    }
+
+    #[test]
+    fn big_stars_stay_under_the_bridge_port_limit() {
+        let g = generate(Shape::Star, 2500);
+        let t = g.topology("bench-big");
+        let loaded = crate::model::load_topology(&t).unwrap_or_else(|d| panic!("{d}"));
+        let host = &loaded.lab.nodes["host"];
+        for br in ["br0", "br1", "br2"] {
+            let ports = host.interfaces.values().filter(|i| i.master.as_deref() == Some(br)).count();
+            assert!(ports <= 1023 && ports > 400, "{br}: {ports}");
         }
     }
 

@@ -597,3 +597,18 @@ fn rendering_underlines_the_offending_text() {
     let d = yaml("name: r\nnodes:\n  a:\n    interfaces:\n      eth0: { master: bro }\n      br0: { kind: bridge }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n").unwrap_err();
     insta::assert_snapshot!(d.render(false));
 }
+
+#[test]
+fn a_bridge_over_the_kernel_port_limit_is_refused_at_the_bridge() {
+    let mut text = String::from("name: big\nnodes:\n  host:\n    interfaces:\n      br0: { kind: bridge }\n");
+    for i in 0..1024 {
+        text.push_str(&format!("      v{i}: {{ master: br0 }}\n"));
+    }
+    for i in 0..1024 {
+        text.push_str(&format!("  n{i}: {{ interfaces: {{ eth0: {{ peer: 'host:v{i}' }} }} }}\n"));
+    }
+    let d = crate::model::load_str("big.yaml", &text, crate::model::Format::Yaml).unwrap_err();
+    let c = d.compact();
+    assert!(c.contains("big.yaml:5:7: error: bridge `host:br0` has 1024 ports; a Linux bridge holds at most 1023 [br0]"), "{c}");
+    assert_eq!(d.errors().count(), 1, "{c}");
+}

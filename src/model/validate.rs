@@ -221,6 +221,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         for iface in node.interfaces.values() {
             check_master(ctx, nname, node, iface, &nodes);
         }
+        check_bridge_ports(ctx, nname, node);
     }
 
     // Routes and sysctls.
@@ -568,6 +569,25 @@ fn check_interface(
         hairpin: spec.hairpin,
         peer,
         path: path.clone(),
+    }
+}
+
+/// Ports a Linux bridge can hold: port numbers are 10 bits and 0 is reserved (BR_MAX_PORTS).
+pub const BRIDGE_MAX_PORTS: usize = 1023;
+
+fn check_bridge_ports(ctx: &mut Ctx, nname: &str, node: &Node) {
+    for br in node.interfaces.values().filter(|i| matches!(i.kind, KindSpec::Bridge(_))) {
+        let ports = node.interfaces.values().filter(|i| i.master.as_deref() == Some(br.name.as_str())).count();
+        if ports > BRIDGE_MAX_PORTS {
+            ctx.error_at_key(
+                &br.path,
+                format!("bridge `{nname}:{}` has {ports} ports; a Linux bridge holds at most {BRIDGE_MAX_PORTS}", br.name),
+                "too many ports",
+            );
+            if let Some(last) = ctx.diags_last_mut() {
+                last.help = Some("spread the ports over several bridges joined by veth pairs (one L2 segment)".into());
+            }
+        }
     }
 }
 
