@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::model::kind::KindSpec;
 
+pub mod ovs;
+
 /// One network device as the kernel reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ObservedLink {
@@ -134,4 +136,7 @@ impl NsState {
 pub struct Observed {
     /// node name -> state of its namespace.
     pub nodes: BTreeMap<String, NsState>,
+    /// node name -> its Open vSwitch, for nodes with OVS bridges (now or in the lab's record).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ovs: BTreeMap<String, ovs::ObservedOvs>,
 }

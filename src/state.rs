@@ -82,6 +82,19 @@ pub struct LabState {
     /// Daemons the lab runs (teamd per team device): "node:ifname" -> pid. Stopped by `down`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub daemons: BTreeMap<String, u32>,
+    /// Private Open vSwitch instances the lab runs, by node (run directory and daemon pids).
+    /// Stopped by `down` before namespaces go.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ovs: BTreeMap<String, OvsRecord>,
+}
+
+/// A private Open vSwitch (ovsdb-server + ovs-vswitchd) the lab started in a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OvsRecord {
+    /// Its run directory (database, sockets, logs, pid files).
+    pub dir: PathBuf,
+    /// Program name -> pid.
+    pub pids: BTreeMap<String, u32>,
 }
 
 impl LabState {
@@ -103,6 +116,7 @@ impl LabState {
             netns_ids: BTreeMap::new(),
             delete_in: Vec::new(),
             daemons: BTreeMap::new(),
+            ovs: BTreeMap::new(),
         }
     }
 }

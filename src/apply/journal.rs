@@ -25,6 +25,8 @@ pub enum Done {
     /// A daemon started for the lab (teamd); stopped even inside new namespaces, which it
     /// would otherwise keep alive.
     Process { node: String, pid: u32 },
+    /// A change to the node's Open vSwitch (see `apply::ovs`).
+    Ovs { node: String, undo: super::ovs::OvsUndo },
 }
 
 #[derive(Debug, Default)]
@@ -69,9 +71,12 @@ impl Journal {
                 | Done::AddrRemoved { node, .. }
                 | Done::RouteRemoved { node, .. }
                 | Done::Tun { node, .. }
-                | Done::Process { node, .. } => node,
+                | Done::Process { node, .. }
+                | Done::Ovs { node, .. } => node,
             };
-            if new_ns.contains(node) && !matches!(d, Done::Netns { .. } | Done::Process { .. }) {
+            // A daemon keeps its namespace alive: stopped even inside a namespace this run made.
+            let daemon = matches!(d, Done::Process { .. } | Done::Ovs { undo: super::ovs::OvsUndo::Stop { .. }, .. });
+            if new_ns.contains(node) && !matches!(d, Done::Netns { .. }) && !daemon {
                 continue;
             }
             let on_new_link = |ifindex: &u32| created_links.contains(&(node.clone(), *ifindex));
@@ -103,6 +108,7 @@ impl Journal {
                     None => Err(format!("no handle for node {node}")),
                 },
                 Done::Process { pid, .. } => super::team::stop(*pid).map_err(|e| e.to_string()),
+                Done::Ovs { undo, .. } => super::ovs::undo(undo),
                 _ => Ok(()),
             };
             if let Err(e) = result {

@@ -5,6 +5,7 @@
 
 mod devices;
 pub mod journal;
+pub mod ovs;
 pub mod team;
 
 use std::collections::BTreeMap;
@@ -216,11 +217,17 @@ impl<'a> Executor<'a> {
             self.sysctls(steps, &sysctls, handles)?;
         }
 
+        // Open vSwitch (its daemons, OVSDB, flows): synchronous, per node.
+        let ovs: Vec<usize> = steps.iter().enumerate().filter(|(_, s)| matches!(s.op, Op::Ovs { .. })).map(|(k, _)| k).collect();
+        if !ovs.is_empty() {
+            self.ovs(steps, &ovs, handles)?;
+        }
+
         // Netlink operations, grouped per namespace in plan order.
         let mut per_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (k, s) in steps.iter().enumerate() {
             match &s.op {
-                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } => {}
+                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } | Op::Ovs { .. } => {}
                 op => per_node.entry(devices::send_node(self.ctx.lab, op)).or_default().push(k),
             }
         }
@@ -484,7 +491,7 @@ impl<'a> Executor<'a> {
                 Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true }),
                 None => {} // already gone (its veth twin was deleted earlier)
             },
-            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } => {}
+            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Ovs { .. } => {}
         }
         Ok(())
     }

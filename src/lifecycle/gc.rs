@@ -19,6 +19,9 @@ pub struct GcReport {
     pub namespaces: Vec<String>,
     /// Marked root-namespace devices no record accounts for.
     pub root_devices: Vec<String>,
+    /// Open vSwitch daemons and rows of labs that are not live.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ovs: Vec<String>,
     pub problems: Vec<String>,
 }
 
@@ -96,6 +99,11 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
             report.problems.extend(delete_namespaces(one, one, state::group_for(lab)));
         }
     }
+
+    // Open vSwitch: private instances and shared rows of labs that are not live.
+    let (ovs, problems) = super::ovs::gc(&live_labs, dry_run);
+    report.ovs = ovs;
+    report.problems.extend(problems);
 
     // Marked devices in the root namespace whose lab is not live.
     let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;

@@ -4,6 +4,7 @@
 pub mod devinfo;
 pub mod down;
 pub mod gc;
+pub mod ovs;
 pub mod preflight;
 pub mod session;
 pub mod status;

@@ -51,7 +51,9 @@ pub fn observe_lab(lab: &Lab, state: Option<&LabState>) -> Result<Session> {
             }
         }
     }
-    observe_named(&mark, named, root_node, &sysctl_keys(lab, state), state)
+    let mut session = observe_named(&mark, named, root_node, &sysctl_keys(lab, state), state)?;
+    session.observed.ovs = super::ovs::observe(lab, state)?;
+    Ok(session)
 }
 
 /// Opens and observes namespaces by name (plus the root namespace as `root_node`).

@@ -128,6 +128,8 @@ pub enum Op {
     /// A device operation beyond link settings (bridge VLANs and fdb, VXLAN remotes, bond
     /// primary, teamd), see `plan::devices`.
     Device { node: String, ifname: String, device_op: super::devices::DeviceOp },
+    /// An operation on the node's Open vSwitch (OVSDB, flows, its daemons), see `plan::ovs`.
+    Ovs { node: String, ovs_op: super::ovs::OvsOp },
 }
 
 impl Op {
@@ -146,7 +148,8 @@ impl Op {
             | Op::RestoreSysctl { node, .. }
             | Op::DeleteLink { node, .. }
             | Op::DeleteNetns { node, .. }
-            | Op::Device { node, .. } => node,
+            | Op::Device { node, .. }
+            | Op::Ovs { node, .. } => node,
             Op::CreateLink(c) => &c.node,
         }
     }
@@ -289,6 +292,7 @@ impl fmt::Display for Op {
             Op::DeleteLink { node, ifname } => write!(f, "- link    {node}:{ifname}"),
             Op::DeleteNetns { node, netns } => write!(f, "- netns   {node} ({netns})"),
             Op::Device { node, ifname, device_op } => write!(f, "+ device  {node}:{ifname} {device_op}"),
+            Op::Ovs { node, ovs_op } => write!(f, "~ ovs     {node}: {ovs_op}"),
         }
     }
 }

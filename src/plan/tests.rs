@@ -241,6 +241,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             // Bridge VLANs, fdb entries, bond primary, teamd: not part of the link dump, so
             // nothing the observer (and thus this simulation) tracks.
             Op::Device { .. } => {}
+            Op::Ovs { node, ovs_op } => super::ovs::simulate(lab, &mut o, node, ovs_op),
             Op::DeleteLink { node, ifname } => {
                 let ns = ns_mut(&mut o, node);
                 if let Some(l) = ns.link(ifname).cloned() {
