@@ -386,3 +386,14 @@ fn gc_stops_the_daemons_of_a_lab_whose_record_is_lost() {
     assert!(ovs_processes(&needle).is_empty(), "gc stopped them");
     assert_nothing_left(&lab, None);
 }
+
+#[test]
+fn the_seed_example_drops_what_openflow_port_1_sends() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/ovs.yaml")).unwrap();
+    let dir = ovs_dir(&lab, "sw");
+    assert_eq!(vsctl(&dir, &["get", "Interface", "em1", "ofport"]), "1", "em1 asked for port 1");
+    let flows = dump_flows(&dir, "ovs0");
+    assert!(flows.lines().any(|l| l.contains("in_port=1") && l.contains("actions=drop")), "{flows}");
+    assert!(!ping(&lab, "a", "10.0.0.2"), "a sends through port 1: dropped");
+}

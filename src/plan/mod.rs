@@ -188,7 +188,8 @@ impl<'a> Planner<'a> {
     fn device(&mut self, nname: &str, node: &Node, iface: &Interface, levels: &HashMap<(String, String), u16>) {
         let ns = self.ns(nname);
         let level = levels.get(&(nname.to_string(), iface.name.clone())).copied().unwrap_or(0);
-        if let Some(have) = ns.link(&iface.name) {
+        // A device OVS made for the lab goes with its OVS row (`plan::ovs`).
+        if let Some(have) = ns.link(&iface.name).filter(|l| !self.ovs_device(nname, l)) {
             if !self.ours(nname, have) {
                 self.clash(nname, format!("interface `{}` already exists and does not belong to lab `{}`", iface.name, self.lab.name));
                 return;

@@ -355,7 +355,10 @@ impl Planner<'_> {
             .map(|b| b.name.clone())
             .collect();
         for b in gone {
-            self.ovs_op(ovs_stage::REMOVE, nname, OvsOp::DelBridge { bridge: b });
+            // A device of the same name declared as another kind is made after OVS let go of it.
+            let reused = self.lab.node(nname).is_some_and(|n| n.interfaces.contains_key(&b));
+            let st = if reused { stage::REPLACE } else { ovs_stage::REMOVE };
+            self.ovs_op(st, nname, OvsOp::DelBridge { bridge: b });
         }
     }
 

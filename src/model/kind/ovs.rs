@@ -416,6 +416,59 @@ fn join_listed_ports(ctx: &mut Ctx, node: &mut Node) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{load_str, Format};
+
+    #[test]
+    fn a_bridge_with_ports_flows_and_an_internal_port_validates() {
+        let l = load_str(
+            "o.yaml",
+            r#"
+name: o
+nodes:
+  sw:
+    interfaces:
+      ovs0:
+        kind: ovs-bridge
+        datapath: netdev
+        fail_mode: secure
+        controller: tcp:127.0.0.1:6653
+        ports:
+          p1: { tag: 10 }
+          p2: { trunks: [10, 20], vlan_mode: trunk, ofport: 7 }
+          t0: { tag: 10, trunks: [20], vlan_mode: native-untagged }
+        flows:
+          - table=0,priority=10,in_port=p1,actions=output:p2
+          - { table: 1, priority: 5, match: "ip", actions: "normal" }
+          - { actions: "drop" }
+      p1: {}
+      p2: { master: ovs0 }
+      t0: { kind: tap }
+      m0: { kind: ovs-internal, master: ovs0, addresses: [10.1.0.1/24] }
+  a: {}
+  b: {}
+links:
+  - endpoints: [a:eth0, sw:p1]
+  - endpoints: [b:eth0, sw:p2]
+"#,
+            Format::Yaml,
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        let sw = &l.lab.nodes["sw"].interfaces;
+        assert_eq!(sw["p1"].master.as_deref(), Some("ovs0"), "listed in `ports`: joins the bridge");
+        assert_eq!(sw["t0"].master.as_deref(), Some("ovs0"));
+        let KindSpec::OvsBridge(b) = &sw["ovs0"].kind else { panic!() };
+        let lines: Vec<String> = b.parsed_flows().iter().map(Flow::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "table=0,priority=10,in_port=p1,actions=output:p2",
+                "table=1,priority=5,ip,actions=normal",
+                "table=0,priority=32768,actions=drop"
+            ]
+        );
+        assert!(sw["ovs0"].kind.is_master() && sw["ovs0"].kind.is_ovs() && sw["m0"].kind.is_ovs());
+        assert_eq!(sw["ovs0"].kind.kernel_kind(), None, "made by OVS, not over rtnetlink");
+    }
 
     #[test]
     fn controller_targets() {
