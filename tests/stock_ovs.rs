@@ -65,6 +65,18 @@ fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
     false
 }
 
+/// Open vSwitch 3.1 (Debian 12) counts CPU cores through a cache stamped with the monotonic
+/// clock since boot and first refreshed 10 s after boot: before that it sees 0 cores, starts no
+/// upcall handler for the kernel datapath's per-CPU dispatch, and every upcall of a datapath
+/// made then is lost for good (`ovs-appctl dpctl/show`: `lost`). The VM runs its tests right
+/// after booting, so OVS labs wait until the guest has been up long enough.
+fn after_ovs_cpu_count_settles() {
+    let uptime = || std::fs::read_to_string("/proc/uptime").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    while uptime() < 11.0 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn daemons(lab: &str) -> Vec<PathBuf> {
     vnet::ovs::daemon::all_under(Path::new("/run/vnet")).into_iter().map(|(_, _, d)| d).filter(|d| d.starts_with(format!("/run/vnet/{lab}/"))).collect()
 }
@@ -73,6 +85,7 @@ fn daemons(lab: &str) -> Vec<PathBuf> {
 fn ovs_bridges_use_the_kernel_datapath_where_the_module_is() {
     require_root();
     require(&["veth", "openvswitch"]);
+    after_ovs_cpu_count_settles();
     let with_drop = PAIR.replace("FLOWS\n", &format!("{DROP}\n"));
     let without = PAIR.replace("FLOWS\n", "");
     let f = temp_topology("ovs-stock", "yaml", &without);
@@ -113,6 +126,7 @@ fn ovs_bridges_use_the_kernel_datapath_where_the_module_is() {
 fn a_private_ovs_in_the_root_namespace_leaves_no_datapath_behind() {
     require_root();
     require(&["veth", "openvswitch"]);
+    after_ovs_cpu_count_settles();
     // A scratch namespace plays the machine's root namespace, which runs no Open vSwitch: the
     // lab's private one runs there, and its kernel datapath and devices must go at `down`.
     let root = Scratch::new("ovs-root");
@@ -137,8 +151,14 @@ links:
     let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
     assert!(out.status.success(), "up: {}", String::from_utf8_lossy(&out.stderr));
     assert!(ip_link(Some(&root.name), "ovs-system").is_some(), "the kernel datapath is in the root");
-    let ping = Command::new("ip").args(["netns", "exec", &format!("{lab}-a"), "ping", "-c1", "-w4", "10.0.0.254"]).output().unwrap();
-    assert!(ping.status.success(), "a reaches the bridge's address in the root");
+    let reached = (0..8).any(|_| {
+        let ok = Command::new("ip").args(["netns", "exec", &format!("{lab}-a"), "ping", "-c1", "-W1", "10.0.0.254"]).status().unwrap().success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        ok
+    });
+    assert!(reached, "a reaches the bridge's address in the root");
     let out = vnet(Some(&root.name), &["down", &lab]);
     assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
     for dev in ["ovs-system", "ovs0", "m0", "ha"] {
