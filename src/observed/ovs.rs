@@ -98,13 +98,21 @@ impl ObservedOvs {
 
     /// The bridge holding a port of that name, if any.
     pub fn port_owner(&self, port: &str) -> Option<&OvsBridgeObs> {
-        self.bridges.iter().find(|b| b.port(port).is_some() || b.ports.iter().any(|p| p.interfaces.iter().any(|i| i.name == port)))
+        self.bridges.iter().find(|b| {
+            b.port(port).is_some()
+                || b.ports
+                    .iter()
+                    .any(|p| p.interfaces.iter().any(|i| i.name == port))
+        })
     }
 
     /// Whether `ifname` is an internal interface (a device OVS made) of a row owned by `lab`.
     pub fn owns_device(&self, lab: &str, ifname: &str) -> bool {
-        self.bridges.iter().filter(|b| b.lab.as_deref() == Some(lab)).flat_map(|b| &b.ports).flat_map(|p| &p.interfaces).any(|i| {
-            i.name == ifname && i.kind == "internal" && i.lab.as_deref() == Some(lab)
-        })
+        self.bridges
+            .iter()
+            .filter(|b| b.lab.as_deref() == Some(lab))
+            .flat_map(|b| &b.ports)
+            .flat_map(|p| &p.interfaces)
+            .any(|i| i.name == ifname && i.kind == "internal" && i.lab.as_deref() == Some(lab))
     }
 }
