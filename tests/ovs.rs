@@ -727,3 +727,83 @@ fn a_declared_kernel_datapath_needs_the_openvswitch_module() {
         assert_nothing_left(&lab, None);
     }
 }
+
+#[test]
+fn gc_takes_the_rows_of_a_lost_lab_out_of_a_shared_ovs_and_leaves_the_rest() {
+    require_root();
+    let root = Scratch::new("ovs-gcroot");
+    let sys = TestOvs::start(&root);
+    let lab = unique_name("ovs-gcsys");
+    let text = format!(
+        "name: {lab}
+nodes:
+  host:
+    interfaces:
+      ovs0: {{ kind: ovs-bridge, flows: [\"priority=3,actions=normal\"] }}
+      ha: {{ master: ovs0 }}
+  a:
+    interfaces:
+      eth0: {{ addresses: [10.0.0.1/24] }}
+links:
+  - endpoints: [a:eth0, host:ha]
+"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let _guard = DownGuard::new(&lab, Some(&root));
+    let run = |args: &[&str]| {
+        let mut cmd = vnet_cmd(Some(&root.name), args);
+        cmd.env("OVS_RUNDIR", &sys.dir);
+        cmd.output().unwrap()
+    };
+    // Someone else's bridge beside the lab's.
+    let mut c = Target::new(&sys.dir).connect().unwrap();
+    let ops = vec![
+        serde_json::json!({"op": "insert", "table": "Interface", "row": {"name": "other0", "type": "internal"}, "uuid-name": "i"}),
+        serde_json::json!({"op": "insert", "table": "Port", "row": {"name": "other0", "interfaces": ["named-uuid", "i"]}, "uuid-name": "p"}),
+        serde_json::json!({"op": "insert", "table": "Bridge", "row": {"name": "other0", "datapath_type": "netdev", "ports": ["named-uuid", "p"]}, "uuid-name": "b"}),
+        serde_json::json!({"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["bridges", "insert", ["set", [["named-uuid", "b"]]]]]}),
+    ];
+    vswitch::commit_and_wait(&mut c, ops).unwrap();
+    let out = run(&["up", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut brs: Vec<String> = vsctl(&sys.dir, &["list-br"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    brs.sort();
+    assert_eq!(brs, ["other0", "ovs0"]);
+    // The lab's record is lost; its namespaces and marked devices remain, and its OVS rows.
+    std::fs::remove_dir_all(format!("/run/vnet/{lab}")).unwrap();
+    let out = run(&["gc", "--dry-run"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        said.contains(&format!("Open vSwitch rows of lab {lab}")),
+        "{said}"
+    );
+    assert_eq!(
+        vsctl(&sys.dir, &["list-br"]).lines().count(),
+        2,
+        "a dry run changes nothing"
+    );
+    let out = run(&["gc"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&lab),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        vsctl(&sys.dir, &["list-br"]),
+        "other0",
+        "only the lost lab's bridge went"
+    );
+    assert_eq!(
+        daemon::running(&sys.dir).len(),
+        2,
+        "the shared Open vSwitch keeps running"
+    );
+    assert_nothing_left(&lab, Some(&root.name));
+}
