@@ -807,3 +807,76 @@ links:
     );
     assert_nothing_left(&lab, Some(&root.name));
 }
+
+#[test]
+fn ovsdb_transactions_are_atomic_and_a_taken_name_is_refused() {
+    require_root();
+    let root = Scratch::new("ovs-txn");
+    let sys = TestOvs::start(&root);
+    let mut c = Target::new(&sys.dir).connect().unwrap();
+    assert!(c.list_dbs().unwrap().contains(&"Open_vSwitch".to_string()));
+    let row = |name: &str, port: &str| vnet::plan::ovs::BridgeRow {
+        name: name.into(),
+        datapath: "netdev".into(),
+        fail_mode: Some("secure".into()),
+        controller: Some("ptcp:16653:127.0.0.1".into()),
+        local: vnet::plan::ovs::PortRow {
+            name: name.into(),
+            internal: true,
+            ..Default::default()
+        },
+        ports: vec![vnet::plan::ovs::PortRow {
+            name: port.into(),
+            internal: true,
+            tag: Some(7),
+            ..Default::default()
+        }],
+    };
+    let add = vnet::plan::ovs::OvsOp::AddBridge {
+        bridge: row("tx0", "txp0"),
+    };
+    vswitch::apply(&mut c, "labx", &[&add]).unwrap();
+    let b = vswitch::snapshot(&mut c).unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (
+            b[0].name.as_str(),
+            b[0].lab.as_deref(),
+            b[0].fail_mode.as_deref()
+        ),
+        ("tx0", Some("labx"), Some("secure"))
+    );
+    assert_eq!(b[0].controllers, ["ptcp:16653:127.0.0.1"]);
+    let p = b[0].port("txp0").unwrap();
+    assert_eq!(
+        (p.tag, p.lab.as_deref(), p.interfaces[0].kind.as_str()),
+        (Some(7), Some("labx"), "internal")
+    );
+    assert_eq!(vsctl(&sys.dir, &["get", "Port", "txp0", "tag"]), "7");
+
+    // The same bridge name again: the guard refuses the whole transaction; none of its rows
+    // (the second port) is left behind.
+    let again = vnet::plan::ovs::OvsOp::AddBridge {
+        bridge: row("tx0", "txp1"),
+    };
+    let err = vswitch::apply(&mut c, "labx", &[&again])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("wait") && err.contains("timed out"), "{err}");
+    assert!(
+        vsctl(
+            &sys.dir,
+            &["--columns=name", "find", "Interface", "name=txp1"]
+        )
+        .is_empty(),
+        "nothing of the refused transaction"
+    );
+
+    // Removal takes exactly the lab's rows.
+    assert_eq!(
+        vswitch::remove_lab(&mut c, "other-lab").unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(vswitch::remove_lab(&mut c, "labx").unwrap(), ["tx0"]);
+    assert!(vswitch::snapshot(&mut c).unwrap().is_empty());
+}
