@@ -20,6 +20,7 @@ pub mod lab;
 pub mod lifecycle;
 pub mod model;
 pub mod observed;
+pub mod ovs;
 pub mod plan;
 pub mod probe;
 pub mod state;

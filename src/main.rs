@@ -306,6 +306,9 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 for d in &r.root_devices {
                     println!("  device {d}");
                 }
+                for o in &r.ovs {
+                    println!("  {o}");
+                }
                 for p in &r.problems {
                     eprintln!("warning: {p}");
                 }

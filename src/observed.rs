@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::model::kind::KindSpec;
 
 pub mod netfeat;
+pub mod ovs;
 
 /// One network device as the kernel reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -143,4 +144,7 @@ impl NsState {
 pub struct Observed {
     /// node name -> state of its namespace.
     pub nodes: BTreeMap<String, NsState>,
+    /// node name -> its Open vSwitch, for nodes with OVS bridges (now or in the lab's record).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ovs: BTreeMap<String, ovs::ObservedOvs>,
 }

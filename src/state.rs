@@ -87,6 +87,19 @@ pub struct LabState {
     /// NAT tables, qdiscs, BPF attachments, IPsec keys (issue 6).
     #[serde(default, skip_serializing_if = "netfeat::Record::is_empty")]
     pub netfeat: netfeat::Record,
+    /// Private Open vSwitch instances the lab runs, by node (run directory and daemon pids).
+    /// Stopped by `down` before namespaces go.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ovs: BTreeMap<String, OvsRecord>,
+}
+
+/// A private Open vSwitch (ovsdb-server + ovs-vswitchd) the lab started in a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OvsRecord {
+    /// Its run directory (database, sockets, logs, pid files).
+    pub dir: PathBuf,
+    /// Program name -> pid.
+    pub pids: BTreeMap<String, u32>,
 }
 
 impl LabState {
@@ -109,6 +122,7 @@ impl LabState {
             delete_in: Vec::new(),
             daemons: BTreeMap::new(),
             netfeat: Default::default(),
+            ovs: BTreeMap::new(),
         }
     }
 }

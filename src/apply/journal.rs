@@ -27,6 +27,8 @@ pub enum Done {
     Process { node: String, pid: u32 },
     /// A NAT table, qdisc, BPF or xfrm change; `undo` reverts it.
     Feature { node: String, undo: crate::plan::FeatureOp },
+    /// A change to the node's Open vSwitch (see `apply::ovs`).
+    Ovs { node: String, undo: super::ovs::OvsUndo },
 }
 
 #[derive(Debug, Default)]
@@ -72,9 +74,12 @@ impl Journal {
                 | Done::RouteRemoved { node, .. }
                 | Done::Tun { node, .. }
                 | Done::Process { node, .. }
-                | Done::Feature { node, .. } => node,
+                | Done::Feature { node, .. }
+                | Done::Ovs { node, .. } => node,
             };
-            if new_ns.contains(node) && !matches!(d, Done::Netns { .. } | Done::Process { .. }) {
+            // A daemon keeps its namespace alive: stopped even inside a namespace this run made.
+            let daemon = matches!(d, Done::Process { .. } | Done::Ovs { undo: super::ovs::OvsUndo::Stop { .. }, .. });
+            if new_ns.contains(node) && !matches!(d, Done::Netns { .. }) && !daemon {
                 continue;
             }
             let on_new_link = |ifindex: &u32| created_links.contains(&(node.clone(), *ifindex));
@@ -107,6 +112,7 @@ impl Journal {
                 },
                 Done::Process { pid, .. } => super::team::stop(*pid).map_err(|e| e.to_string()),
                 Done::Feature { undo, .. } => super::netfeat::undo(handles, node, undo),
+                Done::Ovs { undo, .. } => super::ovs::undo(undo),
                 _ => Ok(()),
             };
             if let Err(e) = result {

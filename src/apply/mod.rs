@@ -6,6 +6,7 @@
 mod devices;
 pub mod journal;
 pub mod netfeat;
+pub mod ovs;
 pub mod team;
 
 use std::collections::BTreeMap;
@@ -256,12 +257,17 @@ impl<'a> Executor<'a> {
         if !features.is_empty() {
             netfeat::run(self.ctx.observed, steps, &features, handles, &mut self.journal)?;
         }
+        // Open vSwitch (its daemons, OVSDB, flows): synchronous, per node.
+        let ovs: Vec<usize> = steps.iter().enumerate().filter(|(_, s)| matches!(s.op, Op::Ovs { .. })).map(|(k, _)| k).collect();
+        if !ovs.is_empty() {
+            self.ovs(steps, &ovs, handles)?;
+        }
 
         // Netlink operations, grouped per namespace in plan order.
         let mut per_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (k, s) in steps.iter().enumerate() {
             match &s.op {
-                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } | Op::Feature { .. } => {}
+                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } | Op::Feature { .. } | Op::Ovs { .. } => {}
                 op => per_node.entry(devices::send_node(self.ctx.lab, op)).or_default().push(k),
             }
         }
@@ -544,7 +550,7 @@ impl<'a> Executor<'a> {
                 Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true, optional: false }),
                 None => {} // already gone (its veth twin was deleted earlier)
             },
-            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Feature { .. } => {}
+            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Feature { .. } | Op::Ovs { .. } => {}
         }
         Ok(())
     }

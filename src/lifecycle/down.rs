@@ -56,6 +56,7 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     // Daemons (teamd) first: a process inside a namespace keeps it alive.
     let recorded = st.as_ref().map(|s| s.daemons.clone()).unwrap_or_default();
     report.problems.extend(crate::apply::team::stop_lab(lab, &recorded));
+    report.problems.extend(super::ovs::remove_lab(lab, st.as_ref()));
 
     let t = Instant::now();
     let (names, delete_in) = match &st {

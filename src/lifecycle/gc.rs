@@ -19,6 +19,9 @@ pub struct GcReport {
     pub namespaces: Vec<String>,
     /// Marked root-namespace devices no record accounts for.
     pub root_devices: Vec<String>,
+    /// Open vSwitch daemons and rows of labs that are not live.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ovs: Vec<String>,
     pub problems: Vec<String>,
 }
 
@@ -93,6 +96,13 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
             report.problems.extend(delete_namespaces(one, one, state::group_for(&lab)));
         }
     }
+
+    // Open vSwitch: private instances and shared rows of labs that are not live.
+    // Live: every lab with a record, but those just found abandoned.
+    let live_labs: Vec<String> = state::list().into_iter().filter(|l| !report.labs.contains(l)).collect();
+    let (ovs, problems) = super::ovs::gc(&live_labs, dry_run);
+    report.ovs = ovs;
+    report.problems.extend(problems);
 
     // Marked devices in the root namespace whose lab is not live.
     let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;

@@ -6,6 +6,7 @@ pub mod down;
 pub mod gc;
 pub mod impair;
 pub mod netfeat;
+pub mod ovs;
 pub mod preflight;
 pub mod session;
 pub mod status;

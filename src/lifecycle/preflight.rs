@@ -5,9 +5,10 @@
 //!
 //! - `feature.rs`: the names (shared with `tests/common::require`), kernel options, messages.
 //! - `needs.rs`: what each operation of a plan needs; other features register there.
-//! - `probe.rs`, `xfrm.rs`: the probes.
+//! - `probe.rs`, `xfrm.rs`, `genl.rs`: the probes.
 
 mod feature;
+mod genl;
 mod needs;
 mod probe;
 mod xfrm;

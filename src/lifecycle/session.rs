@@ -54,6 +54,7 @@ pub fn observe_lab(lab: &Lab, state: Option<&LabState>) -> Result<Session> {
     let mut session = observe_named(&mark, named, root_node, &sysctl_keys(lab, state), state)?;
     crate::kernel::netfeat::observe::observe(lab, state, &mut session.handles, &mut session.observed)
         .map_err(|e| Error::io("observe NAT tables, qdiscs, BPF and xfrm", std::io::Error::other(e)))?;
+    session.observed.ovs = super::ovs::observe(lab, state)?;
     Ok(session)
 }
 

@@ -105,6 +105,10 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
                     st.root_devices.push(c.ifname.clone());
                 }
             }
+            Op::Ovs { node, ovs_op: plan::ovs::OvsOp::Start } => {
+                let dir = crate::ovs::private_dir(&lab.name, node);
+                st.ovs.entry(node.clone()).or_insert_with(|| state::OvsRecord { dir, pids: Default::default() });
+            }
             Op::SetSysctl { node, key, .. } => {
                 if let Some(NsState::Owned(ns) | NsState::Root(ns)) = session.observed.nodes.get(node) {
                     if let Some(v) = ns.sysctls.get(key) {
@@ -227,6 +231,7 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
     st.topology = Some(lab.topology.clone());
     st.delete_in = deleters(lab);
     st.daemons = crate::apply::team::running(&lab.name);
+    st.ovs = super::ovs::record(&lab.name);
 }
 
 /// The fewest nodes whose devices must be deleted explicitly so that every lab device goes:

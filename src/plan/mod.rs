@@ -6,6 +6,7 @@ mod devices;
 mod netfeat;
 mod netfeat_ops;
 mod ops;
+pub mod ovs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -55,6 +56,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     p.namespaces(state);
     p.links();
     p.device_extras();
+    p.ovs(state);
     for node in lab.nodes.values() {
         p.addresses(node);
         p.routes(node);
@@ -153,6 +155,8 @@ impl<'a> Planner<'a> {
                         let peer = lab.interface(&peer_ep).expect("validated peer exists");
                         self.veth_pair(&me, iface, &peer_ep, peer, &levels);
                     }
+                    // Made and configured by Open vSwitch (`plan::ovs`).
+                    kind if kind.is_ovs() => {}
                     _ => self.device(nname, node, iface, &levels),
                 }
             }
@@ -190,7 +194,8 @@ impl<'a> Planner<'a> {
     fn device(&mut self, nname: &str, node: &Node, iface: &Interface, levels: &HashMap<(String, String), u16>) {
         let ns = self.ns(nname);
         let level = levels.get(&(nname.to_string(), iface.name.clone())).copied().unwrap_or(0);
-        if let Some(have) = ns.link(&iface.name) {
+        // A device OVS made for the lab goes with its OVS row (`plan::ovs`).
+        if let Some(have) = ns.link(&iface.name).filter(|l| !self.ovs_device(nname, l)) {
             if !self.ours(nname, have) {
                 self.clash(nname, format!("interface `{}` already exists and does not belong to lab `{}`", iface.name, self.lab.name));
                 return;
@@ -232,7 +237,7 @@ impl<'a> Planner<'a> {
             kind: iface.kind.clone(),
             mtu: iface.mtu,
             mac: iface.mac,
-            master: if late_master { None } else { iface.master.clone() },
+            master: if late_master { None } else { self.kernel_master(nname, iface.master.as_ref()) },
             // Masters come up once their ports are in (stage MASTER_UP).
             up: iface.up && !is_master && !joins_down && !after_lower && !born_elsewhere,
             peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac }),
@@ -271,7 +276,7 @@ impl<'a> Planner<'a> {
             }
             let change = LinkChange {
                 up: if pi.up && !peer_joins_down { Some(true) } else { None },
-                master: pi.master.clone().map(Some),
+                master: self.kernel_master(&ep.node, pi.master.as_ref()).map(Some),
                 mark: self.is_root(&ep.node),
                 ..Default::default()
             };
@@ -335,8 +340,11 @@ impl<'a> Planner<'a> {
             }
         }
         let have_master = have.master.and_then(|i| ns.name_of(i)).map(str::to_string);
-        if iface.master != have_master {
-            change.master = Some(iface.master.clone());
+        // Ports of an OVS bridge have no kernel master (or OVS's datapath device).
+        let want_master = self.kernel_master(nname, iface.master.as_ref());
+        let ovs_port = iface.master.is_some() && want_master.is_none();
+        if want_master != have_master && !(ovs_port && have.port_kind.as_deref().is_none_or(|k| k == "openvswitch")) {
+            change.master = Some(want_master);
         }
         let is_master = iface.kind.is_master();
         if iface.up != have.up {
@@ -383,7 +391,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let have: Vec<IpNet> = match ns.link(&iface.name) {
-                Some(l) if self.ours(nname, l) && !self.will_recreate(nname, &iface.name) => {
+                Some(l) if (self.ours(nname, l) || self.ovs_device(nname, l)) && !self.will_recreate(nname, &iface.name) => {
                     ns.addrs_of(l.ifindex).filter(|a| !a.automatic).map(|a| a.addr).collect()
                 }
                 _ => Vec::new(),
@@ -418,7 +426,7 @@ impl<'a> Planner<'a> {
             .filter(|r| r.protocol == RTPROT_STATIC)
             .filter(|r| {
                 !root
-                    || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l)).unwrap_or(false)
+                    || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l) || self.ovs_device(nname, l)).unwrap_or(false)
             })
             .map(|r| RouteOp {
                 dst: r.dst,

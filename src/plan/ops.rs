@@ -132,6 +132,8 @@ pub enum Op {
     Device { node: String, ifname: String, device_op: super::devices::DeviceOp },
     /// NAT/firewall, traffic control, BPF, IPsec (see `netfeat_ops`).
     Feature { node: String, change: super::netfeat_ops::FeatureOp },
+    /// An operation on the node's Open vSwitch (OVSDB, flows, its daemons), see `plan::ovs`.
+    Ovs { node: String, ovs_op: super::ovs::OvsOp },
 }
 
 impl Op {
@@ -151,7 +153,8 @@ impl Op {
             | Op::DeleteLink { node, .. }
             | Op::DeleteNetns { node, .. }
             | Op::Device { node, .. }
-            | Op::Feature { node, .. } => node,
+            | Op::Feature { node, .. }
+            | Op::Ovs { node, .. } => node,
             Op::CreateLink(c) => &c.node,
         }
     }
@@ -276,6 +279,7 @@ impl fmt::Display for Op {
             Op::DeleteNetns { node, netns } => write!(f, "- netns   {node} ({netns})"),
             Op::Device { node, ifname, device_op } => write!(f, "+ device  {node}:{ifname} {device_op}"),
             Op::Feature { node, change } => f.write_str(&change.display(node)),
+            Op::Ovs { node, ovs_op } => write!(f, "~ ovs     {node}: {ovs_op}"),
         }
     }
 }

@@ -244,6 +244,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             // NAT tables, qdiscs, BPF and xfrm state: the examples simulated here have none;
             // their idempotence is checked against the kernel in tests/{nat,tc,bpf,ipsec}.rs.
             Op::Feature { .. } => {}
+            Op::Ovs { node, ovs_op } => super::ovs::simulate(lab, &mut o, node, ovs_op),
             Op::DeleteLink { node, ifname } => {
                 let ns = ns_mut(&mut o, node);
                 if let Some(l) = ns.link(ifname).cloned() {
@@ -747,4 +748,173 @@ fn hairpin_and_masters_of_existing_ports() {
         lines(&plan_ok(&v2.lab, &k, Some(&st))),
         ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]
     );
+}
+
+// ---- Open vSwitch ----
+
+const OVS: &str = "
+name: sdn
+nodes:
+  sw:
+    interfaces:
+      ovs0:
+        kind: ovs-bridge
+        fail_mode: secure
+        addresses: [10.0.0.254/24]
+        ports:
+          pa: { tag: 10, ofport: 1 }
+        flows:
+          - priority=100,in_port=pa,actions=normal
+      pa: { master: ovs0 }
+      pb: { master: ovs0 }
+      m0: { kind: ovs-internal, master: ovs0 }
+  a:
+    interfaces:
+      eth0: { addresses: [10.0.0.1/24] }
+  b:
+    interfaces:
+      eth0: { addresses: [10.0.0.2/24] }
+links:
+  - endpoints: [a:eth0, sw:pa]
+  - endpoints: [b:eth0, sw:pb]
+";
+
+/// Builds an OVS lab from nothing with or without the kernel datapath.
+fn built_ovs(l: &Loaded, kernel_datapath: bool) -> (Observed, LabState, Plan) {
+    let mut empty = empty_kernel(&l.lab);
+    empty.ovs.insert("sw".into(), crate::observed::ovs::ObservedOvs { kernel_datapath, ..Default::default() });
+    let p = plan_ok(&l.lab, &empty, None);
+    let after = simulate(&l.lab, &empty, &p);
+    let mut st = record_after(&l.lab, None, &p, &empty);
+    st.ovs.insert("sw".into(), crate::state::OvsRecord::default());
+    (after, st, p)
+}
+
+#[test]
+fn ovs_lab_from_nothing_then_nothing_to_do() {
+    let l = yaml(OVS);
+    let (after, st, p) = built_ovs(&l, false);
+    let ovs: Vec<String> = lines(&p).into_iter().filter(|x| x.starts_with("~ ovs") || x.contains("sw:ovs0") || x.contains("sw:m0")).collect();
+    assert_eq!(
+        ovs,
+        [
+            "~ ovs sw: start ovsdb-server and ovs-vswitchd",
+            "~ ovs sw: bridge ovs0 datapath=netdev fail_mode=secure ports [pa tag=10 ofport=1] [pb] [m0 internal]",
+            "~ link sw:ovs0 up",
+            "~ link sw:m0 up",
+            "~ ovs sw: flows ovs0 +[table=0,priority=100,in_port=pa,actions=normal]",
+            "+ addr sw:ovs0 10.0.0.254/24",
+        ]
+    );
+    // OVS ports get no kernel master: OVS attaches them.
+    assert!(lines(&p).iter().any(|x| x == "+ link sw:pa veth peer a:eth0 up"), "{p}");
+    // Start before the bridge, the bridge after its ports exist, flows after the bridge.
+    let stage_of = |pred: &dyn Fn(&Op) -> bool| p.steps.iter().find(|s| pred(&s.op)).unwrap().stage;
+    let create = stage_of(&|o| matches!(o, Op::CreateLink(c) if c.ifname == "pa"));
+    let start = stage_of(&|o| matches!(o, Op::Ovs { ovs_op: ovs::OvsOp::Start, .. }));
+    let bridge = stage_of(&|o| matches!(o, Op::Ovs { ovs_op: ovs::OvsOp::AddBridge { .. }, .. }));
+    let flows = stage_of(&|o| matches!(o, Op::Ovs { ovs_op: ovs::OvsOp::Flows { .. }, .. }));
+    assert!(create < bridge && start < bridge && bridge < flows, "{create} {start} {bridge} {flows}");
+    // Devices OVS made are the lab's (their addresses too): a second up plans nothing.
+    let again = plan_ok(&l.lab, &after, Some(&st));
+    assert!(again.is_empty(), "{again}");
+    // With the openvswitch module the bridge gets the kernel datapath.
+    let (_, _, p) = built_ovs(&l, true);
+    assert!(lines(&p).iter().any(|x| x.starts_with("~ ovs sw: bridge ovs0 datapath=system")), "{p}");
+}
+
+#[test]
+fn ovs_edits_plan_only_the_difference() {
+    let l = yaml(OVS);
+    let (after, st, _) = built_ovs(&l, false);
+    let v2 = yaml(
+        &OVS.replace("          - priority=100,in_port=pa,actions=normal\n", "          - priority=100,in_port=pa,actions=drop\n")
+            .replace("pa: { tag: 10, ofport: 1 }", "pa: { tag: 20, ofport: 1 }")
+            .replace("fail_mode: secure", "fail_mode: standalone")
+            .replace("      m0: { kind: ovs-internal, master: ovs0 }\n", ""),
+    );
+    let p = plan_ok(&v2.lab, &after, Some(&st));
+    let cookie = |line: &str| format!("0x{:016x}", ovs::flow_cookie("sdn", line));
+    assert_eq!(
+        lines(&p),
+        [
+            "~ ovs sw: set bridge ovs0 fail_mode=standalone",
+            "~ ovs sw: set port ovs0 [pa tag=20 ofport=1]",
+            format!("~ ovs sw: flows ovs0 +[table=0,priority=100,in_port=pa,actions=drop] -{}", cookie("table=0,priority=100,in_port=pa,actions=normal")).as_str(),
+            "~ ovs sw: del port ovs0 m0",
+        ]
+    );
+    let after2 = simulate(&v2.lab, &after, &p);
+    assert!(plan_ok(&v2.lab, &after2, Some(&st)).is_empty());
+}
+
+#[test]
+fn ovs_rows_of_others_clash_and_are_never_planned_for_change() {
+    let l = yaml(OVS);
+    let (mut after, st, _) = built_ovs(&l, false);
+    let o = after.ovs.get_mut("sw").unwrap();
+    // Someone else's bridge, and someone else's port on the lab's bridge.
+    let mut foreign = o.bridges[0].clone();
+    foreign.name = "other".into();
+    foreign.lab = None;
+    foreign.ports.retain(|p| p.name == "pb");
+    foreign.ports[0].name = "x1".into();
+    foreign.ports[0].interfaces[0].name = "x1".into();
+    foreign.ports[0].lab = None;
+    foreign.ports[0].interfaces[0].lab = None;
+    o.bridges.push(foreign.clone());
+    let mut extra = foreign.ports[0].clone();
+    extra.name = "x2".into();
+    extra.interfaces[0].name = "x2".into();
+    o.bridges[0].ports.push(extra);
+    assert!(plan_ok(&l.lab, &after, Some(&st)).is_empty(), "others' rows are left alone");
+
+    // A bridge of that name that is not the lab's clashes.
+    let mut clash = after.clone();
+    clash.ovs.get_mut("sw").unwrap().bridges[0].lab = Some("another-lab".into());
+    let c = plan(&l.lab, &clash, Some(&st)).unwrap_err();
+    assert_eq!(c[0].to_string(), "node sw: OVS bridge `ovs0` already exists and does not belong to lab `sdn`");
+    // A port the lab wants that a foreign bridge holds clashes.
+    let mut clash = after.clone();
+    clash.ovs.get_mut("sw").unwrap().bridges[1].ports[0].name = "pb".into();
+    clash.ovs.get_mut("sw").unwrap().bridges[1].ports[0].interfaces[0].name = "pb".into();
+    clash.ovs.get_mut("sw").unwrap().bridges[0].ports.retain(|p| p.name != "pb");
+    let c = plan(&l.lab, &clash, Some(&st)).unwrap_err();
+    assert_eq!(c[0].to_string(), "node sw: OVS port `pb` already exists on OVS bridge `other`, which does not belong to lab `sdn`");
+}
+
+#[test]
+fn removed_ovs_bridges_and_nodes_stop_what_they_used() {
+    let l = yaml(OVS);
+    let (after, st, _) = built_ovs(&l, false);
+    // The bridge goes (its ports become plain veth ends): the bridge is deleted and the
+    // private OVS, now unused, stops.
+    let v2 = yaml(&OVS.replace("        kind: ovs-bridge\n", "        kind: bridge\n").replace(
+        "        fail_mode: secure\n        addresses: [10.0.0.254/24]\n        ports:\n          pa: { tag: 10, ofport: 1 }\n        flows:\n          - priority=100,in_port=pa,actions=normal\n",
+        "",
+    ).replace("      m0: { kind: ovs-internal, master: ovs0 }\n", ""));
+    let p = plan_ok(&v2.lab, &after, Some(&st));
+    let l2 = lines(&p);
+    assert!(l2.contains(&"~ ovs sw: del bridge ovs0".to_string()), "{p}");
+    assert!(l2.contains(&"~ ovs sw: stop ovsdb-server and ovs-vswitchd".to_string()), "{p}");
+    assert!(l2.contains(&"+ link sw:ovs0 bridge".to_string()), "{p}");
+    // The node goes: its OVS stops before its namespace is deleted.
+    let v3 = yaml(
+        "
+name: sdn
+nodes:
+  a:
+    interfaces:
+      eth0: { addresses: [10.0.0.1/24] }
+  b:
+    interfaces:
+      eth0: { addresses: [10.0.0.2/24] }
+links:
+  - endpoints: [a:eth0, b:eth0]
+",
+    );
+    let p = plan_ok(&v3.lab, &after, Some(&st));
+    let stop = p.steps.iter().find(|s| matches!(&s.op, Op::Ovs { node, ovs_op: ovs::OvsOp::Stop } if node == "sw")).expect("stop").stage;
+    let del = p.steps.iter().find(|s| matches!(&s.op, Op::DeleteNetns { node, .. } if node == "sw")).expect("netns delete").stage;
+    assert!(stop < del, "{p}");
 }

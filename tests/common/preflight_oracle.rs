@@ -22,6 +22,8 @@ pub const FEATURES: &[(&str, &[&str])] = &[
     ("tbf", &["tc qdisc add dev p1 root tbf rate 1mbit burst 32k latency 50ms"]),
     ("netem", &["tc qdisc add dev lo root netem delay 1ms"]),
     ("clsact", &["tc qdisc add dev lo clsact"]),
+    // The Open vSwitch kernel datapath's generic netlink family (loads the module on demand).
+    ("openvswitch", &["genl ctrl get name ovs_datapath"]),
     (
         "esp",
         &["ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 mode tunnel \

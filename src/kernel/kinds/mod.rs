@@ -39,7 +39,7 @@ pub fn link_info_with(spec: &KindSpec, lower: Option<u32>) -> Option<Vec<LinkInf
         KindSpec::Team(_) => Some(vec![LinkInfo::Kind(InfoKind::Team)]),
         KindSpec::Dummy(_) => Some(vec![LinkInfo::Kind(InfoKind::Dummy)]),
         KindSpec::Ifb(_) => Some(vec![LinkInfo::Kind(InfoKind::Ifb)]),
-        KindSpec::Tun(_) | KindSpec::Tap(_) => None,
+        KindSpec::Tun(_) | KindSpec::Tap(_) | KindSpec::OvsBridge(_) | KindSpec::OvsInternal(_) => None,
     }
 }
 

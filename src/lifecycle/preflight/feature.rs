@@ -14,6 +14,8 @@ pub enum Feature {
     Esp,
     /// VLAN filtering on Linux bridges (`vlan_filtering 1`).
     BridgeVlanFiltering,
+    /// The Open vSwitch kernel datapath (the openvswitch module), for `datapath: system`.
+    Openvswitch,
 }
 
 /// Qdiscs known by their bare name; any other one is written `qdisc:NAME`.
@@ -36,6 +38,7 @@ const QDISCS: &[(&str, &str)] = &[
 
 const ESP: &str = "esp";
 const BRIDGE_VLAN_FILTERING: &str = "bridge-vlan-filtering";
+const OPENVSWITCH: &str = "openvswitch";
 
 impl Feature {
     /// Reads a feature name: `esp`, `bridge-vlan-filtering`, a known qdisc (`netem`) or
@@ -51,6 +54,7 @@ impl Feature {
         match name {
             ESP => Feature::Esp,
             BRIDGE_VLAN_FILTERING | "vlan_filtering" => Feature::BridgeVlanFiltering,
+            OPENVSWITCH => Feature::Openvswitch,
             q if QDISCS.iter().any(|(n, _)| *n == q) => Feature::Qdisc(q.to_string()),
             k => Feature::Kind(k.to_string()),
         }
@@ -64,6 +68,7 @@ impl Feature {
             Feature::Qdisc(q) => format!("qdisc:{q}"),
             Feature::Esp => ESP.into(),
             Feature::BridgeVlanFiltering => BRIDGE_VLAN_FILTERING.into(),
+            Feature::Openvswitch => OPENVSWITCH.into(),
         }
     }
 
@@ -77,6 +82,7 @@ impl Feature {
             },
             Feature::Esp => "CONFIG_INET_ESP".into(),
             Feature::BridgeVlanFiltering => "CONFIG_BRIDGE_VLAN_FILTERING".into(),
+            Feature::Openvswitch => "CONFIG_OPENVSWITCH".into(),
         }
     }
 }
@@ -166,7 +172,7 @@ mod tests {
 
     #[test]
     fn names_read_back() {
-        for n in ["ipvlan", "vlan", "dummy", "netem", "htb", "clsact", "qdisc:pie", "esp", "bridge-vlan-filtering"] {
+        for n in ["ipvlan", "vlan", "dummy", "netem", "htb", "clsact", "qdisc:pie", "esp", "bridge-vlan-filtering", "openvswitch"] {
             assert_eq!(Feature::parse(n).name(), n);
         }
         assert_eq!(Feature::parse("netem"), Feature::Qdisc("netem".into()));

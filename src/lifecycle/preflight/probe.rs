@@ -10,6 +10,7 @@
 //! - bridge vlan_filtering: RTM_NEWLINK of a bridge with IFLA_BR_VLAN_FILTERING 1, EOPNOTSUPP
 //!   when the kernel was built without it.
 //! - ESP: an xfrm state with `proto esp` (see `xfrm.rs`).
+//! - the Open vSwitch kernel datapath: its generic netlink family (`genl.rs`).
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{InfoBridge, InfoData, InfoKind, LinkAttribute, LinkInfo, LinkMessage};
@@ -65,7 +66,7 @@ pub fn missing(features: &[Feature]) -> std::io::Result<Vec<Feature>> {
                     // Whatever got created goes again, so the next qdisc probe finds `lo` bare.
                     reqs.push(Request::new(RouteNetlinkMessage::DelQueueDiscipline(qdisc(parent, handle, None)), 0));
                 }
-                Feature::Esp => judge.push(None),
+                Feature::Esp | Feature::Openvswitch => judge.push(None),
             }
         }
         let replies = nl.batch(reqs);
@@ -74,6 +75,7 @@ pub fn missing(features: &[Feature]) -> std::io::Result<Vec<Feature>> {
         for (f, j) in features.iter().zip(judge) {
             let missing = match j {
                 Some((at, errno)) => lacks(&replies[at], errno),
+                None if *f == Feature::Openvswitch => !super::genl::has_family(super::genl::OVS_DATAPATH_FAMILY)?,
                 None => !xfrm::has_esp()?,
             };
             if missing {

@@ -16,6 +16,7 @@ use crate::model::validate::Ctx;
 /// Checks and resolves stacking; findings go to `ctx`.
 pub(crate) fn resolve(ctx: &mut Ctx, nodes: &mut IndexMap<String, Node>, isolated_host: bool) {
     listed_ports(ctx, nodes);
+    super::ovs::resolve(ctx, nodes);
     lowers(ctx, nodes, isolated_host);
     bridge_ports(ctx, nodes);
     bond_primary(ctx, nodes);

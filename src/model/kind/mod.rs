@@ -12,6 +12,8 @@ mod ipvlan;
 pub mod links;
 mod loopback;
 mod macvlan;
+pub mod ovs;
+pub mod ovs_flow;
 mod team;
 mod tun;
 mod veth;
@@ -24,6 +26,7 @@ pub use dummy::{DummySpec, IfbSpec};
 pub use ipvlan::{IpvlanFlag, IpvlanMode, IpvlanSpec};
 pub use loopback::LoopbackSpec;
 pub use macvlan::{MacvlanMode, MacvlanSpec};
+pub use ovs::{OvsBridgeSpec, OvsDatapath, OvsFailMode, OvsFlowParts, OvsFlowSpec, OvsInternalSpec, OvsPortSpec, OvsVlanMode};
 pub use team::{TeamRunner, TeamSpec};
 pub use tun::TunSpec;
 pub use veth::VethSpec;
@@ -75,6 +78,10 @@ pub enum KindSpec {
     Dummy(DummySpec),
     /// An intermediate functional block device (tc redirect target).
     Ifb(IfbSpec),
+    /// An Open vSwitch bridge, configured through OVSDB; ports join with `master`.
+    OvsBridge(OvsBridgeSpec),
+    /// A port OVS creates on an OVS bridge (`master`), seen by the node as a device.
+    OvsInternal(OvsInternalSpec),
 }
 
 impl KindSpec {
@@ -95,12 +102,14 @@ impl KindSpec {
             KindSpec::Tap(_) => "tap",
             KindSpec::Dummy(_) => "dummy",
             KindSpec::Ifb(_) => "ifb",
+            KindSpec::OvsBridge(_) => "ovs-bridge",
+            KindSpec::OvsInternal(_) => "ovs-internal",
         }
     }
 
     /// Every kind name, for messages and the preflight.
     pub const NAMES: &'static [&'static str] =
-        &["loopback", "veth", "bridge", "macvlan", "macvtap", "ipvlan", "vlan", "vxlan", "bond", "team", "tun", "tap", "dummy", "ifb"];
+        &["loopback", "veth", "bridge", "macvlan", "macvtap", "ipvlan", "vlan", "vxlan", "bond", "team", "tun", "tap", "dummy", "ifb", "ovs-bridge", "ovs-internal"];
 
     /// The kernel's rtnetlink kind string (IFLA_INFO_KIND), where the kind has one.
     pub fn kernel_kind(&self) -> Option<&'static str> {
@@ -119,6 +128,8 @@ impl KindSpec {
             KindSpec::Tun(_) | KindSpec::Tap(_) => None,
             KindSpec::Dummy(_) => Some("dummy"),
             KindSpec::Ifb(_) => Some("ifb"),
+            // Made by ovs-vswitchd, not over rtnetlink.
+            KindSpec::OvsBridge(_) | KindSpec::OvsInternal(_) => None,
         }
     }
 
@@ -132,7 +143,12 @@ impl KindSpec {
 
     /// Whether other interfaces may name this one as `master`.
     pub fn is_master(&self) -> bool {
-        matches!(self, KindSpec::Bridge(_) | KindSpec::Bond(_) | KindSpec::Team(_))
+        matches!(self, KindSpec::Bridge(_) | KindSpec::Bond(_) | KindSpec::Team(_) | KindSpec::OvsBridge(_))
+    }
+
+    /// Whether the device is made and configured by Open vSwitch (not over rtnetlink).
+    pub fn is_ovs(&self) -> bool {
+        matches!(self, KindSpec::OvsBridge(_) | KindSpec::OvsInternal(_))
     }
 
     /// Whether a port must be down when it joins this master (bond and team refuse ports that
@@ -194,7 +210,8 @@ impl KindSpec {
             KindSpec::Bond(s) => s.check(ctx, node, ifname),
             KindSpec::Team(s) => s.check(ctx, node, ifname),
             KindSpec::Tun(s) | KindSpec::Tap(s) => s.check(ctx, node, ifname),
-            KindSpec::Dummy(_) | KindSpec::Ifb(_) => {}
+            KindSpec::Dummy(_) | KindSpec::Ifb(_) | KindSpec::OvsInternal(_) => {}
+            KindSpec::OvsBridge(s) => s.check(ctx, node, ifname),
         }
     }
 
@@ -227,7 +244,8 @@ impl KindSpec {
             KindSpec::Bond(_) => BondSpec::FIELDS,
             KindSpec::Team(_) => TeamSpec::FIELDS,
             KindSpec::Tun(_) | KindSpec::Tap(_) => TunSpec::FIELDS,
-            KindSpec::Dummy(_) | KindSpec::Ifb(_) => &[],
+            KindSpec::Dummy(_) | KindSpec::Ifb(_) | KindSpec::OvsInternal(_) => &[],
+            KindSpec::OvsBridge(_) => OvsBridgeSpec::FIELDS,
         }
     }
 }
