@@ -39,6 +39,9 @@ pub struct ObservedLink {
     pub spec: Option<KindSpec>,
     /// Bridge port options when the device is a bridge port.
     pub hairpin: Option<bool>,
+    /// Bridge ports: whether the port forwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<bool>,
     /// The kind of the master device, when enslaved (IFLA_INFO_SLAVE_KIND).
     pub port_kind: Option<String>,
     /// Kind-specific facts the spec does not hold (e.g. a bond's active port ifindex).

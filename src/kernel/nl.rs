@@ -273,6 +273,40 @@ impl Netlink {
             .collect()
     }
 
+    /// Joins a multicast group (RTNLGRP_*) to receive the kernel's notifications.
+    pub fn subscribe(&self, group: u32) -> io::Result<()> {
+        self.sock.add_membership(group)
+    }
+
+    /// Notifications received within `timeout` (returns as soon as some arrived).
+    pub fn notifications(&mut self, timeout: std::time::Duration) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut pfd = libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n <= 0 {
+            return Ok(Vec::new());
+        }
+        RECV_BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            let got = self.recv(&mut buf)?;
+            let mut out = Vec::new();
+            let mut off = 0;
+            while off + 16 <= got {
+                let (len, ty, _, _) = header(&buf[off..got]);
+                if len < 16 || off + len > got {
+                    break;
+                }
+                if ty != NLMSG_ERROR && ty != NLMSG_DONE {
+                    if let Some(m) = decode(&buf[off..off + len]) {
+                        out.push(m);
+                    }
+                }
+                off += align(len);
+            }
+            Ok(out)
+        })
+    }
+
     fn next_seq(&mut self) -> u32 {
         let s = self.seq;
         self.seq = self.seq.wrapping_add(1);

@@ -84,6 +84,7 @@ pub fn decode_link(l: &LinkMessage) -> ObservedLink {
                 o.spec = d.spec;
                 o.port_kind = d.port_kind;
                 o.hairpin = d.hairpin;
+                o.forwarding = d.forwarding;
                 o.details = d.details;
             }
             _ => {}

@@ -9,6 +9,7 @@ pub mod netfeat;
 pub mod ovs;
 pub mod preflight;
 pub mod session;
+pub mod settle;
 pub mod status;
 pub mod up;
 

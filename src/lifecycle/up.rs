@@ -157,6 +157,12 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
                 .filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1)))
                 .collect();
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
+            // The lab is built; return once its bridges forward, so that it carries traffic.
+            let t = Instant::now();
+            for w in super::settle::bridges(lab, &mut session.handles) {
+                warnings.push(crate::model::Diag::warning(w));
+            }
+            tracing::debug!(target: "vnet::timing", "settle {:?}", t.elapsed());
             Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() })
         }
     }

@@ -54,6 +54,14 @@ pub(super) fn hairpin(p: &[InfoBridgePort]) -> Option<bool> {
     })
 }
 
+/// Whether a bridge port forwards (IFLA_BRPORT_STATE).
+pub(super) fn forwarding(p: &[InfoBridgePort]) -> Option<bool> {
+    p.iter().find_map(|a| match a {
+        InfoBridgePort::State(s) => Some(matches!(s, netlink_packet_route::link::BridgePortState::Forwarding)),
+        _ => None,
+    })
+}
+
 /// IFLA_LINKINFO that sets bridge port options on an enslaved device.
 pub fn port_info(hairpin: bool) -> Vec<LinkInfo> {
     vec![

@@ -58,6 +58,8 @@ pub struct Decoded {
     pub spec: Option<KindSpec>,
     pub port_kind: Option<String>,
     pub hairpin: Option<bool>,
+    /// Bridge port state is `forwarding`.
+    pub forwarding: Option<bool>,
     /// Kind-specific facts for `status` (VXLAN underlay, bond active port as ifindexes).
     pub details: std::collections::BTreeMap<String, String>,
 }
@@ -80,7 +82,10 @@ pub fn decode(infos: &[LinkInfo]) -> Decoded {
                     _ => "other".into(),
                 })
             }
-            LinkInfo::PortData(InfoPortData::BridgePort(p)) => d.hairpin = bridge::hairpin(p),
+            LinkInfo::PortData(InfoPortData::BridgePort(p)) => {
+                d.hairpin = bridge::hairpin(p);
+                d.forwarding = bridge::forwarding(p);
+            }
             _ => {}
         }
     }
