@@ -82,7 +82,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let ns_b = |n: &str| format!("{pfx}{n}");
     let (host, files) = g.ip_batch(&ns_b);
     let batch = run_batch(&dir, &host, &files);
-    let verified_b = probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>());
+    // A failed build is reported as such (after removing what it made).
+    let verified_b = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { 0 };
     let batch_down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
     let (batch, batch_down) = (batch?, batch_down?);
     check_all(&verified_b, opts.nodes, "ip -batch")?;
@@ -97,7 +98,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let path = dir.join("build.sh");
         std::fs::write(&path, g.ip_script(&ns_s)).map_err(|e| e.to_string())?;
         let up = timed(Command::new("bash").arg(&path));
-        let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>());
+        let verified = if up.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>()) } else { 0 };
         let down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
         let (up, down) = (up?, down?);
         check_all(&verified, opts.nodes, "ip script")?;
@@ -148,20 +149,33 @@ fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> usize {
         .filter(|(i, _)| fds[*i].is_some())
         .map(|(i, (_, dst))| EchoProbe { src: i, dst: (*dst).into(), size: None, df: false, phase: 0 })
         .collect();
-    let opts = EchoOptions { timeout: std::time::Duration::from_secs(2), ..Default::default() };
+    // Few in flight: each first echo starts with an ARP broadcast flooded to every bridge port,
+    // and thousands at once overflow the per-CPU receive backlog (net.core.netdev_max_backlog).
+    let opts = EchoOptions { timeout: std::time::Duration::from_secs(2), window: 16, ..Default::default() };
     // A second round for the unanswered: across joined bridges the first echo can be lost
     // while the neighbour entries are being made (the same for every way of building).
     let mut answered = 0;
     let mut left = list;
     for _ in 0..2 {
-        let Ok(r) = echo::run(&sources, &left, &opts) else { break };
+        let r = match echo::run(&sources, &left, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("probes failed: {e}");
+                break;
+            }
+        };
         let mut again = Vec::new();
+        let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
         for (p, x) in left.into_iter().zip(r) {
             if x.outcome.is_reply() {
                 answered += 1;
             } else {
+                *seen.entry(format!("{:?}", x.outcome)).or_default() += 1;
                 again.push(p);
             }
+        }
+        if !seen.is_empty() {
+            tracing::debug!(target: "vnet::bench", "unanswered probes: {seen:?}");
         }
         left = again;
         if left.is_empty() {

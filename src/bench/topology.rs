@@ -12,8 +12,9 @@ use crate::model::kind::{BridgeSpec, KindSpec};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
-    /// One bridge in the host, N namespaces each with a veth to it, one /16 (above 1000 nodes,
-    /// several bridges joined into one segment: the kernel caps a bridge at 1023 ports).
+    /// One bridge in the host, N namespaces each with a veth to it, one /16. Above 1000 nodes,
+    /// one bridge (and /16) per 1000 nodes, routed by the host: the kernel caps a bridge at
+    /// 1023 ports.
     Star,
     /// N namespaces in a line, routed hop by hop, ip_forward on.
     Chain,
@@ -62,6 +63,11 @@ pub struct Generated {
     pub probes: Vec<(String, Ipv4Addr)>,
 }
 
+/// Address `i` of segment `seg`: 10.seg.0.0/16, `.1` is the hub.
+fn seg_addr(seg: usize, i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, seg as u8, 0, 0)) + i as u32 + 1)
+}
+
 /// Address `i` (1-based, skipping .0/.255 boundaries) in 10.0.0.0/16 for star and tree.
 fn flat_addr(i: usize) -> Ipv4Addr {
     let n = i as u32 + 1; // .1 is the host bridge
@@ -83,26 +89,29 @@ pub fn generate(shape: Shape, n: usize) -> Generated {
     let hub = flat_addr(0);
     match shape {
         Shape::Star => {
-            // A Linux bridge holds at most 1023 ports: past 1000 nodes the star is a few bridges
-            // in the host, br1.. joined to br0 by veth pairs (still one L2 segment).
+            // A Linux bridge holds at most 1023 ports, and one broadcast domain of thousands of
+            // ports drowns in its own ARP floods: past 1000 nodes the host holds one bridge per
+            // 1000 nodes, each with its own /16, and routes between them.
             let per_bridge = 1000;
             let bridges = n.div_ceil(per_bridge).max(1);
-            g.bridges.push(("host".into(), "br0".into(), Some(format!("{hub}/16"))));
-            for b in 1..bridges {
-                g.bridges.push(("host".into(), format!("br{b}"), None));
-                g.links.push(GenLink {
-                    a: ("host".into(), format!("bl{b}")),
-                    b: ("host".into(), format!("bh{b}")),
-                    a_master: Some("br0".into()),
-                    b_master: Some(format!("br{b}")),
-                });
+            for b in 0..bridges {
+                g.bridges.push(("host".into(), format!("br{b}"), Some(format!("{}/16", seg_addr(b, 0)))));
+            }
+            if bridges > 1 {
+                g.forwarding.push("host".into());
             }
             for i in 1..=n {
                 let node = format!("n{i}");
-                let br = format!("br{}", (i - 1) / per_bridge);
+                let b = (i - 1) / per_bridge;
+                let hub = seg_addr(b, 0);
                 g.namespaces.push(node.clone());
-                g.links.push(GenLink { a: ("host".into(), format!("v{i}")), b: (node.clone(), "eth0".into()), a_master: Some(br), b_master: None });
-                g.addresses.push((node.clone(), "eth0".into(), format!("{}/16", flat_addr(i))));
+                g.links.push(GenLink {
+                    a: ("host".into(), format!("v{i}")),
+                    b: (node.clone(), "eth0".into()),
+                    a_master: Some(format!("br{b}")),
+                    b_master: None,
+                });
+                g.addresses.push((node.clone(), "eth0".into(), format!("{}/16", seg_addr(b, (i - 1) % per_bridge + 1))));
                 g.routes.push((node.clone(), "default".into(), hub.to_string()));
                 g.probes.push((node, hub));
             }
@@ -322,6 +331,8 @@ mod tests {
             let ports = host.interfaces.values().filter(|i| i.master.as_deref() == Some(br)).count();
             assert!(ports <= 1023 && ports > 400, "{br}: {ports}");
         }
+        assert_eq!(host.interfaces["br1"].addresses[0].to_string(), "10.1.0.1/16");
+        assert_eq!(host.sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
     }
 
     #[test]
