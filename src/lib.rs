@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod cni;
 pub mod devices;
 pub mod error;
 pub mod exec;
