@@ -83,12 +83,35 @@ fn delegate(t: &str, conf: &NetConf, env: &Env, command: &str, stdin: &[u8]) -> 
         vars.insert("CNI_IFNAME".into(), env.ifname.clone());
     }
     vars.insert("CNI_NETNS".into(), env.netns.clone());
-    let _ = conf;
-    let a = exec::invoke(&plugin, &vars, stdin, None)?;
+    let a = match exec::invoke(&plugin, &vars, stdin, None) {
+        Err(e) if e.code == code::INCOMPATIBLE_VERSION => {
+            // An IPAM plugin older than the configuration (the reference plugins before 1.2
+            // stop at 1.0.0) gets the same configuration at the newest version it speaks;
+            // its result is read whatever its version.
+            let theirs = exec::supported_versions(&plugin, &env.vars, &conf.cni_version)?;
+            let Some(v) = best_common(&theirs, conf.version) else { return Err(e) };
+            let mut cfg: Value = serde_json::from_slice(stdin).map_err(|x| CniError::with(code::DECODE_FAILURE, "cannot decode the network configuration", x.to_string()))?;
+            cfg["cniVersion"] = v.into();
+            exec::invoke(&plugin, &vars, cfg.to_string().as_bytes(), None)?
+        }
+        r => r?,
+    };
     if !a.stderr.is_empty() {
         eprint!("{}", a.stderr);
     }
     Ok(a.output)
+}
+
+/// The newest version both sides speak, not newer than the configuration's.
+fn best_common(theirs: &[String], upto: super::version::Version) -> Option<String> {
+    use super::version::{Version, SUPPORTED};
+    theirs
+        .iter()
+        .filter(|v| SUPPORTED.contains(&v.as_str()))
+        .filter_map(|v| Some((Version::parse(v)?, v.clone())))
+        .filter(|(x, _)| *x <= upto)
+        .max()
+        .map(|(_, s)| s)
 }
 
 /// The built-in allocator's configuration (the reference `static` plugin's fields).
@@ -210,6 +233,14 @@ mod tests {
         assert_eq!(e.msg, "vnet-static: invalid gateway");
         let e = add(&conf(r#"{"type":"vnet-static","addresses":[{"address":"10.9.0.5/24"},{"address":"10.9.0.5/24"}]}"#), &env("")).unwrap_err();
         assert_eq!(e.msg, "vnet-static: duplicate address");
+    }
+
+    #[test]
+    fn older_plugins_get_the_newest_common_version() {
+        let theirs: Vec<String> = ["0.1.0", "0.3.1", "0.4.0", "1.0.0"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(best_common(&theirs, super::super::version::V1_1_0).as_deref(), Some("1.0.0"));
+        assert_eq!(best_common(&theirs, super::super::version::Version(0, 4, 0)).as_deref(), Some("0.4.0"));
+        assert_eq!(best_common(&[], super::super::version::V1_1_0), None);
     }
 
     #[test]
