@@ -83,6 +83,20 @@ enum BenchCmd {
     Chain(ScaleArgs),
     /// A two-level tree of bridges with N leaves.
     Tree(ScaleArgs),
+    /// CNI ADD/DEL latency: vnet-cni against the reference plugins, same configurations.
+    Cni {
+        /// ADD/DEL cycles per plugin and scenario.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// The vnet-cni executable (default: next to this `vnet`).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Directory of the reference plugins.
+        #[arg(long, default_value = "/usr/lib/cni")]
+        reference_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -238,11 +252,22 @@ fn run(cli: Cli) -> Result<u8, Error> {
             println!("{}: lab {} is valid ({} nodes)", file.display(), loaded.lab.name, loaded.lab.nodes.len());
             Ok(0)
         }
+        Cmd::Bench { what: BenchCmd::Cni { iterations, plugin, reference_dir, json: as_json } } => {
+            let opts = vnet::bench::cni::Options { iterations, plugin, reference_dir };
+            let r = vnet::bench::cni::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::bench::cni::render(&r));
+            }
+            Ok(0)
+        }
         Cmd::Bench { what } => {
             let (shape, a) = match what {
                 BenchCmd::Star(a) => (vnet::bench::Shape::Star, a),
                 BenchCmd::Chain(a) => (vnet::bench::Shape::Chain, a),
                 BenchCmd::Tree(a) => (vnet::bench::Shape::Tree, a),
+                BenchCmd::Cni { .. } => unreachable!("handled above"),
             };
             let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script };
             let r = vnet::bench::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
