@@ -27,6 +27,9 @@ enum Cmd {
         /// Raise the machine's neighbour table limits when the lab can exceed them (restored at down).
         #[arg(long)]
         raise_neigh_limits: bool,
+        /// Build this host's share of a multi-host lab (its nodes and its tunnel ends).
+        #[arg(long)]
+        host: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -41,6 +44,9 @@ enum Cmd {
         file: PathBuf,
         #[arg(long)]
         isolated_host: bool,
+        /// Plan this host's share of a multi-host lab.
+        #[arg(long)]
+        host: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -146,14 +152,23 @@ fn load(file: &Path, isolated_host: bool) -> Result<model::Loaded, Error> {
     model::load_file_with(file, |t| t.isolated_host |= isolated_host).map_err(Error::Invalid)
 }
 
+/// The lab of a file, or one host's share of it (`--host`).
+fn load_share(file: &Path, isolated_host: bool, host: Option<&str>) -> Result<model::Loaded, Error> {
+    let mut loaded = load(file, isolated_host)?;
+    if let Some(h) = host {
+        loaded.lab = model::hosts::share(&loaded.lab, h).map_err(|d| Error::Invalid(vec![d].into()))?;
+    }
+    Ok(loaded)
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).expect("serializable")
 }
 
 fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
-        Cmd::Up { file, isolated_host, raise_neigh_limits, json: as_json } => {
-            let loaded = load(&file, isolated_host)?;
+        Cmd::Up { file, isolated_host, raise_neigh_limits, host, json: as_json } => {
+            let loaded = load_share(&file, isolated_host, host.as_deref())?;
             print_warnings(&loaded.warnings);
             let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
             let r = lifecycle::up(&loaded, &opts)?;
@@ -185,8 +200,8 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.problems.is_empty() { 0 } else { 1 })
         }
-        Cmd::Plan { file, isolated_host, json: as_json } => {
-            let loaded = load(&file, isolated_host)?;
+        Cmd::Plan { file, isolated_host, host, json: as_json } => {
+            let loaded = load_share(&file, isolated_host, host.as_deref())?;
             print_warnings(&loaded.warnings);
             let plan = lifecycle::plan(&loaded)?;
             if as_json {

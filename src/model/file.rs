@@ -36,6 +36,11 @@ pub struct Topology {
     /// Point-to-point links (veth pairs) between nodes, written `node:ifname`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkSpec>,
+    /// Machines the lab spans, by name; every node then names its `host`. A link between
+    /// nodes on different hosts is a VXLAN tunnel over the hosts' underlay; each host builds
+    /// its share with `vnet up FILE --host NAME`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub hosts: IndexMap<String, super::hosts::HostSpec>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -80,6 +85,9 @@ pub struct NodeSpec {
     /// Network sysctls of this node's namespace, e.g. `net.ipv4.ip_forward: 1`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub sysctls: IndexMap<String, SysctlValue>,
+    /// The host (one of the lab's `hosts`) this node runs on, in a multi-host lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// An interface: settings common to every kind plus the kind's own options.

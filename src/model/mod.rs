@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod diag;
 pub mod file;
+pub mod hosts;
 pub mod kind;
 pub mod lab;
 pub mod schema;
