@@ -183,14 +183,17 @@ pub fn check(ctx: &Ctx, host: &mut Ns, cont: &mut Ns, prev: &CniOutput) -> Resul
             )));
         }
     }
+    // Routes are not tied to interfaces in a result: this attachment's are those through a
+    // gateway on one of its subnets, or device routes when no other interface has addresses.
+    let mine_owned: Vec<_> = mine.iter().map(|c| (*c).clone()).collect();
+    let alone = prev.ips.iter().all(|c| c.interface == Some(idx));
     for r in &prev.routes {
-        let gw = r.gw.or_else(|| {
-            gateway_for(
-                &mine.iter().map(|c| (*c).clone()).collect::<Vec<_>>(),
-                r.dst.addr(),
-            )
-        });
-        if !netops::route_present(&routes, r, gw, have.ifindex) {
+        let gw = r.gw.or_else(|| gateway_for(&mine_owned, r.dst.addr()));
+        let ours = match gw {
+            Some(g) => mine.iter().any(|c| c.address.contains(&g)),
+            None => alone,
+        };
+        if ours && !netops::route_present(&routes, r, gw, have.ifindex) {
             return Err(CniError::check(format!(
                 "route to {} is missing from the container",
                 r.dst
