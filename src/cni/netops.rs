@@ -3,7 +3,7 @@
 //! them (routes with protocol `boot`, scope universe unless told), sysctls inside a namespace.
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
@@ -16,6 +16,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::error::{code, CniError};
 use super::result::Route;
+use crate::kernel::handle::{self, NsHandle};
 use crate::kernel::nl::{KernelError, Netlink, Request};
 use crate::kernel::{msg, netns, observe, sysctl};
 use crate::observed::{ObservedAddr, ObservedLink, ObservedRoute};
@@ -23,23 +24,21 @@ use crate::observed::{ObservedAddr, ObservedLink, ObservedRoute};
 /// The main routing table.
 const MAIN: u32 = 254;
 
-/// One network namespace, ready for requests.
+/// One network namespace, ready for requests: vnet's namespace handle (fd + a netlink socket
+/// opened inside it) and the path it was opened from.
 pub struct Ns {
-    pub fd: OwnedFd,
-    pub nl: Netlink,
-    /// The path it was opened from (empty for the plugin's own namespace).
+    pub handle: NsHandle,
+    /// Empty for the plugin's own namespace.
     pub path: String,
 }
 
 impl Ns {
     /// The namespace the plugin runs in: the runtime's "host".
     pub fn host() -> Result<Ns, CniError> {
-        let fd = netns::open_current()
-            .map_err(|e| CniError::io("open the host network namespace", &e))?;
-        let nl = Netlink::open().map_err(|e| CniError::io("open a netlink socket", &e))?;
+        let handle = handle::open_root("host")
+            .map_err(|e| CniError::io("open a netlink socket in the host namespace", &e))?;
         Ok(Ns {
-            fd,
-            nl,
+            handle,
             path: String::new(),
         })
     }
@@ -62,23 +61,40 @@ impl Ns {
         let nl = netns::run_in(Some(&fd), Netlink::open)
             .and_then(|r| r)
             .map_err(|e| CniError::io(format!("open a netlink socket in {path}"), &e))?;
-        Ok(Some(Ns {
+        let handle = NsHandle {
+            node: "container".into(),
+            netns: None,
             fd,
             nl,
+            ifindex: Default::default(),
+        };
+        Ok(Some(Ns {
+            handle,
             path: path.to_string(),
         }))
     }
 
+    /// The namespace's file descriptor (IFLA_NET_NS_FD of devices born there).
+    pub fn fd(&self) -> RawFd {
+        self.handle.raw_fd()
+    }
+
+    /// The namespace's netlink socket.
+    pub fn nl(&mut self) -> &mut Netlink {
+        &mut self.handle.nl
+    }
+
     /// Runs `f` on a thread inside this namespace (sysctls, tun ioctls).
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, CniError> {
-        netns::run_in(Some(&self.fd), f).map_err(|e| CniError::io("enter a network namespace", &e))
+        netns::run_in(Some(&self.handle.fd), f)
+            .map_err(|e| CniError::io("enter a network namespace", &e))
     }
 
     /// A device by name.
     pub fn link(&mut self, name: &str) -> Result<Option<ObservedLink>, CniError> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.nl.request(RouteNetlinkMessage::GetLink(m), 0) {
+        match self.handle.nl.request(RouteNetlinkMessage::GetLink(m), 0) {
             Ok(reply) => Ok(reply.into_iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(l) => Some(observe::decode_link(&l)),
                 _ => None,
@@ -89,12 +105,12 @@ impl Ns {
     }
 
     pub fn links(&mut self) -> Result<Vec<ObservedLink>, CniError> {
-        observe::links(&mut self.nl).map_err(|e| CniError::kernel("list devices", &e))
+        observe::links(&mut self.handle.nl).map_err(|e| CniError::kernel("list devices", &e))
     }
 
     /// Addresses and routes of the namespace.
     pub fn addrs_routes(&mut self) -> Result<(Vec<ObservedAddr>, Vec<ObservedRoute>), CniError> {
-        let o = observe::observe_ns(&mut self.nl, &[])
+        let o = observe::observe_ns(&mut self.handle.nl, &[])
             .map_err(|e| CniError::kernel("dump addresses and routes", &e))?;
         Ok((o.addrs, o.routes))
     }
@@ -106,7 +122,7 @@ impl Ns {
         reqs: Vec<Request>,
     ) -> Result<Vec<Vec<RouteNetlinkMessage>>, CniError> {
         let mut out = Vec::new();
-        for r in self.nl.batch(reqs) {
+        for r in self.handle.nl.batch(reqs) {
             out.push(r.map_err(|e| CniError::kernel(what.to_string(), &e))?);
         }
         Ok(out)
@@ -114,7 +130,7 @@ impl Ns {
 
     /// Deletes a device by index; a device already gone is fine.
     pub fn delete(&mut self, ifindex: u32) -> Result<(), CniError> {
-        match self.nl.request(msg::del_link(ifindex), 0) {
+        match self.handle.nl.request(msg::del_link(ifindex), 0) {
             Ok(_) => Ok(()),
             Err(e) if e.errno == libc::ENODEV => Ok(()),
             Err(e) => Err(CniError::kernel("delete device", &e)),

@@ -79,7 +79,7 @@ fn ensure_bridge(conf: &NetConf, host: &mut Ns) -> Result<ObservedLink, CniError
     };
     let info = kinds::link_info(&KindSpec::Bridge(BridgeSpec::default()));
     match host
-        .nl
+        .nl()
         .request(msg::new_link(&base, info), NLM_F_CREATE | NLM_F_EXCL)
     {
         Ok(_) => {}
@@ -140,7 +140,7 @@ pub(super) fn create(ctx: &Ctx, host: &mut Ns, cont: &mut Ns) -> Result<Made, Cn
         name: ctx.env.ifname.clone(),
         mtu: conf.mtu,
         mac: conf.mac,
-        netns_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&cont.fd)),
+        netns_fd: Some(cont.fd()),
         ..Default::default()
     };
     let base = LinkBase {
@@ -243,7 +243,7 @@ pub(super) fn after_ipam(
             ipam.routes.push(Route::to(dst, Some(gw)));
         }
     }
-    for r in host.nl.batch(reqs) {
+    for r in host.nl().batch(reqs) {
         netops::exists_ok(r)
             .map_err(|e| CniError::kernel(format!("add the gateway address to {br_name}"), &e))?;
     }

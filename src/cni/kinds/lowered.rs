@@ -2,8 +2,6 @@
 //! host's default route), created from the host's socket and born directly in the container's
 //! namespace with its final name (IFLA_NET_NS_FD), so it is never moved or renamed.
 
-use std::os::fd::AsRawFd;
-
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 
 use super::{container_iface, mark_and_up, with_lower, Ctx, Made};
@@ -83,7 +81,7 @@ pub(super) fn create(ctx: &Ctx, host: &mut Ns, cont: &mut Ns) -> Result<Made, Cn
         name: ctx.env.ifname.clone(),
         mtu: conf.mtu,
         mac,
-        netns_fd: Some(cont.fd.as_raw_fd()),
+        netns_fd: Some(cont.fd()),
         ..Default::default()
     };
     let create = with_lower(msg::new_link(&base, kinds::link_info(&kind)), m.ifindex);
