@@ -58,6 +58,16 @@ impl Host {
     }
 }
 
+/// Removes the hosts' record directories when dropped, after the shares' guards (declared
+/// later, dropped earlier) ran `down`.
+struct TmpDir(PathBuf);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Takes a share down on its host when dropped (also when the test panics).
 struct ShareGuard<'a>(&'a Host, String);
 
@@ -91,6 +101,7 @@ fn two_hosts_build_their_shares_joined_by_vxlan_tunnels() {
     require_root();
     let ul = Lab::from_file(temp_topology("mh-ul", "yaml", UNDERLAY)).unwrap();
     let tmp = std::env::temp_dir().join(format!("vnet-mh-{}", std::process::id()));
+    let _tmp = TmpDir(tmp.clone());
     let hosts: Vec<Host> = ["h1", "h2"]
         .iter()
         .map(|h| Host {
@@ -244,5 +255,4 @@ fn two_hosts_build_their_shares_joined_by_vxlan_tunnels() {
         assert_eq!(&host.devices(), b);
         assert!(!host.run_dir.join(&name).exists());
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }

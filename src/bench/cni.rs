@@ -244,12 +244,22 @@ fn vnet_cni_path(opts: &Options) -> Result<PathBuf, String> {
     }
 }
 
+/// The run's directory (IPAM data, records), removed however the run ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs every scenario.
 pub fn run(opts: &Options) -> Result<Report, String> {
     let mine = vnet_cni_path(opts)?;
     let tag = std::process::id();
     let dir = std::env::temp_dir().join(format!("vnet-bench-cni-{tag}"));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let _dir = RemoveOnDrop(dir.clone());
     let path = format!(
         "{}:{}",
         mine.parent().unwrap_or(Path::new(".")).display(),
@@ -368,7 +378,6 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             vnet_cni: v,
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Report {
         machine: super::machine(),
         scenarios: out,
