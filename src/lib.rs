@@ -9,6 +9,7 @@ pub mod apply;
 pub mod bench;
 pub mod capture;
 pub mod check;
+pub mod cni;
 pub mod devices;
 pub mod doctor;
 pub mod error;

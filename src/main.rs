@@ -27,6 +27,9 @@ enum Cmd {
         /// Raise the machine's neighbour table limits when the lab can exceed them (restored at down).
         #[arg(long)]
         raise_neigh_limits: bool,
+        /// Build this host's share of a multi-host lab (its nodes and its tunnel ends).
+        #[arg(long)]
+        host: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -41,6 +44,9 @@ enum Cmd {
         file: PathBuf,
         #[arg(long)]
         isolated_host: bool,
+        /// Plan this host's share of a multi-host lab.
+        #[arg(long)]
+        host: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -163,6 +169,20 @@ enum BenchCmd {
         #[arg(long)]
         no_baseline: bool,
     },
+    /// CNI ADD/DEL latency: vnet-cni against the reference plugins, same configurations.
+    Cni {
+        /// ADD/DEL cycles per plugin and scenario.
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        /// The vnet-cni executable (default: next to this `vnet`).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Directory of the reference plugins.
+        #[arg(long, default_value = "/usr/lib/cni")]
+        reference_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -212,14 +232,23 @@ fn load(file: &Path, isolated_host: bool) -> Result<model::Loaded, Error> {
     model::load_file_with(file, |t| t.isolated_host |= isolated_host).map_err(Error::Invalid)
 }
 
+/// The lab of a file, or one host's share of it (`--host`).
+fn load_share(file: &Path, isolated_host: bool, host: Option<&str>) -> Result<model::Loaded, Error> {
+    let mut loaded = load(file, isolated_host)?;
+    if let Some(h) = host {
+        loaded.lab = model::hosts::share(&loaded.lab, h).map_err(|d| Error::Invalid(vec![d].into()))?;
+    }
+    Ok(loaded)
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).expect("serializable")
 }
 
 fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
-        Cmd::Up { file, isolated_host, raise_neigh_limits, json: as_json } => {
-            let loaded = load(&file, isolated_host)?;
+        Cmd::Up { file, isolated_host, raise_neigh_limits, host, json: as_json } => {
+            let loaded = load_share(&file, isolated_host, host.as_deref())?;
             print_warnings(&loaded.warnings);
             let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
             let r = lifecycle::up(&loaded, &opts)?;
@@ -251,8 +280,8 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.problems.is_empty() { 0 } else { 1 })
         }
-        Cmd::Plan { file, isolated_host, json: as_json } => {
-            let loaded = load(&file, isolated_host)?;
+        Cmd::Plan { file, isolated_host, host, json: as_json } => {
+            let loaded = load_share(&file, isolated_host, host.as_deref())?;
             print_warnings(&loaded.warnings);
             let plan = lifecycle::plan(&loaded)?;
             if as_json {
@@ -346,12 +375,23 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.reached == r.probes && r.neighbour_limits.restored { 0 } else { 1 })
         }
+        Cmd::Bench { what: BenchCmd::Cni { iterations, plugin, reference_dir, json: as_json } } => {
+            let opts = vnet::bench::cni::Options { iterations, plugin, reference_dir };
+            let r = vnet::bench::cni::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
+            if as_json {
+                println!("{}", json(&r));
+            } else {
+                print!("{}", vnet::bench::cni::render(&r));
+            }
+            Ok(0)
+        }
         Cmd::Bench { what } => {
             let (shape, a) = match what {
                 BenchCmd::Star(a) => (vnet::bench::Shape::Star, a),
                 BenchCmd::Chain(a) => (vnet::bench::Shape::Chain, a),
                 BenchCmd::Tree(a) => (vnet::bench::Shape::Tree, a),
                 BenchCmd::Check { .. } => unreachable!("handled above"),
+                BenchCmd::Cni { .. } => unreachable!("handled above"),
             };
             let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script };
             let r = vnet::bench::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;

@@ -37,6 +37,10 @@ const NUD_STATIC_PERMANENT: u16 = 0x40 | 0x80;
 /// in its own node through IFLA_NET_NS_FD, so it is never moved afterwards.
 pub(super) fn send_node(lab: &Lab, op: &Op) -> String {
     if let Op::CreateLink(c) = op {
+        // A tunnel end of a multi-host lab: its UDP socket must be on the host's underlay.
+        if lab.tunnel(&c.node, &c.ifname).is_some() {
+            return lab.underlay_node();
+        }
         if let Some(l) = c.kind.lower_endpoint(&c.node) {
             if l.node != c.node && lab.node(&l.node).is_some() {
                 return l.node;
@@ -91,6 +95,11 @@ pub(super) fn lookup(h: &mut NsHandle, name: &str) -> Option<ObservedLink> {
 impl Executor<'_> {
     /// Where the lower device of a new device is, as the create message needs it.
     pub(super) fn lower(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, c: &CreateLink) -> Result<Lower, ApplyError> {
+        if self.ctx.lab.tunnel(&c.node, &c.ifname).is_some() && self.ctx.lab.underlay_node() != c.node {
+            // Born in its node's namespace from the underlay's socket (see `send_node`).
+            let h = handles.get(&c.node).ok_or_else(|| self.fail(step, format!("no namespace handle for node {}", c.node), None))?;
+            return Ok(Lower { target_fd: Some(h.raw_fd()), ..Default::default() });
+        }
         let Some(ep) = c.kind.lower_endpoint(&c.node) else { return Ok(Lower::default()) };
         let idx = self.index(handles, step, &ep.node, &ep.ifname)?;
         let mut l = Lower::default();

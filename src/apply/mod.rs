@@ -621,6 +621,9 @@ impl<'a> Executor<'a> {
 /// The kernel's error, with a word on the usual cause where errno alone is cryptic.
 fn explain(op: &Op, e: &KernelError) -> String {
     let hint = match (op, e.errno) {
+        (Op::CreateLink(c), libc::EEXIST) if matches!(c.kind, KindSpec::Vxlan(_)) && e.text.as_deref().is_some_and(|t| t.contains("VNI")) => {
+            Some("another VXLAN device on the same UDP port (another lab's tunnel, or the host's own) already uses this VNI".to_string())
+        }
         (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` (or with that altname) already exists there; it is not the lab's and was left untouched", c.ifname)),
         (Op::AddAddress { addr, .. }, libc::EINVAL) if addr.addr().is_ipv6() => {
             Some("the device has no IPv6 (an MTU below 1280 or disable_ipv6 turns it off)".into())

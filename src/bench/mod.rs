@@ -3,6 +3,7 @@
 //! each verified (one probe per node) before its time counts. Prints wall times, ratios and
 //! vnet's peak RSS.
 
+pub mod cni;
 pub mod topology;
 
 use std::os::unix::process::ExitStatusExt;

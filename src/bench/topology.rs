@@ -212,6 +212,7 @@ impl Generated {
                 .iter()
                 .map(|l| LinkSpec { endpoints: vec![format!("{}:{}", l.a.0, l.a.1), format!("{}:{}", l.b.0, l.b.1)], mtu: None })
                 .collect(),
+            ..Default::default()
         }
     }
 

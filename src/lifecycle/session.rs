@@ -126,6 +126,18 @@ pub fn observe_named(
     Ok(Session { handles, observed, leftovers })
 }
 
+/// Opens the namespace vnet runs in for creating a multi-host share's tunnel ends, when no
+/// node of the share already has it open (their UDP sockets belong on the host's underlay).
+pub fn open_underlay(lab: &Lab, session: &mut Session) -> Result<()> {
+    let key = lab.underlay_node();
+    if lab.share.is_none() || lab.tunnels.is_empty() || session.handles.contains_key(&key) {
+        return Ok(());
+    }
+    let h = handle::open_root(&key).map_err(|e| Error::io("open a netlink socket", e))?;
+    session.handles.insert(key, h);
+    Ok(())
+}
+
 /// Namespaces under /run/netns carrying the mark of `lab` (for `down` without a record).
 pub fn find_marked(lab: &str) -> Vec<String> {
     let mark = owner_mark(lab);

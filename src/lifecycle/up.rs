@@ -40,6 +40,7 @@ pub struct UpReport {
 /// Plans `up` without changing anything (`vnet plan`).
 pub fn plan(loaded: &Loaded) -> Result<Plan> {
     let lab = &loaded.lab;
+    crate::model::hosts::require_share(lab).map_err(|d| Error::Invalid(vec![d].into()))?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
     let prior = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| Error::io("generate IPsec keys", e))?;
     let session = observe_lab(lab, prior.as_ref())?;
@@ -60,10 +61,12 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         }
         e
     };
+    crate::model::hosts::require_share(lab).map_err(|d| refuse(Error::Invalid(vec![d].into())))?;
     // The record plus any IPsec keys generated for this lab (saved with the record below).
     let keyed = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| refuse(Error::io("generate IPsec keys", e)))?;
     let t = Instant::now();
     let mut session = observe_lab(lab, keyed.as_ref()).map_err(refuse)?;
+    super::session::open_underlay(lab, &mut session).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
     let t = Instant::now();
     let plan = plan::plan(lab, &session.observed, keyed.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;

@@ -43,6 +43,11 @@ pub struct Topology {
     /// IPsec (ESP) connections between nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipsec: Vec<super::netfeat::spec::IpsecSpec>,
+    /// Machines the lab spans, by name; every node then names its `host`. A link between
+    /// nodes on different hosts is a VXLAN tunnel over the hosts' underlay; each host builds
+    /// its share with `vnet up FILE --host NAME`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub hosts: IndexMap<String, super::hosts::HostSpec>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -99,6 +104,9 @@ pub struct NodeSpec {
     /// BPF programs attached to devices (tc clsact or XDP).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bpf: Vec<super::netfeat::spec::BpfSpec>,
+    /// The host (one of the lab's `hosts`) this node runs on, in a multi-host lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// An interface: settings common to every kind plus the kind's own options.

@@ -39,6 +39,15 @@ pub struct Lab {
     /// The file form this lab was validated from (kept for state and re-planning).
     #[serde(skip)]
     pub topology: Topology,
+    /// Hosts of a multi-host lab (empty: the lab is on one machine).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub hosts: IndexMap<String, super::hosts::Host>,
+    /// Ends of links between hosts.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tunnels: std::collections::BTreeMap<Endpoint, super::hosts::Tunnel>,
+    /// The host whose share this is (`vnet up --host`), for a multi-host lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 impl Lab {
@@ -68,7 +77,25 @@ impl Lab {
     pub fn uses_root_namespace(&self) -> bool {
         !self.isolated_host && self.nodes.contains_key(HOST)
     }
+
+    /// The node whose handle creates tunnel ends: the lab's node in the namespace vnet runs in
+    /// (a non-isolated `host`), else `UNDERLAY`.
+    pub fn underlay_node(&self) -> String {
+        self.nodes.keys().find(|n| self.netns_name(n).is_none()).cloned().unwrap_or_else(|| UNDERLAY.to_string())
+    }
+
+    /// The tunnel end this interface is, in a host's share of a multi-host lab.
+    pub fn tunnel(&self, node: &str, ifname: &str) -> Option<&super::hosts::Tunnel> {
+        if self.share.is_none() {
+            return None;
+        }
+        self.tunnels.get(&Endpoint::new(node, ifname))
+    }
 }
+
+/// The handle key of the namespace `vnet` runs in, where tunnel ends are created from (their
+/// UDP sockets live there, on the host's underlay) when no node of the lab is that namespace.
+pub const UNDERLAY: &str = "@underlay";
 
 /// A node: one network namespace.
 #[derive(Clone, Debug, Serialize)]
@@ -81,6 +108,9 @@ pub struct Node {
     pub sysctls: IndexMap<String, String>,
     /// NAT, firewall, traffic control and BPF of this node.
     pub features: super::netfeat::NodeFeatures,
+    /// The host the node runs on, in a multi-host lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     #[serde(skip)]
     pub path: Path,
 }

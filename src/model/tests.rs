@@ -199,12 +199,12 @@ fn did_you_mean_for_nodes_devices_fields_and_kinds() {
     let text = "name: h\nnodes:\n  a:\n    sysctl: {}\n";
     assert_eq!(
         helps(text),
-        ["did you mean `sysctls`? node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf"]
+        ["did you mean `sysctls`? node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf, host"]
     );
     let text = "name: h\nnodes:\n  a:\n    colour: blue\n";
     assert_eq!(
         helps(text),
-        ["node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf"]
+        ["node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf, host"]
     );
 }
 

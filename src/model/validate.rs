@@ -94,7 +94,7 @@ pub fn ifname_problem(name: &str) -> Option<String> {
 }
 
 /// Why a node or lab name is unusable, if it is (they become file and namespace names).
-fn plain_name_problem(what: &str, name: &str, max: usize, dot: bool) -> Option<String> {
+pub(crate) fn plain_name_problem(what: &str, name: &str, max: usize, dot: bool) -> Option<String> {
     let allowed = if dot { "letters, digits, `-`, `_` and `.`" } else { "letters, digits, `-` and `_`" };
     if name.is_empty() {
         return Some(format!("{what} name cannot be empty"));
@@ -211,11 +211,13 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             // Keep lo first, as the kernel lists it.
             out.move_index(out.len() - 1, 0);
         }
-        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), features: Default::default(), path: ctx.node_path(nname) });
+        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), features: Default::default(), host: None, path: ctx.node_path(nname) });
     }
 
     // Stacking (lower devices, listed ports), then masters, after all interfaces are known.
     super::kind::links::resolve(ctx, &mut nodes, topo.isolated_host);
+    // Hosts of a multi-host lab; links between hosts become tunnel ends.
+    let (hosts, tunnels) = super::hosts::resolve(ctx, topo, &mut nodes);
     // Masters, after all interfaces are known.
     for (nname, node) in &nodes {
         for iface in node.interfaces.values() {
@@ -273,6 +275,9 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         expect,
         ipsec,
         topology: topo.clone(),
+        hosts,
+        tunnels,
+        share: None,
     }
 }
 
@@ -445,7 +450,7 @@ fn resolve_veths(
     peers
 }
 
-fn push_did_you_mean<'a>(ctx: &mut Ctx, wrong: &str, names: impl Iterator<Item = &'a String>) {
+pub(crate) fn push_did_you_mean<'a>(ctx: &mut Ctx, wrong: &str, names: impl Iterator<Item = &'a String>) {
     if let Some(n) = super::decode::closest(wrong, names.map(String::as_str)) {
         if let Some(last) = ctx.diags_last_mut() {
             if last.help.is_none() {
