@@ -205,6 +205,19 @@ pub fn lock(lab: &str) -> io::Result<LabLock> {
     Ok(LabLock { _file: file, path })
 }
 
+/// Takes the lab's lock, waiting up to `timeout` for its holder to finish.
+pub fn lock_wait(lab: &str, timeout: std::time::Duration) -> io::Result<LabLock> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match lock(lab) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Whether some process holds the lab's lock right now.
 pub fn is_locked(lab: &str) -> bool {
     let path = lab_dir(lab).join("lock");

@@ -71,7 +71,9 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
             Ok(Some(st)) if abandoned(&st).is_none() => continue,
             _ => {}
         }
-        let Ok(_lock) = state::lock(&lab) else { continue };
+        // Its holder is an `up` still running (then it is not abandoned after all) or another
+        // gc/down removing it: wait for it rather than report the lab as left alone.
+        let Ok(_lock) = state::lock_wait(&lab, std::time::Duration::from_secs(10)) else { continue };
         let st = match state::load(&lab) {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -102,6 +104,9 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
     for (name, mark) in marked_namespaces() {
         let lab = mark.trim_start_matches("vnet:").to_string();
         let Some(_lock) = orphan_lock(&lab, |st| st.netns.values().any(|n| n == &name)) else { continue };
+        if !crate::kernel::netns::is_mounted(&name) {
+            continue; // removed meanwhile by its lab's own `down`
+        }
         report.namespaces.push(name.clone());
         if !dry_run {
             let one = std::slice::from_ref(&name);
