@@ -248,8 +248,9 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
         Cmd::Up { file, isolated_host, raise_neigh_limits, host, json: as_json } => {
-            let loaded = load_share(&file, isolated_host, host.as_deref())?;
+            let mut loaded = load_share(&file, isolated_host, host.as_deref())?;
             print_warnings(&loaded.warnings);
+            loaded.release_document();
             let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
             let r = lifecycle::up(&loaded, &opts)?;
             print_warnings(&r.warnings);

@@ -175,7 +175,7 @@ impl Generated {
             nodes.insert(ns.clone(), NodeSpec::default());
         }
         for (node, br, addr) in &self.bridges {
-            let mut i = InterfaceSpec::new(KindSpec::Bridge(BridgeSpec::default()));
+            let mut i = InterfaceSpec::new(KindSpec::Bridge(BridgeSpec { multicast_snooping: Some(false), ..Default::default() }));
             i.addresses.extend(addr.clone());
             nodes[node].interfaces.insert(br.clone(), i);
         }
@@ -230,7 +230,7 @@ impl Generated {
         let mut creators: IndexMap<String, String> = IndexMap::new();
         let mut inside: IndexMap<String, String> = self.namespaces.iter().map(|n| (n.clone(), String::new())).collect();
         for (node, br, _) in &self.bridges {
-            creators.entry(node.clone()).or_default().push_str(&format!("link add {br} type bridge\n"));
+            creators.entry(node.clone()).or_default().push_str(&format!("link add {br} type bridge mcast_snooping 0\n"));
         }
         for l in &self.links {
             let ((an, ai), (bn, bi)) = (&l.a, &l.b);
@@ -265,7 +265,7 @@ impl Generated {
             s.push_str(&format!("ip netns add {}\n", ns(n)));
         }
         for (node, br, _) in &self.bridges {
-            s.push_str(&format!("ip -n {} link add {br} type bridge\n", ns(node)));
+            s.push_str(&format!("ip -n {} link add {br} type bridge mcast_snooping 0\n", ns(node)));
         }
         for (k, l) in self.links.iter().enumerate() {
             let (an, ai) = &l.a;

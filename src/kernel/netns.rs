@@ -20,10 +20,22 @@ pub fn netns_path(name: &str) -> PathBuf {
 }
 
 /// Makes /run/netns a shared mount point, as iproute2 does, so that namespace mounts made by
-/// vnet are seen by `ip netns exec` in other mount namespaces and vice versa.
+/// vnet are seen by `ip netns exec` in other mount namespaces and vice versa. When it holds no
+/// namespace yet and is not a tmpfs, a tmpfs is mounted there first: on a disk filesystem
+/// (a /run that is not tmpfs), every name file costs a directory scan that grows with every
+/// namespace ever named there (ext4 directories never shrink) — 0.6 ms each on this machine.
 pub fn prepare_dir() -> io::Result<()> {
     std::fs::create_dir_all(NETNS_DIR)?;
     let dir = Path::new(NETNS_DIR);
+    let empty = std::fs::read_dir(dir)?.next().is_none();
+    let is_tmpfs = nix::sys::statfs::statfs(dir).map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC).unwrap_or(false);
+    if empty && !is_tmpfs {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        match mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0755")) {
+            Ok(()) => {}
+            Err(e) => tracing::debug!("no tmpfs on {NETNS_DIR} ({e}); using the directory as it is"),
+        }
+    }
     let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
     match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
         Ok(()) => Ok(()),

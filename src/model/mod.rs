@@ -27,6 +27,14 @@ pub struct Loaded {
     pub document: Document,
 }
 
+impl Loaded {
+    /// Frees the parsed document (its value and the places of its text) once findings are
+    /// reported: building a big lab does not need it, and it is the largest thing held.
+    pub fn release_document(&mut self) {
+        self.document = Document::from_value(&self.document.source.name, serde_json::Value::Null);
+    }
+}
+
 /// Reads, parses and validates a topology file (format from its extension).
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
     load_file_with(path, |_| {})

@@ -25,6 +25,31 @@ pub fn path(keys: &[&str]) -> Path {
     keys.iter().map(|k| Seg::Key((*k).to_string())).collect()
 }
 
+/// Places by path. Keyed by a 64-bit hash of the path rather than the path itself: a file of a
+/// thousand nodes has tens of thousands of paths, and owning each as a vector of strings cost
+/// more memory than everything else vnet holds.
+#[derive(Clone, Debug, Default)]
+pub struct Places(HashMap<u64, Place>);
+
+fn path_key(path: &[Seg]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
+impl Places {
+    pub fn insert(&mut self, path: &[Seg], place: Place) {
+        self.0.insert(path_key(path), place);
+    }
+    pub fn get(&self, path: &[Seg]) -> Option<&Place> {
+        self.0.get(&path_key(path))
+    }
+    pub fn contains(&self, path: &[Seg]) -> bool {
+        self.0.contains_key(&path_key(path))
+    }
+}
+
 /// Where a value (and, for map entries, its key) sits in the text, as byte ranges.
 #[derive(Clone, Debug, Default)]
 pub struct Place {
@@ -78,14 +103,14 @@ impl SourceText {
 pub struct Document {
     pub source: SourceText,
     pub value: Value,
-    places: HashMap<Path, Place>,
+    places: Places,
 }
 
 impl Document {
     /// Parses text in the given format. Syntax errors come back located.
     pub fn parse(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
         let source = SourceText { name: name.to_string(), text: Arc::new(text.to_string()) };
-        let mut places = HashMap::new();
+        let mut places = Places::default();
         let value = match format {
             Format::Yaml => yaml::parse(text, &mut places),
             Format::Toml => toml_doc::parse(text, &mut places),
@@ -102,7 +127,7 @@ impl Document {
         Document {
             source: SourceText { name: name.to_string(), text: Arc::new(String::new()) },
             value,
-            places: HashMap::new(),
+            places: Places::default(),
         }
     }
 
@@ -145,7 +170,7 @@ impl Document {
 
     /// Whether the exact path was written in the file (not just an ancestor).
     pub fn has(&self, path: &[Seg]) -> bool {
-        self.places.contains_key(path)
+        self.places.contains(path)
     }
 }
 
@@ -182,7 +207,7 @@ mod yaml {
         }
     }
 
-    pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
+    pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
         let char_to_byte = if text.is_ascii() {
             None
         } else {
@@ -191,39 +216,58 @@ mod yaml {
             Some(v)
         };
         let mut b = Builder { text, char_to_byte, anchors: HashMap::new() };
-        let mut parser = Parser::new_from_str(text);
-        let mut events: Vec<(Event, Span)> = Vec::new();
-        for ev in parser.by_ref() {
-            match ev {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    let m = e.marker();
-                    let at = b.byte(m.index());
-                    return Err((e.info().to_string(), at..(at + 1).min(text.len()).max(at)));
-                }
-            }
+        // Events are consumed as they come (one of lookahead): a big file's event list would
+        // otherwise be the largest thing vnet ever holds.
+        let mut ev = Events { parser: Parser::new_from_str(text), peeked: None };
+        while matches!(ev.peek(&b)?.0, Event::StreamStart | Event::DocumentStart(_)) {
+            ev.next(&b)?;
         }
-        let mut pos = 0;
-        // Skip stream/document start.
-        while pos < events.len()
-            && matches!(events[pos].0, Event::StreamStart | Event::DocumentStart(_))
-        {
-            pos += 1;
-        }
-        if pos >= events.len() || matches!(events[pos].0, Event::StreamEnd | Event::DocumentEnd) {
+        if matches!(ev.peek(&b)?.0, Event::StreamEnd | Event::DocumentEnd) {
             return Ok(Value::Object(Map::new()));
         }
         let mut path = Vec::new();
-        let value = node(&mut b, &events, &mut pos, &mut path, places, None)?;
+        let value = node(&mut b, &mut ev, &mut path, places, None)?;
         // A second document is a mistake in a topology file.
-        while pos < events.len() {
-            if let Event::DocumentStart(_) = events[pos].0 {
-                let r = b.range(&events[pos].1);
-                return Err(("a topology file holds one YAML document; found a second".into(), r));
+        loop {
+            match ev.next(&b) {
+                Ok((Event::DocumentStart(_), span)) => {
+                    return Err(("a topology file holds one YAML document; found a second".into(), b.range(&span)));
+                }
+                Ok((Event::StreamEnd, _)) | Err(_) => break,
+                Ok(_) => {}
             }
-            pos += 1;
         }
         Ok(value)
+    }
+
+    /// saphyr's events with one of lookahead.
+    struct Events<'a> {
+        parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+        peeked: Option<(Event<'a>, Span)>,
+    }
+
+    impl<'a> Events<'a> {
+        fn fill(&mut self, b: &Builder) -> Result<(), (String, Range<usize>)> {
+            if self.peeked.is_none() {
+                match self.parser.next_event() {
+                    Some(Ok(e)) => self.peeked = Some(e),
+                    Some(Err(e)) => {
+                        let at = b.byte(e.marker().index());
+                        return Err((e.info().to_string(), at..(at + 1).min(b.text.len()).max(at)));
+                    }
+                    None => return Err(("unexpected end of the YAML document".into(), b.text.len()..b.text.len())),
+                }
+            }
+            Ok(())
+        }
+        fn peek(&mut self, b: &Builder) -> Result<&(Event<'a>, Span), (String, Range<usize>)> {
+            self.fill(b)?;
+            Ok(self.peeked.as_ref().expect("filled"))
+        }
+        fn next(&mut self, b: &Builder) -> Result<(Event<'a>, Span), (String, Range<usize>)> {
+            self.fill(b)?;
+            Ok(self.peeked.take().expect("filled"))
+        }
     }
 
     fn scalar(value: &str, style: ScalarStyle, tagged_str: bool) -> Value {
@@ -269,29 +313,22 @@ mod yaml {
         Value::String(value.to_string())
     }
 
-    fn node(
-        b: &mut Builder,
-        events: &[(Event, Span)],
-        pos: &mut usize,
-        path: &mut Path,
-        places: &mut HashMap<Path, Place>,
-        key: Option<Range<usize>>,
-    ) -> ParseResult {
-        let (ev, span) = &events[*pos];
-        *pos += 1;
-        match ev {
+    fn node(b: &mut Builder, events: &mut Events, path: &mut Path, places: &mut Places, key: Option<Range<usize>>) -> ParseResult {
+        let (ev, span) = events.next(b)?;
+        let span = &span;
+        match &ev {
             Event::Scalar(v, style, anchor, tag) => {
                 let tagged_str = tag.as_ref().map(|t| t.suffix == "str").unwrap_or(false);
                 let value = scalar(v, *style, tagged_str);
                 if *anchor > 0 {
                     b.anchors.insert(*anchor, value.clone());
                 }
-                places.insert(path.clone(), Place { key, value: b.range(span) });
+                places.insert(path, Place { key, value: b.range(span) });
                 Ok(value)
             }
             Event::Alias(id) => {
                 let value = b.anchors.get(id).cloned().unwrap_or(Value::Null);
-                places.insert(path.clone(), Place { key, value: b.range(span) });
+                places.insert(path, Place { key, value: b.range(span) });
                 Ok(value)
             }
             Event::SequenceStart(anchor, _) => {
@@ -299,14 +336,14 @@ mod yaml {
                 let mut items = Vec::new();
                 let mut child_end: Option<usize> = None;
                 loop {
-                    match &events[*pos].0 {
+                    match &events.peek(b)?.0 {
                         Event::SequenceEnd => {
-                            let end = b.range(&events[*pos].1).end.max(start);
-                            *pos += 1;
+                            let (_, end_span) = events.next(b)?;
+                            let end = b.range(&end_span).end.max(start);
                             // A flow sequence ends at its `]`; a block one at its last child.
                             let block_end = child_end.filter(|e| *e < end).unwrap_or(end);
                             let end = if b.text.as_bytes().get(start) == Some(&b'[') { end } else { block_end };
-                            places.insert(path.clone(), Place { key, value: start..end });
+                            places.insert(path, Place { key, value: start..end });
                             let value = Value::Array(items);
                             if *anchor > 0 {
                                 b.anchors.insert(*anchor, value.clone());
@@ -315,7 +352,7 @@ mod yaml {
                         }
                         _ => {
                             path.push(Seg::Index(items.len()));
-                            let item = node(b, events, pos, path, places, None)?;
+                            let item = node(b, events, path, places, None)?;
                             child_end = places.get(path).map(|p| p.value.end).max(child_end);
                             path.pop();
                             items.push(item);
@@ -328,24 +365,25 @@ mod yaml {
                 let mut map = Map::new();
                 let mut child_end: Option<usize> = None;
                 loop {
-                    match &events[*pos].0 {
+                    match &events.peek(b)?.0 {
                         Event::MappingEnd => {
-                            let end = b.range(&events[*pos].1).end.max(start);
-                            *pos += 1;
+                            let (_, end_span) = events.next(b)?;
+                            let end = b.range(&end_span).end.max(start);
                             // A flow mapping ends at its `}`; a block one at its last child.
                             let block_end = child_end.filter(|e| *e < end).unwrap_or(end);
                             let end = if b.text.as_bytes().get(start) == Some(&b'{') { end } else { block_end };
-                            places.insert(path.clone(), Place { key, value: start..end });
+                            places.insert(path, Place { key, value: start..end });
                             let value = Value::Object(map);
                             if *anchor > 0 {
                                 b.anchors.insert(*anchor, value.clone());
                             }
                             return Ok(value);
                         }
-                        Event::Scalar(k, _, _, _) => {
+                        Event::Scalar(..) => {
+                            let (kev, kspan) = events.next(b)?;
+                            let Event::Scalar(k, ..) = kev else { unreachable!("peeked a scalar") };
                             let k = k.to_string();
-                            let key_range = b.range(&events[*pos].1);
-                            *pos += 1;
+                            let key_range = b.range(&kspan);
                             if map.contains_key(&k) {
                                 let mut first = path.clone();
                                 first.push(Seg::Key(k.clone()));
@@ -357,13 +395,13 @@ mod yaml {
                                 return Err((msg, key_range));
                             }
                             path.push(Seg::Key(k.clone()));
-                            let v = node(b, events, pos, path, places, Some(key_range))?;
+                            let v = node(b, events, path, places, Some(key_range))?;
                             child_end = places.get(path).map(|p| p.value.end).max(child_end);
                             path.pop();
                             map.insert(k, v);
                         }
                         _ => {
-                            let r = b.range(&events[*pos].1);
+                            let r = b.range(&events.peek(b)?.1);
                             return Err(("mapping keys must be plain strings".into(), r));
                         }
                     }
@@ -380,7 +418,7 @@ mod toml_doc {
     use toml::de::{DeTable, DeValue};
     use toml::Spanned;
 
-    pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
+    pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
         let doc = DeTable::parse(text).map_err(|e| {
             let r = e.span().unwrap_or(0..0);
             let mut msg = e.message().trim_end().to_string();
@@ -393,11 +431,11 @@ mod toml_doc {
         let span = doc.span();
         let mut path = Vec::new();
         let v = table(doc.get_ref(), &mut path, places);
-        places.insert(Vec::new(), Place { key: None, value: span });
+        places.insert(&[], Place { key: None, value: span });
         Ok(v)
     }
 
-    fn table(t: &DeTable, path: &mut Path, places: &mut HashMap<Path, Place>) -> Value {
+    fn table(t: &DeTable, path: &mut Path, places: &mut Places) -> Value {
         let mut map = Map::new();
         for (k, v) in t.iter() {
             path.push(Seg::Key(k.get_ref().to_string()));
@@ -411,10 +449,10 @@ mod toml_doc {
     fn value(
         v: &Spanned<DeValue>,
         path: &mut Path,
-        places: &mut HashMap<Path, Place>,
+        places: &mut Places,
         key: Option<Range<usize>>,
     ) -> Value {
-        places.insert(path.clone(), Place { key, value: v.span() });
+        places.insert(path, Place { key, value: v.span() });
         match v.get_ref() {
             DeValue::String(s) => Value::String(s.to_string()),
             DeValue::Integer(i) => {
@@ -453,7 +491,7 @@ mod json {
     //! JSON: values are parsed by serde_json, places found by a small scanner over the same text.
     use super::*;
 
-    pub(super) fn parse(text: &str, places: &mut HashMap<Path, Place>) -> ParseResult {
+    pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             let offset = offset_of(text, e.line(), e.column());
             let msg = e.to_string();
@@ -508,7 +546,7 @@ mod json {
             let raw = std::str::from_utf8(&self.b[start..self.i.min(self.b.len())]).unwrap_or("\"\"");
             serde_json::from_str(raw).unwrap_or_default()
         }
-        fn value(&mut self, path: &mut Path, places: &mut HashMap<Path, Place>, key: Option<Range<usize>>) {
+        fn value(&mut self, path: &mut Path, places: &mut Places, key: Option<Range<usize>>) {
             self.ws();
             let start = self.i;
             match self.b.get(self.i) {
@@ -578,7 +616,7 @@ mod json {
                 }
                 None => {}
             }
-            places.insert(path.clone(), Place { key, value: start..self.i });
+            places.insert(path, Place { key, value: start..self.i });
         }
     }
 }
