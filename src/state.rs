@@ -194,15 +194,26 @@ pub struct LabLock {
 
 /// Takes the lab's lock; fails at once with `WouldBlock` when another process holds it.
 pub fn lock(lab: &str) -> io::Result<LabLock> {
+    use std::os::unix::fs::MetadataExt;
     let dir = lab_dir(lab);
-    std::fs::create_dir_all(&dir)?;
     let path = dir.join("lock");
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    loop {
+        std::fs::create_dir_all(&dir)?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The holder before us may have removed the lab's directory (down, gc) after we opened
+        // the file: a lock on an unlinked file guards nothing, so take the one now at `path`.
+        let held = file.metadata()?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => return Ok(LabLock { _file: file, path }),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
     }
-    Ok(LabLock { _file: file, path })
 }
 
 /// Takes the lab's lock, waiting up to `timeout` for its holder to finish.

@@ -49,15 +49,16 @@ fn orphan_lock(lab: &str, claims: impl Fn(&state::LabState) -> bool) -> Option<s
             return None;
         }
     }
-    let had_dir = state::lab_dir(lab).exists();
     let lock = state::lock(lab).ok()?;
     match state::load(lab) {
         Ok(Some(st)) if claims(&st) => return None,
         Err(_) => return None,
-        _ => {}
-    }
-    if !had_dir {
-        let _ = state::remove(lab);
+        // Under the lock, a directory without a record is nobody's: the lab's own `down` may
+        // have removed it just before we created it again by locking.
+        Ok(None) => {
+            let _ = state::remove(lab);
+        }
+        Ok(Some(_)) => {}
     }
     Some(lock)
 }
