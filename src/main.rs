@@ -336,7 +336,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 for d in &r.root_devices {
                     println!("  device {d}");
                 }
-                for o in &r.ovs {
+                for o in r.ovs.iter().chain(&r.benchmarks) {
                     println!("  {o}");
                 }
                 for p in &r.problems {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Topology;
 
+pub mod bench;
 pub mod netfeat;
 
 /// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).

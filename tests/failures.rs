@@ -604,3 +604,135 @@ fn a_second_up_of_a_lab_being_built_is_refused_as_busy() {
         show(&out)
     );
 }
+
+// (e) kill -9 during `vnet bench`, then `gc`
+// ---------------------------------------------------------------------------------------------
+
+fn neigh_limits() -> Vec<String> {
+    (1..=3)
+        .map(|n| {
+            std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{n}"))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Kills a `vnet bench star` once `ready(pid)` holds, with its children (`group`) or alone
+/// (they go on running); returns its pid (also its process group).
+fn kill_bench_when(group: bool, ready: impl Fn(u32) -> bool) -> u32 {
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(vnet_bin())
+        .args(["bench", "star", "--nodes", "60", "--skip-script"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = Instant::now();
+    while !ready(pid) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the benchmark ended ({status}) before it could be killed");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the benchmark made no visible progress"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let target = if group { -(pid as i32) } else { pid as i32 };
+    unsafe { libc::kill(target, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "the benchmark had finished");
+    if group {
+        // Until every process of the group is gone (a syscall under way completes first).
+        while unsafe { libc::kill(-(pid as i32), 0) } == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    pid
+}
+
+fn bench_record(pid: u32) -> Option<serde_json::Value> {
+    let s = std::fs::read_to_string(format!("/run/vnet/.bench/{pid}.json")).ok()?;
+    serde_json::from_str(&s).ok()
+}
+
+#[test]
+fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
+    require_root();
+    let before = neigh_limits();
+
+    // While vnet's lab is up: the benchmark owns it, gc removes it as abandoned.
+    let pid = kill_bench_when(true, |pid| {
+        std::fs::read_to_string(format!("/run/vnet/vb-star60-{pid}/state.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .is_some_and(|v| v["owner_pid"].as_u64() == Some(pid as u64))
+    });
+    let lab = format!("vb-star60-{pid}");
+    let out = vnet(None, &["gc"]);
+    assert!(
+        text(&out.stdout).contains(&format!("lab {lab}")) || record_phase(&lab).is_none(),
+        "gc does not name the benchmark's lab:\n{}",
+        show(&out)
+    );
+    assert_gone(&lab);
+    assert!(bench_record(pid).is_none(), "the benchmark's record is gone");
+    assert_eq!(neigh_limits(), before, "the neighbour limits are back");
+
+    // While the `ip -batch` baseline is built: its namespaces carry no mark; the record names
+    // them. Only the benchmark dies: its `ip -batch` goes on adding namespaces until gc stops it.
+    let names = std::cell::RefCell::new(Vec::<String>::new());
+    let pgid = std::cell::Cell::new(0i32);
+    let pid = kill_bench_when(false, |pid| {
+        let rec = bench_record(pid);
+        pgid.set(
+            rec.as_ref()
+                .and_then(|v| v["baseline_pgid"].as_i64())
+                .unwrap_or(0) as i32,
+        );
+        let listed: Vec<String> = rec
+            .map(|v| {
+                v["namespaces"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let made = listed
+            .iter()
+            .filter(|n| Path::new("/run/netns").join(n).exists())
+            .count();
+        *names.borrow_mut() = listed;
+        made >= 10 && pgid.get() > 0
+    });
+    let names = names.into_inner();
+    assert_eq!(names.len(), 61, "the record names every baseline namespace");
+    let out = vnet(None, &["gc"]);
+    assert!(
+        text(&out.stdout).contains(&format!("benchmark (pid {pid})")) || bench_record(pid).is_none(),
+        "gc does not name the benchmark:\n{}",
+        show(&out)
+    );
+    assert!(
+        unsafe { libc::kill(-pgid.get(), 0) } != 0,
+        "gc stopped the baseline build"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let left: Vec<&String> = names
+        .iter()
+        .filter(|n| Path::new("/run/netns").join(n).exists())
+        .collect();
+    assert!(left.is_empty(), "baseline namespaces left: {left:?}");
+    assert!(bench_record(pid).is_none(), "the benchmark's record is gone");
+    assert_eq!(neigh_limits(), before, "the neighbour limits are back");
+    assert!(
+        !Path::new("/run/vnet/.bench").exists(),
+        "no benchmark records remain"
+    );
+}

@@ -6,7 +6,7 @@
 pub mod cni;
 pub mod topology;
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use serde::Serialize;
 pub use topology::{generate, Generated, Shape};
 
 use crate::probe::neigh::{self, Table};
+use crate::state::{self, bench::BenchRecord};
 
 /// Options of a scale benchmark run.
 #[derive(Clone, Debug)]
@@ -58,9 +59,21 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let tag = format!("{}{}-{}", opts.shape.name(), opts.nodes, std::process::id());
     let dir = std::env::temp_dir().join(format!("vnet-bench-{tag}"));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // What killed runs left (their baseline namespaces, raised limits) goes first.
+    let (undone, problems) = crate::lifecycle::gc::benchmarks(false);
+    for l in undone.iter().chain(&problems) {
+        eprintln!("vnet bench: {l}");
+    }
     // Limits raised for the run (one entry per probe and its answer), restored on drop.
     let neigh = neigh::raise(Table::Arp, (g.probes.len() * 4) as u64).map_err(|e| format!("raise the neighbour table limits: {e}"))?;
     let neigh_raised = !neigh.previous().is_empty();
+    // The run's record: if this process dies, `vnet gc` (or the next run) undoes what it names.
+    let mut record = RecordGuard(BenchRecord { pid: std::process::id(), ..Default::default() });
+    for ((k, before), (_, set)) in neigh.previous().into_iter().zip(neigh.set_values()) {
+        record.limits.insert(k, (before, set));
+    }
+    let note = |r: &BenchRecord| state::bench::save(r).map_err(|e| format!("write the benchmark's record: {e}"));
+    note(&record)?;
     let settle = Duration::from_millis(500 + 2 * opts.nodes as u64);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
 
@@ -69,6 +82,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let file = dir.join("lab.json");
     std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
     let up = timed(Command::new(&exe).arg("up").arg(&file))?;
+    adopt(&lab);
     let ns_vnet = |n: &str| format!("{lab}-{n}");
     let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
     let reup = timed(Command::new(&exe).arg("up").arg(&file));
@@ -82,10 +96,19 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let pfx = format!("ib-{tag}-");
     let ns_b = |n: &str| format!("{pfx}{n}");
     let (host, files) = g.ip_batch(&ns_b);
-    let batch = run_batch(&dir, &host, &files);
+    record.namespaces = g.namespaces.iter().map(|n| ns_b(n)).collect();
+    note(&record)?;
+    let batch = run_batch(&dir, &host, &files, &mut |pid| {
+        record.baseline_pgid = Some(pid);
+        let _ = state::bench::save(&record);
+    });
     // A failed build is reported as such (after removing what it made).
     let verified_b = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { 0 };
     let batch_down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
+    if batch_down.is_ok() {
+        record.namespaces.clear();
+        note(&record)?;
+    }
     let (batch, batch_down) = (batch?, batch_down?);
     check_all(&verified_b, opts.nodes, "ip -batch")?;
     std::thread::sleep(settle);
@@ -98,14 +121,27 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let ns_s = |n: &str| format!("{pfx}{n}");
         let path = dir.join("build.sh");
         std::fs::write(&path, g.ip_script(&ns_s)).map_err(|e| e.to_string())?;
-        let up = timed(Command::new("bash").arg(&path));
+        record.namespaces = g.namespaces.iter().map(|n| ns_s(n)).collect();
+        note(&record)?;
+        let up = timed_with(Command::new("bash").arg(&path).process_group(0), &mut |pid| {
+            record.baseline_pgid = Some(pid);
+            let _ = state::bench::save(&record);
+        });
         let verified = if up.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>()) } else { 0 };
         let down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
+        if down.is_ok() {
+            record.namespaces.clear();
+            note(&record)?;
+        }
         let (up, down) = (up?, down?);
         check_all(&verified, opts.nodes, "ip script")?;
         (Some(up.wall.as_secs_f64()), Some(down.wall.as_secs_f64()), Some(format!("{verified}/{}", opts.nodes)))
     };
     let _ = std::fs::remove_dir_all(&dir);
+    for p in neigh.restore() {
+        eprintln!("vnet bench: {p}");
+    }
+    drop(record);
 
     let vnet_up_s = up.wall.as_secs_f64();
     Ok(Report {
@@ -193,9 +229,15 @@ struct Timed {
 }
 
 fn timed(cmd: &mut Command) -> Result<Timed, String> {
+    timed_with(cmd, &mut |_| {})
+}
+
+/// `timed`, telling `started` the child's pid as soon as it runs.
+fn timed_with(cmd: &mut Command, started: &mut dyn FnMut(u32)) -> Result<Timed, String> {
     let t = Instant::now();
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| format!("{cmd:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;
+    started(child.id());
     let mut status = 0;
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // wait4 gives the child's own peak RSS (ru_maxrss, in KB).
@@ -216,7 +258,9 @@ fn timed(cmd: &mut Command) -> Result<Timed, String> {
     Ok(Timed { wall, rss_kb: ru.ru_maxrss })
 }
 
-fn run_batch(dir: &Path, host: &str, files: &[(String, String)]) -> Result<Timed, String> {
+/// Builds with `ip -batch` files, in a process group of its own (recorded through `started`,
+/// so that `gc` can stop it if the benchmark dies).
+fn run_batch(dir: &Path, host: &str, files: &[(String, String)], started: &mut dyn FnMut(u32)) -> Result<Timed, String> {
     let host_file = dir.join("host.batch");
     std::fs::write(&host_file, host).map_err(|e| e.to_string())?;
     let mut paths: Vec<(String, PathBuf)> = Vec::new();
@@ -232,7 +276,43 @@ fn run_batch(dir: &Path, host: &str, files: &[(String, String)]) -> Result<Timed
     }
     let s = dir.join("batch.sh");
     std::fs::write(&s, script).map_err(|e| e.to_string())?;
-    timed(Command::new("bash").arg(&s))
+    timed_with(Command::new("bash").arg(&s).process_group(0), started)
+}
+
+/// The run's record, removed when the run ends (also by an error) unless it still names
+/// baseline namespaces that could not be deleted: those are left for `vnet gc`.
+struct RecordGuard(BenchRecord);
+
+impl std::ops::Deref for RecordGuard {
+    type Target = BenchRecord;
+    fn deref(&self) -> &BenchRecord {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RecordGuard {
+    fn deref_mut(&mut self) -> &mut BenchRecord {
+        &mut self.0
+    }
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        if self.0.namespaces.is_empty() {
+            let _ = state::bench::remove(self.0.pid);
+        }
+    }
+}
+
+/// Makes this process the owner of the lab vnet built (as the test library does), so that
+/// `vnet gc` removes it if the benchmark dies before its `down`.
+fn adopt(lab: &str) {
+    if let Ok(_lock) = state::lock(lab) {
+        if let Ok(Some(mut st)) = state::load(lab) {
+            st.owner_pid = Some(std::process::id());
+            let _ = state::save(&st);
+        }
+    }
 }
 
 /// Deletes namespaces the benchmark created, by their exact names, in one `ip -batch`.

@@ -168,6 +168,9 @@ fn measure(opts: &BenchOptions, raised: &neigh::Raised) -> Result<BenchReport> {
             for (k, v) in raised.previous() {
                 st.host_restore.entry(k).or_insert(v);
             }
+            for (k, v) in raised.set_values() {
+                st.host_set.entry(k).or_insert(v);
+            }
             let _ = state::save(&st);
         }
     }
@@ -191,6 +194,7 @@ fn measure(opts: &BenchOptions, raised: &neigh::Raised) -> Result<BenchReport> {
     if let Ok(_lock) = state::lock(lab.name()) {
         if let Ok(Some(mut st)) = state::load(lab.name()) {
             st.host_restore.clear();
+            st.host_set.clear();
             let _ = state::save(&st);
         }
     }

@@ -22,6 +22,9 @@ pub struct GcReport {
     /// Open vSwitch daemons and rows of labs that are not live.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ovs: Vec<String>,
+    /// What killed benchmark runs left: their baseline namespaces and raised limits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub benchmarks: Vec<String>,
     pub problems: Vec<String>,
 }
 
@@ -121,6 +124,9 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
     let (ovs, problems) = super::ovs::gc(&live_labs, dry_run);
     report.ovs = ovs;
     report.problems.extend(problems);
+    let (benchmarks, problems) = benchmarks(dry_run);
+    report.benchmarks = benchmarks;
+    report.problems.extend(problems);
 
     // Marked devices in the root namespace whose lab is not live.
     let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;
@@ -138,4 +144,71 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
         }
     }
     Ok(report)
+}
+
+/// Undoes what benchmark runs whose process is gone left behind: the baseline namespaces
+/// their record names (exact names; they carry no mark) and the neighbour limits they raised
+/// (only where the value is still the one the run set). Returns what was (or would be) done,
+/// and problems.
+pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
+    let mut done = Vec::new();
+    let mut problems = Vec::new();
+    for r in state::bench::list().into_iter().filter(|r| !state::pid_alive(r.pid)) {
+        use crate::kernel::netns;
+        if let Some(g) = r.baseline_pgid {
+            if !dry_run {
+                stop_baseline(g);
+            }
+        }
+        let names: Vec<String> = r.namespaces.iter().filter(|n| netns::is_mounted(n)).cloned().collect();
+        // `ip netns add` killed between creating the name and mounting the namespace on it.
+        let placeholders: Vec<&String> = r.namespaces.iter().filter(|n| netns::exists(n) && !netns::is_mounted(n)).collect();
+        if !names.is_empty() || !placeholders.is_empty() {
+            done.push(format!("benchmark (pid {}): {} baseline namespaces", r.pid, names.len() + placeholders.len()));
+            if !dry_run {
+                problems.extend(delete_namespaces(&names, &[], 0));
+                for n in placeholders {
+                    if let Err(e) = netns::unlink(n) {
+                        problems.push(format!("remove {n}: {e}"));
+                    }
+                }
+            }
+        }
+        for (key, (before, set)) in &r.limits {
+            match crate::kernel::sysctl::read(key) {
+                Ok(cur) if cur.trim() == set.trim() => {
+                    done.push(format!("benchmark (pid {}): {key} back to {before}", r.pid));
+                    if !dry_run {
+                        if let Err(e) = crate::kernel::sysctl::write(key, before) {
+                            problems.push(format!("restore {key}: {e}"));
+                        }
+                    }
+                }
+                Ok(cur) if cur.trim() == before.trim() => {} // put back by the run itself
+                Ok(cur) => problems.push(format!("{key} is {}, not the {set} a killed benchmark set: left as is", cur.trim())),
+                Err(e) => problems.push(format!("read {key}: {e}")),
+            }
+        }
+        if !dry_run {
+            if let Err(e) = state::bench::remove(r.pid) {
+                problems.push(format!("remove the record of benchmark {}: {e}", r.pid));
+            }
+        }
+    }
+    (done, problems)
+}
+
+/// Stops a killed benchmark's iproute2 build (still adding namespaces), when the group's
+/// leader is still the benchmark's shell (its command line names the benchmark directory).
+fn stop_baseline(pgid: u32) {
+    let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains("vnet-bench-") {
+        return;
+    }
+    let g = -(pgid as libc::pid_t);
+    unsafe { libc::kill(g, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while unsafe { libc::kill(g, 0) } == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

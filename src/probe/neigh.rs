@@ -188,6 +188,11 @@ impl Raised {
         self.saved.iter().map(|(t, n, old, _)| (t.key(*n), old.to_string())).collect()
     }
 
+    /// The (key, value the run set) pairs: restoring is only right while these still hold.
+    pub fn set_values(&self) -> Vec<(String, String)> {
+        self.saved.iter().map(|(t, n, _, set)| (t.key(*n), set.to_string())).collect()
+    }
+
     /// Restores now and reports what could not be restored.
     pub fn restore(mut self) -> Vec<String> {
         self.restore_inner()
