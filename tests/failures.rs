@@ -719,9 +719,16 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
         "gc does not name the benchmark:\n{}",
         show(&out)
     );
+    let alive = || unsafe { libc::kill(-pgid.get(), 0) } == 0;
+    let t = Instant::now();
+    // Killed processes are gone once reaped (by init: their parent died).
+    while alive() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(
-        unsafe { libc::kill(-pgid.get(), 0) } != 0,
-        "gc stopped the baseline build"
+        !alive(),
+        "gc stopped the baseline build: {:?}",
+        std::fs::read_to_string(format!("/proc/{}/status", pgid.get()))
     );
     std::thread::sleep(Duration::from_millis(200));
     let left: Vec<&String> = names
