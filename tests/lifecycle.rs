@@ -149,3 +149,94 @@ fn ipv6_link_local_follows_the_lab() {
     assert_eq!(count_ll(&v6), 2, "IPv6 declared: each veth end has its link-local address");
     assert!(v6.node("a").command("ping").args(["-6", "-c1", "-W2", "fd00::2"]).status().unwrap().success());
 }
+
+/// A chain of `n` routers (every other node must lose its devices): text of the lab.
+fn chain_lab(lab: &str, n: usize) -> String {
+    let mut t = format!("name: {lab}\nnodes:\n");
+    for i in 1..=n {
+        t.push_str(&format!(
+            "  r{i}:\n    sysctls: {{ net.ipv4.ip_forward: 1 }}\n"
+        ));
+    }
+    t.push_str("links:\n");
+    for i in 1..n {
+        t.push_str(&format!("  - endpoints: [r{i}:e1, r{}:e0]\n", i + 1));
+    }
+    t
+}
+
+/// A veth pair between a lab namespace and a namespace of the test: its end in the test's
+/// namespace disappears exactly when the kernel has destroyed the lab namespace's devices.
+fn tether(scratch: &Scratch, netns: &str, name: &str) {
+    scratch.ip(&["link", "add", name, "type", "veth", "peer", "name", name, "netns", netns]);
+}
+
+#[test]
+fn down_of_a_long_chain_returns_when_the_kernel_has_destroyed_every_device() {
+    require_root();
+    let lab = vnet::lab::unique_name("chain");
+    let file = temp_topology(&lab, "yaml", &chain_lab(&lab, 40));
+    let _guard = DownGuard::new(&lab, None);
+    let out = vnet(None, &["up", "--isolated-host", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Tethers to the first, a middle and the last router.
+    let scratch = Scratch::new("tether");
+    for (i, r) in [1, 20, 40].iter().enumerate() {
+        tether(&scratch, &format!("{lab}-r{r}"), &format!("t{i}"));
+    }
+    assert!(ip_link(Some(&scratch.name), "t2").is_some());
+    let out = vnet(None, &["down", &lab]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for t in ["t0", "t1", "t2"] {
+        assert!(
+            ip_link(Some(&scratch.name), t).is_none(),
+            "{t}: the lab's namespace was still alive when `down` returned"
+        );
+    }
+    assert_nothing_left(&lab, None);
+}
+
+#[test]
+fn down_deletes_the_devices_of_a_namespace_a_process_still_uses() {
+    require_root();
+    let lab = vnet::lab::unique_name("chainbusy");
+    // r6 also holds a bridge: a device that dies with no peer.
+    let text = chain_lab(&lab, 12).replace(
+        "  r6:\n",
+        "  r6:\n    interfaces:\n      br6: { kind: bridge }\n",
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let _guard = DownGuard::new(&lab, None);
+    let out = vnet(None, &["up", "--isolated-host", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A process sits in r6 (as a forgotten `vnet exec` shell would): the namespace outlives
+    // `down`, but the lab's devices in it must not.
+    let mut sleeper = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("{lab}-r6"), "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let ns = format!("/proc/{}/ns/net", sleeper.id());
+    let t = std::time::Instant::now();
+    while std::fs::read_link(&ns).ok() == std::fs::read_link("/proc/self/ns/net").ok() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let started = std::time::Instant::now();
+    let out = vnet(None, &["down", &lab]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left = std::process::Command::new("nsenter")
+        .args([format!("--net={ns}"), "ip".into(), "-br".into(), "link".into()])
+        .output()
+        .unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let left = String::from_utf8_lossy(&left.stdout).to_string();
+    assert_eq!(
+        left.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect::<Vec<_>>(),
+        ["lo"],
+        "only lo is left in the namespace still in use:\n{left}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "down took {took:?}");
+    assert_nothing_left(&lab, None);
+}

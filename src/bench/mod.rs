@@ -103,7 +103,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let _ = state::bench::save(&record);
     });
     // A failed build is reported as such (after removing what it made).
-    let verified_b = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { 0 };
+    let verified_b = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { Verified::default() };
     let batch_down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
     if batch_down.is_ok() {
         record.namespaces.clear();
@@ -127,7 +127,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             record.baseline_pgid = Some(pid);
             let _ = state::bench::save(&record);
         });
-        let verified = if up.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>()) } else { 0 };
+        let verified = if up.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>()) } else { Verified::default() };
         let down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
         if down.is_ok() {
             record.namespaces.clear();
@@ -135,7 +135,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         }
         let (up, down) = (up?, down?);
         check_all(&verified, opts.nodes, "ip script")?;
-        (Some(up.wall.as_secs_f64()), Some(down.wall.as_secs_f64()), Some(format!("{verified}/{}", opts.nodes)))
+        (Some(up.wall.as_secs_f64()), Some(down.wall.as_secs_f64()), Some(format!("{}/{}", verified.answered, opts.nodes)))
     };
     let _ = std::fs::remove_dir_all(&dir);
     for p in neigh.restore() {
@@ -158,24 +158,38 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         ratio_vnet_ip_batch: vnet_up_s / batch.wall.as_secs_f64(),
         ratio_vnet_ip_script: script_up.map(|s| vnet_up_s / s),
         peak_rss_mb,
-        vnet_verified: format!("{verified}/{}", opts.nodes),
-        ip_batch_verified: format!("{verified_b}/{}", opts.nodes),
+        vnet_verified: format!("{}/{}", verified.answered, opts.nodes),
+        ip_batch_verified: format!("{}/{}", verified_b.answered, opts.nodes),
         ip_script_verified: verified_s,
         neigh_raised,
     })
 }
 
-fn check_all(got: &usize, want: usize, who: &str) -> Result<(), String> {
-    if *got == want {
+fn check_all(got: &Verified, want: usize, who: &str) -> Result<(), String> {
+    if got.answered == want {
         Ok(())
     } else {
-        Err(format!("{who}: only {got} of {want} probes answered; the build does not work, so its time does not count"))
+        let shown: Vec<&str> = got.unanswered.iter().take(5).map(String::as_str).collect();
+        let more = got.unanswered.len().saturating_sub(shown.len());
+        Err(format!(
+            "{who}: only {} of {want} probes answered ({}{}); the build does not work, so its time does not count",
+            got.answered,
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ))
     }
 }
 
+/// Probes answered, and the others as `namespace → address: what was seen`.
+#[derive(Default)]
+struct Verified {
+    answered: usize,
+    unanswered: Vec<String>,
+}
+
 /// One ICMP echo from each namespace to its address (in-process, all in flight at once);
-/// how many answered.
-fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> usize {
+/// which answered.
+fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> Verified {
     use crate::probe::echo::{self, EchoOptions, EchoProbe};
     use std::os::fd::AsFd;
     let fds: Vec<Option<std::os::fd::OwnedFd>> = probes.iter().map(|(ns, _)| crate::kernel::netns::open(ns).ok()).collect();
@@ -193,7 +207,11 @@ fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> usize {
     // while the neighbour entries are being made (the same for every way of building).
     let mut answered = 0;
     let mut left = list;
-    for _ in 0..2 {
+    let mut seen_last = Vec::new();
+    for round in 0..3 {
+        if round > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         let r = match echo::run(&sources, &left, &opts) {
             Ok(r) => r,
             Err(e) => {
@@ -203,11 +221,13 @@ fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> usize {
         };
         let mut again = Vec::new();
         let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+        seen_last.clear();
         for (p, x) in left.into_iter().zip(r) {
             if x.outcome.is_reply() {
                 answered += 1;
             } else {
                 *seen.entry(format!("{:?}", x.outcome)).or_default() += 1;
+                seen_last.push(format!("{} → {}: {:?}", probes[p.src].0, probes[p.src].1, x.outcome));
                 again.push(p);
             }
         }
@@ -216,10 +236,14 @@ fn probe_all(probes: &[(String, std::net::Ipv4Addr)]) -> usize {
         }
         left = again;
         if left.is_empty() {
+            seen_last.clear();
             break;
         }
     }
-    answered
+    if left.is_empty() {
+        seen_last.clear();
+    }
+    Verified { answered, unanswered: seen_last }
 }
 
 /// A finished child process: wall time and peak RSS.

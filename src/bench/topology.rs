@@ -18,8 +18,8 @@ pub enum Shape {
     Star,
     /// N namespaces in a line, routed hop by hop, ip_forward on.
     Chain,
-    /// A two-level tree of bridges: the host bridge, ~sqrt(N) switch nodes with a bridge each,
-    /// N leaf namespaces, one /16.
+    /// A two-level tree: the host routes between ~sqrt(N) switch nodes, each a bridge with its
+    /// share of the N leaf namespaces in a /16 of its own.
     Tree,
 }
 
@@ -68,12 +68,6 @@ fn seg_addr(seg: usize, i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, seg as u8, 0, 0)) + i as u32 + 1)
 }
 
-/// Address `i` (1-based, skipping .0/.255 boundaries) in 10.0.0.0/16 for star and tree.
-fn flat_addr(i: usize) -> Ipv4Addr {
-    let n = i as u32 + 1; // .1 is the host bridge
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + n)
-}
-
 pub fn generate(shape: Shape, n: usize) -> Generated {
     let mut g = Generated {
         shape,
@@ -86,7 +80,6 @@ pub fn generate(shape: Shape, n: usize) -> Generated {
         forwarding: Vec::new(),
         probes: Vec::new(),
     };
-    let hub = flat_addr(0);
     match shape {
         Shape::Star => {
             // A Linux bridge holds at most 1023 ports, and one broadcast domain of thousands of
@@ -117,22 +110,29 @@ pub fn generate(shape: Shape, n: usize) -> Generated {
             }
         }
         Shape::Tree => {
-            g.bridges.push(("host".into(), "br0".into(), Some(format!("{hub}/16"))));
-            let k = ((n as f64).sqrt().ceil() as usize).max(1);
+            // The host routes between ~sqrt(N) switch nodes, each a bridge with its leaves in a
+            // /16 of its own. One broadcast domain across the whole tree would not work past
+            // ~1000 nodes: every ARP broadcast, flooded through all switches, is queued once
+            // per leaf on the receiving CPU's backlog (net.core.netdev_max_backlog, 1000, not
+            // per namespace) and the overflow drops replies.
+            let k = ((n as f64).sqrt().ceil() as usize).clamp(1, 256);
+            g.forwarding.push("host".into());
             for s in 1..=k {
                 let sw = format!("s{s}");
                 g.namespaces.push(sw.clone());
                 g.bridges.push((sw.clone(), "br0".into(), None));
-                g.links.push(GenLink { a: ("host".into(), format!("u{s}")), b: (sw, "up0".into()), a_master: Some("br0".into()), b_master: Some("br0".into()) });
+                g.links.push(GenLink { a: (sw, "up0".into()), b: ("host".into(), format!("u{s}")), a_master: Some("br0".into()), b_master: None });
+                g.addresses.push(("host".into(), format!("u{s}"), format!("{}/16", seg_addr(s - 1, 0))));
             }
             for i in 1..=n {
                 let node = format!("n{i}");
-                let sw = format!("s{}", (i - 1) % k + 1);
+                let s = (i - 1) % k + 1;
+                let gw = seg_addr(s - 1, 0);
                 g.namespaces.push(node.clone());
-                g.links.push(GenLink { a: (sw, format!("p{i}")), b: (node.clone(), "eth0".into()), a_master: Some("br0".into()), b_master: None });
-                g.addresses.push((node.clone(), "eth0".into(), format!("{}/16", flat_addr(i))));
-                g.routes.push((node.clone(), "default".into(), hub.to_string()));
-                g.probes.push((node, hub));
+                g.links.push(GenLink { a: (format!("s{s}"), format!("p{i}")), b: (node.clone(), "eth0".into()), a_master: Some("br0".into()), b_master: None });
+                g.addresses.push((node.clone(), "eth0".into(), format!("{}/16", seg_addr(s - 1, (i - 1) / k + 1))));
+                g.routes.push((node.clone(), "default".into(), gw.to_string()));
+                g.probes.push((node, gw));
             }
         }
         Shape::Chain => {

@@ -10,3 +10,4 @@ pub mod nl;
 pub mod observe;
 pub mod sysctl;
 pub mod tun;
+pub mod witness;

@@ -152,3 +152,26 @@ pub fn list() -> Vec<String> {
     out.sort();
     out
 }
+
+/// Of the namespaces `ids` (from `identity`), those some thread of some process is in right
+/// now (such a namespace outlives its name: its devices must be deleted explicitly).
+pub fn in_use(ids: &std::collections::HashSet<(u64, u64)>) -> std::collections::HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for p in procs.filter_map(|e| e.ok()) {
+        if !p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else { continue };
+        for t in tasks.filter_map(|e| e.ok()) {
+            if let Ok(m) = std::fs::metadata(t.path().join("ns/net")) {
+                let id = (m.dev(), m.ino());
+                if ids.contains(&id) {
+                    out.insert(id);
+                }
+            }
+        }
+    }
+    out
+}

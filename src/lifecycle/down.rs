@@ -9,7 +9,8 @@ use crate::kernel::{msg, netns, observe, sysctl};
 use crate::model::lab::owner_mark;
 use crate::state::{self, LabState, Phase};
 
-use super::session::{delete_namespaces, find_marked, lo_alias};
+use super::session::{find_marked, lo_alias};
+use super::teardown::delete_namespaces;
 
 /// What `down` removed.
 #[derive(Debug, Default, serde::Serialize)]

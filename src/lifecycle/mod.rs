@@ -11,6 +11,7 @@ pub mod preflight;
 pub mod session;
 pub mod settle;
 pub mod status;
+pub mod teardown;
 pub mod up;
 
 pub use down::{down, DownReport};

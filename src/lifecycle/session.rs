@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 use crate::kernel::handle::{self, HandleError, NsHandle};
 use crate::kernel::observe;
-use crate::kernel::{msg, netns};
+use crate::kernel::netns;
 use crate::model::lab::{owner_mark, Lab};
 use crate::observed::{NsState, Observed, ObservedNs};
 use crate::plan::sysctl_keys;
@@ -160,51 +160,3 @@ pub fn marked_namespaces() -> Vec<(String, String)> {
     out
 }
 
-/// Deletes namespaces the lab owns: the lab's devices in `delete_in` go with one RTM_DELLINK
-/// by group per namespace (synchronous: they are gone on return; the other namespaces hold
-/// only veth ends that die with their peers), then names are unmounted and unlinked in
-/// phases (faster than namespace by namespace).
-pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> Vec<String> {
-    let t = std::time::Instant::now();
-    // Every namespace stays open until the group deletes have returned, so that unnaming them
-    // (no rtnl lock needed) can run beside the deletes (which hold it) without a namespace
-    // dying early and its devices going asynchronously.
-    let held: Vec<std::os::fd::OwnedFd> = names.iter().filter_map(|n| netns::open(n).ok()).collect();
-    let list: Vec<(String, String)> = delete_in.iter().filter(|n| netns::is_mounted(n)).map(|n| (n.clone(), n.clone())).collect();
-    // Sockets into the namespaces whose devices go: opened while they still have their names.
-    let opened = handle::open_many(&list);
-    let (deleted, unnamed) = std::thread::scope(|sc| {
-        let deletes = sc.spawn(|| {
-            let mut problems = Vec::new();
-            for ((_, name), r) in list.iter().zip(opened) {
-                match r {
-                    Ok(mut h) => {
-                        if let Err(e) = h.nl.request(msg::del_group(group), 0) {
-                            if e.errno != libc::ENODEV {
-                                problems.push(format!("delete devices of namespace {name}: {e}"));
-                            }
-                        }
-                    }
-                    Err(e) => problems.push(e.to_string()),
-                }
-            }
-            tracing::debug!(target: "vnet::timing", "down: group deletes {:?}", t.elapsed());
-            problems
-        });
-        let mut problems = Vec::new();
-        for n in names {
-            if let Err(e) = netns::unmount(n) {
-                problems.push(format!("unmount {n}: {e}"));
-            }
-        }
-        for n in names {
-            if let Err(e) = netns::unlink(n) {
-                problems.push(format!("remove {n}: {e}"));
-            }
-        }
-        tracing::debug!(target: "vnet::timing", "down: unmount and unlink {:?}", t.elapsed());
-        (deletes.join().unwrap_or_else(|_| vec!["device deletion panicked".into()]), problems)
-    });
-    drop(held);
-    deleted.into_iter().chain(unnamed).collect()
-}
