@@ -175,13 +175,13 @@ fn tether(scratch: &Scratch, netns: &str, name: &str) {
 fn down_of_a_long_chain_returns_when_the_kernel_has_destroyed_every_device() {
     require_root();
     let lab = vnet::lab::unique_name("chain");
-    let file = temp_topology(&lab, "yaml", &chain_lab(&lab, 40));
+    let file = temp_topology(&lab, "yaml", &chain_lab(&lab, 200));
     let _guard = DownGuard::new(&lab, None);
     let out = vnet(None, &["up", "--isolated-host", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Tethers to the first, a middle and the last router.
     let scratch = Scratch::new("tether");
-    for (i, r) in [1, 20, 40].iter().enumerate() {
+    for (i, r) in [1, 100, 200].iter().enumerate() {
         tether(&scratch, &format!("{lab}-r{r}"), &format!("t{i}"));
     }
     assert!(ip_link(Some(&scratch.name), "t2").is_some());
