@@ -122,7 +122,10 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
         }
     }
     for (lab, names) in by_lab {
-        let Some(_lock) = orphan_lock(&lab, |_| false) else { continue };
+        // Claimed meanwhile (the lab's `up` recorded them after our first read): decided
+        // without its lock, as for every live lab.
+        let claims_all = |st: &state::LabState| names.iter().all(|n| st.netns.values().any(|x| x == n));
+        let Some(_lock) = orphan_lock(&lab, claims_all) else { continue };
         let st = state::load(&lab).ok().flatten();
         let names: Vec<String> = names
             .into_iter()
