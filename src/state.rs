@@ -195,12 +195,27 @@ pub struct LabLock {
 
 /// Takes the lab's lock; fails at once with `WouldBlock` when another process holds it.
 pub fn lock(lab: &str) -> io::Result<LabLock> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = lab_dir(lab);
-    let path = dir.join("lock");
+    std::fs::create_dir_all(lab_dir(lab))?;
     loop {
-        std::fs::create_dir_all(&dir)?;
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match lock_existing(lab)? {
+            Some(l) => return Ok(l),
+            // Removed (by its holder, `down`) while we waited: make it again.
+            None => std::fs::create_dir_all(lab_dir(lab))?,
+        }
+    }
+}
+
+/// Takes the lock of a lab that has a directory, never making one: `None` once the lab is
+/// gone. For `gc`, which must not make a removed lab's directory appear again.
+pub fn lock_existing(lab: &str) -> io::Result<Option<LabLock>> {
+    use std::os::unix::fs::MetadataExt;
+    let path = lab_dir(lab).join("lock");
+    loop {
+        // Creates the lock file only inside an existing directory.
+        let file = match OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            r => r?,
+        };
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
@@ -209,19 +224,20 @@ pub fn lock(lab: &str) -> io::Result<LabLock> {
         // the file: a lock on an unlinked file guards nothing, so take the one now at `path`.
         let held = file.metadata()?;
         match std::fs::metadata(&path) {
-            Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => return Ok(LabLock { _file: file, path }),
+            Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => return Ok(Some(LabLock { _file: file, path })),
             Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Takes the lab's lock, waiting up to `timeout` for its holder to finish.
-pub fn lock_wait(lab: &str, timeout: std::time::Duration) -> io::Result<LabLock> {
+/// Takes the lock of a lab that has a directory, waiting up to `timeout` for its holder to
+/// finish; `None` once the lab is gone.
+pub fn lock_wait(lab: &str, timeout: std::time::Duration) -> io::Result<Option<LabLock>> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        match lock(lab) {
+        match lock_existing(lab) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

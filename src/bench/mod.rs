@@ -64,16 +64,13 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     for l in undone.iter().chain(&problems) {
         eprintln!("vnet bench: {l}");
     }
-    // Limits raised for the run (one entry per probe and its answer), restored on drop.
+    // Limits raised for the run (one entry per probe and its answer), put back on drop (or,
+    // if this process is killed, by `vnet gc` or the next run that raises them).
     let neigh = neigh::raise(Table::Arp, (g.probes.len() * 4) as u64).map_err(|e| format!("raise the neighbour table limits: {e}"))?;
     let neigh_raised = !neigh.previous().is_empty();
     // The run's record: if this process dies, `vnet gc` (or the next run) undoes what it names.
     let mut record = RecordGuard(BenchRecord { pid: std::process::id(), ..Default::default() });
-    for ((k, before), (_, set)) in neigh.previous().into_iter().zip(neigh.set_values()) {
-        record.limits.insert(k, (before, set));
-    }
     let note = |r: &BenchRecord| state::bench::save(r).map_err(|e| format!("write the benchmark's record: {e}"));
-    note(&record)?;
     let settle = Duration::from_millis(500 + 2 * opts.nodes as u64);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
 

@@ -23,7 +23,6 @@ use crate::lab::{Lab, LabOptions};
 use crate::model::file::{InterfaceSpec, LinkSpec, NodeSpec, Topology};
 use crate::model::kind::{BridgeSpec, KindSpec};
 use crate::probe::neigh::{self, Table};
-use crate::state;
 
 /// Options of the benchmark.
 #[derive(Clone, Debug)]
@@ -144,10 +143,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
     }
     let probes = n * (n - 1);
     let before = neigh::limits(Table::Arp).map_err(|e| Error::io("read the neighbour table limits", e))?;
+    // Put back on return; on a signal that can be caught, at once; if this process is killed,
+    // by `vnet gc` or the next run that raises them.
     let raised = neigh::raise(Table::Arp, probes as u64 + 2 * n as u64).map_err(|e| Error::io("raise the neighbour table limits", e))?;
     let during = neigh::limits(Table::Arp).map_err(|e| Error::io("read the neighbour table limits", e))?;
     arm_signals(&raised.previous());
-    let result = measure(opts, &raised);
+    let result = measure(opts);
     let problems = raised.restore();
     disarm_signals();
     let after = neigh::limits(Table::Arp).ok();
@@ -157,23 +158,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
     Ok(r)
 }
 
-fn measure(opts: &BenchOptions, raised: &neigh::Raised) -> Result<BenchReport> {
+fn measure(opts: &BenchOptions) -> Result<BenchReport> {
     let n = opts.nodes;
     let t = Instant::now();
+    // Owned by this process: if it dies, `vnet gc` removes the lab.
     let lab = Lab::from_topology(star(n), LabOptions::default())?;
     let up_s = t.elapsed().as_secs_f64();
-    // If this process dies, `vnet gc` removes the lab and puts the limits back.
-    if let Ok(_lock) = state::lock(lab.name()) {
-        if let Ok(Some(mut st)) = state::load(lab.name()) {
-            for (k, v) in raised.previous() {
-                st.host_restore.entry(k).or_insert(v);
-            }
-            for (k, v) in raised.set_values() {
-                st.host_set.entry(k).or_insert(v);
-            }
-            let _ = state::save(&st);
-        }
-    }
     let rl = lab.running()?;
     let report = check_running(&rl, &CheckOptions { timeout: Duration::from_secs(2), ..Default::default() })?;
     let m = report.matrix.clone().expect("a lab without expectations gets the matrix");
@@ -190,14 +180,6 @@ fn measure(opts: &BenchOptions, raised: &neigh::Raised) -> Result<BenchReport> {
         }
     };
     drop(rl);
-    // The lab record must not restore limits at `down`: this run restores them itself.
-    if let Ok(_lock) = state::lock(lab.name()) {
-        if let Ok(Some(mut st)) = state::load(lab.name()) {
-            st.host_restore.clear();
-            st.host_set.clear();
-            let _ = state::save(&st);
-        }
-    }
     let t = Instant::now();
     let down = lab.down()?;
     let down_s = t.elapsed().as_secs_f64();

@@ -44,10 +44,12 @@ fn abandoned(st: &state::LabState) -> Option<String> {
     }
 }
 
-/// The lab's lock, when no record of the lab claims the object (`claims`). Holding the lock,
-/// nobody can be creating the object right now (`up` records what it will create before
-/// creating it, under the same lock), so an unclaimed marked object is an orphan.
-fn orphan_lock(lab: &str, claims: impl Fn(&state::LabState) -> bool) -> Option<state::LabLock> {
+/// Decides whether an object marked by `lab` is an orphan: no record of the lab claims it
+/// (`claims`). Holding the lab's lock, nobody can be creating the object right now (`up`
+/// records what it will create before creating it, under the same lock). A lab without a
+/// directory has no `up` under way and no lock to take: gc never makes one (it would appear
+/// again just after the lab's own `down` removed it). `None`: not an orphan, or busy.
+fn orphan_lock(lab: &str, claims: impl Fn(&state::LabState) -> bool) -> Option<Orphan> {
     // Claimed objects of live labs are the common case: decided without taking their lock, so
     // gc never makes a concurrent `up` or `down` of a live lab report it busy.
     if let Ok(Some(st)) = state::load(lab) {
@@ -55,18 +57,23 @@ fn orphan_lock(lab: &str, claims: impl Fn(&state::LabState) -> bool) -> Option<s
             return None;
         }
     }
-    let lock = state::lock(lab).ok()?;
+    let lock = state::lock_existing(lab).ok()?;
     match state::load(lab) {
         Ok(Some(st)) if claims(&st) => return None,
         Err(_) => return None,
-        // Under the lock, a directory without a record is nobody's: the lab's own `down` may
-        // have removed it just before we created it again by locking.
-        Ok(None) => {
+        // Under the lock, a directory without a record is nobody's (`up` killed before its
+        // first write).
+        Ok(None) if lock.is_some() => {
             let _ = state::remove(lab);
         }
-        Ok(Some(_)) => {}
+        Ok(_) => {}
     }
-    Some(lock)
+    Some(Orphan { _lock: lock })
+}
+
+/// Held while an orphan is removed: the lab's lock, if the lab still had a directory.
+struct Orphan {
+    _lock: Option<state::LabLock>,
 }
 
 pub fn gc(dry_run: bool) -> Result<GcReport> {
@@ -80,7 +87,8 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
         }
         // Its holder is an `up` still running (then it is not abandoned after all) or another
         // gc/down removing it: wait for it rather than report the lab as left alone.
-        let Ok(_lock) = state::lock_wait(&lab, std::time::Duration::from_secs(10)) else { continue };
+        // Gone meanwhile (its own `down`, another gc): nothing to do.
+        let Ok(Some(_lock)) = state::lock_wait(&lab, std::time::Duration::from_secs(10)) else { continue };
         let st = match state::load(&lab) {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -141,8 +149,11 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
 
     // Open vSwitch: private instances and shared rows of labs that are not live.
     // Live: every lab with a record, but those just found abandoned.
-    let live_labs: Vec<String> = state::list().into_iter().filter(|l| !report.labs.contains(l)).collect();
-    let (ovs, problems) = super::ovs::gc(&live_labs, dry_run);
+    // Asked when each object is looked at, not from a list taken earlier: a lab brought up
+    // meanwhile records itself before it starts any daemon or adds any row.
+    let abandoned = report.labs.clone();
+    let live = |l: &str| !abandoned.iter().any(|a| a == l) && matches!(state::load(l), Ok(Some(_)) | Err(_));
+    let (ovs, problems) = super::ovs::gc(live, dry_run);
     report.ovs = ovs;
     report.problems.extend(problems);
     let (benchmarks, problems) = benchmarks(dry_run);
@@ -168,9 +179,9 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
 }
 
 /// Undoes what benchmark runs whose process is gone left behind: the baseline namespaces
-/// their record names (exact names; they carry no mark) and the neighbour limits they raised
-/// (only where the value is still the one the run set). Returns what was (or would be) done,
-/// and problems.
+/// their record names (exact names; they carry no mark) and the neighbour limits a killed run
+/// left raised (only where the value is still the one it set). Returns what was (or would
+/// be) done, and problems.
 pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
     let mut done = Vec::new();
     let mut problems = Vec::new();
@@ -195,27 +206,15 @@ pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
                 }
             }
         }
-        for (key, (before, set)) in &r.limits {
-            match crate::kernel::sysctl::read(key) {
-                Ok(cur) if cur.trim() == set.trim() => {
-                    done.push(format!("benchmark (pid {}): {key} back to {before}", r.pid));
-                    if !dry_run {
-                        if let Err(e) = crate::kernel::sysctl::write(key, before) {
-                            problems.push(format!("restore {key}: {e}"));
-                        }
-                    }
-                }
-                Ok(cur) if cur.trim() == before.trim() => {} // put back by the run itself
-                Ok(cur) => problems.push(format!("{key} is {}, not the {set} a killed benchmark set: left as is", cur.trim())),
-                Err(e) => problems.push(format!("read {key}: {e}")),
-            }
-        }
         if !dry_run {
             if let Err(e) = state::bench::remove(r.pid) {
                 problems.push(format!("remove the record of benchmark {}: {e}", r.pid));
             }
         }
     }
+    let (restored, trouble) = crate::probe::neigh::recover(dry_run);
+    done.extend(restored);
+    problems.extend(trouble);
     (done, problems)
 }
 

@@ -183,7 +183,7 @@ pub fn remove_lab(lab: &str, st: Option<&LabState>) -> Vec<String> {
 /// `gc`: private instances whose lab has no live record, and rows of the machine's Open
 /// vSwitch marked by labs that are not live. Returns what was (or would be) removed, and
 /// problems.
-pub fn gc(live_labs: &[String], dry_run: bool) -> (Vec<String>, Vec<String>) {
+pub fn gc(live: impl Fn(&str) -> bool, dry_run: bool) -> (Vec<String>, Vec<String>) {
     let mut removed = Vec::new();
     let mut problems = Vec::new();
     let mut dirs: BTreeMap<std::path::PathBuf, BTreeMap<String, u32>> = BTreeMap::new();
@@ -194,7 +194,7 @@ pub fn gc(live_labs: &[String], dry_run: bool) -> (Vec<String>, Vec<String>) {
             .and_then(|p| p.file_name())
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        if live_labs.contains(&lab) {
+        if live(&lab) {
             continue;
         }
         removed.push(format!(
@@ -217,7 +217,7 @@ pub fn gc(live_labs: &[String], dry_run: bool) -> (Vec<String>, Vec<String>) {
             .and_then(|mut c| vswitch::snapshot(&mut c))
             .map(|b| vswitch::labs(&b))
             .unwrap_or_default();
-        for lab in labs.into_iter().filter(|l| !live_labs.contains(l)) {
+        for lab in labs.into_iter().filter(|l| !live(l)) {
             removed.push(format!(
                 "Open vSwitch rows of lab {lab} at {}",
                 system.display()

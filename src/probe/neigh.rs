@@ -9,6 +9,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+mod raise;
+pub use raise::{raise, recover, Raised};
+
 /// Which table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,7 +23,7 @@ pub enum Table {
 }
 
 impl Table {
-    fn sysctl_dir(self) -> &'static str {
+    pub(crate) fn sysctl_dir(self) -> &'static str {
         match self {
             Table::Arp => "/proc/sys/net/ipv4/neigh/default",
             Table::Ndisc => "/proc/sys/net/ipv6/neigh/default",
@@ -85,7 +88,7 @@ pub fn sized_for(entries: usize) -> Limits {
     Limits { gc_thresh1: t3 / 4, gc_thresh2: t3 / 2, gc_thresh3: t3 }
 }
 
-fn write_limit(t: Table, n: u8, v: u64) -> io::Result<()> {
+pub(crate) fn write_limit(t: Table, n: u8, v: u64) -> io::Result<()> {
     let p = format!("{}/gc_thresh{n}", t.sysctl_dir());
     std::fs::write(&p, v.to_string()).map_err(|e| io::Error::new(e.kind(), format!("{p}: {e}")))
 }
@@ -171,95 +174,6 @@ impl Watch {
     pub fn headroom(&self) -> u64 {
         self.limits.gc_thresh3.saturating_sub(self.before.entries)
     }
-}
-
-/// Limits raised for a run; dropping it puts back the previous values (only where nobody
-/// changed them meanwhile), also when the run fails or panics.
-pub struct Raised {
-    saved: Vec<(Table, u8, u64, u64)>,
-    /// Held while raised: runs that raise the limits take turns, so that none restores values
-    /// another one set.
-    _lock: Option<std::fs::File>,
-}
-
-impl Raised {
-    /// The (key, previous value) pairs, for a lab record that restores them if this process dies.
-    pub fn previous(&self) -> Vec<(String, String)> {
-        self.saved.iter().map(|(t, n, old, _)| (t.key(*n), old.to_string())).collect()
-    }
-
-    /// The (key, value the run set) pairs: restoring is only right while these still hold.
-    pub fn set_values(&self) -> Vec<(String, String)> {
-        self.saved.iter().map(|(t, n, _, set)| (t.key(*n), set.to_string())).collect()
-    }
-
-    /// Restores now and reports what could not be restored.
-    pub fn restore(mut self) -> Vec<String> {
-        self.restore_inner()
-    }
-
-    fn restore_inner(&mut self) -> Vec<String> {
-        let mut problems = Vec::new();
-        // Lower gc_thresh3 last: the kernel does not require an order, but keep 1 <= 2 <= 3 throughout.
-        self.saved.sort_by_key(|(t, n, _, _)| (*t as u8, *n));
-        for (t, n, old, set) in self.saved.drain(..) {
-            let p = format!("{}/gc_thresh{n}", t.sysctl_dir());
-            match std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-                Some(cur) if cur == set => {
-                    if let Err(e) = write_limit(t, n, old) {
-                        problems.push(format!("restore {}: {e}", t.key(n)));
-                    }
-                }
-                Some(cur) => problems.push(format!("{} is {cur}, not the {set} this run set: someone changed it meanwhile; left as is", t.key(n))),
-                None => problems.push(format!("cannot read {p} to restore it")),
-            }
-        }
-        problems
-    }
-}
-
-impl Drop for Raised {
-    fn drop(&mut self) {
-        for p in self.restore_inner() {
-            eprintln!("vnet: {p}");
-        }
-    }
-}
-
-/// Takes the machine-wide lock of runs that raise the limits (waits for the previous run).
-fn lock() -> io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    // Outside the labs' run directory, which must be empty when no lab exists.
-    let dir = if Path::new("/run/lock").is_dir() { std::path::PathBuf::from("/run/lock") } else { std::env::temp_dir() };
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("vnet-neigh-limits.lock"))?;
-    loop {
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(f);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Raises the limits of `t` so that `needed` more entries fit (never lowers them). Runs that
-/// raise limits take turns (a lock under the run directory).
-pub fn raise(t: Table, needed: u64) -> io::Result<Raised> {
-    let lock = lock()?;
-    let cur = limits(t)?;
-    let st = stats(t)?;
-    let target = st.entries + needed + needed / 4 + 1024;
-    let mut r = Raised { saved: Vec::new(), _lock: Some(lock) };
-    // Highest first, so that 1 <= 2 <= 3 holds at every step.
-    for (n, old) in [(3u8, cur.gc_thresh3), (2, cur.gc_thresh2), (1, cur.gc_thresh1)] {
-        let new = if n == 1 { old.max(target / 2) } else { old.max(target) };
-        if new != old {
-            write_limit(t, n, new)?;
-            r.saved.push((t, n, old, new));
-        }
-    }
-    Ok(r)
 }
 
 /// The state of one neighbour entry (`reachable`, `stale`, `incomplete`, `failed`, ...), asked of

@@ -1,8 +1,7 @@
 //! The record of a running `vnet bench`: the namespaces its iproute2 baselines create (which
-//! carry no vnet mark) and the neighbour limits it raised. Written before they exist, so that
+//! carry no vnet mark). Written before they exist, so that
 //! `gc` (or the next benchmark) can undo exactly them if the benchmark is killed.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -18,9 +17,6 @@ pub struct BenchRecord {
     /// benchmark's directory, `vnet-bench-`): stopped by `gc` before the names are removed.
     #[serde(default)]
     pub baseline_pgid: Option<u32>,
-    /// sysctl key -> (value before the run, value the run set).
-    #[serde(default)]
-    pub limits: BTreeMap<String, (String, String)>,
 }
 
 /// Beside the lab records, in a directory no lab name can take (names start with a letter).
@@ -80,7 +76,6 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("vnet-bench-record-{}", std::process::id()));
         let dir = tmp.join(".bench");
         let mut r = BenchRecord { pid: 4242, namespaces: vec!["ib-star10-4242-n1".into()], ..Default::default() };
-        r.limits.insert("net.ipv4.neigh.default.gc_thresh3".into(), ("1024".into(), "9000".into()));
         save_in(&dir, &r).unwrap();
         assert_eq!(list_in(&dir), vec![r]);
         remove_in(&dir, 4242).unwrap();
