@@ -8,7 +8,7 @@ mod netfeat_ops;
 mod ops;
 pub mod ovs;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use ipnet::IpNet;
@@ -51,6 +51,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
         mark: lab.mark(),
         group: state.map(|s| s.group).filter(|g| *g != 0).unwrap_or_else(|| crate::state::group_for(&lab.name)),
         steps: Vec::new(),
+        replaced: HashSet::new(),
         clashes: Vec::new(),
     };
     p.namespaces(state);
@@ -64,7 +65,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     }
     p.removed_devices();
     p.removed_namespaces(state);
-    let features = netfeat::plan(lab, observed, state, &p.steps);
+    let features = netfeat::plan(lab, observed, state, &p.replaced);
     p.steps.extend(features);
     if !p.clashes.is_empty() {
         return Err(p.clashes);
@@ -80,11 +81,20 @@ struct Planner<'a> {
     mark: String,
     group: u32,
     steps: Vec<Step>,
+    /// (node, device) deleted to be re-created, for lookups per device (a big lab plans
+    /// thousands of steps).
+    replaced: Replaced,
     clashes: Vec<Clash>,
 }
 
+/// Devices, as (node, name), that a plan deletes and re-creates.
+pub(crate) type Replaced = HashSet<(String, String)>;
+
 impl<'a> Planner<'a> {
     fn push(&mut self, stage: u16, op: Op) {
+        if let (stage::REPLACE, Op::DeleteLink { node, ifname }) = (stage, &op) {
+            self.replaced.insert((node.clone(), ifname.clone()));
+        }
         self.steps.push(Step { stage, op });
     }
 
@@ -411,7 +421,7 @@ impl<'a> Planner<'a> {
 
     /// Whether the plan already deletes and re-creates this device (so its state is moot).
     fn will_recreate(&self, node: &str, ifname: &str) -> bool {
-        self.steps.iter().any(|s| matches!(&s.op, Op::DeleteLink { node: n, ifname: i } if n == node && i == ifname) && s.stage == stage::REPLACE)
+        self.replaced.contains(&(node.to_string(), ifname.to_string()))
     }
 
     fn routes(&mut self, node: &Node) {

@@ -21,7 +21,7 @@ pub fn table_name(lab: &str) -> String {
     format!("vnet_{lab}")
 }
 
-pub(super) fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>, earlier: &[Step]) -> Vec<Step> {
+pub(super) fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>, replaced: &super::Replaced) -> Vec<Step> {
     let empty_rec = Record::default();
     let rec = state.map(|s| &s.netfeat).unwrap_or(&empty_rec);
     let xfrm_want = xfrm_desired(lab, rec);
@@ -37,8 +37,8 @@ pub(super) fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>, ear
         let have = have.unwrap_or(&empty);
         let mut ops = Vec::new();
         nft(lab, node, have, &mut ops);
-        qdiscs(node, have, rec, earlier, &mut ops);
-        bpf(node, have, rec, earlier, &mut ops);
+        qdiscs(node, have, rec, replaced, &mut ops);
+        bpf(node, have, rec, replaced, &mut ops);
         if owned {
             let (states, policies) = xfrm_want.get(nname.as_str()).cloned().unwrap_or_default();
             xfrm(&states, &policies, have, &mut ops);
@@ -67,14 +67,14 @@ fn nft(lab: &Lab, node: &Node, have: &NsFeatures, ops: &mut Vec<FeatureOp>) {
 }
 
 /// Whether a device is deleted and re-created by this plan (so its qdisc and programs are gone).
-fn recreated(earlier: &[Step], node: &str, dev: &str) -> bool {
-    earlier.iter().any(|s| s.stage == stage::REPLACE && matches!(&s.op, Op::DeleteLink { node: n, ifname } if n == node && ifname == dev))
+fn recreated(replaced: &super::Replaced, node: &str, dev: &str) -> bool {
+    replaced.contains(&(node.to_string(), dev.to_string()))
 }
 
-fn qdiscs(node: &Node, have: &NsFeatures, rec: &Record, earlier: &[Step], ops: &mut Vec<FeatureOp>) {
+fn qdiscs(node: &Node, have: &NsFeatures, rec: &Record, replaced: &super::Replaced, ops: &mut Vec<FeatureOp>) {
     for dev in node.interfaces.keys() {
         let want = node.features.tc.get(dev);
-        let current = if recreated(earlier, &node.name, dev) { None } else { have.qdiscs.get(dev) };
+        let current = if recreated(replaced, &node.name, dev) { None } else { have.qdiscs.get(dev) };
         let ours = current.map(|q| q.handle == VNET_QDISC_HANDLE).unwrap_or(false);
         match want {
             Some(imp) if !(ours && current.map(|q| same_qdisc(imp, q)).unwrap_or(false)) => {
@@ -117,7 +117,7 @@ pub fn same_qdisc(imp: &Impairment, q: &ObservedQdisc) -> bool {
     }
 }
 
-fn bpf(node: &Node, have: &NsFeatures, rec: &Record, earlier: &[Step], ops: &mut Vec<FeatureOp>) {
+fn bpf(node: &Node, have: &NsFeatures, rec: &Record, replaced: &super::Replaced, ops: &mut Vec<FeatureOp>) {
     let recs = rec.bpf.get(&node.name).map(Vec::as_slice).unwrap_or(&[]);
     for a in &node.features.bpf {
         let hash = match have.object_hashes.get(&a.object) {
@@ -125,7 +125,7 @@ fn bpf(node: &Node, have: &NsFeatures, rec: &Record, earlier: &[Step], ops: &mut
             // Unreadable now: attaching reports why.
             _ => String::new(),
         };
-        let attached = if recreated(earlier, &node.name, &a.dev) {
+        let attached = if recreated(replaced, &node.name, &a.dev) {
             None
         } else {
             have.bpf
