@@ -101,7 +101,7 @@ fn record() -> LabState {
 #[test]
 fn a_fresh_lab_plans_every_feature() {
     let l = lab(LAB);
-    let steps = plan(&l, &Observed::default(), None, &[]);
+    let steps = plan(&l, &Observed::default(), None, &Default::default());
     let o = ops(&steps);
     assert!(o.contains(&"~ nft gw1: table inet vnet_p (1 masquerade)".to_string()), "{o:#?}");
     assert!(o.contains(&"~ qdisc gw1:wan0 netem delay 20ms loss 1%".to_string()), "{o:#?}");
@@ -121,7 +121,7 @@ fn a_converged_lab_plans_nothing() {
     let l = lab(LAB);
     let st = record();
     let o = converged(&l, &st.netfeat);
-    assert!(plan(&l, &o, Some(&st), &[]).is_empty());
+    assert!(plan(&l, &o, Some(&st), &Default::default()).is_empty());
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn drift_plans_only_the_difference() {
     gw1.features.bpf[0].prog_id = 43;
     gw1.features.xfrm_policies.retain(|p| p.dir != 2);
     gw1.features.xfrm_states[0].aead.as_mut().unwrap().key[0] ^= 1;
-    let o2 = ops(&plan(&l, &o, Some(&st), &[]));
+    let o2 = ops(&plan(&l, &o, Some(&st), &Default::default()));
     let spi = l.ipsec[0].spi[0];
     assert_eq!(
         o2,
@@ -177,7 +177,7 @@ fn removed_declarations_are_undone_and_foreign_qdiscs_left_alone() {
     // A qdisc vnet did not install stays.
     let NsState::Owned(h) = o.nodes.get_mut("h").unwrap() else { unreachable!() };
     h.features.qdiscs.insert("eth0".into(), ObservedQdisc { kind: "fq".into(), handle: 0x1_0000, ..Default::default() });
-    let steps = plan(&bare, &o, Some(&st), &[]);
+    let steps = plan(&bare, &o, Some(&st), &Default::default());
     let o2 = ops(&steps);
     assert!(o2.contains(&"- nft gw1: table inet vnet_p".to_string()), "{o2:#?}");
     assert!(o2.contains(&"~ qdisc gw1:lan0 restore fq_codel".to_string()), "{o2:#?}");

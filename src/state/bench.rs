@@ -75,7 +75,7 @@ mod tests {
     fn records_round_trip_and_leave_no_directory() {
         let tmp = std::env::temp_dir().join(format!("vnet-bench-record-{}", std::process::id()));
         let dir = tmp.join(".bench");
-        let mut r = BenchRecord { pid: 4242, namespaces: vec!["ib-star10-4242-n1".into()], ..Default::default() };
+        let r = BenchRecord { pid: 4242, namespaces: vec!["ib-star10-4242-n1".into()], ..Default::default() };
         save_in(&dir, &r).unwrap();
         assert_eq!(list_in(&dir), vec![r]);
         remove_in(&dir, 4242).unwrap();
