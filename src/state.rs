@@ -195,12 +195,15 @@ pub struct LabLock {
 
 /// Takes the lab's lock; fails at once with `WouldBlock` when another process holds it.
 pub fn lock(lab: &str) -> io::Result<LabLock> {
-    std::fs::create_dir_all(lab_dir(lab))?;
+    lock_in(&lab_dir(lab))
+}
+
+fn lock_in(dir: &std::path::Path) -> io::Result<LabLock> {
     loop {
-        match lock_existing(lab)? {
-            Some(l) => return Ok(l),
-            // Removed (by its holder, `down`) while we waited: make it again.
-            None => std::fs::create_dir_all(lab_dir(lab))?,
+        std::fs::create_dir_all(dir)?;
+        // None: removed (by its holder, `down`) while we waited: make it again.
+        if let Some(l) = lock_existing_in(dir)? {
+            return Ok(l);
         }
     }
 }
@@ -208,8 +211,12 @@ pub fn lock(lab: &str) -> io::Result<LabLock> {
 /// Takes the lock of a lab that has a directory, never making one: `None` once the lab is
 /// gone. For `gc`, which must not make a removed lab's directory appear again.
 pub fn lock_existing(lab: &str) -> io::Result<Option<LabLock>> {
+    lock_existing_in(&lab_dir(lab))
+}
+
+fn lock_existing_in(dir: &std::path::Path) -> io::Result<Option<LabLock>> {
     use std::os::unix::fs::MetadataExt;
-    let path = lab_dir(lab).join("lock");
+    let path = dir.join("lock");
     loop {
         // Creates the lock file only inside an existing directory.
         let file = match OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
@@ -271,6 +278,31 @@ pub fn pid_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// gc takes labs' locks this way: never making a directory, and seeing a lab removed
+    /// while it waited as gone (not as a lock on a file nobody else can find).
+    #[test]
+    fn locking_an_existing_lab_never_makes_its_directory() {
+        let dir = std::env::temp_dir().join(format!("vnet-lock-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(lock_existing_in(&dir).unwrap().is_none(), "no directory: no lab");
+        assert!(!dir.exists(), "and none made");
+
+        let held = lock_in(&dir).unwrap();
+        let busy = lock_existing_in(&dir).err().expect("held by another");
+        assert_eq!(busy.kind(), io::ErrorKind::WouldBlock);
+        // The holder removes the lab (as `down` does) while holding the lock.
+        std::fs::remove_dir_all(&dir).unwrap();
+        drop(held);
+        assert!(lock_existing_in(&dir).unwrap().is_none(), "removed: gone");
+        assert!(!dir.exists());
+
+        // `lock` (up, down) makes it again.
+        let again = lock_in(&dir).unwrap();
+        assert!(dir.join("lock").exists());
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn groups_are_stable_and_high() {

@@ -71,7 +71,18 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     // The run's record: if this process dies, `vnet gc` (or the next run) undoes what it names.
     let mut record = RecordGuard(BenchRecord { pid: std::process::id(), ..Default::default() });
     let note = |r: &BenchRecord| state::bench::save(r).map_err(|e| format!("write the benchmark's record: {e}"));
-    let settle = Duration::from_millis(500 + 2 * opts.nodes as u64);
+    // Between phases: the kernel first finishes destroying what the previous phase (or an
+    // earlier run) released, then its deferred work settles.
+    let settle_ms = 500 + 2 * opts.nodes as u64;
+    let settle = || {
+        match crate::kernel::witness::Witness::barrier(Duration::from_secs(60)) {
+            Ok(true) => {}
+            Ok(false) => eprintln!("vnet bench: the kernel was still destroying namespaces after 60 s"),
+            Err(e) => eprintln!("vnet bench: cannot wait for the kernel's namespace cleanup: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(settle_ms));
+    };
+    settle();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
 
     // vnet.
@@ -87,7 +98,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let (reup, down) = (reup?, down?);
     check_all(&verified, opts.nodes, "vnet")?;
     let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;
-    std::thread::sleep(settle);
+    settle();
 
     // ip -batch.
     let pfx = format!("ib-{tag}-");
@@ -108,7 +119,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     }
     let (batch, batch_down) = (batch?, batch_down?);
     check_all(&verified_b, opts.nodes, "ip -batch")?;
-    std::thread::sleep(settle);
+    settle();
 
     // Shell script.
     let (script_up, script_down, verified_s) = if opts.skip_script {

@@ -80,6 +80,25 @@ impl Witness {
         }
     }
 
+    /// Waits until the kernel has destroyed every namespace released before the call (a
+    /// benchmark's phase must not pay for the previous phase's teardown); false after
+    /// `timeout`.
+    pub fn barrier(timeout: Duration) -> io::Result<bool> {
+        let target = std::thread::scope(|s| {
+            s.spawn(|| -> io::Result<OwnedFd> {
+                netns::unshare_thread()?;
+                netns::open_current()
+            })
+            .join()
+            .map_err(|_| io::Error::other("barrier thread panicked"))?
+        })?;
+        use std::os::fd::AsFd;
+        let w = Witness::attach(target.as_fd())?;
+        // The last reference: the namespace joins the kernel's cleanup queue behind the others.
+        drop(target);
+        Ok(w.wait(timeout))
+    }
+
     fn present(&mut self) -> bool {
         let mut q = LinkMessage::default();
         q.header.index = self.ifindex;
