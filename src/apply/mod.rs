@@ -341,9 +341,11 @@ impl<'a> Executor<'a> {
         let results = handle::par_each_in(&mut hs, |h| {
             let mut out = Vec::new();
             for (k, key, value) in &by_node[&h.node] {
-                let prev = sysctl::read(key);
-                let r = sysctl::write(key, value);
-                out.push((*k, key.clone(), prev.ok(), r));
+                let (prev, r) = match sysctl::swap(key, value) {
+                    Ok(prev) => (prev, Ok(())),
+                    Err(e) => (None, Err(e)),
+                };
+                out.push((*k, key.clone(), prev, r));
             }
             (h.node.clone(), out)
         });
