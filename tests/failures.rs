@@ -682,10 +682,9 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
 
     // While vnet's lab is up: the benchmark owns it, gc removes it as abandoned.
     let pid = kill_bench_when(true, |pid| {
-        std::fs::read_to_string(format!("/run/vnet/vb-star60-{pid}/state.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .is_some_and(|v| v["owner_pid"].as_u64() == Some(pid as u64))
+        labs_owned_by(pid)
+            .iter()
+            .any(|(lab, _)| *lab == format!("vb-star60-{pid}"))
     });
     let lab = format!("vb-star60-{pid}");
     let out = vnet(None, &["gc"]);
@@ -782,13 +781,7 @@ fn kill_during_a_check_benchmark_then_gc_restores_the_limits_and_removes_its_lab
     let before = neigh_limits();
     // Killed once the limits are raised (its record names them) and its lab is up.
     let pid = kill_when(&["bench", "check", "--nodes", "100", "--no-baseline"], true, |pid| {
-        let lab_up = std::fs::read_dir("/run/vnet").into_iter().flatten().flatten().any(|e| {
-            std::fs::read_to_string(e.path().join("state.json")).is_ok_and(|s| {
-                serde_json::from_str::<serde_json::Value>(&s).is_ok_and(|v| {
-                    v["owner_pid"].as_u64() == Some(pid as u64) && v["phase"] == "up"
-                })
-            })
-        });
+        let lab_up = labs_owned_by(pid).iter().any(|(_, phase)| phase == "up");
         lab_up && Path::new(LIMITS_JOURNAL).exists()
     });
     assert_ne!(neigh_limits(), before, "the benchmark had raised the limits");
@@ -796,14 +789,23 @@ fn kill_during_a_check_benchmark_then_gc_restores_the_limits_and_removes_its_lab
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(neigh_limits(), before, "the neighbour limits are back; gc said:\n{}", show(&out));
     assert!(!Path::new(LIMITS_JOURNAL).exists(), "the journal of the raised limits is gone");
-    let owned: Vec<String> = std::fs::read_dir("/run/vnet")
+    let owned = labs_owned_by(pid);
+    assert!(owned.is_empty(), "labs of the killed benchmark left: {owned:?}");
+}
+
+/// The labs whose record names `pid` as owner, with their phase.
+fn labs_owned_by(pid: u32) -> Vec<(String, String)> {
+    std::fs::read_dir("/run/vnet")
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("state.json")).is_ok_and(|s| s.contains(&format!("\"owner_pid\": {pid}")))
+        .filter_map(|e| {
+            let s = std::fs::read_to_string(e.path().join("state.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+            (v["owner_pid"].as_u64() == Some(pid as u64)).then(|| {
+                let phase = v["phase"].as_str().unwrap_or_default().to_string();
+                (e.file_name().to_string_lossy().to_string(), phase)
+            })
         })
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    assert!(owned.is_empty(), "labs of the killed benchmark left: {owned:?}");
+        .collect()
 }
