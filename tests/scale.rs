@@ -62,3 +62,35 @@ fn chain_and_tree_carry_traffic() {
         assert_gone(&name);
     }
 }
+
+/// Procfs instances mounted anywhere this process can see.
+fn proc_mounts() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(" - proc ")).count()
+}
+
+/// vnet opens sysctls through private procfs instances, each replaced after 64 opens
+/// (src/kernel/sysctl.rs). Across more nodes than two instances serve, every value lands in its
+/// own node's namespace as the machine's /proc shows it, reads back as set (a second `up` finds
+/// nothing to do), and no procfs mount is left where anyone can see it.
+#[test]
+fn sysctls_of_many_nodes_land_each_in_its_own_namespace() {
+    require_root();
+    let before = proc_mounts();
+    let ttl = |i: usize| (100 + i).to_string();
+    let mut b = Lab::builder("sysctls");
+    for i in 1..=150 {
+        let node = format!("n{i}");
+        b = b.node(&node).sysctl(&node, "net.ipv4.ip_default_ttl", &ttl(i));
+    }
+    let mut lab = b.up().unwrap();
+    let name = lab.name().to_string();
+    for i in 1..=150 {
+        let seen = lab.node(&format!("n{i}")).run(|| std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl").unwrap());
+        assert_eq!(seen.trim(), ttl(i), "n{i}");
+    }
+    assert_eq!(proc_mounts(), before, "a procfs mount of vnet's is visible");
+    let again = lab.update(lab.model().topology.clone()).unwrap();
+    assert!(again.plan.is_empty(), "every sysctl reads back as set: {}", again.plan);
+    drop(lab);
+    assert_gone(&name);
+}
