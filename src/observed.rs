@@ -35,6 +35,11 @@ pub struct ObservedLink {
     /// IFLA_LINK_NETNSID: the namespace (as this namespace numbers it) of `link`.
     pub link_netnsid: Option<i32>,
     pub group: u32,
+    /// Transmit and receive queues the device was created with (IFLA_NUM_TX/RX_QUEUES).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_queues: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_queues: Option<u32>,
     /// Kind options decoded back into the model's form, where vnet knows the kind.
     pub spec: Option<KindSpec>,
     /// Bridge port options when the device is a bridge port.

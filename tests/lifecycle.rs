@@ -240,3 +240,37 @@ fn down_deletes_the_devices_of_a_namespace_a_process_still_uses() {
     assert!(took < std::time::Duration::from_secs(10), "down took {took:?}");
     assert_nothing_left(&lab, None);
 }
+
+/// Queues of a device as the kernel reports them (`ip -d -j link`).
+fn queues(netns: &str, dev: &str) -> (u64, u64) {
+    let l = ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{netns}: no {dev}"));
+    (l["num_tx_queues"].as_u64().unwrap(), l["num_rx_queues"].as_u64().unwrap())
+}
+
+/// veth ends get one transmit and one receive queue unless the file says otherwise (the
+/// kernel's default is one per CPU); declaring `queues` on a running lab re-creates the pair
+/// with each end's own count, and the pair carries traffic.
+#[test]
+fn veth_queues_are_one_unless_declared_and_a_change_recreates_the_pair() {
+    use vnet::model::kind::{KindSpec, VethSpec};
+    require_root();
+    let mut lab = Lab::from_file(repo("examples/two-ns.yaml")).unwrap();
+    let name = lab.name().to_string();
+    let (a, b) = (lab.node("a").netns().unwrap().to_string(), lab.node("b").netns().unwrap().to_string());
+    assert_eq!(queues(&a, "eth0"), (1, 1));
+    assert_eq!(queues(&b, "eth0"), (1, 1));
+    let first = ip_link(Some(&b), "eth0").unwrap()["ifindex"].clone();
+
+    let mut t = lab.model().topology.clone();
+    t.nodes.get_mut("b").unwrap().interfaces.get_mut("eth0").unwrap().kind = KindSpec::Veth(VethSpec { queues: Some(4), ..Default::default() });
+    let r = lab.update(t.clone()).unwrap();
+    let ops: Vec<String> = r.plan.ops().map(|o| o.to_string()).collect();
+    assert!(ops.iter().any(|o| o.starts_with("- link") && o.contains("eth0")), "{ops:?}");
+    assert_eq!(queues(&a, "eth0"), (1, 1));
+    assert_eq!(queues(&b, "eth0"), (4, 4));
+    assert_ne!(ip_link(Some(&b), "eth0").unwrap()["ifindex"], first, "b:eth0 was made again");
+    assert!(ping(&lab, "a", "10.0.0.2"));
+    assert!(lab.update(t).unwrap().plan.is_empty(), "as declared: nothing to do");
+    drop(lab);
+    assert_gone(&name);
+}

@@ -23,6 +23,8 @@ pub struct LinkBase {
     pub group: u32,
     /// Target namespace (for a veth peer, or a device created in one namespace for another).
     pub netns_fd: Option<RawFd>,
+    /// Transmit and receive queues to allocate (the kernel's default: one per CPU).
+    pub queues: Option<u32>,
 }
 
 fn base_attrs(m: &mut LinkMessage, b: &LinkBase) {
@@ -41,6 +43,10 @@ fn base_attrs(m: &mut LinkMessage, b: &LinkBase) {
     }
     if let Some(fd) = b.netns_fd {
         m.attributes.push(LinkAttribute::NetNsFd(fd));
+    }
+    if let Some(q) = b.queues {
+        m.attributes.push(LinkAttribute::NumTxQueues(q));
+        m.attributes.push(LinkAttribute::NumRxQueues(q));
     }
     if b.up {
         m.header.flags |= LinkFlags::Up;

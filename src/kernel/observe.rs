@@ -77,6 +77,8 @@ pub fn decode_link(l: &LinkMessage) -> ObservedLink {
             LinkAttribute::Link(i) => o.link = Some(*i),
             LinkAttribute::LinkNetNsId(i) => o.link_netnsid = Some(*i),
             LinkAttribute::Group(g) => o.group = *g,
+            LinkAttribute::NumTxQueues(q) => o.tx_queues = Some(*q),
+            LinkAttribute::NumRxQueues(q) => o.rx_queues = Some(*q),
             LinkAttribute::OperState(s) => o.oper = s.to_string().to_ascii_lowercase(),
             LinkAttribute::LinkInfo(infos) => {
                 let d = kinds::decode(infos);

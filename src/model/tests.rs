@@ -192,7 +192,7 @@ fn did_you_mean_for_nodes_devices_fields_and_kinds() {
     let text = "name: h\nnodes:\n  a:\n    interfaces:\n      br0: { kind: brige, stpp: true }\n      eth0: { adresses: [], peer: 'a:eth1' }\n";
     let h = helps(text);
     assert_eq!(h[0], "did you mean `bridge`? kinds: loopback, veth, bridge, macvlan, macvtap, ipvlan, vlan, vxlan, bond, team, tun, tap, dummy, ifb, ovs-bridge, ovs-internal");
-    assert_eq!(h[1], "did you mean `addresses`? a veth interface accepts kind, up, mtu, mac, addresses, master, hairpin, peer (an interface without `kind` is a veth end)");
+    assert_eq!(h[1], "did you mean `addresses`? a veth interface accepts kind, up, mtu, mac, addresses, master, hairpin, peer, queues (an interface without `kind` is a veth end)");
     let text = "name: h\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stpp: true }\n";
     assert_eq!(helps(text), ["did you mean `stp`? a bridge interface accepts kind, up, mtu, mac, addresses, master, hairpin, stp, ageing_time, forward_delay, multicast_snooping, vlan_filtering, vlans, fdb"]);
     // Far from everything: no guess.

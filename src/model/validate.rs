@@ -393,7 +393,7 @@ fn resolve_veths(
     let mut implicit: Vec<(Endpoint, Path)> = Vec::new();
     for (nname, list) in ifaces.iter() {
         for (ifname, (spec, path)) in list {
-            if let KindSpec::Veth(VethSpec { peer: Some(raw) }) = &spec.kind {
+            if let KindSpec::Veth(VethSpec { peer: Some(raw), .. }) = &spec.kind {
                 let pp = ctx.sub(path, "peer");
                 let me = Endpoint::new(nname, ifname);
                 match Endpoint::parse(raw) {

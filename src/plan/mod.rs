@@ -19,7 +19,7 @@ pub use netfeat::{missing_keys, same_qdisc, table_name as netfeat_table_name, xf
 pub use netfeat_ops::FeatureOp;
 pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 
-use crate::model::kind::{Drift, KindSpec};
+use crate::model::kind::{Drift, KindSpec, VethSpec};
 use crate::model::lab::{Endpoint, Interface, Lab, Node, Route};
 use crate::model::validate::sysctl_components;
 use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, RTPROT_STATIC};
@@ -250,7 +250,7 @@ impl<'a> Planner<'a> {
             master: if late_master { None } else { self.kernel_master(nname, iface.master.as_ref()) },
             // Masters come up once their ports are in (stage MASTER_UP).
             up: iface.up && !is_master && !joins_down && !after_lower && !born_elsewhere,
-            peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac }),
+            peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac, queues: veth_queues(pi) }),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
         if late_master {
@@ -312,7 +312,12 @@ impl<'a> Planner<'a> {
         }
         let intact = match (ha, hb) {
             (Some(x), Some(y)) => {
-                x.kind.as_deref() == Some("veth") && y.kind.as_deref() == Some("veth") && x.link == Some(y.ifindex) && y.link == Some(x.ifindex)
+                x.kind.as_deref() == Some("veth")
+                    && y.kind.as_deref() == Some("veth")
+                    && x.link == Some(y.ifindex)
+                    && y.link == Some(x.ifindex)
+                    && queues_as_declared(ai, x)
+                    && queues_as_declared(bi, y)
             }
             _ => false,
         };
@@ -584,3 +589,20 @@ pub fn sysctl_keys(lab: &Lab, state: Option<&LabState>) -> BTreeMap<String, Vec<
 
 #[cfg(test)]
 mod tests;
+
+/// Queues a veth end is created with.
+fn veth_queues(i: &Interface) -> u32 {
+    match &i.kind {
+        KindSpec::Veth(v) => v.queues_or_default(),
+        _ => 1,
+    }
+}
+
+/// A veth end has the queues its file declares (an end without `queues` accepts any count,
+/// so that pairs made by an older vnet, with the kernel's one per CPU, are kept).
+fn queues_as_declared(i: &Interface, have: &ObservedLink) -> bool {
+    match &i.kind {
+        KindSpec::Veth(VethSpec { queues: Some(q), .. }) => have.tx_queues == Some(*q) && have.rx_queues == Some(*q),
+        _ => true,
+    }
+}

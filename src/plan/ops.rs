@@ -47,6 +47,13 @@ pub struct PeerEnd {
     pub mtu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_mac")]
     pub mac: Option<[u8; 6]>,
+    /// Transmit and receive queues of the peer (its own `queues`, default 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub queues: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A device to create.
@@ -234,6 +241,13 @@ impl fmt::Display for Op {
                 }
                 if let Some(m) = &c.mac {
                     write!(f, " mac {}", format_mac(m))?;
+                }
+                // Queues are shown where they are not the default one.
+                if let crate::model::kind::KindSpec::Veth(crate::model::kind::VethSpec { queues: Some(q), .. }) = &c.kind {
+                    write!(f, " queues {q}")?;
+                }
+                if let Some(p) = c.peer.as_ref().filter(|p| p.queues != 1) {
+                    write!(f, " peer-queues {}", p.queues)?;
                 }
                 if c.up {
                     write!(f, " up")?;

@@ -127,6 +127,8 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     group,
                     spec: Some(c.kind.clone()),
                     hairpin: master.map(|_| false),
+                    tx_queues: veth_queues(&c.kind),
+                    rx_queues: veth_queues(&c.kind),
                     ..Default::default()
                 };
                 ns_mut(&mut o, &c.node).links.push(l);
@@ -140,6 +142,8 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                         link: Some(me),
                         group,
                         spec: Some(c.kind.clone()),
+                        tx_queues: Some(p.queues),
+                        rx_queues: Some(p.queues),
                         ..Default::default()
                     };
                     ns_mut(&mut o, &p.node).links.push(pl);
@@ -307,6 +311,14 @@ fn record_after(
     st
 }
 
+/// Queues the kernel gives a device vnet creates (veths: as declared, default 1).
+fn veth_queues(kind: &KindSpec) -> Option<u32> {
+    match kind {
+        KindSpec::Veth(v) => Some(v.queues_or_default()),
+        _ => None,
+    }
+}
+
 /// Builds a lab from nothing; returns the kernel afterwards and the record.
 fn built(l: &Loaded) -> (Observed, LabState) {
     let empty = empty_kernel(&l.lab);
@@ -459,6 +471,35 @@ fn veth_pair_intact_or_broken() {
             "+ link a:eth0 veth peer b:eth0 up"
         ]
     );
+}
+
+/// A pair left with the kernel's queue count (made by an older vnet) is kept while the file
+/// says nothing about queues; declaring `queues` on one end re-creates the pair, each end with
+/// its own count; once built as declared, nothing is planned.
+#[test]
+fn veth_queues_are_kept_unless_declared() {
+    let text = |b_queues: &str| {
+        format!(
+            "name: q\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n  b:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.2/24]{b_queues} }}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"
+        )
+    };
+    let plain = yaml(&text(""));
+    let (mut full, st) = built(&plain);
+    for node in ["a", "b"] {
+        if let Some(NsState::Owned(ns)) = full.nodes.get_mut(node) {
+            let l = ns.links.iter_mut().find(|l| l.name == "eth0").unwrap();
+            assert_eq!((l.tx_queues, l.rx_queues), (Some(1), Some(1)), "{node}: created with one queue");
+            (l.tx_queues, l.rx_queues) = (Some(2), Some(2));
+        }
+    }
+    assert!(plan_ok(&plain.lab, &full, Some(&st)).is_empty());
+
+    let four = yaml(&text(", queues: 4"));
+    let p = plan_ok(&four.lab, &full, Some(&st));
+    assert_eq!(lines(&p)[..3], ["- link a:eth0", "- link b:eth0", "+ link a:eth0 veth peer b:eth0 peer-queues 4 up"]);
+    let after = simulate(&four.lab, &full, &p);
+    let st4 = record_after(&four.lab, Some(&st), &p, &full);
+    assert!(plan_ok(&four.lab, &after, Some(&st4)).is_empty());
 }
 
 #[test]

@@ -235,7 +235,7 @@ impl KindSpec {
     pub fn fields(&self) -> &'static [&'static str] {
         match self {
             KindSpec::Loopback(_) => &[],
-            KindSpec::Veth(_) => &["peer"],
+            KindSpec::Veth(_) => &["peer", "queues"],
             KindSpec::Bridge(_) => BridgeSpec::FIELDS,
             KindSpec::Macvlan(_) | KindSpec::Macvtap(_) => MacvlanSpec::FIELDS,
             KindSpec::Ipvlan(_) => IpvlanSpec::FIELDS,
