@@ -587,9 +587,6 @@ pub fn sysctl_keys(lab: &Lab, state: Option<&LabState>) -> BTreeMap<String, Vec<
     out
 }
 
-#[cfg(test)]
-mod tests;
-
 /// Queues a veth end is created with.
 fn veth_queues(i: &Interface) -> u32 {
     match &i.kind {
@@ -606,3 +603,6 @@ fn queues_as_declared(i: &Interface, have: &ObservedLink) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests;
