@@ -674,6 +674,12 @@ fn bench_record(pid: u32) -> Option<serde_json::Value> {
     serde_json::from_str(&s).ok()
 }
 
+/// The killed benchmark's directory of generated files went with its record.
+fn assert_no_scratch(pid: u32) {
+    let dir = std::env::temp_dir().join(format!("vnet-bench-star60-{pid}"));
+    assert!(!dir.exists(), "gc left the benchmark's files in {}", dir.display());
+}
+
 #[test]
 fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
     require_root();
@@ -696,6 +702,7 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
     assert_gone(&lab);
     assert!(bench_record(pid).is_none(), "the benchmark's record is gone");
     assert_eq!(neigh_limits(), before, "the neighbour limits are back");
+    assert_no_scratch(pid);
 
     // While the `ip -batch` baseline is built: its namespaces carry no mark; the record names
     // them. Only the benchmark dies: its `ip -batch` goes on adding namespaces until gc stops it.
@@ -762,6 +769,7 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
         .collect();
     assert!(left.is_empty(), "baseline namespaces left: {left:?}");
     assert!(bench_record(pid).is_none(), "the benchmark's record is gone");
+    assert_no_scratch(pid);
     assert_eq!(
         neigh_limits(),
         before,

@@ -57,8 +57,7 @@ pub struct Report {
 pub fn run(opts: &Options) -> Result<Report, String> {
     let g = generate(opts.shape, opts.nodes);
     let tag = format!("{}{}-{}", opts.shape.name(), opts.nodes, std::process::id());
-    let dir = std::env::temp_dir().join(format!("vnet-bench-{tag}"));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = ScratchDir::new(std::env::temp_dir().join(format!("vnet-bench-{tag}")))?;
     // What killed runs left (their baseline namespaces, raised limits) goes first.
     let (undone, problems) = crate::lifecycle::gc::benchmarks(false);
     for l in undone.iter().chain(&problems) {
@@ -71,6 +70,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     // The run's record: if this process dies, `vnet gc` (or the next run) undoes what it names.
     let mut record = RecordGuard(BenchRecord { pid: std::process::id(), ..Default::default() });
     let note = |r: &BenchRecord| state::bench::save(r).map_err(|e| format!("write the benchmark's record: {e}"));
+    record.scratch = Some(dir.to_path_buf());
+    note(&record)?;
     // Between phases: the kernel first finishes destroying what the previous phase (or an
     // earlier run) released, then its deferred work settles.
     let settle_ms = 500 + 2 * opts.nodes as u64;
@@ -145,7 +146,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         check_all(&verified, opts.nodes, "ip script")?;
         (Some(up.wall.as_secs_f64()), Some(down.wall.as_secs_f64()), Some(format!("{}/{}", verified.answered, opts.nodes)))
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     for p in neigh.restore() {
         eprintln!("vnet bench: {p}");
     }
@@ -348,6 +349,29 @@ fn adopt(lab: &str) {
 }
 
 /// Deletes namespaces the benchmark created, by their exact names, in one `ip -batch`.
+/// The run's generated files; removed however the run ends (an error returns early).
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new(path: std::path::PathBuf) -> Result<ScratchDir, String> {
+        std::fs::create_dir_all(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn delete_namespaces(dir: &Path, names: &[String]) -> Result<Timed, String> {
     let p = dir.join("del.batch");
     let text: String = names.iter().map(|n| format!("netns del {n}\n")).collect();

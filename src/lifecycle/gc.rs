@@ -206,6 +206,15 @@ pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
                 }
             }
         }
+        // Its generated files, only where the record names a benchmark directory.
+        if let Some(dir) = r.scratch.as_ref().filter(|d| is_bench_scratch(d) && d.exists()) {
+            done.push(format!("benchmark (pid {}): files in {}", r.pid, dir.display()));
+            if !dry_run {
+                if let Err(e) = std::fs::remove_dir_all(dir) {
+                    problems.push(format!("remove {}: {e}", dir.display()));
+                }
+            }
+        }
         if !dry_run {
             if let Err(e) = state::bench::remove(r.pid) {
                 problems.push(format!("remove the record of benchmark {}: {e}", r.pid));
@@ -216,6 +225,12 @@ pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
     done.extend(restored);
     problems.extend(trouble);
     (done, problems)
+}
+
+/// A directory `vnet bench` makes: `vnet-bench-*` directly under the temporary directory.
+fn is_bench_scratch(dir: &std::path::Path) -> bool {
+    dir.parent() == Some(std::env::temp_dir().as_path())
+        && dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vnet-bench-"))
 }
 
 /// Stops a killed benchmark's iproute2 build (still adding namespaces), when the group's
@@ -230,5 +245,19 @@ fn stop_baseline(pgid: u32) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while unsafe { libc::kill(g, 0) } == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_bench_scratch;
+
+    #[test]
+    fn only_benchmark_directories_under_the_temporary_directory_are_removed() {
+        let tmp = std::env::temp_dir();
+        assert!(is_bench_scratch(&tmp.join("vnet-bench-star60-123")));
+        assert!(!is_bench_scratch(&tmp.join("other")));
+        assert!(!is_bench_scratch(&tmp.join("x").join("vnet-bench-star60-123")));
+        assert!(!is_bench_scratch(std::path::Path::new("/etc/vnet-bench-x")));
     }
 }

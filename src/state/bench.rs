@@ -17,6 +17,9 @@ pub struct BenchRecord {
     /// benchmark's directory, `vnet-bench-`): stopped by `gc` before the names are removed.
     #[serde(default)]
     pub baseline_pgid: Option<u32>,
+    /// The run's directory of generated files (`vnet-bench-*` under the temporary directory).
+    #[serde(default)]
+    pub scratch: Option<PathBuf>,
 }
 
 /// Beside the lab records, in a directory no lab name can take (names start with a letter).
