@@ -94,3 +94,72 @@ fn sysctls_of_many_nodes_land_each_in_its_own_namespace() {
     drop(lab);
     assert_gone(&name);
 }
+
+fn neigh_limits() -> Vec<String> {
+    (1..=3).map(|i| std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{i}")).unwrap()).collect()
+}
+
+/// `vnet bench` is a contract (issue 7): every way is built, verified by a probe per node and
+/// timed; JSON keys as documented; the baselines' teardown is also timed until the kernel has
+/// destroyed their devices; nothing of the run remains.
+#[test]
+fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
+    require_root();
+    let before = neigh_limits();
+    let child = std::process::Command::new(vnet_bin())
+        .args(["bench", "star", "--nodes", "20", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in [
+        "vnet_up_s",
+        "vnet_down_s",
+        "vnet_reup_s",
+        "ip_batch_up_s",
+        "ip_batch_down_s",
+        "ip_batch_gone_s",
+        "ip_script_up_s",
+        "ip_script_down_s",
+        "ip_script_gone_s",
+        "peak_rss_mb",
+    ] {
+        let v = j[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {j}"));
+        assert!(v > 0.0 && v < 60.0, "{k} = {v}");
+    }
+    for k in ["vnet_verified", "ip_batch_verified", "ip_script_verified"] {
+        assert_eq!(j[k], "20/20", "{k}: {j}");
+    }
+    let f = |k: &str| j[k].as_f64().unwrap();
+    // Returning from `ip netns del` precedes the devices' end, and the ratios are what they say.
+    assert!(f("ip_batch_gone_s") >= f("ip_batch_down_s"), "{j}");
+    assert!(f("ip_script_gone_s") >= f("ip_script_down_s"), "{j}");
+    assert!((f("ratio_vnet_ip_batch") - f("vnet_up_s") / f("ip_batch_up_s")).abs() < 1e-9);
+    assert!((f("ratio_vnet_down_ip_batch_gone") - f("vnet_down_s") / f("ip_batch_gone_s")).abs() < 1e-9);
+    assert!(f("peak_rss_mb") < 50.0, "{j}");
+    assert_eq!((j["topology"].as_str(), j["nodes"].as_u64()), (Some("star"), Some(20)));
+    assert!(j["machine"].as_str().is_some_and(|m| m.contains(" cores, ") && m.contains("Linux")), "{j}");
+
+    for prefix in ["vb-", "ib-", "is-"] {
+        let left = namespaces_with_prefix(&format!("{prefix}star20-{pid}-"));
+        assert!(left.is_empty(), "{prefix}: {left:?}");
+    }
+    assert_gone(&format!("vb-star20-{pid}"));
+    assert!(!std::env::temp_dir().join(format!("vnet-bench-star20-{pid}")).exists(), "the run's files remain");
+    assert!(!std::path::Path::new(&format!("/run/vnet/.bench/{pid}.json")).exists(), "the run's record remains");
+    assert_eq!(neigh_limits(), before, "the neighbour limits are back");
+
+    // The table names the machine and the columns, for chain and tree too.
+    for shape in ["chain", "tree"] {
+        let out = std::process::Command::new(vnet_bin()).args(["bench", shape, "--nodes", "8", "--skip-script"]).output().unwrap();
+        assert!(out.status.success(), "{shape}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with(&format!("{shape}-8 on ")), "{text}");
+        assert!(text.contains("devices gone") && text.contains("8/8"), "{text}");
+        assert!(text.contains("vnet down / ip -batch until its devices are gone: "), "{text}");
+    }
+}

@@ -37,12 +37,19 @@ pub struct Report {
     pub vnet_reup_s: f64,
     pub vnet_down_s: f64,
     pub ip_batch_up_s: f64,
+    /// `ip netns del` returns before the kernel has destroyed the namespaces and their
+    /// devices; vnet's `down` returns after. These time the baselines until the devices are gone
+    /// (the kernel's cleanup of everything released before a witness namespace).
     pub ip_batch_down_s: f64,
+    pub ip_batch_gone_s: f64,
     pub ip_script_up_s: Option<f64>,
     pub ip_script_down_s: Option<f64>,
+    pub ip_script_gone_s: Option<f64>,
     /// vnet up time divided by the baseline's (below 1: vnet is faster).
     pub ratio_vnet_ip_batch: f64,
     pub ratio_vnet_ip_script: Option<f64>,
+    /// vnet down divided by the `ip -batch` teardown until its devices are gone.
+    pub ratio_vnet_down_ip_batch_gone: f64,
     /// Peak resident memory of the `vnet` processes (up, re-up, down), in MB.
     pub peak_rss_mb: f64,
     /// Probes answered / sent, per way.
@@ -113,7 +120,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     });
     // A failed build is reported as such (after removing what it made).
     let verified_b = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { Verified::default() };
-    let batch_down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
+    let batch_down = delete_until_gone(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
     if batch_down.is_ok() {
         record.namespaces.clear();
         note(&record)?;
@@ -123,7 +130,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     settle();
 
     // Shell script.
-    let (script_up, script_down, verified_s) = if opts.skip_script {
+    let (script_up, script_down, verified_s): (_, Option<Teardown>, _) = if opts.skip_script {
         (None, None, None)
     } else {
         let pfx = format!("is-{tag}-");
@@ -137,14 +144,14 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             let _ = state::bench::save(&record);
         });
         let verified = if up.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_s(n), *a)).collect::<Vec<_>>()) } else { Verified::default() };
-        let down = delete_namespaces(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
+        let down = delete_until_gone(&dir, &g.namespaces.iter().map(|n| ns_s(n)).collect::<Vec<_>>());
         if down.is_ok() {
             record.namespaces.clear();
             note(&record)?;
         }
         let (up, down) = (up?, down?);
         check_all(&verified, opts.nodes, "ip script")?;
-        (Some(up.wall.as_secs_f64()), Some(down.wall.as_secs_f64()), Some(format!("{}/{}", verified.answered, opts.nodes)))
+        (Some(up.wall.as_secs_f64()), Some(down), Some(format!("{}/{}", verified.answered, opts.nodes)))
     };
     drop(dir);
     for p in neigh.restore() {
@@ -161,11 +168,14 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         vnet_reup_s: reup.wall.as_secs_f64(),
         vnet_down_s: down.wall.as_secs_f64(),
         ip_batch_up_s: batch.wall.as_secs_f64(),
-        ip_batch_down_s: batch_down.wall.as_secs_f64(),
+        ip_batch_down_s: batch_down.returned.as_secs_f64(),
+        ip_batch_gone_s: batch_down.gone.as_secs_f64(),
         ip_script_up_s: script_up,
-        ip_script_down_s: script_down,
+        ip_script_down_s: script_down.as_ref().map(|d| d.returned.as_secs_f64()),
+        ip_script_gone_s: script_down.as_ref().map(|d| d.gone.as_secs_f64()),
         ratio_vnet_ip_batch: vnet_up_s / batch.wall.as_secs_f64(),
         ratio_vnet_ip_script: script_up.map(|s| vnet_up_s / s),
+        ratio_vnet_down_ip_batch_gone: down.wall.as_secs_f64() / batch_down.gone.as_secs_f64(),
         peak_rss_mb,
         vnet_verified: format!("{}/{}", verified.answered, opts.nodes),
         ip_batch_verified: format!("{}/{}", verified_b.answered, opts.nodes),
@@ -372,6 +382,25 @@ impl Drop for ScratchDir {
     }
 }
 
+/// A baseline's teardown: when its commands returned, and when the kernel had destroyed what
+/// they released.
+struct Teardown {
+    returned: Duration,
+    gone: Duration,
+}
+
+/// `ip netns del` for every name, then waits for the kernel's cleanup (what vnet's `down`
+/// includes), timing both.
+fn delete_until_gone(dir: &Path, names: &[String]) -> Result<Teardown, String> {
+    let t = Instant::now();
+    let returned = delete_namespaces(dir, names)?.wall;
+    match crate::kernel::witness::Witness::barrier(Duration::from_secs(60)) {
+        Ok(true) => Ok(Teardown { returned, gone: t.elapsed() }),
+        Ok(false) => Err("the kernel was still destroying the baseline's namespaces after 60 s".into()),
+        Err(e) => Err(format!("cannot wait for the kernel's namespace cleanup: {e}")),
+    }
+}
+
 fn delete_namespaces(dir: &Path, names: &[String]) -> Result<Timed, String> {
     let p = dir.join("del.batch");
     let text: String = names.iter().map(|n| format!("netns del {n}\n")).collect();
@@ -393,16 +422,23 @@ pub fn machine() -> String {
 /// The table printed by `vnet bench`.
 pub fn render(r: &Report) -> String {
     let mut s = format!("{}-{} on {}\n", r.topology, r.nodes, r.machine);
-    s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>12}\n", "", "up", "re-up", "down", "verified"));
-    s.push_str(&format!("{:<12} {:>9.3}s {:>9.3}s {:>9.3}s {:>12}\n", "vnet", r.vnet_up_s, r.vnet_reup_s, r.vnet_down_s, r.vnet_verified));
-    s.push_str(&format!("{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12}\n", "ip -batch", r.ip_batch_up_s, "-", r.ip_batch_down_s, r.ip_batch_verified));
-    if let (Some(u), Some(d), Some(v)) = (r.ip_script_up_s, r.ip_script_down_s, &r.ip_script_verified) {
-        s.push_str(&format!("{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12}\n", "ip script", u, "-", d, v));
+    s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>13} {:>12}\n", "", "up", "re-up", "down", "devices gone", "verified"));
+    s.push_str(&format!(
+        "{:<12} {:>9.3}s {:>9.3}s {:>9.3}s {:>12.3}s {:>12}\n",
+        "vnet", r.vnet_up_s, r.vnet_reup_s, r.vnet_down_s, r.vnet_down_s, r.vnet_verified
+    ));
+    s.push_str(&format!(
+        "{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12.3}s {:>12}\n",
+        "ip -batch", r.ip_batch_up_s, "-", r.ip_batch_down_s, r.ip_batch_gone_s, r.ip_batch_verified
+    ));
+    if let (Some(u), Some(d), Some(g), Some(v)) = (r.ip_script_up_s, r.ip_script_down_s, r.ip_script_gone_s, &r.ip_script_verified) {
+        s.push_str(&format!("{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12.3}s {:>12}\n", "ip script", u, "-", d, g, v));
     }
     s.push_str(&format!("vnet up / ip -batch up: {:.2}x", r.ratio_vnet_ip_batch));
     if let Some(x) = r.ratio_vnet_ip_script {
         s.push_str(&format!("   vnet up / ip script up: {x:.3}x"));
     }
+    s.push_str(&format!("\nvnet down / ip -batch until its devices are gone: {:.2}x", r.ratio_vnet_down_ip_batch_gone));
     s.push_str(&format!("\nvnet peak RSS: {:.1} MB{}\n", r.peak_rss_mb, if r.neigh_raised { "   (neighbour table limits raised for the run, restored)" } else { "" }));
     s
 }

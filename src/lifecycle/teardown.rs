@@ -35,6 +35,7 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
     let busy_ids = netns::in_use(&ids.iter().copied().collect());
     let busy: HashSet<&str> = held.iter().zip(&ids).filter(|(_, id)| busy_ids.contains(id)).map(|((n, _), _)| n.as_str()).collect();
 
+    tracing::debug!(target: "vnet::timing", "down: {} namespaces opened, {} in use {:?}", held.len(), busy.len(), t.elapsed());
     let batched = delete_in.len() > GROUP_DELETES_MAX;
     let explicit: Vec<(String, String)> = names
         .iter()
@@ -59,6 +60,7 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
     };
     // Sockets into the namespaces whose devices go: opened while they still have their names.
     let opened = handle::open_many(&explicit);
+    tracing::debug!(target: "vnet::timing", "down: sockets for group deletes {:?}", t.elapsed());
     let (deleted, unnamed) = std::thread::scope(|sc| {
         let deletes = sc.spawn(|| {
             let mut problems = Vec::new();
