@@ -163,3 +163,54 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
         assert!(text.contains("vnet down / ip -batch until its devices are gone: "), "{text}");
     }
 }
+
+/// Runs `vnet up FILE` with stderr on a terminal (a pseudo-terminal) or a pipe; returns stderr.
+fn up_stderr(file: &std::path::Path, terminal: bool) -> String {
+    use std::io::Read;
+    let mut cmd = std::process::Command::new(vnet_bin());
+    cmd.arg("up").arg(file).stdout(std::process::Stdio::null());
+    if !terminal {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        return String::from_utf8_lossy(&out.stderr).into_owned();
+    }
+    let size = nix::pty::Winsize { ws_row: 24, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let status = cmd.stderr(std::process::Stdio::from(pty.slave)).status().unwrap();
+    assert!(status.success());
+    // The command holds our copy of the terminal's other end: without it and the child's, a
+    // read returns what was written and then fails (no writer left).
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = master.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Issue 7: labs over 50 nodes show a progress bar when stderr is a terminal; silent otherwise.
+#[test]
+fn up_shows_progress_only_on_a_terminal_and_only_for_labs_over_50_nodes() {
+    require_root();
+    // A star of N has N + 1 nodes (its host): 49 makes 50, not over 50.
+    for (nodes, terminal, bar) in [(60, true, true), (60, false, false), (49, true, false)] {
+        let name = format!("pbar{nodes}{}", if terminal { "t" } else { "p" });
+        let g = generate(Shape::Star, nodes);
+        let file = temp_topology(&name, "json", &serde_json::to_string(&g.topology(&name)).unwrap());
+        let err = up_stderr(&file, terminal);
+        let shown = err.contains(&format!("building {name}")) && err.contains(" operations");
+        assert_eq!(shown, bar, "{nodes} nodes, terminal {terminal}: {err:?}");
+        if !terminal {
+            // Warnings (the neighbour limits) may come, but nothing drawn for a terminal.
+            assert!(!err.contains('\r') && !err.contains('\x1b'), "a pipe gets no drawing: {err:?}");
+        }
+        let out = std::process::Command::new(vnet_bin()).args(["down", &name]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_gone(&name);
+    }
+}

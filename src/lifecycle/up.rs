@@ -132,7 +132,10 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let bar = progress_bar(lab, &plan, opts.progress);
     let report = |done: usize, total: usize| {
         if let Some(b) = &bar {
-            b.set_length(total as u64);
+            // Each call may draw: the length only when it changes.
+            if b.length() != Some(total as u64) {
+                b.set_length(total as u64);
+            }
             b.set_position(done as u64);
         }
     };
