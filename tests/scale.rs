@@ -41,6 +41,14 @@ fn star_1000_is_complete_and_reachable_end_to_end() {
     // Node 1 reaches node 1000 across the bridge.
     let n1000 = g.addresses.iter().find(|(n, _, _)| n == "n1000").unwrap().2.split('/').next().unwrap().to_string();
     assert!(ping(&lab, "n1", &n1000), "n1 cannot reach n1000 ({n1000})");
+    // Reading the whole lab back (doctor, trace) finds it healthy and the path across it.
+    let out = std::process::Command::new(vnet_bin()).args(["doctor", &name]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("no problems found"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(vnet_bin()).args(["trace", &name, "n1", "n1000"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("n1:eth0 -> host:v1 (veth)") && text.contains("host:v1000 -> n1000:eth0 (veth)"), "{text}");
 
     let report = lab.down().unwrap();
     assert_eq!(report.namespaces.len(), 1001);

@@ -95,6 +95,19 @@ pub struct DevRef<'a> {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LabView {
     pub nodes: BTreeMap<String, NodeView>,
+    /// Built on first use: `trace` and `doctor` ask per hop, and a scan of every device per
+    /// question made a 1000-node lab's `doctor` quadratic.
+    #[serde(skip)]
+    index: std::sync::OnceLock<Index>,
+}
+
+/// Reverse lookups over every node's devices and addresses.
+#[derive(Clone, Debug, Default)]
+struct Index {
+    /// node -> ifindex -> devices (node, position in its links) whose IFLA_LINK resolves there.
+    uppers: std::collections::HashMap<String, std::collections::HashMap<u32, Vec<(String, usize)>>>,
+    /// address -> (node, ifindex) of the devices holding it.
+    holders: std::collections::HashMap<IpAddr, Vec<(String, u32)>>,
 }
 
 fn macvlan_mode(m: &MacVlanMode) -> String {
@@ -226,8 +239,9 @@ fn sysctl_keys(ns: &ObservedNs) -> Vec<String> {
     k
 }
 
-/// Reads one node; the calling thread is inside its namespace.
-fn read_node(others: &[(String, i32)]) -> std::io::Result<NodeView> {
+/// Reads one node (all but `nsids`, see `resolve_nsids`); the calling thread is inside its
+/// namespace.
+fn read_node() -> std::io::Result<NodeView> {
     let mut nl = Netlink::open()?;
     let kerr = |e: crate::kernel::nl::KernelError| std::io::Error::other(e.to_string());
     let mut ns = observe::observe_ns(&mut nl, &[]).map_err(kerr)?;
@@ -270,9 +284,57 @@ fn read_node(others: &[(String, i32)]) -> std::io::Result<NodeView> {
             }
         }
     }
-    // How this namespace numbers the others (IFLA_LINK_NETNSID of cross-namespace devices).
+    let sysctls = ns.sysctls.clone();
+    Ok(NodeView { ns, details, nsids: BTreeMap::new(), fdb, vlans, sysctls })
+}
+
+/// The netnsids a node's cross-namespace devices carry (IFLA_LINK_NETNSID).
+fn needed_nsids(v: &NodeView) -> std::collections::BTreeSet<i32> {
+    v.ns.links.iter().filter_map(|l| l.link_netnsid).filter(|id| *id >= 0).collect()
+}
+
+/// For each node, the nodes likely behind its netnsids: those holding a device that points back
+/// at one of its devices (a veth's peer: each end's IFLA_LINK is the other's index). Asking
+/// these first keeps a star's leaves at one question each instead of one per node.
+fn nsid_candidates(views: &[NodeView]) -> Vec<Vec<usize>> {
+    let mut back: std::collections::HashMap<(u32, u32), Vec<usize>> = Default::default();
+    for (b, v) in views.iter().enumerate() {
+        for l in v.ns.links.iter().filter(|l| l.link_netnsid.is_some()) {
+            if let Some(link) = l.link {
+                back.entry((l.ifindex, link)).or_default().push(b);
+            }
+        }
+    }
+    views
+        .iter()
+        .enumerate()
+        .map(|(a, v)| {
+            let mut c: Vec<usize> = v
+                .ns
+                .links
+                .iter()
+                .filter(|l| l.link_netnsid.is_some())
+                .filter_map(|l| back.get(&(l.link?, l.ifindex)))
+                .flatten()
+                .copied()
+                .filter(|b| *b != a)
+                .collect();
+            c.sort_unstable();
+            c.dedup();
+            c
+        })
+        .collect()
+}
+
+/// How the calling thread's namespace numbers other nodes, for the ids in `needed`: the
+/// candidates are asked first, every other node only while an id is still unknown.
+fn resolve_nsids(needed: &std::collections::BTreeSet<i32>, first: &[(String, i32)], rest: &[(String, i32)]) -> std::io::Result<BTreeMap<i32, String>> {
+    let mut nl = Netlink::open()?;
     let mut nsids = BTreeMap::new();
-    for (node, fd) in others {
+    for (node, fd) in first.iter().chain(rest.iter().filter(|(n, _)| !first.iter().any(|(f, _)| f == n))) {
+        if needed.iter().all(|id| nsids.contains_key(id)) {
+            break;
+        }
         let mut m = NsidMessage::default();
         m.attributes.push(NsidAttribute::Fd(*fd as u32));
         if let Ok(reply) = nl.request(RouteNetlinkMessage::GetNsId(m), 0) {
@@ -289,8 +351,7 @@ fn read_node(others: &[(String, i32)]) -> std::io::Result<NodeView> {
             }
         }
     }
-    let sysctls = ns.sysctls.clone();
-    Ok(NodeView { ns, details, nsids, fdb, vlans, sysctls })
+    Ok(nsids)
 }
 
 impl LabView {
@@ -299,14 +360,25 @@ impl LabView {
         let nodes: Vec<String> = rl.model().nodes.keys().cloned().collect();
         let others: Vec<(String, i32)> = nodes.iter().map(|n| (n.clone(), rl.fds[n].as_raw_fd())).collect();
         let fds = rl.borrowed(&nodes);
-        let views = ns::in_each(&fds, |i| {
-            let o: Vec<(String, i32)> = others.iter().filter(|(n, _)| *n != nodes[i]).cloned().collect();
-            read_node(&o)
+        let views = ns::in_each(&fds, |_| read_node()).map_err(|e| Error::io("read the lab's namespaces", e))?;
+        let mut views: Vec<NodeView> = nodes.iter().zip(views).map(|(n, v)| v.map_err(|e| Error::io(format!("read node {n}"), e))).collect::<Result<_>>()?;
+        // Then how each node numbers the namespaces its devices point into.
+        let candidates = nsid_candidates(&views);
+        let needed: Vec<_> = views.iter().map(needed_nsids).collect();
+        let asking: Vec<usize> = (0..nodes.len()).filter(|i| !needed[*i].is_empty()).collect();
+        let ask_fds: Vec<_> = asking.iter().map(|i| fds[*i]).collect();
+        let resolved = ns::in_each(&ask_fds, |k| {
+            let i = asking[k];
+            let first: Vec<(String, i32)> = candidates[i].iter().map(|b| others[*b].clone()).collect();
+            let rest: Vec<(String, i32)> = others.iter().filter(|(n, _)| *n != nodes[i]).cloned().collect();
+            resolve_nsids(&needed[i], &first, &rest)
         })
-        .map_err(|e| Error::io("read the lab's namespaces", e))?;
+        .map_err(|e| Error::io("read the lab's namespace ids", e))?;
+        for (i, r) in asking.into_iter().zip(resolved) {
+            views[i].nsids = r.map_err(|e| Error::io(format!("read node {}", nodes[i]), e))?;
+        }
         let mut out = LabView::default();
         for (n, v) in nodes.into_iter().zip(views) {
-            let v = v.map_err(|e| Error::io(format!("read node {n}"), e))?;
             out.nodes.insert(n, v);
         }
         Ok(out)
@@ -344,30 +416,39 @@ impl LabView {
         }
     }
 
-    /// Devices whose IFLA_LINK is this device (macvlans, ipvlans, vlans on a lower; a veth's peer).
-    pub fn uppers<'a>(&'a self, node: &str, ifindex: u32) -> Vec<(&'a str, &'a ObservedLink)> {
-        let mut out = Vec::new();
-        for (n, v) in &self.nodes {
-            for l in &v.ns.links {
-                if l.link == Some(ifindex) && self.linked(n, l).map(|(x, _)| x == node).unwrap_or(false) && !(n == node && l.ifindex == ifindex) {
-                    out.push((n.as_str(), l));
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let mut ix = Index::default();
+            for (n, v) in &self.nodes {
+                for (k, l) in v.ns.links.iter().enumerate() {
+                    if let Some((target, idx)) = self.linked(n, l) {
+                        ix.uppers.entry(target.to_string()).or_default().entry(idx).or_default().push((n.clone(), k));
+                    }
+                }
+                for x in &v.ns.addrs {
+                    ix.holders.entry(x.addr.addr()).or_default().push((n.clone(), x.ifindex));
                 }
             }
-        }
-        out
+            ix
+        })
+    }
+
+    /// Devices whose IFLA_LINK is this device (macvlans, ipvlans, vlans on a lower; a veth's peer).
+    pub fn uppers<'a>(&'a self, node: &str, ifindex: u32) -> Vec<(&'a str, &'a ObservedLink)> {
+        let Some(list) = self.index().uppers.get(node).and_then(|m| m.get(&ifindex)) else { return Vec::new() };
+        list.iter()
+            .filter_map(|(n, k)| {
+                let (name, v) = self.nodes.get_key_value(n)?;
+                Some((name.as_str(), v.ns.links.get(*k)?))
+            })
+            .filter(|(n, l)| !(*n == node && l.ifindex == ifindex))
+            .collect()
     }
 
     /// Nodes and devices holding an address.
     pub fn holders(&self, a: IpAddr) -> Vec<(&str, u32)> {
-        let mut out = Vec::new();
-        for (n, v) in &self.nodes {
-            for x in &v.ns.addrs {
-                if x.addr.addr() == a {
-                    out.push((n.as_str(), x.ifindex));
-                }
-            }
-        }
-        out
+        let Some(list) = self.index().holders.get(&a) else { return Vec::new() };
+        list.iter().filter_map(|(n, i)| self.nodes.get_key_value(n).map(|(name, _)| (name.as_str(), *i))).collect()
     }
 
     /// Ports of a bridge.
@@ -390,6 +471,7 @@ impl LabView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observed::ObservedAddr;
     use netlink_packet_route::link::InfoKind;
 
     #[test]
@@ -403,5 +485,62 @@ mod tests {
             LinkInfo::Data(InfoData::Vxlan(vec![InfoVxlan::Id(42), InfoVxlan::Group("192.0.2.2".parse().unwrap()), InfoVxlan::Link(3), InfoVxlan::Port(4789)])),
         ]));
         assert_eq!(kind_details(&v), KindDetails::Vxlan { vni: 42, remote: Some("192.0.2.2".parse().unwrap()), local: None, underlay: Some(3), port: 4789, learning: true });
+    }
+
+    fn link(ifindex: u32, name: &str, link: Option<u32>, nsid: Option<i32>) -> ObservedLink {
+        ObservedLink { ifindex, name: name.into(), link, link_netnsid: nsid, ..Default::default() }
+    }
+
+    /// A host with veths to a and b (same indexes on both sides of each pair, as the kernel
+    /// may give), a macvlan in b on the host's uplink (no device points back), and a local veth.
+    fn views() -> Vec<NodeView> {
+        let node = |links: Vec<ObservedLink>, addrs: &[(u32, &str)]| NodeView {
+            ns: ObservedNs {
+                links,
+                addrs: addrs.iter().map(|(i, a)| ObservedAddr { ifindex: *i, addr: a.parse().unwrap(), automatic: false }).collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        vec![
+            node(
+                vec![link(1, "lo", None, None), link(5, "va", Some(2), Some(0)), link(6, "vb", Some(2), Some(1)), link(7, "up0", None, None), link(8, "l1", Some(9), None), link(9, "l2", Some(8), None)],
+                &[(7, "10.0.0.1/24")],
+            ),
+            node(vec![link(1, "lo", None, None), link(2, "eth0", Some(5), Some(0))], &[(2, "10.1.0.2/24")]),
+            node(vec![link(1, "lo", None, None), link(2, "eth0", Some(6), Some(0)), link(3, "mv0", Some(7), Some(0))], &[(2, "10.1.0.3/24"), (3, "10.1.0.3/24")]),
+        ]
+    }
+
+    #[test]
+    fn netnsids_are_asked_first_of_the_nodes_whose_devices_point_back() {
+        let v = views();
+        // host: its veths' peers are in a (index 1) and b (2); a and b: the host.
+        assert_eq!(nsid_candidates(&v), vec![vec![1, 2], vec![0], vec![0]]);
+        // b's macvlan needs the same id as its veth: nothing more to ask.
+        assert_eq!(needed_nsids(&v[2]).into_iter().collect::<Vec<_>>(), vec![0]);
+        assert!(needed_nsids(&NodeView::default()).is_empty());
+    }
+
+    #[test]
+    fn uppers_and_holders_follow_ids_across_namespaces() {
+        let mut view = LabView::default();
+        for (n, mut v) in ["host", "a", "b"].into_iter().zip(views()) {
+            v.nsids = match n {
+                "host" => [(0, "a".to_string()), (1, "b".to_string())].into(),
+                _ => [(0, "host".to_string())].into(),
+            };
+            view.nodes.insert(n.into(), v);
+        }
+        let names = |u: Vec<(&str, &ObservedLink)>| u.into_iter().map(|(n, l)| format!("{n}:{}", l.name)).collect::<Vec<_>>();
+        assert_eq!(names(view.uppers("host", 7)), ["b:mv0"]);
+        assert_eq!(names(view.uppers("host", 5)), ["a:eth0"]);
+        assert_eq!(names(view.uppers("a", 2)), ["host:va"]);
+        assert_eq!(names(view.uppers("b", 2)), ["host:vb"]);
+        assert_eq!(names(view.uppers("host", 8)), ["host:l2"]);
+        assert!(view.uppers("host", 1).is_empty() && view.uppers("nowhere", 2).is_empty());
+        assert_eq!(view.holders("10.1.0.3".parse().unwrap()), [("b", 2), ("b", 3)]);
+        assert_eq!(view.holders("10.0.0.1".parse().unwrap()), [("host", 7)]);
+        assert!(view.holders("10.9.9.9".parse().unwrap()).is_empty());
     }
 }
