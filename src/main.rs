@@ -408,7 +408,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Cmd::Check { lab, json: as_json, matrix, timeout_ms } => {
-            let opts = vnet::check::CheckOptions { timeout: std::time::Duration::from_millis(timeout_ms), matrix, ..Default::default() };
+            let opts = vnet::check::CheckOptions { timeout: std::time::Duration::from_millis(timeout_ms), matrix, progress: true, ..Default::default() };
             let r = vnet::check::check(&lab, &opts)?;
             if as_json {
                 println!("{}", json(&r));

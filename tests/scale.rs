@@ -172,11 +172,11 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
     }
 }
 
-/// Runs `vnet up FILE` with stderr on a terminal (a pseudo-terminal) or a pipe; returns stderr.
-fn up_stderr(file: &std::path::Path, terminal: bool) -> String {
+/// Runs `vnet ARGS` with stderr on a terminal (a pseudo-terminal) or a pipe; returns stderr.
+fn stderr_of(args: &[&std::ffi::OsStr], terminal: bool) -> String {
     use std::io::Read;
     let mut cmd = std::process::Command::new(vnet_bin());
-    cmd.arg("up").arg(file).stdout(std::process::Stdio::null());
+    cmd.args(args).stdout(std::process::Stdio::null());
     if !terminal {
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -210,7 +210,7 @@ fn up_shows_progress_only_on_a_terminal_and_only_for_labs_over_50_nodes() {
         let name = format!("pbar{nodes}{}", if terminal { "t" } else { "p" });
         let g = generate(Shape::Star, nodes);
         let file = temp_topology(&name, "json", &serde_json::to_string(&g.topology(&name)).unwrap());
-        let err = up_stderr(&file, terminal);
+        let err = stderr_of(&["up".as_ref(), file.as_os_str()], terminal);
         let shown = err.contains(&format!("building {name}")) && err.contains(" operations");
         assert_eq!(shown, bar, "{nodes} nodes, terminal {terminal}: {err:?}");
         if !terminal {
@@ -221,4 +221,21 @@ fn up_shows_progress_only_on_a_terminal_and_only_for_labs_over_50_nodes() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_gone(&name);
     }
+}
+
+/// A big matrix check shows its progress (probes, waves) on a terminal, nothing on a pipe.
+#[test]
+fn check_shows_progress_of_a_big_matrix_only_on_a_terminal() {
+    require_root();
+    let g = generate(Shape::Star, 60);
+    let lab = Lab::from_topology(g.topology("pbarcheck"), LabOptions::default()).unwrap();
+    let name = lab.name().to_string();
+    let name = name.as_str();
+    // 61 nodes: 3,660 probes, more than the machine's 1,024 neighbour entries: waves.
+    let err = stderr_of(&["check".as_ref(), name.as_ref()], true);
+    assert!(err.contains(&format!("checking {name}, wave 1/")) && err.contains(" probes"), "{err:?}");
+    let err = stderr_of(&["check".as_ref(), name.as_ref()], false);
+    assert!(!err.contains("checking") && !err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    drop(lab);
+    assert_gone(name);
 }

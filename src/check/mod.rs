@@ -27,11 +27,13 @@ pub struct CheckOptions {
     /// machine-wide table has. A bigger matrix runs in waves, clearing the lab's neighbour
     /// entries between them, so it is not hurt by the table's limit.
     pub neighbour_budget: Option<u64>,
+    /// Show a progress bar (only for big matrices, and only when stderr is a terminal).
+    pub progress: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { timeout: Duration::from_millis(1500), matrix: false, threads: crate::kernel::handle::workers(), neighbour_budget: None }
+        CheckOptions { timeout: Duration::from_millis(1500), matrix: false, threads: crate::kernel::handle::workers(), neighbour_budget: None, progress: false }
     }
 }
 

@@ -76,6 +76,66 @@ fn echo_opts(opts: &CheckOptions) -> EchoOptions {
     EchoOptions { timeout: opts.timeout, threads: opts.threads, ..Default::default() }
 }
 
+/// Matrices above this many probes show progress (a 50-node lab's matrix is 2,450).
+const PROGRESS_PROBES: usize = 2_500;
+
+/// A progress bar fed by the probes' counter from a thread of its own (the probe workers only
+/// count); nothing when not wanted or stderr is not a terminal.
+struct Progress {
+    finished: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bar: Option<indicatif::ProgressBar>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    lab: String,
+    waves: usize,
+}
+
+impl Progress {
+    fn start(wanted: bool, lab: &str, total: usize, waves: usize) -> Progress {
+        use std::io::IsTerminal;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let finished = std::sync::Arc::new(AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let mut p = Progress { finished, bar: None, stop, ticker: None, lab: lab.to_string(), waves };
+        if !wanted || !std::io::stderr().is_terminal() {
+            return p;
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} checking {msg} [{bar:30}] {pos}/{len} probes, {eta} left")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(lab.to_string());
+        let (b, f, s) = (bar.clone(), p.finished.clone(), p.stop.clone());
+        p.ticker = Some(std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                b.set_position(f.load(Ordering::Relaxed) as u64);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }));
+        p.bar = Some(bar);
+        p
+    }
+
+    fn wave(&self, k: usize) {
+        if let (Some(b), true) = (&self.bar, self.waves > 1) {
+            b.set_message(format!("{}, wave {}/{}", self.lab, k + 1, self.waves));
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 /// The full matrix among all declared addresses.
 pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport> {
     let started = Instant::now();
@@ -122,10 +182,15 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
     let t0 = Instant::now();
     let fds = rl.borrowed(&sources);
     let mut results = vec![None; probes.len()];
+    let progress = Progress::start(opts.progress && probes.len() > PROGRESS_PROBES, rl.name(), probes.len(), waves.len());
+    let mut eopts = echo_opts(opts);
+    eopts.finished = Some(progress.finished.clone());
     for (k, wave) in waves.iter().enumerate() {
-        let idx: Vec<usize> = (0..probes.len()).filter(|&g| wave.contains(&probes[g].src)).collect();
+        let in_wave: std::collections::HashSet<usize> = wave.iter().copied().collect();
+        let idx: Vec<usize> = (0..probes.len()).filter(|&g| in_wave.contains(&probes[g].src)).collect();
         let subset: Vec<EchoProbe> = idx.iter().map(|&g| probes[g].clone()).collect();
-        let got = echo::run(&fds, &subset, &echo_opts(opts)).map_err(|e| Error::io("probe", e))?;
+        progress.wave(k);
+        let got = echo::run(&fds, &subset, &eopts).map_err(|e| Error::io("probe", e))?;
         for (g, r) in idx.into_iter().zip(got) {
             results[g] = Some(r);
         }
@@ -135,6 +200,7 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
             }
         }
     }
+    drop(progress);
     let results: Vec<echo::EchoResult> = results.into_iter().map(|r| r.expect("every probe ran in a wave")).collect();
     let matrix_s = t0.elapsed().as_secs_f64();
     for x in w.iter_mut() {

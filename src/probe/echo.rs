@@ -86,11 +86,13 @@ pub struct EchoOptions {
     pub threads: usize,
     /// Most requests in flight per thread.
     pub window: usize,
+    /// Counts probes as they finish (answered, refused or timed out), for a progress display.
+    pub finished: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Default for EchoOptions {
     fn default() -> Self {
-        EchoOptions { timeout: Duration::from_millis(1500), threads: crate::kernel::handle::workers(), window: 256 }
+        EchoOptions { timeout: Duration::from_millis(1500), threads: crate::kernel::handle::workers(), window: 256, finished: None }
     }
 }
 
@@ -260,6 +262,14 @@ struct Flight {
     done: bool,
 }
 
+/// Records a finished probe (and counts it where someone watches).
+fn finish(out: &mut Vec<(usize, EchoResult)>, opts: &EchoOptions, g: usize, r: EchoResult) {
+    out.push((g, r));
+    if let Some(c) = &opts.finished {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue: &[usize], token_base: u64, opts: &EchoOptions) -> io::Result<Vec<(usize, EchoResult)>> {
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -310,7 +320,7 @@ fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue
                     let errno = e.raw_os_error().unwrap_or(libc::EIO);
                     let mtu = if errno == libc::EMSGSIZE { local_mtu(sock) } else { None };
                     flights.insert(g, Flight { sent: Instant::now(), done: true });
-                    out.push((g, EchoResult { outcome: EchoOutcome::Local { errno, mtu }, rtt_us: None }));
+                    finish(&mut out, opts, g, EchoResult { outcome: EchoOutcome::Local { errno, mtu }, rtt_us: None });
                     next += 1;
                 }
             }
@@ -353,7 +363,7 @@ fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue
                         f.done = true;
                         in_flight -= 1;
                         let rtt = f.sent.elapsed().as_micros() as u64;
-                        out.push((g, EchoResult { outcome, rtt_us: Some(rtt) }));
+                        finish(&mut out, opts, g, EchoResult { outcome, rtt_us: Some(rtt) });
                     }
                 }
             }
@@ -368,7 +378,7 @@ fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue
                 if !f.done {
                     f.done = true;
                     in_flight -= 1;
-                    out.push((g, EchoResult { outcome: EchoOutcome::Timeout, rtt_us: None }));
+                    finish(&mut out, opts, g, EchoResult { outcome: EchoOutcome::Timeout, rtt_us: None });
                 }
             }
         }

@@ -195,7 +195,7 @@ fn rp_rejects(rl: &RunningLab, view: &LabView, node: &str, dev: &str, src: Optio
 fn confirm(rl: &RunningLab, from: &str, dst: IpAddr, round_trip: bool) -> Result<Confirm> {
     let fds = rl.borrowed(&[from.to_string()]);
     let probe = [EchoProbe { src: 0, dst, size: None, df: false, phase: 0 }];
-    let r = echo::run(&fds, &probe, &EchoOptions { timeout: Duration::from_millis(1500), threads: 1, window: 1 }).map_err(|e| Error::io("probe", e))?;
+    let r = echo::run(&fds, &probe, &EchoOptions { timeout: Duration::from_millis(1500), threads: 1, window: 1, finished: None }).map_err(|e| Error::io("probe", e))?;
     let o = &r[0].outcome;
     let reply = o.is_reply();
     Ok(Confirm { seen: echo_seen(o, false), reply, agrees: reply == round_trip })
