@@ -8,12 +8,18 @@ use vnet::bench::{generate, Shape};
 use vnet::lab::LabOptions;
 use vnet::Lab;
 
+/// A generated star of `nodes` nodes, up, with its lab name.
+fn star(nodes: usize, name: &str) -> (vnet::bench::Generated, Lab, String) {
+    let g = generate(Shape::Star, nodes);
+    let lab = Lab::from_topology(g.topology(name), LabOptions::default()).unwrap();
+    let name = lab.name().to_string();
+    (g, lab, name)
+}
+
 #[test]
 fn star_1000_is_complete_and_reachable_end_to_end() {
     require_root();
-    let g = generate(Shape::Star, 1000);
-    let lab = Lab::from_topology(g.topology("scale-star"), LabOptions::default()).unwrap();
-    let name = lab.name().to_string();
+    let (g, lab, name) = star(1000, "scale-star");
 
     let st = lab.status().unwrap();
     assert_eq!(st.nodes.len(), 1001);
@@ -227,9 +233,7 @@ fn up_shows_progress_only_on_a_terminal_and_only_for_labs_over_50_nodes() {
 #[test]
 fn check_shows_progress_of_a_big_matrix_only_on_a_terminal() {
     require_root();
-    let g = generate(Shape::Star, 60);
-    let lab = Lab::from_topology(g.topology("pbarcheck"), LabOptions::default()).unwrap();
-    let name = lab.name().to_string();
+    let (_, lab, name) = star(60, "pbarcheck");
     let name = name.as_str();
     // 61 nodes: 3,660 probes, more than the machine's 1,024 neighbour entries: waves.
     let err = stderr_of(&["check".as_ref(), name.as_ref()], true);
