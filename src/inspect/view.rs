@@ -251,14 +251,15 @@ fn read_node() -> std::io::Result<NodeView> {
         }
     }
     let mut details = BTreeMap::new();
-    for m in nl.dump(crate::kernel::msg::dump_links()).map_err(kerr)? {
+    nl.dump_each(crate::kernel::msg::dump_links(), |m| {
         if let RouteNetlinkMessage::NewLink(l) = m {
             let d = kind_details(&l);
             if d != KindDetails::None {
                 details.insert(l.header.index, d);
             }
         }
-    }
+    })
+    .map_err(kerr)?;
     // Bridge VLANs (per port, only where VLAN filtering is on).
     let mut vlans = BTreeMap::new();
     let mut req = LinkMessage::default();

@@ -20,21 +20,17 @@ use crate::observed::{ObservedAddr, ObservedLink, ObservedNs, ObservedRoute};
 pub fn observe_ns(nl: &mut Netlink, sysctl_keys: &[String]) -> Result<ObservedNs, KernelError> {
     let mut ns = ObservedNs { links: links(nl)?, ..Default::default() };
     let lo = ns.link("lo").map(|l| l.ifindex);
-    for m in nl.dump(msg::dump_addrs())? {
+    nl.dump_each(msg::dump_addrs(), |m| {
         if let RouteNetlinkMessage::NewAddress(a) = m {
-            if let Some(a) = decode_addr(&a, lo) {
-                ns.addrs.push(a);
-            }
+            ns.addrs.extend(decode_addr(&a, lo));
         }
-    }
+    })?;
     for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
-        for m in nl.dump(msg::dump_routes(fam))? {
+        nl.dump_each(msg::dump_routes(fam), |m| {
             if let RouteNetlinkMessage::NewRoute(r) = m {
-                if let Some(r) = decode_route(&r) {
-                    ns.routes.push(r);
-                }
+                ns.routes.extend(decode_route(&r));
             }
-        }
+        })?;
     }
     for k in sysctl_keys {
         if let Ok(v) = sysctl::read(k) {
@@ -47,11 +43,11 @@ pub fn observe_ns(nl: &mut Netlink, sysctl_keys: &[String]) -> Result<ObservedNs
 /// Dumps the links of a namespace.
 pub fn links(nl: &mut Netlink) -> Result<Vec<ObservedLink>, KernelError> {
     let mut out = Vec::new();
-    for m in nl.dump(msg::dump_links())? {
+    nl.dump_each(msg::dump_links(), |m| {
         if let RouteNetlinkMessage::NewLink(l) = m {
             out.push(decode_link(&l));
         }
-    }
+    })?;
     Ok(out)
 }
 
