@@ -110,7 +110,8 @@ impl Progress {
         p.ticker = Some(std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 b.set_position(f.load(Ordering::Relaxed) as u64);
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                // Woken early by the drop: the check does not wait out a tick.
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
             }
         }));
         p.bar = Some(bar);
@@ -128,6 +129,7 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         if let Some(b) = &self.bar {
