@@ -405,11 +405,7 @@ impl<'a> Executor<'a> {
                 let lower = self.lower(handles, step, c)?;
                 let per_device = no_ll && !self.ll_default.contains(&c.node) && lower.target_fd.is_none();
                 let up_now = c.up && !per_device;
-                let queues = match &c.kind {
-                    KindSpec::Veth(v) => Some(v.queues_or_default()),
-                    _ => None,
-                };
-                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd, queues };
+                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd, queues: c.kind.queues() };
                 // A device born in the real root namespace gets an index chosen here, so that
                 // the messages marking it in the same batch can name it by index: by name they
                 // would land on a foreign device holding that name (or altname) when the

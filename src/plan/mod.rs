@@ -250,7 +250,7 @@ impl<'a> Planner<'a> {
             master: if late_master { None } else { self.kernel_master(nname, iface.master.as_ref()) },
             // Masters come up once their ports are in (stage MASTER_UP).
             up: iface.up && !is_master && !joins_down && !after_lower && !born_elsewhere,
-            peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac, queues: veth_queues(pi) }),
+            peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac, queues: pi.kind.queues().unwrap_or(1) }),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
         if late_master {
@@ -585,14 +585,6 @@ pub fn sysctl_keys(lab: &Lab, state: Option<&LabState>) -> BTreeMap<String, Vec<
         e.dedup();
     }
     out
-}
-
-/// Queues a veth end is created with.
-fn veth_queues(i: &Interface) -> u32 {
-    match &i.kind {
-        KindSpec::Veth(v) => v.queues_or_default(),
-        _ => 1,
-    }
 }
 
 /// A veth end has the queues its file declares (an end without `queues` accepts any count,

@@ -243,10 +243,8 @@ impl fmt::Display for Op {
                     write!(f, " mac {}", format_mac(m))?;
                 }
                 // Queues are shown where they are not the default one.
-                if let crate::model::kind::KindSpec::Veth(v) = &c.kind {
-                    if v.queues_or_default() != 1 {
-                        write!(f, " queues {}", v.queues_or_default())?;
-                    }
+                if let Some(q) = c.kind.queues().filter(|q| *q != 1) {
+                    write!(f, " queues {q}")?;
                 }
                 if let Some(p) = c.peer.as_ref().filter(|p| p.queues != 1) {
                     write!(f, " peer-queues {}", p.queues)?;

@@ -127,8 +127,8 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     group,
                     spec: Some(c.kind.clone()),
                     hairpin: master.map(|_| false),
-                    tx_queues: veth_queues(&c.kind),
-                    rx_queues: veth_queues(&c.kind),
+                    tx_queues: c.kind.queues(),
+                    rx_queues: c.kind.queues(),
                     ..Default::default()
                 };
                 ns_mut(&mut o, &c.node).links.push(l);
@@ -309,14 +309,6 @@ fn record_after(
     st.phase = Phase::Up;
     st.topology = Some(lab.topology.clone());
     st
-}
-
-/// Queues the kernel gives a device vnet creates (veths: as declared, default 1).
-fn veth_queues(kind: &KindSpec) -> Option<u32> {
-    match kind {
-        KindSpec::Veth(v) => Some(v.queues_or_default()),
-        _ => None,
-    }
 }
 
 /// Builds a lab from nothing; returns the kernel afterwards and the record.

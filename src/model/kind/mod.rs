@@ -85,6 +85,15 @@ pub enum KindSpec {
 }
 
 impl KindSpec {
+    /// Transmit/receive queues a device of this kind is created with, where vnet chooses them
+    /// (veth ends: one unless declared); `None`: the kernel's default.
+    pub fn queues(&self) -> Option<u32> {
+        match self {
+            KindSpec::Veth(v) => Some(v.queues_or_default()),
+            _ => None,
+        }
+    }
+
     /// The kind's name as written in files and shown by `status`.
     pub fn name(&self) -> &'static str {
         match self {
