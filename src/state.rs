@@ -158,7 +158,7 @@ pub fn save(state: &LabState) -> io::Result<()> {
     let tmp = dir.join(format!("state.json.{}", std::process::id()));
     {
         let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(state).map_err(io::Error::other)?)?;
+        f.write_all(&serde_json::to_vec(state).map_err(io::Error::other)?)?;
         f.sync_data()?;
     }
     std::fs::rename(&tmp, dir.join("state.json"))

@@ -41,11 +41,11 @@ pub fn down(lab: &str) -> Result<DownReport> {
 /// Removes a lab whose lock the caller holds; also says whether the lab had a record.
 pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     let mut report = DownReport { lab: lab.to_string(), ..Default::default() };
-    let st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
-    if let Some(mut s) = st.clone() {
+    let mut st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
+    if let Some(s) = st.as_mut() {
         s.phase = Phase::Removing;
         s.pid = std::process::id();
-        state::save(&s).map_err(|e| Error::io("write lab state", e))?;
+        state::save(s).map_err(|e| Error::io("write lab state", e))?;
     }
     let group = st.as_ref().map(|s| s.group).unwrap_or_else(|| state::group_for(lab));
 
