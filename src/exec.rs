@@ -39,10 +39,7 @@ pub fn command_in(netns_name: Option<&str>, node: &str, program: &str) -> Result
     let Some(name) = netns_name else { return Ok(cmd) };
     let fd: OwnedFd = netns::open(name).map_err(|e| Error::io(format!("open namespace {name}"), e))?;
     // Everything the child needs is prepared before fork: no allocation after it.
-    let etc_dir = [format!("/etc/netns/{name}"), format!("/etc/netns/{node}")]
-        .into_iter()
-        .find(|d| std::path::Path::new(d).is_dir())
-        .unwrap_or_default();
+    let etc_dir = [format!("/etc/netns/{name}"), format!("/etc/netns/{node}")].into_iter().find(|d| std::path::Path::new(d).is_dir()).unwrap_or_default();
     let binds: Vec<(CString, CString)> = match std::fs::read_dir(if etc_dir.is_empty() { "/nonexistent" } else { &etc_dir }) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())

@@ -225,8 +225,7 @@ impl NodeRef<'_> {
 
     /// A `Command` that runs `program` inside the node (`ip netns exec` semantics).
     pub fn command(&self, program: &str) -> Command {
-        crate::exec::command_in(self.netns.as_deref(), &self.node, program)
-            .unwrap_or_else(|e| panic!("node {} of lab {}: {e}", self.node, self.lab.name()))
+        crate::exec::command_in(self.netns.as_deref(), &self.node, program).unwrap_or_else(|e| panic!("node {} of lab {}: {e}", self.node, self.lab.name()))
     }
 
     /// Runs `f` on a thread inside the node's network namespace and returns its value.

@@ -462,7 +462,9 @@ fn capture(lab: &str, target: &str, write: Option<PathBuf>, count: Option<usize>
     let io_err = |e: std::io::Error| Error::io("capture", e);
     let mut pcap = match &write {
         None => None,
-        Some(p) if p.as_os_str() == "-" => Some(capture::pcap::PcapWriter::new(Box::new(std::io::stdout()) as Box<dyn Write>, cap.linktype, 262_144).map_err(io_err)?),
+        Some(p) if p.as_os_str() == "-" => {
+            Some(capture::pcap::PcapWriter::new(Box::new(std::io::stdout()) as Box<dyn Write>, cap.linktype, 262_144).map_err(io_err)?)
+        }
         Some(p) => {
             let f = std::fs::File::create(p).map_err(|e| Error::io(format!("create {}", p.display()), e))?;
             Some(capture::pcap::PcapWriter::new(Box::new(std::io::BufWriter::new(f)) as Box<dyn Write>, cap.linktype, 262_144).map_err(io_err)?)
@@ -471,17 +473,15 @@ fn capture(lab: &str, target: &str, write: Option<PathBuf>, count: Option<usize>
     eprintln!("capturing on {node}:{iface} in lab {lab}");
     let iface = iface.to_string();
     let stats = cap
-        .run(&opts, |p, d| {
-            match pcap.as_mut() {
-                Some(w) => {
-                    w.packet(p.ts, &p.data, p.len)?;
-                    w.flush()
-                }
-                None => {
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "{}", capture::summary(&iface, p, d))?;
-                    out.flush()
-                }
+        .run(&opts, |p, d| match pcap.as_mut() {
+            Some(w) => {
+                w.packet(p.ts, &p.data, p.len)?;
+                w.flush()
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", capture::summary(&iface, p, d))?;
+                out.flush()
             }
         })
         .map_err(io_err)?;

@@ -168,7 +168,7 @@ fn a_failed_update_undoes_the_features_it_changed() {
     nb.bpf =
         vec![serde_json::from_value(serde_json::json!({"dev": "eth0", "hook": "tc-ingress", "object": obj.display().to_string(), "program": "missing"}))
             .unwrap()];
-    let e = lab.update(t).err().expect("the update fails");
+    let e = lab.update(t).expect_err("the update fails");
     assert!(e.to_string().contains("has no program `missing`"), "{e}");
     // Undone: no table, the default qdisc, the previous record.
     let tables = Command::new("ip").args(["netns", "exec", &b, "nft", "list", "tables"]).output().unwrap();

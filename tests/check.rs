@@ -88,7 +88,8 @@ fn failing_expectations_name_the_pair_and_what_was_seen() {
     assert_eq!(code, 1, "failed expectations exit 1: {out}{err}");
     let failures: Vec<&str> = out.lines().skip_while(|l| !l.ends_with("failed:")).skip(1).take_while(|l| l.starts_with("  ")).collect();
     assert_eq!(failures.len(), 8, "{out}");
-    let line = |prefix: &str| failures.iter().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_else(|| panic!("no failure `{prefix}` in {out}")).to_string();
+    let line =
+        |prefix: &str| failures.iter().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_else(|| panic!("no failure `{prefix}` in {out}")).to_string();
     assert!(line("reach a -> d: a -> 10.3.0.2: timeout (10.1.0.1 answers ARP on eth0").contains("routed-broken.yaml:"), "{out}");
     assert!(line("reach a -> 10.9.9.9: a -> 10.9.9.9:").contains("network unreachable from 10.1.0.1"), "{out}");
     assert!(line("no-reach a -> c: a -> 10.2.0.2:").contains("reply from 10.2.0.2"), "{out}");
@@ -210,7 +211,10 @@ fn a_matrix_bigger_than_the_neighbour_budget_runs_in_waves() {
     // A star of 6 on one bridge: 30 probes need about 30 entries at once; allow 20.
     let mut b = Lab::builder("waves").bridge("host:br0");
     for i in 1..=6 {
-        b = b.link(&format!("n{i}:eth0"), &format!("host:p{i}")).master(&format!("host:p{i}"), "br0").address(&format!("n{i}:eth0"), &format!("10.24.0.{i}/24"));
+        b = b
+            .link(&format!("n{i}:eth0"), &format!("host:p{i}"))
+            .master(&format!("host:p{i}"), "br0")
+            .address(&format!("n{i}:eth0"), &format!("10.24.0.{i}/24"));
     }
     let lab = b.up().unwrap();
     let r = lab.check_with(&CheckOptions { neighbour_budget: Some(20), ..fast() }).unwrap();

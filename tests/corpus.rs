@@ -18,12 +18,7 @@ fn corpus(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo(dir))
         .unwrap_or_else(|e| panic!("read {dir}: {e}"))
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "toml" | "json")
-            )
-        })
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "toml" | "json")))
         .map(|p| Path::new(dir).join(p.file_name().unwrap()))
         .collect();
     files.sort();
@@ -47,15 +42,8 @@ fn check_expected(file: &Path, got: &str) -> Option<String> {
     }
     match std::fs::read_to_string(&exp) {
         Ok(want) if want == got => None,
-        Ok(want) => Some(format!(
-            "{}:\n--- expected\n{want}--- got\n{got}",
-            file.display()
-        )),
-        Err(_) => Some(format!(
-            "{}: no {} (run with VNET_BLESS=1 to create it)\n{got}",
-            file.display(),
-            exp.display()
-        )),
+        Ok(want) => Some(format!("{}:\n--- expected\n{want}--- got\n{got}", file.display())),
+        Err(_) => Some(format!("{}: no {} (run with VNET_BLESS=1 to create it)\n{got}", file.display(), exp.display())),
     }
 }
 
@@ -77,35 +65,22 @@ fn expectation(d: &vnet::model::Diagnostics) -> String {
 fn assert_located(file: &Path, compact: &str) {
     let prefix = format!("{}:", file.display());
     for line in compact.lines() {
-        let rest = line
-            .strip_prefix(&prefix)
-            .unwrap_or_else(|| panic!("{}: finding without its file: {line}", file.display()));
+        let rest = line.strip_prefix(&prefix).unwrap_or_else(|| panic!("{}: finding without its file: {line}", file.display()));
         let mut parts = rest.splitn(3, ':');
         let (l, c) = (parts.next().unwrap(), parts.next().unwrap_or(""));
-        assert!(
-            l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok(),
-            "{}: finding without line:col: {line}",
-            file.display()
-        );
+        assert!(l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok(), "{}: finding without line:col: {line}", file.display());
     }
 }
 
 #[test]
 fn bad_files_report_exactly_their_expected_findings() {
     let files = corpus("tests/corpus/bad");
-    assert!(
-        files.len() >= 30,
-        "the corpus has {} bad files, want at least 30",
-        files.len()
-    );
+    assert!(files.len() >= 30, "the corpus has {} bad files, want at least 30", files.len());
     let mut failures = Vec::new();
     for f in &files {
         let d = match vnet::model::load_file(f) {
             Ok(_) => {
-                failures.push(format!(
-                    "{}: accepted, but it is in the bad corpus",
-                    f.display()
-                ));
+                failures.push(format!("{}: accepted, but it is in the bad corpus", f.display()));
                 continue;
             }
             Err(d) => d,
@@ -119,22 +94,10 @@ fn bad_files_report_exactly_their_expected_findings() {
         let p = e.unwrap().path();
         if p.extension().and_then(|x| x.to_str()) == Some("expected") {
             let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-            assert!(
-                files
-                    .iter()
-                    .any(|f| f.file_stem().unwrap().to_string_lossy() == stem),
-                "{} has no topology file",
-                p.display()
-            );
+            assert!(files.iter().any(|f| f.file_stem().unwrap().to_string_lossy() == stem), "{} has no topology file", p.display());
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} corpus files differ:\n\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} corpus files differ:\n\n{}", failures.len(), files.len(), failures.join("\n"));
 }
 
 #[test]
@@ -143,38 +106,19 @@ fn files_with_only_warnings_are_valid() {
     assert!(!files.is_empty());
     let mut failures = Vec::new();
     for f in &files {
-        let loaded = vnet::model::load_file(f)
-            .unwrap_or_else(|d| panic!("{} must be valid:\n{}", f.display(), d.compact()));
-        assert!(
-            !loaded.warnings.is_empty() && !loaded.warnings.has_errors(),
-            "{}: expected warnings only",
-            f.display()
-        );
+        let loaded = vnet::model::load_file(f).unwrap_or_else(|d| panic!("{} must be valid:\n{}", f.display(), d.compact()));
+        assert!(!loaded.warnings.is_empty() && !loaded.warnings.has_errors(), "{}: expected warnings only", f.display());
         let compact = loaded.warnings.compact();
         assert_located(f, &compact);
         failures.extend(check_expected(f, &expectation(&loaded.warnings)));
 
         // The CLI accepts it, and shows the warnings rendered with their location.
-        let out = Command::new(vnet_bin())
-            .arg("validate")
-            .arg(f)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
+        let out = Command::new(vnet_bin()).arg("validate").arg(f).env("NO_COLOR", "1").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}: vnet validate failed:\n{stderr}",
-            f.display()
-        );
+        assert_eq!(out.status.code(), Some(0), "{}: vnet validate failed:\n{stderr}", f.display());
         for line in compact.lines() {
             let loc = line.split(": warning: ").next().unwrap();
-            assert!(
-                stderr.contains(&format!("[{loc}]")),
-                "{}: stderr lacks [{loc}]:\n{stderr}",
-                f.display()
-            );
+            assert!(stderr.contains(&format!("[{loc}]")), "{}: stderr lacks [{loc}]:\n{stderr}", f.display());
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -201,90 +145,35 @@ fn vnet_up_refuses_bad_files_and_changes_nothing() {
     let files = corpus("tests/corpus/bad");
     for f in &files {
         let text = std::fs::read_to_string(repo(&f.to_string_lossy())).unwrap();
-        let out = Command::new(vnet_bin())
-            .arg("up")
-            .arg(f)
-            .arg("--isolated-host")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
+        let out = Command::new(vnet_bin()).arg("up").arg(f).arg("--isolated-host").env("NO_COLOR", "1").output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{}: exit code {:?}, stderr:\n{stderr}",
-            f.display(),
-            out.status.code()
-        );
+        assert_eq!(out.status.code(), Some(2), "{}: exit code {:?}, stderr:\n{stderr}", f.display(), out.status.code());
         let expected = std::fs::read_to_string(expected_path(f)).unwrap_or_default();
         assert!(!expected.is_empty(), "{}: no expectation", f.display());
         for line in expected.lines().filter(|l| !l.starts_with("    help: ")) {
             // `file:line:col: error: message [text]`: the rendering shows `[file:line:col]`
             // and the message.
-            let (loc, rest) = line
-                .split_once(": error: ")
-                .or_else(|| line.split_once(": warning: "))
-                .unwrap();
+            let (loc, rest) = line.split_once(": error: ").or_else(|| line.split_once(": warning: ")).unwrap();
             let message = rest.rsplit_once(" [").map(|(m, _)| m).unwrap_or(rest);
-            assert!(
-                stderr.contains(&format!("[{loc}]")),
-                "{}: stderr lacks [{loc}]:\n{stderr}",
-                f.display()
-            );
+            assert!(stderr.contains(&format!("[{loc}]")), "{}: stderr lacks [{loc}]:\n{stderr}", f.display());
             let first_words: String = message.chars().take(30).collect();
-            assert!(
-                stderr.contains(&first_words),
-                "{}: stderr lacks `{first_words}`:\n{stderr}",
-                f.display()
-            );
+            assert!(stderr.contains(&first_words), "{}: stderr lacks `{first_words}`:\n{stderr}", f.display());
         }
-        assert!(
-            stderr.contains("×"),
-            "{}: not the miette rendering:\n{stderr}",
-            f.display()
-        );
+        assert!(stderr.contains("×"), "{}: not the miette rendering:\n{stderr}", f.display());
 
         // Nothing of the lab exists: no namespace, no record, no marked device.
         if let Some(name) = declared_name(&text).filter(|n| !n.is_empty()) {
             let left = namespaces_with_prefix(&name);
-            assert!(
-                left.is_empty(),
-                "{}: namespaces appeared: {left:?}",
-                f.display()
-            );
-            assert!(
-                !Path::new("/run/vnet").join(&name).exists(),
-                "{}: a lab record appeared",
-                f.display()
-            );
+            assert!(left.is_empty(), "{}: namespaces appeared: {left:?}", f.display());
+            assert!(!Path::new("/run/vnet").join(&name).exists(), "{}: a lab record appeared", f.display());
         }
         let corpus_ns = namespaces_with_prefix("corpus-");
-        assert!(
-            corpus_ns.is_empty(),
-            "{}: namespaces appeared: {corpus_ns:?}",
-            f.display()
-        );
+        assert!(corpus_ns.is_empty(), "{}: namespaces appeared: {corpus_ns:?}", f.display());
         let records: Vec<String> = std::fs::read_dir("/run/vnet")
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.starts_with("corpus-"))
-                    .collect()
-            })
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with("corpus-")).collect())
             .unwrap_or_default();
-        assert!(
-            records.is_empty(),
-            "{}: lab records appeared: {records:?}",
-            f.display()
-        );
-        let marked = Command::new("ip")
-            .args(["-d", "-o", "link", "show"])
-            .output()
-            .unwrap();
-        assert!(
-            !String::from_utf8_lossy(&marked.stdout).contains("alias vnet:corpus-"),
-            "{}: a marked device appeared",
-            f.display()
-        );
+        assert!(records.is_empty(), "{}: lab records appeared: {records:?}", f.display());
+        let marked = Command::new("ip").args(["-d", "-o", "link", "show"]).output().unwrap();
+        assert!(!String::from_utf8_lossy(&marked.stdout).contains("alias vnet:corpus-"), "{}: a marked device appeared", f.display());
     }
 }

@@ -70,7 +70,10 @@ fn a_healthy_lab_has_no_findings_and_cli_exit_codes_follow() {
     assert_eq!(out.status.code(), Some(1));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let f = j["findings"].as_array().unwrap();
-    assert!(f.iter().any(|x| x["code"] == "device-down" && x["node"] == "r" && x["device"] == "eth1" && x["fix"].as_str().unwrap().contains("link set eth1 up")), "{j:#}");
+    assert!(
+        f.iter().any(|x| x["code"] == "device-down" && x["node"] == "r" && x["device"] == "eth1" && x["fix"].as_str().unwrap().contains("link set eth1 up")),
+        "{j:#}"
+    );
 }
 
 #[test]
@@ -142,7 +145,8 @@ fn no_default_route_with_a_suggested_gateway() {
 #[test]
 fn mtu_mismatch_between_link_ends() {
     require_root();
-    let text = BASE.replace("c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24] } }", "c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24], mtu: 1400 } }");
+    let text =
+        BASE.replace("c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24] } }", "c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24], mtu: 1400 } }");
     let (lab, path) = up("doc-mtu", &text);
     let f = findings(&lab);
     let x = find(&f, "mtu-mismatch", "c", Some("eth0"));
@@ -199,7 +203,9 @@ fn rp_filter_drops_asymmetric_answers() {
     let f = findings(&lab);
     let x = find(&f, "rp-filter", "a", Some("eth1"));
     assert!(
-        x.message.starts_with("a drops packets from 10.2.0.2 arriving on eth1: reverse-path filtering is strict (rp_filter=1) and its route back to 10.2.0.2 leaves by eth0"),
+        x.message.starts_with(
+            "a drops packets from 10.2.0.2 arriving on eth1: reverse-path filtering is strict (rp_filter=1) and its route back to 10.2.0.2 leaves by eth0"
+        ),
         "{x:?}"
     );
     assert!(x.fix.contains("net.ipv4.conf.eth1.rp_filter: 2"), "{}", x.fix);
@@ -214,7 +220,11 @@ fn rp_filter_drops_asymmetric_answers() {
     assert!(after.iter().all(|x| !(x.code == "rp-filter" && x.message.contains("from 10.2.0.2"))), "{after:#?}");
     // Loose filtering still drops sources with no route back at all: c's 10.5.0.2.
     let y = find(&after, "rp-filter", "a", Some("eth1"));
-    assert!(y.message.starts_with("a drops packets from 10.5.0.2 arriving on eth1: reverse-path filtering is loose (rp_filter=2) and it has no route back to 10.5.0.2"), "{y:?}");
+    assert!(
+        y.message
+            .starts_with("a drops packets from 10.5.0.2 arriving on eth1: reverse-path filtering is loose (rp_filter=2) and it has no route back to 10.5.0.2"),
+        "{y:?}"
+    );
 }
 
 const SWITCH: &str = "name: mv
@@ -251,7 +261,9 @@ fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
     let f = findings(&lab);
     let x = find(&f, "macvlan-hairpin", "h", Some("up0"));
     assert!(
-        x.message.starts_with("macvlans m1:mv1 and m2:mv2 on up0 are in vepa mode: their frames to each other go out to the switch port sw:p0, which has hairpin off"),
+        x.message.starts_with(
+            "macvlans m1:mv1 and m2:mv2 on up0 are in vepa mode: their frames to each other go out to the switch port sw:p0, which has hairpin off"
+        ),
         "{x:?}"
     );
     assert!(x.fix.starts_with("set `hairpin: true` on sw:p0"), "{}", x.fix);

@@ -19,19 +19,12 @@ fn text(b: &[u8]) -> String {
 }
 
 fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    )
+    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), text(&o.stdout), text(&o.stderr))
 }
 
 /// The seed tutorial (bridge in `host`, ns1 and ns2 on it) under another name.
 fn bridge_lab(lab: &str) -> String {
-    std::fs::read_to_string(repo("examples/bridge.yaml"))
-        .unwrap()
-        .replace("name: bridge", &format!("name: {lab}"))
+    std::fs::read_to_string(repo("examples/bridge.yaml")).unwrap().replace("name: bridge", &format!("name: {lab}"))
 }
 
 /// Interface details of a device (`ip -j -d link`), panicking when it is missing.
@@ -50,29 +43,18 @@ fn link_of(netns: &str, dev: &str) -> serde_json::Value {
 fn kernel_refusal_midway_rolls_back_everything() {
     require_root();
     let lab = unique_name("fail-v6");
-    let yaml = bridge_lab(&lab).replace(
-        "eth0: { addresses: [192.168.1.12/24] }",
-        "eth0: { addresses: [192.168.1.12/24, 'fd00::12/64'], mtu: 1200 }",
-    );
+    let yaml = bridge_lab(&lab).replace("eth0: { addresses: [192.168.1.12/24] }", "eth0: { addresses: [192.168.1.12/24, 'fd00::12/64'], mtu: 1200 }");
     let file = temp_topology(&lab, "yaml", &yaml);
     let _guard = DownGuard::new(&lab, None);
     let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = text(&out.stderr);
+    assert!(err.contains("IPv6 needs an MTU of at least 1280"), "the warning is shown: {err}");
     assert!(
-        err.contains("IPv6 needs an MTU of at least 1280"),
-        "the warning is shown: {err}"
-    );
-    assert!(
-        err.contains(
-            "error: `addr ns2:eth0 fd00::12/64` failed in node ns2, device eth0: Invalid argument"
-        ),
+        err.contains("error: `addr ns2:eth0 fd00::12/64` failed in node ns2, device eth0: Invalid argument"),
         "operation, node, device and kernel text: {err}"
     );
-    assert!(
-        err.contains("everything this run created was removed again"),
-        "{err}"
-    );
+    assert!(err.contains("everything this run created was removed again"), "{err}");
     assert_nothing_left(&lab, None);
 }
 
@@ -96,23 +78,14 @@ fn kernel_clash_with_a_foreign_altname_leaves_the_foreign_device_alone() {
     let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("failed in node host, device veth1: File exists"),
-        "{err}"
-    );
-    assert!(
-        err.contains("everything this run created was removed again"),
-        "{err}"
-    );
+    assert!(err.contains("failed in node host, device veth1: File exists"), "{err}");
+    assert!(err.contains("everything this run created was removed again"), "{err}");
 
     assert_nothing_left(&lab, Some(&root.name));
     // The bridge the lab had created in the root before the failure is gone too.
     assert!(ip_link(Some(&root.name), "br1").is_none());
     let after = link_of(&root.name, "fx0");
-    assert_eq!(
-        after["ifalias"], "someone else's",
-        "the foreign device keeps its alias"
-    );
+    assert_eq!(after["ifalias"], "someone else's", "the foreign device keeps its alias");
     assert_eq!(after["ifindex"], before["ifindex"]);
     assert_eq!(after["altnames"], before["altnames"]);
     assert_eq!(ip_addrs(Some(&root.name), "fx0"), ["198.51.100.1/24"]);
@@ -126,17 +99,10 @@ fn planner_clash_with_a_foreign_namespace_changes_nothing() {
     require_root();
     let lab = unique_name("fail-ns");
     // `ip netns add` of the name the lab wants for node b; removed by the Scratch guard.
-    let out = std::process::Command::new("ip")
-        .args(["netns", "add", &format!("{lab}-b")])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new("ip").args(["netns", "add", &format!("{lab}-b")]).output().unwrap();
     assert!(out.status.success());
-    let foreign = Scratch {
-        name: format!("{lab}-b"),
-    };
-    foreign.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "other",
-    ]);
+    let foreign = Scratch { name: format!("{lab}-b") };
+    foreign.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "other"]);
     foreign.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
 
     let yaml = format!("name: {lab}\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n  b:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.2/24] }}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
@@ -145,21 +111,10 @@ fn planner_clash_with_a_foreign_namespace_changes_nothing() {
     let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("clashes with objects that are not its own (nothing was changed)"),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "node b: namespace `{lab}-b` already exists and does not belong to lab `{lab}`"
-        )),
-        "{err}"
-    );
+    assert!(err.contains("clashes with objects that are not its own (nothing was changed)"), "{err}");
+    assert!(err.contains(&format!("node b: namespace `{lab}-b` already exists and does not belong to lab `{lab}`")), "{err}");
     // Nothing of the lab: only the foreign namespace has its prefix.
-    assert_eq!(
-        namespaces_with_prefix(&format!("{lab}-")),
-        [format!("{lab}-b")]
-    );
+    assert_eq!(namespaces_with_prefix(&format!("{lab}-")), [format!("{lab}-b")]);
     assert!(!Path::new("/run/vnet").join(&lab).exists(), "no record");
     assert_eq!(ip_addrs(Some(&foreign.name), "eth0"), ["198.51.100.2/24"]);
     assert!(ip_link(Some(&foreign.name), "other").is_some());
@@ -178,26 +133,15 @@ fn planner_clash_with_a_foreign_namespace_changes_nothing() {
 fn planner_clash_with_a_foreign_root_device_changes_nothing() {
     require_root();
     let root = Scratch::new("fail-dev");
-    root.ip(&[
-        "link", "add", "veth2", "type", "veth", "peer", "name", "keep2",
-    ]);
+    root.ip(&["link", "add", "veth2", "type", "veth", "peer", "name", "keep2"]);
     let lab = unique_name("fail-dev");
     let file = temp_topology(&lab, "yaml", &bridge_lab(&lab));
     let _guard = DownGuard::new(&lab, Some(&root));
     let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        text(&out.stderr).contains(&format!(
-            "node host: interface `veth2` already exists and does not belong to lab `{lab}`"
-        )),
-        "{}",
-        show(&out)
-    );
+    assert!(text(&out.stderr).contains(&format!("node host: interface `veth2` already exists and does not belong to lab `{lab}`")), "{}", show(&out));
     assert_nothing_left(&lab, Some(&root.name));
-    assert!(
-        ip_link(Some(&root.name), "br1").is_none(),
-        "nothing was created"
-    );
+    assert!(ip_link(Some(&root.name), "br1").is_none(), "nothing was created");
     let v = link_of(&root.name, "veth2");
     assert!(v["ifalias"].is_null(), "not marked: {v}");
 }
@@ -209,11 +153,7 @@ fn planner_clash_with_a_foreign_root_device_changes_nothing() {
 /// Starts `vnet up`, waits until `ready()` says the build is under way, kills it with SIGKILL
 /// and checks that it was killed (not finished).
 fn kill_mid_up(scratch: Option<&Scratch>, args: &[&str], ready: impl Fn() -> bool) {
-    let mut child = vnet_cmd(scratch.map(|s| s.name.as_str()), args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = vnet_cmd(scratch.map(|s| s.name.as_str()), args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     loop {
         if ready() {
@@ -222,27 +162,15 @@ fn kill_mid_up(scratch: Option<&Scratch>, args: &[&str], ready: impl Fn() -> boo
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
             panic!("`vnet up` ended ({status}) before it could be killed: {err}");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "`vnet up` made no visible progress"
-        );
+        assert!(started.elapsed() < Duration::from_secs(120), "`vnet up` made no visible progress");
         std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "`vnet up` had already finished: {status}"
-    );
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "`vnet up` had already finished: {status}");
 }
 
 fn record_phase(lab: &str) -> Option<String> {
@@ -258,19 +186,13 @@ fn clean_up_after_kill(scratch: Option<&Scratch>, lab: &str, with_gc: bool) {
         let out = vnet(sc, &["gc"]);
         let o = text(&out.stdout);
         assert!(
-            o.contains(&format!("lab {lab}"))
-                || o.contains(&format!("namespace {lab}-"))
-                || record_phase(lab).is_none(),
+            o.contains(&format!("lab {lab}")) || o.contains(&format!("namespace {lab}-")) || record_phase(lab).is_none(),
             "gc does not name the lab:\n{}",
             show(&out)
         );
     } else {
         let out = vnet(sc, &["down", lab]);
-        assert!(
-            out.status.code() == Some(0) || text(&out.stderr).contains("no lab named"),
-            "{}",
-            show(&out)
-        );
+        assert!(out.status.code() == Some(0) || text(&out.stderr).contains("no lab named"), "{}", show(&out));
     }
 }
 
@@ -282,16 +204,10 @@ fn kill_200_node_up_then(with_gc: bool) {
     let prefix = format!("{lab}-");
     // down: kill while namespaces are being made; gc: once all exist (devices being made).
     let want = if with_gc { 201 } else { 40 };
-    kill_mid_up(None, &["up", file.to_str().unwrap()], || {
-        namespaces_with_prefix(&prefix).len() >= want
-    });
+    kill_mid_up(None, &["up", file.to_str().unwrap()], || namespaces_with_prefix(&prefix).len() >= want);
     let left = namespaces_with_prefix(&prefix).len();
     assert!(left >= want, "namespaces existed at the kill: {left}");
-    assert_eq!(
-        record_phase(&lab).as_deref(),
-        Some("building"),
-        "the record says `up` did not finish"
-    );
+    assert_eq!(record_phase(&lab).as_deref(), Some("building"), "the record says `up` did not finish");
     clean_up_after_kill(None, &lab, with_gc);
     assert_nothing_left(&lab, None);
 }
@@ -313,15 +229,10 @@ fn kill_during_up_of_200_nodes_then_gc_leaves_nothing() {
 /// Foreign devices that look like the lab's: an unmarked veth pair with the lab's naming, and
 /// one whose alias resembles a mark. Returns their names.
 fn foreign_lookalikes(root: &Scratch, lab: &str) -> Vec<(String, serde_json::Value)> {
-    root.ip(&[
-        "link", "add", "veth3", "type", "veth", "peer", "name", "veth4",
-    ]);
+    root.ip(&["link", "add", "veth3", "type", "veth", "peer", "name", "veth4"]);
     root.ip(&["link", "set", "veth4", "alias", &format!("vnet-{lab}")]);
     root.ip(&["link", "add", "p61", "type", "veth", "peer", "name", "p999"]);
-    ["veth3", "veth4", "p61", "p999"]
-        .iter()
-        .map(|d| (d.to_string(), link_of(&root.name, d)))
-        .collect()
+    ["veth3", "veth4", "p61", "p999"].iter().map(|d| (d.to_string(), link_of(&root.name, d))).collect()
 }
 
 fn assert_untouched(root: &Scratch, before: &[(String, serde_json::Value)]) {
@@ -345,64 +256,25 @@ fn root_devices_of_a_non_isolated_lab_are_marked_and_down_removes_exactly_them()
 
     let mut marked = devices_with_alias(Some(&root.name), &format!("vnet:{lab}"));
     marked.sort();
-    assert_eq!(
-        marked,
-        ["br1", "veth1", "veth2"],
-        "the lab's root devices carry its mark"
-    );
+    assert_eq!(marked, ["br1", "veth1", "veth2"], "the lab's root devices carry its mark");
     // Only ns1 and ns2 are namespaces: `host` is the (scratch) root.
     let mut ns = namespaces_with_prefix(&format!("{lab}-"));
     ns.sort();
     assert_eq!(ns, [format!("{lab}-ns1"), format!("{lab}-ns2")]);
     assert_eq!(ip_addrs(Some(&root.name), "br1"), ["192.168.1.10/24"]);
-    let ping = vnet(
-        Some(&root.name),
-        &[
-            "exec",
-            &lab,
-            "ns1",
-            "--",
-            "ping",
-            "-c1",
-            "-W2",
-            "192.168.1.12",
-        ],
-    );
+    let ping = vnet(Some(&root.name), &["exec", &lab, "ns1", "--", "ping", "-c1", "-W2", "192.168.1.12"]);
     assert_eq!(ping.status.code(), Some(0), "{}", show(&ping));
     // `exec` in `host` runs in the namespace vnet runs in: the scratch root.
-    let out = vnet(
-        Some(&root.name),
-        &[
-            "exec",
-            &lab,
-            "host",
-            "--",
-            "cat",
-            "/proc/sys/net/ipv4/ip_forward",
-        ],
-    );
+    let out = vnet(Some(&root.name), &["exec", &lab, "host", "--", "cat", "/proc/sys/net/ipv4/ip_forward"]);
     assert_eq!(text(&out.stdout).trim(), "1");
 
     let out = vnet(Some(&root.name), &["down", &lab]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(
-        text(&out.stdout).contains("2 namespaces and 3 root-namespace devices removed"),
-        "{}",
-        show(&out)
-    );
+    assert!(text(&out.stdout).contains("2 namespaces and 3 root-namespace devices removed"), "{}", show(&out));
     assert_nothing_left(&lab, Some(&root.name));
     assert_untouched(&root, &before);
     // The root's sysctl went back to what it was.
-    let fwd = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &root.name,
-            "cat",
-            "/proc/sys/net/ipv4/ip_forward",
-        ])
-        .output()
-        .unwrap();
+    let fwd = std::process::Command::new("ip").args(["netns", "exec", &root.name, "cat", "/proc/sys/net/ipv4/ip_forward"]).output().unwrap();
     assert_eq!(text(&fwd.stdout).trim(), "0");
 }
 
@@ -411,9 +283,7 @@ fn kill_scratch_root_up(root: &Scratch, lab: &str) {
     let file = temp_topology(lab, "yaml", &star_topology(lab, "host", 60, false));
     let mark = format!("vnet:{lab}");
     let name = root.name.clone();
-    kill_mid_up(Some(root), &["up", file.to_str().unwrap()], || {
-        devices_with_alias(Some(&name), &mark).len() >= 3
-    });
+    kill_mid_up(Some(root), &["up", file.to_str().unwrap()], || devices_with_alias(Some(&name), &mark).len() >= 3);
     assert!(!devices_with_alias(Some(&root.name), &mark).is_empty());
 }
 
@@ -471,30 +341,16 @@ fn exec_runs_in_the_node_and_passes_the_exit_code_through() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 
     // Exit codes and signals come through.
-    for (cmd, code) in [
-        ("exit 0", 0),
-        ("exit 7", 7),
-        ("exit 255", 255),
-        ("kill -TERM $$", 128 + 15),
-    ] {
+    for (cmd, code) in [("exit 0", 0), ("exit 7", 7), ("exit 255", 255), ("kill -TERM $$", 128 + 15)] {
         let out = vnet(None, &["exec", &lab, "a", "--", "sh", "-c", cmd]);
         assert_eq!(out.status.code(), Some(code), "{cmd}: {}", show(&out));
     }
     // The node's own /sys/class/net and its traffic.
     let out = vnet(None, &["exec", &lab, "a", "--", "ls", "/sys/class/net"]);
-    assert_eq!(
-        text(&out.stdout).split_whitespace().collect::<Vec<_>>(),
-        ["eth0", "lo"]
-    );
-    let out = vnet(
-        None,
-        &["exec", &lab, &node, "--", "cat", "/sys/class/net/e1/mtu"],
-    );
+    assert_eq!(text(&out.stdout).split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"]);
+    let out = vnet(None, &["exec", &lab, &node, "--", "cat", "/sys/class/net/e1/mtu"]);
     assert_eq!(text(&out.stdout).trim(), "1500");
-    let out = vnet(
-        None,
-        &["exec", &lab, "a", "--", "ping", "-c1", "-W2", "10.0.0.2"],
-    );
+    let out = vnet(None, &["exec", &lab, "a", "--", "ping", "-c1", "-W2", "10.0.0.2"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 
     // /etc/netns/<namespace>/ is bound over /etc, as with `ip netns exec`; then /etc/netns/<node>/.
@@ -506,24 +362,11 @@ fn exec_runs_in_the_node_and_passes_the_exit_code_through() {
     std::fs::create_dir_all(&by_node.0).unwrap();
     std::fs::write(by_node.0.join("hosts"), "203.0.113.8 only-in-node\n").unwrap();
     let out = vnet(None, &["exec", &lab, "a", "--", "cat", "/etc/hosts"]);
-    assert_eq!(
-        text(&out.stdout),
-        "203.0.113.7 only-in-a\n",
-        "{}",
-        show(&out)
-    );
+    assert_eq!(text(&out.stdout), "203.0.113.7 only-in-a\n", "{}", show(&out));
     let out = vnet(None, &["exec", &lab, &node, "--", "cat", "/etc/hosts"]);
-    assert_eq!(
-        text(&out.stdout),
-        "203.0.113.8 only-in-node\n",
-        "{}",
-        show(&out)
-    );
+    assert_eq!(text(&out.stdout), "203.0.113.8 only-in-node\n", "{}", show(&out));
     // Outside the node, /etc is the machine's.
-    assert_ne!(
-        std::fs::read_to_string("/etc/hosts").unwrap(),
-        "203.0.113.7 only-in-a\n"
-    );
+    assert_ne!(std::fs::read_to_string("/etc/hosts").unwrap(), "203.0.113.7 only-in-a\n");
     drop((by_ns, by_node));
     if !etc_netns_existed {
         let _ = std::fs::remove_dir("/etc/netns");
@@ -531,18 +374,10 @@ fn exec_runs_in_the_node_and_passes_the_exit_code_through() {
 
     let out = vnet(None, &["exec", &lab, "nosuch", "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(&format!("lab `{lab}` has no node `nosuch`")),
-        "{}",
-        show(&out)
-    );
+    assert!(text(&out.stderr).contains(&format!("lab `{lab}` has no node `nosuch`")), "{}", show(&out));
     let out = vnet(None, &["exec", "no-such-lab-at-all", "a", "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("no lab named `no-such-lab-at-all`"),
-        "{}",
-        show(&out)
-    );
+    assert!(text(&out.stderr).contains("no lab named `no-such-lab-at-all`"), "{}", show(&out));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,17 +391,10 @@ fn a_second_up_of_a_lab_being_built_is_refused_as_busy() {
     let file = temp_topology(&lab, "yaml", &star_topology(&lab, "hub", 200, true));
     let f = file.to_str().unwrap().to_string();
     let _guard = DownGuard::new(&lab, None);
-    let mut first = vnet_cmd(None, &["up", &f])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = vnet_cmd(None, &["up", &f]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let started = Instant::now();
     while !vnet::state::is_locked(&lab) {
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the first `up` ended before taking its lock"
-        );
+        assert!(first.try_wait().unwrap().is_none(), "the first `up` ended before taking its lock");
         assert!(started.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -574,21 +402,9 @@ fn a_second_up_of_a_lab_being_built_is_refused_as_busy() {
     let down = vnet(None, &["down", &lab]);
     let first_status = first.wait().unwrap();
     assert_eq!(second.status.code(), Some(4), "{}", show(&second));
-    assert!(
-        text(&second.stderr).contains(&format!("lab `{lab}` is busy")),
-        "{}",
-        show(&second)
-    );
-    assert_eq!(
-        down.status.code(),
-        Some(4),
-        "down is refused while up runs: {}",
-        show(&down)
-    );
-    assert!(
-        first_status.success(),
-        "the first `up` is not disturbed: {first_status}"
-    );
+    assert!(text(&second.stderr).contains(&format!("lab `{lab}` is busy")), "{}", show(&second));
+    assert_eq!(down.status.code(), Some(4), "down is refused while up runs: {}", show(&down));
+    assert!(first_status.success(), "the first `up` is not disturbed: {first_status}");
     assert_eq!(namespaces_with_prefix(&format!("{lab}-")).len(), 201);
 
     // Same with the lock held by someone else than vnet (deterministic).
@@ -598,11 +414,7 @@ fn a_second_up_of_a_lab_being_built_is_refused_as_busy() {
     drop(lock);
     let out = vnet(None, &["up", &f]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(
-        text(&out.stdout).contains("nothing to do"),
-        "{}",
-        show(&out)
-    );
+    assert!(text(&out.stdout).contains("nothing to do"), "{}", show(&out));
 }
 
 // (e) kill -9 during `vnet bench`, then `gc`
@@ -618,14 +430,7 @@ fn limits_turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn neigh_limits() -> Vec<String> {
-    (1..=3)
-        .map(|n| {
-            std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{n}"))
-                .unwrap()
-                .trim()
-                .to_string()
-        })
-        .collect()
+    (1..=3).map(|n| std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{n}")).unwrap().trim().to_string()).collect()
 }
 
 /// Kills a `vnet bench star` once `ready(pid)` holds, with its children (`group`) or alone
@@ -637,23 +442,14 @@ fn kill_bench_when(group: bool, ready: impl Fn(u32) -> bool) -> u32 {
 /// Kills `vnet ARGS` once `ready(pid)` holds (see `kill_bench_when`).
 fn kill_when(args: &[&str], group: bool, ready: impl Fn(u32) -> bool) -> u32 {
     use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new(vnet_bin())
-        .args(args)
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = std::process::Command::new(vnet_bin()).args(args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     let started = Instant::now();
     while !ready(pid) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the benchmark ended ({status}) before it could be killed");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the benchmark made no visible progress"
-        );
+        assert!(started.elapsed() < Duration::from_secs(120), "the benchmark made no visible progress");
         std::thread::sleep(Duration::from_millis(2));
     }
     let target = if group { -(pid as i32) } else { pid as i32 };
@@ -687,18 +483,10 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
     let before = neigh_limits();
 
     // While vnet's lab is up: the benchmark owns it, gc removes it as abandoned.
-    let pid = kill_bench_when(true, |pid| {
-        labs_owned_by(pid)
-            .iter()
-            .any(|(lab, _)| *lab == format!("vb-star60-{pid}"))
-    });
+    let pid = kill_bench_when(true, |pid| labs_owned_by(pid).iter().any(|(lab, _)| *lab == format!("vb-star60-{pid}")));
     let lab = format!("vb-star60-{pid}");
     let out = vnet(None, &["gc"]);
-    assert!(
-        text(&out.stdout).contains(&format!("lab {lab}")) || record_phase(&lab).is_none(),
-        "gc does not name the benchmark's lab:\n{}",
-        show(&out)
-    );
+    assert!(text(&out.stdout).contains(&format!("lab {lab}")) || record_phase(&lab).is_none(), "gc does not name the benchmark's lab:\n{}", show(&out));
     assert_gone(&lab);
     assert!(bench_record(pid).is_none(), "the benchmark's record is gone");
     assert_eq!(neigh_limits(), before, "the neighbour limits are back");
@@ -710,25 +498,10 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
     let pgid = std::cell::Cell::new(0i32);
     let pid = kill_bench_when(false, |pid| {
         let rec = bench_record(pid);
-        pgid.set(
-            rec.as_ref()
-                .and_then(|v| v["baseline_pgid"].as_i64())
-                .unwrap_or(0) as i32,
-        );
-        let listed: Vec<String> = rec
-            .map(|v| {
-                v["namespaces"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let made = listed
-            .iter()
-            .filter(|n| Path::new("/run/netns").join(n).exists())
-            .count();
+        pgid.set(rec.as_ref().and_then(|v| v["baseline_pgid"].as_i64()).unwrap_or(0) as i32);
+        let listed: Vec<String> =
+            rec.map(|v| v["namespaces"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let made = listed.iter().filter(|n| Path::new("/run/netns").join(n).exists()).count();
         *names.borrow_mut() = listed;
         made >= 10 && pgid.get() > 0
     });
@@ -746,40 +519,21 @@ fn kill_during_a_benchmark_then_gc_removes_its_labs_and_restores_the_limits() {
     );
     drop(scratch);
     let out = vnet(None, &["gc"]);
-    assert!(
-        text(&out.stdout).contains(&format!("benchmark (pid {pid})")) || bench_record(pid).is_none(),
-        "gc does not name the benchmark:\n{}",
-        show(&out)
-    );
+    assert!(text(&out.stdout).contains(&format!("benchmark (pid {pid})")) || bench_record(pid).is_none(), "gc does not name the benchmark:\n{}", show(&out));
     let alive = || unsafe { libc::kill(-pgid.get(), 0) } == 0;
     let t = Instant::now();
     // Killed processes are gone once reaped (by init: their parent died).
     while alive() && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(
-        !alive(),
-        "gc stopped the baseline build: {:?}",
-        std::fs::read_to_string(format!("/proc/{}/status", pgid.get()))
-    );
+    assert!(!alive(), "gc stopped the baseline build: {:?}", std::fs::read_to_string(format!("/proc/{}/status", pgid.get())));
     std::thread::sleep(Duration::from_millis(200));
-    let left: Vec<&String> = names
-        .iter()
-        .filter(|n| Path::new("/run/netns").join(n).exists())
-        .collect();
+    let left: Vec<&String> = names.iter().filter(|n| Path::new("/run/netns").join(n).exists()).collect();
     assert!(left.is_empty(), "baseline namespaces left: {left:?}");
     assert!(bench_record(pid).is_none(), "the benchmark's record is gone");
     assert_no_scratch(pid);
-    assert_eq!(
-        neigh_limits(),
-        before,
-        "the neighbour limits are back; gc said:\n{}",
-        show(&out)
-    );
-    assert!(
-        !Path::new("/run/vnet/.bench").exists(),
-        "no benchmark records remain"
-    );
+    assert_eq!(neigh_limits(), before, "the neighbour limits are back; gc said:\n{}", show(&out));
+    assert!(!Path::new("/run/vnet/.bench").exists(), "no benchmark records remain");
 }
 
 #[test]

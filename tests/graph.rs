@@ -31,7 +31,11 @@ fn file_to_svg_dot_and_mermaid() {
     assert_eq!(code, 0);
     assert!(stdout.is_empty());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), svg);
-    assert_eq!(std::fs::read_to_string(repo("docs/routed.svg")).unwrap(), svg, "docs/routed.svg is up to date (vnet graph examples/routed.yaml -o docs/routed.svg)");
+    assert_eq!(
+        std::fs::read_to_string(repo("docs/routed.svg")).unwrap(),
+        svg,
+        "docs/routed.svg is up to date (vnet graph examples/routed.yaml -o docs/routed.svg)"
+    );
     let _ = std::fs::remove_file(out);
 }
 

@@ -77,13 +77,7 @@ fn bridge_tutorial_builds_as_declared_and_carries_traffic() {
 #[test]
 fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     require_root();
-    let mut lab = Lab::builder("incr")
-        .link("a:eth0", "b:eth0")
-        .address("a:eth0", "10.9.0.1/24")
-        .address("b:eth0", "10.9.0.2/24")
-        .node("c")
-        .up()
-        .unwrap();
+    let mut lab = Lab::builder("incr").link("a:eth0", "b:eth0").address("a:eth0", "10.9.0.1/24").address("b:eth0", "10.9.0.2/24").node("c").up().unwrap();
     let name = lab.name().to_string();
     let loaded = vnet::model::load_topology(&{
         let mut t = lab.model().topology.clone();
@@ -105,12 +99,7 @@ fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     let ops: Vec<String> = r.plan.ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(
         ops,
-        vec![
-            format!("+ netns d ({name}-d)"),
-            "~ link b:eth0 mtu 1400".to_string(),
-            "+ addr a:eth0 fd09::1/64".to_string(),
-            format!("- netns c ({name}-c)"),
-        ],
+        vec![format!("+ netns d ({name}-d)"), "~ link b:eth0 mtu 1400".to_string(), "+ addr a:eth0 fd09::1/64".to_string(), format!("- netns c ({name}-c)"),],
         "only the difference is applied"
     );
     let b = lab.node("b").netns().unwrap().to_string();
@@ -154,9 +143,7 @@ fn ipv6_link_local_follows_the_lab() {
 fn chain_lab(lab: &str, n: usize) -> String {
     let mut t = format!("name: {lab}\nnodes:\n");
     for i in 1..=n {
-        t.push_str(&format!(
-            "  r{i}:\n    sysctls: {{ net.ipv4.ip_forward: 1 }}\n"
-        ));
+        t.push_str(&format!("  r{i}:\n    sysctls: {{ net.ipv4.ip_forward: 1 }}\n"));
     }
     t.push_str("links:\n");
     for i in 1..n {
@@ -188,10 +175,7 @@ fn down_of_a_long_chain_returns_when_the_kernel_has_destroyed_every_device() {
     let out = vnet(None, &["down", &lab]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for t in ["t0", "t1", "t2"] {
-        assert!(
-            ip_link(Some(&scratch.name), t).is_none(),
-            "{t}: the lab's namespace was still alive when `down` returned"
-        );
+        assert!(ip_link(Some(&scratch.name), t).is_none(), "{t}: the lab's namespace was still alive when `down` returned");
     }
     assert_nothing_left(&lab, None);
 }
@@ -201,20 +185,14 @@ fn down_deletes_the_devices_of_a_namespace_a_process_still_uses() {
     require_root();
     let lab = vnet::lab::unique_name("chainbusy");
     // r6 also holds a bridge: a device that dies with no peer.
-    let text = chain_lab(&lab, 12).replace(
-        "  r6:\n",
-        "  r6:\n    interfaces:\n      br6: { kind: bridge }\n",
-    );
+    let text = chain_lab(&lab, 12).replace("  r6:\n", "  r6:\n    interfaces:\n      br6: { kind: bridge }\n");
     let file = temp_topology(&lab, "yaml", &text);
     let _guard = DownGuard::new(&lab, None);
     let out = vnet(None, &["up", "--isolated-host", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // A process sits in r6 (as a forgotten `vnet exec` shell would): the namespace outlives
     // `down`, but the lab's devices in it must not.
-    let mut sleeper = std::process::Command::new("ip")
-        .args(["netns", "exec", &format!("{lab}-r6"), "sleep", "30"])
-        .spawn()
-        .unwrap();
+    let mut sleeper = std::process::Command::new("ip").args(["netns", "exec", &format!("{lab}-r6"), "sleep", "30"]).spawn().unwrap();
     let ns = format!("/proc/{}/ns/net", sleeper.id());
     let t = std::time::Instant::now();
     while std::fs::read_link(&ns).ok() == std::fs::read_link("/proc/self/ns/net").ok() {
@@ -225,10 +203,7 @@ fn down_deletes_the_devices_of_a_namespace_a_process_still_uses() {
     let out = vnet(None, &["down", &lab]);
     let took = started.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let left = std::process::Command::new("nsenter")
-        .args([format!("--net={ns}"), "ip".into(), "-br".into(), "link".into()])
-        .output()
-        .unwrap();
+    let left = std::process::Command::new("nsenter").args([format!("--net={ns}"), "ip".into(), "-br".into(), "link".into()]).output().unwrap();
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     let left = String::from_utf8_lossy(&left.stdout).to_string();

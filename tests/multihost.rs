@@ -43,18 +43,10 @@ struct Host {
 
 impl Host {
     fn vnet(&self, args: &[&str]) -> std::process::Output {
-        vnet_cmd(Some(&self.ns), args)
-            .env("VNET_RUN_DIR", &self.run_dir)
-            .output()
-            .expect("run vnet")
+        vnet_cmd(Some(&self.ns), args).env("VNET_RUN_DIR", &self.run_dir).output().expect("run vnet")
     }
     fn devices(&self) -> Vec<String> {
-        ip_json(Some(&self.ns), &["link", "show"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["ifname"].as_str().unwrap().to_string())
-            .collect()
+        ip_json(Some(&self.ns), &["link", "show"]).as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect()
     }
 }
 
@@ -78,22 +70,11 @@ impl Drop for ShareGuard<'_> {
 }
 
 fn ping(ns: &str, args: &[&str]) -> bool {
-    Command::new("ip")
-        .args([
-            "netns", "exec", ns, "ping", "-c", "2", "-i", "0.3", "-W", "1",
-        ])
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    Command::new("ip").args(["netns", "exec", ns, "ping", "-c", "2", "-i", "0.3", "-W", "1"]).args(args).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
@@ -102,13 +83,7 @@ fn two_hosts_build_their_shares_joined_by_vxlan_tunnels() {
     let ul = Lab::from_file(temp_topology("mh-ul", "yaml", UNDERLAY)).unwrap();
     let tmp = std::env::temp_dir().join(format!("vnet-mh-{}", std::process::id()));
     let _tmp = TmpDir(tmp.clone());
-    let hosts: Vec<Host> = ["h1", "h2"]
-        .iter()
-        .map(|h| Host {
-            ns: ul.node(h).netns().unwrap().to_string(),
-            run_dir: tmp.join(h),
-        })
-        .collect();
+    let hosts: Vec<Host> = ["h1", "h2"].iter().map(|h| Host { ns: ul.node(h).netns().unwrap().to_string(), run_dir: tmp.join(h) }).collect();
     let before: Vec<Vec<String>> = hosts.iter().map(Host::devices).collect();
     let name = vnet::lab::unique_name("mh");
     let file = temp_topology(&name, "yaml", &multi(&name));
@@ -117,30 +92,16 @@ fn two_hosts_build_their_shares_joined_by_vxlan_tunnels() {
     // Without --host, or with a host the lab lacks: refused, nothing made.
     let o = hosts[0].vnet(&["up", f]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains(
-            "spans hosts (h1, h2): each host builds its share with `vnet up FILE --host NAME`"
-        ),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("spans hosts (h1, h2): each host builds its share with `vnet up FILE --host NAME`"), "{}", text(&o));
     let o = hosts[0].vnet(&["up", f, "--host", "h3"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o).contains("has no host `h3` (its hosts: h1, h2)"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("has no host `h3` (its hosts: h1, h2)"), "{}", text(&o));
     assert!(namespaces_with_prefix(&format!("{name}-")).is_empty());
 
     // Each host builds its share.
     let plan = hosts[0].vnet(&["plan", f, "--host", "h1"]);
     assert!(plan.status.success(), "{}", text(&plan));
-    assert!(
-        text(&plan).contains("vxlan"),
-        "the plan creates tunnel ends: {}",
-        text(&plan)
-    );
+    assert!(text(&plan).contains("vxlan"), "the plan creates tunnel ends: {}", text(&plan));
     let _g1 = ShareGuard(&hosts[0], name.clone());
     let _g2 = ShareGuard(&hosts[1], name.clone());
     for (h, host) in ["h1", "h2"].iter().zip(&hosts) {
@@ -152,19 +113,9 @@ fn two_hosts_build_their_shares_joined_by_vxlan_tunnels() {
     mine.sort();
     assert_eq!(mine, ["a", "b", "c", "d", "e"].map(ns).to_vec());
     for (host, h) in hosts.iter().zip(["h1", "h2"]) {
-        let st: Value =
-            serde_json::from_slice(&host.vnet(&["status", &name, "--json"]).stdout).unwrap();
-        let nodes: Vec<&str> = st[0]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["node"].as_str().unwrap())
-            .collect();
-        let want: &[&str] = if h == "h1" {
-            &["a", "d", "e"]
-        } else {
-            &["b", "c"]
-        };
+        let st: Value = serde_json::from_slice(&host.vnet(&["status", &name, "--json"]).stdout).unwrap();
+        let nodes: Vec<&str> = st[0]["nodes"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap()).collect();
+        let want: &[&str] = if h == "h1" { &["a", "d", "e"] } else { &["b", "c"] };
         let mut got = nodes.clone();
         got.sort();
         assert_eq!(got, want, "status on {h} shows its share");
@@ -175,63 +126,31 @@ fn two_hosts_build_their_shares_joined_by_vxlan_tunnels() {
     let a0 = ip_link(Some(&ns("a")), "eth0").unwrap();
     let d = &a0["linkinfo"]["info_data"];
     assert_eq!(a0["linkinfo"]["info_kind"], "vxlan");
-    assert_eq!(
-        d["id"],
-        vni_for(
-            &name,
-            &Endpoint::new("a", "eth0"),
-            &Endpoint::new("b", "eth0")
-        )
-    );
+    assert_eq!(d["id"], vni_for(&name, &Endpoint::new("a", "eth0"), &Endpoint::new("b", "eth0")));
     assert_eq!(d["remote"], "192.168.200.2");
     assert_eq!(d["local"], "192.168.200.1");
     assert_eq!(d["port"], 4789);
     assert_eq!(a0["mtu"], 1450);
-    assert!(
-        a0.get("link_netnsid").is_some(),
-        "its socket is in the host's namespace"
-    );
+    assert!(a0.get("link_netnsid").is_some(), "its socket is in the host's namespace");
     let b0 = ip_link(Some(&ns("b")), "eth0").unwrap();
     assert_eq!(b0["linkinfo"]["info_data"]["id"], d["id"]);
     assert_eq!(b0["linkinfo"]["info_data"]["remote"], "192.168.200.1");
     let d0 = ip_link(Some(&ns("d")), "eth0").unwrap();
     assert_ne!(d0["linkinfo"]["info_data"]["id"], d["id"]);
     assert_eq!(d0["mtu"], 1400);
-    assert_eq!(
-        ip_link(Some(&ns("a")), "eth1").unwrap()["linkinfo"]["info_kind"],
-        "veth"
-    );
+    assert_eq!(ip_link(Some(&ns("a")), "eth1").unwrap()["linkinfo"]["info_kind"], "veth");
     for (host, b) in hosts.iter().zip(&before) {
-        assert_eq!(
-            &host.devices(),
-            b,
-            "nothing was added to the host's own namespace"
-        );
+        assert_eq!(&host.devices(), b, "nothing was added to the host's own namespace");
     }
 
     // Reachability as declared, isolation per link (same subnet, other VNI), routing through a.
-    assert!(
-        ping(&ns("a"), &["10.50.0.2"]),
-        "a reaches b through its tunnel"
-    );
-    assert!(
-        ping(&ns("c"), &["10.50.0.4"]),
-        "c reaches d through its tunnel"
-    );
-    assert!(
-        !ping(&ns("a"), &["10.50.0.3"]),
-        "a must not reach c: another link, another VNI"
-    );
+    assert!(ping(&ns("a"), &["10.50.0.2"]), "a reaches b through its tunnel");
+    assert!(ping(&ns("c"), &["10.50.0.4"]), "c reaches d through its tunnel");
+    assert!(!ping(&ns("a"), &["10.50.0.3"]), "a must not reach c: another link, another VNI");
     assert!(!ping(&ns("d"), &["10.50.0.2"]), "d must not reach b");
-    assert!(
-        ping(&ns("e"), &["10.50.0.2"]),
-        "e reaches b on the other host, routed by a"
-    );
+    assert!(ping(&ns("e"), &["10.50.0.2"]), "e reaches b on the other host, routed by a");
     // The whole overlay MTU crosses without fragmentation; one byte more does not fit.
-    assert!(
-        ping(&ns("a"), &["-M", "do", "-s", "1422", "10.50.0.2"]),
-        "a 1450-byte packet crosses the tunnel"
-    );
+    assert!(ping(&ns("a"), &["-M", "do", "-s", "1422", "10.50.0.2"]), "a 1450-byte packet crosses the tunnel");
     assert!(!ping(&ns("a"), &["-M", "do", "-s", "1423", "10.50.0.2"]));
     assert!(ping(&ns("d"), &["-M", "do", "-s", "1372", "10.50.0.3"]));
 

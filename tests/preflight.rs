@@ -33,8 +33,7 @@ fn preflight_agrees_with_iproute2_on_this_kernel() {
 fn unique_copy(rel: &str, base: &str) -> (std::path::PathBuf, String) {
     let lab = vnet::lab::unique_name(base);
     let text = std::fs::read_to_string(repo(rel)).unwrap();
-    let text =
-        text.lines().map(|l| if l.starts_with("name:") { format!("name: {lab}") } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+    let text = text.lines().map(|l| if l.starts_with("name:") { format!("name: {lab}") } else { l.to_string() }).collect::<Vec<_>>().join("\n");
     (temp_topology(&lab, "yaml", &text), lab)
 }
 
@@ -91,11 +90,7 @@ fn ipvlan_lab_is_refused_where_the_kernel_lacks_its_kinds() {
 fn vlan_filtering_bridge_is_refused_where_the_kernel_lacks_it() {
     require_root();
     let lab = vnet::lab::unique_name("vlanf");
-    let file = temp_topology(
-        &lab,
-        "yaml",
-        &format!("name: {lab}\nnodes:\n  sw:\n    interfaces:\n      br0: {{ kind: bridge, vlan_filtering: true }}\n"),
-    );
+    let file = temp_topology(&lab, "yaml", &format!("name: {lab}\nnodes:\n  sw:\n    interfaces:\n      br0: {{ kind: bridge, vlan_filtering: true }}\n"));
     let (code, stderr) = vnet_up(&file);
     if verdict("bridge-vlan-filtering") {
         eprintln!("this kernel has bridge vlan_filtering: checking that the lab comes up instead");

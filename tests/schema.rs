@@ -22,15 +22,11 @@ fn validator() -> jsonschema::Validator {
 fn value_of(path: &std::path::Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap();
     let name = path.display().to_string();
-    Document::parse(&name, &text, Format::from_name(&name))
-        .unwrap_or_else(|d| panic!("{d}"))
-        .value
+    Document::parse(&name, &text, Format::from_name(&name)).unwrap_or_else(|d| panic!("{d}")).value
 }
 
 fn errors(v: &jsonschema::Validator, instance: &Value) -> Vec<String> {
-    v.iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
+    v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
 }
 
 #[test]
@@ -54,19 +50,11 @@ fn every_example_validates() {
     let mut n = 0;
     for e in std::fs::read_dir(repo("examples")).unwrap() {
         let p = e.unwrap().path();
-        if !matches!(
-            p.extension().and_then(|x| x.to_str()),
-            Some("yaml" | "yml" | "toml" | "json")
-        ) {
+        if !matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "toml" | "json")) {
             continue;
         }
         let errs = errors(&v, &value_of(&p));
-        assert!(
-            errs.is_empty(),
-            "{} does not validate against the schema:\n{}",
-            p.display(),
-            errs.join("\n")
-        );
+        assert!(errs.is_empty(), "{} does not validate against the schema:\n{}", p.display(), errs.join("\n"));
         // And vnet agrees.
         vnet::model::load_file(&p).unwrap_or_else(|d| panic!("{d}"));
         n += 1;
@@ -90,14 +78,8 @@ fn interfaces_accept_common_and_kind_fields_with_kind_optional() {
             "eth0",
             json!({"peer": "b:eth0", "addresses": ["10.0.0.1/24"], "mtu": 1400, "up": true, "mac": "02:00:00:00:00:01", "master": "br0", "hairpin": false}),
         ),
-        (
-            "eth0",
-            json!({"kind": "veth", "peer": "b:eth0", "mtu": 9000, "up": null}),
-        ),
-        (
-            "br0",
-            json!({"kind": "bridge", "stp": true, "ageing_time": 30, "forward_delay": 4, "multicast_snooping": false, "addresses": ["10.0.0.1/24"]}),
-        ),
+        ("eth0", json!({"kind": "veth", "peer": "b:eth0", "mtu": 9000, "up": null})),
+        ("br0", json!({"kind": "bridge", "stp": true, "ageing_time": 30, "forward_delay": 4, "multicast_snooping": false, "addresses": ["10.0.0.1/24"]})),
         ("lo", json!({"kind": "loopback", "mtu": 65536})),
         ("lo", json!({"up": false})),
     ] {
@@ -117,71 +99,29 @@ fn interfaces_accept_common_and_kind_fields_with_kind_optional() {
 fn obviously_wrong_files_are_refused() {
     let v = validator();
     let cases = [
-        (
-            "unknown common field",
-            with_interface(json!({"address": "10.0.0.1/24"})),
-        ),
-        (
-            "bridge option on a veth",
-            with_interface(json!({"stp": true})),
-        ),
-        (
-            "bridge option on an explicit veth",
-            with_interface(json!({"kind": "veth", "ageing_time": 3})),
-        ),
-        (
-            "veth option on a bridge",
-            with_interface(json!({"kind": "bridge", "peer": "b:eth0"})),
-        ),
-        (
-            "option on the loopback",
-            with_interface(json!({"kind": "loopback", "peer": "b:eth0"})),
-        ),
+        ("unknown common field", with_interface(json!({"address": "10.0.0.1/24"}))),
+        ("bridge option on a veth", with_interface(json!({"stp": true}))),
+        ("bridge option on an explicit veth", with_interface(json!({"kind": "veth", "ageing_time": 3}))),
+        ("veth option on a bridge", with_interface(json!({"kind": "bridge", "peer": "b:eth0"}))),
+        ("option on the loopback", with_interface(json!({"kind": "loopback", "peer": "b:eth0"}))),
         ("unknown kind", with_interface(json!({"kind": "switch"}))),
         ("mtu as a string", with_interface(json!({"mtu": "1500"}))),
         ("negative mtu", with_interface(json!({"mtu": -1}))),
-        (
-            "addresses not a list",
-            with_interface(json!({"addresses": "10.0.0.1/24"})),
-        ),
-        (
-            "unknown top-level field",
-            json!({"name": "s", "nodes": {}, "isolated": true}),
-        ),
+        ("addresses not a list", with_interface(json!({"addresses": "10.0.0.1/24"}))),
+        ("unknown top-level field", json!({"name": "s", "nodes": {}, "isolated": true})),
         ("missing name", json!({"nodes": {}})),
-        (
-            "unknown node field",
-            json!({"name": "s", "nodes": {"a": {"route": []}}}),
-        ),
-        (
-            "three endpoints",
-            json!({"name": "s", "nodes": {}, "links": [{"endpoints": ["a:e", "b:e", "c:e"]}]}),
-        ),
-        (
-            "endpoint without node",
-            json!({"name": "s", "nodes": {}, "links": [{"endpoints": ["a:e", "eth0"]}]}),
-        ),
-        (
-            "route without to",
-            json!({"name": "s", "nodes": {"a": {"routes": [{"via": "10.0.0.1"}]}}}),
-        ),
-        (
-            "sysctl value a list",
-            json!({"name": "s", "nodes": {"a": {"sysctls": {"net.ipv4.ip_forward": [1]}}}}),
-        ),
-        (
-            "ipv6 mode",
-            json!({"name": "s", "nodes": {}, "ipv6": "maybe"}),
-        ),
+        ("unknown node field", json!({"name": "s", "nodes": {"a": {"route": []}}})),
+        ("three endpoints", json!({"name": "s", "nodes": {}, "links": [{"endpoints": ["a:e", "b:e", "c:e"]}]})),
+        ("endpoint without node", json!({"name": "s", "nodes": {}, "links": [{"endpoints": ["a:e", "eth0"]}]})),
+        ("route without to", json!({"name": "s", "nodes": {"a": {"routes": [{"via": "10.0.0.1"}]}}})),
+        ("sysctl value a list", json!({"name": "s", "nodes": {"a": {"sysctls": {"net.ipv4.ip_forward": [1]}}}})),
+        ("ipv6 mode", json!({"name": "s", "nodes": {}, "ipv6": "maybe"})),
     ];
     for (what, doc) in cases {
         assert!(!v.is_valid(&doc), "the schema accepts {what}: {doc}");
         // vnet refuses it too.
         let t = serde_json::to_string(&doc).unwrap();
-        assert!(
-            vnet::model::load_str("s.json", &t, Format::Json).is_err(),
-            "vnet accepts {what}"
-        );
+        assert!(vnet::model::load_str("s.json", &t, Format::Json).is_err(), "vnet accepts {what}");
     }
 }
 

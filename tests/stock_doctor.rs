@@ -38,7 +38,10 @@ fn bridge_ports_in_different_vlans_are_found() {
     let f = doctor::doctor_running(&lab.running().unwrap()).unwrap().findings;
     let x = f.iter().find(|x| x.code == "vlan-mismatch").unwrap_or_else(|| panic!("{f:#?}"));
     assert_eq!((x.node.as_str(), x.device.as_deref()), ("sw", Some("p2")));
-    assert_eq!(x.message, "ports p1 (untagged VLAN 10) and p2 (untagged VLAN 20) of bridge br0 lead to hosts on one subnet 10.7.0.0/24: they never reach each other");
+    assert_eq!(
+        x.message,
+        "ports p1 (untagged VLAN 10) and p2 (untagged VLAN 20) of bridge br0 lead to hosts on one subnet 10.7.0.0/24: they never reach each other"
+    );
     assert!(!ping(&lab, "h1", "10.7.0.2"));
     run("bridge", &["-n", &sw, "vlan", "add", "dev", "p2", "vid", "10", "pvid", "untagged"]);
     run("bridge", &["-n", &sw, "vlan", "del", "dev", "p2", "vid", "20"]);

@@ -31,9 +31,7 @@ fn cli_up_exec_down_on_the_stock_kernel() {
     let file = temp_topology(
         "stockcli",
         "yaml",
-        &std::fs::read_to_string(repo("examples/two-ns.yaml"))
-            .unwrap()
-            .replace("name: two-ns", &format!("name: stockcli-{}", std::process::id())),
+        &std::fs::read_to_string(repo("examples/two-ns.yaml")).unwrap().replace("name: two-ns", &format!("name: stockcli-{}", std::process::id())),
     );
     let lab = format!("stockcli-{}", std::process::id());
     let up = Command::new(vnet_bin()).args(["up", file.to_str().unwrap(), "--isolated-host"]).output().unwrap();

@@ -25,11 +25,7 @@ fn pings(lab: &Lab, node: &str, addr: &str, n: u32, interval: &str) -> (u32, u32
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let stats = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("ping output: {text}"));
     let nums: Vec<u32> = stats.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(2).map(|s| s.parse().unwrap()).collect();
-    let mut rtts: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.split("time=").nth(1))
-        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
-        .collect();
+    let mut rtts: Vec<f64> = text.lines().filter_map(|l| l.split("time=").nth(1)).filter_map(|t| t.split_whitespace().next()?.parse().ok()).collect();
     rtts.sort_by(f64::total_cmp);
     let median = match rtts.len() {
         0 => f64::NAN,

@@ -42,23 +42,12 @@ links:
 const DROP: &str = "        flows:\n          - priority=100,in_port=pa,actions=drop";
 
 fn topology(text: &str) -> Topology {
-    model::load_str("t.yaml", text, Format::Yaml)
-        .unwrap_or_else(|d| panic!("{d}"))
-        .lab
-        .topology
+    model::load_str("t.yaml", text, Format::Yaml).unwrap_or_else(|d| panic!("{d}")).lab.topology
 }
 
 fn vsctl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("ovs-vsctl")
-        .arg(format!("--db=unix:{}/db.sock", dir.display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ovs-vsctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("ovs-vsctl").arg(format!("--db=unix:{}/db.sock", dir.display())).args(args).output().unwrap();
+    assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -67,13 +56,7 @@ fn vsctl(dir: &Path, args: &[&str]) -> String {
 /// single `ping -c1` exit), so each try is its own ping.
 fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
     for _ in 0..8 {
-        let ok = lab
-            .node(node)
-            .command("ping")
-            .args(["-c", "1", "-W", "1", addr])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
+        let ok = lab.node(node).command("ping").args(["-c", "1", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false);
         if ok {
             return true;
         }
@@ -88,23 +71,14 @@ fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
 /// made then is lost for good (`ovs-appctl dpctl/show`: `lost`). The VM runs its tests right
 /// after booting, so OVS labs wait until the guest has been up long enough.
 fn after_ovs_cpu_count_settles() {
-    let uptime = || {
-        std::fs::read_to_string("/proc/uptime")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let uptime = || std::fs::read_to_string("/proc/uptime").ok().and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0);
     while uptime() < 11.0 {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 
 fn daemons(lab: &str) -> Vec<PathBuf> {
-    vnet::ovs::daemon::all_under(Path::new("/run/vnet"))
-        .into_iter()
-        .map(|(_, _, d)| d)
-        .filter(|d| d.starts_with(format!("/run/vnet/{lab}/")))
-        .collect()
+    vnet::ovs::daemon::all_under(Path::new("/run/vnet")).into_iter().map(|(_, _, d)| d).filter(|d| d.starts_with(format!("/run/vnet/{lab}/"))).collect()
 }
 
 #[test]
@@ -121,28 +95,15 @@ fn ovs_bridges_use_the_kernel_datapath_where_the_module_is() {
     let sw = lab.node("sw").netns().unwrap().to_string();
 
     // Chosen automatically: the kernel datapath, whose device lives in node sw.
-    assert_eq!(
-        vsctl(&dir, &["get", "Bridge", "ovs0", "datapath_type"]),
-        "system"
-    );
+    assert_eq!(vsctl(&dir, &["get", "Bridge", "ovs0", "datapath_type"]), "system");
     let dp = ip_link(Some(&sw), "ovs-system").expect("the kernel datapath's device is in node sw");
     assert_eq!(dp["linkinfo"]["info_kind"], "openvswitch");
-    assert_eq!(
-        ip_link(Some(&sw), "pa").unwrap()["master"],
-        "ovs-system",
-        "ports are datapath ports"
-    );
-    assert_eq!(
-        ip_link(Some(&sw), "ovs0").unwrap()["linkinfo"]["info_kind"],
-        "openvswitch"
-    );
+    assert_eq!(ip_link(Some(&sw), "pa").unwrap()["master"], "ovs-system", "ports are datapath ports");
+    assert_eq!(ip_link(Some(&sw), "ovs0").unwrap()["linkinfo"]["info_kind"], "openvswitch");
 
     // VLANs isolate, and the same file again changes nothing.
     assert!(reach(&lab, "a", "10.0.0.2"), "same VLAN");
-    assert!(
-        !ping(&lab, "a", "10.0.0.3"),
-        "VLAN 10 does not reach VLAN 20"
-    );
+    assert!(!ping(&lab, "a", "10.0.0.3"), "VLAN 10 does not reach VLAN 20");
     let r = lab.update(topology(&without)).unwrap();
     assert!(r.plan.is_empty(), "{}", r.plan);
 
@@ -188,29 +149,10 @@ links:
     let file = temp_topology(&lab, "yaml", &text);
     let _guard = DownGuard::new(&lab, Some(&root));
     let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        ip_link(Some(&root.name), "ovs-system").is_some(),
-        "the kernel datapath is in the root"
-    );
+    assert!(out.status.success(), "up: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(ip_link(Some(&root.name), "ovs-system").is_some(), "the kernel datapath is in the root");
     let reached = (0..8).any(|_| {
-        let ok = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &format!("{lab}-a"),
-                "ping",
-                "-c1",
-                "-W1",
-                "10.0.0.254",
-            ])
-            .status()
-            .unwrap()
-            .success();
+        let ok = Command::new("ip").args(["netns", "exec", &format!("{lab}-a"), "ping", "-c1", "-W1", "10.0.0.254"]).status().unwrap().success();
         if !ok {
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
@@ -218,16 +160,9 @@ links:
     });
     assert!(reached, "a reaches the bridge's address in the root");
     let out = vnet(Some(&root.name), &["down", &lab]);
-    assert!(
-        out.status.success(),
-        "down: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
     for dev in ["ovs-system", "ovs0", "m0", "ha"] {
-        assert!(
-            ip_link(Some(&root.name), dev).is_none(),
-            "{dev} left in the root namespace"
-        );
+        assert!(ip_link(Some(&root.name), dev).is_none(), "{dev} left in the root namespace");
     }
     assert!(daemons(&lab).is_empty());
     assert_nothing_left(&lab, Some(&root.name));

@@ -68,9 +68,8 @@ fn ipvlan_lab_comes_up_with_traffic_on_the_stock_kernel() {
 
     // Through vnet's observer.
     let st = lab.status().unwrap();
-    let kind_of = |node: &str, dev: &str| {
-        st.nodes.iter().find(|n| n.node == node).unwrap().devices.iter().find(|d| d.name == dev).map(|d| (d.kind.clone(), d.up))
-    };
+    let kind_of =
+        |node: &str, dev: &str| st.nodes.iter().find(|n| n.node == node).unwrap().devices.iter().find(|d| d.name == dev).map(|d| (d.kind.clone(), d.up));
     assert_eq!(kind_of("blue", "ipvl0"), Some(("ipvlan".to_string(), true)));
     assert_eq!(kind_of("red", "ipvl1"), Some(("ipvlan".to_string(), true)));
     assert_eq!(kind_of("host", "lower0"), Some(("dummy".to_string(), true)));

@@ -200,8 +200,9 @@ impl Executor<'_> {
         out: &mut Vec<Pending>,
     ) -> Result<(), ApplyError> {
         let idx = self.index(handles, step, node, ifname)?;
-        let mut push =
-            |req: RouteNetlinkMessage, flags: u16| out.push(Pending { step: k, req: Request::new(req, flags), then: Then::Nothing, enodev_ok: false, optional: false });
+        let mut push = |req: RouteNetlinkMessage, flags: u16| {
+            out.push(Pending { step: k, req: Request::new(req, flags), then: Then::Nothing, enodev_ok: false, optional: false })
+        };
         match op {
             DeviceOp::BridgeVlans { add, del, self_, .. } => {
                 let head = |infos: Vec<AfSpecBridge>| {

@@ -11,24 +11,65 @@ use std::collections::BTreeMap;
 /// One change made to the kernel.
 #[derive(Debug)]
 pub enum Done {
-    Netns { node: String, netns: String },
-    Link { node: String, ifindex: u32 },
-    Addr { node: String, ifindex: u32, addr: IpNet },
-    Route { node: String, route: RouteWire },
-    Sysctl { node: String, key: String, previous: String },
+    Netns {
+        node: String,
+        netns: String,
+    },
+    Link {
+        node: String,
+        ifindex: u32,
+    },
+    Addr {
+        node: String,
+        ifindex: u32,
+        addr: IpNet,
+    },
+    Route {
+        node: String,
+        route: RouteWire,
+    },
+    Sysctl {
+        node: String,
+        key: String,
+        previous: String,
+    },
     /// A pre-existing device changed; `previous` puts it back.
-    Changed { node: String, ifindex: u32, previous: LinkSet },
-    AddrRemoved { node: String, ifindex: u32, addr: IpNet },
-    RouteRemoved { node: String, route: RouteWire },
+    Changed {
+        node: String,
+        ifindex: u32,
+        previous: LinkSet,
+    },
+    AddrRemoved {
+        node: String,
+        ifindex: u32,
+        addr: IpNet,
+    },
+    RouteRemoved {
+        node: String,
+        route: RouteWire,
+    },
     /// A tun/tap device (rtnetlink cannot delete those).
-    Tun { node: String, ifname: String, flags: crate::kernel::tun::TunFlags },
+    Tun {
+        node: String,
+        ifname: String,
+        flags: crate::kernel::tun::TunFlags,
+    },
     /// A daemon started for the lab (teamd); stopped even inside new namespaces, which it
     /// would otherwise keep alive.
-    Process { node: String, pid: u32 },
+    Process {
+        node: String,
+        pid: u32,
+    },
     /// A NAT table, qdisc, BPF or xfrm change; `undo` reverts it.
-    Feature { node: String, undo: crate::plan::FeatureOp },
+    Feature {
+        node: String,
+        undo: crate::plan::FeatureOp,
+    },
     /// A change to the node's Open vSwitch (see `apply::ovs`).
-    Ovs { node: String, undo: super::ovs::OvsUndo },
+    Ovs {
+        node: String,
+        undo: super::ovs::OvsUndo,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -89,8 +130,9 @@ impl Journal {
                     handles.remove(node);
                     netns::delete(name).map_err(|e| format!("delete namespace {name}: {e}"))
                 }
-                Done::Link { ifindex, .. } => with(handles, node, |h| h.nl.request(msg::del_link(*ifindex), 0))
-                    .or_else(|e| if e.contains("No such device") { Ok(()) } else { Err(e) }),
+                Done::Link { ifindex, .. } => {
+                    with(handles, node, |h| h.nl.request(msg::del_link(*ifindex), 0)).or_else(|e| if e.contains("No such device") { Ok(()) } else { Err(e) })
+                }
                 Done::Addr { ifindex, addr, .. } if !on_new_link(ifindex) => with(handles, node, |h| h.nl.request(msg::del_addr(*ifindex, addr), 0)),
                 Done::Route { route, .. } if !route.oif.map(|o| on_new_link(&o)).unwrap_or(false) => {
                     with(handles, node, |h| h.nl.request(msg::del_route(route), 0))

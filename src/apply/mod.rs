@@ -27,9 +27,27 @@ use crate::observed::{Observed, ObservedNs};
 use crate::plan::{Op, Plan, RouteOp, Step};
 use journal::{Done, Journal};
 
-/// A failed `up`: what failed, where, why, and how the rollback went.
+/// A failed `up`: what failed, where, why, and how the rollback went. Boxed: a failure is
+/// rare and its text is long, while every `Result` of the executor carries its size.
 #[derive(Debug)]
-pub struct ApplyError {
+pub struct ApplyError(Box<Failure>);
+
+impl std::ops::Deref for ApplyError {
+    type Target = Failure;
+    fn deref(&self) -> &Failure {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApplyError {
+    fn deref_mut(&mut self) -> &mut Failure {
+        &mut self.0
+    }
+}
+
+/// What an `ApplyError` says.
+#[derive(Debug)]
+pub struct Failure {
     /// The operation, as `vnet plan` prints it.
     pub op: String,
     pub node: String,
@@ -41,7 +59,7 @@ pub struct ApplyError {
     pub rollback_problems: Vec<String>,
 }
 
-impl fmt::Display for ApplyError {
+impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let op = self.op.trim_start_matches(['+', '-', '~', ' ']).split_whitespace().collect::<Vec<_>>().join(" ");
         write!(f, "`{op}` failed in node {}", self.node)?;
@@ -61,6 +79,12 @@ impl fmt::Display for ApplyError {
     }
 }
 
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl std::error::Error for ApplyError {}
 
 /// Settings that shape every message.
@@ -76,12 +100,7 @@ pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Runs a plan. On success returns the handles (still open) so the caller can verify or
 /// observe without reopening; on failure everything is rolled back.
-pub fn apply(
-    ctx: &Context,
-    plan: &Plan,
-    handles: &mut BTreeMap<String, NsHandle>,
-    progress: Option<Progress>,
-) -> Result<(), ApplyError> {
+pub fn apply(ctx: &Context, plan: &Plan, handles: &mut BTreeMap<String, NsHandle>, progress: Option<Progress>) -> Result<(), ApplyError> {
     let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark(), chosen: Default::default(), ll_default: ll_default(ctx.lab, plan) };
     // Seed index caches from what was observed.
     for (node, h) in handles.iter_mut() {
@@ -155,11 +174,20 @@ fn ll_default(lab: &Lab, plan: &Plan) -> std::collections::HashSet<String> {
 enum Then {
     /// A device was created: learn its index (and its veth peer's) from the echo, or by name
     /// where the kernel sends none.
-    Created { name: String, peer: Option<(String, String)> },
+    Created {
+        name: String,
+        peer: Option<(String, String)>,
+    },
     /// A device created from another namespace's socket: learn its index by name.
-    Lookup { node: String, name: String },
+    Lookup {
+        node: String,
+        name: String,
+    },
     /// A device whose index is already known (tun/tap).
-    Index { name: String, ifindex: u32 },
+    Index {
+        name: String,
+        ifindex: u32,
+    },
     Journal(Done),
     Forget(String),
     Nothing,
@@ -178,14 +206,14 @@ struct Pending {
 
 /// The error of a failed step: its operation, node, device and cause.
 pub(crate) fn fail(step: &Step, cause: String, errno: Option<i32>) -> ApplyError {
-    ApplyError {
+    ApplyError(Box::new(Failure {
         op: step.op.to_string(),
         node: step.op.node().to_string(),
         device: step.op.device().map(str::to_string),
         cause,
         errno,
         rollback_problems: Vec::new(),
-    }
+    }))
 }
 
 impl<'a> Executor<'a> {
@@ -205,13 +233,7 @@ impl<'a> Executor<'a> {
             .filter_map(|(k, s)| match &s.op {
                 Op::CreateNetns { node, netns, lo_up } => Some((
                     k,
-                    NewNs {
-                        node: node.clone(),
-                        netns: netns.clone(),
-                        mark: self.mark.clone(),
-                        lo_up: *lo_up,
-                        default_no_ll: self.ll_default.contains(node),
-                    },
+                    NewNs { node: node.clone(), netns: netns.clone(), mark: self.mark.clone(), lo_up: *lo_up, default_no_ll: self.ll_default.contains(node) },
                 )),
                 _ => None,
             })
@@ -242,12 +264,8 @@ impl<'a> Executor<'a> {
             }
         }
 
-        let sysctls: Vec<usize> = steps
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| matches!(s.op, Op::SetSysctl { .. } | Op::RestoreSysctl { .. }))
-            .map(|(k, _)| k)
-            .collect();
+        let sysctls: Vec<usize> =
+            steps.iter().enumerate().filter(|(_, s)| matches!(s.op, Op::SetSysctl { .. } | Op::RestoreSysctl { .. })).map(|(k, _)| k).collect();
         if !sysctls.is_empty() {
             self.sysctls(steps, &sysctls, handles)?;
         }
@@ -360,11 +378,8 @@ impl<'a> Executor<'a> {
                     }
                     Err(e) => {
                         if first_err.is_none() {
-                            let cause = if e.kind() == std::io::ErrorKind::NotFound {
-                                format!("this kernel has no sysctl `{key}` ({e})")
-                            } else {
-                                e.to_string()
-                            };
+                            let cause =
+                                if e.kind() == std::io::ErrorKind::NotFound { format!("this kernel has no sysctl `{key}` ({e})") } else { e.to_string() };
                             first_err = Some(self.fail(&steps[k], cause, e.raw_os_error()));
                         }
                     }
@@ -405,7 +420,8 @@ impl<'a> Executor<'a> {
                 let lower = self.lower(handles, step, c)?;
                 let per_device = no_ll && !self.ll_default.contains(&c.node) && lower.target_fd.is_none();
                 let up_now = c.up && !per_device;
-                let base = LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd, queues: c.kind.queues() };
+                let base =
+                    LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd, queues: c.kind.queues() };
                 // A device born in the real root namespace gets an index chosen here, so that
                 // the messages marking it in the same batch can name it by index: by name they
                 // would land on a foreign device holding that name (or altname) when the
@@ -418,9 +434,7 @@ impl<'a> Executor<'a> {
                 let peer_index = if peer_root { self.fresh_root_index(handles, &c.node) } else { 0 };
                 let info = match (&c.kind, &c.peer) {
                     (KindSpec::Veth(_), Some(p)) => {
-                        let peer_h = handles
-                            .get(&p.node)
-                            .ok_or_else(|| self.fail(step, format!("no namespace handle for node {}", p.node), None))?;
+                        let peer_h = handles.get(&p.node).ok_or_else(|| self.fail(step, format!("no namespace handle for node {}", p.node), None))?;
                         let pb = LinkBase {
                             name: p.ifname.clone(),
                             mtu: p.mtu,
@@ -463,7 +477,13 @@ impl<'a> Executor<'a> {
                 if !root && per_device {
                     // In the lab's own namespace nobody else names devices: by name is safe.
                     let set = LinkSet { no_ipv6_ll: true, ..Default::default() };
-                    out.push(Pending { step: k, req: Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(), then: Then::Nothing, enodev_ok: false, optional: true });
+                    out.push(Pending {
+                        step: k,
+                        req: Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(),
+                        then: Then::Nothing,
+                        enodev_ok: false,
+                        optional: true,
+                    });
                     if c.up {
                         let set = LinkSet { up: Some(true), ..Default::default() };
                         push(out, Request::new(msg::set_link(0, Some(&c.ifname), &set), 0).glued(), Then::Nothing);
@@ -485,8 +505,7 @@ impl<'a> Executor<'a> {
                     alias: if change.mark { Some(self.mark.clone()) } else { None },
                     info: None,
                     no_ipv6_ll: change.mark && no_ll,
-                    operstate_up: change.up == Some(true)
-                        && lab.node(node).and_then(|n| n.interfaces.get(ifname)).map(|i| i.kind.is_master()).unwrap_or(false),
+                    operstate_up: change.up == Some(true) && lab.node(node).and_then(|n| n.interfaces.get(ifname)).map(|i| i.kind.is_master()).unwrap_or(false),
                 };
                 let then = match self.observed_ns(node).and_then(|o| o.link(ifname)) {
                     Some(prev) if prev.ifindex == idx => {
@@ -549,10 +568,18 @@ impl<'a> Executor<'a> {
             }
             Op::DeleteLink { node, ifname } if self.delete_tun(step, node, ifname, handles)? => {}
             Op::Device { node, ifname, device_op } => self.device_requests(k, step, node, ifname, device_op, handles, out)?,
-            Op::DeleteLink { node, ifname } => match handles.get(node).and_then(|h| h.index(ifname)) {
-                Some(idx) => out.push(Pending { step: k, req: Request::new(msg::del_link(idx), 0), then: Then::Forget(ifname.clone()), enodev_ok: true, optional: false }),
-                None => {} // already gone (its veth twin was deleted earlier)
-            },
+            Op::DeleteLink { node, ifname } => {
+                // No index: already gone (its veth twin was deleted earlier).
+                if let Some(idx) = handles.get(node).and_then(|h| h.index(ifname)) {
+                    out.push(Pending {
+                        step: k,
+                        req: Request::new(msg::del_link(idx), 0),
+                        then: Then::Forget(ifname.clone()),
+                        enodev_ok: true,
+                        optional: false,
+                    });
+                }
+            }
             Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Feature { .. } | Op::Ovs { .. } => {}
         }
         Ok(())
@@ -563,9 +590,7 @@ impl<'a> Executor<'a> {
     fn fresh_root_index(&mut self, handles: &BTreeMap<String, NsHandle>, node: &str) -> u32 {
         use std::hash::{BuildHasher, Hasher};
         let observed = self.observed_ns(node);
-        let used = |i: u32| {
-            observed.is_some_and(|o| o.link_by_index(i).is_some()) || handles.get(node).is_some_and(|h| h.ifindex.values().any(|x| *x == i))
-        };
+        let used = |i: u32| observed.is_some_and(|o| o.link_by_index(i).is_some()) || handles.get(node).is_some_and(|h| h.ifindex.values().any(|x| *x == i));
         loop {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
             h.write_u32(std::process::id());
@@ -627,7 +652,9 @@ fn explain(op: &Op, e: &KernelError) -> String {
         (Op::CreateLink(c), libc::EEXIST) if matches!(c.kind, KindSpec::Vxlan(_)) && e.text.as_deref().is_some_and(|t| t.contains("VNI")) => {
             Some("another VXLAN device on the same UDP port (another lab's tunnel, or the host's own) already uses this VNI".to_string())
         }
-        (Op::CreateLink(c), libc::EEXIST) => Some(format!("a device named `{}` (or with that altname) already exists there; it is not the lab's and was left untouched", c.ifname)),
+        (Op::CreateLink(c), libc::EEXIST) => {
+            Some(format!("a device named `{}` (or with that altname) already exists there; it is not the lab's and was left untouched", c.ifname))
+        }
         (Op::AddAddress { addr, .. }, libc::EINVAL) if addr.addr().is_ipv6() => {
             Some("the device has no IPv6 (an MTU below 1280 or disable_ipv6 turns it off)".into())
         }

@@ -64,7 +64,6 @@ pub(super) fn run(
     Ok(())
 }
 
-
 /// What puts the kernel back after `op` succeeded (`None`: nothing to undo).
 fn undo_of(op: &FeatureOp, had_table: bool, qdiscs: &BTreeMap<String, crate::observed::netfeat::ObservedQdisc>) -> Option<FeatureOp> {
     Some(match op {

@@ -72,12 +72,8 @@ impl Scratch {
         let made = std::thread::spawn(move || -> std::io::Result<OwnedFd> {
             netns::unshare_thread()?;
             let mut nl = Netlink::open()?;
-            let up = msg::LinkSet {
-                up: Some(true),
-                ..Default::default()
-            };
-            nl.request(msg::set_link(1, None, &up), 0)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let up = msg::LinkSet { up: Some(true), ..Default::default() };
+            nl.request(msg::set_link(1, None, &up), 0).map_err(|e| std::io::Error::other(e.to_string()))?;
             netns::bind_current(&n)?;
             netns::open_current()
         })
@@ -100,26 +96,11 @@ impl Scratch {
     fn add_lan(&self) -> Result<(), String> {
         netns::run_in(Some(&self.fd), || -> Result<(), String> {
             let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-            let peer = msg::link_with(&LinkBase {
-                name: "lan0p".into(),
-                ..Default::default()
-            });
-            let m = msg::new_link(
-                &LinkBase {
-                    name: "lan0".into(),
-                    up: true,
-                    ..Default::default()
-                },
-                Some(kinds::veth_info(peer)),
-            );
-            nl.request(m, NLM_F_CREATE | NLM_F_EXCL)
-                .map_err(|e| e.to_string())?;
-            let up = msg::LinkSet {
-                up: Some(true),
-                ..Default::default()
-            };
-            nl.request(msg::set_link(0, Some("lan0p"), &up), 0)
-                .map_err(|e| e.to_string())?;
+            let peer = msg::link_with(&LinkBase { name: "lan0p".into(), ..Default::default() });
+            let m = msg::new_link(&LinkBase { name: "lan0".into(), up: true, ..Default::default() }, Some(kinds::veth_info(peer)));
+            nl.request(m, NLM_F_CREATE | NLM_F_EXCL).map_err(|e| e.to_string())?;
+            let up = msg::LinkSet { up: Some(true), ..Default::default() };
+            nl.request(msg::set_link(0, Some("lan0p"), &up), 0).map_err(|e| e.to_string())?;
             Ok(())
         })
         .map_err(|e| e.to_string())?
@@ -128,11 +109,7 @@ impl Scratch {
     fn devices(&self) -> Result<Vec<String>, String> {
         netns::run_in(Some(&self.fd), || -> Result<Vec<String>, String> {
             let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-            Ok(crate::kernel::observe::links(&mut nl)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|l| l.name)
-                .collect())
+            Ok(crate::kernel::observe::links(&mut nl).map_err(|e| e.to_string())?.into_iter().map(|l| l.name).collect())
         })
         .map_err(|e| e.to_string())?
     }
@@ -156,17 +133,11 @@ struct Side {
 
 impl Side {
     fn env(&self, command: &str, cid: &str, path: &str) -> BTreeMap<String, String> {
-        [
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", cid),
-            ("CNI_NETNS", &self.container.path()),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", path),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(std::env::var("PATH").ok().map(|p| ("PATH".to_string(), p)))
-        .collect()
+        [("CNI_COMMAND", command), ("CNI_CONTAINERID", cid), ("CNI_NETNS", &self.container.path()), ("CNI_IFNAME", "eth0"), ("CNI_PATH", path)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(std::env::var("PATH").ok().map(|p| ("PATH".to_string(), p)))
+            .collect()
     }
 
     /// One ADD and one DEL, timed; the ADD's result must carry the container interface (and
@@ -175,35 +146,17 @@ impl Side {
         let cid = format!("bench-{i}");
         let stdin = self.conf.to_string();
         let t = Instant::now();
-        let a = exec::invoke(
-            &self.plugin,
-            &self.env("ADD", &cid, path),
-            stdin.as_bytes(),
-            Some(self.host.fd.as_fd()),
-        );
+        let a = exec::invoke(&self.plugin, &self.env("ADD", &cid, path), stdin.as_bytes(), Some(self.host.fd.as_fd()));
         let add = t.elapsed();
-        let out = a
-            .map_err(|e| format!("{} ADD: {e}", self.plugin.display()))?
-            .output
-            .unwrap_or(Value::Null);
-        let has_if = out["interfaces"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|i| i["name"] == "eth0"));
+        let out = a.map_err(|e| format!("{} ADD: {e}", self.plugin.display()))?.output.unwrap_or(Value::Null);
+        let has_if = out["interfaces"].as_array().is_some_and(|l| l.iter().any(|i| i["name"] == "eth0"));
         let has_ip = out["ips"].as_array().is_some_and(|l| !l.is_empty());
         if !has_if || (want_ip && !has_ip) {
-            return Err(format!(
-                "{} ADD returned an incomplete result: {out}",
-                self.plugin.display()
-            ));
+            return Err(format!("{} ADD returned an incomplete result: {out}", self.plugin.display()));
         }
         let t = Instant::now();
-        exec::invoke(
-            &self.plugin,
-            &self.env("DEL", &cid, path),
-            stdin.as_bytes(),
-            Some(self.host.fd.as_fd()),
-        )
-        .map_err(|e| format!("{} DEL: {e}", self.plugin.display()))?;
+        exec::invoke(&self.plugin, &self.env("DEL", &cid, path), stdin.as_bytes(), Some(self.host.fd.as_fd()))
+            .map_err(|e| format!("{} DEL: {e}", self.plugin.display()))?;
         self.dels.push(t.elapsed());
         self.adds.push(add);
         Ok(())
@@ -220,12 +173,7 @@ fn latency(adds: &[Duration], dels: &[Duration]) -> Latency {
         s.sort();
         ms(s[((s.len() as f64 - 1.0) * p).round() as usize])
     };
-    Latency {
-        add_median_ms: q(adds, 0.5),
-        add_p90_ms: q(adds, 0.9),
-        del_median_ms: q(dels, 0.5),
-        del_p90_ms: q(dels, 0.9),
-    }
+    Latency { add_median_ms: q(adds, 0.5), add_p90_ms: q(adds, 0.9), del_median_ms: q(dels, 0.5), del_p90_ms: q(dels, 0.9) }
 }
 
 fn vnet_cni_path(opts: &Options) -> Result<PathBuf, String> {
@@ -237,10 +185,7 @@ fn vnet_cni_path(opts: &Options) -> Result<PathBuf, String> {
     if p.exists() {
         Ok(p)
     } else {
-        Err(format!(
-            "no vnet-cni next to {} (build it, or pass --plugin)",
-            exe.display()
-        ))
+        Err(format!("no vnet-cni next to {} (build it, or pass --plugin)", exe.display()))
     }
 }
 
@@ -260,53 +205,24 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let dir = std::env::temp_dir().join(format!("vnet-bench-cni-{tag}"));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let _dir = RemoveOnDrop(dir.clone());
-    let path = format!(
-        "{}:{}",
-        mine.parent().unwrap_or(Path::new(".")).display(),
-        opts.reference_dir.display()
-    );
+    let path = format!("{}:{}", mine.parent().unwrap_or(Path::new(".")).display(), opts.reference_dir.display());
     let ipam = |who: &str, subnet: &str| json!({ "type": "host-local", "subnet": subnet, "dataDir": dir.join(who).display().to_string() });
     let scenarios: Vec<(&str, &str, Value, bool)> = vec![
-        (
-            "bridge + host-local",
-            "bridge",
-            json!({ "bridge": "cni0", "isGateway": true, "ipam": ipam("{}-br", "10.201.0.0/16") }),
-            true,
-        ),
-        (
-            "bridge, no IPAM (L2)",
-            "bridge",
-            json!({ "bridge": "cni0" }),
-            false,
-        ),
-        (
-            "macvlan + host-local",
-            "macvlan",
-            json!({ "master": "lan0", "mode": "bridge", "ipam": ipam("{}-mv", "10.202.0.0/16") }),
-            true,
-        ),
+        ("bridge + host-local", "bridge", json!({ "bridge": "cni0", "isGateway": true, "ipam": ipam("{}-br", "10.201.0.0/16") }), true),
+        ("bridge, no IPAM (L2)", "bridge", json!({ "bridge": "cni0" }), false),
+        ("macvlan + host-local", "macvlan", json!({ "master": "lan0", "mode": "bridge", "ipam": ipam("{}-mv", "10.202.0.0/16") }), true),
     ];
     let mut out = Vec::new();
     for (k, (name, kind, body, want_ip)) in scenarios.into_iter().enumerate() {
         let mut sides = Vec::new();
-        for (who, plugin) in [
-            ("ref", opts.reference_dir.join(kind)),
-            ("vnet", mine.clone()),
-        ] {
+        for (who, plugin) in [("ref", opts.reference_dir.join(kind)), ("vnet", mine.clone())] {
             if !plugin.exists() {
-                return Err(format!(
-                    "plugin {} is missing (Debian: containernetworking-plugins)",
-                    plugin.display()
-                ));
+                return Err(format!("plugin {} is missing (Debian: containernetworking-plugins)", plugin.display()));
             }
             let mut conf = body.clone();
             conf["cniVersion"] = "1.0.0".into();
             conf["name"] = format!("bench{k}").into();
-            conf["type"] = if who == "vnet" {
-                "vnet-cni".into()
-            } else {
-                kind.into()
-            };
+            conf["type"] = if who == "vnet" { "vnet-cni".into() } else { kind.into() };
             if who == "vnet" {
                 conf["kind"] = kind.into();
                 conf["stateDir"] = dir.join("state").display().to_string().into();
@@ -319,14 +235,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             if kind == "macvlan" {
                 host.add_lan()?;
             }
-            sides.push(Side {
-                plugin,
-                conf,
-                host,
-                container,
-                adds: Vec::new(),
-                dels: Vec::new(),
-            });
+            sides.push(Side { plugin, conf, host, container, adds: Vec::new(), dels: Vec::new() });
         }
         // One warm-up cycle each (page cache, the bridge's creation), then interleaved runs,
         // alternating which plugin goes first.
@@ -342,29 +251,13 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             }
         }
         for s in &sides {
-            let left: Vec<String> = s
-                .host
-                .devices()?
-                .into_iter()
-                .filter(|d| !matches!(d.as_str(), "lo" | "cni0" | "lan0" | "lan0p"))
-                .collect();
+            let left: Vec<String> = s.host.devices()?.into_iter().filter(|d| !matches!(d.as_str(), "lo" | "cni0" | "lan0" | "lan0p")).collect();
             if !left.is_empty() {
-                return Err(format!(
-                    "{}: devices left in the host namespace after DEL: {left:?}",
-                    s.plugin.display()
-                ));
+                return Err(format!("{}: devices left in the host namespace after DEL: {left:?}", s.plugin.display()));
             }
-            let cleft: Vec<String> = s
-                .container
-                .devices()?
-                .into_iter()
-                .filter(|d| d != "lo")
-                .collect();
+            let cleft: Vec<String> = s.container.devices()?.into_iter().filter(|d| d != "lo").collect();
             if !cleft.is_empty() {
-                return Err(format!(
-                    "{}: devices left in the container after DEL: {cleft:?}",
-                    s.plugin.display()
-                ));
+                return Err(format!("{}: devices left in the container after DEL: {cleft:?}", s.plugin.display()));
             }
         }
         let r = latency(&sides[0].adds, &sides[0].dels);
@@ -378,19 +271,13 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             vnet_cni: v,
         });
     }
-    Ok(Report {
-        machine: super::machine(),
-        scenarios: out,
-    })
+    Ok(Report { machine: super::machine(), scenarios: out })
 }
 
 /// The table printed by `vnet bench cni`.
 pub fn render(r: &Report) -> String {
     let mut s = format!("CNI ADD/DEL latency (median / p90, ms) on {}\n", r.machine);
-    s.push_str(&format!(
-        "{:<24} {:<10} {:>16} {:>16}\n",
-        "scenario", "plugin", "ADD", "DEL"
-    ));
+    s.push_str(&format!("{:<24} {:<10} {:>16} {:>16}\n", "scenario", "plugin", "ADD", "DEL"));
     for sc in &r.scenarios {
         for (who, l) in [("reference", &sc.reference), ("vnet-cni", &sc.vnet_cni)] {
             s.push_str(&format!(
@@ -398,10 +285,7 @@ pub fn render(r: &Report) -> String {
                 sc.name, who, l.add_median_ms, l.add_p90_ms, l.del_median_ms, l.del_p90_ms
             ));
         }
-        s.push_str(&format!(
-            "{:<24} vnet-cni / reference (median): ADD {:.2}x, DEL {:.2}x ({} cycles each)\n",
-            "", sc.ratio_add, sc.ratio_del, sc.iterations
-        ));
+        s.push_str(&format!("{:<24} vnet-cni / reference (median): ADD {:.2}x, DEL {:.2}x ({} cycles each)\n", "", sc.ratio_add, sc.ratio_del, sc.iterations));
     }
     s
 }

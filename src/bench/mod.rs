@@ -439,6 +439,10 @@ pub fn render(r: &Report) -> String {
         s.push_str(&format!("   vnet up / ip script up: {x:.3}x"));
     }
     s.push_str(&format!("\nvnet down / ip -batch until its devices are gone: {:.2}x", r.ratio_vnet_down_ip_batch_gone));
-    s.push_str(&format!("\nvnet peak RSS: {:.1} MB{}\n", r.peak_rss_mb, if r.neigh_raised { "   (neighbour table limits raised for the run, restored)" } else { "" }));
+    s.push_str(&format!(
+        "\nvnet peak RSS: {:.1} MB{}\n",
+        r.peak_rss_mb,
+        if r.neigh_raised { "   (neighbour table limits raised for the run, restored)" } else { "" }
+    ));
     s
 }

@@ -207,11 +207,7 @@ impl Generated {
             ipsec: Vec::new(),
             expect: Vec::new(),
             nodes,
-            links: self
-                .links
-                .iter()
-                .map(|l| LinkSpec { endpoints: vec![format!("{}:{}", l.a.0, l.a.1), format!("{}:{}", l.b.0, l.b.1)], mtu: None })
-                .collect(),
+            links: self.links.iter().map(|l| LinkSpec { endpoints: vec![format!("{}:{}", l.a.0, l.a.1), format!("{}:{}", l.b.0, l.b.1)], mtu: None }).collect(),
             ..Default::default()
         }
     }

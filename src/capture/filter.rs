@@ -192,7 +192,10 @@ impl Parser {
                 None => Filter::Vlan(None),
             },
             "" => return self.err("expected a filter term"),
-            other => return self.err(format!("unknown word `{other}` (terms: host, net, port, src, dst, icmp, icmp6, tcp, udp, arp, ip, ip6, proto, vlan, and, or, not)")),
+            other => {
+                return self
+                    .err(format!("unknown word `{other}` (terms: host, net, port, src, dst, icmp, icmp6, tcp, udp, arp, ip, ip6, proto, vlan, and, or, not)"))
+            }
         })
     }
 }

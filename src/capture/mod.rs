@@ -83,15 +83,20 @@ fn open_here(iface: &str) -> io::Result<(OwnedFd, u32)> {
         return Err(io::Error::last_os_error());
     }
     let one: libc::c_int = 1;
-    unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one as *const _ as *const libc::c_void, size_of::<libc::c_int>() as u32) };
+    unsafe {
+        libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one as *const _ as *const libc::c_void, size_of::<libc::c_int>() as u32)
+    };
     let buf: libc::c_int = 4 << 20;
-    unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf as *const _ as *const libc::c_void, size_of::<libc::c_int>() as u32) };
+    unsafe {
+        libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf as *const _ as *const libc::c_void, size_of::<libc::c_int>() as u32)
+    };
     // The device's hardware type decides the link layer of the capture.
     let mut ifr: libc::ifreq = unsafe { zeroed() };
     for (i, b) in iface.bytes().take(15).enumerate() {
         ifr.ifr_name[i] = b as libc::c_char;
     }
-    let hatype = if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } == 0 { unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_family } } else { ARPHRD_ETHER };
+    let hatype =
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } == 0 { unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_family } } else { ARPHRD_ETHER };
     let linktype = match hatype {
         ARPHRD_ETHER | ARPHRD_LOOPBACK => pcap::LINKTYPE_ETHERNET,
         _ => pcap::LINKTYPE_RAW,

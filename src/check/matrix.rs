@@ -200,7 +200,10 @@ links:
         assert_eq!(g.cells[0][1], Cell { probed: 1, reached: 1 });
         assert_eq!(g.cells[0][2].mark(), 'x');
         let text = render(&g);
-        assert_eq!(text, "  a b c\na \\ + x\nb + \\ x\nc x x \\\n+ every address answered   ~ some did   x none did   . not probed (no address of a shared family)\n");
+        assert_eq!(
+            text,
+            "  a b c\na \\ + x\nb + \\ x\nc x x \\\n+ every address answered   ~ some did   x none did   . not probed (no address of a shared family)\n"
+        );
     }
 
     #[test]

@@ -163,7 +163,10 @@ mod tests {
         let from: IpAddr = "10.0.0.1".parse().unwrap();
         assert_eq!(echo_seen(&EchoOutcome::Reply { from }, false), "reply from 10.0.0.1");
         assert_eq!(echo_seen(&EchoOutcome::Error { kind: ErrorKind::HostUnreachable, from, mtu: None }, false), "host unreachable from 10.0.0.1");
-        assert_eq!(echo_seen(&EchoOutcome::Error { kind: ErrorKind::FragNeeded, from, mtu: Some(1400) }, false), "fragmentation needed (mtu 1400) from 10.0.0.1");
+        assert_eq!(
+            echo_seen(&EchoOutcome::Error { kind: ErrorKind::FragNeeded, from, mtu: Some(1400) }, false),
+            "fragmentation needed (mtu 1400) from 10.0.0.1"
+        );
         assert!(echo_seen(&EchoOutcome::Local { errno: libc::ENOBUFS, mtu: None }, false).starts_with("neighbour table overflow"));
         assert_eq!(echo_seen(&EchoOutcome::Local { errno: libc::ENETUNREACH, mtu: None }, false), "not sent: no route (network unreachable)");
         assert_eq!(echo_seen(&EchoOutcome::Local { errno: libc::EMSGSIZE, mtu: Some(1400) }, false), "too big for the outgoing device (mtu 1400), not sent");

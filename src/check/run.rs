@@ -157,7 +157,13 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
     // second half ride on entries the first half created.
     let probes: Vec<EchoProbe> = pairs
         .iter()
-        .map(|p| EchoProbe { src: src_idx[p.from.as_str()], dst: p.addr, size: None, df: false, phase: u8::from(order[p.from.as_str()] > order[p.to.as_str()]) })
+        .map(|p| EchoProbe {
+            src: src_idx[p.from.as_str()],
+            dst: p.addr,
+            size: None,
+            df: false,
+            phase: u8::from(order[p.from.as_str()] > order[p.to.as_str()]),
+        })
         .collect();
     let v4 = pairs.iter().filter(|p| p.addr.is_ipv4()).count() as u64;
     let v6 = pairs.len() as u64 - v4;
@@ -277,7 +283,8 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     let v4 = probes.iter().any(|p| p.dst.is_ipv4());
     let v6 = probes.iter().any(|p| p.dst.is_ipv6());
     let mut w = watches(v4, v6);
-    let echo_results = if probes.is_empty() { Vec::new() } else { echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))? };
+    let echo_results =
+        if probes.is_empty() { Vec::new() } else { echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))? };
     for x in w.iter_mut() {
         x.finish();
     }
@@ -375,7 +382,15 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     for (ei, e) in exps.iter().enumerate() {
         let targets: Vec<TargetResult> = (0..e.targets.len()).filter_map(|ti| by_target.remove(&(ei, ti))).collect();
         let ok = !targets.is_empty() && targets.iter().all(|t| t.ok);
-        results.push(ExpectResult { expect: e.to_string(), kind: kind_name(e).into(), from: e.from.clone(), to: e.to.clone(), ok, location: rl.location(&e.path), targets });
+        results.push(ExpectResult {
+            expect: e.to_string(),
+            kind: kind_name(e).into(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            ok,
+            location: rl.location(&e.path),
+            targets,
+        });
     }
     let notes = neighbour_notes(&w, 0, false);
     Ok(CheckReport {
@@ -420,7 +435,9 @@ fn route_result(rl: &RunningLab, e: &Expect) -> Result<TargetResult> {
             if let Some(s) = a.src {
                 seen.push_str(&format!(" src {s}"));
             }
-            let ok = via.is_none_or(|v| a.gateway == Some(v)) && dev.as_ref().is_none_or(|x| d.as_deref() == Some(x.as_str())) && src.is_none_or(|s| a.src == Some(s));
+            let ok = via.is_none_or(|v| a.gateway == Some(v))
+                && dev.as_ref().is_none_or(|x| d.as_deref() == Some(x.as_str()))
+                && src.is_none_or(|s| a.src == Some(s));
             (ok, seen)
         }
     };

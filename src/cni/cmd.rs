@@ -12,54 +12,26 @@ use super::result::CniOutput;
 use super::store::{self, Record};
 
 fn lock(conf: &NetConf) -> Result<store::Lock, CniError> {
-    store::lock(&conf.state_dir, &conf.name).map_err(|e| {
-        CniError::io(
-            format!(
-                "lock the state of network {} in {}",
-                conf.name,
-                conf.state_dir.display()
-            ),
-            &e,
-        )
-    })
+    store::lock(&conf.state_dir, &conf.name).map_err(|e| CniError::io(format!("lock the state of network {} in {}", conf.name, conf.state_dir.display()), &e))
 }
 
 fn prev(conf: &NetConf) -> Result<Option<CniOutput>, CniError> {
-    conf.prev_result
-        .as_ref()
-        .map(|v| CniOutput::parse(v, "prevResult"))
-        .transpose()
+    conf.prev_result.as_ref().map(|v| CniOutput::parse(v, "prevResult")).transpose()
 }
 
 /// ADD: devices, then IPAM, then the container's addresses and routes; undone in reverse on
 /// any failure, so a failed ADD leaves nothing behind.
 pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let prev = prev(conf)?;
-    let mut cont = Ns::open(&env.netns)?.ok_or_else(|| {
-        CniError::with(
-            code::UNKNOWN_CONTAINER,
-            "the container's network namespace does not exist",
-            env.netns.clone(),
-        )
-    })?;
+    let mut cont =
+        Ns::open(&env.netns)?.ok_or_else(|| CniError::with(code::UNKNOWN_CONTAINER, "the container's network namespace does not exist", env.netns.clone()))?;
     let mut host = Ns::host()?;
     let _lock = lock(conf)?;
-    let ctx = Ctx {
-        conf,
-        env,
-        mark: conf.mark(&env.container_id, &env.ifname),
-    };
+    let ctx = Ctx { conf, env, mark: conf.mark(&env.container_id, &env.ifname) };
     let mut made = kinds::create(&ctx, &mut host, &mut cont)?;
     let host_ifname = made.host_ifname.clone();
     let undo_devices = |host: &mut Ns, cont: &mut Ns| {
-        let _ = kinds::remove(
-            conf.kind.name(),
-            &ctx.mark,
-            &env.ifname,
-            host_ifname.as_deref(),
-            host,
-            Some(cont),
-        );
+        let _ = kinds::remove(conf.kind.name(), &ctx.mark, &env.ifname, host_ifname.as_deref(), host, Some(cont));
     };
     let mut ip = match ipam::add(conf, env) {
         Ok(r) => r,
@@ -68,18 +40,13 @@ pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
             return Err(e);
         }
     };
-    let configured = kinds::after_ipam(&ctx, &mut host, &mut made, &mut ip)
-        .and_then(|()| kinds::configure(&mut cont, made.container_ifindex, &ip));
+    let configured = kinds::after_ipam(&ctx, &mut host, &mut made, &mut ip).and_then(|()| kinds::configure(&mut cont, made.container_ifindex, &ip));
     if let Err(e) = configured {
         let _ = ipam::del(conf, env);
         undo_devices(&mut host, &mut cont);
         return Err(e);
     }
-    let dns = if conf.dns.is_empty() {
-        ip.dns.clone()
-    } else {
-        conf.dns.clone()
-    };
+    let dns = if conf.dns.is_empty() { ip.dns.clone() } else { conf.dns.clone() };
     let mine = CniOutput {
         interfaces: made.interfaces.clone(),
         ips: ip
@@ -121,78 +88,31 @@ pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
 /// left of them: called twice, for a namespace that is gone, after a reboot.
 pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     let _lock = lock(conf)?;
-    let rec = store::load(&conf.state_dir, &conf.name, &env.container_id, &env.ifname)
-        .ok()
-        .flatten();
+    let rec = store::load(&conf.state_dir, &conf.name, &env.container_id, &env.ifname).ok().flatten();
     let mark = conf.mark(&env.container_id, &env.ifname);
-    let netns = if env.has_netns() {
-        env.netns.clone()
-    } else {
-        rec.as_ref().map(|r| r.netns.clone()).unwrap_or_default()
-    };
-    let removed = remove_devices(
-        conf.kind.name(),
-        &mark,
-        &conf.name,
-        &env.container_id,
-        &env.ifname,
-        &netns,
-        rec.as_ref(),
-    );
+    let netns = if env.has_netns() { env.netns.clone() } else { rec.as_ref().map(|r| r.netns.clone()).unwrap_or_default() };
+    let removed = remove_devices(conf.kind.name(), &mark, &conf.name, &env.container_id, &env.ifname, &netns, rec.as_ref());
     // The record stays while IPAM still holds the addresses, so GC can retry.
     ipam::del(conf, env)?;
     removed?;
-    store::remove(&conf.state_dir, &conf.name, &env.container_id, &env.ifname)
-        .map_err(|e| CniError::io("remove the attachment record", &e))
+    store::remove(&conf.state_dir, &conf.name, &env.container_id, &env.ifname).map_err(|e| CniError::io("remove the attachment record", &e))
 }
 
-fn remove_devices(
-    kind: &str,
-    mark: &str,
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-    netns: &str,
-    rec: Option<&Record>,
-) -> Result<(), CniError> {
+fn remove_devices(kind: &str, mark: &str, network: &str, container_id: &str, ifname: &str, netns: &str, rec: Option<&Record>) -> Result<(), CniError> {
     let mut host = Ns::host()?;
     // A namespace that is gone (or a path that no longer names one) took its devices with it.
-    let mut cont = if netns.is_empty() {
-        None
-    } else {
-        Ns::open(netns).ok().flatten()
-    };
-    let host_ifname = rec.and_then(|r| r.host_ifname.clone()).or_else(|| {
-        (kind == "bridge").then(|| kinds::bridge_host_name(network, container_id, ifname))
-    });
-    kinds::remove(
-        kind,
-        mark,
-        ifname,
-        host_ifname.as_deref(),
-        &mut host,
-        cont.as_mut(),
-    )
+    let mut cont = if netns.is_empty() { None } else { Ns::open(netns).ok().flatten() };
+    let host_ifname = rec.and_then(|r| r.host_ifname.clone()).or_else(|| (kind == "bridge").then(|| kinds::bridge_host_name(network, container_id, ifname)));
+    kinds::remove(kind, mark, ifname, host_ifname.as_deref(), &mut host, cont.as_mut())
 }
 
 /// CHECK: what ADD made is still there as the previous result says.
 pub fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
-    let prev = prev(conf)?.ok_or_else(|| {
-        CniError::config("CHECK needs `prevResult`, the result of the ADD to check")
-    })?;
-    let mut cont = Ns::open(&env.netns)?.ok_or_else(|| {
-        CniError::with(
-            code::UNKNOWN_CONTAINER,
-            "the container's network namespace does not exist",
-            env.netns.clone(),
-        )
-    })?;
+    let prev = prev(conf)?.ok_or_else(|| CniError::config("CHECK needs `prevResult`, the result of the ADD to check"))?;
+    let mut cont =
+        Ns::open(&env.netns)?.ok_or_else(|| CniError::with(code::UNKNOWN_CONTAINER, "the container's network namespace does not exist", env.netns.clone()))?;
     let mut host = Ns::host()?;
-    let ctx = Ctx {
-        conf,
-        env,
-        mark: conf.mark(&env.container_id, &env.ifname),
-    };
+    let ctx = Ctx { conf, env, mark: conf.mark(&env.container_id, &env.ifname) };
     kinds::check(&ctx, &mut host, &mut cont, &prev)?;
     ipam::check(conf, env)
 }
@@ -208,32 +128,17 @@ pub fn status(conf: &NetConf, env: &Env) -> Result<(), CniError> {
         _ => None,
     };
     if let Some(feature) = probe {
-        let missing = crate::lifecycle::preflight::missing_named(&[feature]).map_err(|e| {
-            CniError::with(
-                code::NOT_AVAILABLE,
-                "cannot probe the kernel",
-                e.to_string(),
-            )
-        })?;
+        let missing = crate::lifecycle::preflight::missing_named(&[feature])
+            .map_err(|e| CniError::with(code::NOT_AVAILABLE, "cannot probe the kernel", e.to_string()))?;
         if !missing.is_empty() {
-            return Err(CniError::with(
-                code::NOT_AVAILABLE,
-                format!("the kernel cannot make {feature} devices"),
-                format!("missing: {}", missing.join(", ")),
-            ));
+            return Err(CniError::with(code::NOT_AVAILABLE, format!("the kernel cannot make {feature} devices"), format!("missing: {}", missing.join(", "))));
         }
     }
-    std::fs::create_dir_all(&conf.state_dir).map_err(|e| {
-        CniError::with(
-            code::NOT_AVAILABLE,
-            format!("state directory {} is not usable", conf.state_dir.display()),
-            e.to_string(),
-        )
-    })?;
+    std::fs::create_dir_all(&conf.state_dir)
+        .map_err(|e| CniError::with(code::NOT_AVAILABLE, format!("state directory {} is not usable", conf.state_dir.display()), e.to_string()))?;
     if let Some((t, _)) = &conf.ipam {
         if t != ipam::BUILTIN_STATIC {
-            super::exec::find(t, &env.path)
-                .map_err(|e| CniError::with(code::NOT_AVAILABLE, e.msg, e.details))?;
+            super::exec::find(t, &env.path).map_err(|e| CniError::with(code::NOT_AVAILABLE, e.msg, e.details))?;
         }
     }
     ipam::network_command(conf, env, "STATUS")
@@ -244,47 +149,26 @@ pub fn status(conf: &NetConf, env: &Env) -> Result<(), CniError> {
 /// network with no record and no listing go too. Continues past failures, reports them all.
 pub fn gc(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     let valid = conf.valid_attachments.clone().unwrap_or_default();
-    let is_valid = |cid: &str, ifname: &str| {
-        valid
-            .iter()
-            .any(|a| a.container_id == cid && a.ifname == ifname)
-    };
+    let is_valid = |cid: &str, ifname: &str| valid.iter().any(|a| a.container_id == cid && a.ifname == ifname);
     let _lock = lock(conf)?;
     let (records, mut problems) = store::list(&conf.state_dir, &conf.name);
-    for r in records
-        .iter()
-        .filter(|r| !is_valid(&r.container_id, &r.ifname))
-    {
+    for r in records.iter().filter(|r| !is_valid(&r.container_id, &r.ifname)) {
         let old = NetConf::parse(r.config.as_bytes(), "DEL").unwrap_or_else(|_| conf.clone());
         let mut e = env.clone();
         e.container_id = r.container_id.clone();
         e.ifname = r.ifname.clone();
         e.netns = r.netns.clone();
         let mark = conf.mark(&r.container_id, &r.ifname);
-        if let Err(x) = remove_devices(
-            &r.kind,
-            &mark,
-            &conf.name,
-            &r.container_id,
-            &r.ifname,
-            &r.netns,
-            Some(r),
-        ) {
+        if let Err(x) = remove_devices(&r.kind, &mark, &conf.name, &r.container_id, &r.ifname, &r.netns, Some(r)) {
             problems.push(format!("{}/{}: {x}", r.container_id, r.ifname));
             continue;
         }
         if let Err(x) = ipam::del_with(&old, &e, r.config.as_bytes()) {
-            problems.push(format!(
-                "{}/{}: release IPAM: {x}",
-                r.container_id, r.ifname
-            ));
+            problems.push(format!("{}/{}: release IPAM: {x}", r.container_id, r.ifname));
             continue;
         }
         if let Err(x) = store::remove(&conf.state_dir, &conf.name, &r.container_id, &r.ifname) {
-            problems.push(format!(
-                "{}/{}: remove record: {x}",
-                r.container_id, r.ifname
-            ));
+            problems.push(format!("{}/{}: remove record: {x}", r.container_id, r.ifname));
         }
     }
     // Host devices of this network that no record accounts for (a record lost with its disk).
@@ -294,12 +178,7 @@ pub fn gc(conf: &NetConf, env: &Env) -> Result<(), CniError> {
                 let Some((net, cid, ifname)) = l.alias.as_deref().and_then(parse_mark) else {
                     continue;
                 };
-                if net != conf.name
-                    || is_valid(cid, ifname)
-                    || records.iter().any(|r| {
-                        r.container_id == cid && r.ifname == ifname && is_valid(cid, ifname)
-                    })
-                {
+                if net != conf.name || is_valid(cid, ifname) || records.iter().any(|r| r.container_id == cid && r.ifname == ifname && is_valid(cid, ifname)) {
                     continue;
                 }
                 if let Err(x) = host.delete(l.ifindex) {
@@ -315,10 +194,6 @@ pub fn gc(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(CniError::with(
-            code::IO_FAILURE,
-            "GC could not remove everything",
-            problems.join("; "),
-        ))
+        Err(CniError::with(code::IO_FAILURE, "GC could not remove everything", problems.join("; ")))
     }
 }

@@ -164,36 +164,18 @@ impl NetConf {
     /// STATUS concern the network, not one container's device, and DEL must work with a
     /// configuration as the runtime kept it.
     pub fn parse(stdin: &[u8], command: &str) -> Result<NetConf, CniError> {
-        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::with(
-                code::DECODE_FAILURE,
-                "cannot decode the network configuration",
-                e.to_string(),
-            )
-        })?;
+        let value: Value =
+            serde_json::from_slice(stdin).map_err(|e| CniError::with(code::DECODE_FAILURE, "cannot decode the network configuration", e.to_string()))?;
         if !value.is_object() {
-            return Err(CniError::with(
-                code::DECODE_FAILURE,
-                "cannot decode the network configuration",
-                "expected a JSON object",
-            ));
+            return Err(CniError::with(code::DECODE_FAILURE, "cannot decode the network configuration", "expected a JSON object"));
         }
-        let raw: Raw = serde_json::from_value(value.clone()).map_err(|e| {
-            CniError::with(
-                code::INVALID_CONFIG,
-                "invalid network configuration",
-                e.to_string(),
-            )
-        })?;
+        let raw: Raw =
+            serde_json::from_value(value.clone()).map_err(|e| CniError::with(code::INVALID_CONFIG, "invalid network configuration", e.to_string()))?;
         let (cni_version, version) = version::check(raw.cni_version.as_deref())?;
         version::allows(command, version, &cni_version)?;
         let name = raw.name.clone().unwrap_or_default();
         if let Some(p) = network_name_problem(&name) {
-            return Err(CniError::with(
-                code::INVALID_CONFIG,
-                "invalid network name",
-                p,
-            ));
+            return Err(CniError::with(code::INVALID_CONFIG, "invalid network name", p));
         }
         let type_ = raw.type_.clone().unwrap_or_default();
         if type_.is_empty() {
@@ -208,54 +190,31 @@ impl NetConf {
             ));
         }
         if raw.vlan.is_some() && kind == Kind::Bridge {
-            return Err(CniError::with(code::UNSUPPORTED_FIELD, "unsupported field `vlan`", "bridge VLAN filtering on the host bridge is not provided by vnet-cni; use kind `vlan`"));
+            return Err(CniError::with(
+                code::UNSUPPORTED_FIELD,
+                "unsupported field `vlan`",
+                "bridge VLAN filtering on the host bridge is not provided by vnet-cni; use kind `vlan`",
+            ));
         }
         if let Some(m) = raw.mtu {
             if !(68..=65535).contains(&m) {
-                return Err(CniError::with(
-                    code::INVALID_CONFIG,
-                    "invalid `mtu`",
-                    format!("{m} is outside 68..=65535"),
-                ));
+                return Err(CniError::with(code::INVALID_CONFIG, "invalid `mtu`", format!("{m} is outside 68..=65535")));
             }
         }
-        let mac_text = raw
-            .runtime_config
-            .as_ref()
-            .and_then(|r| r.mac.clone())
-            .or_else(|| cni_arg_mac(&raw.args))
-            .or(raw.mac.clone());
+        let mac_text = raw.runtime_config.as_ref().and_then(|r| r.mac.clone()).or_else(|| cni_arg_mac(&raw.args)).or(raw.mac.clone());
         let mac = match mac_text {
             None => None,
-            Some(m) => Some(crate::model::lab::parse_mac(&m).map_err(|why| {
-                CniError::with(
-                    code::INVALID_CONFIG,
-                    format!("invalid MAC address `{m}`"),
-                    why,
-                )
-            })?),
+            Some(m) => Some(crate::model::lab::parse_mac(&m).map_err(|why| CniError::with(code::INVALID_CONFIG, format!("invalid MAC address `{m}`"), why))?),
         };
         let ipam = match &raw.ipam {
             None => None,
             Some(Value::Object(o)) if o.is_empty() => None,
             Some(v @ Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
                 Some(t) if !t.is_empty() && !t.contains('/') => Some((t.to_string(), v.clone())),
-                Some(t) => {
-                    return Err(CniError::with(
-                        code::INVALID_CONFIG,
-                        "invalid IPAM type",
-                        format!("`{t}` is not a plugin name"),
-                    ))
-                }
+                Some(t) => return Err(CniError::with(code::INVALID_CONFIG, "invalid IPAM type", format!("`{t}` is not a plugin name"))),
                 None => return Err(CniError::config("the `ipam` object has no `type`")),
             },
-            Some(other) => {
-                return Err(CniError::with(
-                    code::INVALID_CONFIG,
-                    "invalid `ipam`",
-                    format!("expected an object, got {other}"),
-                ))
-            }
+            Some(other) => return Err(CniError::with(code::INVALID_CONFIG, "invalid `ipam`", format!("expected an object, got {other}"))),
         };
         let bridge = match (&kind, raw.bridge.clone()) {
             (Kind::Bridge, b) => Some(b.unwrap_or_else(|| DEFAULT_BRIDGE.to_string())),
@@ -296,10 +255,7 @@ impl NetConf {
             args: raw.args.clone(),
             prev_result: raw.prev_result.clone().filter(|v| !v.is_null()),
             valid_attachments: raw.valid_attachments.clone().or(raw.attachments.clone()),
-            state_dir: raw
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            state_dir: raw.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             raw: stdin.to_vec(),
         })
     }
@@ -326,11 +282,7 @@ pub fn parse_mark(alias: &str) -> Option<(&str, &str, &str)> {
 
 /// `args.cni.mac` (the "mac" convention of CNI args).
 fn cni_arg_mac(args: &Option<Value>) -> Option<String> {
-    args.as_ref()?
-        .get("cni")?
-        .get("mac")?
-        .as_str()
-        .map(str::to_string)
+    args.as_ref()?.get("cni")?.get("mac")?.as_str().map(str::to_string)
 }
 
 fn kind(raw: &Raw) -> Result<Kind, CniError> {
@@ -342,13 +294,8 @@ fn kind(raw: &Raw) -> Result<Kind, CniError> {
         ));
     };
     let mode = raw.mode.as_deref();
-    let bad_mode = |allowed: &str| {
-        CniError::with(
-            code::INVALID_CONFIG,
-            format!("invalid `mode` `{}` for kind {k}", mode.unwrap_or("")),
-            format!("use one of {allowed}"),
-        )
-    };
+    let bad_mode =
+        |allowed: &str| CniError::with(code::INVALID_CONFIG, format!("invalid `mode` `{}` for kind {k}", mode.unwrap_or("")), format!("use one of {allowed}"));
     Ok(match k {
         "bridge" => Kind::Bridge,
         "macvlan" => Kind::Macvlan(match mode.unwrap_or("bridge") {
@@ -365,31 +312,17 @@ fn kind(raw: &Raw) -> Result<Kind, CniError> {
             _ => return Err(bad_mode("l2, l3, l3s")),
         }),
         "vlan" => {
-            let id = raw
-                .vlan_id
-                .ok_or_else(|| CniError::config("kind vlan needs `vlanId`"))?;
+            let id = raw.vlan_id.ok_or_else(|| CniError::config("kind vlan needs `vlanId`"))?;
             if !(1..=4094).contains(&id) {
-                return Err(CniError::with(
-                    code::INVALID_CONFIG,
-                    "invalid `vlanId`",
-                    format!("{id} is outside 1..=4094"),
-                ));
+                return Err(CniError::with(code::INVALID_CONFIG, "invalid `vlanId`", format!("{id} is outside 1..=4094")));
             }
             if raw.master.is_none() {
-                return Err(CniError::config(
-                    "kind vlan needs `master`, the trunk device on the host",
-                ));
+                return Err(CniError::config("kind vlan needs `master`, the trunk device on the host"));
             }
             Kind::Vlan(id as u16)
         }
         "tap" => Kind::Tap,
-        other => {
-            return Err(CniError::with(
-                code::INVALID_CONFIG,
-                format!("unknown kind `{other}`"),
-                format!("use one of {}", Kind::NAMES.join(", ")),
-            ))
-        }
+        other => return Err(CniError::with(code::INVALID_CONFIG, format!("unknown kind `{other}`"), format!("use one of {}", Kind::NAMES.join(", ")))),
     })
 }
 
@@ -403,69 +336,43 @@ mod tests {
 
     #[test]
     fn reads_a_bridge_configuration() {
-        let c = parse(r#"{"cniVersion":"1.1.0","name":"n1","type":"vnet-cni","kind":"bridge","isDefaultGateway":true,
-            "ipam":{"type":"host-local","subnet":"10.1.0.0/24"},"runtimeConfig":{"mac":"02:00:00:00:00:09"}}"#)
+        let c = parse(
+            r#"{"cniVersion":"1.1.0","name":"n1","type":"vnet-cni","kind":"bridge","isDefaultGateway":true,
+            "ipam":{"type":"host-local","subnet":"10.1.0.0/24"},"runtimeConfig":{"mac":"02:00:00:00:00:09"}}"#,
+        )
         .unwrap();
         assert_eq!(c.kind, Kind::Bridge);
         assert_eq!(c.bridge.as_deref(), Some("cni0"));
-        assert!(
-            c.is_gateway,
-            "a default gateway implies the gateway address on the bridge"
-        );
+        assert!(c.is_gateway, "a default gateway implies the gateway address on the bridge");
         assert_eq!(c.ipam.as_ref().unwrap().0, "host-local");
         assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 9]));
         assert_eq!(c.mark("abc", "eth0"), "vnet-cni:n1:abc:eth0");
-        assert_eq!(
-            parse_mark("vnet-cni:n1:abc:eth0"),
-            Some(("n1", "abc", "eth0"))
-        );
+        assert_eq!(parse_mark("vnet-cni:n1:abc:eth0"), Some(("n1", "abc", "eth0")));
     }
 
     #[test]
     fn bad_configurations_get_the_spec_codes() {
         assert_eq!(parse("{not json").unwrap_err().code, 6);
         assert_eq!(parse("[1]").unwrap_err().code, 6);
-        assert_eq!(
-            parse(r#"{"cniVersion":"9.9.9","name":"n","type":"t","kind":"bridge"}"#)
-                .unwrap_err()
-                .code,
-            1
-        );
+        assert_eq!(parse(r#"{"cniVersion":"9.9.9","name":"n","type":"t","kind":"bridge"}"#).unwrap_err().code, 1);
         let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t"}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.msg.as_str()),
-            (7, "the network configuration has no `kind`")
-        );
+        assert_eq!((e.code, e.msg.as_str()), (7, "the network configuration has no `kind`"));
         let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"frob"}"#).unwrap_err();
         assert_eq!(e.msg, "unknown kind `frob`");
-        let e =
-            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"macvlan","mode":"l2"}"#)
-                .unwrap_err();
+        let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"macvlan","mode":"l2"}"#).unwrap_err();
         assert_eq!(e.code, 7);
         assert!(e.details.contains("bridge, private, vepa, passthru"));
-        let e =
-            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge","ipMasq":true}"#)
-                .unwrap_err();
+        let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge","ipMasq":true}"#).unwrap_err();
         assert_eq!((e.code, e.msg.as_str()), (2, "unsupported field `ipMasq`"));
-        let e = parse(r#"{"cniVersion":"1.0.0","name":"bad name","type":"t","kind":"bridge"}"#)
-            .unwrap_err();
+        let e = parse(r#"{"cniVersion":"1.0.0","name":"bad name","type":"t","kind":"bridge"}"#).unwrap_err();
         assert_eq!(e.code, 7);
-        let e =
-            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge","mtu":"big"}"#)
-                .unwrap_err();
-        assert_eq!(
-            (e.code, e.msg.as_str()),
-            (7, "invalid network configuration")
-        );
+        let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge","mtu":"big"}"#).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (7, "invalid network configuration"));
         let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"vlan","master":"eth0","vlanId":5000}"#).unwrap_err();
         assert_eq!(e.msg, "invalid `vlanId`");
         let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge","ipam":{"subnet":"10.0.0.0/8"}}"#).unwrap_err();
         assert_eq!(e.msg, "the `ipam` object has no `type`");
-        let e = NetConf::parse(
-            br#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge"}"#,
-            "GC",
-        )
-        .unwrap_err();
+        let e = NetConf::parse(br#"{"cniVersion":"1.0.0","name":"n","type":"t","kind":"bridge"}"#, "GC").unwrap_err();
         assert_eq!(e.code, 1);
     }
 }

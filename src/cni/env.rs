@@ -74,32 +74,17 @@ impl Env {
         let get = |k: &str| vars.get(k).cloned().unwrap_or_default();
         let raw = get("CNI_COMMAND");
         if raw.is_empty() {
-            return Err(CniError::env(
-                "required env variables [CNI_COMMAND] missing",
-            ));
+            return Err(CniError::env("required env variables [CNI_COMMAND] missing"));
         }
-        let command = Command::parse(&raw)
-            .ok_or_else(|| CniError::env(format!("unknown CNI_COMMAND: {raw}")))?;
-        let missing: Vec<&str> = command
-            .required()
-            .iter()
-            .copied()
-            .filter(|k| get(k).is_empty())
-            .collect();
+        let command = Command::parse(&raw).ok_or_else(|| CniError::env(format!("unknown CNI_COMMAND: {raw}")))?;
+        let missing: Vec<&str> = command.required().iter().copied().filter(|k| get(k).is_empty()).collect();
         if !missing.is_empty() {
-            return Err(CniError::env(format!(
-                "required env variables [{}] missing",
-                missing.join(",")
-            )));
+            return Err(CniError::env(format!("required env variables [{}] missing", missing.join(","))));
         }
         let container_id = get("CNI_CONTAINERID");
         if !container_id.is_empty() {
             if let Some(why) = container_id_problem(&container_id) {
-                return Err(CniError::with(
-                    code::INVALID_ENV,
-                    "invalid characters in containerID",
-                    why,
-                ));
+                return Err(CniError::with(code::INVALID_ENV, "invalid characters in containerID", why));
             }
         }
         let ifname = get("CNI_IFNAME");
@@ -109,20 +94,8 @@ impl Env {
             }
         }
         let args = parse_args(&get("CNI_ARGS"))?;
-        let path = get("CNI_PATH")
-            .split(':')
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .collect();
-        Ok(Env {
-            command,
-            container_id,
-            netns: get("CNI_NETNS"),
-            ifname,
-            args,
-            path,
-            vars,
-        })
+        let path = get("CNI_PATH").split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+        Ok(Env { command, container_id, netns: get("CNI_NETNS"), ifname, args, path, vars })
     }
 
     /// Whether this invocation names a network namespace.
@@ -149,18 +122,10 @@ pub fn parse_args(raw: &str) -> Result<BTreeMap<String, String>, CniError> {
     let mut out = BTreeMap::new();
     for pair in raw.split(';').filter(|p| !p.trim().is_empty()) {
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(CniError::with(
-                code::INVALID_ENV,
-                "invalid CNI_ARGS",
-                format!("`{pair}` is not KEY=VALUE"),
-            ));
+            return Err(CniError::with(code::INVALID_ENV, "invalid CNI_ARGS", format!("`{pair}` is not KEY=VALUE")));
         };
         if k.is_empty() {
-            return Err(CniError::with(
-                code::INVALID_ENV,
-                "invalid CNI_ARGS",
-                format!("`{pair}` has an empty key"),
-            ));
+            return Err(CniError::with(code::INVALID_ENV, "invalid CNI_ARGS", format!("`{pair}` has an empty key")));
         }
         out.insert(k.to_string(), v.to_string());
     }
@@ -179,31 +144,14 @@ mod tests {
     fn commands_need_their_variables() {
         let e = env(&[("CNI_COMMAND", "ADD"), ("CNI_IFNAME", "eth0")]).unwrap_err();
         assert_eq!(e.code, 4);
-        assert_eq!(
-            e.msg,
-            "required env variables [CNI_CONTAINERID,CNI_NETNS] missing"
-        );
+        assert_eq!(e.msg, "required env variables [CNI_CONTAINERID,CNI_NETNS] missing");
         let e = env(&[]).unwrap_err();
-        assert_eq!(
-            (e.code, e.msg.as_str()),
-            (4, "required env variables [CNI_COMMAND] missing")
-        );
-        assert_eq!(
-            env(&[("CNI_COMMAND", "FROB")]).unwrap_err().msg,
-            "unknown CNI_COMMAND: FROB"
-        );
+        assert_eq!((e.code, e.msg.as_str()), (4, "required env variables [CNI_COMMAND] missing"));
+        assert_eq!(env(&[("CNI_COMMAND", "FROB")]).unwrap_err().msg, "unknown CNI_COMMAND: FROB");
         // DEL without a namespace is valid (the container may be gone).
-        let d = env(&[
-            ("CNI_COMMAND", "DEL"),
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_IFNAME", "eth0"),
-        ])
-        .unwrap();
+        let d = env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c1"), ("CNI_IFNAME", "eth0")]).unwrap();
         assert!(!d.has_netns());
-        assert_eq!(
-            env(&[("CNI_COMMAND", "GC")]).unwrap_err().msg,
-            "required env variables [CNI_PATH] missing"
-        );
+        assert_eq!(env(&[("CNI_COMMAND", "GC")]).unwrap_err().msg, "required env variables [CNI_PATH] missing");
         assert!(env(&[("CNI_COMMAND", "VERSION")]).is_ok());
     }
 
@@ -216,17 +164,9 @@ mod tests {
             env(&v)
         };
         assert!(with("abc-1.2_x").is_ok());
-        assert_eq!(
-            with("-abc").unwrap_err().msg,
-            "invalid characters in containerID"
-        );
+        assert_eq!(with("-abc").unwrap_err().msg, "invalid characters in containerID");
         assert_eq!(with("a/b").unwrap_err().code, 4);
-        let e = env(&[
-            ("CNI_COMMAND", "DEL"),
-            ("CNI_CONTAINERID", "c"),
-            ("CNI_IFNAME", "a-very-long-interface"),
-        ])
-        .unwrap_err();
+        let e = env(&[("CNI_COMMAND", "DEL"), ("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "a-very-long-interface")]).unwrap_err();
         assert_eq!(e.msg, "invalid CNI_IFNAME");
         assert!(e.details.contains("at most 15"), "{e:?}");
         let a = parse_args("IgnoreUnknown=1;IP=10.0.0.2/24").unwrap();

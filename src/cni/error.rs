@@ -46,18 +46,10 @@ pub struct CniError {
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        CniError { code, msg: msg.into(), details: String::new() }
     }
     pub fn with(code: u32, msg: impl Into<String>, details: impl Into<String>) -> Self {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: details.into(),
-        }
+        CniError { code, msg: msg.into(), details: details.into() }
     }
     pub fn config(msg: impl Into<String>) -> Self {
         Self::new(code::INVALID_CONFIG, msg)
@@ -77,8 +69,7 @@ impl CniError {
 
     /// The error result printed on stdout.
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
-        let mut v =
-            serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg });
+        let mut v = serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg });
         if !self.details.is_empty() {
             v["details"] = self.details.clone().into();
         }
@@ -94,15 +85,8 @@ mod tests {
 
     #[test]
     fn error_json_has_the_spec_fields() {
-        let e = CniError::with(
-            code::INVALID_ENV,
-            "required env variables [CNI_NETNS] missing",
-            "",
-        );
-        assert_eq!(
-            e.to_json("1.1.0"),
-            serde_json::json!({"cniVersion": "1.1.0", "code": 4, "msg": "required env variables [CNI_NETNS] missing"})
-        );
+        let e = CniError::with(code::INVALID_ENV, "required env variables [CNI_NETNS] missing", "");
+        assert_eq!(e.to_json("1.1.0"), serde_json::json!({"cniVersion": "1.1.0", "code": 4, "msg": "required env variables [CNI_NETNS] missing"}));
         let e = CniError::with(code::KERNEL, "create veth", "File exists");
         assert_eq!(e.to_json("1.0.0")["details"], "File exists");
         assert_eq!(e.to_string(), "create veth: File exists");

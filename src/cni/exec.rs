@@ -22,18 +22,12 @@ pub fn find(name: &str, path: &[PathBuf]) -> Result<PathBuf, CniError> {
         }
     }
     let dirs: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
-    Err(CniError::with(
-        code::IO_FAILURE,
-        format!("cannot find plugin `{name}`"),
-        format!("not in CNI_PATH [{}]", dirs.join(":")),
-    ))
+    Err(CniError::with(code::IO_FAILURE, format!("cannot find plugin `{name}`"), format!("not in CNI_PATH [{}]", dirs.join(":"))))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// What a plugin answered.
@@ -47,18 +41,9 @@ pub struct Answer {
 /// Runs `plugin` with exactly `env` as its environment and `stdin` as its input, optionally
 /// inside the network namespace `netns` (entered between fork and exec, so no helper process
 /// sits in between). A failing plugin's error result becomes the error.
-pub fn invoke(
-    plugin: &Path,
-    env: &BTreeMap<String, String>,
-    stdin: &[u8],
-    netns: Option<BorrowedFd<'_>>,
-) -> Result<Answer, CniError> {
+pub fn invoke(plugin: &Path, env: &BTreeMap<String, String>, stdin: &[u8], netns: Option<BorrowedFd<'_>>) -> Result<Answer, CniError> {
     let mut cmd = Command::new(plugin);
-    cmd.env_clear()
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.env_clear().envs(env).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(fd) = netns {
         let raw = fd.as_raw_fd();
         // SAFETY: setns is async-signal-safe; the fd stays open until spawn returns.
@@ -72,60 +57,34 @@ pub fn invoke(
         }
     }
     let name = plugin.display().to_string();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| CniError::io(format!("cannot run plugin {name}"), &e))?;
+    let mut child = cmd.spawn().map_err(|e| CniError::io(format!("cannot run plugin {name}"), &e))?;
     if let Some(mut i) = child.stdin.take() {
         // A plugin that exits without reading (VERSION) closes the pipe: not an error.
         let _ = i.write_all(stdin);
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| CniError::io(format!("cannot run plugin {name}"), &e))?;
+    let out = child.wait_with_output().map_err(|e| CniError::io(format!("cannot run plugin {name}"), &e))?;
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let text = String::from_utf8_lossy(&out.stdout);
     let text = text.trim();
     if out.status.success() {
         if text.is_empty() {
-            return Ok(Answer {
-                output: None,
-                stderr,
-            });
+            return Ok(Answer { output: None, stderr });
         }
-        let v = serde_json::from_str(text).map_err(|e| {
-            CniError::with(
-                code::DECODE_FAILURE,
-                format!("cannot decode the answer of plugin {name}"),
-                format!("{e}: {text}"),
-            )
-        })?;
-        return Ok(Answer {
-            output: Some(v),
-            stderr,
-        });
+        let v = serde_json::from_str(text)
+            .map_err(|e| CniError::with(code::DECODE_FAILURE, format!("cannot decode the answer of plugin {name}"), format!("{e}: {text}")))?;
+        return Ok(Answer { output: Some(v), stderr });
     }
     match serde_json::from_str::<CniError>(text) {
         Ok(e) => Err(e),
-        Err(_) => Err(CniError::with(
-            code::IO_FAILURE,
-            format!("plugin {name} failed ({})", out.status),
-            format!("stdout: {text}; stderr: {}", stderr.trim()),
-        )),
+        Err(_) => Err(CniError::with(code::IO_FAILURE, format!("plugin {name} failed ({})", out.status), format!("stdout: {text}; stderr: {}", stderr.trim()))),
     }
 }
 
 /// The spec versions a plugin says it supports (VERSION).
-pub fn supported_versions(
-    plugin: &Path,
-    env: &BTreeMap<String, String>,
-    cni_version: &str,
-) -> Result<Vec<String>, CniError> {
+pub fn supported_versions(plugin: &Path, env: &BTreeMap<String, String>, cni_version: &str) -> Result<Vec<String>, CniError> {
     let mut env = env.clone();
     env.insert("CNI_COMMAND".into(), "VERSION".into());
     let stdin = serde_json::json!({ "cniVersion": cni_version }).to_string();
     let a = invoke(plugin, &env, stdin.as_bytes(), None)?;
-    Ok(a.output
-        .and_then(|v| v.get("supportedVersions").cloned())
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+    Ok(a.output.and_then(|v| v.get("supportedVersions").cloned()).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default())
 }

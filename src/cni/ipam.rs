@@ -26,13 +26,7 @@ pub fn add(conf: &NetConf, env: &Env) -> Result<CniOutput, CniError> {
         Some((t, v)) if t == BUILTIN_STATIC => builtin(v, conf, env),
         Some((t, _)) => {
             let a = delegate(t, conf, env, "ADD", &conf.raw)?;
-            let out = a.ok_or_else(|| {
-                CniError::with(
-                    code::DECODE_FAILURE,
-                    format!("IPAM plugin `{t}` returned no result"),
-                    "",
-                )
-            })?;
+            let out = a.ok_or_else(|| CniError::with(code::DECODE_FAILURE, format!("IPAM plugin `{t}` returned no result"), ""))?;
             let mut r = CniOutput::parse(&out, &format!("the result of IPAM plugin `{t}`"))?;
             r.interfaces.clear();
             Ok(r)
@@ -79,13 +73,7 @@ pub fn network_command(conf: &NetConf, env: &Env, command: &str) -> Result<(), C
     delegate(t, conf, env, command, &conf.raw).map(drop)
 }
 
-fn delegate(
-    t: &str,
-    conf: &NetConf,
-    env: &Env,
-    command: &str,
-    stdin: &[u8],
-) -> Result<Option<Value>, CniError> {
+fn delegate(t: &str, conf: &NetConf, env: &Env, command: &str, stdin: &[u8]) -> Result<Option<Value>, CniError> {
     let plugin = exec::find(t, &env.path)?;
     let mut vars = env.vars.clone();
     vars.insert("CNI_COMMAND".into(), command.into());
@@ -106,13 +94,8 @@ fn delegate(
             let Some(v) = best_common(&theirs, conf.version) else {
                 return Err(e);
             };
-            let mut cfg: Value = serde_json::from_slice(stdin).map_err(|x| {
-                CniError::with(
-                    code::DECODE_FAILURE,
-                    "cannot decode the network configuration",
-                    x.to_string(),
-                )
-            })?;
+            let mut cfg: Value =
+                serde_json::from_slice(stdin).map_err(|x| CniError::with(code::DECODE_FAILURE, "cannot decode the network configuration", x.to_string()))?;
             cfg["cniVersion"] = v.into();
             exec::invoke(&plugin, &vars, cfg.to_string().as_bytes(), None)?
         }
@@ -166,107 +149,54 @@ fn invalid(msg: impl Into<String>, details: impl Into<String>) -> CniError {
 }
 
 fn cidr(s: &str, what: &str) -> Result<IpNet, CniError> {
-    s.trim().parse::<IpNet>().map_err(|_| {
-        invalid(
-            format!("vnet-static: invalid {what}"),
-            format!("`{s}` is not an address in CIDR form (e.g. 10.1.0.5/24)"),
-        )
-    })
+    s.trim().parse::<IpNet>().map_err(|_| invalid(format!("vnet-static: invalid {what}"), format!("`{s}` is not an address in CIDR form (e.g. 10.1.0.5/24)")))
 }
 
 fn addr(s: &str, what: &str) -> Result<IpAddr, CniError> {
-    s.trim().parse::<IpAddr>().map_err(|_| {
-        invalid(
-            format!("vnet-static: invalid {what}"),
-            format!("`{s}` is not an IP address"),
-        )
-    })
+    s.trim().parse::<IpAddr>().map_err(|_| invalid(format!("vnet-static: invalid {what}"), format!("`{s}` is not an IP address")))
 }
 
 /// Addresses from the file, `runtimeConfig.ips`, `args.cni.ips` and CNI_ARGS `IP`/`GATEWAY`.
 fn builtin(v: &Value, conf: &NetConf, env: &Env) -> Result<CniOutput, CniError> {
-    let s: StaticConf = serde_json::from_value(v.clone())
-        .map_err(|e| invalid("vnet-static: invalid configuration", e.to_string()))?;
+    let s: StaticConf = serde_json::from_value(v.clone()).map_err(|e| invalid("vnet-static: invalid configuration", e.to_string()))?;
     let mut out = CniOutput::default();
     for a in &s.addresses {
-        let gateway = a
-            .gateway
-            .as_deref()
-            .filter(|g| !g.is_empty())
-            .map(|g| addr(g, "gateway"))
-            .transpose()?;
-        out.ips.push(IpConfig {
-            interface: None,
-            address: cidr(&a.address, "address")?,
-            gateway,
-        });
+        let gateway = a.gateway.as_deref().filter(|g| !g.is_empty()).map(|g| addr(g, "gateway")).transpose()?;
+        out.ips.push(IpConfig { interface: None, address: cidr(&a.address, "address")?, gateway });
     }
     let mut extra: Vec<String> = conf.runtime.ips.clone();
-    if let Some(list) = conf
-        .args
-        .as_ref()
-        .and_then(|a| a.get("cni"))
-        .and_then(|c| c.get("ips"))
-        .and_then(Value::as_array)
-    {
+    if let Some(list) = conf.args.as_ref().and_then(|a| a.get("cni")).and_then(|c| c.get("ips")).and_then(Value::as_array) {
         extra.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
     }
     if let Some(ips) = env.args.get("IP") {
         extra.extend(ips.split(',').filter(|s| !s.is_empty()).map(str::to_string));
     }
     let gateways: Vec<IpAddr> = match env.args.get("GATEWAY") {
-        Some(g) => g
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|g| addr(g, "GATEWAY"))
-            .collect::<Result<_, _>>()?,
+        Some(g) => g.split(',').filter(|s| !s.is_empty()).map(|g| addr(g, "GATEWAY")).collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
     for a in extra {
         let address = cidr(&a, "address")?;
-        let gateway = gateways
-            .iter()
-            .copied()
-            .find(|g| g.is_ipv4() == address.addr().is_ipv4());
-        out.ips.push(IpConfig {
-            interface: None,
-            address,
-            gateway,
-        });
+        let gateway = gateways.iter().copied().find(|g| g.is_ipv4() == address.addr().is_ipv4());
+        out.ips.push(IpConfig { interface: None, address, gateway });
     }
     if out.ips.is_empty() {
-        return Err(invalid(
-            "vnet-static: no addresses",
-            "give `ipam.addresses`, runtimeConfig `ips` or CNI_ARGS `IP`",
-        ));
+        return Err(invalid("vnet-static: no addresses", "give `ipam.addresses`, runtimeConfig `ips` or CNI_ARGS `IP`"));
     }
     let mut seen = BTreeMap::new();
     for c in &out.ips {
         if let Some(g) = c.gateway {
             if g.is_ipv4() != c.address.addr().is_ipv4() {
-                return Err(invalid(
-                    "vnet-static: invalid gateway",
-                    format!(
-                        "gateway {g} and address {} are of different IP families",
-                        c.address
-                    ),
-                ));
+                return Err(invalid("vnet-static: invalid gateway", format!("gateway {g} and address {} are of different IP families", c.address)));
             }
         }
         if seen.insert(c.address.addr(), ()).is_some() {
-            return Err(invalid(
-                "vnet-static: duplicate address",
-                c.address.to_string(),
-            ));
+            return Err(invalid("vnet-static: duplicate address", c.address.to_string()));
         }
     }
     for r in &s.routes {
         let dst = cidr(&r.dst, "route destination")?;
-        let gw =
-            r.gw.as_deref()
-                .filter(|g| !g.is_empty())
-                .map(|g| addr(g, "route gateway"))
-                .transpose()?;
+        let gw = r.gw.as_deref().filter(|g| !g.is_empty()).map(|g| addr(g, "route gateway")).transpose()?;
         out.routes.push(Route::to(dst, gw));
     }
     out.dns = s.dns.unwrap_or_default();
@@ -279,22 +209,14 @@ mod tests {
 
     fn env(args: &str) -> Env {
         Env::from_vars(
-            [
-                ("CNI_COMMAND", "ADD"),
-                ("CNI_CONTAINERID", "c"),
-                ("CNI_NETNS", "/x"),
-                ("CNI_IFNAME", "eth0"),
-                ("CNI_ARGS", args),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string())),
+            [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_NETNS", "/x"), ("CNI_IFNAME", "eth0"), ("CNI_ARGS", args)]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
         )
         .unwrap()
     }
 
     fn conf(ipam: &str) -> NetConf {
-        let s = format!(
-            r#"{{"cniVersion":"1.1.0","name":"n","type":"vnet-cni","kind":"bridge","ipam":{ipam}}}"#
-        );
+        let s = format!(r#"{{"cniVersion":"1.1.0","name":"n","type":"vnet-cni","kind":"bridge","ipam":{ipam}}}"#);
         NetConf::parse(s.as_bytes(), "ADD").unwrap()
     }
 
@@ -315,11 +237,7 @@ mod tests {
     fn builtin_static_refuses_bad_input() {
         let e = add(&conf(r#"{"type":"vnet-static"}"#), &env("")).unwrap_err();
         assert_eq!((e.code, e.msg.as_str()), (7, "vnet-static: no addresses"));
-        let e = add(
-            &conf(r#"{"type":"vnet-static","addresses":[{"address":"10.9.0.5"}]}"#),
-            &env(""),
-        )
-        .unwrap_err();
+        let e = add(&conf(r#"{"type":"vnet-static","addresses":[{"address":"10.9.0.5"}]}"#), &env("")).unwrap_err();
         assert!(e.details.contains("CIDR"), "{e:?}");
         let e = add(&conf(r#"{"type":"vnet-static","addresses":[{"address":"10.9.0.5/24","gateway":"fd00::1"}]}"#), &env("")).unwrap_err();
         assert_eq!(e.msg, "vnet-static: invalid gateway");
@@ -329,18 +247,9 @@ mod tests {
 
     #[test]
     fn older_plugins_get_the_newest_common_version() {
-        let theirs: Vec<String> = ["0.1.0", "0.3.1", "0.4.0", "1.0.0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            best_common(&theirs, super::super::version::V1_1_0).as_deref(),
-            Some("1.0.0")
-        );
-        assert_eq!(
-            best_common(&theirs, super::super::version::Version(0, 4, 0)).as_deref(),
-            Some("0.4.0")
-        );
+        let theirs: Vec<String> = ["0.1.0", "0.3.1", "0.4.0", "1.0.0"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(best_common(&theirs, super::super::version::V1_1_0).as_deref(), Some("1.0.0"));
+        assert_eq!(best_common(&theirs, super::super::version::Version(0, 4, 0)).as_deref(), Some("0.4.0"));
         assert_eq!(best_common(&[], super::super::version::V1_1_0), None);
     }
 

@@ -36,25 +36,14 @@ pub struct Outcome {
 
 /// One invocation: environment variables and stdin in, stdout and exit code out.
 pub fn run(vars: impl IntoIterator<Item = (String, String)>, stdin: &[u8]) -> Outcome {
-    let version = conf::peek_version(stdin)
-        .filter(|v| version::SUPPORTED.contains(&v.as_str()))
-        .unwrap_or_else(|| version::CURRENT.to_string());
+    let version = conf::peek_version(stdin).filter(|v| version::SUPPORTED.contains(&v.as_str())).unwrap_or_else(|| version::CURRENT.to_string());
     match dispatch(vars, stdin) {
-        Ok(out) => Outcome {
-            stdout: out,
-            exit_code: 0,
-        },
-        Err(e) => Outcome {
-            stdout: Some(e.to_json(&version)),
-            exit_code: 1,
-        },
+        Ok(out) => Outcome { stdout: out, exit_code: 0 },
+        Err(e) => Outcome { stdout: Some(e.to_json(&version)), exit_code: 1 },
     }
 }
 
-fn dispatch(
-    vars: impl IntoIterator<Item = (String, String)>,
-    stdin: &[u8],
-) -> Result<Option<serde_json::Value>, CniError> {
+fn dispatch(vars: impl IntoIterator<Item = (String, String)>, stdin: &[u8]) -> Result<Option<serde_json::Value>, CniError> {
     let env = Env::from_vars(vars)?;
     if env.command == Command::Version {
         return Ok(Some(version::report()));

@@ -8,10 +8,7 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
-    RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::error::{code, CniError};
@@ -35,12 +32,8 @@ pub struct Ns {
 impl Ns {
     /// The namespace the plugin runs in: the runtime's "host".
     pub fn host() -> Result<Ns, CniError> {
-        let handle = handle::open_root("host")
-            .map_err(|e| CniError::io("open a netlink socket in the host namespace", &e))?;
-        Ok(Ns {
-            handle,
-            path: String::new(),
-        })
+        let handle = handle::open_root("host").map_err(|e| CniError::io("open a netlink socket in the host namespace", &e))?;
+        Ok(Ns { handle, path: String::new() })
     }
 
     /// A container's namespace by path: `None` when the path does not exist (the container
@@ -52,26 +45,11 @@ impl Ns {
             Err(e) => return Err(CniError::io(format!("open CNI_NETNS {path}"), &e)),
         };
         if !is_netns(&fd) {
-            return Err(CniError::with(
-                code::INVALID_ENV,
-                "CNI_NETNS is not a network namespace",
-                path.to_string(),
-            ));
+            return Err(CniError::with(code::INVALID_ENV, "CNI_NETNS is not a network namespace", path.to_string()));
         }
-        let nl = netns::run_in(Some(&fd), Netlink::open)
-            .and_then(|r| r)
-            .map_err(|e| CniError::io(format!("open a netlink socket in {path}"), &e))?;
-        let handle = NsHandle {
-            node: "container".into(),
-            netns: None,
-            fd,
-            nl,
-            ifindex: Default::default(),
-        };
-        Ok(Some(Ns {
-            handle,
-            path: path.to_string(),
-        }))
+        let nl = netns::run_in(Some(&fd), Netlink::open).and_then(|r| r).map_err(|e| CniError::io(format!("open a netlink socket in {path}"), &e))?;
+        let handle = NsHandle { node: "container".into(), netns: None, fd, nl, ifindex: Default::default() };
+        Ok(Some(Ns { handle, path: path.to_string() }))
     }
 
     /// The namespace's file descriptor (IFLA_NET_NS_FD of devices born there).
@@ -86,8 +64,7 @@ impl Ns {
 
     /// Runs `f` on a thread inside this namespace (sysctls, tun ioctls).
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, CniError> {
-        netns::run_in(Some(&self.handle.fd), f)
-            .map_err(|e| CniError::io("enter a network namespace", &e))
+        netns::run_in(Some(&self.handle.fd), f).map_err(|e| CniError::io("enter a network namespace", &e))
     }
 
     /// A device by name.
@@ -110,17 +87,12 @@ impl Ns {
 
     /// Addresses and routes of the namespace.
     pub fn addrs_routes(&mut self) -> Result<(Vec<ObservedAddr>, Vec<ObservedRoute>), CniError> {
-        let o = observe::observe_ns(&mut self.handle.nl, &[])
-            .map_err(|e| CniError::kernel("dump addresses and routes", &e))?;
+        let o = observe::observe_ns(&mut self.handle.nl, &[]).map_err(|e| CniError::kernel("dump addresses and routes", &e))?;
         Ok((o.addrs, o.routes))
     }
 
     /// Sends requests in order on this namespace's socket; the first failure is the error.
-    pub fn send(
-        &mut self,
-        what: &str,
-        reqs: Vec<Request>,
-    ) -> Result<Vec<Vec<RouteNetlinkMessage>>, CniError> {
+    pub fn send(&mut self, what: &str, reqs: Vec<Request>) -> Result<Vec<Vec<RouteNetlinkMessage>>, CniError> {
         let mut out = Vec::new();
         for r in self.handle.nl.batch(reqs) {
             out.push(r.map_err(|e| CniError::kernel(what.to_string(), &e))?);
@@ -140,8 +112,7 @@ impl Ns {
     /// Writes a sysctl inside this namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<(), CniError> {
         let (k, v) = (key.to_string(), value.to_string());
-        self.run(move || sysctl::write(&k, &v))?
-            .map_err(|e| CniError::io(format!("set {key}"), &e))
+        self.run(move || sysctl::write(&k, &v))?.map_err(|e| CniError::io(format!("set {key}"), &e))
     }
 }
 
@@ -170,34 +141,19 @@ fn is_net_type<F: AsFd>(fd: F) -> bool {
 pub fn new_route(r: &Route, gw: Option<IpAddr>, oif: u32) -> RouteNetlinkMessage {
     let mut m = RouteMessage::default();
     let a = r.dst.addr();
-    m.header.address_family = if a.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
+    m.header.address_family = if a.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     m.header.destination_prefix_length = r.dst.prefix_len();
     m.header.protocol = RouteProtocol::Boot;
     m.header.kind = RouteType::Unicast;
-    m.header.scope = r
-        .scope
-        .map(RouteScope::from)
-        .unwrap_or(RouteScope::Universe);
+    m.header.scope = r.scope.map(RouteScope::from).unwrap_or(RouteScope::Universe);
     let table = r.table.unwrap_or(MAIN);
-    m.header.table = if table < 256 {
-        table as u8
-    } else {
-        RouteHeader::RT_TABLE_UNSPEC
-    };
+    m.header.table = if table < 256 { table as u8 } else { RouteHeader::RT_TABLE_UNSPEC };
     m.attributes.push(RouteAttribute::Table(table));
     if r.dst.prefix_len() > 0 {
-        m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(
-                r.dst.trunc().addr(),
-            )));
+        m.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.trunc().addr())));
     }
     if let Some(g) = gw {
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::from(g)));
+        m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(g)));
     }
     m.attributes.push(RouteAttribute::Oif(oif));
     if let Some(p) = r.priority {
@@ -219,8 +175,7 @@ pub fn new_route(r: &Route, gw: Option<IpAddr>, oif: u32) -> RouteNetlinkMessage
 /// Whether an observed route is the one `r` (with next hop `gw`) asked for on device `oif`.
 pub fn route_present(have: &[ObservedRoute], r: &Route, gw: Option<IpAddr>, oif: u32) -> bool {
     let table = r.table.unwrap_or(MAIN);
-    have.iter()
-        .any(|h| h.dst == r.dst.trunc() && h.table == table && h.via == gw && h.oif == Some(oif))
+    have.iter().any(|h| h.dst == r.dst.trunc() && h.table == table && h.via == gw && h.oif == Some(oif))
 }
 
 /// Adds an address; one already there is fine (a retried ADD, a shared gateway).
@@ -241,12 +196,8 @@ pub fn exists_ok(r: Result<Vec<RouteNetlinkMessage>, KernelError>) -> Result<(),
 /// IPAM gives none).
 pub fn first_host(net: &IpNet) -> IpAddr {
     match net.trunc() {
-        IpNet::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(
-            u32::from(n.network()).wrapping_add(1),
-        )),
-        IpNet::V6(n) => IpAddr::V6(std::net::Ipv6Addr::from(
-            u128::from(n.network()).wrapping_add(1),
-        )),
+        IpNet::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(n.network()).wrapping_add(1))),
+        IpNet::V6(n) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n.network()).wrapping_add(1))),
     }
 }
 
@@ -256,34 +207,19 @@ mod tests {
 
     #[test]
     fn gateway_defaults_to_the_first_host() {
-        assert_eq!(
-            first_host(&"10.1.0.77/24".parse().unwrap()).to_string(),
-            "10.1.0.1"
-        );
-        assert_eq!(
-            first_host(&"fd00:1::9/64".parse().unwrap()).to_string(),
-            "fd00:1::1"
-        );
+        assert_eq!(first_host(&"10.1.0.77/24".parse().unwrap()).to_string(), "10.1.0.1");
+        assert_eq!(first_host(&"fd00:1::9/64".parse().unwrap()).to_string(), "fd00:1::1");
     }
 
     #[test]
     fn routes_carry_the_reference_defaults_and_1_1_fields() {
-        let r = Route {
-            mtu: Some(1400),
-            priority: Some(5),
-            ..Route::to("10.2.0.0/16".parse().unwrap(), None)
-        };
-        let RouteNetlinkMessage::NewRoute(m) = new_route(&r, Some("10.1.0.1".parse().unwrap()), 7)
-        else {
-            panic!()
-        };
+        let r = Route { mtu: Some(1400), priority: Some(5), ..Route::to("10.2.0.0/16".parse().unwrap(), None) };
+        let RouteNetlinkMessage::NewRoute(m) = new_route(&r, Some("10.1.0.1".parse().unwrap()), 7) else { panic!() };
         assert_eq!(m.header.protocol, RouteProtocol::Boot);
         assert_eq!(m.header.scope, RouteScope::Universe);
         assert_eq!(m.header.table, 254);
         assert!(m.attributes.contains(&RouteAttribute::Oif(7)));
         assert!(m.attributes.contains(&RouteAttribute::Priority(5)));
-        assert!(m
-            .attributes
-            .contains(&RouteAttribute::Metrics(vec![RouteMetric::Mtu(1400)])));
+        assert!(m.attributes.contains(&RouteAttribute::Metrics(vec![RouteMetric::Mtu(1400)])));
     }
 }

@@ -22,11 +22,7 @@ pub struct Interface {
     /// The namespace path for container interfaces; absent for host interfaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
-    #[serde(
-        default,
-        rename = "socketPath",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "socketPath", skip_serializing_if = "Option::is_none")]
     pub socket_path: Option<String>,
     #[serde(default, rename = "pciID", skip_serializing_if = "Option::is_none")]
     pub pci_id: Option<String>,
@@ -54,15 +50,7 @@ pub struct Route {
 
 impl Route {
     pub fn to(dst: IpNet, gw: Option<IpAddr>) -> Self {
-        Route {
-            dst,
-            gw,
-            mtu: None,
-            advmss: None,
-            priority: None,
-            table: None,
-            scope: None,
-        }
+        Route { dst, gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
     }
 }
 
@@ -80,10 +68,7 @@ pub struct Dns {
 
 impl Dns {
     pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty()
-            && self.domain.is_none()
-            && self.search.is_empty()
-            && self.options.is_empty()
+        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
     }
     /// Fills what `self` lacks from `other`.
     pub fn merge(&mut self, other: &Dns) {
@@ -118,33 +103,21 @@ pub struct CniOutput {
 }
 
 fn bad(what: &str, detail: impl Into<String>) -> CniError {
-    CniError::with(
-        code::DECODE_FAILURE,
-        format!("cannot decode {what}"),
-        detail.into(),
-    )
+    CniError::with(code::DECODE_FAILURE, format!("cannot decode {what}"), detail.into())
 }
 
 fn ip(v: &Value, what: &str) -> Result<Option<IpAddr>, CniError> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) if s.is_empty() => Ok(None),
-        Value::String(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| bad(what, format!("`{s}` is not an IP address"))),
-        other => Err(bad(
-            what,
-            format!("expected an IP address string, got {other}"),
-        )),
+        Value::String(s) => s.parse().map(Some).map_err(|_| bad(what, format!("`{s}` is not an IP address"))),
+        other => Err(bad(what, format!("expected an IP address string, got {other}"))),
     }
 }
 
 fn net(v: &Value, what: &str) -> Result<IpNet, CniError> {
     match v.as_str() {
-        Some(s) => s
-            .parse()
-            .map_err(|_| bad(what, format!("`{s}` is not an address in CIDR form"))),
+        Some(s) => s.parse().map_err(|_| bad(what, format!("`{s}` is not an address in CIDR form"))),
         None => Err(bad(what, format!("expected a CIDR string, got {v}"))),
     }
 }
@@ -181,11 +154,7 @@ impl CniOutput {
                 let Some(c) = v.get(key).filter(|c| !c.is_null()) else {
                     continue;
                 };
-                out.ips.push(IpConfig {
-                    interface: None,
-                    address: net(&c["ip"], what)?,
-                    gateway: ip(&c["gateway"], what)?,
-                });
+                out.ips.push(IpConfig { interface: None, address: net(&c["ip"], what)?, gateway: ip(&c["gateway"], what)? });
                 for r in c["routes"].as_array().into_iter().flatten() {
                     out.routes.push(route_from(r, what)?);
                 }
@@ -193,34 +162,19 @@ impl CniOutput {
             return Ok(out);
         }
         for i in v["interfaces"].as_array().into_iter().flatten() {
-            out.interfaces
-                .push(serde_json::from_value(i.clone()).map_err(|e| bad(what, e.to_string()))?);
+            out.interfaces.push(serde_json::from_value(i.clone()).map_err(|e| bad(what, e.to_string()))?);
         }
         for c in v["ips"].as_array().into_iter().flatten() {
             let interface = match &c["interface"] {
                 Value::Null => None,
-                x => Some(
-                    x.as_u64()
-                        .ok_or_else(|| bad(what, format!("interface index {x} is not a number")))?
-                        as usize,
-                ),
+                x => Some(x.as_u64().ok_or_else(|| bad(what, format!("interface index {x} is not a number")))? as usize),
             };
             if let Some(i) = interface {
                 if i >= out.interfaces.len() {
-                    return Err(bad(
-                        what,
-                        format!(
-                            "IP configuration names interface {i}, but there are {}",
-                            out.interfaces.len()
-                        ),
-                    ));
+                    return Err(bad(what, format!("IP configuration names interface {i}, but there are {}", out.interfaces.len())));
                 }
             }
-            out.ips.push(IpConfig {
-                interface,
-                address: net(&c["address"], what)?,
-                gateway: ip(&c["gateway"], what)?,
-            });
+            out.ips.push(IpConfig { interface, address: net(&c["address"], what)?, gateway: ip(&c["gateway"], what)? });
         }
         for r in v["routes"].as_array().into_iter().flatten() {
             out.routes.push(route_from(r, what)?);
@@ -275,10 +229,7 @@ impl CniOutput {
             .map(|c| {
                 let mut m = Map::new();
                 if v < V1_0_0 {
-                    m.insert(
-                        "version".into(),
-                        (if c.address.addr().is_ipv4() { "4" } else { "6" }).into(),
-                    );
+                    m.insert("version".into(), (if c.address.addr().is_ipv4() { "4" } else { "6" }).into());
                 }
                 if let Some(i) = c.interface {
                     m.insert("interface".into(), i.into());
@@ -293,18 +244,11 @@ impl CniOutput {
         if !ips.is_empty() {
             o.insert("ips".into(), ips.into());
         }
-        let routes: Vec<Value> = self
-            .routes
-            .iter()
-            .map(|r| route_json(r, v >= V1_1_0))
-            .collect();
+        let routes: Vec<Value> = self.routes.iter().map(|r| route_json(r, v >= V1_1_0)).collect();
         if !routes.is_empty() {
             o.insert("routes".into(), routes.into());
         }
-        o.insert(
-            "dns".into(),
-            serde_json::to_value(&self.dns).expect("dns serializes"),
-        );
+        o.insert("dns".into(), serde_json::to_value(&self.dns).expect("dns serializes"));
         Value::Object(o)
     }
 
@@ -320,21 +264,13 @@ impl CniOutput {
             if let Some(g) = c.gateway {
                 m.insert("gateway".into(), g.to_string().into());
             }
-            let routes: Vec<Value> = self
-                .routes
-                .iter()
-                .filter(|r| r.dst.addr().is_ipv4() == v4)
-                .map(|r| route_json(r, false))
-                .collect();
+            let routes: Vec<Value> = self.routes.iter().filter(|r| r.dst.addr().is_ipv4() == v4).map(|r| route_json(r, false)).collect();
             if !routes.is_empty() {
                 m.insert("routes".into(), routes.into());
             }
             o.insert(key.into(), Value::Object(m));
         }
-        o.insert(
-            "dns".into(),
-            serde_json::to_value(&self.dns).expect("dns serializes"),
-        );
+        o.insert("dns".into(), serde_json::to_value(&self.dns).expect("dns serializes"));
         Value::Object(o)
     }
 }
@@ -345,12 +281,7 @@ fn route_json(r: &Route, v11: bool) -> Value {
         m["gw"] = g.to_string().into();
     }
     if v11 {
-        for (k, x) in [
-            ("mtu", r.mtu),
-            ("advmss", r.advmss),
-            ("priority", r.priority),
-            ("table", r.table),
-        ] {
+        for (k, x) in [("mtu", r.mtu), ("advmss", r.advmss), ("priority", r.priority), ("table", r.table)] {
             if let Some(x) = x {
                 m[k] = x.into();
             }
@@ -376,28 +307,11 @@ mod tests {
                 ..Default::default()
             }],
             ips: vec![
-                IpConfig {
-                    interface: Some(0),
-                    address: "10.1.0.5/24".parse().unwrap(),
-                    gateway: Some("10.1.0.1".parse().unwrap()),
-                },
-                IpConfig {
-                    interface: Some(0),
-                    address: "fd00::5/64".parse().unwrap(),
-                    gateway: None,
-                },
+                IpConfig { interface: Some(0), address: "10.1.0.5/24".parse().unwrap(), gateway: Some("10.1.0.1".parse().unwrap()) },
+                IpConfig { interface: Some(0), address: "fd00::5/64".parse().unwrap(), gateway: None },
             ],
-            routes: vec![Route {
-                table: Some(100),
-                ..Route::to(
-                    "0.0.0.0/0".parse().unwrap(),
-                    Some("10.1.0.1".parse().unwrap()),
-                )
-            }],
-            dns: Dns {
-                nameservers: vec!["10.1.0.1".into()],
-                ..Default::default()
-            },
+            routes: vec![Route { table: Some(100), ..Route::to("0.0.0.0/0".parse().unwrap(), Some("10.1.0.1".parse().unwrap())) }],
+            dns: Dns { nameservers: vec!["10.1.0.1".into()], ..Default::default() },
         }
     }
 
@@ -407,10 +321,7 @@ mod tests {
         let v11 = r.to_json("1.1.0", V1_1_0);
         assert_eq!(v11["interfaces"][0]["mtu"], 1500);
         assert_eq!(v11["routes"][0]["table"], 100);
-        assert_eq!(
-            v11["ips"][0],
-            json!({"interface": 0, "address": "10.1.0.5/24", "gateway": "10.1.0.1"})
-        );
+        assert_eq!(v11["ips"][0], json!({"interface": 0, "address": "10.1.0.5/24", "gateway": "10.1.0.1"}));
         let v10 = r.to_json("1.0.0", V1_0_0);
         assert!(v10["interfaces"][0].get("mtu").is_none());
         assert!(v10["routes"][0].get("table").is_none());
@@ -426,11 +337,7 @@ mod tests {
     #[test]
     fn reads_back_what_it_writes_in_every_version() {
         let r = sample();
-        for (s, v) in [
-            ("1.1.0", V1_1_0),
-            ("1.0.0", V1_0_0),
-            ("0.3.1", Version(0, 3, 1)),
-        ] {
+        for (s, v) in [("1.1.0", V1_1_0), ("1.0.0", V1_0_0), ("0.3.1", Version(0, 3, 1))] {
             let back = CniOutput::parse(&r.to_json(s, v), "result").unwrap();
             assert_eq!(back.ips, r.ips, "{s}");
             assert_eq!(back.routes[0].dst, r.routes[0].dst);
@@ -444,15 +351,8 @@ mod tests {
     #[test]
     fn chaining_renumbers_interfaces() {
         let prev = CniOutput {
-            interfaces: vec![Interface {
-                name: "lo".into(),
-                ..Default::default()
-            }],
-            ips: vec![IpConfig {
-                interface: Some(0),
-                address: "127.0.0.1/8".parse().unwrap(),
-                gateway: None,
-            }],
+            interfaces: vec![Interface { name: "lo".into(), ..Default::default() }],
+            ips: vec![IpConfig { interface: Some(0), address: "127.0.0.1/8".parse().unwrap(), gateway: None }],
             ..Default::default()
         };
         let all = prev.chain(sample());
@@ -463,18 +363,10 @@ mod tests {
 
     #[test]
     fn bad_results_are_decode_errors() {
-        let e = CniOutput::parse(
-            &json!({"ips": [{"address": "10.0.0.300/24"}]}),
-            "IPAM result",
-        )
-        .unwrap_err();
+        let e = CniOutput::parse(&json!({"ips": [{"address": "10.0.0.300/24"}]}), "IPAM result").unwrap_err();
         assert_eq!(e.code, 6);
         assert!(e.msg.contains("IPAM result"));
-        let e = CniOutput::parse(
-            &json!({"interfaces": [], "ips": [{"interface": 3, "address": "10.0.0.1/24"}]}),
-            "prevResult",
-        )
-        .unwrap_err();
+        let e = CniOutput::parse(&json!({"interfaces": [], "ips": [{"interface": 3, "address": "10.0.0.1/24"}]}), "prevResult").unwrap_err();
         assert!(e.details.contains("interface 3"), "{e:?}");
     }
 }

@@ -47,11 +47,7 @@ pub struct Lock {
 pub fn lock(state_dir: &Path, network: &str) -> io::Result<Lock> {
     let dir = network_dir(state_dir, network);
     std::fs::create_dir_all(&dir)?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))?;
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
     loop {
         // SAFETY: the fd is open for the call.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -77,16 +73,9 @@ pub fn save(state_dir: &Path, r: &Record) -> io::Result<()> {
     std::fs::rename(&tmp, &p)
 }
 
-pub fn load(
-    state_dir: &Path,
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-) -> io::Result<Option<Record>> {
+pub fn load(state_dir: &Path, network: &str, container_id: &str, ifname: &str) -> io::Result<Option<Record>> {
     match std::fs::read(file(state_dir, network, container_id, ifname)) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -111,10 +100,7 @@ pub fn list(state_dir: &Path, network: &str) -> (Vec<Record>, Vec<String>) {
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
             continue;
         }
-        match std::fs::read(&p)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string()))
-        {
+        match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Record>(&b).map_err(|e| e.to_string())) {
             Ok(r) => out.push(r),
             Err(why) => problems.push(format!("{}: {why}", p.display())),
         }

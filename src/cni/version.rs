@@ -3,9 +3,7 @@
 use super::error::{code, CniError};
 
 /// Every spec version vnet-cni accepts, oldest first.
-pub const SUPPORTED: &[&str] = &[
-    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-];
+pub const SUPPORTED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 /// The version vnet-cni speaks natively.
 pub const CURRENT: &str = "1.1.0";
 
@@ -38,11 +36,7 @@ pub fn check(raw: Option<&str>) -> Result<(String, Version), CniError> {
     let s = if s.is_empty() { "0.1.0" } else { s };
     match Version::parse(s) {
         Some(v) if SUPPORTED.contains(&s) => Ok((s.to_string(), v)),
-        _ => Err(CniError::with(
-            code::INCOMPATIBLE_VERSION,
-            "incompatible CNI versions",
-            format!("config is \"{s}\", plugin supports {SUPPORTED:?}"),
-        )),
+        _ => Err(CniError::with(code::INCOMPATIBLE_VERSION, "incompatible CNI versions", format!("config is \"{s}\", plugin supports {SUPPORTED:?}"))),
     }
 }
 
@@ -58,10 +52,7 @@ pub fn allows(command: &str, v: Version, s: &str) -> Result<(), CniError> {
         return Err(CniError::with(
             code::INCOMPATIBLE_VERSION,
             format!("config version does not allow {command}"),
-            format!(
-                "{command} needs cniVersion {}.{}.{} or later; config is \"{s}\"",
-                need.0, need.1, need.2
-            ),
+            format!("{command} needs cniVersion {}.{}.{} or later; config is \"{s}\"", need.0, need.1, need.2),
         ));
     }
     Ok(())
@@ -84,15 +75,9 @@ mod tests {
         assert_eq!(e.code, 1);
         assert!(e.details.contains("config is \"2.0.0\""), "{e:?}");
         assert_eq!(check(Some("1.0")).unwrap_err().code, 1);
-        assert_eq!(
-            allows("CHECK", Version(0, 3, 1), "0.3.1").unwrap_err().code,
-            1
-        );
+        assert_eq!(allows("CHECK", Version(0, 3, 1), "0.3.1").unwrap_err().code, 1);
         assert!(allows("GC", V1_1_0, "1.1.0").is_ok());
-        assert_eq!(
-            allows("STATUS", V1_0_0, "1.0.0").unwrap_err().msg,
-            "config version does not allow STATUS"
-        );
+        assert_eq!(allows("STATUS", V1_0_0, "1.0.0").unwrap_err().msg, "config version does not allow STATUS");
         assert!(Version(0, 10, 0) > Version(0, 4, 0));
     }
 }

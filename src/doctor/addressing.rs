@@ -32,14 +32,24 @@ pub(super) fn check(ctx: &mut Ctx) {
             }
         }
         for r in &node.routes {
-            let present = v.ns.routes.iter().any(|o| o.dst == r.dst && o.table == r.table && (r.via.is_none() || o.via == r.via) && (r.metric.is_none() || o.metric == r.metric));
+            let present =
+                v.ns.routes
+                    .iter()
+                    .any(|o| o.dst == r.dst && o.table == r.table && (r.via.is_none() || o.via == r.via) && (r.metric.is_none() || o.metric == r.metric));
             if !present {
                 // The kernel drops routes whose gateway or device went away (a device down).
-                let declared_dev =
-                    r.via.and_then(|g| node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.contains(&g)))).and_then(|i| v.ns.link(&i.name)).map(|l| l.ifindex);
+                let declared_dev = r
+                    .via
+                    .and_then(|g| node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.contains(&g))))
+                    .and_then(|i| v.ns.link(&i.name))
+                    .map(|l| l.ifindex);
                 let gw_dev = r.via.and_then(|g| v.ns.addrs.iter().find(|a| a.addr.contains(&g)).map(|a| a.ifindex)).or(declared_dev);
-                let down_dev = gw_dev.or_else(|| r.dev.as_ref().and_then(|d| v.ns.link(d).map(|l| l.ifindex))).and_then(|i| v.ns.link_by_index(i)).filter(|l| !l.up || !l.carrier);
-                let on_subnet = r.via.is_none() || gw_dev.is_some() || node.interfaces.values().any(|i| i.addresses.iter().any(|a| r.via.is_some_and(|g| a.contains(&g))));
+                let down_dev = gw_dev
+                    .or_else(|| r.dev.as_ref().and_then(|d| v.ns.link(d).map(|l| l.ifindex)))
+                    .and_then(|i| v.ns.link_by_index(i))
+                    .filter(|l| !l.up || !l.carrier);
+                let on_subnet =
+                    r.via.is_none() || gw_dev.is_some() || node.interfaces.values().any(|i| i.addresses.iter().any(|a| r.via.is_some_and(|g| a.contains(&g))));
                 let fix = if let Some(l) = down_dev {
                     format!("{} is down or without carrier, so the kernel removed the route: fix {} first, then `vnet up` again adds the route", l.name, l.name)
                 } else if !on_subnet {
@@ -50,8 +60,15 @@ pub(super) fn check(ctx: &mut Ctx) {
                 } else {
                     format!("add it: `ip {}{}` (or `vnet up` again)", ctx.ns_name(nname), route_cmd(r))
                 };
-                let f =
-                    ctx.finding("missing-route", Severity::Error, nname, r.dev.as_deref(), format!("route {r} is declared but the kernel does not have it"), fix, Some(&r.path));
+                let f = ctx.finding(
+                    "missing-route",
+                    Severity::Error,
+                    nname,
+                    r.dev.as_deref(),
+                    format!("route {r} is declared but the kernel does not have it"),
+                    fix,
+                    Some(&r.path),
+                );
                 ctx.add(f);
             }
         }

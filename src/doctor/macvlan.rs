@@ -44,7 +44,9 @@ pub(super) fn check(ctx: &mut Ctx) {
                         Severity::Error,
                         &ln,
                         Some(&lower),
-                        format!("macvlans {pair} on {lower} share a subnet but one is in private mode: they never reach each other, even through a hairpin switch"),
+                        format!(
+                            "macvlans {pair} on {lower} share a subnet but one is in private mode: they never reach each other, even through a hairpin switch"
+                        ),
                         "use bridge mode for macvlans that talk to each other (or vepa with a hairpin switch port)".into(),
                         None,
                     );

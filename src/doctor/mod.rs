@@ -68,15 +68,25 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn add(&mut self, f: Finding) {
         // One finding per cause and place: paths repeat what one broken setting does to many pairs.
-        if !self.out.iter().any(|x| x.code == f.code && x.node == f.node && x.device == f.device && (x.message == f.message || (x.location == f.location && x.location.is_some())))
-        {
+        if !self.out.iter().any(|x| {
+            x.code == f.code && x.node == f.node && x.device == f.device && (x.message == f.message || (x.location == f.location && x.location.is_some()))
+        }) {
             self.out.push(f);
         }
     }
 
     /// A finding about `node` (and `device`), located at `path` in the file when known.
     #[allow(clippy::too_many_arguments)] // one argument per field of the finding, named at each call
-    pub fn finding(&self, code: &'static str, severity: Severity, node: &str, device: Option<&str>, message: String, fix: String, path: Option<&[Seg]>) -> Finding {
+    pub fn finding(
+        &self,
+        code: &'static str,
+        severity: Severity,
+        node: &str,
+        device: Option<&str>,
+        message: String,
+        fix: String,
+        path: Option<&[Seg]>,
+    ) -> Finding {
         Finding { code, severity, node: node.into(), device: device.map(str::to_string), message, fix, location: path.and_then(|p| self.rl.location(p)) }
     }
 

@@ -70,8 +70,11 @@ pub(super) fn check(ctx: &mut Ctx) {
             if private.is_empty() {
                 continue;
             }
-            let why =
-                if public_side { format!("{dev} has public addressing") } else { format!("its gateway {} is not in the lab", r.via.map(|g| g.to_string()).unwrap_or_default()) };
+            let why = if public_side {
+                format!("{dev} has public addressing")
+            } else {
+                format!("its gateway {} is not in the lab", r.via.map(|g| g.to_string()).unwrap_or_default())
+            };
             let path = ctx.sysctl_path(n, &["net.ipv4.ip_forward"]);
             match has_snat(ctx, n) {
                 Some(true) => {}

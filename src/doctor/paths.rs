@@ -168,7 +168,8 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
             }
             "no-route" if dev.is_none() => {
                 let v6 = dst.is_ipv6();
-                let has_default = ctx.view.nodes.get(node).map(|v| v.ns.routes.iter().any(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv6() == v6)).unwrap_or(false);
+                let has_default =
+                    ctx.view.nodes.get(node).map(|v| v.ns.routes.iter().any(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv6() == v6)).unwrap_or(false);
                 let node_path = ctx.rl.model().nodes.get(node).map(|n| {
                     let mut p = n.path.clone();
                     if !n.routes.is_empty() {

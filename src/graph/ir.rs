@@ -94,7 +94,13 @@ pub fn from_lab(lab: &Lab) -> Graph {
             }
             let opts = serde_json::to_value(&i.kind).unwrap_or(Value::Null);
             let kind = i.kind.name().to_string();
-            devices.push(Dev { name: ifname.clone(), kind: kind.clone(), addresses: i.addresses.iter().map(|a| a.to_string()).collect(), up: i.up, mtu: i.mtu });
+            devices.push(Dev {
+                name: ifname.clone(),
+                kind: kind.clone(),
+                addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
+                up: i.up,
+                mtu: i.mtu,
+            });
             let me = (nname.clone(), ifname.clone());
             if let Some(p) = &i.peer {
                 // Each pair once.

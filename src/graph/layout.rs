@@ -185,7 +185,11 @@ pub fn layout(g: &Graph) -> Layout {
                 let mut dx = x + (w - rw) / 2.0;
                 let dy = y + TITLE + PAD + row as f64 * (DEV_H + ROW_GAP);
                 for &d in list {
-                    devices.push(DevBox { node: g.nodes[i].name.clone(), name: g.nodes[i].devices[d].name.clone(), rect: Rect { x: dx, y: dy, w: DEV_W, h: DEV_H } });
+                    devices.push(DevBox {
+                        node: g.nodes[i].name.clone(),
+                        name: g.nodes[i].devices[d].name.clone(),
+                        rect: Rect { x: dx, y: dy, w: DEV_W, h: DEV_H },
+                    });
                     dx += DEV_W + DEV_GAP;
                 }
             }

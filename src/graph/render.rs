@@ -64,7 +64,8 @@ pub fn svg(g: &Graph) -> String {
             r##"<g class="node"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="10" fill="#f8fafc" stroke="#64748b" stroke-width="1.5"/>"##,
             r.x, r.y, r.w, r.h
         );
-        let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="14" font-weight="bold" fill="#0f172a">{}</text></g>"##, r.x + 10.0, r.y + 18.0, esc(&n.name));
+        let _ =
+            writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="14" font-weight="bold" fill="#0f172a">{}</text></g>"##, r.x + 10.0, r.y + 18.0, esc(&n.name));
     }
     // Edges under the devices.
     for e in &g.edges {
@@ -249,7 +250,8 @@ mod tests {
     }
 
     fn sample() -> Graph {
-        let d = |n: &str, k: &str, a: &[&str]| Dev { name: n.into(), kind: k.into(), addresses: a.iter().map(|x| x.to_string()).collect(), up: true, mtu: None };
+        let d =
+            |n: &str, k: &str, a: &[&str]| Dev { name: n.into(), kind: k.into(), addresses: a.iter().map(|x| x.to_string()).collect(), up: true, mtu: None };
         let e = |a: (&str, &str), b: (&str, &str), kind: EdgeKind| Edge { from: (a.0.into(), a.1.into()), to: (b.0.into(), b.1.into()), kind };
         Graph {
             name: "s<&>".into(),

@@ -89,7 +89,8 @@ impl RunningLab {
         let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         if !socks.contains_key(node) {
             let fd = self.fd(node)?;
-            let nl = crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+            let nl =
+                crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
             socks.insert(node.to_string(), nl);
         }
         let nl = socks.get_mut(node).expect("just opened");
@@ -107,7 +108,8 @@ impl RunningLab {
         let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         if !socks.contains_key(node) {
             let fd = self.fd(node)?;
-            let nl = crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+            let nl =
+                crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
             socks.insert(node.to_string(), nl);
         }
         Ok(crate::probe::neigh::entry_state(socks.get_mut(node).expect("just opened"), ifindex, addr))
@@ -121,11 +123,13 @@ impl RunningLab {
         let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         if !socks.contains_key(node) {
             let fd = self.fd(node)?;
-            let nl = crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+            let nl =
+                crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
             socks.insert(node.to_string(), nl);
         }
         let nl = socks.get_mut(node).expect("just opened");
-        let entries = nl.dump(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default())).map_err(|e| Error::kernel(format!("list neighbours of {node}"), e))?;
+        let entries =
+            nl.dump(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default())).map_err(|e| Error::kernel(format!("list neighbours of {node}"), e))?;
         let dels: Vec<crate::kernel::nl::Request> = entries
             .into_iter()
             .filter_map(|m| match m {

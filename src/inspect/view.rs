@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeVlanInfoFlags, InfoData, InfoIpVlan, InfoMacVlan, InfoMacVtap, InfoVxlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage,
-    MacVlanMode,
+    AfSpecBridge, BridgeVlanInfoFlags, InfoData, InfoIpVlan, InfoMacVlan, InfoMacVtap, InfoVxlan, IpVlanFlags, IpVlanMode, LinkAttribute, LinkExtentMask,
+    LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
@@ -199,7 +199,11 @@ fn vlans_of(l: &LinkMessage) -> Vec<PortVlan> {
         if let LinkAttribute::AfSpecBridge(specs) = a {
             for s in specs {
                 if let AfSpecBridge::VlanInfo(v) = s {
-                    out.push(PortVlan { vid: v.vid, pvid: v.flags.contains(BridgeVlanInfoFlags::Pvid), untagged: v.flags.contains(BridgeVlanInfoFlags::Untagged) });
+                    out.push(PortVlan {
+                        vid: v.vid,
+                        pvid: v.flags.contains(BridgeVlanInfoFlags::Pvid),
+                        untagged: v.flags.contains(BridgeVlanInfoFlags::Untagged),
+                    });
                 }
             }
         }
@@ -228,7 +232,12 @@ fn fdb_of(m: &NeighbourMessage) -> Option<FdbEntry> {
 
 /// Sysctls read in every node (per-device ones for each device too).
 fn sysctl_keys(ns: &ObservedNs) -> Vec<String> {
-    let mut k = vec!["net.ipv4.ip_forward".to_string(), "net.ipv6.conf.all.forwarding".into(), "net.ipv4.conf.all.rp_filter".into(), "net.ipv4.conf.all.arp_ignore".into()];
+    let mut k = vec![
+        "net.ipv4.ip_forward".to_string(),
+        "net.ipv6.conf.all.forwarding".into(),
+        "net.ipv4.conf.all.rp_filter".into(),
+        "net.ipv4.conf.all.arp_ignore".into(),
+    ];
     for l in &ns.links {
         if l.name.contains('.') {
             continue;
@@ -310,16 +319,15 @@ fn nsid_candidates(views: &[NodeView]) -> Vec<Vec<usize>> {
         .iter()
         .enumerate()
         .map(|(a, v)| {
-            let mut c: Vec<usize> = v
-                .ns
-                .links
-                .iter()
-                .filter(|l| l.link_netnsid.is_some())
-                .filter_map(|l| back.get(&(l.link?, l.ifindex)))
-                .flatten()
-                .copied()
-                .filter(|b| *b != a)
-                .collect();
+            let mut c: Vec<usize> =
+                v.ns.links
+                    .iter()
+                    .filter(|l| l.link_netnsid.is_some())
+                    .filter_map(|l| back.get(&(l.link?, l.ifindex)))
+                    .flatten()
+                    .copied()
+                    .filter(|b| *b != a)
+                    .collect();
             c.sort_unstable();
             c.dedup();
             c
@@ -478,14 +486,20 @@ mod tests {
     #[test]
     fn macvlan_and_vxlan_details_decode() {
         let mut l = LinkMessage::default();
-        l.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::MacVlan), LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Private)]))]));
+        l.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Private)])),
+        ]));
         assert_eq!(kind_details(&l), KindDetails::Macvlan { mode: "private".into() });
         let mut v = LinkMessage::default();
         v.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Vxlan),
             LinkInfo::Data(InfoData::Vxlan(vec![InfoVxlan::Id(42), InfoVxlan::Group("192.0.2.2".parse().unwrap()), InfoVxlan::Link(3), InfoVxlan::Port(4789)])),
         ]));
-        assert_eq!(kind_details(&v), KindDetails::Vxlan { vni: 42, remote: Some("192.0.2.2".parse().unwrap()), local: None, underlay: Some(3), port: 4789, learning: true });
+        assert_eq!(
+            kind_details(&v),
+            KindDetails::Vxlan { vni: 42, remote: Some("192.0.2.2".parse().unwrap()), local: None, underlay: Some(3), port: 4789, learning: true }
+        );
     }
 
     fn link(ifindex: u32, name: &str, link: Option<u32>, nsid: Option<i32>) -> ObservedLink {
@@ -505,11 +519,21 @@ mod tests {
         };
         vec![
             node(
-                vec![link(1, "lo", None, None), link(5, "va", Some(2), Some(0)), link(6, "vb", Some(2), Some(1)), link(7, "up0", None, None), link(8, "l1", Some(9), None), link(9, "l2", Some(8), None)],
+                vec![
+                    link(1, "lo", None, None),
+                    link(5, "va", Some(2), Some(0)),
+                    link(6, "vb", Some(2), Some(1)),
+                    link(7, "up0", None, None),
+                    link(8, "l1", Some(9), None),
+                    link(9, "l2", Some(8), None),
+                ],
                 &[(7, "10.0.0.1/24")],
             ),
             node(vec![link(1, "lo", None, None), link(2, "eth0", Some(5), Some(0))], &[(2, "10.1.0.2/24")]),
-            node(vec![link(1, "lo", None, None), link(2, "eth0", Some(6), Some(0)), link(3, "mv0", Some(7), Some(0))], &[(2, "10.1.0.3/24"), (3, "10.1.0.3/24")]),
+            node(
+                vec![link(1, "lo", None, None), link(2, "eth0", Some(6), Some(0)), link(3, "mv0", Some(7), Some(0))],
+                &[(2, "10.1.0.3/24"), (3, "10.1.0.3/24")],
+            ),
         ]
     }
 

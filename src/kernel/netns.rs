@@ -84,12 +84,10 @@ pub fn open(name: &str) -> io::Result<OwnedFd> {
 pub fn is_mounted(name: &str) -> bool {
     // A namespace file reports the nsfs filesystem; an unmounted placeholder is on /run's fs.
     match nix::sys::statfs::statfs(&netns_path(name)) {
-        Ok(s) => s.filesystem_type().0 as i64 == NSFS_MAGIC,
+        Ok(s) => s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC,
         Err(_) => false,
     }
 }
-
-const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Moves the calling thread into the namespace behind `fd`.
 pub fn enter<F: AsFd>(fd: F) -> io::Result<()> {

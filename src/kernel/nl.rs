@@ -6,9 +6,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -274,10 +272,7 @@ impl Netlink {
             }
         }
         self.seq = first_seq.wrapping_add(n as u32 + 1);
-        replies
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(KernelError { errno: libc::EIO, text: Some("no acknowledgement".into()) })))
-            .collect()
+        replies.into_iter().map(|r| r.unwrap_or(Err(KernelError { errno: libc::EIO, text: Some("no acknowledgement".into()) }))).collect()
     }
 
     /// Joins a multicast group (RTNLGRP_*) to receive the kernel's notifications.

@@ -139,14 +139,5 @@ fn decode_route(r: &RouteMessage) -> Option<ObservedRoute> {
     }
     let base: IpAddr = if v6 { IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) };
     let dst = IpNet::new(dst.unwrap_or(base), r.header.destination_prefix_length).ok()?;
-    Some(ObservedRoute {
-        table,
-        dst,
-        via,
-        oif,
-        metric,
-        src,
-        protocol: u8::from(r.header.protocol),
-        kind: u8::from(r.header.kind),
-    })
+    Some(ObservedRoute { table, dst, via, oif, metric, src, protocol: u8::from(r.header.protocol), kind: u8::from(r.header.kind) })
 }

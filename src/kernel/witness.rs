@@ -44,9 +44,7 @@ impl Witness {
                 let peer = LinkBase { name: name.clone(), netns_fd: Some(raw), ..Default::default() };
                 let base = LinkBase { name, ..Default::default() };
                 let m = msg::new_link(&base, Some(veth_info(msg::link_with(&peer))));
-                let reply = nl
-                    .request(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO)
-                    .map_err(|e| io::Error::other(format!("create the teardown witness: {e}")))?;
+                let reply = nl.request(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO).map_err(|e| io::Error::other(format!("create the teardown witness: {e}")))?;
                 let ifindex = reply
                     .iter()
                     .find_map(|r| match r {

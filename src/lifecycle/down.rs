@@ -139,9 +139,10 @@ fn owned_namespaces(s: &LabState, report: &mut DownReport) -> (Vec<String>, Vec<
             let _ = netns::unlink(name);
             continue;
         }
-        let same = s.netns_ids.get(name).is_some_and(|ino| {
-            std::fs::metadata(netns::netns_path(name)).map(|m| std::os::unix::fs::MetadataExt::ino(&m) == *ino).unwrap_or(false)
-        });
+        let same = s
+            .netns_ids
+            .get(name)
+            .is_some_and(|ino| std::fs::metadata(netns::netns_path(name)).map(|m| std::os::unix::fs::MetadataExt::ino(&m) == *ino).unwrap_or(false));
         if same {
             owned.push((node.clone(), name.clone()));
         } else {
@@ -157,10 +158,7 @@ fn owned_namespaces(s: &LabState, report: &mut DownReport) -> (Vec<String>, Vec<
     }
     // Without the knowledge of which nodes hold devices (old records), delete everywhere.
     let precise = !s.delete_in.is_empty() || s.topology.as_ref().map(|t| t.nodes.is_empty()).unwrap_or(false);
-    let delete_in = owned
-        .iter()
-        .filter(|(node, _)| !precise || s.delete_in.contains(node) || !s.netns_ids.contains_key(&s.netns[node]))
-        .map(|(_, n)| n.clone())
-        .collect();
+    let delete_in =
+        owned.iter().filter(|(node, _)| !precise || s.delete_in.contains(node) || !s.netns_ids.contains_key(&s.netns[node])).map(|(_, n)| n.clone()).collect();
     (owned.into_iter().map(|(_, n)| n).collect(), delete_in)
 }

@@ -229,8 +229,7 @@ pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
 
 /// A directory `vnet bench` makes: `vnet-bench-*` directly under the temporary directory.
 fn is_bench_scratch(dir: &std::path::Path) -> bool {
-    dir.parent() == Some(std::env::temp_dir().as_path())
-        && dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vnet-bench-"))
+    dir.parent() == Some(std::env::temp_dir().as_path()) && dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vnet-bench-"))
 }
 
 /// Stops a killed benchmark's iproute2 build (still adding namespaces), when the group's

@@ -19,31 +19,17 @@ use crate::plan::ovs::lab_cookie_tag;
 use crate::state::{self, LabState, OvsRecord};
 
 fn has_ovs_bridges(lab: &Lab, node: &str) -> bool {
-    lab.node(node).is_some_and(|n| {
-        n.interfaces
-            .values()
-            .any(|i| matches!(i.kind, KindSpec::OvsBridge(_)))
-    })
+    lab.node(node).is_some_and(|n| n.interfaces.values().any(|i| matches!(i.kind, KindSpec::OvsBridge(_))))
 }
 
 /// What each node's Open vSwitch holds, for the nodes that have (or had) OVS bridges.
 pub fn observe(lab: &Lab, prior: Option<&LabState>) -> Result<BTreeMap<String, ObservedOvs>> {
-    let mut nodes: Vec<String> = lab
-        .nodes
-        .keys()
-        .filter(|n| has_ovs_bridges(lab, n))
-        .cloned()
-        .collect();
+    let mut nodes: Vec<String> = lab.nodes.keys().filter(|n| has_ovs_bridges(lab, n)).cloned().collect();
     if let Some(st) = prior {
         nodes.extend(st.ovs.keys().cloned());
         // A root node may hold the lab's rows in the machine's OVS from an earlier file.
         if st.topology.as_ref().is_some_and(|t| !t.isolated_host) {
-            nodes.extend(
-                lab.nodes
-                    .keys()
-                    .filter(|n| lab.netns_name(n).is_none())
-                    .cloned(),
-            );
+            nodes.extend(lab.nodes.keys().filter(|n| lab.netns_name(n).is_none()).cloned());
         }
     }
     nodes.sort();
@@ -52,31 +38,18 @@ pub fn observe(lab: &Lab, prior: Option<&LabState>) -> Result<BTreeMap<String, O
     if nodes.is_empty() {
         return Ok(out);
     }
-    let needs_auto = lab
-        .nodes
-        .values()
-        .flat_map(|n| n.interfaces.values())
-        .any(|i| matches!(&i.kind, KindSpec::OvsBridge(s) if s.datapath.is_none()));
-    let kernel_datapath = if needs_auto {
-        missing(&[Feature::Openvswitch])
-            .map_err(|e| Error::io("probe the openvswitch module", e))?
-            .is_empty()
-    } else {
-        false
-    };
+    let needs_auto = lab.nodes.values().flat_map(|n| n.interfaces.values()).any(|i| matches!(&i.kind, KindSpec::OvsBridge(s) if s.datapath.is_none()));
+    let kernel_datapath =
+        if needs_auto { missing(&[Feature::Openvswitch]).map_err(|e| Error::io("probe the openvswitch module", e))?.is_empty() } else { false };
     let tag = lab_cookie_tag(&lab.name);
     for node in nodes {
         let root = lab.nodes.contains_key(&node) && lab.netns_name(&node).is_none();
         let system = ovsrt::system_rundir();
         let dir = ovsrt::private_dir(&lab.name, &node);
         let instance = if root && ovsrt::answers(&system) {
-            OvsInstance::System {
-                rundir: system.display().to_string(),
-            }
+            OvsInstance::System { rundir: system.display().to_string() }
         } else if daemon::running(&dir).len() == 2 && ovsrt::answers(&dir) {
-            OvsInstance::Private {
-                dir: dir.display().to_string(),
-            }
+            OvsInstance::Private { dir: dir.display().to_string() }
         } else {
             OvsInstance::None
         };
@@ -85,35 +58,17 @@ pub fn observe(lab: &Lab, prior: Option<&LabState>) -> Result<BTreeMap<String, O
                 return Err(Error::Unsupported(vec![format!("{why} (node {node})")]));
             }
         }
-        let mut obs = ObservedOvs {
-            instance,
-            kernel_datapath,
-            bridges: Vec::new(),
-        };
+        let mut obs = ObservedOvs { instance, kernel_datapath, bridges: Vec::new() };
         if let Some(rundir) = obs.instance.rundir().map(str::to_string) {
             let target = Target::new(&rundir);
             let ctx = |e: ovsrt::DbError| {
-                Error::io(
-                    format!(
-                        "read Open vSwitch of node {node} ({})",
-                        target.db_sock().display()
-                    ),
-                    std::io::Error::other(e.to_string()),
-                )
+                Error::io(format!("read Open vSwitch of node {node} ({})", target.db_sock().display()), std::io::Error::other(e.to_string()))
             };
             let mut c = target.connect().map_err(ctx)?;
             obs.bridges = vswitch::snapshot(&mut c).map_err(ctx)?;
-            for b in obs
-                .bridges
-                .iter_mut()
-                .filter(|b| b.lab.as_deref() == Some(lab.name.as_str()))
-            {
-                let cookies = ofctl::cookies(&target.mgmt(&b.name), tag).map_err(|e| {
-                    Error::io(
-                        format!("read the flows of OVS bridge {} in node {node}", b.name),
-                        std::io::Error::other(e),
-                    )
-                })?;
+            for b in obs.bridges.iter_mut().filter(|b| b.lab.as_deref() == Some(lab.name.as_str())) {
+                let cookies = ofctl::cookies(&target.mgmt(&b.name), tag)
+                    .map_err(|e| Error::io(format!("read the flows of OVS bridge {} in node {node}", b.name), std::io::Error::other(e)))?;
                 b.flow_cookies = Some(cookies);
             }
         }
@@ -132,10 +87,7 @@ pub fn record(lab: &str) -> BTreeMap<String, OvsRecord> {
         let dir = e.path();
         let pids = daemon::running(&dir);
         if !pids.is_empty() {
-            out.insert(
-                e.file_name().to_string_lossy().to_string(),
-                OvsRecord { dir, pids },
-            );
+            out.insert(e.file_name().to_string_lossy().to_string(), OvsRecord { dir, pids });
         }
     }
     out
@@ -166,15 +118,9 @@ pub fn remove_lab(lab: &str, st: Option<&LabState>) -> Vec<String> {
     let used_root = st.map(|s| !s.isolated_host).unwrap_or(true);
     let system = ovsrt::system_rundir();
     if used_root && ovsrt::answers(&system) {
-        match Target::new(&system)
-            .connect()
-            .and_then(|mut c| vswitch::remove_lab(&mut c, lab))
-        {
+        match Target::new(&system).connect().and_then(|mut c| vswitch::remove_lab(&mut c, lab)) {
             Ok(_) => {}
-            Err(e) => problems.push(format!(
-                "remove the lab's rows from Open vSwitch at {}: {e}",
-                system.display()
-            )),
+            Err(e) => problems.push(format!("remove the lab's rows from Open vSwitch at {}: {e}", system.display())),
         }
     }
     problems
@@ -188,19 +134,11 @@ pub fn gc(live: impl Fn(&str) -> bool, dry_run: bool) -> (Vec<String>, Vec<Strin
     let mut problems = Vec::new();
     let mut dirs: BTreeMap<std::path::PathBuf, BTreeMap<String, u32>> = BTreeMap::new();
     for (pid, program, dir) in daemon::all_under(&state::run_dir()) {
-        let lab = dir
-            .parent()
-            .and_then(|p| p.parent())
-            .and_then(|p| p.file_name())
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let lab = dir.parent().and_then(|p| p.parent()).and_then(|p| p.file_name()).map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         if live(&lab) {
             continue;
         }
-        removed.push(format!(
-            "{program} (pid {pid}) of lab {lab} in {}",
-            dir.display()
-        ));
+        removed.push(format!("{program} (pid {pid}) of lab {lab} in {}", dir.display()));
         dirs.entry(dir).or_default().insert(program, pid);
     }
     if !dry_run {
@@ -212,24 +150,12 @@ pub fn gc(live: impl Fn(&str) -> bool, dry_run: bool) -> (Vec<String>, Vec<Strin
     }
     let system = ovsrt::system_rundir();
     if ovsrt::answers(&system) {
-        let labs = Target::new(&system)
-            .connect()
-            .and_then(|mut c| vswitch::snapshot(&mut c))
-            .map(|b| vswitch::labs(&b))
-            .unwrap_or_default();
+        let labs = Target::new(&system).connect().and_then(|mut c| vswitch::snapshot(&mut c)).map(|b| vswitch::labs(&b)).unwrap_or_default();
         for lab in labs.into_iter().filter(|l| !live(l)) {
-            removed.push(format!(
-                "Open vSwitch rows of lab {lab} at {}",
-                system.display()
-            ));
+            removed.push(format!("Open vSwitch rows of lab {lab} at {}", system.display()));
             if !dry_run {
-                if let Err(e) = Target::new(&system)
-                    .connect()
-                    .and_then(|mut c| vswitch::remove_lab(&mut c, &lab))
-                {
-                    problems.push(format!(
-                        "remove the rows of lab {lab} from Open vSwitch: {e}"
-                    ));
+                if let Err(e) = Target::new(&system).connect().and_then(|mut c| vswitch::remove_lab(&mut c, &lab)) {
+                    problems.push(format!("remove the rows of lab {lab} from Open vSwitch: {e}"));
                 }
             }
         }

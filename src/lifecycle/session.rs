@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::kernel::handle::{self, HandleError, NsHandle};
-use crate::kernel::observe;
 use crate::kernel::netns;
+use crate::kernel::observe;
 use crate::model::lab::{owner_mark, Lab};
 use crate::observed::{NsState, Observed, ObservedNs};
 use crate::plan::sysctl_keys;
@@ -159,4 +159,3 @@ pub fn marked_namespaces() -> Vec<(String, String)> {
     }
     out
 }
-

@@ -26,12 +26,8 @@ const LIMIT: Duration = Duration::from_secs(5);
 pub fn bridges(lab: &Lab, handles: &mut BTreeMap<String, NsHandle>) -> Vec<String> {
     let mut warnings = Vec::new();
     for (node, n) in &lab.nodes {
-        let waiting: Vec<&str> = n
-            .interfaces
-            .values()
-            .filter(|i| i.up && matches!(&i.kind, KindSpec::Bridge(b) if b.stp != Some(true)))
-            .map(|i| i.name.as_str())
-            .collect();
+        let waiting: Vec<&str> =
+            n.interfaces.values().filter(|i| i.up && matches!(&i.kind, KindSpec::Bridge(b) if b.stp != Some(true))).map(|i| i.name.as_str()).collect();
         if waiting.is_empty() {
             continue;
         }

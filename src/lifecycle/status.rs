@@ -108,11 +108,8 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
     let topo_nodes: Vec<String> = st.topology.as_ref().map(|t| t.nodes.keys().cloned().collect()).unwrap_or_default();
     let root_node = if !st.isolated_host && topo_nodes.iter().any(|n| n == HOST) { Some(HOST.to_string()) } else { None };
     let named: Vec<(String, String)> = st.netns.iter().map(|(n, ns)| (n.clone(), ns.clone())).collect();
-    let keys: BTreeMap<String, Vec<String>> = st
-        .topology
-        .as_ref()
-        .map(|t| t.nodes.iter().map(|(n, s)| (n.clone(), s.sysctls.keys().cloned().collect())).collect())
-        .unwrap_or_default();
+    let keys: BTreeMap<String, Vec<String>> =
+        st.topology.as_ref().map(|t| t.nodes.iter().map(|(n, s)| (n.clone(), s.sysctls.keys().cloned().collect())).collect()).unwrap_or_default();
     let session = observe_named(&mark, named, root_node.clone(), &keys, Some(st))?;
     // Every (node, ifindex) -> (link peer index) for veth peer matching.
     let mut nodes = Vec::new();
@@ -157,7 +154,15 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
             .filter(|r| !root || r.oif.map(|o| lab_dev.contains(&o)).unwrap_or(false))
             .filter(|r| !(r.dst.addr().is_ipv6() && r.protocol == RTPROT_KERNEL && r.dst.prefix_len() == 64 && r.dst.addr().to_string().starts_with("fe80")))
             .map(|r| RouteStatus {
-                dst: if r.dst.prefix_len() == 0 { if r.dst.addr().is_ipv6() { "default6".into() } else { "default".into() } } else { r.dst.to_string() },
+                dst: if r.dst.prefix_len() == 0 {
+                    if r.dst.addr().is_ipv6() {
+                        "default6".into()
+                    } else {
+                        "default".into()
+                    }
+                } else {
+                    r.dst.to_string()
+                },
                 via: r.via.map(|v| v.to_string()),
                 dev: r.oif.and_then(|o| ns.name_of(o)).map(str::to_string),
                 metric: r.metric,
@@ -170,25 +175,13 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                 },
             })
             .collect();
-        nodes.push(NodeStatus {
-            node: node.clone(),
-            netns: st.netns.get(node).cloned(),
-            present,
-            devices,
-            routes,
-            sysctls: ns.sysctls.clone(),
-        });
+        nodes.push(NodeStatus { node: node.clone(), netns: st.netns.get(node).cloned(), present, devices, routes, sysctls: ns.sysctls.clone() });
     }
-    Ok(LabStatus {
-        lab: st.lab.clone(),
-        phase: st.phase,
-        file: st.file.as_ref().map(|f| f.display().to_string()),
-        isolated_host: st.isolated_host,
-        nodes,
-    })
+    Ok(LabStatus { lab: st.lab.clone(), phase: st.phase, file: st.file.as_ref().map(|f| f.display().to_string()), isolated_host: st.isolated_host, nodes })
 }
 
-static EMPTY: ObservedNs = ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new(), features: crate::observed::netfeat::NsFeatures::new() };
+static EMPTY: ObservedNs =
+    ObservedNs { links: Vec::new(), addrs: Vec::new(), routes: Vec::new(), sysctls: BTreeMap::new(), features: crate::observed::netfeat::NsFeatures::new() };
 
 fn peer_of(all: &BTreeMap<String, NsState>, me: &str, ifindex: u32, link: Option<u32>, kind: Option<&str>) -> Option<String> {
     if kind != Some("veth") {
@@ -196,7 +189,9 @@ fn peer_of(all: &BTreeMap<String, NsState>, me: &str, ifindex: u32, link: Option
     }
     let link = link?;
     let mut candidates = all.iter().filter_map(|(n, s)| s.ns().map(|o| (n, o))).filter_map(|(n, o)| {
-        o.link_by_index(link).filter(|l| l.link == Some(ifindex) && l.kind.as_deref() == Some("veth") && !(n == me && l.ifindex == ifindex)).map(|l| format!("{n}:{}", l.name))
+        o.link_by_index(link)
+            .filter(|l| l.link == Some(ifindex) && l.kind.as_deref() == Some("veth") && !(n == me && l.ifindex == ifindex))
+            .map(|l| format!("{n}:{}", l.name))
     });
     let first = candidates.next();
     if candidates.next().is_some() {
@@ -226,7 +221,21 @@ pub fn render(labs: &[LabStatus]) -> String {
             };
             s.push_str(&format!("  {} ({}){}\n", n.node, where_, if n.present { "" } else { " MISSING" }));
             for d in &n.devices {
-                let mut line = format!("    {:<15} {:<9} {:<5} mtu {:<5}", d.name, d.kind, if d.up { if d.carrier || d.name == "lo" { "UP" } else { "NO-CARRIER" } } else { "DOWN" }, d.mtu);
+                let mut line = format!(
+                    "    {:<15} {:<9} {:<5} mtu {:<5}",
+                    d.name,
+                    d.kind,
+                    if d.up {
+                        if d.carrier || d.name == "lo" {
+                            "UP"
+                        } else {
+                            "NO-CARRIER"
+                        }
+                    } else {
+                        "DOWN"
+                    },
+                    d.mtu
+                );
                 if let Some(m) = &d.master {
                     line.push_str(&format!(" master {m}"));
                 }

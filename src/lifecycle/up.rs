@@ -103,10 +103,8 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             Op::CreateNetns { node, netns: name, .. } => {
                 st.netns.insert(node.clone(), name.clone());
             }
-            Op::CreateLink(c) if lab.netns_name(&c.node).is_none() => {
-                if !st.root_devices.contains(&c.ifname) {
-                    st.root_devices.push(c.ifname.clone());
-                }
+            Op::CreateLink(c) if lab.netns_name(&c.node).is_none() && !st.root_devices.contains(&c.ifname) => {
+                st.root_devices.push(c.ifname.clone());
             }
             Op::Ovs { node, ovs_op: plan::ovs::OvsOp::Start } => {
                 let dir = crate::ovs::private_dir(&lab.name, node);
@@ -155,13 +153,10 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             Err(Error::Apply(e))
         }
         Ok(()) => {
-            super::netfeat::record_after(&mut st, lab, &plan, &session.handles).map_err(|e| Error::io("read attached BPF programs", std::io::Error::other(e)))?;
+            super::netfeat::record_after(&mut st, lab, &plan, &session.handles)
+                .map_err(|e| Error::io("read attached BPF programs", std::io::Error::other(e)))?;
             finish_state(&mut st, lab, &plan);
-            st.netns_ids = session
-                .handles
-                .values()
-                .filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1)))
-                .collect();
+            st.netns_ids = session.handles.values().filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1))).collect();
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
             // The lab is built; return once its bridges forward, so that it carries traffic.
             let t = Instant::now();
@@ -260,10 +255,7 @@ fn deleters(lab: &Lab) -> Vec<String> {
         covered.extend(n.interfaces.values().filter_map(|i| i.peer.clone()));
     }
     for n in nodes.iter().filter(|n| lab.netns_name(&n.name).is_some()) {
-        let uncovered = n
-            .interfaces
-            .values()
-            .any(|i| i.name != "lo" && !covered.contains(&crate::model::Endpoint::new(&n.name, &i.name)));
+        let uncovered = n.interfaces.values().any(|i| i.name != "lo" && !covered.contains(&crate::model::Endpoint::new(&n.name, &i.name)));
         if uncovered {
             out.push(n.name.clone());
             covered.extend(n.interfaces.values().filter_map(|i| i.peer.clone()));

@@ -55,7 +55,11 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
         Some(Value::String(_)) => {}
         None => {
             let span = doc.value_span(&[]).map(|s| s.start..s.start);
-            diags.push(Diag::error("the lab has no `name`").maybe_label(span, "add `name: <lab>`").help("a lab's name names its namespaces and its record under /run/vnet"));
+            diags.push(
+                Diag::error("the lab has no `name`")
+                    .maybe_label(span, "add `name: <lab>`")
+                    .help("a lab's name names its namespaces and its record under /run/vnet"),
+            );
             top.insert("name".into(), Value::String(String::new()));
         }
         Some(other) => {
@@ -163,10 +167,7 @@ fn decode_node(doc: &Document, diags: &mut Diagnostics, p: &Path, node: Value) -
             }
         }
         None | Some(Value::Null) => {}
-        Some(other) => diags.push(
-            Diag::error(format!("`routes` is a list, not {}", type_name(&other)))
-                .maybe_label(doc.value_span(&rp), "expected a list"),
-        ),
+        Some(other) => diags.push(Diag::error(format!("`routes` is a list, not {}", type_name(&other))).maybe_label(doc.value_span(&rp), "expected a list")),
     }
     Some(spec)
 }
@@ -260,11 +261,7 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
                 blamed = true;
                 let msg = e.inner().to_string();
                 let fp: Path = [p.as_slice(), &[Seg::Key(field.clone())]].concat();
-                let mut d = if msg.starts_with("unknown field") {
-                    unknown_field(doc, p, &fp, field, &msg)
-                } else {
-                    humanized(doc, &fp, &msg)
-                };
+                let mut d = if msg.starts_with("unknown field") { unknown_field(doc, p, &fp, field, &msg) } else { humanized(doc, &fp, &msg) };
                 if msg.starts_with("unknown field") {
                     let mut accepted: Vec<String> = COMMON_INTERFACE_FIELDS.iter().map(|s| s.to_string()).collect();
                     accepted.extend(expected_names(&msg));
@@ -385,8 +382,7 @@ fn humanized(doc: &Document, path: &[Seg], msg: &str) -> Diag {
         if let Some(rest) = msg.strip_prefix(prefix) {
             if let Some((found, expected)) = rest.rsplit_once(", expected ") {
                 let expected = expected_words(expected);
-                return Diag::error(format!("{subject} must be {expected}, not {}", found_words(found)))
-                    .maybe_label(span, format!("expected {expected}"));
+                return Diag::error(format!("{subject} must be {expected}, not {}", found_words(found))).maybe_label(span, format!("expected {expected}"));
             }
         }
     }

@@ -69,7 +69,11 @@ pub enum Ipv6Mode {
 pub enum NeighbourLimits {
     /// `auto`: sized for the lab's largest possible need.
     Auto(AutoWord),
-    Explicit { gc_thresh1: u64, gc_thresh2: u64, gc_thresh3: u64 },
+    Explicit {
+        gc_thresh1: u64,
+        gc_thresh2: u64,
+        gc_thresh3: u64,
+    },
 }
 
 /// The word `auto`.

@@ -86,9 +86,7 @@ impl Lab {
 
     /// The tunnel end this interface is, in a host's share of a multi-host lab.
     pub fn tunnel(&self, node: &str, ifname: &str) -> Option<&super::hosts::Tunnel> {
-        if self.share.is_none() {
-            return None;
-        }
+        self.share.as_ref()?;
         self.tunnels.get(&Endpoint::new(node, ifname))
     }
 }

@@ -44,8 +44,7 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
 /// then validates.
 pub fn load_file_with(path: &std::path::Path, adjust: impl FnOnce(&mut Topology)) -> Result<Loaded, Diagnostics> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostics::from(vec![Diag::error(format!("cannot read {name}: {e}"))]))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Diagnostics::from(vec![Diag::error(format!("cannot read {name}: {e}"))]))?;
     let document = parse_text(&name, &text, Format::from_name(&name))?;
     let (mut topo, diags) = decode::decode(&document);
     adjust(&mut topo);

@@ -28,10 +28,7 @@ pub(crate) fn interface_schema(schema: &mut Schema) {
                     b.as_object_mut().map(|o| o.remove("required"));
                 }
             }
-            if let Some(kind) = b
-                .pointer_mut("/properties/kind")
-                .and_then(Value::as_object_mut)
-            {
+            if let Some(kind) = b.pointer_mut("/properties/kind").and_then(Value::as_object_mut) {
                 kind.insert("default".into(), Value::from("veth"));
                 kind.insert("description".into(), Value::from("Device kind; without it an interface is a veth end (`lo` is the loopback)."));
             }

@@ -65,11 +65,8 @@ pub fn potential_neighbours(lab: &Lab) -> usize {
     segments(lab)
         .iter()
         .map(|seg| {
-            let count = |v6: bool| {
-                seg.iter()
-                    .filter(|ep| lab.interface(ep).map(|i| i.addresses.iter().any(|a| a.addr().is_ipv6() == v6)).unwrap_or(false))
-                    .count()
-            };
+            let count =
+                |v6: bool| seg.iter().filter(|ep| lab.interface(ep).map(|i| i.addresses.iter().any(|a| a.addr().is_ipv6() == v6)).unwrap_or(false)).count();
             let (k4, k6) = (count(false), count(true));
             k4 * k4.saturating_sub(1) + k6 * k6.saturating_sub(1)
         })
@@ -88,7 +85,7 @@ mod tests {
         let segs = segments(&l);
         let big = segs.iter().max_by_key(|s| s.len()).unwrap();
         assert_eq!(big.len(), 5); // br1, veth1, veth2, ns1:eth0, ns2:eth0
-        // Three addressed interfaces on one segment: 3 * 2 entries.
+                                  // Three addressed interfaces on one segment: 3 * 2 entries.
         assert_eq!(potential_neighbours(&l), 6);
     }
 }

@@ -116,19 +116,13 @@ impl Document {
             Format::Toml => toml_doc::parse(text, &mut places),
             Format::Json => json::parse(text, &mut places),
         }
-        .map_err(|(msg, range)| {
-            Diagnostics::from(vec![Diag::error(format!("syntax error: {msg}")).label(range, "here")])
-        })?;
+        .map_err(|(msg, range)| Diagnostics::from(vec![Diag::error(format!("syntax error: {msg}")).label(range, "here")]))?;
         Ok(Document { source, value, places })
     }
 
     /// A document built in code (the builder API): no text, no places.
     pub fn from_value(name: &str, value: Value) -> Document {
-        Document {
-            source: SourceText { name: name.to_string(), text: Arc::new(String::new()) },
-            value,
-            places: Places::default(),
-        }
+        Document { source: SourceText { name: name.to_string(), text: Arc::new(String::new()) }, value, places: Places::default() }
     }
 
     /// The place of the value at `path`, or of the nearest ancestor that has one.
@@ -446,12 +440,7 @@ mod toml_doc {
         Value::Object(map)
     }
 
-    fn value(
-        v: &Spanned<DeValue>,
-        path: &mut Path,
-        places: &mut Places,
-        key: Option<Range<usize>>,
-    ) -> Value {
+    fn value(v: &Spanned<DeValue>, path: &mut Path, places: &mut Places, key: Option<Range<usize>>) -> Value {
         places.insert(path, Place { key, value: v.span() });
         match v.get_ref() {
             DeValue::String(s) => Value::String(s.to_string()),
@@ -463,14 +452,7 @@ mod toml_doc {
                 };
                 parsed.map(|n| Value::Number(n.into())).unwrap_or(Value::String(s))
             }
-            DeValue::Float(f) => f
-                .as_str()
-                .replace('_', "")
-                .parse::<f64>()
-                .ok()
-                .and_then(Number::from_f64)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number).unwrap_or(Value::Null),
             DeValue::Boolean(b) => Value::Bool(*b),
             DeValue::Datetime(d) => Value::String(d.to_string()),
             DeValue::Array(a) => {
@@ -626,9 +608,7 @@ mod tests {
     use super::*;
 
     fn seg(keys: &[&str]) -> Path {
-        keys.iter()
-            .map(|k| k.parse::<usize>().map(Seg::Index).unwrap_or_else(|_| Seg::Key(k.to_string())))
-            .collect()
+        keys.iter().map(|k| k.parse::<usize>().map(Seg::Index).unwrap_or_else(|_| Seg::Key(k.to_string()))).collect()
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! files lives in tests/corpus.)
 
 use super::*;
-use crate::model::validate::{
-    ifname_problem, lab_name_problem, parse_cidr, sysctl_components, sysctl_key,
-};
+use crate::model::validate::{ifname_problem, lab_name_problem, parse_cidr, sysctl_components, sysctl_key};
 
 fn yaml(text: &str) -> Result<Loaded, Diagnostics> {
     load_str("t.yaml", text, Format::Yaml)
@@ -21,11 +19,7 @@ fn errors(text: &str) -> String {
 
 /// The helps of the findings, in order.
 fn helps(text: &str) -> Vec<String> {
-    yaml(text)
-        .unwrap_err()
-        .iter()
-        .filter_map(|d| d.help.clone())
-        .collect()
+    yaml(text).unwrap_err().iter().filter_map(|d| d.help.clone()).collect()
 }
 
 const PAIR: &str = "links:\n  - endpoints: [a:eth0, b:eth0]\n";
@@ -44,36 +38,16 @@ fn a_valid_file_gives_a_typed_lab() {
     assert_eq!(eth0.peer, Some(Endpoint::new("b", "eth0")));
     assert_eq!(eth0.mtu, Some(1400));
     assert_eq!(eth0.mac, Some([2, 0, 0, 0, 0, 1]));
-    assert_eq!(
-        eth0.addresses
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>(),
-        ["10.0.0.1/24", "fd00::1/64"]
-    );
+    assert_eq!(eth0.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["10.0.0.1/24", "fd00::1/64"]);
     // `default` follows the gateway's family.
-    assert_eq!(
-        a.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-        ["default via 10.0.0.2", "default6 via fd00::2"]
-    );
-    assert_eq!(
-        a.sysctls.get("net.ipv4.ip_forward").map(String::as_str),
-        Some("1")
-    );
-    assert_eq!(
-        a.sysctls
-            .get("net.ipv6.conf.all.forwarding")
-            .map(String::as_str),
-        Some("1")
-    );
+    assert_eq!(a.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(), ["default via 10.0.0.2", "default6 via fd00::2"]);
+    assert_eq!(a.sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
+    assert_eq!(a.sysctls.get("net.ipv6.conf.all.forwarding").map(String::as_str), Some("1"));
     // The undeclared end of the link is a plain veth.
     let b = &l.lab.node("b").unwrap().interfaces["eth0"];
     assert!(matches!(b.kind, kind::KindSpec::Veth(_)) && b.up && b.addresses.is_empty());
     assert_eq!(l.lab.netns_name("a").as_deref(), Some("ok-a"));
-    assert!(
-        l.lab.ipv6_link_local,
-        "IPv6 addresses turn link-local addresses on (auto)"
-    );
+    assert!(l.lab.ipv6_link_local, "IPv6 addresses turn link-local addresses on (auto)");
 }
 
 #[test]
@@ -82,18 +56,9 @@ fn the_three_formats_locate_the_same_error() {
     let t = "name = \"f\"\n[nodes.a.interfaces.eth0]\naddresses = [\"10.0.0.1/40\"]\n[nodes.b]\n[[links]]\nendpoints = [\"a:eth0\", \"b:eth0\"]\n";
     let j = "{\"name\": \"f\",\n \"nodes\": {\"a\": {\"interfaces\": {\"eth0\": {\"addresses\": [\"10.0.0.1/40\"]}}}, \"b\": {}},\n \"links\": [{\"endpoints\": [\"a:eth0\", \"b:eth0\"]}]}\n";
     let msg = "error: bad address `10.0.0.1/40`: prefix length 40 is over 32";
-    assert_eq!(
-        load_str("f.yaml", y, Format::Yaml).unwrap_err().compact(),
-        format!("f.yaml:5:27: {msg} [10.0.0.1/40]\n")
-    );
-    assert_eq!(
-        load_str("f.toml", t, Format::Toml).unwrap_err().compact(),
-        format!("f.toml:3:14: {msg} [\"10.0.0.1/40\"]\n")
-    );
-    assert_eq!(
-        load_str("f.json", j, Format::Json).unwrap_err().compact(),
-        format!("f.json:2:56: {msg} [\"10.0.0.1/40\"]\n")
-    );
+    assert_eq!(load_str("f.yaml", y, Format::Yaml).unwrap_err().compact(), format!("f.yaml:5:27: {msg} [10.0.0.1/40]\n"));
+    assert_eq!(load_str("f.toml", t, Format::Toml).unwrap_err().compact(), format!("f.toml:3:14: {msg} [\"10.0.0.1/40\"]\n"));
+    assert_eq!(load_str("f.json", j, Format::Json).unwrap_err().compact(), format!("f.json:2:56: {msg} [\"10.0.0.1/40\"]\n"));
 }
 
 #[test]
@@ -115,11 +80,7 @@ fn toml_and_json_locate_keys_and_types() {
 fn all_errors_are_reported_at_once_in_file_order() {
     let text = "name: many\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 9, mac: 'zz' }\n      br0: { kind: bridge }\n      eth1: { master: br1, peer: 'b:eth1' }\n    sysctls: { vm.x: 1 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, c:eth0]\n";
     let d = yaml(text).unwrap_err();
-    let lines: Vec<String> = d
-        .compact()
-        .lines()
-        .map(|l| l.split(": error: ").nth(1).unwrap().to_string())
-        .collect();
+    let lines: Vec<String> = d.compact().lines().map(|l| l.split(": error: ").nth(1).unwrap().to_string()).collect();
     assert_eq!(
         lines,
         [
@@ -136,10 +97,7 @@ fn all_errors_are_reported_at_once_in_file_order() {
         .lines()
         .map(|l| {
             let mut p = l.split(':').skip(1);
-            (
-                p.next().unwrap().parse().unwrap(),
-                p.next().unwrap().parse().unwrap(),
-            )
+            (p.next().unwrap().parse().unwrap(), p.next().unwrap().parse().unwrap())
         })
         .collect();
     assert_eq!(locs, [(5, 20), (5, 28), (7, 23), (8, 16), (11, 25)]);
@@ -149,10 +107,7 @@ fn all_errors_are_reported_at_once_in_file_order() {
 fn warnings_do_not_make_a_file_invalid() {
     let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.1.0.1 }}\n  b: {{}}\n{PAIR}");
     let l = yaml(&text).unwrap();
-    assert_eq!(
-        l.warnings.compact(),
-        "t.yaml:7:33: warning: gateway 10.1.0.1 is not reachable through any address of node `a` [10.1.0.1]\n"
-    );
+    assert_eq!(l.warnings.compact(), "t.yaml:7:33: warning: gateway 10.1.0.1 is not reachable through any address of node `a` [10.1.0.1]\n");
     assert!(!l.warnings.has_errors());
     // The route is kept: on-link tricks exist.
     assert_eq!(l.lab.node("a").unwrap().routes.len(), 1);
@@ -172,10 +127,7 @@ fn warnings_and_errors_come_together_unless_decoding_failed() {
     // Validation errors: the warning is still reported (sorted by place).
     let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24], mtu: 10 }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.1.0.1 }}\n  b: {{}}\n{PAIR}");
     let c = errors(&text);
-    assert!(
-        c.contains("error: mtu 10 of `a:eth0`") && c.contains("warning: gateway 10.1.0.1"),
-        "{c}"
-    );
+    assert!(c.contains("error: mtu 10 of `a:eth0`") && c.contains("warning: gateway 10.1.0.1"), "{c}");
     // A value that failed to decode: the addresses are left out, and the gateway "unreachable"
     // warning that would follow is not shown.
     let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: 10.0.0.1/24 }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.0.0.2 }}\n  b: {{}}\n{PAIR}");
@@ -185,10 +137,7 @@ fn warnings_and_errors_come_together_unless_decoding_failed() {
 #[test]
 fn did_you_mean_for_nodes_devices_fields_and_kinds() {
     let text = "name: h\nnodes:\n  router:\n    interfaces:\n      eth0: { addresses: [10.0.0.1/24] }\n    routes:\n      - { to: 10.8.0.0/16, dev: etho }\n  b: {}\nlinks:\n  - endpoints: [router:eth0, b:eth0]\n  - endpoints: [routr:eth1, b:eth1]\n";
-    assert_eq!(
-        helps(text),
-        ["did you mean `eth0`?", "did you mean `router`?"]
-    );
+    assert_eq!(helps(text), ["did you mean `eth0`?", "did you mean `router`?"]);
     let text = "name: h\nnodes:\n  a:\n    interfaces:\n      br0: { kind: brige, stpp: true }\n      eth0: { adresses: [], peer: 'a:eth1' }\n";
     let h = helps(text);
     assert_eq!(h[0], "did you mean `bridge`? kinds: loopback, veth, bridge, macvlan, macvtap, ipvlan, vlan, vxlan, bond, team, tun, tap, dummy, ifb, ovs-bridge, ovs-internal");
@@ -197,15 +146,9 @@ fn did_you_mean_for_nodes_devices_fields_and_kinds() {
     assert_eq!(helps(text), ["did you mean `stp`? a bridge interface accepts kind, up, mtu, mac, addresses, master, hairpin, stp, ageing_time, forward_delay, multicast_snooping, vlan_filtering, vlans, fdb"]);
     // Far from everything: no guess.
     let text = "name: h\nnodes:\n  a:\n    sysctl: {}\n";
-    assert_eq!(
-        helps(text),
-        ["did you mean `sysctls`? node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf, host"]
-    );
+    assert_eq!(helps(text), ["did you mean `sysctls`? node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf, host"]);
     let text = "name: h\nnodes:\n  a:\n    colour: blue\n";
-    assert_eq!(
-        helps(text),
-        ["node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf, host"]
-    );
+    assert_eq!(helps(text), ["node `a` accepts interfaces, routes, sysctls, nat, firewall, tc, bpf, host"]);
 }
 
 #[test]
@@ -213,10 +156,7 @@ fn closest_guesses_only_likely_typos() {
     use super::decode::closest;
     let names = ["eth0", "eth1", "br0", "isolated_host", "addresses"];
     assert_eq!(closest("eht0", names.iter().copied()), Some("eth0"));
-    assert_eq!(
-        closest("isolated", names.iter().copied()),
-        Some("isolated_host")
-    );
+    assert_eq!(closest("isolated", names.iter().copied()), Some("isolated_host"));
     assert_eq!(closest("address", names.iter().copied()), Some("addresses"));
     assert_eq!(closest("wlan0", names.iter().copied()), None);
     assert_eq!(closest("x", names.iter().copied()), None);
@@ -247,14 +187,8 @@ fn a_missing_or_bad_name_is_reported_once_and_the_rest_still_checked() {
          t.yaml:3:19: error: veth `a:eth0` has no peer [eth0]\n\
          t.yaml:3:32: error: mtu 1 of `a:eth0` is out of range (68..=65535) [1]\n"
     );
-    assert_eq!(
-        errors("name: 5\nnodes: { a: {} }\n"),
-        "t.yaml:1:7: error: `name` must be a string, not a number [5]\n"
-    );
-    assert_eq!(
-        errors("name: -lab\nnodes: { a: {} }\n"),
-        "t.yaml:1:7: error: lab name `-lab` must start with a letter, digit or `_` [-lab]\n"
-    );
+    assert_eq!(errors("name: 5\nnodes: { a: {} }\n"), "t.yaml:1:7: error: `name` must be a string, not a number [5]\n");
+    assert_eq!(errors("name: -lab\nnodes: { a: {} }\n"), "t.yaml:1:7: error: lab name `-lab` must start with a letter, digit or `_` [-lab]\n");
 }
 
 #[test]
@@ -263,10 +197,7 @@ fn missing_required_fields_are_located_at_their_container() {
         errors("name: r\nnodes:\n  a:\n    routes:\n      - { via: 10.0.0.1 }\n"),
         "t.yaml:5:9: error: `to` is required in route 1 of node `a` [{ via: 10.0.0.1 }]\n"
     );
-    assert_eq!(
-        errors("name: r\nnodes: { a: {} }\nlinks:\n  - { mtu: 1400 }\n"),
-        "t.yaml:4:5: error: `endpoints` is required in link 1 [{ mtu: 1400 }]\n"
-    );
+    assert_eq!(errors("name: r\nnodes: { a: {} }\nlinks:\n  - { mtu: 1400 }\n"), "t.yaml:4:5: error: `endpoints` is required in link 1 [{ mtu: 1400 }]\n");
     // A required field that was bad is reported once (as bad), not again as missing.
     assert_eq!(
         errors("name: r\nnodes: { a: {} }\nlinks:\n  - { endpoints: 'a:eth0 b:eth0' }\n"),
@@ -279,13 +210,9 @@ fn veth_pairing_rules() {
     // A link plus a consistent `peer:` on either end is one pair.
     let ok = "name: v\nnodes:\n  a:\n    interfaces:\n      eth0: { peer: 'b:eth0' }\n  b:\n    interfaces:\n      eth0: { peer: 'a:eth0' }\nlinks:\n  - endpoints: [b:eth0, a:eth0]\n";
     let l = yaml(ok).unwrap();
-    assert_eq!(
-        l.lab.node("b").unwrap().interfaces["eth0"].peer,
-        Some(Endpoint::new("a", "eth0"))
-    );
+    assert_eq!(l.lab.node("b").unwrap().interfaces["eth0"].peer, Some(Endpoint::new("a", "eth0")));
     // A peer that is not declared becomes a plain veth end.
-    let l = yaml("name: v\nnodes:\n  a:\n    interfaces:\n      e1: { peer: 'b:x1' }\n  b: {}\n")
-        .unwrap();
+    let l = yaml("name: v\nnodes:\n  a:\n    interfaces:\n      e1: { peer: 'b:x1' }\n  b: {}\n").unwrap();
     assert!(l.lab.node("b").unwrap().interfaces.contains_key("x1"));
     // A peer that is a bridge.
     assert_eq!(
@@ -306,19 +233,14 @@ fn veth_pairing_rules() {
     let d = yaml("name: v\nnodes: { a: {}, b: {}, c: {} }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n  - endpoints: [c:eth0, b:eth0]\n").unwrap_err();
     assert_eq!(d.len(), 1, "{d}");
     let e = d.iter().next().unwrap();
-    assert_eq!(
-        e.message,
-        "veth end `b:eth0` is declared twice: paired with `a:eth0` and with `c:eth0`"
-    );
-    assert_eq!(
-        e.labels.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
-        ["second pairing", "first pairing"]
-    );
+    assert_eq!(e.message, "veth end `b:eth0` is declared twice: paired with `a:eth0` and with `c:eth0`");
+    assert_eq!(e.labels.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["second pairing", "first pairing"]);
 }
 
 #[test]
 fn link_mtu_applies_to_both_ends_unless_an_end_sets_its_own() {
-    let l = yaml("name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1300 }\n  b: {}\nlinks:\n  - { endpoints: [a:eth0, b:eth0], mtu: 9000 }\n").unwrap();
+    let l =
+        yaml("name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1300 }\n  b: {}\nlinks:\n  - { endpoints: [a:eth0, b:eth0], mtu: 9000 }\n").unwrap();
     assert_eq!(l.lab.node("a").unwrap().interfaces["eth0"].mtu, Some(1300));
     assert_eq!(l.lab.node("b").unwrap().interfaces["eth0"].mtu, Some(9000));
 }
@@ -326,21 +248,17 @@ fn link_mtu_applies_to_both_ends_unless_an_end_sets_its_own() {
 #[test]
 fn masters_must_be_bridges_of_the_same_node_without_cycles() {
     assert_eq!(
-        errors(
-            "name: m\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, master: br0 }\n"
-        ),
+        errors("name: m\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, master: br0 }\n"),
         "t.yaml:5:36: error: `a:br0` cannot be its own master [br0]\n"
     );
     assert_eq!(
         errors("name: m\nnodes:\n  a:\n    interfaces:\n      lo: { master: br0 }\n      br0: { kind: bridge }\n"),
         "t.yaml:5:21: error: the loopback device cannot be a bridge port [br0]\n"
     );
-    let l = yaml("name: m\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, hairpin: true, peer: 'b:p1' }\n  b: {}\n").unwrap();
+    let l =
+        yaml("name: m\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, hairpin: true, peer: 'b:p1' }\n  b: {}\n").unwrap();
     let p1 = &l.lab.node("a").unwrap().interfaces["p1"];
-    assert_eq!(
-        (p1.master.as_deref(), p1.hairpin),
-        (Some("br0"), Some(true))
-    );
+    assert_eq!((p1.master.as_deref(), p1.hairpin), (Some("br0"), Some(true)));
 }
 
 #[test]
@@ -349,103 +267,43 @@ fn the_root_namespace_lo_is_not_the_labs() {
         errors("name: r\nnodes:\n  host:\n    interfaces:\n      lo: { mtu: 1500 }\n"),
         "t.yaml:5:7: error: the root namespace's `lo` does not belong to the lab; set `isolated_host: true` to configure the host's loopback [lo]\n"
     );
-    assert!(yaml(
-        "name: r\nisolated_host: true\nnodes:\n  host:\n    interfaces:\n      lo: { mtu: 1500 }\n"
-    )
-    .is_ok());
+    assert!(yaml("name: r\nisolated_host: true\nnodes:\n  host:\n    interfaces:\n      lo: { mtu: 1500 }\n").is_ok());
 }
 
 #[test]
 fn interface_names() {
     assert_eq!(ifname_problem("eth0"), None);
     assert_eq!(ifname_problem("fifteen-bytes-x"), None);
-    assert_eq!(
-        ifname_problem("sixteen-bytes-xx").unwrap(),
-        "interface name `sixteen-bytes-xx` is 16 bytes; the kernel allows at most 15"
-    );
+    assert_eq!(ifname_problem("sixteen-bytes-xx").unwrap(), "interface name `sixteen-bytes-xx` is 16 bytes; the kernel allows at most 15");
     // Bytes, not characters.
     assert!(ifname_problem("ééééééééé").unwrap().contains("is 18 bytes"));
-    assert_eq!(
-        ifname_problem("a/b").unwrap(),
-        "interface name `a/b` contains `/`, which the kernel does not allow"
-    );
-    assert_eq!(
-        ifname_problem("a:b").unwrap(),
-        "interface name `a:b` contains `:`, which the kernel does not allow"
-    );
-    assert_eq!(
-        ifname_problem("a\tb").unwrap(),
-        "interface name `a\tb` contains whitespace, which the kernel does not allow"
-    );
-    assert_eq!(
-        ifname_problem("").unwrap(),
-        "an interface name cannot be empty"
-    );
-    assert_eq!(
-        ifname_problem("..").unwrap(),
-        "`..` is not a valid interface name"
-    );
+    assert_eq!(ifname_problem("a/b").unwrap(), "interface name `a/b` contains `/`, which the kernel does not allow");
+    assert_eq!(ifname_problem("a:b").unwrap(), "interface name `a:b` contains `:`, which the kernel does not allow");
+    assert_eq!(ifname_problem("a\tb").unwrap(), "interface name `a\tb` contains whitespace, which the kernel does not allow");
+    assert_eq!(ifname_problem("").unwrap(), "an interface name cannot be empty");
+    assert_eq!(ifname_problem("..").unwrap(), "`..` is not a valid interface name");
 }
 
 #[test]
 fn lab_names() {
     assert_eq!(lab_name_problem("lab_1-x"), None);
-    assert_eq!(
-        lab_name_problem("a.b").unwrap(),
-        "lab name `a.b` contains `.`; use only letters, digits, `-` and `_`"
-    );
-    assert_eq!(
-        lab_name_problem("my lab").unwrap(),
-        "lab name `my lab` contains a space; use only letters, digits, `-` and `_`"
-    );
-    assert_eq!(
-        lab_name_problem(&"x".repeat(41)).unwrap(),
-        format!(
-            "lab name `{}` is 41 bytes; at most 40 are allowed",
-            "x".repeat(41)
-        )
-    );
+    assert_eq!(lab_name_problem("a.b").unwrap(), "lab name `a.b` contains `.`; use only letters, digits, `-` and `_`");
+    assert_eq!(lab_name_problem("my lab").unwrap(), "lab name `my lab` contains a space; use only letters, digits, `-` and `_`");
+    assert_eq!(lab_name_problem(&"x".repeat(41)).unwrap(), format!("lab name `{}` is 41 bytes; at most 40 are allowed", "x".repeat(41)));
     assert_eq!(lab_name_problem("").unwrap(), "lab name cannot be empty");
 }
 
 #[test]
 fn addresses_and_macs() {
-    assert_eq!(
-        parse_cidr("10.0.0.1/24").unwrap().to_string(),
-        "10.0.0.1/24"
-    );
-    assert_eq!(
-        parse_cidr(" fd00::1/64 ").unwrap().to_string(),
-        "fd00::1/64"
-    );
-    assert_eq!(
-        parse_cidr("10.0.0.1").unwrap_err(),
-        "missing prefix length (e.g. `/24` or `/64`)"
-    );
-    assert_eq!(
-        parse_cidr("host/24").unwrap_err(),
-        "`host` is not an IP address"
-    );
-    assert_eq!(
-        parse_cidr("10.0.0.1/x").unwrap_err(),
-        "`x` is not a prefix length"
-    );
-    assert_eq!(
-        parse_cidr("0.0.0.0/8").unwrap_err(),
-        "the unspecified address cannot be assigned"
-    );
-    assert_eq!(
-        parse_cidr("ff02::1/64").unwrap_err(),
-        "a multicast address cannot be assigned to an interface"
-    );
-    assert_eq!(
-        lab::parse_mac("02-00-00-00-00-0A").unwrap(),
-        [2, 0, 0, 0, 0, 10]
-    );
-    assert_eq!(
-        lab::parse_mac("2:0:0:0:0:1").unwrap_err(),
-        "`2` is not a two-digit hex byte"
-    );
+    assert_eq!(parse_cidr("10.0.0.1/24").unwrap().to_string(), "10.0.0.1/24");
+    assert_eq!(parse_cidr(" fd00::1/64 ").unwrap().to_string(), "fd00::1/64");
+    assert_eq!(parse_cidr("10.0.0.1").unwrap_err(), "missing prefix length (e.g. `/24` or `/64`)");
+    assert_eq!(parse_cidr("host/24").unwrap_err(), "`host` is not an IP address");
+    assert_eq!(parse_cidr("10.0.0.1/x").unwrap_err(), "`x` is not a prefix length");
+    assert_eq!(parse_cidr("0.0.0.0/8").unwrap_err(), "the unspecified address cannot be assigned");
+    assert_eq!(parse_cidr("ff02::1/64").unwrap_err(), "a multicast address cannot be assigned to an interface");
+    assert_eq!(lab::parse_mac("02-00-00-00-00-0A").unwrap(), [2, 0, 0, 0, 0, 10]);
+    assert_eq!(lab::parse_mac("2:0:0:0:0:1").unwrap_err(), "`2` is not a two-digit hex byte");
     assert_eq!(
         errors("name: m\nnodes:\n  a:\n    interfaces:\n      lo: { mac: '02:00:00:00:00:01' }\n"),
         "t.yaml:5:18: error: the loopback device has no MAC address ['02:00:00:00:00:01']\n"
@@ -457,32 +315,14 @@ fn routes() {
     let base = "name: r\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: [10.0.0.1/24, 'fd00::1/64'] }\n    routes:\n";
     let tail = format!("  b: {{}}\n{PAIR}");
     let l = yaml(&format!("{base}      - {{ to: default6, via: 'fd00::2' }}\n      - {{ to: 10.1.1.1, dev: eth0, table: 100, metric: 5 }}\n      - {{ to: 10.2.0.0/16, via: 10.0.0.2, table: main, src: 10.0.0.1 }}\n{tail}")).unwrap();
-    let r: Vec<String> = l
-        .lab
-        .node("a")
-        .unwrap()
-        .routes
-        .iter()
-        .map(|r| r.to_string())
-        .collect();
+    let r: Vec<String> = l.lab.node("a").unwrap().routes.iter().map(|r| r.to_string()).collect();
+    assert_eq!(r, ["default6 via fd00::2", "10.1.1.1/32 dev eth0 metric 5 table 100", "10.2.0.0/16 via 10.0.0.2 src 10.0.0.1"]);
     assert_eq!(
-        r,
-        [
-            "default6 via fd00::2",
-            "10.1.1.1/32 dev eth0 metric 5 table 100",
-            "10.2.0.0/16 via 10.0.0.2 src 10.0.0.1"
-        ]
-    );
-    assert_eq!(
-        errors(&format!(
-            "{base}      - {{ to: 10.2.0.0/16, via: 10.0.0.2, table: mine }}\n{tail}"
-        )),
+        errors(&format!("{base}      - {{ to: 10.2.0.0/16, via: 10.0.0.2, table: mine }}\n{tail}")),
         "t.yaml:7:50: error: unknown table `mine`: use a number, `main` or `local` [mine]\n"
     );
     assert_eq!(
-        errors(&format!(
-            "{base}      - {{ to: 10.2.0.0/16, via: 10.0.0.2, src: me }}\n{tail}"
-        )),
+        errors(&format!("{base}      - {{ to: 10.2.0.0/16, via: 10.0.0.2, src: me }}\n{tail}")),
         "t.yaml:7:48: error: source `me` is not an IP address [me]\n"
     );
     // Same destination with different metrics: two routes.
@@ -491,33 +331,17 @@ fn routes() {
 
 #[test]
 fn sysctl_keys_are_canonical() {
-    assert_eq!(
-        sysctl_components("net.ipv4.ip_forward"),
-        ["net", "ipv4", "ip_forward"]
-    );
-    assert_eq!(
-        sysctl_components("net/ipv4/conf/eth0.10/forwarding"),
-        ["net", "ipv4", "conf", "eth0.10", "forwarding"]
-    );
-    assert_eq!(
-        sysctl_key(&sysctl_components("net/ipv4/ip_forward")),
-        "net.ipv4.ip_forward"
-    );
-    assert_eq!(
-        sysctl_key(&sysctl_components("net/ipv4/conf/eth0.10/forwarding")),
-        "net/ipv4/conf/eth0.10/forwarding"
-    );
-    let l = yaml("name: s\nnodes:\n  a:\n    sysctls:\n      net/ipv4/ip_forward: 1\n      net.core.somaxconn: ' 512 '\n      net.ipv4.conf.lo.rp_filter: false\n").unwrap();
+    assert_eq!(sysctl_components("net.ipv4.ip_forward"), ["net", "ipv4", "ip_forward"]);
+    assert_eq!(sysctl_components("net/ipv4/conf/eth0.10/forwarding"), ["net", "ipv4", "conf", "eth0.10", "forwarding"]);
+    assert_eq!(sysctl_key(&sysctl_components("net/ipv4/ip_forward")), "net.ipv4.ip_forward");
+    assert_eq!(sysctl_key(&sysctl_components("net/ipv4/conf/eth0.10/forwarding")), "net/ipv4/conf/eth0.10/forwarding");
+    let l =
+        yaml("name: s\nnodes:\n  a:\n    sysctls:\n      net/ipv4/ip_forward: 1\n      net.core.somaxconn: ' 512 '\n      net.ipv4.conf.lo.rp_filter: false\n")
+            .unwrap();
     let s = &l.lab.node("a").unwrap().sysctls;
     assert_eq!(
-        s.iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>(),
-        [
-            "net.ipv4.ip_forward=1",
-            "net.core.somaxconn=512",
-            "net.ipv4.conf.lo.rp_filter=0"
-        ]
+        s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        ["net.ipv4.ip_forward=1", "net.core.somaxconn=512", "net.ipv4.conf.lo.rp_filter=0"]
     );
     assert_eq!(
         errors("name: s\nnodes:\n  a:\n    sysctls:\n      net.ipv4: 1\n"),
@@ -528,28 +352,19 @@ fn sysctl_keys_are_canonical() {
 #[test]
 fn ipv6_link_local_mode() {
     let v4 = "name: i\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: [10.0.0.1/24] }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
-    assert!(
-        !yaml(v4).unwrap().lab.ipv6_link_local,
-        "auto without IPv6: off"
-    );
-    assert!(
-        yaml(&v4.replace("name: i\n", "name: i\nipv6: on\n"))
-            .unwrap()
-            .lab
-            .ipv6_link_local
-    );
-    let l = yaml(
-        &v4.replace("10.0.0.1/24", "'fd00::1/64'")
-            .replace("name: i\n", "name: i\nipv6: off\n"),
-    )
-    .unwrap();
+    assert!(!yaml(v4).unwrap().lab.ipv6_link_local, "auto without IPv6: off");
+    assert!(yaml(&v4.replace("name: i\n", "name: i\nipv6: on\n")).unwrap().lab.ipv6_link_local);
+    let l = yaml(&v4.replace("10.0.0.1/24", "'fd00::1/64'").replace("name: i\n", "name: i\nipv6: off\n")).unwrap();
     assert!(!l.lab.ipv6_link_local);
     assert_eq!(l.warnings.warnings().count(), 1);
 }
 
 #[test]
 fn ipv6_under_1280_is_a_warning() {
-    let l = yaml("name: i\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: ['fd00::1/64'], mtu: 1200 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n").unwrap();
+    let l = yaml(
+        "name: i\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: ['fd00::1/64'], mtu: 1200 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+    )
+    .unwrap();
     assert_eq!(
         l.warnings.compact(),
         "t.yaml:5:47: warning: IPv6 needs an MTU of at least 1280; `a:eth0` has 1200, so its IPv6 addresses will not work [1200]\n"
@@ -558,43 +373,30 @@ fn ipv6_under_1280_is_a_warning() {
 
 #[test]
 fn topologies_built_in_code_are_validated_without_locations() {
-    let mut t = Topology {
-        name: "code".into(),
-        ..Default::default()
-    };
+    let mut t = Topology { name: "code".into(), ..Default::default() };
     t.nodes.insert("a".into(), Default::default());
-    t.links.push(file::LinkSpec {
-        endpoints: vec!["a:eth0".into(), "z:eth0".into()],
-        mtu: None,
-    });
+    t.links.push(file::LinkSpec { endpoints: vec!["a:eth0".into(), "z:eth0".into()], mtu: None });
     let d = load_topology(&t).unwrap_err();
-    assert_eq!(
-        d.compact(),
-        "<lab code>: error: unknown node `z` in link endpoint `z:eth0`\n"
-    );
+    assert_eq!(d.compact(), "<lab code>: error: unknown node `z` in link endpoint `z:eth0`\n");
 }
 
 #[test]
 fn yaml_details() {
     // A second document, anchors and aliases, quoted numbers as strings.
-    assert!(errors("name: a\nnodes: {a: {}}\n---\nname: b\n")
-        .contains("a topology file holds one YAML document; found a second"));
+    assert!(errors("name: a\nnodes: {a: {}}\n---\nname: b\n").contains("a topology file holds one YAML document; found a second"));
     let l = yaml("name: y\nx-common: &c { mtu: 1400 }\nnodes: {}\n");
-    assert!(
-        l.is_err(),
-        "unknown top-level keys are refused even when used as anchors"
-    );
+    assert!(l.is_err(), "unknown top-level keys are refused even when used as anchors");
     // Tabs in indentation are YAML syntax errors, located.
     let c = errors("name: t\nnodes:\n\ta: {}\n");
-    assert!(
-        c.starts_with("t.yaml:3:") && c.contains("syntax error"),
-        "{c}"
-    );
+    assert!(c.starts_with("t.yaml:3:") && c.contains("syntax error"), "{c}");
 }
 
 #[test]
 fn rendering_underlines_the_offending_text() {
-    let d = yaml("name: r\nnodes:\n  a:\n    interfaces:\n      eth0: { master: bro }\n      br0: { kind: bridge }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n").unwrap_err();
+    let d = yaml(
+        "name: r\nnodes:\n  a:\n    interfaces:\n      eth0: { master: bro }\n      br0: { kind: bridge }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
+    )
+    .unwrap_err();
     insta::assert_snapshot!(d.render(false));
 }
 

@@ -152,12 +152,18 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
     let netns_prefix = topo.netns_prefix.clone().unwrap_or_else(|| format!("{}-", topo.name));
     if let Some(prefix) = &topo.netns_prefix {
         if prefix.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')) || prefix.len() > 64 {
-            ctx.error_at(&[Seg::Key("netns_prefix".into())], format!("netns_prefix `{prefix}` may hold only letters, digits, `-`, `_`, `.` (at most 64)"), "invalid prefix");
+            ctx.error_at(
+                &[Seg::Key("netns_prefix".into())],
+                format!("netns_prefix `{prefix}` may hold only letters, digits, `-`, `_`, `.` (at most 64)"),
+                "invalid prefix",
+            );
         }
     }
     if topo.nodes.is_empty() {
         let span = ctx.span(&[]);
-        ctx.push(Diag::error("the lab has no nodes").maybe_label(span.map(|s| s.start..s.start), "add `nodes:`").help("declare at least one node under `nodes`"));
+        ctx.push(
+            Diag::error("the lab has no nodes").maybe_label(span.map(|s| s.start..s.start), "add `nodes:`").help("declare at least one node under `nodes`"),
+        );
     }
 
     // Node names.
@@ -197,7 +203,11 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
                 ctx.error_at_key(path, format!("`lo` is the loopback device of node `{nname}`; it cannot be a {}", spec.kind.name()), "reserved name");
             }
             if root_host && ifname == "lo" {
-                ctx.error_at_key(path, "the root namespace's `lo` does not belong to the lab; set `isolated_host: true` to configure the host's loopback", "not the lab's device");
+                ctx.error_at_key(
+                    path,
+                    "the root namespace's `lo` does not belong to the lab; set `isolated_host: true` to configure the host's loopback",
+                    "not the lab's device",
+                );
             }
             spec.kind.check(ctx, nname, ifname);
             let iface = check_interface(ctx, nname, ifname, spec, path, &mut addr_seen, peers.get(&Endpoint::new(nname, ifname)).cloned());
@@ -206,12 +216,34 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         if !out.contains_key("lo") {
             out.insert(
                 "lo".into(),
-                Interface { name: "lo".into(), kind: KindSpec::Loopback(LoopbackSpec {}), up: true, mtu: None, mac: None, addresses: Vec::new(), master: None, hairpin: None, peer: None, path: ctx.node_path(nname) },
+                Interface {
+                    name: "lo".into(),
+                    kind: KindSpec::Loopback(LoopbackSpec {}),
+                    up: true,
+                    mtu: None,
+                    mac: None,
+                    addresses: Vec::new(),
+                    master: None,
+                    hairpin: None,
+                    peer: None,
+                    path: ctx.node_path(nname),
+                },
             );
             // Keep lo first, as the kernel lists it.
             out.move_index(out.len() - 1, 0);
         }
-        nodes.insert(nname.clone(), Node { name: nname.clone(), interfaces: out, routes: Vec::new(), sysctls: IndexMap::new(), features: Default::default(), host: None, path: ctx.node_path(nname) });
+        nodes.insert(
+            nname.clone(),
+            Node {
+                name: nname.clone(),
+                interfaces: out,
+                routes: Vec::new(),
+                sysctls: IndexMap::new(),
+                features: Default::default(),
+                host: None,
+                path: ctx.node_path(nname),
+            },
+        );
     }
 
     // Stacking (lower devices, listed ports), then masters, after all interfaces are known.
@@ -247,7 +279,11 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         Ipv6Mode::Auto => any_v6,
     };
     if topo.ipv6 == Some(Ipv6Mode::Off) && any_v6 {
-        ctx.warn_at(&[Seg::Key("ipv6".into())], "ipv6 is off but the lab declares IPv6 addresses; devices get no link-local addresses, so neighbour discovery may fail", "off");
+        ctx.warn_at(
+            &[Seg::Key("ipv6".into())],
+            "ipv6 is off but the lab declares IPv6 addresses; devices get no link-local addresses, so neighbour discovery may fail",
+            "off",
+        );
     }
 
     let neighbour_limits = match &topo.neighbour_limits {
@@ -283,11 +319,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
 
 /// Pairs veth ends from `links` and `peer:` settings; adds undeclared ends as plain veths.
 /// Returns each end's peer.
-fn resolve_veths(
-    topo: &Topology,
-    ctx: &mut Ctx,
-    ifaces: &mut IndexMap<String, IndexMap<String, (InterfaceSpec, Path)>>,
-) -> HashMap<Endpoint, Endpoint> {
+fn resolve_veths(topo: &Topology, ctx: &mut Ctx, ifaces: &mut IndexMap<String, IndexMap<String, (InterfaceSpec, Path)>>) -> HashMap<Endpoint, Endpoint> {
     let mut peers: HashMap<Endpoint, Endpoint> = HashMap::new();
     // Where each end was first paired (for "declared twice" messages).
     let mut first: HashMap<Endpoint, Path> = HashMap::new();
@@ -473,7 +505,6 @@ pub(crate) fn did_you_mean<'a>(wrong: &str, names: impl Iterator<Item = &'a str>
 
 /// Levenshtein distance, for "did you mean" hints.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -515,7 +546,11 @@ fn check_interface(
                     None
                 }
                 Ok(m) if m[0] & 1 == 1 => {
-                    ctx.error_at(&mp, format!("MAC `{raw}` is a multicast address; a device needs a unicast one (first byte even), e.g. 02:..."), "multicast MAC");
+                    ctx.error_at(
+                        &mp,
+                        format!("MAC `{raw}` is a multicast address; a device needs a unicast one (first byte even), e.g. 02:..."),
+                        "multicast MAC",
+                    );
                     None
                 }
                 Ok(m) if m == [0; 6] => {
@@ -552,7 +587,11 @@ fn check_interface(
                 if net.addr().is_ipv6() {
                     if let Some(m) = spec.mtu {
                         if m < 1280 && local_seen.insert(net.addr()) {
-                            ctx.warn_at(&ctx.sub(path, "mtu"), format!("IPv6 needs an MTU of at least 1280; `{me}` has {m}, so its IPv6 addresses will not work"), "below 1280");
+                            ctx.warn_at(
+                                &ctx.sub(path, "mtu"),
+                                format!("IPv6 needs an MTU of at least 1280; `{me}` has {m}, so its IPv6 addresses will not work"),
+                                "below 1280",
+                            );
                         }
                     }
                 }
@@ -610,8 +649,13 @@ fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface, all:
     }
     match node.interfaces.get(master) {
         None => {
-            ctx.error_at(&mp, format!("unknown device `{master}`: `master` of `{me}` must be a bridge, bond or team in node `{nname}`"), format!("no device `{master}` in node `{nname}`"));
-            let elsewhere = all.iter().filter(|(n, _)| *n != nname).find_map(|(n, other)| other.interfaces.get(master).filter(|m| m.kind.is_master()).map(|m| (n, m)));
+            ctx.error_at(
+                &mp,
+                format!("unknown device `{master}`: `master` of `{me}` must be a bridge, bond or team in node `{nname}`"),
+                format!("no device `{master}` in node `{nname}`"),
+            );
+            let elsewhere =
+                all.iter().filter(|(n, _)| *n != nname).find_map(|(n, other)| other.interfaces.get(master).filter(|m| m.kind.is_master()).map(|m| (n, m)));
             match elsewhere {
                 Some((other, m)) => {
                     if let Some(last) = ctx.diags_last_mut() {
@@ -622,11 +666,19 @@ fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface, all:
             }
         }
         Some(m) if !m.kind.is_master() => {
-            ctx.error_at(&mp, format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge, bond or team in the same node", m.kind.name()), "not a master");
+            ctx.error_at(
+                &mp,
+                format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge, bond or team in the same node", m.kind.name()),
+                "not a master",
+            );
         }
         Some(m) => {
             if iface.kind.is_master() && m.kind.is_master() && matches!(iface.kind, KindSpec::Bridge(_)) && matches!(m.kind, KindSpec::Bridge(_)) {
-                ctx.error_at(&mp, format!("bridge `{me}` cannot be a port of bridge `{master}`: the kernel refuses bridges inside bridges"), "bridge in a bridge");
+                ctx.error_at(
+                    &mp,
+                    format!("bridge `{me}` cannot be a port of bridge `{master}`: the kernel refuses bridges inside bridges"),
+                    "bridge in a bridge",
+                );
             }
             // Cycles through masters (a -> b -> a).
             let mut seen = HashSet::new();
@@ -766,7 +818,11 @@ fn check_routes(ctx: &mut Ctx, nname: &str, spec: &super::file::NodeSpec, node: 
         }
         if let (Some(dev), Some(node)) = (&r.dev, node) {
             if !node.interfaces.contains_key(dev) {
-                ctx.error_at(&ctx.sub(&p, "dev"), format!("unknown device `{dev}` in a route of node `{nname}`"), format!("no device `{dev}` in node `{nname}`"));
+                ctx.error_at(
+                    &ctx.sub(&p, "dev"),
+                    format!("unknown device `{dev}` in a route of node `{nname}`"),
+                    format!("no device `{dev}` in node `{nname}`"),
+                );
                 push_did_you_mean(ctx, dev, node.interfaces.keys());
                 ok = false;
             }
@@ -774,10 +830,10 @@ fn check_routes(ctx: &mut Ctx, nname: &str, spec: &super::file::NodeSpec, node: 
         // The gateway must be on a connected prefix of the node (warning: on-link tricks exist).
         if let (Some(v), Some(node)) = (via, node) {
             let link_local_v6 = matches!(v, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80);
-            let reachable = node.interfaces.iter().any(|(name, i)| {
-                r.dev.as_ref().is_none_or(|d| d == name) && i.addresses.iter().any(|a| a.contains(&v) && a.addr() != v)
-            }) || (link_local_v6 && r.dev.is_some())
-                || out.iter().any(|other| other.via.is_none() && other.dst.contains(&v));
+            let reachable =
+                node.interfaces.iter().any(|(name, i)| r.dev.as_ref().is_none_or(|d| d == name) && i.addresses.iter().any(|a| a.contains(&v) && a.addr() != v))
+                    || (link_local_v6 && r.dev.is_some())
+                    || out.iter().any(|other| other.via.is_none() && other.dst.contains(&v));
             if !reachable {
                 ctx.warn_at(
                     &ctx.sub(&p, "via"),
@@ -849,7 +905,11 @@ fn check_sysctls(ctx: &mut Ctx, nname: &str, spec: &super::file::NodeSpec, node:
         if matches!((parts.get(1).map(String::as_str), parts.get(2).map(String::as_str)), (Some("ipv4" | "ipv6"), Some("conf" | "neigh"))) {
             if let (Some(dev), Some(node)) = (parts.get(3), node) {
                 if dev != "all" && dev != "default" && !node.interfaces.contains_key(dev) {
-                    ctx.error_at_key(&kp, format!("unknown device `{dev}` in sysctl `{key}` of node `{nname}`"), format!("no device `{dev}` in node `{nname}`"));
+                    ctx.error_at_key(
+                        &kp,
+                        format!("unknown device `{dev}` in sysctl `{key}` of node `{nname}`"),
+                        format!("no device `{dev}` in node `{nname}`"),
+                    );
                     continue;
                 }
             }

@@ -98,12 +98,7 @@ impl ObservedOvs {
 
     /// The bridge holding a port of that name, if any.
     pub fn port_owner(&self, port: &str) -> Option<&OvsBridgeObs> {
-        self.bridges.iter().find(|b| {
-            b.port(port).is_some()
-                || b.ports
-                    .iter()
-                    .any(|p| p.interfaces.iter().any(|i| i.name == port))
-        })
+        self.bridges.iter().find(|b| b.port(port).is_some() || b.ports.iter().any(|p| p.interfaces.iter().any(|i| i.name == port)))
     }
 
     /// Whether `ifname` is an internal interface (a device OVS made) of a row owned by `lab`.

@@ -19,25 +19,17 @@ pub const VSWITCHD: &str = "ovs-vswitchd";
 
 /// The installed vswitch schema (`OVS_PKGDATADIR` overrides the directory).
 pub fn schema() -> PathBuf {
-    std::env::var_os("OVS_PKGDATADIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/openvswitch"))
-        .join("vswitch.ovsschema")
+    std::env::var_os("OVS_PKGDATADIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/share/openvswitch")).join("vswitch.ovsschema")
 }
 
 /// Whether a program is on PATH.
 pub fn installed(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
 }
 
 /// What is missing to run a private Open vSwitch, as one message (None: nothing).
 pub fn missing_software() -> Option<String> {
-    let missing: Vec<&str> = ["ovsdb-tool", OVSDB_SERVER, VSWITCHD, "ovs-ofctl"]
-        .into_iter()
-        .filter(|p| !installed(p))
-        .collect();
+    let missing: Vec<&str> = ["ovsdb-tool", OVSDB_SERVER, VSWITCHD, "ovs-ofctl"].into_iter().filter(|p| !installed(p)).collect();
     if !missing.is_empty() {
         return Some(format!(
             "Open vSwitch is not installed ({} not found); the lab's OVS bridges need it (Debian package openvswitch-switch)",
@@ -45,10 +37,7 @@ pub fn missing_software() -> Option<String> {
         ));
     }
     if !schema().is_file() {
-        return Some(format!(
-            "the Open vSwitch database schema {} is missing (Debian package openvswitch-common)",
-            schema().display()
-        ));
+        return Some(format!("the Open vSwitch database schema {} is missing (Debian package openvswitch-common)", schema().display()));
     }
     None
 }
@@ -75,18 +64,14 @@ fn is_ours(pid: u32, program: &str, dir: &Path) -> bool {
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let needle = dir.to_string_lossy();
-    String::from_utf8_lossy(&cmdline)
-        .split('\0')
-        .any(|a| a.contains(needle.as_ref()))
+    String::from_utf8_lossy(&cmdline).split('\0').any(|a| a.contains(needle.as_ref()))
 }
 
 /// The running daemons of the instance in `dir`: program -> pid.
 pub fn running(dir: &Path) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     for program in [OVSDB_SERVER, VSWITCHD] {
-        let pid = std::fs::read_to_string(pidfile(dir, program))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
+        let pid = std::fs::read_to_string(pidfile(dir, program)).ok().and_then(|s| s.trim().parse::<u32>().ok());
         if let Some(pid) = pid.filter(|p| alive(*p) && is_ours(*p, program, dir)) {
             out.insert(program.to_string(), pid);
         }
@@ -107,31 +92,17 @@ pub fn start(dir: &Path, netns: Option<&str>, node: &str) -> io::Result<BTreeMap
     }
     std::fs::create_dir_all(dir)?;
     let db = dir.join("conf.db");
-    let out = std::process::Command::new("ovsdb-tool")
-        .arg("create")
-        .arg(&db)
-        .arg(schema())
-        .stdin(Stdio::null())
-        .output()?;
+    let out = std::process::Command::new("ovsdb-tool").arg("create").arg(&db).arg(schema()).stdin(Stdio::null()).output()?;
     if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "ovsdb-tool create: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(io::Error::other(format!("ovsdb-tool create: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     let sock = dir.join("db.sock");
-    let mut args: Vec<String> = vec![
-        db.display().to_string(),
-        format!("--remote=punix:{}", sock.display()),
-    ];
+    let mut args: Vec<String> = vec![db.display().to_string(), format!("--remote=punix:{}", sock.display())];
     args.extend(common_args(dir, OVSDB_SERVER));
     spawn(dir, netns, node, OVSDB_SERVER, &args)?;
     let target = Target::new(dir);
-    let mut client = target
-        .connect()
-        .map_err(|e| io::Error::other(format!("connect to the new ovsdb-server: {e}")))?;
-    vswitch::init(&mut client)
-        .map_err(|e| io::Error::other(format!("initialise the Open vSwitch database: {e}")))?;
+    let mut client = target.connect().map_err(|e| io::Error::other(format!("connect to the new ovsdb-server: {e}")))?;
+    vswitch::init(&mut client).map_err(|e| io::Error::other(format!("initialise the Open vSwitch database: {e}")))?;
     let mut args = vec![format!("unix:{}", sock.display())];
     args.extend(common_args(dir, VSWITCHD));
     if let Err(e) = spawn(dir, netns, node, VSWITCHD, &args) {
@@ -141,10 +112,7 @@ pub fn start(dir: &Path, netns: Option<&str>, node: &str) -> io::Result<BTreeMap
     let pids = running(dir);
     if pids.len() != 2 {
         let _ = stop(dir, &pids);
-        return Err(io::Error::other(format!(
-            "Open vSwitch in node {node} did not stay up: {}",
-            log_tail(dir)
-        )));
+        return Err(io::Error::other(format!("Open vSwitch in node {node} did not stay up: {}", log_tail(dir))));
     }
     Ok(pids)
 }
@@ -153,10 +121,7 @@ fn common_args(dir: &Path, program: &str) -> Vec<String> {
     vec![
         format!("--pidfile={}", pidfile(dir, program).display()),
         format!("--unixctl={}", ctl(dir, program).display()),
-        format!(
-            "--log-file={}",
-            dir.join(format!("{program}.log")).display()
-        ),
+        format!("--log-file={}", dir.join(format!("{program}.log")).display()),
         "--detach".into(),
         "--no-chdir".into(),
         "-vconsole:off".into(),
@@ -165,33 +130,19 @@ fn common_args(dir: &Path, program: &str) -> Vec<String> {
 
 /// Runs a daemon with --detach: it returns once the daemon is initialised (ovs-vswitchd: has
 /// read and applied its configuration).
-fn spawn(
-    dir: &Path,
-    netns: Option<&str>,
-    node: &str,
-    program: &str,
-    args: &[String],
-) -> io::Result<()> {
-    let mut cmd = crate::exec::command_in(netns, node, program)
-        .map_err(|e| io::Error::other(e.to_string()))?;
+fn spawn(dir: &Path, netns: Option<&str>, node: &str, program: &str, args: &[String]) -> io::Result<()> {
+    let mut cmd = crate::exec::command_in(netns, node, program).map_err(|e| io::Error::other(e.to_string()))?;
     for var in ["OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR"] {
         cmd.env(var, dir);
     }
     // The machine's system-id and other settings are not the lab's business.
     cmd.env("OVS_SYSCONFDIR", dir);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let out = cmd
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("run {program}: {e}")))?;
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let out = cmd.output().map_err(|e| io::Error::new(e.kind(), format!("run {program}: {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
         let why = if err.is_empty() { log_tail(dir) } else { err };
-        return Err(io::Error::other(format!(
-            "{program} failed to start in node {node}: {why}"
-        )));
+        return Err(io::Error::other(format!("{program} failed to start in node {node}: {why}")));
     }
     Ok(())
 }
@@ -200,11 +151,7 @@ fn log_tail(dir: &Path) -> String {
     let mut last = String::new();
     for program in [VSWITCHD, OVSDB_SERVER] {
         let text = std::fs::read_to_string(dir.join(format!("{program}.log"))).unwrap_or_default();
-        if let Some(l) = text
-            .lines()
-            .rev()
-            .find(|l| l.contains("|ERR|") || l.contains("|EMER|") || l.contains("|WARN|"))
-        {
+        if let Some(l) = text.lines().rev().find(|l| l.contains("|ERR|") || l.contains("|EMER|") || l.contains("|WARN|")) {
             last = format!("{program}: {l}");
             break;
         }
@@ -252,11 +199,7 @@ fn wait_or_kill(pid: u32, program: &str, dir: &Path) -> io::Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let p = Pid::from_raw(pid as i32);
-    for (signal, wait) in [
-        (None, 3000),
-        (Some(Signal::SIGTERM), 3000),
-        (Some(Signal::SIGKILL), 1000),
-    ] {
+    for (signal, wait) in [(None, 3000), (Some(Signal::SIGTERM), 3000), (Some(Signal::SIGKILL), 1000)] {
         if let Some(s) = signal {
             if !(alive(pid) && is_ours(pid, program, dir)) {
                 return Ok(());
@@ -298,22 +241,8 @@ pub fn all_under(root: &Path) -> Vec<(u32, String, PathBuf)> {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).to_string();
         // The pid file argument names the directory: --pidfile=DIR/PROGRAM.pid
-        let dir = cmdline
-            .split('\0')
-            .find_map(|a| a.strip_prefix("--pidfile="))
-            .map(|p| {
-                PathBuf::from(p)
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default()
-            });
-        if let Some(d) = dir.filter(|d| {
-            d.starts_with(&root_s)
-                && d.components()
-                    .rev()
-                    .nth(1)
-                    .is_some_and(|c| c.as_os_str() == "ovs")
-        }) {
+        let dir = cmdline.split('\0').find_map(|a| a.strip_prefix("--pidfile=")).map(|p| PathBuf::from(p).parent().map(Path::to_path_buf).unwrap_or_default());
+        if let Some(d) = dir.filter(|d| d.starts_with(&root_s) && d.components().rev().nth(1).is_some_and(|c| c.as_os_str() == "ovs")) {
             out.push((pid, comm.to_string(), d));
         }
     }

@@ -30,9 +30,7 @@ impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DbError::Rpc(e) => write!(f, "{e}"),
-            DbError::Op {
-                op, error, details, ..
-            } => {
+            DbError::Op { op, error, details, .. } => {
                 write!(f, "OVSDB {op} failed: {error}")?;
                 if !details.is_empty() {
                     write!(f, " ({details})")?;
@@ -70,20 +68,14 @@ pub type Row = Map<String, Value>;
 impl Client {
     /// Connects to the Open_vSwitch database behind a unix socket (`db.sock`).
     pub fn connect(socket: &Path) -> Result<Client, DbError> {
-        Ok(Client {
-            conn: Connection::connect(socket)?,
-            db: VSWITCH_DB.to_string(),
-        })
+        Ok(Client { conn: Connection::connect(socket)?, db: VSWITCH_DB.to_string() })
     }
 
     /// Runs the operations as one transaction; returns one result per operation. The first
     /// failing operation's error is returned (the server aborted them all).
     pub fn transact(&mut self, ops: Vec<Value>) -> Result<Vec<Value>, DbError> {
         let mut params = vec![json!(self.db)];
-        let names: Vec<String> = ops
-            .iter()
-            .map(|o| o["op"].as_str().unwrap_or("?").to_string())
-            .collect();
+        let names: Vec<String> = ops.iter().map(|o| o["op"].as_str().unwrap_or("?").to_string()).collect();
         params.extend(ops);
         let r = self.conn.call("transact", Value::Array(params))?;
         let Value::Array(results) = r else {
@@ -95,29 +87,15 @@ impl Client {
                     Some(n) => format!("{n} (operation {} of the transaction)", i + 1),
                     None => "commit".to_string(),
                 };
-                let details = res
-                    .get("details")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                return Err(DbError::Op {
-                    index: i,
-                    op,
-                    error: e.to_string(),
-                    details,
-                });
+                let details = res.get("details").and_then(Value::as_str).unwrap_or_default().to_string();
+                return Err(DbError::Op { index: i, op, error: e.to_string(), details });
             }
         }
         Ok(results)
     }
 
     /// The rows of `table` matching `conditions` (RFC 7047 5.1 conditions), with `columns`.
-    pub fn select(
-        &mut self,
-        table: &str,
-        conditions: Vec<Value>,
-        columns: &[&str],
-    ) -> Result<Vec<Row>, DbError> {
+    pub fn select(&mut self, table: &str, conditions: Vec<Value>, columns: &[&str]) -> Result<Vec<Row>, DbError> {
         let r = self.transact(vec![select(table, conditions, columns)])?;
         rows_of(&r[0])
     }
@@ -125,21 +103,14 @@ impl Client {
     /// The databases the server holds.
     pub fn list_dbs(&mut self) -> Result<Vec<String>, DbError> {
         let r = self.conn.call("list_dbs", json!([]))?;
-        Ok(r.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect())
+        Ok(r.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect())
     }
 }
 
 /// The `rows` of a select result.
 pub fn rows_of(result: &Value) -> Result<Vec<Row>, DbError> {
     match result.get("rows") {
-        Some(Value::Array(rows)) => {
-            Ok(rows.iter().filter_map(|r| r.as_object().cloned()).collect())
-        }
+        Some(Value::Array(rows)) => Ok(rows.iter().filter_map(|r| r.as_object().cloned()).collect()),
         _ => Err(DbError::Reply(format!("no rows in {result}"))),
     }
 }
@@ -169,14 +140,7 @@ pub fn delete(table: &str, conditions: Vec<Value>) -> Value {
 
 /// Blocks the transaction until the rows matching `conditions` (their `columns`) equal
 /// `rows` (or differ from them), for at most `timeout_ms`; then the transaction fails.
-pub fn wait(
-    table: &str,
-    conditions: Vec<Value>,
-    columns: &[&str],
-    until_equal: bool,
-    rows: Vec<Value>,
-    timeout_ms: u64,
-) -> Value {
+pub fn wait(table: &str, conditions: Vec<Value>, columns: &[&str], until_equal: bool, rows: Vec<Value>, timeout_ms: u64) -> Value {
     json!({
         "op": "wait", "table": table, "where": conditions, "columns": columns,
         "until": if until_equal { "==" } else { "!=" }, "rows": rows, "timeout": timeout_ms,
@@ -222,20 +186,14 @@ pub fn set(items: Vec<Value>) -> Value {
 }
 
 pub fn map<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
-    let pairs: Vec<Value> = pairs
-        .into_iter()
-        .map(|(k, v)| json!([k.into(), v.into()]))
-        .collect();
+    let pairs: Vec<Value> = pairs.into_iter().map(|(k, v)| json!([k.into(), v.into()])).collect();
     json!(["map", pairs])
 }
 
 /// The elements of a set datum (a bare atom is a set of one).
 pub fn set_items(v: &Value) -> Vec<&Value> {
     match v {
-        Value::Array(a) if a.len() == 2 && a[0] == "set" => a[1]
-            .as_array()
-            .map(|x| x.iter().collect())
-            .unwrap_or_default(),
+        Value::Array(a) if a.len() == 2 && a[0] == "set" => a[1].as_array().map(|x| x.iter().collect()).unwrap_or_default(),
         Value::Null => Vec::new(),
         other => vec![other],
     }
@@ -244,22 +202,16 @@ pub fn set_items(v: &Value) -> Vec<&Value> {
 /// The pairs of a map datum with string keys and values.
 pub fn map_pairs(v: &Value) -> Vec<(String, String)> {
     match v {
-        Value::Array(a) if a.len() == 2 && a[0] == "map" => a[1]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| Some((atom_string(p.get(0)?)?, atom_string(p.get(1)?)?)))
-            .collect(),
+        Value::Array(a) if a.len() == 2 && a[0] == "map" => {
+            a[1].as_array().into_iter().flatten().filter_map(|p| Some((atom_string(p.get(0)?)?, atom_string(p.get(1)?)?))).collect()
+        }
         _ => Vec::new(),
     }
 }
 
 /// The value of `key` in a map datum.
 pub fn map_get(v: &Value, key: &str) -> Option<String> {
-    map_pairs(v)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+    map_pairs(v).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 fn atom_string(v: &Value) -> Option<String> {
@@ -281,21 +233,12 @@ pub fn uuid_of(v: &Value) -> Option<&str> {
 
 /// The uuids in a set of references.
 pub fn uuids(v: &Value) -> Vec<String> {
-    set_items(v)
-        .into_iter()
-        .filter_map(uuid_of)
-        .map(str::to_string)
-        .collect()
+    set_items(v).into_iter().filter_map(uuid_of).map(str::to_string).collect()
 }
 
 /// An optional string column (a set of at most one string).
 pub fn opt_str(v: Option<&Value>) -> Option<String> {
-    v.and_then(|v| {
-        set_items(v)
-            .first()
-            .and_then(|a| a.as_str())
-            .map(str::to_string)
-    })
+    v.and_then(|v| set_items(v).first().and_then(|a| a.as_str()).map(str::to_string))
 }
 
 /// An optional integer column.
@@ -305,8 +248,7 @@ pub fn opt_int(v: Option<&Value>) -> Option<i64> {
 
 /// The integers of a set column.
 pub fn ints(v: Option<&Value>) -> Vec<i64> {
-    v.map(|v| set_items(v).into_iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default()
+    v.map(|v| set_items(v).into_iter().filter_map(Value::as_i64).collect()).unwrap_or_default()
 }
 
 /// An optional column from a value: the value itself, or the empty set.
@@ -332,41 +274,20 @@ mod tests {
         assert_eq!(map_get(&m, "vnet-lab").as_deref(), Some("a"));
         assert_eq!(map_get(&json!(["map", []]), "vnet-lab"), None);
         assert_eq!(uuid_of(&uuid("1-2")), Some("1-2"));
-        assert_eq!(
-            uuids(&json!(["set", [["uuid", "a"], ["uuid", "b"]]])),
-            vec!["a", "b"]
-        );
-        assert_eq!(
-            uuids(&json!(["uuid", "a"])),
-            vec!["a"],
-            "a set of one may be written as the bare atom"
-        );
+        assert_eq!(uuids(&json!(["set", [["uuid", "a"], ["uuid", "b"]]])), vec!["a", "b"]);
+        assert_eq!(uuids(&json!(["uuid", "a"])), vec!["a"], "a set of one may be written as the bare atom");
         assert_eq!(named_uuid("p0"), json!(["named-uuid", "p0"]));
     }
 
     #[test]
     fn operations_have_the_rfc_shape() {
+        assert_eq!(insert("Bridge", json!({"name": "b"}), "br"), json!({"op": "insert", "table": "Bridge", "row": {"name": "b"}, "uuid-name": "br"}));
         assert_eq!(
-            insert("Bridge", json!({"name": "b"}), "br"),
-            json!({"op": "insert", "table": "Bridge", "row": {"name": "b"}, "uuid-name": "br"})
-        );
-        assert_eq!(
-            mutate(
-                "Open_vSwitch",
-                vec![],
-                vec![mutation("next_cfg", "+=", json!(1))]
-            ),
+            mutate("Open_vSwitch", vec![], vec![mutation("next_cfg", "+=", json!(1))]),
             json!({"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["next_cfg", "+=", 1]]})
         );
         assert_eq!(
-            wait(
-                "Bridge",
-                vec![eq("name", json!("b"))],
-                &["name"],
-                true,
-                vec![],
-                0
-            ),
+            wait("Bridge", vec![eq("name", json!("b"))], &["name"], true, vec![], 0),
             json!({"op": "wait", "table": "Bridge", "where": [["name", "==", "b"]], "columns": ["name"], "until": "==", "rows": [], "timeout": 0})
         );
         assert_eq!(is_uuid("u"), json!(["_uuid", "==", ["uuid", "u"]]));

@@ -60,11 +60,7 @@ impl Connection {
         let s = UnixStream::connect(path)?;
         s.set_read_timeout(Some(REPLY_TIMEOUT))?;
         s.set_write_timeout(Some(REPLY_TIMEOUT))?;
-        Ok(Connection {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-            next_id: 1,
-        })
+        Ok(Connection { reader: BufReader::new(s.try_clone()?), writer: s, next_id: 1 })
     }
 
     fn send(&mut self, v: &Value) -> io::Result<()> {
@@ -77,10 +73,7 @@ impl Connection {
         let mut de = serde_json::Deserializer::from_reader(&mut self.reader);
         Value::deserialize(&mut de).map_err(|e| {
             if e.is_io() || e.is_eof() {
-                RpcError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("connection closed: {e}"),
-                ))
+                RpcError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, format!("connection closed: {e}")))
             } else {
                 RpcError::Protocol(e.to_string())
             }
@@ -132,9 +125,7 @@ mod tests {
 
     /// A server that answers each request with `reply(request)`, after sending an `echo`
     /// request of its own first (as ovsdb-server's inactivity probe does).
-    fn serve(
-        reply: impl Fn(&Value) -> Value + Send + 'static,
-    ) -> (tempdir::Dir, std::thread::JoinHandle<Vec<Value>>) {
+    fn serve(reply: impl Fn(&Value) -> Value + Send + 'static) -> (tempdir::Dir, std::thread::JoinHandle<Vec<Value>>) {
         let dir = tempdir::Dir::new();
         let path = dir.path().join("s.sock");
         let l = UnixListener::bind(&path).unwrap();
@@ -142,8 +133,7 @@ mod tests {
             let (mut s, _) = l.accept().unwrap();
             let mut seen = Vec::new();
             let mut reader = BufReader::new(s.try_clone().unwrap());
-            s.write_all(br#"{"method":"echo","params":["probe"],"id":"echo"}"#)
-                .unwrap();
+            s.write_all(br#"{"method":"echo","params":["probe"],"id":"echo"}"#).unwrap();
             loop {
                 let mut de = serde_json::Deserializer::from_reader(&mut reader);
                 let Ok(v) = Value::deserialize(&mut de) else {
@@ -152,8 +142,7 @@ mod tests {
                 seen.push(v.clone());
                 if v.get("method").is_some() {
                     let r = reply(&v);
-                    s.write_all(serde_json::to_string(&r).unwrap().as_bytes())
-                        .unwrap();
+                    s.write_all(serde_json::to_string(&r).unwrap().as_bytes()).unwrap();
                 }
             }
             let mut rest = String::new();
@@ -169,11 +158,7 @@ mod tests {
             pub fn new() -> Dir {
                 use std::sync::atomic::{AtomicU32, Ordering};
                 static N: AtomicU32 = AtomicU32::new(0);
-                let p = std::env::temp_dir().join(format!(
-                    "vnet-rpc-{}-{}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                ));
+                let p = std::env::temp_dir().join(format!("vnet-rpc-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
                 std::fs::create_dir_all(&p).unwrap();
                 Dir(p)
             }
@@ -190,41 +175,24 @@ mod tests {
 
     #[test]
     fn answers_the_servers_echo_and_matches_replies_by_id() {
-        let (dir, h) = serve(
-            |req| json!({ "id": req["id"], "result": { "got": req["params"] }, "error": null }),
-        );
+        let (dir, h) = serve(|req| json!({ "id": req["id"], "result": { "got": req["params"] }, "error": null }));
         let mut c = Connection::connect(&dir.path().join("s.sock")).unwrap();
         let r = c.call("list_dbs", json!([])).unwrap();
         assert_eq!(r, json!({ "got": [] }));
-        let r = c
-            .call(
-                "transact",
-                json!(["Open_vSwitch", { "op": "comment", "comment": "x" }]),
-            )
-            .unwrap();
+        let r = c.call("transact", json!(["Open_vSwitch", { "op": "comment", "comment": "x" }])).unwrap();
         assert_eq!(r["got"][1]["op"], "comment");
         drop(c);
         let seen = h.join().unwrap();
         // The echo was answered with the server's id and params; requests carry rising ids.
-        assert!(
-            seen.contains(&json!({ "id": "echo", "result": ["probe"], "error": null })),
-            "{seen:?}"
-        );
+        assert!(seen.contains(&json!({ "id": "echo", "result": ["probe"], "error": null })), "{seen:?}");
         let calls: Vec<&Value> = seen.iter().filter(|v| v.get("method").is_some()).collect();
-        assert_eq!(
-            (calls[0]["method"].as_str(), calls[0]["id"].as_u64()),
-            (Some("list_dbs"), Some(1))
-        );
-        assert_eq!(
-            (calls[1]["method"].as_str(), calls[1]["id"].as_u64()),
-            (Some("transact"), Some(2))
-        );
+        assert_eq!((calls[0]["method"].as_str(), calls[0]["id"].as_u64()), (Some("list_dbs"), Some(1)));
+        assert_eq!((calls[1]["method"].as_str(), calls[1]["id"].as_u64()), (Some("transact"), Some(2)));
     }
 
     #[test]
     fn server_errors_and_closed_connections_are_errors() {
-        let (dir, h) =
-            serve(|req| json!({ "id": req["id"], "result": null, "error": "unknown method" }));
+        let (dir, h) = serve(|req| json!({ "id": req["id"], "result": null, "error": "unknown method" }));
         let mut c = Connection::connect(&dir.path().join("s.sock")).unwrap();
         match c.call("nope", json!([])) {
             Err(RpcError::Server(v)) => assert_eq!(v, json!("unknown method")),

@@ -21,9 +21,7 @@ pub use db::{Client, DbError};
 
 /// Where the machine's own Open vSwitch keeps its sockets (`OVS_RUNDIR`, as for ovs-vsctl).
 pub fn system_rundir() -> PathBuf {
-    std::env::var_os("OVS_RUNDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/openvswitch"))
+    std::env::var_os("OVS_RUNDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/openvswitch"))
 }
 
 /// The run directory of a lab's private Open vSwitch in a node.
@@ -39,19 +37,14 @@ pub struct Target {
 
 impl Target {
     pub fn new(rundir: impl Into<PathBuf>) -> Target {
-        Target {
-            rundir: rundir.into(),
-        }
+        Target { rundir: rundir.into() }
     }
     pub fn db_sock(&self) -> PathBuf {
         self.rundir.join("db.sock")
     }
     /// The OpenFlow management socket ovs-vswitchd opens per bridge.
     pub fn mgmt(&self, bridge: &str) -> String {
-        format!(
-            "unix:{}",
-            self.rundir.join(format!("{bridge}.mgmt")).display()
-        )
+        format!("unix:{}", self.rundir.join(format!("{bridge}.mgmt")).display())
     }
     pub fn connect(&self) -> Result<Client, DbError> {
         Client::connect(&self.db_sock())
@@ -60,8 +53,5 @@ impl Target {
 
 /// Whether an Open vSwitch database answers at `rundir`.
 pub fn answers(rundir: &Path) -> bool {
-    Target::new(rundir)
-        .connect()
-        .and_then(|mut c| c.list_dbs())
-        .is_ok_and(|dbs| dbs.iter().any(|d| d == db::VSWITCH_DB))
+    Target::new(rundir).connect().and_then(|mut c| c.list_dbs()).is_ok_and(|dbs| dbs.iter().any(|d| d == db::VSWITCH_DB))
 }

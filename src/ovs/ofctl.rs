@@ -13,11 +13,7 @@ const PROTOCOLS: &str = "OpenFlow10,OpenFlow11,OpenFlow12,OpenFlow13,OpenFlow14,
 
 fn ofctl() -> Command {
     let mut c = Command::new("ovs-ofctl");
-    c.arg("-O")
-        .arg(PROTOCOLS)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.arg("-O").arg(PROTOCOLS).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 
@@ -25,18 +21,13 @@ fn run(mut cmd: Command, input: Option<&str>) -> Result<String, String> {
     if input.is_some() {
         cmd.stdin(Stdio::piped());
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run ovs-ofctl: {e} (Debian package openvswitch-common)"))?;
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run ovs-ofctl: {e} (Debian package openvswitch-common)"))?;
     if let Some(text) = input {
         if let Some(mut s) = child.stdin.take() {
-            s.write_all(text.as_bytes())
-                .map_err(|e| format!("ovs-ofctl: {e}"))?;
+            s.write_all(text.as_bytes()).map_err(|e| format!("ovs-ofctl: {e}"))?;
         }
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("ovs-ofctl: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("ovs-ofctl: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(err.trim().trim_start_matches("ovs-ofctl: ").to_string());
@@ -47,21 +38,9 @@ fn run(mut cmd: Command, input: Option<&str>) -> Result<String, String> {
 /// Cookies of the flows tagged `tag` on the switch behind `mgmt` (`unix:DIR/BR.mgmt`).
 pub fn cookies(mgmt: &str, tag: u32) -> Result<Vec<u64>, String> {
     let mut cmd = ofctl();
-    cmd.args([
-        "--no-stats",
-        "dump-flows",
-        mgmt,
-        &format!(
-            "cookie=0x{:016x}/0x{COOKIE_TAG_MASK:016x}",
-            u64::from(tag) << 32
-        ),
-    ]);
+    cmd.args(["--no-stats", "dump-flows", mgmt, &format!("cookie=0x{:016x}/0x{COOKIE_TAG_MASK:016x}", u64::from(tag) << 32)]);
     let text = run(cmd, None)?;
-    let mut out: Vec<u64> = text
-        .lines()
-        .filter_map(parse_cookie)
-        .filter(|c| c & COOKIE_TAG_MASK == u64::from(tag) << 32)
-        .collect();
+    let mut out: Vec<u64> = text.lines().filter_map(parse_cookie).filter(|c| c & COOKIE_TAG_MASK == u64::from(tag) << 32).collect();
     out.sort_unstable();
     out.dedup();
     Ok(out)
@@ -102,28 +81,14 @@ mod tests {
 
     #[test]
     fn cookies_are_read_from_dump_lines() {
-        assert_eq!(
-            parse_cookie(
-                " cookie=0x1234000000000001, table=0, priority=100,in_port=2 actions=drop"
-            ),
-            Some(0x1234_0000_0000_0001)
-        );
+        assert_eq!(parse_cookie(" cookie=0x1234000000000001, table=0, priority=100,in_port=2 actions=drop"), Some(0x1234_0000_0000_0001));
         assert_eq!(parse_cookie("NXST_FLOW reply (xid=0x4):"), None);
-        assert_eq!(
-            parse_cookie(" cookie=0x0, priority=0 actions=NORMAL"),
-            Some(0)
-        );
+        assert_eq!(parse_cookie(" cookie=0x0, priority=0 actions=NORMAL"), Some(0));
     }
 
     #[test]
     fn bundle_deletes_before_it_adds() {
-        let add = vec![FlowRow {
-            cookie: 0xab,
-            line: "table=0,priority=1,actions=drop".into(),
-        }];
-        assert_eq!(
-            bundle_text(&add, &[0xcd]),
-            "delete cookie=0x00000000000000cd/-1\nadd cookie=0x00000000000000ab,table=0,priority=1,actions=drop\n"
-        );
+        let add = vec![FlowRow { cookie: 0xab, line: "table=0,priority=1,actions=drop".into() }];
+        assert_eq!(bundle_text(&add, &[0xcd]), "delete cookie=0x00000000000000cd/-1\nadd cookie=0x00000000000000ab,table=0,priority=1,actions=drop\n");
     }
 }

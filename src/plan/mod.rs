@@ -239,8 +239,7 @@ impl<'a> Planner<'a> {
         let late_master = self.joins_team(nname, iface.master.as_ref());
         // Born in its lower's namespace and moved into its node by the kernel: the messages
         // that keep IPv6 link-local off must come from the node's socket, so it comes up there.
-        let born_elsewhere = !self.lab.ipv6_link_local
-            && iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname);
+        let born_elsewhere = !self.lab.ipv6_link_local && iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname);
         let c = CreateLink {
             node: nname.into(),
             ifname: iface.name.clone(),
@@ -250,7 +249,13 @@ impl<'a> Planner<'a> {
             master: if late_master { None } else { self.kernel_master(nname, iface.master.as_ref()) },
             // Masters come up once their ports are in (stage MASTER_UP).
             up: iface.up && !is_master && !joins_down && !after_lower && !born_elsewhere,
-            peer: peer.map(|(ep, pi)| PeerEnd { node: ep.node.clone(), ifname: ep.ifname.clone(), mtu: pi.mtu, mac: pi.mac, queues: pi.kind.queues().unwrap_or(1) }),
+            peer: peer.map(|(ep, pi)| PeerEnd {
+                node: ep.node.clone(),
+                ifname: ep.ifname.clone(),
+                mtu: pi.mtu,
+                mac: pi.mac,
+                queues: pi.kind.queues().unwrap_or(1),
+            }),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
         if late_master {
@@ -386,12 +391,7 @@ impl<'a> Planner<'a> {
         }
         if iface.master.is_some() {
             let want = iface.hairpin.unwrap_or(false);
-            let master_is_bridge = iface
-                .master
-                .as_ref()
-                .and_then(|m| node.interfaces.get(m))
-                .map(|m| matches!(m.kind, KindSpec::Bridge(_)))
-                .unwrap_or(false);
+            let master_is_bridge = iface.master.as_ref().and_then(|m| node.interfaces.get(m)).map(|m| matches!(m.kind, KindSpec::Bridge(_))).unwrap_or(false);
             if master_is_bridge && (iface.hairpin.is_some() || have.hairpin == Some(true)) && have.hairpin.unwrap_or(false) != want {
                 self.push(stage::PORT, Op::SetPort { node: nname.into(), ifname: iface.name.clone(), hairpin: want });
             }
@@ -439,10 +439,7 @@ impl<'a> Planner<'a> {
             .routes
             .iter()
             .filter(|r| r.protocol == RTPROT_STATIC)
-            .filter(|r| {
-                !root
-                    || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l) || self.ovs_device(nname, l)).unwrap_or(false)
-            })
+            .filter(|r| !root || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l) || self.ovs_device(nname, l)).unwrap_or(false))
             .map(|r| RouteOp {
                 dst: r.dst,
                 via: r.via,

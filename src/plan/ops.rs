@@ -117,30 +117,84 @@ pub struct RouteOp {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// A new namespace, with `lo` marked as the lab's and brought up (or left down).
-    CreateNetns { node: String, netns: String, lo_up: bool },
+    CreateNetns {
+        node: String,
+        netns: String,
+        lo_up: bool,
+    },
     CreateLink(CreateLink),
-    ChangeLink { node: String, ifname: String, change: LinkChange },
+    ChangeLink {
+        node: String,
+        ifname: String,
+        change: LinkChange,
+    },
     /// Change kind options of an existing device in place.
-    SetKindOptions { node: String, ifname: String, kind: KindSpec },
+    SetKindOptions {
+        node: String,
+        ifname: String,
+        kind: KindSpec,
+    },
     /// Bridge port options.
-    SetPort { node: String, ifname: String, hairpin: bool },
-    AddAddress { node: String, ifname: String, addr: IpNet },
-    DelAddress { node: String, ifname: String, addr: IpNet },
-    AddRoute { node: String, route: RouteOp },
-    DelRoute { node: String, route: RouteOp },
+    SetPort {
+        node: String,
+        ifname: String,
+        hairpin: bool,
+    },
+    AddAddress {
+        node: String,
+        ifname: String,
+        addr: IpNet,
+    },
+    DelAddress {
+        node: String,
+        ifname: String,
+        addr: IpNet,
+    },
+    AddRoute {
+        node: String,
+        route: RouteOp,
+    },
+    DelRoute {
+        node: String,
+        route: RouteOp,
+    },
     /// Write a sysctl; the executor records the previous value.
-    SetSysctl { node: String, key: String, value: String },
+    SetSysctl {
+        node: String,
+        key: String,
+        value: String,
+    },
     /// Put back a value the lab changed earlier and no longer declares.
-    RestoreSysctl { node: String, key: String, value: String },
-    DeleteLink { node: String, ifname: String },
-    DeleteNetns { node: String, netns: String },
+    RestoreSysctl {
+        node: String,
+        key: String,
+        value: String,
+    },
+    DeleteLink {
+        node: String,
+        ifname: String,
+    },
+    DeleteNetns {
+        node: String,
+        netns: String,
+    },
     /// A device operation beyond link settings (bridge VLANs and fdb, VXLAN remotes, bond
     /// primary, teamd), see `plan::devices`.
-    Device { node: String, ifname: String, device_op: super::devices::DeviceOp },
+    Device {
+        node: String,
+        ifname: String,
+        device_op: super::devices::DeviceOp,
+    },
     /// NAT/firewall, traffic control, BPF, IPsec (see `netfeat_ops`).
-    Feature { node: String, change: super::netfeat_ops::FeatureOp },
+    Feature {
+        node: String,
+        change: super::netfeat_ops::FeatureOp,
+    },
     /// An operation on the node's Open vSwitch (OVSDB, flows, its daemons), see `plan::ovs`.
-    Ovs { node: String, ovs_op: super::ovs::OvsOp },
+    Ovs {
+        node: String,
+        ovs_op: super::ovs::OvsOp,
+    },
 }
 
 impl Op {

@@ -127,17 +127,12 @@ pub fn lab_cookie_tag(lab: &str) -> u32 {
 pub const COOKIE_TAG_MASK: u64 = 0xffff_ffff_0000_0000;
 
 pub fn flow_cookie(lab: &str, line: &str) -> u64 {
-    (u64::from(lab_cookie_tag(lab)) << 32)
-        | u64::from(crate::model::kind::ovs_flow::flow_hash(line))
+    (u64::from(lab_cookie_tag(lab)) << 32) | u64::from(crate::model::kind::ovs_flow::flow_hash(line))
 }
 
 /// The datapath a bridge gets: the declared one, else the kernel's where it has one.
 pub fn datapath_for(spec: &OvsBridgeSpec, kernel_datapath: bool) -> OvsDatapath {
-    spec.datapath.unwrap_or(if kernel_datapath {
-        OvsDatapath::System
-    } else {
-        OvsDatapath::Netdev
-    })
+    spec.datapath.unwrap_or(if kernel_datapath { OvsDatapath::System } else { OvsDatapath::Netdev })
 }
 
 fn port_row(name: &str, iface: Option<&Interface>, spec: Option<&OvsPortSpec>) -> PortRow {
@@ -151,20 +146,12 @@ fn port_row(name: &str, iface: Option<&Interface>, spec: Option<&OvsPortSpec>) -
         vlan_mode: s.vlan_mode.map(|m| m.name().to_string()),
         ofport: s.ofport,
         mtu: iface.filter(|_| internal).and_then(|i| i.mtu),
-        mac: iface
-            .filter(|_| internal)
-            .and_then(|i| i.mac)
-            .map(|m| format_mac(&m)),
+        mac: iface.filter(|_| internal).and_then(|i| i.mac).map(|m| format_mac(&m)),
     }
 }
 
 /// The bridge the lab wants, from its interface in `node`.
-pub fn bridge_row(
-    node: &Node,
-    br: &Interface,
-    spec: &OvsBridgeSpec,
-    kernel_datapath: bool,
-) -> BridgeRow {
+pub fn bridge_row(node: &Node, br: &Interface, spec: &OvsBridgeSpec, kernel_datapath: bool) -> BridgeRow {
     let mut local = port_row(&br.name, Some(br), spec.ports.get(&br.name));
     local.internal = true;
     let ports = node
@@ -185,29 +172,16 @@ pub fn bridge_row(
 
 /// What a port row has, in the form `PortRow` compares.
 pub fn observed_row(p: &OvsPortObs) -> PortRow {
-    let iface: Option<&OvsIfaceObs> = p
-        .interfaces
-        .iter()
-        .find(|i| i.name == p.name)
-        .or(p.interfaces.first());
+    let iface: Option<&OvsIfaceObs> = p.interfaces.iter().find(|i| i.name == p.name).or(p.interfaces.first());
     let internal = iface.is_some_and(|i| i.kind == "internal");
     PortRow {
         name: p.name.clone(),
         internal,
         tag: p.tag.and_then(|t| u16::try_from(t).ok()),
-        trunks: p
-            .trunks
-            .iter()
-            .filter_map(|t| u16::try_from(*t).ok())
-            .collect(),
+        trunks: p.trunks.iter().filter_map(|t| u16::try_from(*t).ok()).collect(),
         vlan_mode: p.vlan_mode.clone(),
-        ofport: iface
-            .and_then(|i| i.ofport_request)
-            .and_then(|o| u32::try_from(o).ok()),
-        mtu: iface
-            .filter(|_| internal)
-            .and_then(|i| i.mtu_request)
-            .and_then(|m| u32::try_from(m).ok()),
+        ofport: iface.and_then(|i| i.ofport_request).and_then(|o| u32::try_from(o).ok()),
+        mtu: iface.filter(|_| internal).and_then(|i| i.mtu_request).and_then(|m| u32::try_from(m).ok()),
         mac: iface.filter(|_| internal).and_then(|i| i.mac.clone()),
     }
 }
@@ -232,31 +206,18 @@ fn port_differs(want: &PortRow, have: &PortRow) -> bool {
 
 impl Planner<'_> {
     fn ovs_op(&mut self, st: u16, node: &str, op: OvsOp) {
-        self.push(
-            st,
-            Op::Ovs {
-                node: node.into(),
-                ovs_op: op,
-            },
-        );
+        self.push(st, Op::Ovs { node: node.into(), ovs_op: op });
     }
 
     /// Whether an observed device is an internal interface of one of the lab's OVS rows.
     pub(super) fn ovs_device(&self, node: &str, link: &ObservedLink) -> bool {
-        self.observed
-            .ovs
-            .get(node)
-            .is_some_and(|o| o.owns_device(&self.lab.name, &link.name))
+        self.observed.ovs.get(node).is_some_and(|o| o.owns_device(&self.lab.name, &link.name))
     }
 
     /// The master a port has in the kernel: none for ports of an OVS bridge (OVS attaches them).
     pub(super) fn kernel_master(&self, node: &str, master: Option<&String>) -> Option<String> {
         let m = master?;
-        let on_ovs = self
-            .lab
-            .node(node)
-            .and_then(|n| n.interfaces.get(m))
-            .is_some_and(|mi| matches!(mi.kind, KindSpec::OvsBridge(_)));
+        let on_ovs = self.lab.node(node).and_then(|n| n.interfaces.get(m)).is_some_and(|mi| matches!(mi.kind, KindSpec::OvsBridge(_)));
         (!on_ovs).then(|| m.clone())
     }
 
@@ -297,10 +258,7 @@ impl Planner<'_> {
             .iter()
             .filter(|s| s.stage == ovs_stage::CONFIG)
             .filter_map(|s| match &s.op {
-                Op::Ovs {
-                    node,
-                    ovs_op: OvsOp::DelPort { bridge, port },
-                } => Some((node.clone(), bridge.clone(), port.clone())),
+                Op::Ovs { node, ovs_op: OvsOp::DelPort { bridge, port } } => Some((node.clone(), bridge.clone(), port.clone())),
                 _ => None,
             })
             .collect();
@@ -318,14 +276,7 @@ impl Planner<'_> {
         }
     }
 
-    fn ovs_bridge(
-        &mut self,
-        nname: &str,
-        node: &Node,
-        br: &Interface,
-        spec: &OvsBridgeSpec,
-        obs: &ObservedOvs,
-    ) {
+    fn ovs_bridge(&mut self, nname: &str, node: &Node, br: &Interface, spec: &OvsBridgeSpec, obs: &ObservedOvs) {
         let lab_name = self.lab.name.clone();
         let want = bridge_row(node, br, spec, obs.kernel_datapath);
         let flows: Vec<FlowRow> = spec
@@ -333,10 +284,7 @@ impl Planner<'_> {
             .into_iter()
             .map(|f| {
                 let line = f.line();
-                FlowRow {
-                    cookie: flow_cookie(&lab_name, &line),
-                    line,
-                }
+                FlowRow { cookie: flow_cookie(&lab_name, &line), line }
             })
             .collect();
         // Ports the lab wants that another bridge holds: a foreign one clashes; one of the
@@ -344,13 +292,13 @@ impl Planner<'_> {
         for p in std::iter::once(&want.local).chain(&want.ports) {
             if let Some(other) = obs.port_owner(&p.name).filter(|b| b.name != br.name) {
                 if other.lab.as_deref() != Some(lab_name.as_str()) {
-                    self.clash(nname, format!("OVS port `{}` already exists on OVS bridge `{}`, which does not belong to lab `{lab_name}`", p.name, other.name));
+                    self.clash(
+                        nname,
+                        format!("OVS port `{}` already exists on OVS bridge `{}`, which does not belong to lab `{lab_name}`", p.name, other.name),
+                    );
                     return;
                 }
-                let op = OvsOp::DelPort {
-                    bridge: other.name.clone(),
-                    port: p.name.clone(),
-                };
+                let op = OvsOp::DelPort { bridge: other.name.clone(), port: p.name.clone() };
                 self.ovs_op(ovs_stage::CONFIG, nname, op);
             }
         }
@@ -361,164 +309,62 @@ impl Planner<'_> {
             }
             for p in want.ports.iter().filter(|p| p.internal) {
                 if self.is_root(nname) && self.ns(nname).link(&p.name).is_some() {
-                    self.clash(
-                        nname,
-                        format!(
-                            "interface `{}` already exists; OVS cannot create the internal port",
-                            p.name
-                        ),
-                    );
+                    self.clash(nname, format!("interface `{}` already exists; OVS cannot create the internal port", p.name));
                     return;
                 }
             }
             self.ovs_op(ovs_stage::CONFIG, nname, OvsOp::AddBridge { bridge: want });
             if !flows.is_empty() {
-                self.ovs_op(
-                    ovs_stage::FLOWS,
-                    nname,
-                    OvsOp::Flows {
-                        bridge: br.name.clone(),
-                        add: flows,
-                        del: Vec::new(),
-                    },
-                );
+                self.ovs_op(ovs_stage::FLOWS, nname, OvsOp::Flows { bridge: br.name.clone(), add: flows, del: Vec::new() });
             }
             return;
         };
         if have.lab.as_deref() != Some(lab_name.as_str()) {
-            self.clash(
-                nname,
-                format!(
-                    "OVS bridge `{}` already exists and does not belong to lab `{lab_name}`",
-                    br.name
-                ),
-            );
+            self.clash(nname, format!("OVS bridge `{}` already exists and does not belong to lab `{lab_name}`", br.name));
             return;
         }
         // Bridge settings: the datapath only when declared (an automatic choice stays).
-        let datapath = spec
-            .datapath
-            .map(|d| d.name().to_string())
-            .filter(|d| *d != have.datapath_type);
+        let datapath = spec.datapath.map(|d| d.name().to_string()).filter(|d| *d != have.datapath_type);
         let fail_mode = (want.fail_mode != have.fail_mode).then(|| want.fail_mode.clone());
-        let controller = (want
-            .controller
-            .as_ref()
-            .map(|c| vec![c.clone()])
-            .unwrap_or_default()
-            != have.controllers)
-            .then(|| want.controller.clone());
+        let controller = (want.controller.as_ref().map(|c| vec![c.clone()]).unwrap_or_default() != have.controllers).then(|| want.controller.clone());
         if datapath.is_some() || fail_mode.is_some() || controller.is_some() {
-            self.ovs_op(
-                ovs_stage::CONFIG,
-                nname,
-                OvsOp::SetBridge {
-                    bridge: br.name.clone(),
-                    datapath,
-                    fail_mode,
-                    controller,
-                },
-            );
+            self.ovs_op(ovs_stage::CONFIG, nname, OvsOp::SetBridge { bridge: br.name.clone(), datapath, fail_mode, controller });
         }
         // Ports: the lab's ones are compared; ports someone else added stay.
         for p in std::iter::once(&want.local).chain(&want.ports) {
             match have.port(&p.name) {
-                None => self.ovs_op(
-                    ovs_stage::CONFIG,
-                    nname,
-                    OvsOp::AddPort {
-                        bridge: br.name.clone(),
-                        port: p.clone(),
-                    },
-                ),
+                None => self.ovs_op(ovs_stage::CONFIG, nname, OvsOp::AddPort { bridge: br.name.clone(), port: p.clone() }),
                 Some(hp) if hp.lab.as_deref() != Some(lab_name.as_str()) => {
-                    self.clash(
-                        nname,
-                        format!(
-                            "OVS port `{}` on bridge `{}` does not belong to lab `{lab_name}`",
-                            p.name, br.name
-                        ),
-                    );
+                    self.clash(nname, format!("OVS port `{}` on bridge `{}` does not belong to lab `{lab_name}`", p.name, br.name));
                 }
                 Some(hp) => {
                     let h = observed_row(hp);
                     if h.internal != p.internal {
-                        self.ovs_op(
-                            ovs_stage::CONFIG,
-                            nname,
-                            OvsOp::DelPort {
-                                bridge: br.name.clone(),
-                                port: p.name.clone(),
-                            },
-                        );
-                        self.ovs_op(
-                            ovs_stage::CONFIG,
-                            nname,
-                            OvsOp::AddPort {
-                                bridge: br.name.clone(),
-                                port: p.clone(),
-                            },
-                        );
+                        self.ovs_op(ovs_stage::CONFIG, nname, OvsOp::DelPort { bridge: br.name.clone(), port: p.name.clone() });
+                        self.ovs_op(ovs_stage::CONFIG, nname, OvsOp::AddPort { bridge: br.name.clone(), port: p.clone() });
                     } else if port_differs(p, &h) {
-                        self.ovs_op(
-                            ovs_stage::CONFIG,
-                            nname,
-                            OvsOp::SetPort {
-                                bridge: br.name.clone(),
-                                port: p.clone(),
-                            },
-                        );
+                        self.ovs_op(ovs_stage::CONFIG, nname, OvsOp::SetPort { bridge: br.name.clone(), port: p.clone() });
                     }
                 }
             }
         }
-        let wanted: BTreeSet<&str> = std::iter::once(&want.local)
-            .chain(&want.ports)
-            .map(|p| p.name.as_str())
-            .collect();
+        let wanted: BTreeSet<&str> = std::iter::once(&want.local).chain(&want.ports).map(|p| p.name.as_str()).collect();
         for hp in &have.ports {
-            let moving = self.steps.iter().any(|s| matches!(&s.op, Op::Ovs { node, ovs_op: OvsOp::DelPort { bridge, port } } if node == nname && *bridge == br.name && *port == hp.name));
-            if hp.lab.as_deref() == Some(lab_name.as_str())
-                && !wanted.contains(hp.name.as_str())
-                && !moving
-            {
-                self.ovs_op(
-                    ovs_stage::REMOVE,
-                    nname,
-                    OvsOp::DelPort {
-                        bridge: br.name.clone(),
-                        port: hp.name.clone(),
-                    },
-                );
+            let moving = self
+                .steps
+                .iter()
+                .any(|s| matches!(&s.op, Op::Ovs { node, ovs_op: OvsOp::DelPort { bridge, port } } if node == nname && *bridge == br.name && *port == hp.name));
+            if hp.lab.as_deref() == Some(lab_name.as_str()) && !wanted.contains(hp.name.as_str()) && !moving {
+                self.ovs_op(ovs_stage::REMOVE, nname, OvsOp::DelPort { bridge: br.name.clone(), port: hp.name.clone() });
             }
         }
         // Flows by cookie.
-        let have_flows: BTreeSet<u64> = have
-            .flow_cookies
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let have_flows: BTreeSet<u64> = have.flow_cookies.clone().unwrap_or_default().into_iter().collect();
         let want_cookies: BTreeSet<u64> = flows.iter().map(|f| f.cookie).collect();
-        let add: Vec<FlowRow> = flows
-            .into_iter()
-            .filter(|f| !have_flows.contains(&f.cookie))
-            .collect();
-        let del: Vec<u64> = have_flows
-            .iter()
-            .filter(|c| !want_cookies.contains(c))
-            .copied()
-            .collect();
+        let add: Vec<FlowRow> = flows.into_iter().filter(|f| !have_flows.contains(&f.cookie)).collect();
+        let del: Vec<u64> = have_flows.iter().filter(|c| !want_cookies.contains(c)).copied().collect();
         if !add.is_empty() || !del.is_empty() {
-            self.ovs_op(
-                ovs_stage::FLOWS,
-                nname,
-                OvsOp::Flows {
-                    bridge: br.name.clone(),
-                    add,
-                    del,
-                },
-            );
+            self.ovs_op(ovs_stage::FLOWS, nname, OvsOp::Flows { bridge: br.name.clone(), add, del });
         }
     }
 
@@ -528,22 +374,13 @@ impl Planner<'_> {
         let gone: Vec<String> = obs
             .bridges
             .iter()
-            .filter(|b: &&OvsBridgeObs| {
-                b.lab.as_deref() == Some(lab_name.as_str()) && !declared.contains(&b.name)
-            })
+            .filter(|b: &&OvsBridgeObs| b.lab.as_deref() == Some(lab_name.as_str()) && !declared.contains(&b.name))
             .map(|b| b.name.clone())
             .collect();
         for b in gone {
             // A device of the same name declared as another kind is made after OVS let go of it.
-            let reused = self
-                .lab
-                .node(nname)
-                .is_some_and(|n| n.interfaces.contains_key(&b));
-            let st = if reused {
-                stage::REPLACE
-            } else {
-                ovs_stage::REMOVE
-            };
+            let reused = self.lab.node(nname).is_some_and(|n| n.interfaces.contains_key(&b));
+            let st = if reused { stage::REPLACE } else { ovs_stage::REMOVE };
             self.ovs_op(st, nname, OvsOp::DelBridge { bridge: b });
         }
     }
@@ -552,10 +389,7 @@ impl Planner<'_> {
     /// new ones once OVS made them, existing ones when their state differs.
     fn ovs_devices_up(&mut self, nname: &str, node: &Node, obs: &ObservedOvs) {
         for iface in node.interfaces.values().filter(|i| i.kind.is_ovs()) {
-            let have = self
-                .ns(nname)
-                .link(&iface.name)
-                .filter(|l| obs.owns_device(&self.lab.name, &l.name));
+            let have = self.ns(nname).link(&iface.name).filter(|l| obs.owns_device(&self.lab.name, &l.name));
             let up = match have {
                 Some(h) if h.up != iface.up => Some(iface.up),
                 Some(_) => None,
@@ -563,18 +397,8 @@ impl Planner<'_> {
                 None => None,
             };
             if let Some(up) = up {
-                let change = LinkChange {
-                    up: Some(up),
-                    ..Default::default()
-                };
-                self.push(
-                    stage::MASTER_UP,
-                    Op::ChangeLink {
-                        node: nname.into(),
-                        ifname: iface.name.clone(),
-                        change,
-                    },
-                );
+                let change = LinkChange { up: Some(up), ..Default::default() };
+                self.push(stage::MASTER_UP, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
             }
         }
     }
@@ -627,12 +451,7 @@ impl std::fmt::Display for OvsOp {
                 }
                 Ok(())
             }
-            OvsOp::SetBridge {
-                bridge,
-                datapath,
-                fail_mode,
-                controller,
-            } => {
+            OvsOp::SetBridge { bridge, datapath, fail_mode, controller } => {
                 write!(f, "set bridge {bridge}")?;
                 if let Some(d) = datapath {
                     write!(f, " datapath={d}")?;
@@ -669,13 +488,7 @@ impl std::fmt::Display for OvsOp {
 pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str, op: &OvsOp) {
     use crate::observed::NsState;
     let mark = Some(lab.name.clone());
-    let next = 1000
-        + o.nodes
-            .values()
-            .filter_map(|s| s.ns())
-            .flat_map(|n| n.links.iter().map(|l| l.ifindex))
-            .max()
-            .unwrap_or(0);
+    let next = 1000 + o.nodes.values().filter_map(|s| s.ns()).flat_map(|n| n.links.iter().map(|l| l.ifindex)).max().unwrap_or(0);
     let mut devices: Vec<String> = Vec::new();
     let ovs = o.ovs.entry(node.to_string()).or_default();
     let port = |p: &PortRow| OvsPortObs {
@@ -687,11 +500,7 @@ pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str,
         interfaces: vec![OvsIfaceObs {
             uuid: format!("i-{}", p.name),
             name: p.name.clone(),
-            kind: if p.internal {
-                "internal".into()
-            } else {
-                String::new()
-            },
+            kind: if p.internal { "internal".into() } else { String::new() },
             ofport_request: p.ofport.map(i64::from),
             mtu_request: p.mtu.map(i64::from),
             mac: p.mac.clone(),
@@ -700,23 +509,11 @@ pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str,
         lab: mark.clone(),
     };
     match op {
-        OvsOp::Start => {
-            ovs.instance = OvsInstance::Private {
-                dir: format!("/run/vnet/{}/ovs/{node}", lab.name),
-            }
-        }
+        OvsOp::Start => ovs.instance = OvsInstance::Private { dir: format!("/run/vnet/{}/ovs/{node}", lab.name) },
         OvsOp::Stop => *ovs = ObservedOvs::default(),
         OvsOp::AddBridge { bridge: b } => {
-            let ports: Vec<OvsPortObs> = std::iter::once(&b.local)
-                .chain(&b.ports)
-                .map(port)
-                .collect();
-            devices.extend(
-                std::iter::once(&b.local)
-                    .chain(&b.ports)
-                    .filter(|p| p.internal)
-                    .map(|p| p.name.clone()),
-            );
+            let ports: Vec<OvsPortObs> = std::iter::once(&b.local).chain(&b.ports).map(port).collect();
+            devices.extend(std::iter::once(&b.local).chain(&b.ports).filter(|p| p.internal).map(|p| p.name.clone()));
             ovs.bridges.push(OvsBridgeObs {
                 uuid: format!("b-{}", b.name),
                 name: b.name.clone(),
@@ -728,17 +525,8 @@ pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str,
                 flow_cookies: Some(Vec::new()),
             });
         }
-        OvsOp::SetBridge {
-            bridge,
-            datapath,
-            fail_mode,
-            controller,
-        } => {
-            let b = ovs
-                .bridges
-                .iter_mut()
-                .find(|b| &b.name == bridge)
-                .expect("bridge exists");
+        OvsOp::SetBridge { bridge, datapath, fail_mode, controller } => {
+            let b = ovs.bridges.iter_mut().find(|b| &b.name == bridge).expect("bridge exists");
             if let Some(d) = datapath {
                 b.datapath_type = d.clone();
             }
@@ -753,24 +541,11 @@ pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str,
             if p.internal {
                 devices.push(p.name.clone());
             }
-            ovs.bridges
-                .iter_mut()
-                .find(|b| &b.name == bridge)
-                .expect("bridge exists")
-                .ports
-                .push(port(p));
+            ovs.bridges.iter_mut().find(|b| &b.name == bridge).expect("bridge exists").ports.push(port(p));
         }
         OvsOp::SetPort { bridge, port: p } => {
-            let b = ovs
-                .bridges
-                .iter_mut()
-                .find(|b| &b.name == bridge)
-                .expect("bridge exists");
-            let slot = b
-                .ports
-                .iter_mut()
-                .find(|x| x.name == p.name)
-                .expect("port exists");
+            let b = ovs.bridges.iter_mut().find(|b| &b.name == bridge).expect("bridge exists");
+            let slot = b.ports.iter_mut().find(|x| x.name == p.name).expect("port exists");
             *slot = port(p);
         }
         OvsOp::DelPort { bridge, port } => {
@@ -780,11 +555,7 @@ pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str,
         }
         OvsOp::DelBridge { bridge } => ovs.bridges.retain(|b| &b.name != bridge),
         OvsOp::Flows { bridge, add, del } => {
-            let b = ovs
-                .bridges
-                .iter_mut()
-                .find(|b| &b.name == bridge)
-                .expect("bridge exists");
+            let b = ovs.bridges.iter_mut().find(|b| &b.name == bridge).expect("bridge exists");
             let f = b.flow_cookies.get_or_insert_with(Vec::new);
             f.retain(|c| !del.contains(c));
             f.extend(add.iter().map(|a| a.cookie));
@@ -792,13 +563,7 @@ pub(super) fn simulate(lab: &Lab, o: &mut crate::observed::Observed, node: &str,
     }
     if let Some(NsState::Owned(ns) | NsState::Root(ns)) = o.nodes.get_mut(node) {
         for (i, d) in devices.into_iter().enumerate() {
-            ns.links.push(ObservedLink {
-                ifindex: next + i as u32,
-                name: d,
-                kind: Some("tun".into()),
-                mtu: 1500,
-                ..Default::default()
-            });
+            ns.links.push(ObservedLink { ifindex: next + i as u32, name: d, kind: Some("tun".into()), mtu: 1500, ..Default::default() });
         }
     }
 }

@@ -12,11 +12,8 @@ use crate::observed::{ObservedAddr, ObservedRoute};
 use crate::state::{group_for, Phase};
 
 fn example(name: &str, isolated: bool) -> Loaded {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
-    model::load_file_with(&p, |t| t.isolated_host |= isolated)
-        .unwrap_or_else(|d| panic!("{name}: {d}"))
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+    model::load_file_with(&p, |t| t.isolated_host |= isolated).unwrap_or_else(|d| panic!("{name}: {d}"))
 }
 
 fn yaml(text: &str) -> Loaded {
@@ -25,14 +22,7 @@ fn yaml(text: &str) -> Loaded {
 
 /// The plan as `vnet plan` prints it, whitespace squeezed.
 fn lines(p: &Plan) -> Vec<String> {
-    p.ops()
-        .map(|o| {
-            o.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
+    p.ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect()
 }
 
 fn plan_ok(lab: &Lab, obs: &Observed, st: Option<&LabState>) -> Plan {
@@ -44,10 +34,7 @@ fn empty_kernel(lab: &Lab) -> Observed {
     let mut o = Observed::default();
     for node in lab.nodes.keys() {
         if lab.netns_name(node).is_none() {
-            let ns = ObservedNs {
-                links: vec![foreign_link(1, "lo", None), foreign_link(2, "eth0", None)],
-                ..Default::default()
-            };
+            let ns = ObservedNs { links: vec![foreign_link(1, "lo", None), foreign_link(2, "eth0", None)], ..Default::default() };
             o.nodes.insert(node.clone(), NsState::Root(ns));
         } else {
             o.nodes.insert(node.clone(), NsState::Absent);
@@ -74,13 +61,7 @@ fn foreign_link(ifindex: u32, name: &str, kind: Option<&str>) -> ObservedLink {
 fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
     let mut o = before.clone();
     let group = group_for(&lab.name);
-    let mut next = 100
-        + o.nodes
-            .values()
-            .filter_map(|s| s.ns())
-            .flat_map(|n| n.links.iter().map(|l| l.ifindex))
-            .max()
-            .unwrap_or(0);
+    let mut next = 100 + o.nodes.values().filter_map(|s| s.ns()).flat_map(|n| n.links.iter().map(|l| l.ifindex)).max().unwrap_or(0);
     fn ns_mut<'a>(o: &'a mut Observed, node: &str) -> &'a mut ObservedNs {
         match o.nodes.get_mut(node) {
             Some(NsState::Owned(n)) | Some(NsState::Root(n)) => n,
@@ -93,13 +74,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                 let mut lo = foreign_link(1, "lo", None);
                 lo.up = *lo_up;
                 lo.alias = Some(lab.mark());
-                o.nodes.insert(
-                    node.clone(),
-                    NsState::Owned(ObservedNs {
-                        links: vec![lo],
-                        ..Default::default()
-                    }),
-                );
+                o.nodes.insert(node.clone(), NsState::Owned(ObservedNs { links: vec![lo], ..Default::default() }));
             }
             Op::DeleteNetns { node, .. } => {
                 o.nodes.remove(node);
@@ -108,12 +83,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                 let root = lab.netns_name(&c.node).is_none();
                 let (me, peer) = (next, next + 1);
                 next += 2;
-                let master = c.master.as_ref().map(|m| {
-                    ns_mut(&mut o, &c.node)
-                        .link(m)
-                        .expect("master exists")
-                        .ifindex
-                });
+                let master = c.master.as_ref().map(|m| ns_mut(&mut o, &c.node).link(m).expect("master exists").ifindex);
                 let l = ObservedLink {
                     ifindex: me,
                     name: c.ifname.clone(),
@@ -149,22 +119,14 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     ns_mut(&mut o, &p.node).links.push(pl);
                 }
             }
-            Op::ChangeLink {
-                node,
-                ifname,
-                change,
-            } => {
+            Op::ChangeLink { node, ifname, change } => {
                 let ns = ns_mut(&mut o, node);
                 let master = match &change.master {
                     Some(Some(m)) => Some(Some(ns.link(m).expect("master exists").ifindex)),
                     Some(None) => Some(None),
                     None => None,
                 };
-                let l = ns
-                    .links
-                    .iter_mut()
-                    .find(|l| &l.name == ifname)
-                    .expect("changed device exists");
+                let l = ns.links.iter_mut().find(|l| &l.name == ifname).expect("changed device exists");
                 if let Some(m) = change.mtu {
                     l.mtu = m;
                 }
@@ -183,39 +145,20 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                 }
             }
             Op::SetKindOptions { node, ifname, kind } => {
-                ns_mut(&mut o, node)
-                    .links
-                    .iter_mut()
-                    .find(|l| &l.name == ifname)
-                    .unwrap()
-                    .spec = Some(kind.clone());
+                ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().spec = Some(kind.clone());
             }
-            Op::SetPort {
-                node,
-                ifname,
-                hairpin,
-            } => {
-                ns_mut(&mut o, node)
-                    .links
-                    .iter_mut()
-                    .find(|l| &l.name == ifname)
-                    .unwrap()
-                    .hairpin = Some(*hairpin);
+            Op::SetPort { node, ifname, hairpin } => {
+                ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().hairpin = Some(*hairpin);
             }
             Op::AddAddress { node, ifname, addr } => {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
-                ns.addrs.push(ObservedAddr {
-                    ifindex,
-                    addr: *addr,
-                    automatic: false,
-                });
+                ns.addrs.push(ObservedAddr { ifindex, addr: *addr, automatic: false });
             }
             Op::DelAddress { node, ifname, addr } => {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
-                ns.addrs
-                    .retain(|a| !(a.ifindex == ifindex && a.addr == *addr));
+                ns.addrs.retain(|a| !(a.ifindex == ifindex && a.addr == *addr));
             }
             Op::AddRoute { node, route } => {
                 let ns = ns_mut(&mut o, node);
@@ -233,14 +176,10 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                 });
             }
             Op::DelRoute { node, route } => {
-                ns_mut(&mut o, node).routes.retain(|r| {
-                    !(r.dst == route.dst && r.table == route.table && r.via == route.via)
-                });
+                ns_mut(&mut o, node).routes.retain(|r| !(r.dst == route.dst && r.table == route.table && r.via == route.via));
             }
             Op::SetSysctl { node, key, value } | Op::RestoreSysctl { node, key, value } => {
-                ns_mut(&mut o, node)
-                    .sysctls
-                    .insert(key.clone(), value.clone());
+                ns_mut(&mut o, node).sysctls.insert(key.clone(), value.clone());
             }
             // Bridge VLANs, fdb entries, bond primary, teamd: not part of the link dump, so
             // nothing the observer (and thus this simulation) tracks.
@@ -259,8 +198,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     if let Some(peer) = l.link.filter(|_| l.kind.as_deref() == Some("veth")) {
                         for s in o.nodes.values_mut() {
                             if let NsState::Owned(n) | NsState::Root(n) = s {
-                                n.links
-                                    .retain(|x| !(x.ifindex == peer && x.link == Some(l.ifindex)));
+                                n.links.retain(|x| !(x.ifindex == peer && x.link == Some(l.ifindex)));
                             }
                         }
                     }
@@ -272,15 +210,8 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
 }
 
 /// The record `up` leaves after applying `plan` (namespaces, group, previous sysctl values).
-fn record_after(
-    lab: &Lab,
-    before: Option<&LabState>,
-    plan: &Plan,
-    observed_before: &Observed,
-) -> LabState {
-    let mut st = before
-        .cloned()
-        .unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
+fn record_after(lab: &Lab, before: Option<&LabState>, plan: &Plan, observed_before: &Observed) -> LabState {
+    let mut st = before.cloned().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     for op in plan.ops() {
         match op {
             Op::CreateNetns { node, netns, .. } => {
@@ -290,17 +221,8 @@ fn record_after(
                 st.netns.remove(node);
             }
             Op::SetSysctl { node, key, .. } => {
-                if let Some(prev) = observed_before
-                    .nodes
-                    .get(node)
-                    .and_then(|s| s.ns())
-                    .and_then(|n| n.sysctls.get(key))
-                {
-                    st.sysctl_restore
-                        .entry(node.clone())
-                        .or_default()
-                        .entry(key.clone())
-                        .or_insert(prev.clone());
+                if let Some(prev) = observed_before.nodes.get(node).and_then(|s| s.ns()).and_then(|n| n.sysctls.get(key)) {
+                    st.sysctl_restore.entry(node.clone()).or_default().entry(key.clone()).or_insert(prev.clone());
                 }
             }
             _ => {}
@@ -322,19 +244,10 @@ fn built(l: &Loaded) -> (Observed, LabState) {
 
 #[test]
 fn examples_against_an_empty_kernel() {
-    for (file, isolated) in [
-        ("bridge.yaml", true),
-        ("bridge.yaml", false),
-        ("two-ns.yaml", true),
-        ("two-ns.toml", true),
-    ] {
+    for (file, isolated) in [("bridge.yaml", true), ("bridge.yaml", false), ("two-ns.yaml", true), ("two-ns.toml", true)] {
         let l = example(file, isolated);
         let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
-        let name = format!(
-            "empty_{}{}",
-            file.replace('.', "_"),
-            if isolated { "_isolated" } else { "_root" }
-        );
+        let name = format!("empty_{}{}", file.replace('.', "_"), if isolated { "_isolated" } else { "_root" });
         insta::assert_snapshot!(name, p.to_string());
     }
 }
@@ -351,16 +264,8 @@ fn stages_order_the_bridge_example() {
     let l = example("bridge.yaml", true);
     let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
     let stages: Vec<u16> = p.steps.iter().map(|s| s.stage).collect();
-    assert!(
-        stages.windows(2).all(|w| w[0] <= w[1]),
-        "stages ascend: {stages:?}"
-    );
-    let pos = |needle: &str| {
-        lines(&p)
-            .iter()
-            .position(|l| l.starts_with(needle))
-            .unwrap_or_else(|| panic!("no `{needle}` in\n{p}"))
-    };
+    assert!(stages.windows(2).all(|w| w[0] <= w[1]), "stages ascend: {stages:?}");
+    let pos = |needle: &str| lines(&p).iter().position(|l| l.starts_with(needle)).unwrap_or_else(|| panic!("no `{needle}` in\n{p}"));
     // The bridge exists before its ports are created with `master`, and comes up after them.
     assert!(pos("+ link host:br1 bridge") < pos("+ link host:veth1 veth"));
     assert!(pos("+ link host:veth1 veth") < pos("~ link host:br1 up"));
@@ -371,19 +276,11 @@ fn stages_order_the_bridge_example() {
 
 #[test]
 fn a_lab_that_is_up_plans_nothing() {
-    for (file, isolated) in [
-        ("bridge.yaml", true),
-        ("bridge.yaml", false),
-        ("two-ns.yaml", true),
-        ("two-ns.toml", true),
-    ] {
+    for (file, isolated) in [("bridge.yaml", true), ("bridge.yaml", false), ("two-ns.yaml", true), ("two-ns.toml", true)] {
         let l = example(file, isolated);
         let (after, st) = built(&l);
         let again = plan_ok(&l.lab, &after, Some(&st));
-        assert!(
-            again.is_empty(),
-            "{file} (isolated {isolated}) plans again:\n{again}"
-        );
+        assert!(again.is_empty(), "{file} (isolated {isolated}) plans again:\n{again}");
     }
 }
 
@@ -395,27 +292,12 @@ fn some_namespaces_already_present() {
     let mut partial = empty_kernel(&l.lab);
     let mut lo = foreign_link(1, "lo", None);
     lo.alias = Some(l.lab.mark());
-    partial.nodes.insert(
-        "ns1".into(),
-        NsState::Owned(ObservedNs {
-            links: vec![lo],
-            ..Default::default()
-        }),
-    );
+    partial.nodes.insert("ns1".into(), NsState::Owned(ObservedNs { links: vec![lo], ..Default::default() }));
     let p = plan_ok(&l.lab, &partial, Some(&st));
     let got = lines(&p);
-    assert!(
-        !got.iter().any(|l| l.starts_with("+ netns ns1")),
-        "ns1 is not created again:\n{p}"
-    );
-    assert!(
-        got.contains(&"+ netns host (bridge-host)".to_string())
-            && got.contains(&"+ netns ns2 (bridge-ns2)".to_string())
-    );
-    assert!(
-        got.contains(&"+ link host:veth1 veth peer ns1:eth0 master br1 up".to_string()),
-        "{p}"
-    );
+    assert!(!got.iter().any(|l| l.starts_with("+ netns ns1")), "ns1 is not created again:\n{p}");
+    assert!(got.contains(&"+ netns host (bridge-host)".to_string()) && got.contains(&"+ netns ns2 (bridge-ns2)".to_string()));
+    assert!(got.contains(&"+ link host:veth1 veth peer ns1:eth0 master br1 up".to_string()), "{p}");
     // Applying it gives the full lab.
     let after = simulate(&l.lab, &partial, &p);
     assert!(plan_ok(&l.lab, &after, Some(&st)).is_empty());
@@ -455,14 +337,7 @@ fn veth_pair_intact_or_broken() {
         a.links.iter_mut().find(|l| l.name == "eth0").unwrap().link = Some(9999);
     }
     let p = plan_ok(&l.lab, &crossed, Some(&st));
-    assert_eq!(
-        lines(&p)[..3],
-        [
-            "- link a:eth0",
-            "- link b:eth0",
-            "+ link a:eth0 veth peer b:eth0 up"
-        ]
-    );
+    assert_eq!(lines(&p)[..3], ["- link a:eth0", "- link b:eth0", "+ link a:eth0 veth peer b:eth0 up"]);
 }
 
 /// A pair left with the kernel's queue count (made by an older vnet) is kept while the file
@@ -515,10 +390,7 @@ fn a_foreign_device_clashes() {
         br.alias = None;
     }
     let c = plan(&l.lab, &o, Some(&st)).unwrap_err();
-    assert_eq!(
-        c.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-        ["node host: interface `br1` already exists and does not belong to lab `bridge`"]
-    );
+    assert_eq!(c.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["node host: interface `br1` already exists and does not belong to lab `bridge`"]);
 
     // In the real root namespace: an unmarked device with a name the lab wants (a veth end).
     let l = example("bridge.yaml", false);
@@ -527,10 +399,7 @@ fn a_foreign_device_clashes() {
         r.links.push(foreign_link(7, "veth2", Some("veth")));
     }
     let c = plan(&l.lab, &o, None).unwrap_err();
-    assert_eq!(
-        c.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-        ["node host: interface `veth2` already exists and does not belong to lab `bridge`"]
-    );
+    assert_eq!(c.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["node host: interface `veth2` already exists and does not belong to lab `bridge`"]);
     // A marked one of another lab is not ours either.
     if let Some(NsState::Root(r)) = o.nodes.get_mut("host") {
         r.links.last_mut().unwrap().alias = Some("vnet:other".into());
@@ -544,10 +413,7 @@ fn root_devices_are_marked() {
     let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
     // The root end of each veth is the creator (marked in the same batch by the executor); a
     // root end created as a peer would get `mark` in its change.
-    assert!(
-        lines(&p).contains(&"+ link host:veth1 veth peer ns1:eth0 master br1 up".to_string()),
-        "{p}"
-    );
+    assert!(lines(&p).contains(&"+ link host:veth1 veth peer ns1:eth0 master br1 up".to_string()), "{p}");
     // A device of the lab that lost its mark gets it back.
     let (mut o, st) = built(&l);
     if let Some(NsState::Root(r)) = o.nodes.get_mut("host") {
@@ -555,10 +421,7 @@ fn root_devices_are_marked() {
         v.alias = None;
         v.group = group_for("bridge");
     }
-    assert_eq!(
-        lines(&plan_ok(&l.lab, &o, Some(&st))),
-        ["~ link host:veth1 mark"]
-    );
+    assert_eq!(lines(&plan_ok(&l.lab, &o, Some(&st))), ["~ link host:veth1 mark"]);
 }
 
 /// two-ns with one more node and a few knobs, as a starting point for edits.
@@ -587,14 +450,8 @@ fn edits_plan_only_the_difference() {
 
     let v2 = yaml(
         &BASE
-            .replace(
-                "eth0: { addresses: [10.0.0.1/24] }",
-                "eth0: { addresses: [10.0.0.11/24], mtu: 1400, mac: '02:00:00:00:00:0a' }",
-            )
-            .replace(
-                "via: 10.0.0.2 }",
-                "via: 10.0.0.3 }\n      - { to: 10.6.0.0/16, dev: eth0, metric: 7 }",
-            )
+            .replace("eth0: { addresses: [10.0.0.1/24] }", "eth0: { addresses: [10.0.0.11/24], mtu: 1400, mac: '02:00:00:00:00:0a' }")
+            .replace("via: 10.0.0.2 }", "via: 10.0.0.3 }\n      - { to: 10.6.0.0/16, dev: eth0, metric: 7 }")
             .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0")
             .replace("stp: false", "stp: true, forward_delay: 4")
             .replace("  c: {}\n", "  d: {}\n"),
@@ -630,24 +487,13 @@ fn drift_in_the_kernel_is_put_back() {
         a.routes.clear();
         // An address someone added by hand on the lab's device is removed.
         let idx = a.link("eth0").unwrap().ifindex;
-        a.addrs.push(ObservedAddr {
-            ifindex: idx,
-            addr: "10.0.0.99/24".parse().unwrap(),
-            automatic: false,
-        });
+        a.addrs.push(ObservedAddr { ifindex: idx, addr: "10.0.0.99/24".parse().unwrap(), automatic: false });
         // A link-local address the kernel made is left alone.
-        a.addrs.push(ObservedAddr {
-            ifindex: idx,
-            addr: "fe80::1/64".parse().unwrap(),
-            automatic: true,
-        });
+        a.addrs.push(ObservedAddr { ifindex: idx, addr: "fe80::1/64".parse().unwrap(), automatic: true });
     }
     if let Some(NsState::Owned(b)) = k.nodes.get_mut("b") {
         b.links.iter_mut().find(|l| l.name == "br0").unwrap().spec =
-            Some(KindSpec::Bridge(crate::model::kind::BridgeSpec {
-                stp: Some(true),
-                ..Default::default()
-            }));
+            Some(KindSpec::Bridge(crate::model::kind::BridgeSpec { stp: Some(true), ..Default::default() }));
     }
     assert_eq!(
         lines(&plan_ok(&l.lab, &k, Some(&st))),
@@ -672,14 +518,7 @@ fn devices_no_longer_declared_are_deleted_once() {
             .replace("    interfaces:\n      eth0: { addresses: [10.0.0.2/24] }\n      br0: { kind: bridge, stp: false }\n", "")
             .replace("links:\n  - endpoints: [a:eth0, b:eth0]\n", ""),
     );
-    assert_eq!(
-        lines(&plan_ok(&v2.lab, &k, Some(&st))),
-        [
-            "- route a: 10.5.0.0/16 via 10.0.0.2",
-            "- link a:eth0",
-            "- link b:br0"
-        ]
-    );
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2", "- link a:eth0", "- link b:br0"]);
     // A device the lab never made (no group, no mark) in its namespace is left alone.
     let mut k2 = k.clone();
     if let Some(NsState::Owned(c)) = k2.nodes.get_mut("c") {
@@ -692,18 +531,8 @@ fn devices_no_longer_declared_are_deleted_once() {
 fn kind_changes_recreate_the_device() {
     let l = yaml(BASE);
     let (k, st) = built(&l);
-    let v2 = yaml(&BASE.replace(
-        "br0: { kind: bridge, stp: false }",
-        "br0: { peer: 'c:eth0' }",
-    ));
-    assert_eq!(
-        lines(&plan_ok(&v2.lab, &k, Some(&st))),
-        [
-            "- link b:br0",
-            "+ link b:br0 veth peer c:eth0 up",
-            "~ link c:eth0 up"
-        ]
-    );
+    let v2 = yaml(&BASE.replace("br0: { kind: bridge, stp: false }", "br0: { peer: 'c:eth0' }"));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- link b:br0", "+ link b:br0 veth peer c:eth0 up", "~ link c:eth0 up"]);
 }
 
 #[test]
@@ -711,19 +540,10 @@ fn removed_settings_are_restored() {
     let l = yaml(BASE);
     let (k, mut st) = built(&l);
     // The lab changed ip_forward from 0 (recorded) and no longer declares it.
-    st.sysctl_restore.insert(
-        "a".into(),
-        BTreeMap::from([("net.ipv4.ip_forward".to_string(), "0".to_string())]),
-    );
+    st.sysctl_restore.insert("a".into(), BTreeMap::from([("net.ipv4.ip_forward".to_string(), "0".to_string())]));
     let v2 = yaml(&BASE.replace("    sysctls: { net.ipv4.ip_forward: 1 }\n", ""));
-    assert_eq!(
-        lines(&plan_ok(&v2.lab, &k, Some(&st))),
-        ["~ sysctl a: net.ipv4.ip_forward = 0 (restore)"]
-    );
-    assert_eq!(
-        sysctl_keys(&v2.lab, Some(&st)).get("a").unwrap(),
-        &vec!["net.ipv4.ip_forward".to_string()]
-    );
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ sysctl a: net.ipv4.ip_forward = 0 (restore)"]);
+    assert_eq!(sysctl_keys(&v2.lab, Some(&st)).get("a").unwrap(), &vec!["net.ipv4.ip_forward".to_string()]);
 }
 
 #[test]
@@ -731,10 +551,7 @@ fn a_node_removed_from_the_file_deletes_its_namespace() {
     let l = yaml(BASE);
     let (k, st) = built(&l);
     let v2 = yaml(&BASE.replace("  c: {}\n", ""));
-    assert_eq!(
-        lines(&plan_ok(&v2.lab, &k, Some(&st))),
-        ["- netns c (edit-c)"]
-    );
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- netns c (edit-c)"]);
     // Without a record the planner cannot know the namespace was the lab's: nothing.
     assert!(plan_ok(&v2.lab, &k, None).is_empty());
     let _: Option<Topology> = None;
@@ -744,18 +561,8 @@ fn a_node_removed_from_the_file_deletes_its_namespace() {
 fn new_namespaces_get_loopback_settings_from_the_file() {
     let l = yaml("name: lo\nnodes:\n  a:\n    interfaces:\n      lo: { up: false }\n  b:\n    interfaces:\n      lo: { mtu: 1500 }\n");
     let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
-    assert_eq!(
-        lines(&p),
-        [
-            "+ netns a (lo-a)",
-            "+ netns b (lo-b)",
-            "~ link b:lo mtu 1500"
-        ]
-    );
-    assert!(matches!(
-        &p.steps[0].op,
-        Op::CreateNetns { lo_up: false, .. }
-    ));
+    assert_eq!(lines(&p), ["+ netns a (lo-a)", "+ netns b (lo-b)", "~ link b:lo mtu 1500"]);
+    assert!(matches!(&p.steps[0].op, Op::CreateNetns { lo_up: false, .. }));
     let after = simulate(&l.lab, &empty_kernel(&l.lab), &p);
     let st = record_after(&l.lab, None, &p, &empty_kernel(&l.lab));
     assert!(plan_ok(&l.lab, &after, Some(&st)).is_empty());
@@ -766,21 +573,11 @@ fn hairpin_and_masters_of_existing_ports() {
     let text = "name: hp\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, hairpin: true, peer: 'b:p1' }\n      p2: { master: br0, peer: 'b:p2' }\n  b: {}\n";
     let l = yaml(text);
     let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
-    assert!(
-        lines(&p).contains(&"~ port a:p1 hairpin on".to_string()),
-        "{p}"
-    );
+    assert!(lines(&p).contains(&"~ port a:p1 hairpin on".to_string()), "{p}");
     let (k, st) = built(&l);
     // p2 leaves the bridge, p1 turns hairpin off.
-    let v2 = yaml(
-        &text
-            .replace("p2: { master: br0, peer: 'b:p2' }", "p2: { peer: 'b:p2' }")
-            .replace("hairpin: true", "hairpin: false"),
-    );
-    assert_eq!(
-        lines(&plan_ok(&v2.lab, &k, Some(&st))),
-        ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]
-    );
+    let v2 = yaml(&text.replace("p2: { master: br0, peer: 'b:p2' }", "p2: { peer: 'b:p2' }").replace("hairpin: true", "hairpin: false"));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]);
 }
 
 // ---- Open vSwitch ----
@@ -873,7 +670,8 @@ fn ovs_edits_plan_only_the_difference() {
         [
             "~ ovs sw: set bridge ovs0 fail_mode=standalone",
             "~ ovs sw: set port ovs0 [pa tag=20 ofport=1]",
-            format!("~ ovs sw: flows ovs0 +[table=0,priority=100,in_port=pa,actions=drop] -{}", cookie("table=0,priority=100,in_port=pa,actions=normal")).as_str(),
+            format!("~ ovs sw: flows ovs0 +[table=0,priority=100,in_port=pa,actions=drop] -{}", cookie("table=0,priority=100,in_port=pa,actions=normal"))
+                .as_str(),
             "~ ovs sw: del port ovs0 m0",
         ]
     );

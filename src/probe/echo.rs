@@ -270,7 +270,14 @@ fn finish(out: &mut Vec<(usize, EchoResult)>, opts: &EchoOptions, g: usize, r: E
     }
 }
 
-fn worker(socks: &[Sock], req_of: &[(usize, usize)], probes: &[EchoProbe], queue: &[usize], token_base: u64, opts: &EchoOptions) -> io::Result<Vec<(usize, EchoResult)>> {
+fn worker(
+    socks: &[Sock],
+    req_of: &[(usize, usize)],
+    probes: &[EchoProbe],
+    queue: &[usize],
+    token_base: u64,
+    opts: &EchoOptions,
+) -> io::Result<Vec<(usize, EchoResult)>> {
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
         return Err(io::Error::last_os_error());
@@ -402,13 +409,23 @@ fn sockaddr(dst: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     match dst {
         IpAddr::V4(a) => {
-            let sin = libc::sockaddr_in { sin_family: libc::AF_INET as u16, sin_port: 0, sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.octets()) }, sin_zero: [0; 8] };
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: 0,
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.octets()) },
+                sin_zero: [0; 8],
+            };
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
             (ss, size_of::<libc::sockaddr_in>() as libc::socklen_t)
         }
         IpAddr::V6(a) => {
-            let sin6 =
-                libc::sockaddr_in6 { sin6_family: libc::AF_INET6 as u16, sin6_port: 0, sin6_flowinfo: 0, sin6_addr: libc::in6_addr { s6_addr: a.octets() }, sin6_scope_id: 0 };
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: a.octets() },
+                sin6_scope_id: 0,
+            };
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
             (ss, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
@@ -462,8 +479,16 @@ fn drain(sock: &Sock, buf: &mut [u8], answers: &mut Vec<(u16, u16, EchoOutcome, 
     loop {
         let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
         let mut sl = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let n =
-            unsafe { libc::recvfrom(sock.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT, &mut ss as *mut _ as *mut libc::sockaddr, &mut sl) };
+        let n = unsafe {
+            libc::recvfrom(
+                sock.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                &mut ss as *mut _ as *mut libc::sockaddr,
+                &mut sl,
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
@@ -521,12 +546,15 @@ fn drain_errqueue_with(sock: &Sock, buf: &mut [u8], answers: &mut Vec<(u16, u16,
                 if let Some((id, seq)) = packet::quoted_request(data, sock.v6) {
                     let outcome = match ee.ee_origin {
                         SO_EE_ORIGIN_ICMP | SO_EE_ORIGIN_ICMP6 => {
-                            let kind = if ee.ee_origin == SO_EE_ORIGIN_ICMP { ErrorKind::v4(ee.ee_type, ee.ee_code) } else { ErrorKind::v6(ee.ee_type, ee.ee_code) };
+                            let kind =
+                                if ee.ee_origin == SO_EE_ORIGIN_ICMP { ErrorKind::v4(ee.ee_type, ee.ee_code) } else { ErrorKind::v6(ee.ee_type, ee.ee_code) };
                             let from = from_sockaddr(offender).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                             let mtu = (kind == ErrorKind::FragNeeded).then_some(ee.ee_info);
                             Some(EchoOutcome::Error { kind, from, mtu })
                         }
-                        SO_EE_ORIGIN_LOCAL => Some(EchoOutcome::Local { errno: ee.ee_errno as i32, mtu: (ee.ee_errno as i32 == libc::EMSGSIZE).then_some(ee.ee_info) }),
+                        SO_EE_ORIGIN_LOCAL => {
+                            Some(EchoOutcome::Local { errno: ee.ee_errno as i32, mtu: (ee.ee_errno as i32 == libc::EMSGSIZE).then_some(ee.ee_info) })
+                        }
                         _ => None,
                     };
                     if let Some(o) = outcome {

@@ -104,7 +104,8 @@ pub struct Stats {
 
 /// Reads /proc/net/stat/{arp,ndisc}_cache (hex, one row per CPU; `entries` is global).
 pub fn stats(t: Table) -> io::Result<Stats> {
-    parse_stats(&std::fs::read_to_string(t.stat_file())?).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: unexpected format", t.stat_file())))
+    parse_stats(&std::fs::read_to_string(t.stat_file())?)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: unexpected format", t.stat_file())))
 }
 
 /// Parses the stat file's text.

@@ -262,7 +262,10 @@ mod tests {
         icmp.extend_from_slice(&req[..8]);
         let mut pkt = ipv4_header(1, [10, 0, 0, 1], icmp.len());
         pkt.extend_from_slice(&icmp);
-        assert_eq!(parse_v4(&pkt), Some(Answer::Error { id: 5, seq: 6, kind: ErrorKind::FragNeeded, mtu: Some(1400), quoted_dst: Some("10.0.2.2".parse().unwrap()) }));
+        assert_eq!(
+            parse_v4(&pkt),
+            Some(Answer::Error { id: 5, seq: 6, kind: ErrorKind::FragNeeded, mtu: Some(1400), quoted_dst: Some("10.0.2.2".parse().unwrap()) })
+        );
         // Host unreachable (ARP failed) likewise, without an MTU.
         icmp[1] = 1;
         let mut pkt = ipv4_header(1, [10, 0, 0, 1], icmp.len());

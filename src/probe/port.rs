@@ -212,7 +212,13 @@ pub fn listen(netns: Option<&OwnedFd>, proto: Proto, addr: SocketAddr) -> io::Re
         unsafe {
             libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const _ as *const libc::c_void, size_of::<libc::c_int>() as u32);
             if addr.is_ipv6() {
-                libc::setsockopt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one as *const _ as *const libc::c_void, size_of::<libc::c_int>() as u32);
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_V6ONLY,
+                    &one as *const _ as *const libc::c_void,
+                    size_of::<libc::c_int>() as u32,
+                );
             }
         }
         let (sa, len) = sockaddr(&addr);
@@ -249,10 +255,26 @@ pub fn listen(netns: Option<&OwnedFd>, proto: Proto, addr: SocketAddr) -> io::Re
                 let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
                 let mut sl = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 let n = unsafe {
-                    libc::recvfrom(f2.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT, &mut ss as *mut _ as *mut libc::sockaddr, &mut sl)
+                    libc::recvfrom(
+                        f2.as_raw_fd(),
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                        &mut ss as *mut _ as *mut libc::sockaddr,
+                        &mut sl,
+                    )
                 };
                 if n >= 0 {
-                    unsafe { libc::sendto(f2.as_raw_fd(), buf.as_ptr() as *const libc::c_void, n as usize, libc::MSG_DONTWAIT, &ss as *const _ as *const libc::sockaddr, sl) };
+                    unsafe {
+                        libc::sendto(
+                            f2.as_raw_fd(),
+                            buf.as_ptr() as *const libc::c_void,
+                            n as usize,
+                            libc::MSG_DONTWAIT,
+                            &ss as *const _ as *const libc::sockaddr,
+                            sl,
+                        )
+                    };
                 }
             }
         }

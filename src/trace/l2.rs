@@ -153,7 +153,8 @@ impl<'a> Walker<'a> {
             return self.drop_at(node, Some(br), "device-down", format!("bridge {bname} is down"));
         }
         let ports: Vec<u32> = self.view.ports(node, br).iter().map(|p| p.ifindex).collect();
-        let fdb_port = self.mac.and_then(|m| self.view.nodes.get(node)?.fdb.iter().find(|e| e.mac == m && ports.contains(&e.ifindex) && !e.local).map(|e| e.ifindex));
+        let fdb_port =
+            self.mac.and_then(|m| self.view.nodes.get(node)?.fdb.iter().find(|e| e.mac == m && ports.contains(&e.ifindex) && !e.local).map(|e| e.ifindex));
         let (port, how) = match fdb_port {
             Some(p) => (p, "forwarding database".to_string()),
             None => {
@@ -163,8 +164,15 @@ impl<'a> Walker<'a> {
                     if Some(p) == in_port {
                         continue;
                     }
-                    let mut look =
-                        Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
+                    let mut look = Walker {
+                        view: self.view,
+                        next_hop: self.next_hop,
+                        mac: self.mac,
+                        record: false,
+                        hops: Vec::new(),
+                        depth: self.depth + 8,
+                        underlay: self.underlay,
+                    };
                     if matches!(look.egress(node, p), End::Arrived(..)) {
                         found = Some(p);
                         break;
@@ -173,8 +181,15 @@ impl<'a> Walker<'a> {
                 // Back out of the port it came in on? Only a hairpin port sends it there.
                 if found.is_none() {
                     if let Some(ip) = in_port {
-                        let mut look =
-                            Walker { view: self.view, next_hop: self.next_hop, mac: self.mac, record: false, hops: Vec::new(), depth: self.depth + 8, underlay: self.underlay };
+                        let mut look = Walker {
+                            view: self.view,
+                            next_hop: self.next_hop,
+                            mac: self.mac,
+                            record: false,
+                            hops: Vec::new(),
+                            depth: self.depth + 8,
+                            underlay: self.underlay,
+                        };
                         if matches!(look.egress(node, ip), End::Arrived(..)) {
                             found = Some(ip);
                         }
@@ -200,7 +215,12 @@ impl<'a> Walker<'a> {
                                 return self.drop_at(node, Some(p), cause, why);
                             }
                         }
-                        return self.drop_at(node, Some(br), "no-neighbour", format!("no port of bridge {bname} leads to {} (flooded without an answer)", self.next_hop));
+                        return self.drop_at(
+                            node,
+                            Some(br),
+                            "no-neighbour",
+                            format!("no port of bridge {bname} leads to {} (flooded without an answer)", self.next_hop),
+                        );
                     }
                 }
             }
@@ -209,7 +229,12 @@ impl<'a> Walker<'a> {
             let hairpin = self.view.link(node, port).and_then(|p| p.hairpin).unwrap_or(false);
             if !hairpin {
                 let pname = self.devname(node, port);
-                return self.drop_at(node, Some(port), "hairpin-off", format!("bridge {bname} does not send a frame back out of the port it came in on ({pname} has hairpin off)"));
+                return self.drop_at(
+                    node,
+                    Some(port),
+                    "hairpin-off",
+                    format!("bridge {bname} does not send a frame back out of the port it came in on ({pname} has hairpin off)"),
+                );
             }
         }
         self.push(Hop::Bridge { node: node.into(), bridge: bname, port: self.devname(node, port), how, mac: self.mac.map(|m| format_mac(&m)) });
@@ -221,7 +246,9 @@ impl<'a> Walker<'a> {
             KindDetails::Macvlan { mode } => mode.clone(),
             _ => "vepa".into(),
         };
-        let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into()) };
+        let Some((ln, li)) = self.view.linked(node, l) else {
+            return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into());
+        };
         let ln = ln.to_string();
         // Siblings on the same lower device: bridge mode switches between them inside the kernel.
         if mode == "bridge" {
@@ -232,16 +259,26 @@ impl<'a> Walker<'a> {
                 .find(|(n, u)| !(*n == node && u.ifindex == l.ifindex) && self.mac.is_some() && u.mac == self.mac)
                 .map(|(n, u)| (n.to_string(), u.ifindex));
             if let Some((sn, si)) = sib {
-                self.push(Hop::Link { from: self.full(node, l.ifindex), to: self.full(&sn, si), via: "macvlan bridge mode, sibling on the same lower device".into() });
+                self.push(Hop::Link {
+                    from: self.full(node, l.ifindex),
+                    to: self.full(&sn, si),
+                    via: "macvlan bridge mode, sibling on the same lower device".into(),
+                });
                 return self.arrive(&sn, si);
             }
         }
         if mode == "private" || mode == "vepa" {
             // Leaves through the lower; a sibling is reached only if the switch outside sends the
             // frame back (hairpin), and never in private mode.
-            let to_sibling = self.view.uppers(&ln, li).into_iter().any(|(n, u)| !(n == node && u.ifindex == l.ifindex) && self.mac.is_some() && u.mac == self.mac);
+            let to_sibling =
+                self.view.uppers(&ln, li).into_iter().any(|(n, u)| !(n == node && u.ifindex == l.ifindex) && self.mac.is_some() && u.mac == self.mac);
             if to_sibling && mode == "private" {
-                return self.drop_at(node, Some(l.ifindex), "macvlan-private", format!("macvlan private mode: {} never reaches a sibling on the same lower device", l.name));
+                return self.drop_at(
+                    node,
+                    Some(l.ifindex),
+                    "macvlan-private",
+                    format!("macvlan private mode: {} never reaches a sibling on the same lower device", l.name),
+                );
             }
         }
         self.push(Hop::Link { from: self.full(node, l.ifindex), to: self.full(&ln, li), via: format!("macvlan {mode} mode, out through the lower device") });
@@ -258,7 +295,9 @@ impl<'a> Walker<'a> {
             KindDetails::Ipvlan { mode, flags } => (mode.clone(), flags.clone()),
             _ => ("l3".into(), Vec::new()),
         };
-        let Some((ln, li)) = self.view.linked(node, l) else { return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into()) };
+        let Some((ln, li)) = self.view.linked(node, l) else {
+            return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into());
+        };
         let ln = ln.to_string();
         let holders = self.view.holders(self.next_hop);
         let sib = self
@@ -269,10 +308,19 @@ impl<'a> Walker<'a> {
             .map(|(n, u)| (n.to_string(), u.ifindex));
         if let Some((sn, si)) = sib {
             if flags.iter().any(|f| f == "private") {
-                return self.drop_at(node, Some(l.ifindex), "ipvlan-private", "ipvlan private flag: slaves of one lower device do not talk to each other".into());
+                return self.drop_at(
+                    node,
+                    Some(l.ifindex),
+                    "ipvlan-private",
+                    "ipvlan private flag: slaves of one lower device do not talk to each other".into(),
+                );
             }
             if !flags.iter().any(|f| f == "vepa") {
-                self.push(Hop::Link { from: self.full(node, l.ifindex), to: self.full(&sn, si), via: format!("ipvlan {mode}, slave on the same lower device") });
+                self.push(Hop::Link {
+                    from: self.full(node, l.ifindex),
+                    to: self.full(&sn, si),
+                    via: format!("ipvlan {mode}, slave on the same lower device"),
+                });
                 return self.arrive(&sn, si);
             }
         }
@@ -288,7 +336,12 @@ impl<'a> Walker<'a> {
         let fdb_remote = self.mac.and_then(|m| self.view.nodes.get(node)?.fdb.iter().find(|e| e.ifindex == l.ifindex && e.mac == m).and_then(|e| e.dst));
         let zero = self.view.nodes.get(node).and_then(|v| v.fdb.iter().find(|e| e.ifindex == l.ifindex && e.mac == [0; 6]).and_then(|e| e.dst));
         let Some(remote) = fdb_remote.or(remote).or(zero) else {
-            return self.drop_at(node, Some(l.ifindex), "vxlan", format!("vxlan {} has no remote for this destination (no FDB entry, no remote or group)", l.name));
+            return self.drop_at(
+                node,
+                Some(l.ifindex),
+                "vxlan",
+                format!("vxlan {} has no remote for this destination (no FDB entry, no remote or group)", l.name),
+            );
         };
         // Underlay: the node's own route to the remote, then the link layer to it.
         let Some((oif, gw)) = (self.underlay)(node, remote) else {

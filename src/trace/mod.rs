@@ -131,7 +131,16 @@ pub fn walk(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, origin_src
             src = ans.src;
         }
         let dev = ans.oif.map(|o| ifindex_name(view, &node, o));
-        hops.push(Hop::Route { node: node.clone(), dst, src, iif: iif_name.clone(), kind: ans.kind.clone(), dev: dev.clone(), gateway: ans.gateway, table: ans.table });
+        hops.push(Hop::Route {
+            node: node.clone(),
+            dst,
+            src,
+            iif: iif_name.clone(),
+            kind: ans.kind.clone(),
+            dev: dev.clone(),
+            gateway: ans.gateway,
+            table: ans.table,
+        });
         match ans.kind.as_str() {
             "local" => {
                 hops.push(Hop::Deliver { node: node.clone(), dev: iif_name.unwrap_or_else(|| "lo".into()) });
@@ -195,7 +204,8 @@ fn rp_rejects(rl: &RunningLab, view: &LabView, node: &str, dev: &str, src: Optio
 fn confirm(rl: &RunningLab, from: &str, dst: IpAddr, round_trip: bool) -> Result<Confirm> {
     let fds = rl.borrowed(&[from.to_string()]);
     let probe = [EchoProbe { src: 0, dst, size: None, df: false, phase: 0 }];
-    let r = echo::run(&fds, &probe, &EchoOptions { timeout: Duration::from_millis(1500), threads: 1, window: 1, finished: None }).map_err(|e| Error::io("probe", e))?;
+    let r = echo::run(&fds, &probe, &EchoOptions { timeout: Duration::from_millis(1500), threads: 1, window: 1, finished: None })
+        .map_err(|e| Error::io("probe", e))?;
     let o = &r[0].outcome;
     let reply = o.is_reply();
     Ok(Confirm { seen: echo_seen(o, false), reply, agrees: reply == round_trip })

@@ -22,24 +22,12 @@ pub fn vnet_cni_bin() -> PathBuf {
 
 /// CNI_PATH: vnet-cni's directory, then the reference plugins.
 pub fn cni_path() -> String {
-    format!(
-        "{}:{REFERENCE_DIR}",
-        vnet_cni_bin().parent().unwrap().display()
-    )
+    format!("{}:{REFERENCE_DIR}", vnet_cni_bin().parent().unwrap().display())
 }
 
 /// Asserts the reference plugins are installed (scripts/setup installs them).
 pub fn require_reference() {
-    for p in [
-        "bridge",
-        "macvlan",
-        "ipvlan",
-        "vlan",
-        "host-local",
-        "static",
-        "loopback",
-        "tuning",
-    ] {
+    for p in ["bridge", "macvlan", "ipvlan", "vlan", "host-local", "static", "loopback", "tuning"] {
         assert!(
             std::path::Path::new(REFERENCE_DIR).join(p).exists(),
             "reference plugin {p} missing from {REFERENCE_DIR}: run scripts/setup (containernetworking-plugins)"
@@ -64,18 +52,8 @@ impl Reply {
     /// Asserts failure with the given CNI error code and returns the error JSON.
     pub fn err(self, code: u64) -> Value {
         assert_ne!(self.code, 0, "plugin unexpectedly succeeded: {}", self.out);
-        assert_eq!(
-            self.out["code"].as_u64(),
-            Some(code),
-            "wrong error: {} {}",
-            self.out,
-            self.stderr
-        );
-        assert!(
-            self.out["msg"].as_str().is_some_and(|m| !m.is_empty()),
-            "error without msg: {}",
-            self.out
-        );
+        assert_eq!(self.out["code"].as_u64(), Some(code), "wrong error: {} {}", self.out, self.stderr);
+        assert!(self.out["msg"].as_str().is_some_and(|m| !m.is_empty()), "error without msg: {}", self.out);
         self.out
     }
 }
@@ -83,36 +61,20 @@ impl Reply {
 /// One invocation with exactly these variables (nothing else from the test's environment
 /// beyond PATH), stdin `conf`, in the namespace `host`.
 pub fn invoke_raw(plugin: &str, host: &str, vars: &[(&str, &str)], stdin: &[u8]) -> Reply {
-    let bin = if plugin == "vnet-cni" {
-        vnet_cni_bin()
-    } else {
-        PathBuf::from(REFERENCE_DIR).join(plugin)
-    };
+    let bin = if plugin == "vnet-cni" { vnet_cni_bin() } else { PathBuf::from(REFERENCE_DIR).join(plugin) };
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net=/run/netns/{host}")).arg(bin);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start plugin");
     let _ = child.stdin.take().unwrap().write_all(stdin);
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let v = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("plugin printed non-JSON ({e}): {text}"))
-    };
-    Reply {
-        code: out.status.code().unwrap_or(-1),
-        out: v,
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
+    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("plugin printed non-JSON ({e}): {text}")) };
+    Reply { code: out.status.code().unwrap_or(-1), out: v, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
 }
 
 /// A runtime's view of one host: its namespace and a state directory of its own (IPAM
@@ -143,22 +105,10 @@ impl Runtime {
     }
 
     /// Runs `command` for container `cid` (namespace `netns`, interface `ifname`).
-    pub fn call(
-        &self,
-        command: &str,
-        conf: &Value,
-        cid: &str,
-        netns: Option<&str>,
-        ifname: &str,
-    ) -> Reply {
+    pub fn call(&self, command: &str, conf: &Value, cid: &str, netns: Option<&str>, ifname: &str) -> Reply {
         let path = cni_path();
         let ns_path = netns.map(|n| format!("/run/netns/{n}")).unwrap_or_default();
-        let mut vars = vec![
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", cid),
-            ("CNI_IFNAME", ifname),
-            ("CNI_PATH", path.as_str()),
-        ];
+        let mut vars = vec![("CNI_COMMAND", command), ("CNI_CONTAINERID", cid), ("CNI_IFNAME", ifname), ("CNI_PATH", path.as_str())];
         if netns.is_some() {
             vars.push(("CNI_NETNS", ns_path.as_str()));
         }
@@ -193,42 +143,14 @@ impl Runtime {
     }
 
     /// CHECK over a list, in order, each plugin with the final ADD result.
-    pub fn check_list(
-        &self,
-        list: &Value,
-        result: &Value,
-        cid: &str,
-        netns: &str,
-        ifname: &str,
-    ) -> Vec<Reply> {
-        list["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                self.call(
-                    "CHECK",
-                    &self.list_conf(list, p, result),
-                    cid,
-                    Some(netns),
-                    ifname,
-                )
-            })
-            .collect()
+    pub fn check_list(&self, list: &Value, result: &Value, cid: &str, netns: &str, ifname: &str) -> Vec<Reply> {
+        list["plugins"].as_array().unwrap().iter().map(|p| self.call("CHECK", &self.list_conf(list, p, result), cid, Some(netns), ifname)).collect()
     }
 
     /// DEL over a list, in reverse order, each plugin with the final ADD result.
-    pub fn del_list(
-        &self,
-        list: &Value,
-        result: &Value,
-        cid: &str,
-        netns: Option<&str>,
-        ifname: &str,
-    ) {
+    pub fn del_list(&self, list: &Value, result: &Value, cid: &str, netns: Option<&str>, ifname: &str) {
         for p in list["plugins"].as_array().unwrap().iter().rev() {
-            self.call("DEL", &self.list_conf(list, p, result), cid, netns, ifname)
-                .ok();
+            self.call("DEL", &self.list_conf(list, p, result), cid, netns, ifname).ok();
         }
     }
 
@@ -261,11 +183,7 @@ impl Drop for Runtime {
 
 /// `ifname` of every entry of an `ip -j link` answer.
 pub fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-        .collect()
+    v.as_array().into_iter().flatten().filter_map(|l| l["ifname"].as_str().map(str::to_string)).collect()
 }
 
 /// A container: a namespace with `lo` up, as runtimes make them.
@@ -281,26 +199,13 @@ pub fn container(base: &str) -> Scratch {
 /// the reference plugins send IFLA_TXQLEN 0 (Go's zero value), vnet-cni keeps the kernel's
 /// default (1000), which qdiscs added later use as their default limit.
 pub fn link_essentials(l: &Value) -> Value {
-    let mut flags: Vec<String> = l["flags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.as_str().map(str::to_string))
-        .collect();
+    let mut flags: Vec<String> = l["flags"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(str::to_string)).collect();
     flags.sort();
     let info = &l["linkinfo"];
     let mut data = info["info_data"].clone();
     if let Some(o) = data.as_object_mut() {
         // Per-device identities and timers.
-        for k in [
-            "bridge_id",
-            "root_id",
-            "designated_root",
-            "hello_timer",
-            "tcn_timer",
-            "topology_change_timer",
-            "gc_timer",
-        ] {
+        for k in ["bridge_id", "root_id", "designated_root", "hello_timer", "tcn_timer", "topology_change_timer", "gc_timer"] {
             o.remove(k);
         }
     }
@@ -359,13 +264,7 @@ pub fn routes(netns: &str) -> Vec<Value> {
 
 /// One ICMP echo from a namespace.
 pub fn ping_ns(netns: &str, addr: &str) -> bool {
-    Command::new("ip")
-        .args([
-            "netns", "exec", netns, "ping", "-c", "2", "-i", "0.3", "-W", "1", addr,
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    Command::new("ip").args(["netns", "exec", netns, "ping", "-c", "2", "-i", "0.3", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 /// The shape of a result: its keys, recursively, with array lengths (values aside).

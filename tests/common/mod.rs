@@ -19,10 +19,7 @@ pub fn vnet_bin() -> PathBuf {
 
 /// Integration tests build real namespaces: they need root.
 pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "integration tests need root (they build network namespaces)"
-    );
+    assert!(nix::unistd::geteuid().is_root(), "integration tests need root (they build network namespaces)");
 }
 
 /// `ip -j ARGS` in a namespace (None: the test's own namespace), parsed.
@@ -33,22 +30,13 @@ pub fn ip_json(netns: Option<&str>, args: &[&str]) -> Value {
     }
     cmd.arg("-j").args(args);
     let out = cmd.output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {:?} failed: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ip {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
 }
 
 /// The `ip -j link` entry of one device.
 pub fn ip_link(netns: Option<&str>, dev: &str) -> Option<Value> {
-    ip_json(netns, &["-d", "link", "show"])
-        .as_array()?
-        .iter()
-        .find(|l| l["ifname"] == dev)
-        .cloned()
+    ip_json(netns, &["-d", "link", "show"]).as_array()?.iter().find(|l| l["ifname"] == dev).cloned()
 }
 
 /// Addresses (`a.b.c.d/len`) of a device as `ip -j addr` shows them.
@@ -57,11 +45,7 @@ pub fn ip_addrs(netns: Option<&str>, dev: &str) -> Vec<String> {
     let mut out = Vec::new();
     for l in v.as_array().into_iter().flatten() {
         for a in l["addr_info"].as_array().into_iter().flatten() {
-            out.push(format!(
-                "{}/{}",
-                a["local"].as_str().unwrap_or(""),
-                a["prefixlen"]
-            ));
+            out.push(format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]));
         }
     }
     out
@@ -69,37 +53,21 @@ pub fn ip_addrs(netns: Option<&str>, dev: &str) -> Vec<String> {
 
 /// One ICMP echo from a node (iputils ping; installed by scripts/setup).
 pub fn ping(lab: &vnet::Lab, node: &str, addr: &str) -> bool {
-    lab.node(node)
-        .command("ping")
-        .args(["-c", "1", "-W", "2", addr])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    lab.node(node).command("ping").args(["-c", "1", "-W", "2", addr]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 /// Namespaces under /run/netns whose name starts with `prefix`.
 pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with(prefix)).collect())
         .unwrap_or_default()
 }
 
 /// Asserts that nothing of a lab is left: no namespace, no record.
 pub fn assert_gone(lab: &str) {
     let left = namespaces_with_prefix(&format!("{lab}-"));
-    assert!(
-        left.is_empty(),
-        "namespaces of lab {lab} left behind: {left:?}"
-    );
-    assert!(
-        !std::path::Path::new("/run/vnet").join(lab).exists(),
-        "record of lab {lab} left behind"
-    );
+    assert!(left.is_empty(), "namespaces of lab {lab} left behind: {left:?}");
+    assert!(!std::path::Path::new("/run/vnet").join(lab).exists(), "record of lab {lab} left behind");
 }
 
 /// Writes a topology to a temporary file with the given extension and returns its path.
@@ -154,40 +122,21 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(base: &str) -> Scratch {
         let name = vnet::lab::unique_name(base);
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip netns add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap();
+        assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
         Scratch { name }
     }
 
     /// Runs `ip -n SCRATCH ARGS`, asserting success.
     pub fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip -n {} {args:?}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("ip").arg("-n").arg(&self.name).args(args).output().unwrap();
+        assert!(out.status.success(), "ip -n {} {args:?}: {}", self.name, String::from_utf8_lossy(&out.stderr));
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
 
@@ -200,10 +149,7 @@ pub struct DownGuard {
 
 impl DownGuard {
     pub fn new(lab: &str, scratch: Option<&Scratch>) -> DownGuard {
-        DownGuard {
-            lab: lab.to_string(),
-            scratch: scratch.map(|s| s.name.clone()),
-        }
+        DownGuard { lab: lab.to_string(), scratch: scratch.map(|s| s.name.clone()) }
     }
 }
 
@@ -231,16 +177,10 @@ pub fn assert_nothing_left(lab: &str, root: Option<&str>) {
     let mark = format!("vnet:{lab}");
     if let Some(r) = root {
         let left = devices_with_alias(Some(r), &mark);
-        assert!(
-            left.is_empty(),
-            "marked devices of {lab} left in {r}: {left:?}"
-        );
+        assert!(left.is_empty(), "marked devices of {lab} left in {r}: {left:?}");
     }
     let left = devices_with_alias(None, &mark);
-    assert!(
-        left.is_empty(),
-        "marked devices of {lab} left in the root namespace: {left:?}"
-    );
+    assert!(left.is_empty(), "marked devices of {lab} left in the root namespace: {left:?}");
 }
 
 /// A star: node `hub` with a bridge and one port per leaf, leaves `n1..nN` each linked to it.
@@ -250,11 +190,7 @@ pub fn star_topology(lab: &str, hub: &str, leaves: usize, isolated: bool) -> Str
         s.push_str(&format!("      p{i}: {{ master: br0 }}\n"));
     }
     for i in 1..=leaves {
-        s.push_str(&format!(
-            "  n{i}:\n    interfaces:\n      eth0: {{ addresses: [10.77.{}.{}/16] }}\n",
-            i / 250,
-            i % 250 + 1
-        ));
+        s.push_str(&format!("  n{i}:\n    interfaces:\n      eth0: {{ addresses: [10.77.{}.{}/16] }}\n", i / 250, i % 250 + 1));
     }
     s.push_str("links:\n");
     for i in 1..=leaves {

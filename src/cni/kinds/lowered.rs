@@ -16,21 +16,9 @@ use crate::observed::ObservedLink;
 
 fn spec(kind: &Kind, master: &str) -> KindSpec {
     match kind {
-        Kind::Macvlan(m) => KindSpec::Macvlan(MacvlanSpec {
-            link: master.into(),
-            mode: Some(*m),
-            macs: Vec::new(),
-        }),
-        Kind::Ipvlan(m) => KindSpec::Ipvlan(IpvlanSpec {
-            link: master.into(),
-            mode: Some(*m),
-            flag: None,
-        }),
-        Kind::Vlan(id) => KindSpec::Vlan(VlanSpec {
-            link: master.into(),
-            id: *id,
-            protocol: None,
-        }),
+        Kind::Macvlan(m) => KindSpec::Macvlan(MacvlanSpec { link: master.into(), mode: Some(*m), macs: Vec::new() }),
+        Kind::Ipvlan(m) => KindSpec::Ipvlan(IpvlanSpec { link: master.into(), mode: Some(*m), flag: None }),
+        Kind::Vlan(id) => KindSpec::Vlan(VlanSpec { link: master.into(), id: *id, protocol: None }),
         _ => unreachable!("not a device on a lower"),
     }
 }
@@ -45,26 +33,12 @@ fn master(conf: &NetConf, host: &mut Ns) -> Result<ObservedLink, CniError> {
                 .iter()
                 .find(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() && r.table == 254)
                 .and_then(|r| r.oif)
-                .ok_or_else(|| {
-                    CniError::config(format!(
-                        "kind {} needs `master`: the host has no default route to take it from",
-                        conf.kind.name()
-                    ))
-                })?;
-            host.links()?
-                .into_iter()
-                .find(|l| l.ifindex == oif)
-                .map(|l| l.name)
-                .unwrap_or_default()
+                .ok_or_else(|| CniError::config(format!("kind {} needs `master`: the host has no default route to take it from", conf.kind.name())))?;
+            host.links()?.into_iter().find(|l| l.ifindex == oif).map(|l| l.name).unwrap_or_default()
         }
     };
-    host.link(&name)?.ok_or_else(|| {
-        CniError::with(
-            code::INVALID_CONFIG,
-            format!("master device {name} not found"),
-            "it must exist in the runtime's network namespace",
-        )
-    })
+    host.link(&name)?
+        .ok_or_else(|| CniError::with(code::INVALID_CONFIG, format!("master device {name} not found"), "it must exist in the runtime's network namespace"))
 }
 
 pub(super) fn create(ctx: &Ctx, host: &mut Ns, cont: &mut Ns) -> Result<Made, CniError> {
@@ -72,23 +46,10 @@ pub(super) fn create(ctx: &Ctx, host: &mut Ns, cont: &mut Ns) -> Result<Made, Cn
     let m = master(conf, host)?;
     let kind = spec(&conf.kind, &m.name);
     // ipvlan devices share their master's MAC address.
-    let mac = if matches!(conf.kind, Kind::Ipvlan(_)) {
-        None
-    } else {
-        conf.mac
-    };
-    let base = LinkBase {
-        name: ctx.env.ifname.clone(),
-        mtu: conf.mtu,
-        mac,
-        netns_fd: Some(cont.fd()),
-        ..Default::default()
-    };
+    let mac = if matches!(conf.kind, Kind::Ipvlan(_)) { None } else { conf.mac };
+    let base = LinkBase { name: ctx.env.ifname.clone(), mtu: conf.mtu, mac, netns_fd: Some(cont.fd()), ..Default::default() };
     let create = with_lower(msg::new_link(&base, kinds::link_info(&kind)), m.ifindex);
-    host.send(
-        &format!("create {} {} on {}", kind.name(), ctx.env.ifname, m.name),
-        vec![Request::new(create, NLM_F_CREATE | NLM_F_EXCL)],
-    )?;
+    host.send(&format!("create {} {} on {}", kind.name(), ctx.env.ifname, m.name), vec![Request::new(create, NLM_F_CREATE | NLM_F_EXCL)])?;
     let made = (|| {
         if matches!(conf.kind, Kind::Macvlan(_)) {
             // Neighbours learn the new MAC at once (the reference plugin sets this too).
@@ -96,13 +57,7 @@ pub(super) fn create(ctx: &Ctx, host: &mut Ns, cont: &mut Ns) -> Result<Made, Cn
             cont.sysctl(&key, "1")?;
         }
         let c = mark_and_up(cont, &ctx.env.ifname, &ctx.mark, true)?;
-        Ok(Made {
-            interfaces: vec![container_iface(ctx, &c)],
-            container: 0,
-            container_ifindex: c.ifindex,
-            host_ifname: None,
-            bridge_mac: None,
-        })
+        Ok(Made { interfaces: vec![container_iface(ctx, &c)], container: 0, container_ifindex: c.ifindex, host_ifname: None, bridge_mac: None })
     })();
     if made.is_err() {
         if let Ok(Some(l)) = cont.link(&ctx.env.ifname) {
@@ -117,29 +72,13 @@ pub(super) fn check(ctx: &Ctx, host: &mut Ns, have: &ObservedLink) -> Result<(),
     let m = master(conf, host).map_err(|e| CniError::check(e.msg))?;
     let want = spec(&conf.kind, &m.name);
     if have.kind.as_deref() != want.kernel_kind() {
-        return Err(CniError::check(format!(
-            "{} is a {} instead of a {}",
-            have.name,
-            have.kind.as_deref().unwrap_or("device"),
-            want.name()
-        )));
+        return Err(CniError::check(format!("{} is a {} instead of a {}", have.name, have.kind.as_deref().unwrap_or("device"), want.name())));
     }
-    if have
-        .spec
-        .as_ref()
-        .is_some_and(|s| want.drift(Some(s)) != crate::model::kind::Drift::Same)
-    {
-        return Err(CniError::check(format!(
-            "{} has other {} options than configured",
-            have.name,
-            want.name()
-        )));
+    if have.spec.as_ref().is_some_and(|s| want.drift(Some(s)) != crate::model::kind::Drift::Same) {
+        return Err(CniError::check(format!("{} has other {} options than configured", have.name, want.name())));
     }
     if have.link != Some(m.ifindex) {
-        return Err(CniError::check(format!(
-            "{} does not sit on master {}",
-            have.name, m.name
-        )));
+        return Err(CniError::check(format!("{} does not sit on master {}", have.name, m.name)));
     }
     Ok(())
 }

@@ -1,8 +1,6 @@
 //! Linux bridge options (times are in the kernel's clock_t, 1/100 s) and bridge port options.
 
-use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkInfo,
-};
+use netlink_packet_route::link::{BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkInfo};
 
 use crate::model::kind::BridgeSpec;
 
@@ -64,8 +62,5 @@ pub(super) fn forwarding(p: &[InfoBridgePort]) -> Option<bool> {
 
 /// IFLA_LINKINFO that sets bridge port options on an enslaved device.
 pub fn port_info(hairpin: bool) -> Vec<LinkInfo> {
-    vec![
-        LinkInfo::PortKind(InfoPortKind::Bridge),
-        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)])),
-    ]
+    vec![LinkInfo::PortKind(InfoPortKind::Bridge), LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)]))]
 }

@@ -14,10 +14,7 @@ pub const OVS_DATAPATH_FAMILY: &str = "ovs_datapath";
 
 /// The CTRL_CMD_GETFAMILY request for `name`.
 pub fn getfamily_request(name: &str) -> Vec<u8> {
-    let mut genl = GenlMessage::from_payload(GenlCtrl {
-        cmd: GenlCtrlCmd::GetFamily,
-        nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())],
-    });
+    let mut genl = GenlMessage::from_payload(GenlCtrl { cmd: GenlCtrlCmd::GetFamily, nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())] });
     genl.finalize();
     let mut msg = NetlinkMessage::from(genl);
     msg.header.flags = NLM_F_REQUEST | NLM_F_ACK;
@@ -39,13 +36,11 @@ pub fn has_family(name: &str) -> io::Result<bool> {
         let n = sock.recv(&mut &mut buf[..], 0)?;
         let mut off = 0;
         while off < n {
-            let msg = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(&buf[off..n])
-                .map_err(|e| io::Error::other(format!("generic netlink reply: {e}")))?;
+            let msg =
+                NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(&buf[off..n]).map_err(|e| io::Error::other(format!("generic netlink reply: {e}")))?;
             let len = msg.header.length as usize;
             match msg.payload {
-                NetlinkPayload::InnerMessage(m) if m.payload.cmd == GenlCtrlCmd::NewFamily => {
-                    return Ok(true)
-                }
+                NetlinkPayload::InnerMessage(m) if m.payload.cmd == GenlCtrlCmd::NewFamily => return Ok(true),
                 NetlinkPayload::Error(e) => {
                     return match e.code {
                         None => Ok(true),

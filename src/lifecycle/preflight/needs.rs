@@ -77,12 +77,9 @@ mod tests {
         let observed = Observed { nodes: loaded.lab.nodes.keys().map(|n| (n.clone(), NsState::Absent)).collect(), ..Default::default() };
         let plan = crate::plan::plan(&loaded.lab, &observed, None).unwrap();
         let reqs: Vec<String> = requirements(&plan).iter().map(|r| format!("{} for {}", r.what, r.needed_by)).collect();
-        for want in [
-            "bridge for node a, device br0",
-            "bridge-vlan-filtering for node a, device br0",
-            "dummy for node a, device d0",
-            "ipvlan for node a, device i0",
-        ] {
+        for want in
+            ["bridge for node a, device br0", "bridge-vlan-filtering for node a, device br0", "dummy for node a, device d0", "ipvlan for node a, device i0"]
+        {
             assert!(reqs.contains(&want.to_string()), "{want} missing from {reqs:?}");
         }
     }

@@ -47,11 +47,7 @@ pub fn missing(features: &[Feature]) -> std::io::Result<Vec<Feature>> {
                 }
                 Feature::BridgeVlanFiltering => {
                     judge.push(Some((reqs.len(), libc::EOPNOTSUPP)));
-                    reqs.push(new_link(
-                        format!("vnetprobe{i}"),
-                        InfoKind::Bridge,
-                        Some(InfoData::Bridge(vec![InfoBridge::VlanFiltering(true)])),
-                    ));
+                    reqs.push(new_link(format!("vnetprobe{i}"), InfoKind::Bridge, Some(InfoData::Bridge(vec![InfoBridge::VlanFiltering(true)]))));
                 }
                 Feature::Qdisc(q) => {
                     judge.push(Some((reqs.len(), libc::ENOENT)));
@@ -59,10 +55,7 @@ pub fn missing(features: &[Feature]) -> std::io::Result<Vec<Feature>> {
                         "ingress" | "clsact" => (TcHandle::INGRESS, TcHandle { major: 0xffff, minor: 0 }),
                         _ => (TcHandle::ROOT, TcHandle::UNSPEC),
                     };
-                    reqs.push(Request::new(
-                        RouteNetlinkMessage::NewQueueDiscipline(qdisc(parent, handle, Some(q))),
-                        NLM_F_CREATE | NLM_F_EXCL,
-                    ));
+                    reqs.push(Request::new(RouteNetlinkMessage::NewQueueDiscipline(qdisc(parent, handle, Some(q))), NLM_F_CREATE | NLM_F_EXCL));
                     // Whatever got created goes again, so the next qdisc probe finds `lo` bare.
                     reqs.push(Request::new(RouteNetlinkMessage::DelQueueDiscipline(qdisc(parent, handle, None)), 0));
                 }

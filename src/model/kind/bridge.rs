@@ -131,7 +131,9 @@ impl BridgeSpec {
             let ep = ctx.idx(&fp, i);
             match crate::model::lab::parse_mac(&e.mac) {
                 Err(why) => ctx.error_at(&ctx.sub(&ep, "mac"), format!("bad MAC address `{}`: {why}", e.mac), "bad MAC"),
-                Ok(m) if m[0] & 1 == 1 => ctx.error_at(&ctx.sub(&ep, "mac"), format!("fdb MAC `{}` is multicast; static entries are for unicast addresses", e.mac), "multicast MAC"),
+                Ok(m) if m[0] & 1 == 1 => {
+                    ctx.error_at(&ctx.sub(&ep, "mac"), format!("fdb MAC `{}` is multicast; static entries are for unicast addresses", e.mac), "multicast MAC")
+                }
                 Ok(_) => {}
             }
             if let Some(v) = e.vlan {

@@ -13,11 +13,7 @@ pub struct LoopbackSpec {}
 impl LoopbackSpec {
     pub(crate) fn check(&self, ctx: &mut Ctx, node: &str, ifname: &str) {
         if ifname != "lo" {
-            ctx.error_at_key(
-                &ctx.iface_path(node, ifname),
-                format!("a loopback device must be named `lo`, not `{ifname}`"),
-                "loopback is only `lo`",
-            );
+            ctx.error_at_key(&ctx.iface_path(node, ifname), format!("a loopback device must be named `lo`, not `{ifname}`"), "loopback is only `lo`");
         }
     }
 }

@@ -117,8 +117,24 @@ impl KindSpec {
     }
 
     /// Every kind name, for messages and the preflight.
-    pub const NAMES: &'static [&'static str] =
-        &["loopback", "veth", "bridge", "macvlan", "macvtap", "ipvlan", "vlan", "vxlan", "bond", "team", "tun", "tap", "dummy", "ifb", "ovs-bridge", "ovs-internal"];
+    pub const NAMES: &'static [&'static str] = &[
+        "loopback",
+        "veth",
+        "bridge",
+        "macvlan",
+        "macvtap",
+        "ipvlan",
+        "vlan",
+        "vxlan",
+        "bond",
+        "team",
+        "tun",
+        "tap",
+        "dummy",
+        "ifb",
+        "ovs-bridge",
+        "ovs-internal",
+    ];
 
     /// The kernel's rtnetlink kind string (IFLA_INFO_KIND), where the kind has one.
     pub fn kernel_kind(&self) -> Option<&'static str> {

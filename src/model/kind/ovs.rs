@@ -122,9 +122,7 @@ impl OvsFlowSpec {
     pub fn parse(&self) -> Result<Flow, String> {
         match self {
             OvsFlowSpec::Line(s) => ovs_flow::parse(s),
-            OvsFlowSpec::Parts(p) => {
-                ovs_flow::parse_parts(&p.matches, &p.actions, p.table, p.priority)
-            }
+            OvsFlowSpec::Parts(p) => ovs_flow::parse_parts(&p.matches, &p.actions, p.table, p.priority),
         }
     }
 }
@@ -163,8 +161,7 @@ pub struct OvsInternalSpec {}
 pub const MAX_OFPORT: u32 = 65279;
 
 impl OvsBridgeSpec {
-    pub const FIELDS: &'static [&'static str] =
-        &["datapath", "fail_mode", "controller", "ports", "flows"];
+    pub const FIELDS: &'static [&'static str] = &["datapath", "fail_mode", "controller", "ports", "flows"];
 
     /// The flows, checked (validation refused bad ones, so these parse).
     pub fn parsed_flows(&self) -> Vec<Flow> {
@@ -180,11 +177,7 @@ impl OvsBridgeSpec {
         let base = ctx.iface_path(node, ifname);
         if let Some(c) = &self.controller {
             if let Err(why) = controller_problem(c) {
-                ctx.error_at(
-                    &ctx.sub(&base, "controller"),
-                    format!("bad OpenFlow controller target `{c}`: {why}"),
-                    "bad target",
-                );
+                ctx.error_at(&ctx.sub(&base, "controller"), format!("bad OpenFlow controller target `{c}`: {why}"), "bad target");
             }
         }
         let pp = ctx.sub(&base, "ports");
@@ -193,11 +186,7 @@ impl OvsBridgeSpec {
             let vlan_ok = |v: u16| (1..=4094).contains(&v);
             if let Some(t) = p.tag {
                 if !vlan_ok(t) {
-                    ctx.error_at(
-                        &ctx.sub(&at, "tag"),
-                        format!("VLAN tag {t} of port `{port}` is out of range: use 1..=4094"),
-                        "not a usable VLAN id",
-                    );
+                    ctx.error_at(&ctx.sub(&at, "tag"), format!("VLAN tag {t} of port `{port}` is out of range: use 1..=4094"), "not a usable VLAN id");
                 }
             }
             for (i, t) in p.trunks.iter().enumerate() {
@@ -215,9 +204,7 @@ impl OvsBridgeSpec {
                     format!("port `{port}` has both a `tag` (access port) and `trunks`; set `vlan_mode: native-tagged` or `native-untagged` to carry both"),
                     "tag and trunks",
                 ),
-                (Some(OvsVlanMode::Access), false, _) => {
-                    ctx.error_at(&ctx.sub(&at, "vlan_mode"), format!("access port `{port}` needs a `tag`"), "no tag")
-                }
+                (Some(OvsVlanMode::Access), false, _) => ctx.error_at(&ctx.sub(&at, "vlan_mode"), format!("access port `{port}` needs a `tag`"), "no tag"),
                 (Some(OvsVlanMode::Trunk), true, _) => {
                     ctx.error_at(&ctx.sub(&at, "tag"), format!("trunk port `{port}` cannot have a `tag`; list its VLANs in `trunks`"), "tag on a trunk")
                 }
@@ -228,7 +215,11 @@ impl OvsBridgeSpec {
             }
             if let Some(o) = p.ofport {
                 if !(1..=MAX_OFPORT).contains(&o) {
-                    ctx.error_at(&ctx.sub(&at, "ofport"), format!("OpenFlow port number {o} of port `{port}` is out of range: use 1..={MAX_OFPORT}"), "out of range");
+                    ctx.error_at(
+                        &ctx.sub(&at, "ofport"),
+                        format!("OpenFlow port number {o} of port `{port}` is out of range: use 1..={MAX_OFPORT}"),
+                        "out of range",
+                    );
                 }
             }
         }
@@ -237,16 +228,9 @@ impl OvsBridgeSpec {
         for (i, f) in self.flows.iter().enumerate() {
             let at = ctx.idx(&fp, i);
             match f.parse() {
-                Err(why) => ctx.error_at(
-                    &at,
-                    format!("bad flow of OVS bridge `{node}:{ifname}`: {why}"),
-                    "bad flow",
-                ),
+                Err(why) => ctx.error_at(&at, format!("bad flow of OVS bridge `{node}:{ifname}`: {why}"), "bad flow"),
                 Ok(flow) => {
-                    let key = format!(
-                        "table={},priority={},{}",
-                        flow.table, flow.priority, flow.matches
-                    );
+                    let key = format!("table={},priority={},{}", flow.table, flow.priority, flow.matches);
                     if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
                         let (span, first_span) = (ctx.span(&at), ctx.span(first));
                         ctx.push(
@@ -290,17 +274,13 @@ pub fn controller_problem(target: &str) -> Result<(), String> {
                 return Err(format!("`{port}` is not a port number"));
             }
             match ip {
-                Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => {
-                    Err(format!("`{ip}` is not an IP address"))
-                }
+                Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => Err(format!("`{ip}` is not an IP address")),
                 _ => Ok(()),
             }
         }
         "unix" | "punix" if !rest.is_empty() => Ok(()),
         "unix" | "punix" => Err("a unix socket target needs a file name".into()),
-        other => Err(format!(
-            "unknown connection method `{other}` (use tcp, ssl, unix, ptcp, pssl or punix)"
-        )),
+        other => Err(format!("unknown connection method `{other}` (use tcp, ssl, unix, ptcp, pssl or punix)")),
     }
 }
 
@@ -330,48 +310,38 @@ pub(crate) fn resolve(ctx: &mut Ctx, nodes: &mut IndexMap<String, Node>) {
     }
     for (nname, node) in nodes.iter() {
         for iface in node.interfaces.values() {
-            let master = iface
-                .master
-                .as_ref()
-                .and_then(|m| node.interfaces.get(m).map(|mi| (m, mi)));
-            let on_ovs =
-                matches!(master, Some((_, mi)) if matches!(mi.kind, KindSpec::OvsBridge(_)));
+            let master = iface.master.as_ref().and_then(|m| node.interfaces.get(m).map(|mi| (m, mi)));
+            let on_ovs = matches!(master, Some((_, mi)) if matches!(mi.kind, KindSpec::OvsBridge(_)));
             let mp = ctx.sub(&iface.path, "master");
             let me = format!("{nname}:{}", iface.name);
             match &iface.kind {
-                KindSpec::OvsInternal(_) if iface.master.is_none() => ctx.error_at_key(
-                    &iface.path,
-                    format!("OVS internal port `{me}` needs `master: <ovs bridge>`: OVS creates it on a bridge"),
-                    "no bridge",
-                ),
+                KindSpec::OvsInternal(_) if iface.master.is_none() => {
+                    ctx.error_at_key(&iface.path, format!("OVS internal port `{me}` needs `master: <ovs bridge>`: OVS creates it on a bridge"), "no bridge")
+                }
                 KindSpec::OvsInternal(_) if master.is_some() && !on_ovs => {
                     ctx.error_at(&mp, format!("OVS internal port `{me}` can only be a port of an `ovs-bridge`"), "not an OVS bridge")
                 }
-                KindSpec::OvsBridge(_) if iface.master.is_some() => ctx.error_at(
-                    &mp,
-                    format!("OVS bridge `{me}` cannot be a port of another bridge; connect bridges with a veth pair"),
-                    "bridge in a bridge",
-                ),
+                KindSpec::OvsBridge(_) if iface.master.is_some() => {
+                    ctx.error_at(&mp, format!("OVS bridge `{me}` cannot be a port of another bridge; connect bridges with a veth pair"), "bridge in a bridge")
+                }
                 KindSpec::Tun(_) if on_ovs => {
                     ctx.error_at(&mp, format!("`{me}` is a tun (layer 3); OVS bridge ports carry Ethernet frames (use a tap)"), "not Ethernet")
                 }
                 _ => {}
             }
             if on_ovs && iface.hairpin.is_some() {
-                ctx.error_at(&ctx.sub(&iface.path, "hairpin"), format!("`hairpin` is a Linux bridge port option; `{me}` is a port of an OVS bridge"), "not for OVS");
+                ctx.error_at(
+                    &ctx.sub(&iface.path, "hairpin"),
+                    format!("`hairpin` is a Linux bridge port option; `{me}` is a port of an OVS bridge"),
+                    "not for OVS",
+                );
             }
         }
         for br in node.interfaces.values() {
             let KindSpec::OvsBridge(spec) = &br.kind else {
                 continue;
             };
-            let is_port = |p: &str| {
-                p == br.name
-                    || node
-                        .interfaces
-                        .get(p)
-                        .is_some_and(|i| i.master.as_deref() == Some(br.name.as_str()))
-            };
+            let is_port = |p: &str| p == br.name || node.interfaces.get(p).is_some_and(|i| i.master.as_deref() == Some(br.name.as_str()));
             let fp = ctx.sub(&br.path, "flows");
             for (i, f) in spec.flows.iter().enumerate() {
                 let Ok(flow) = f.parse() else { continue };
@@ -382,15 +352,9 @@ pub(crate) fn resolve(ctx: &mut Ctx, nodes: &mut IndexMap<String, Node>) {
                         format!("flow of OVS bridge `{nname}:{}` names `{p}`, which is not one of its ports", br.name),
                         format!("unknown port `{p}`"),
                     );
-                    let ports: Vec<String> = node
-                        .interfaces
-                        .values()
-                        .filter(|i| i.master.as_deref() == Some(br.name.as_str()))
-                        .map(|i| i.name.clone())
-                        .collect();
-                    if let Some(best) =
-                        crate::model::decode::closest(p, ports.iter().map(String::as_str))
-                    {
+                    let ports: Vec<String> =
+                        node.interfaces.values().filter(|i| i.master.as_deref() == Some(br.name.as_str())).map(|i| i.name.clone()).collect();
+                    if let Some(best) = crate::model::decode::closest(p, ports.iter().map(String::as_str)) {
                         if let Some(last) = ctx.diags.last_mut() {
                             last.help = Some(format!("did you mean `{best}`?"));
                         }
@@ -445,7 +409,11 @@ fn join_listed_ports(ctx: &mut Ctx, node: &mut Node) {
                 }
                 Some(pi) if pi.master.as_ref().is_some_and(|m| m != &br.name) => ctx.error_at_key(
                     &at,
-                    format!("`{}:{port}` is listed as a port of OVS bridge `{here}` but is already a port of `{}`", node.name, pi.master.as_deref().unwrap_or("")),
+                    format!(
+                        "`{}:{port}` is listed as a port of OVS bridge `{here}` but is already a port of `{}`",
+                        node.name,
+                        pi.master.as_deref().unwrap_or("")
+                    ),
                     "another master",
                 ),
                 Some(_) => set.push((port.clone(), br.name.clone())),
@@ -500,64 +468,24 @@ links:
         )
         .unwrap_or_else(|d| panic!("{d}"));
         let sw = &l.lab.nodes["sw"].interfaces;
-        assert_eq!(
-            sw["p1"].master.as_deref(),
-            Some("ovs0"),
-            "listed in `ports`: joins the bridge"
-        );
+        assert_eq!(sw["p1"].master.as_deref(), Some("ovs0"), "listed in `ports`: joins the bridge");
         assert_eq!(sw["t0"].master.as_deref(), Some("ovs0"));
-        let KindSpec::OvsBridge(b) = &sw["ovs0"].kind else {
-            panic!()
-        };
+        let KindSpec::OvsBridge(b) = &sw["ovs0"].kind else { panic!() };
         let lines: Vec<String> = b.parsed_flows().iter().map(Flow::line).collect();
-        assert_eq!(
-            lines,
-            [
-                "table=0,priority=10,in_port=p1,actions=output:p2",
-                "table=1,priority=5,ip,actions=normal",
-                "table=0,priority=32768,actions=drop"
-            ]
-        );
+        assert_eq!(lines, ["table=0,priority=10,in_port=p1,actions=output:p2", "table=1,priority=5,ip,actions=normal", "table=0,priority=32768,actions=drop"]);
         assert!(sw["ovs0"].kind.is_master() && sw["ovs0"].kind.is_ovs() && sw["m0"].kind.is_ovs());
-        assert_eq!(
-            sw["ovs0"].kind.kernel_kind(),
-            None,
-            "made by OVS, not over rtnetlink"
-        );
+        assert_eq!(sw["ovs0"].kind.kernel_kind(), None, "made by OVS, not over rtnetlink");
     }
 
     #[test]
     fn controller_targets() {
-        for ok in [
-            "tcp:127.0.0.1:6653",
-            "tcp:10.0.0.1",
-            "ssl:[fd00::1]:6653",
-            "unix:/run/c.sock",
-            "ptcp:6653",
-            "ptcp:6653:127.0.0.1",
-            "ptcp:",
-            "punix:/x",
-        ] {
-            assert!(
-                controller_problem(ok).is_ok(),
-                "{ok}: {:?}",
-                controller_problem(ok)
-            );
+        for ok in ["tcp:127.0.0.1:6653", "tcp:10.0.0.1", "ssl:[fd00::1]:6653", "unix:/run/c.sock", "ptcp:6653", "ptcp:6653:127.0.0.1", "ptcp:", "punix:/x"] {
+            assert!(controller_problem(ok).is_ok(), "{ok}: {:?}", controller_problem(ok));
         }
-        assert!(controller_problem("127.0.0.1:6653")
-            .unwrap_err()
-            .contains("unknown connection method `127.0.0.1`"));
-        assert!(controller_problem("tcp:host:6653")
-            .unwrap_err()
-            .contains("not an IP address"));
-        assert!(controller_problem("tcp:10.0.0.1:99999")
-            .unwrap_err()
-            .contains("not a port number"));
-        assert!(controller_problem("unix:")
-            .unwrap_err()
-            .contains("file name"));
-        assert!(controller_problem("controller")
-            .unwrap_err()
-            .contains("expected"));
+        assert!(controller_problem("127.0.0.1:6653").unwrap_err().contains("unknown connection method `127.0.0.1`"));
+        assert!(controller_problem("tcp:host:6653").unwrap_err().contains("not an IP address"));
+        assert!(controller_problem("tcp:10.0.0.1:99999").unwrap_err().contains("not a port number"));
+        assert!(controller_problem("unix:").unwrap_err().contains("file name"));
+        assert!(controller_problem("controller").unwrap_err().contains("expected"));
     }
 }

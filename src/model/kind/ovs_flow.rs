@@ -36,18 +36,7 @@ impl Flow {
 }
 
 /// Reserved OpenFlow port names (ovs-ofctl accepts them in any case).
-const RESERVED_PORTS: &[&str] = &[
-    "in_port",
-    "table",
-    "normal",
-    "flood",
-    "all",
-    "controller",
-    "local",
-    "none",
-    "any",
-    "unset",
-];
+const RESERVED_PORTS: &[&str] = &["in_port", "table", "normal", "flood", "all", "controller", "local", "none", "any", "unset"];
 
 /// Match field names (ovs-fields(7)), beside the numbered families handled in `known_field`.
 const FIELDS: &[&str] = &[
@@ -249,11 +238,7 @@ const ACTIONS: &[&str] = &[
 ];
 
 fn known_field(name: &str) -> bool {
-    let numbered = |prefix: &str, max: u32| {
-        name.strip_prefix(prefix)
-            .and_then(|n| n.parse::<u32>().ok())
-            .is_some_and(|n| n <= max)
-    };
+    let numbered = |prefix: &str, max: u32| name.strip_prefix(prefix).and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n <= max);
     FIELDS.contains(&name)
         || numbered("reg", 15)
         || numbered("xreg", 7)
@@ -294,11 +279,7 @@ fn split_top(s: &str) -> Result<Vec<&str>, String> {
 
 fn port_name(p: &str) -> Option<String> {
     let p = p.trim();
-    if p.is_empty()
-        || p.parse::<u32>().is_ok()
-        || p.starts_with("0x")
-        || RESERVED_PORTS.contains(&p.to_ascii_lowercase().as_str())
-    {
+    if p.is_empty() || p.parse::<u32>().is_ok() || p.starts_with("0x") || RESERVED_PORTS.contains(&p.to_ascii_lowercase().as_str()) {
         return None;
     }
     Some(p.to_string())
@@ -308,16 +289,10 @@ fn port_name(p: &str) -> Option<String> {
 pub fn parse(text: &str) -> Result<Flow, String> {
     let text = text.trim();
     let Some(at) = find_actions(text) else {
-        return Err(format!(
-            "flow `{text}` has no `actions=` (write e.g. `in_port=p1,actions=drop`)"
-        ));
+        return Err(format!("flow `{text}` has no `actions=` (write e.g. `in_port=p1,actions=drop`)"));
     };
     let head = text[..at].trim().trim_end_matches([',', ' ']);
-    let actions = text[at..]
-        .trim_start_matches("actions")
-        .trim_start()
-        .trim_start_matches('=')
-        .trim();
+    let actions = text[at..].trim_start_matches("actions").trim_start().trim_start_matches('=').trim();
     parse_parts(head, actions, None, None)
 }
 
@@ -343,19 +318,8 @@ fn find_actions(text: &str) -> Option<usize> {
 }
 
 /// Checks a flow given as its parts; `table`/`priority` from separate fields win over none.
-pub fn parse_parts(
-    matches: &str,
-    actions: &str,
-    table: Option<u32>,
-    priority: Option<u32>,
-) -> Result<Flow, String> {
-    let mut flow = Flow {
-        table: 0,
-        priority: DEFAULT_PRIORITY,
-        matches: String::new(),
-        actions: String::new(),
-        ports: Vec::new(),
-    };
+pub fn parse_parts(matches: &str, actions: &str, table: Option<u32>, priority: Option<u32>) -> Result<Flow, String> {
+    let mut flow = Flow { table: 0, priority: DEFAULT_PRIORITY, matches: String::new(), actions: String::new(), ports: Vec::new() };
     let mut table = table;
     let mut priority = priority;
     let mut kept: Vec<String> = Vec::new();
@@ -374,32 +338,23 @@ pub fn parse_parts(
         };
         match (key, value) {
             ("table", Some(v)) => {
-                let t: u32 = v
-                    .parse()
-                    .map_err(|_| format!("table `{v}` is not a number"))?;
+                let t: u32 = v.parse().map_err(|_| format!("table `{v}` is not a number"))?;
                 if table.is_some() {
                     return Err("the table is given twice".into());
                 }
                 table = Some(t);
             }
             ("priority", Some(v)) => {
-                let p: u32 = v
-                    .parse()
-                    .map_err(|_| format!("priority `{v}` is not a number"))?;
+                let p: u32 = v.parse().map_err(|_| format!("priority `{v}` is not a number"))?;
                 if priority.is_some() {
                     return Err("the priority is given twice".into());
                 }
                 priority = Some(p);
             }
-            ("cookie", _) => {
-                return Err(
-                    "flows must not set a cookie: vnet marks the lab's flows with its own".into(),
-                )
-            }
+            ("cookie", _) => return Err("flows must not set a cookie: vnet marks the lab's flows with its own".into()),
             ("actions", _) => return Err("`actions=` must come last".into()),
             (k, Some(v)) if SETTINGS.contains(&k) => {
-                v.parse::<u32>()
-                    .map_err(|_| format!("{k} `{v}` is not a number"))?;
+                v.parse::<u32>().map_err(|_| format!("{k} `{v}` is not a number"))?;
                 kept.push(format!("{k}={v}"));
             }
             (k, Some(v)) if known_field(k) => {
@@ -469,15 +424,10 @@ fn check_actions(actions: &str, ports: &mut Vec<String>) -> Result<String, Strin
                         if !port.contains('[') {
                             ports.extend(port_name(port));
                         }
-                    } else if let Some(inner) =
-                        arg.strip_prefix('(').and_then(|s| s.strip_suffix(')'))
-                    {
+                    } else if let Some(inner) = arg.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
                         // output(port=P,max_len=N), enqueue(P,Q), resubmit(P,T)
                         let args: Vec<&str> = inner.split(',').map(str::trim).collect();
-                        let port = args
-                            .iter()
-                            .find_map(|a| a.strip_prefix("port="))
-                            .or_else(|| args.first().copied().filter(|a| !a.contains('=')));
+                        let port = args.iter().find_map(|a| a.strip_prefix("port=")).or_else(|| args.first().copied().filter(|a| !a.contains('=')));
                         if let Some(p) = port.filter(|p| !p.contains('[')) {
                             ports.extend(port_name(p));
                         }
@@ -533,20 +483,14 @@ mod tests {
         assert_eq!(f.actions, "output:p2,mod_dl_src:02:00:00:00:00:01");
         assert_eq!(f.ports, vec!["p2"]);
 
-        let f =
-            parse("priority=10,in_port=p1,tcp,tp_dst=80,actions=p3,NORMAL,controller(max_len=64)")
-                .unwrap();
+        let f = parse("priority=10,in_port=p1,tcp,tp_dst=80,actions=p3,NORMAL,controller(max_len=64)").unwrap();
         assert_eq!(f.ports, vec!["p1", "p3"]);
         let f = parse("arp,actions=FLOOD").unwrap();
         assert!(f.ports.is_empty());
         let f = parse("reg0=5,tun_metadata3=1,actions=resubmit(,2),ct(commit,zone=1,exec(load:1->NXM_NX_CT_MARK[])),output(port=p4,max_len=100)").unwrap();
         assert_eq!(f.ports, vec!["p4"]);
         let f = parse("in_port=LOCAL,actions=in_port").unwrap();
-        assert!(
-            f.ports.is_empty(),
-            "reserved ports are not port names: {:?}",
-            f.ports
-        );
+        assert!(f.ports.is_empty(), "reserved ports are not port names: {:?}", f.ports);
         let f = parse("dl_vlan=10,actions=strip_vlan,enqueue:p2:1").unwrap();
         assert_eq!(f.ports, vec!["p2"]);
     }
@@ -554,17 +498,9 @@ mod tests {
     #[test]
     fn parts_form_gives_table_and_priority_separately() {
         let f = parse_parts("ip,nw_src=10.0.0.1", "drop", Some(3), Some(200)).unwrap();
-        assert_eq!(
-            f.line(),
-            "table=3,priority=200,ip,nw_src=10.0.0.1,actions=drop"
-        );
-        assert_eq!(
-            parse_parts("", "normal", None, None).unwrap().line(),
-            "table=0,priority=32768,actions=normal"
-        );
-        assert!(parse_parts("table=1", "drop", Some(3), None)
-            .unwrap_err()
-            .contains("twice"));
+        assert_eq!(f.line(), "table=3,priority=200,ip,nw_src=10.0.0.1,actions=drop");
+        assert_eq!(parse_parts("", "normal", None, None).unwrap().line(), "table=0,priority=32768,actions=normal");
+        assert!(parse_parts("table=1", "drop", Some(3), None).unwrap_err().contains("twice"));
     }
 
     #[test]
@@ -574,8 +510,7 @@ mod tests {
         assert!(e("priority=70000,actions=drop").contains("priority 70000 is out of range"));
         assert!(e("table=255,actions=drop").contains("table 255 is out of range"));
         assert!(e("table=x,actions=drop").contains("not a number"));
-        assert!(e("in_prot=1,actions=drop")
-            .contains("unknown match field `in_prot` (did you mean `in_port`?)"));
+        assert!(e("in_prot=1,actions=drop").contains("unknown match field `in_prot` (did you mean `in_port`?)"));
         assert!(e("cookie=0x5,actions=drop").contains("cookie"));
         assert!(e("in_port=1,actions=drop,output:2").contains("`drop` must be the only action"));
         assert!(e("in_port=1,actions=").contains("no actions"));
@@ -589,9 +524,6 @@ mod tests {
     fn hashes_are_stable() {
         assert_eq!(flow_hash(""), 0x811c_9dc5);
         assert_ne!(flow_hash("a"), flow_hash("b"));
-        assert_eq!(
-            flow_hash("table=0,priority=1,actions=drop"),
-            flow_hash("table=0,priority=1,actions=drop")
-        );
+        assert_eq!(flow_hash("table=0,priority=1,actions=drop"), flow_hash("table=0,priority=1,actions=drop"));
     }
 }

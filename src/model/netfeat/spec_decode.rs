@@ -62,7 +62,10 @@ pub fn list<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics, p: &[S
             .collect(),
         Value::Null => Vec::new(),
         other => {
-            diags.push(Diag::error(format!("`{}` is a list, not {}", last(p), crate::model::decode::type_name(&other))).maybe_label(doc.value_span(p), "expected a list"));
+            diags.push(
+                Diag::error(format!("`{}` is a list, not {}", last(p), crate::model::decode::type_name(&other)))
+                    .maybe_label(doc.value_span(p), "expected a list"),
+            );
             Vec::new()
         }
     }
