@@ -62,6 +62,13 @@ impl<'a> Walker<'a> {
     }
 
     /// A frame leaves `node` through device `ifindex`.
+    /// Whether a frame sent out of `ifindex` in `node` arrives: a look ahead that records
+    /// nothing, to find which port of a flood leads on.
+    fn leads_there(&self, node: &str, ifindex: u32) -> bool {
+        let mut look = Walker { record: false, hops: Vec::new(), depth: self.depth + 8, ..*self };
+        matches!(look.egress(node, ifindex), End::Arrived(..))
+    }
+
     pub fn egress(&mut self, node: &str, ifindex: u32) -> End {
         self.depth += 1;
         if self.depth > 64 {
@@ -164,16 +171,7 @@ impl<'a> Walker<'a> {
                     if Some(p) == in_port {
                         continue;
                     }
-                    let mut look = Walker {
-                        view: self.view,
-                        next_hop: self.next_hop,
-                        mac: self.mac,
-                        record: false,
-                        hops: Vec::new(),
-                        depth: self.depth + 8,
-                        underlay: self.underlay,
-                    };
-                    if matches!(look.egress(node, p), End::Arrived(..)) {
+                    if self.leads_there(node, p) {
                         found = Some(p);
                         break;
                     }
@@ -181,16 +179,7 @@ impl<'a> Walker<'a> {
                 // Back out of the port it came in on? Only a hairpin port sends it there.
                 if found.is_none() {
                     if let Some(ip) = in_port {
-                        let mut look = Walker {
-                            view: self.view,
-                            next_hop: self.next_hop,
-                            mac: self.mac,
-                            record: false,
-                            hops: Vec::new(),
-                            depth: self.depth + 8,
-                            underlay: self.underlay,
-                        };
-                        if matches!(look.egress(node, ip), End::Arrived(..)) {
+                        if self.leads_there(node, ip) {
                             found = Some(ip);
                         }
                     }
