@@ -39,12 +39,6 @@ impl std::ops::Deref for ApplyError {
     }
 }
 
-impl std::ops::DerefMut for ApplyError {
-    fn deref_mut(&mut self) -> &mut Failure {
-        &mut self.0
-    }
-}
-
 /// What an `ApplyError` says.
 #[derive(Debug)]
 pub struct Failure {
@@ -124,7 +118,7 @@ pub fn apply(ctx: &Context, plan: &Plan, handles: &mut BTreeMap<String, NsHandle
         let r = ex.stage(stage, handles);
         tracing::debug!(target: "vnet::timing", "stage {st}: {} ops in {:?}", stage.len(), t.elapsed());
         if let Err(mut e) = r {
-            e.rollback_problems = ex.journal.rollback(handles);
+            e.0.rollback_problems = ex.journal.rollback(handles);
             return Err(e);
         }
         done += stage.len();
