@@ -51,11 +51,6 @@ fn line_of(path: &str, text: &str, needle: &str) -> String {
     format!("{path}:{n}:")
 }
 
-fn ip(netns: &str, args: &[&str]) {
-    let out = Command::new("ip").args(["-n", netns]).args(args).output().unwrap();
-    assert!(out.status.success(), "ip -n {netns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn a_healthy_lab_has_no_findings_and_cli_exit_codes_follow() {
     require_root();
@@ -227,37 +222,11 @@ fn rp_filter_drops_asymmetric_answers() {
     );
 }
 
-const SWITCH: &str = "name: mv
-nodes:
-  sw:
-    interfaces:
-      br0: { kind: bridge, stp: false }
-      p0: { master: br0 }
-  h: {}
-  m1: {}
-  m2: {}
-links:
-  - endpoints: [h:up0, sw:p0]
-";
-
-/// Two macvlans on h:up0 in the given mode, moved into m1 and m2, on one subnet.
-fn macvlans(lab: &Lab, mode: &str) {
-    let h = lab.node("h").netns().unwrap().to_string();
-    for (i, m) in ["m1", "m2"].iter().enumerate() {
-        let ns = lab.node(m).netns().unwrap().to_string();
-        let name = format!("mv{}", i + 1);
-        ip(&h, &["link", "add", "link", "up0", "name", &name, "type", "macvlan", "mode", mode]);
-        ip(&h, &["link", "set", &name, "netns", &ns]);
-        ip(&ns, &["addr", "add", &format!("10.5.0.{}/24", 11 + i), "dev", &name]);
-        ip(&ns, &["link", "set", &name, "up"]);
-    }
-}
-
 #[test]
 fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
     require_root();
-    let (lab, path) = up("doc-vepa", SWITCH);
-    macvlans(&lab, "vepa");
+    let (lab, path) = up("doc-vepa", &macvlan_switch("mv"));
+    macvlans(&lab, "vepa", "10.5.0");
     let f = findings(&lab);
     let x = find(&f, "macvlan-hairpin", "h", Some("up0"));
     assert!(
@@ -267,7 +236,7 @@ fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
         "{x:?}"
     );
     assert!(x.fix.starts_with("set `hairpin: true` on sw:p0"), "{}", x.fix);
-    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, SWITCH, "p0: { master")), "{x:?}");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &macvlan_switch("mv"), "p0: { master")), "{x:?}");
     // The path analysis sees the bridge refuse to reflect the frame, too.
     find(&f, "hairpin-off", "sw", Some("p0"));
     assert!(!ping(&lab, "m1", "10.5.0.12"));
@@ -280,8 +249,8 @@ fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
 #[test]
 fn macvlan_private_siblings_never_meet() {
     require_root();
-    let (lab, _) = up("doc-private", SWITCH);
-    macvlans(&lab, "private");
+    let (lab, _) = up("doc-private", &macvlan_switch("mv"));
+    macvlans(&lab, "private", "10.5.0");
     ip(lab.node("sw").netns().unwrap(), &["link", "set", "p0", "type", "bridge_slave", "hairpin", "on"]);
     let f = findings(&lab);
     let x = find(&f, "macvlan-private", "h", Some("up0"));

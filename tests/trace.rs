@@ -15,11 +15,6 @@ fn texts(hops: &[Hop]) -> Vec<String> {
     hops.iter().map(Hop::text).collect()
 }
 
-fn ip(netns: &str, args: &[&str]) {
-    let out = Command::new("ip").args(["-n", netns]).args(args).output().unwrap();
-    assert!(out.status.success(), "ip -n {netns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn routed_trace_there_and_back_agrees_with_the_probe_and_iproute2() {
     require_root();
@@ -124,36 +119,12 @@ fn bridge_trace_uses_the_fdb_and_stops_at_a_down_port() {
     assert!(t.confirm.unwrap().agrees);
 }
 
-const SWITCH: &str = "name: trmv
-nodes:
-  sw:
-    interfaces:
-      br0: { kind: bridge, stp: false }
-      p0: { master: br0 }
-  h: {}
-  m1: {}
-  m2: {}
-links:
-  - endpoints: [h:up0, sw:p0]
-";
-
-fn macvlans(lab: &Lab, mode: &str) {
-    let h = lab.node("h").netns().unwrap().to_string();
-    for (i, m) in ["m1", "m2"].iter().enumerate() {
-        let ns = lab.node(m).netns().unwrap().to_string();
-        let name = format!("mv{}", i + 1);
-        ip(&h, &["link", "add", "link", "up0", "name", &name, "type", "macvlan", "mode", mode]);
-        ip(&h, &["link", "set", &name, "netns", &ns]);
-        ip(&ns, &["addr", "add", &format!("10.6.0.{}/24", 11 + i), "dev", &name]);
-        ip(&ns, &["link", "set", &name, "up"]);
-    }
-}
-
 #[test]
 fn macvlan_bridge_mode_goes_straight_to_the_sibling() {
     require_root();
-    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", SWITCH, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap();
-    macvlans(&lab, "bridge");
+    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", &macvlan_switch("trmv"), vnet::model::Format::Yaml).unwrap().lab.topology, Default::default())
+        .unwrap();
+    macvlans(&lab, "bridge", "10.6.0");
     let t = trace::trace_running(&lab.running().unwrap(), "m1", "10.6.0.12").unwrap();
     assert_eq!(texts(&t.hops)[1], "m1:mv1 -> m2:mv2 (macvlan bridge mode, sibling on the same lower device)");
     assert_eq!(t.verdict, Verdict::Delivered);
@@ -163,8 +134,9 @@ fn macvlan_bridge_mode_goes_straight_to_the_sibling() {
 #[test]
 fn macvlan_vepa_mode_goes_out_and_back_through_a_hairpin_port() {
     require_root();
-    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", SWITCH, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap();
-    macvlans(&lab, "vepa");
+    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", &macvlan_switch("trmv"), vnet::model::Format::Yaml).unwrap().lab.topology, Default::default())
+        .unwrap();
+    macvlans(&lab, "vepa", "10.6.0");
     let rl = lab.running().unwrap();
     let t = trace::trace_running(&rl, "m1", "10.6.0.12").unwrap();
     assert_eq!(t.verdict, Verdict::Dropped);

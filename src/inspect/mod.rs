@@ -84,50 +84,49 @@ impl RunningLab {
         nodes.iter().map(|n| self.fds.get(n).map(|f| f.as_fd())).collect()
     }
 
+    /// Runs `f` on the node's route-netlink socket, opened inside the node on first use and kept.
+    fn with_socket<T>(&self, node: &str, f: impl FnOnce(&mut Netlink) -> Result<T>) -> Result<T> {
+        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        let nl = match socks.entry(node.to_string()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let fd = self.fd(node)?;
+                let nl = crate::probe::ns::in_one(Some(fd), Netlink::open)
+                    .and_then(|r| r)
+                    .map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
+                v.insert(nl)
+            }
+        };
+        f(nl)
+    }
+
     /// The kernel's route lookup in a node, with the output device's name.
     pub fn route_lookup(&self, node: &str, l: Lookup) -> Result<std::result::Result<(RouteAnswer, Option<String>), KernelError>> {
-        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        if !socks.contains_key(node) {
-            let fd = self.fd(node)?;
-            let nl =
-                crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
-            socks.insert(node.to_string(), nl);
-        }
-        let nl = socks.get_mut(node).expect("just opened");
-        Ok(match route::get(nl, &l) {
-            Ok(a) => {
-                let dev = a.oif.and_then(|i| ifname(nl, i));
-                Ok((a, dev))
-            }
-            Err(e) => Err(e),
+        self.with_socket(node, |nl| {
+            Ok(match route::get(nl, &l) {
+                Ok(a) => {
+                    let dev = a.oif.and_then(|i| ifname(nl, i));
+                    Ok((a, dev))
+                }
+                Err(e) => Err(e),
+            })
         })
     }
 
     /// The state of the neighbour entry for `addr` on device `ifindex` of a node.
     pub fn neighbour_state(&self, node: &str, ifindex: u32, addr: std::net::IpAddr) -> Result<Option<String>> {
-        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        if !socks.contains_key(node) {
-            let fd = self.fd(node)?;
-            let nl =
-                crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
-            socks.insert(node.to_string(), nl);
-        }
-        Ok(crate::probe::neigh::entry_state(socks.get_mut(node).expect("just opened"), ifindex, addr))
+        self.with_socket(node, |nl| Ok(crate::probe::neigh::entry_state(nl, ifindex, addr)))
     }
 
     /// Deletes the learned (not permanent) neighbour entries of a node, so a big check can run
     /// in waves within the machine-wide table's limit.
     pub fn flush_neighbours(&self, node: &str) -> Result<()> {
+        self.with_socket(node, |nl| Self::flush_learned(nl, node))
+    }
+
+    fn flush_learned(nl: &mut Netlink, node: &str) -> Result<()> {
         use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourMessage, NeighbourState};
         use netlink_packet_route::RouteNetlinkMessage;
-        let mut socks = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        if !socks.contains_key(node) {
-            let fd = self.fd(node)?;
-            let nl =
-                crate::probe::ns::in_one(Some(fd), Netlink::open).and_then(|r| r).map_err(|e| Error::io(format!("open a netlink socket in node {node}"), e))?;
-            socks.insert(node.to_string(), nl);
-        }
-        let nl = socks.get_mut(node).expect("just opened");
         let entries =
             nl.dump(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default())).map_err(|e| Error::kernel(format!("list neighbours of {node}"), e))?;
         let dels: Vec<crate::kernel::nl::Request> = entries

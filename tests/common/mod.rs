@@ -22,6 +22,45 @@ pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "integration tests need root (they build network namespaces)");
 }
 
+/// Runs `ip -n NETNS ARGS`, asserting success.
+pub fn ip(netns: &str, args: &[&str]) {
+    let out = Command::new("ip").args(["-n", netns]).args(args).output().unwrap();
+    assert!(out.status.success(), "ip -n {netns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A switch node `sw` (bridge br0 with port p0) cabled to `h:up0`, and empty nodes m1, m2 to
+/// receive macvlans of `up0` (see `macvlans`).
+pub fn macvlan_switch(lab: &str) -> String {
+    format!(
+        "name: {lab}
+nodes:
+  sw:
+    interfaces:
+      br0: {{ kind: bridge, stp: false }}
+      p0: {{ master: br0 }}
+  h: {{}}
+  m1: {{}}
+  m2: {{}}
+links:
+  - endpoints: [h:up0, sw:p0]
+"
+    )
+}
+
+/// Two macvlans on h:up0 in the given mode, moved into m1 and m2 as mv1 and mv2 with
+/// addresses SUBNET.11/24 and SUBNET.12/24, made by hand (what the doctor and trace must read).
+pub fn macvlans(lab: &vnet::Lab, mode: &str, subnet: &str) {
+    let h = lab.node("h").netns().unwrap().to_string();
+    for (i, m) in ["m1", "m2"].iter().enumerate() {
+        let ns = lab.node(m).netns().unwrap().to_string();
+        let name = format!("mv{}", i + 1);
+        ip(&h, &["link", "add", "link", "up0", "name", &name, "type", "macvlan", "mode", mode]);
+        ip(&h, &["link", "set", &name, "netns", &ns]);
+        ip(&ns, &["addr", "add", &format!("{subnet}.{}/24", 11 + i), "dev", &name]);
+        ip(&ns, &["link", "set", &name, "up"]);
+    }
+}
+
 /// `ip -j ARGS` in a namespace (None: the test's own namespace), parsed.
 pub fn ip_json(netns: Option<&str>, args: &[&str]) -> Value {
     let mut cmd = Command::new("ip");
