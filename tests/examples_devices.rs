@@ -5,10 +5,6 @@ mod common;
 use common::*;
 use vnet::Lab;
 
-fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
-    lab.node(node).command("ping").args(["-c", "3", "-i", "0.3", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false)
-}
-
 #[test]
 fn macvlan_examples_behave_as_their_comments_say() {
     require_root();

@@ -41,11 +41,6 @@ links:
     Lab::from_file(temp_topology(&format!("mv-{mode}-{hairpin}"), "yaml", &yaml)).unwrap()
 }
 
-/// Whether `node` reaches `addr` (three echoes, one answer is enough).
-fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
-    lab.node(node).command("ping").args(["-c", "3", "-i", "0.3", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false)
-}
-
 fn check_built(lab: &Lab, mode: &str) {
     for n in lab.model().nodes.keys().filter(|n| *n == "a" || *n == "b") {
         let ns = lab.node(n).netns().unwrap().to_string();

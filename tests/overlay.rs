@@ -9,10 +9,6 @@ use std::time::Duration;
 use common::*;
 use vnet::Lab;
 
-fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
-    lab.node(node).command("ping").args(["-c", "3", "-i", "0.3", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false)
-}
-
 /// Two "hosts" h1 and h2 joined by an underlay cable; on each, a bridge joins a VXLAN to an
 /// overlay node (o1 behind h1, o2 and o3 behind h2). VNI 42 carries o1 <-> o2; o3 sits on
 /// VNI 43 with an address in the same subnet, and must stay unreachable from o1.

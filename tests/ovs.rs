@@ -57,13 +57,6 @@ fn ovs_dir(lab: &Lab, node: &str) -> PathBuf {
     Path::new("/run/vnet").join(lab.name()).join("ovs").join(node)
 }
 
-/// `ovs-vsctl --db=unix:DIR/db.sock ARGS` (an independent reader of the database).
-fn vsctl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("ovs-vsctl").arg(format!("--db=unix:{}/db.sock", dir.display())).args(args).output().unwrap();
-    assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The flows of a bridge as ovs-ofctl dumps them.
 fn dump_flows(dir: &Path, bridge: &str) -> String {
     let out = Command::new("ovs-ofctl").args(["--no-stats", "dump-flows"]).arg(format!("unix:{}/{bridge}.mgmt", dir.display())).output().unwrap();
@@ -89,20 +82,6 @@ fn ovs_processes(needle: &str) -> Vec<u32> {
         }
     }
     out
-}
-
-/// Pings until one answer, for up to about 4 s: after a flow or port change, a neighbour
-/// entry that failed while traffic was dropped makes the first packet fail at once (and a
-/// single `ping -c1` exit), so each try is its own ping.
-fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
-    for _ in 0..8 {
-        let ok = lab.node(node).command("ping").args(["-c", "1", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false);
-        if ok {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    false
 }
 
 fn ovs_ops(plan: &vnet::plan::Plan) -> Vec<String> {
@@ -171,7 +150,7 @@ fn a_declared_drop_flow_stops_traffic_and_removing_it_restores_it() {
     assert_eq!(r.plan.len(), 1, "{}", r.plan);
     assert!(ovs_ops(&r.plan)[0].starts_with("~ ovs sw: flows ovs0 -0x"), "{}", r.plan);
     assert!(!dump_flows(&dir, "ovs0").contains("actions=drop"));
-    assert!(reach(&lab, "a", "10.0.0.2"), "traffic flows again");
+    assert!(reach_retrying(&lab, "a", "10.0.0.2"), "traffic flows again");
 
     // And adding it back, only that again.
     let r = lab.update(topology(&with_flow)).unwrap();
@@ -206,7 +185,7 @@ fn a_port_added_or_removed_on_a_running_lab_is_all_that_changes() {
     let pids = ovs_processes(&format!("/run/vnet/{}/", lab.name()));
     let r = lab.update(topology(&three)).unwrap();
     assert_eq!(ovs_ops(&r.plan), ["~ ovs sw: port ovs0 [pc]"], "{}", r.plan);
-    assert!(reach(&lab, "c", "10.0.0.1"));
+    assert!(reach_retrying(&lab, "c", "10.0.0.1"));
     let r = lab.update(topology(&two)).unwrap();
     assert!(ovs_ops(&r.plan).contains(&"~ ovs sw: del port ovs0 pc".to_string()), "{}", r.plan);
     let mut ports: Vec<String> = vsctl(&dir, &["list-ports", "ovs0"]).lines().map(str::to_string).collect();

@@ -10,10 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use vnet::Lab;
 
-fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
-    lab.node(node).command("ping").args(["-c", "3", "-i", "0.3", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false)
-}
-
 fn up(name: &str, yaml: &str) -> Lab {
     Lab::from_file(temp_topology(name, "yaml", yaml)).unwrap()
 }

@@ -45,26 +45,6 @@ fn topology(text: &str) -> Topology {
     model::load_str("t.yaml", text, Format::Yaml).unwrap_or_else(|d| panic!("{d}")).lab.topology
 }
 
-fn vsctl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("ovs-vsctl").arg(format!("--db=unix:{}/db.sock", dir.display())).args(args).output().unwrap();
-    assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Pings until one answer, for up to about 4 s: after a flow or port change, a neighbour
-/// entry that failed while traffic was dropped makes the first packet fail at once (and a
-/// single `ping -c1` exit), so each try is its own ping.
-fn reach(lab: &Lab, node: &str, addr: &str) -> bool {
-    for _ in 0..8 {
-        let ok = lab.node(node).command("ping").args(["-c", "1", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false);
-        if ok {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    false
-}
-
 /// Open vSwitch 3.1 (Debian 12) counts CPU cores through a cache stamped with the monotonic
 /// clock since boot and first refreshed 10 s after boot: before that it sees 0 cores, starts no
 /// upcall handler for the kernel datapath's per-CPU dispatch, and every upcall of a datapath
@@ -102,7 +82,7 @@ fn ovs_bridges_use_the_kernel_datapath_where_the_module_is() {
     assert_eq!(ip_link(Some(&sw), "ovs0").unwrap()["linkinfo"]["info_kind"], "openvswitch");
 
     // VLANs isolate, and the same file again changes nothing.
-    assert!(reach(&lab, "a", "10.0.0.2"), "same VLAN");
+    assert!(reach_retrying(&lab, "a", "10.0.0.2"), "same VLAN");
     assert!(!ping(&lab, "a", "10.0.0.3"), "VLAN 10 does not reach VLAN 20");
     let r = lab.update(topology(&without)).unwrap();
     assert!(r.plan.is_empty(), "{}", r.plan);
@@ -113,7 +93,7 @@ fn ovs_bridges_use_the_kernel_datapath_where_the_module_is() {
     assert!(!ping(&lab, "a", "10.0.0.2"));
     let r = lab.update(topology(&without)).unwrap();
     assert_eq!(r.plan.len(), 1, "{}", r.plan);
-    assert!(reach(&lab, "a", "10.0.0.2"));
+    assert!(reach_retrying(&lab, "a", "10.0.0.2"));
 
     assert_eq!(daemons(&name).len(), 2);
     let report = lab.down().unwrap();

@@ -95,6 +95,32 @@ pub fn ping(lab: &vnet::Lab, node: &str, addr: &str) -> bool {
     lab.node(node).command("ping").args(["-c", "1", "-W", "2", addr]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// Whether `node` reaches `addr` (three echoes, one answer is enough).
+pub fn reach(lab: &vnet::Lab, node: &str, addr: &str) -> bool {
+    lab.node(node).command("ping").args(["-c", "3", "-i", "0.3", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Pings until one answer, for up to about 4 s: after a flow or port change, a neighbour
+/// entry that failed while traffic was dropped makes the first packet fail at once (and a
+/// single `ping -c1` exit), so each try is its own ping.
+pub fn reach_retrying(lab: &vnet::Lab, node: &str, addr: &str) -> bool {
+    for _ in 0..8 {
+        let ok = lab.node(node).command("ping").args(["-c", "1", "-W", "1", addr]).output().map(|o| o.status.success()).unwrap_or(false);
+        if ok {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    false
+}
+
+/// `ovs-vsctl ARGS` against the database of the OVS instance in `dir`, asserting success.
+pub fn vsctl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("ovs-vsctl").arg(format!("--db=unix:{}/db.sock", dir.display())).args(args).output().unwrap();
+    assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Namespaces under /run/netns whose name starts with `prefix`.
 pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
