@@ -225,7 +225,8 @@ fn rp_filter_drops_asymmetric_answers() {
 #[test]
 fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
     require_root();
-    let (lab, path) = up("doc-vepa", &macvlan_switch("mv"));
+    let text = macvlan_switch("mv");
+    let (lab, path) = up("doc-vepa", &text);
     macvlans(&lab, "vepa", "10.5.0");
     let f = findings(&lab);
     let x = find(&f, "macvlan-hairpin", "h", Some("up0"));
@@ -236,7 +237,7 @@ fn macvlan_vepa_siblings_need_a_hairpin_switch_port() {
         "{x:?}"
     );
     assert!(x.fix.starts_with("set `hairpin: true` on sw:p0"), "{}", x.fix);
-    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &macvlan_switch("mv"), "p0: { master")), "{x:?}");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "p0: { master")), "{x:?}");
     // The path analysis sees the bridge refuse to reflect the frame, too.
     find(&f, "hairpin-off", "sw", Some("p0"));
     assert!(!ping(&lab, "m1", "10.5.0.12"));

@@ -11,6 +11,11 @@ use serde_json::Value;
 use vnet::trace::{self, Hop, Verdict};
 use vnet::Lab;
 
+/// A lab built from YAML text (no file: no locations in findings).
+fn lab_from(yaml: &str) -> Lab {
+    Lab::from_topology(vnet::model::load_str("t.yaml", yaml, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap()
+}
+
 fn texts(hops: &[Hop]) -> Vec<String> {
     hops.iter().map(Hop::text).collect()
 }
@@ -122,8 +127,7 @@ fn bridge_trace_uses_the_fdb_and_stops_at_a_down_port() {
 #[test]
 fn macvlan_bridge_mode_goes_straight_to_the_sibling() {
     require_root();
-    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", &macvlan_switch("trmv"), vnet::model::Format::Yaml).unwrap().lab.topology, Default::default())
-        .unwrap();
+    let lab = lab_from(&macvlan_switch("trmv"));
     macvlans(&lab, "bridge", "10.6.0");
     let t = trace::trace_running(&lab.running().unwrap(), "m1", "10.6.0.12").unwrap();
     assert_eq!(texts(&t.hops)[1], "m1:mv1 -> m2:mv2 (macvlan bridge mode, sibling on the same lower device)");
@@ -134,8 +138,7 @@ fn macvlan_bridge_mode_goes_straight_to_the_sibling() {
 #[test]
 fn macvlan_vepa_mode_goes_out_and_back_through_a_hairpin_port() {
     require_root();
-    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", &macvlan_switch("trmv"), vnet::model::Format::Yaml).unwrap().lab.topology, Default::default())
-        .unwrap();
+    let lab = lab_from(&macvlan_switch("trmv"));
     macvlans(&lab, "vepa", "10.6.0");
     let rl = lab.running().unwrap();
     let t = trace::trace_running(&rl, "m1", "10.6.0.12").unwrap();
@@ -168,7 +171,7 @@ links:
 #[test]
 fn vxlan_trace_follows_the_underlay_to_the_remote_end() {
     require_root();
-    let lab = Lab::from_topology(vnet::model::load_str("t.yaml", UNDERLAY, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap();
+    let lab = lab_from(UNDERLAY);
     for (n, local, remote, addr) in [("h1", "192.0.2.1", "192.0.2.2", "10.42.0.1/24"), ("h2", "192.0.2.2", "192.0.2.1", "10.42.0.2/24")] {
         let ns = lab.node(n).netns().unwrap().to_string();
         ip(&ns, &["link", "add", "vx42", "type", "vxlan", "id", "42", "local", local, "remote", remote, "dev", "eth0", "dstport", "4789"]);
