@@ -60,7 +60,8 @@ enum Cmd {
     Exec {
         lab: String,
         node: String,
-        #[arg(last = true, required = true)]
+        /// The command and its arguments, after `--` or directly (`vnet exec LAB NODE ip -br a`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
     /// Remove what labs left behind when their owner vanished.
@@ -307,7 +308,16 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Cmd::Exec { lab, node, command } => {
             let mut cmd = vnet::exec::command(&lab, &node, &command[0])?;
             cmd.args(&command[1..]);
-            let status = cmd.status().map_err(|e| Error::io(format!("run {}", command[0]), e))?;
+            let status = match cmd.status() {
+                Ok(status) => status,
+                // As a shell (and `env`) reports it: 127 for a command not found, 126 for one
+                // that cannot run, so scripts tell these from the command's own failures.
+                Err(e) => {
+                    let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+                    report(&Error::io(format!("run `{}` in {lab}:{node}", command[0]), e));
+                    return Ok(code);
+                }
+            };
             use std::os::unix::process::ExitStatusExt;
             Ok(match (status.code(), status.signal()) {
                 (Some(c), _) => c as u8,

@@ -352,6 +352,21 @@ fn exec_runs_in_the_node_and_passes_the_exit_code_through() {
     assert_eq!(text(&out.stdout).trim(), "1500");
     let out = vnet(None, &["exec", &lab, "a", "--", "ping", "-c1", "-W2", "10.0.0.2"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // Without `--`, as with `ip netns exec`: the command's own options stay its own, and a
+    // later `--` is the command's too.
+    let out = vnet(None, &["exec", &lab, "a", "ip", "-br", "link", "show", "dev", "eth0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).starts_with("eth0"), "{}", show(&out));
+    let out = vnet(None, &["exec", &lab, "a", "sh", "-c", "echo \"$@\"", "sh", "--", "-x"]);
+    assert_eq!(text(&out.stdout), "-- -x\n", "{}", show(&out));
+    let out = vnet(None, &["exec", &lab, "a"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    // A command that is not there, or cannot run: 127 and 126, as a shell says.
+    let out = vnet(None, &["exec", &lab, "a", "no-such-command-here"]);
+    assert_eq!(out.status.code(), Some(127), "{}", show(&out));
+    assert!(text(&out.stderr).contains(&format!("run `no-such-command-here` in {lab}:a")), "{}", show(&out));
+    let out = vnet(None, &["exec", &lab, "a", "/etc"]);
+    assert_eq!(out.status.code(), Some(126), "{}", show(&out));
 
     // /etc/netns/<namespace>/ is bound over /etc, as with `ip netns exec`; then /etc/netns/<node>/.
     let etc_netns_existed = Path::new("/etc/netns").exists();
