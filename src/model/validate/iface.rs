@@ -1,0 +1,192 @@
+//! One interface: its addresses and options, bridge ports and masters.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use indexmap::IndexMap;
+
+use super::{parse_cidr, push_did_you_mean, Ctx};
+use crate::model::diag::Diag;
+use crate::model::file::InterfaceSpec;
+use crate::model::kind::KindSpec;
+use crate::model::lab::{parse_mac, Endpoint, Interface, Node};
+use crate::model::source::Path;
+
+pub(super) fn check_interface(
+    ctx: &mut Ctx,
+    nname: &str,
+    ifname: &str,
+    spec: &InterfaceSpec,
+    path: &Path,
+    addr_seen: &mut HashMap<IpAddr, (Endpoint, Path)>,
+    peer: Option<Endpoint>,
+) -> Interface {
+    let me = Endpoint::new(nname, ifname);
+    let is_lo = matches!(spec.kind, KindSpec::Loopback(_));
+    if let Some(mtu) = spec.mtu {
+        let max = if is_lo { 65536 } else { 65535 };
+        if !(68..=max).contains(&mtu) {
+            ctx.error_at(&ctx.sub(path, "mtu"), format!("mtu {mtu} of `{me}` is out of range (68..={max})"), "out of range");
+        }
+    }
+    let mac = match &spec.mac {
+        None => None,
+        Some(raw) => {
+            let mp = ctx.sub(path, "mac");
+            match parse_mac(raw) {
+                Err(why) => {
+                    ctx.error_at(&mp, format!("bad MAC address `{raw}`: {why}"), "bad MAC");
+                    None
+                }
+                Ok(m) if m[0] & 1 == 1 => {
+                    ctx.error_at(
+                        &mp,
+                        format!("MAC `{raw}` is a multicast address; a device needs a unicast one (first byte even), e.g. 02:..."),
+                        "multicast MAC",
+                    );
+                    None
+                }
+                Ok(m) if m == [0; 6] => {
+                    ctx.error_at(&mp, "MAC 00:00:00:00:00:00 is not a valid device address", "zero MAC");
+                    None
+                }
+                Ok(_) if is_lo => {
+                    ctx.error_at(&mp, "the loopback device has no MAC address", "not settable on lo");
+                    None
+                }
+                Ok(m) => Some(m),
+            }
+        }
+    };
+    let mut addresses = Vec::new();
+    let mut local_seen: HashSet<IpAddr> = HashSet::new();
+    for (i, raw) in spec.addresses.iter().enumerate() {
+        let ap = ctx.idx(&ctx.sub(path, "addresses"), i);
+        match parse_cidr(raw) {
+            Err(why) => ctx.error_at(&ap, format!("bad address `{raw}`: {why}"), "bad CIDR"),
+            Ok(net) => {
+                if let Some((other, op)) = addr_seen.get(&net.addr()) {
+                    let span = ctx.span(&ap);
+                    let other_span = ctx.span(op);
+                    let where_ = if *other == me { "on the same interface".to_string() } else { format!("also on `{other}`") };
+                    ctx.push(
+                        Diag::error(format!("address {} is declared twice ({where_})", net.addr()))
+                            .maybe_label(span, "declared again here")
+                            .maybe_label(other_span, "first declared here"),
+                    );
+                } else {
+                    addr_seen.insert(net.addr(), (me.clone(), ap.clone()));
+                }
+                if net.addr().is_ipv6() {
+                    if let Some(m) = spec.mtu {
+                        if m < 1280 && local_seen.insert(net.addr()) {
+                            ctx.warn_at(
+                                &ctx.sub(path, "mtu"),
+                                format!("IPv6 needs an MTU of at least 1280; `{me}` has {m}, so its IPv6 addresses will not work"),
+                                "below 1280",
+                            );
+                        }
+                    }
+                }
+                addresses.push(net);
+            }
+        }
+    }
+    if spec.hairpin.is_some() && spec.master.is_none() {
+        ctx.error_at(&ctx.sub(path, "hairpin"), format!("`hairpin` is a bridge port option but `{me}` has no `master`"), "needs `master`");
+    }
+    Interface {
+        name: ifname.to_string(),
+        kind: spec.kind.clone(),
+        up: spec.up.unwrap_or(true),
+        mtu: spec.mtu,
+        mac,
+        addresses,
+        master: spec.master.clone(),
+        hairpin: spec.hairpin,
+        peer,
+        path: path.clone(),
+    }
+}
+
+/// Ports a Linux bridge can hold: port numbers are 10 bits and 0 is reserved (BR_MAX_PORTS).
+pub const BRIDGE_MAX_PORTS: usize = 1023;
+
+pub(super) fn check_bridge_ports(ctx: &mut Ctx, nname: &str, node: &Node) {
+    for br in node.interfaces.values().filter(|i| matches!(i.kind, KindSpec::Bridge(_))) {
+        let ports = node.interfaces.values().filter(|i| i.master.as_deref() == Some(br.name.as_str())).count();
+        if ports > BRIDGE_MAX_PORTS {
+            ctx.error_at_key(
+                &br.path,
+                format!("bridge `{nname}:{}` has {ports} ports; a Linux bridge holds at most {BRIDGE_MAX_PORTS}", br.name),
+                "too many ports",
+            );
+            if let Some(last) = ctx.diags_last_mut() {
+                last.help = Some("spread the ports over several bridges joined by veth pairs (one L2 segment)".into());
+            }
+        }
+    }
+}
+
+pub(super) fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Interface, all: &IndexMap<String, Node>) {
+    let Some(master) = &iface.master else { return };
+    let mp = ctx.sub(&iface.path, "master");
+    let me = Endpoint::new(nname, &iface.name);
+    if master == &iface.name {
+        ctx.error_at(&mp, format!("`{me}` cannot be its own master"), "same interface");
+        return;
+    }
+    if matches!(iface.kind, KindSpec::Loopback(_)) {
+        ctx.error_at(&mp, "the loopback device cannot be a bridge port", "lo has no master");
+        return;
+    }
+    match node.interfaces.get(master) {
+        None => {
+            ctx.error_at(
+                &mp,
+                format!("unknown device `{master}`: `master` of `{me}` must be a bridge, bond or team in node `{nname}`"),
+                format!("no device `{master}` in node `{nname}`"),
+            );
+            let elsewhere =
+                all.iter().filter(|(n, _)| *n != nname).find_map(|(n, other)| other.interfaces.get(master).filter(|m| m.kind.is_master()).map(|m| (n, m)));
+            match elsewhere {
+                Some((other, m)) => {
+                    if let Some(last) = ctx.diags_last_mut() {
+                        last.help = Some(format!("`{master}` is a {} in node `{other}`; a port and its master must be in the same node (connect the nodes with a veth pair and make the far end the port)", m.kind.name()));
+                    }
+                }
+                None => push_did_you_mean(ctx, master, node.interfaces.keys()),
+            }
+        }
+        Some(m) if !m.kind.is_master() => {
+            ctx.error_at(
+                &mp,
+                format!("`master` of `{me}` is `{master}`, a {}; it must be a bridge, bond or team in the same node", m.kind.name()),
+                "not a master",
+            );
+        }
+        Some(m) => {
+            if iface.kind.is_master() && m.kind.is_master() && matches!(iface.kind, KindSpec::Bridge(_)) && matches!(m.kind, KindSpec::Bridge(_)) {
+                ctx.error_at(
+                    &mp,
+                    format!("bridge `{me}` cannot be a port of bridge `{master}`: the kernel refuses bridges inside bridges"),
+                    "bridge in a bridge",
+                );
+            }
+            // Cycles through masters (a -> b -> a).
+            let mut seen = HashSet::new();
+            seen.insert(iface.name.clone());
+            let mut cur = m;
+            while let Some(next) = &cur.master {
+                if !seen.insert(cur.name.clone()) || next == &iface.name {
+                    ctx.error_at(&mp, format!("`master` chain of `{me}` loops back to itself"), "cycle");
+                    break;
+                }
+                match node.interfaces.get(next) {
+                    Some(n) => cur = n,
+                    None => break,
+                }
+            }
+        }
+    }
+}
