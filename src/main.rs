@@ -35,6 +35,7 @@ enum Cmd {
     },
     /// Remove everything a lab created.
     Down {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         #[arg(long)]
         json: bool,
@@ -52,12 +53,14 @@ enum Cmd {
     },
     /// Show labs as the kernel reports them.
     Status {
+        #[arg(value_parser = lab_arg)]
         lab: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Run a command inside a node (like `ip netns exec`); its exit code is passed through.
     Exec {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         node: String,
         /// The command and its arguments, after `--` or directly (`vnet exec LAB NODE ip -br a`).
@@ -79,6 +82,7 @@ enum Cmd {
     /// Change traffic control of a device in a running lab:
     /// `vnet impair LAB NODE:IFACE delay 20ms jitter 5ms loss 1% rate 10mbit`, or `--clear`.
     Impair {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         /// The device, `node:ifname`.
         target: String,
@@ -95,6 +99,7 @@ enum Cmd {
     /// Verify a running lab: its expectations, or the full reachability matrix without any.
     /// Exit code 0 only when everything holds.
     Check {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         #[arg(long)]
         json: bool,
@@ -107,6 +112,7 @@ enum Cmd {
     },
     /// Follow a packet hop by hop with the kernel's own lookups, then confirm with one probe.
     Trace {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         node: String,
         /// An address, or a node name (its first address).
@@ -116,12 +122,14 @@ enum Cmd {
     },
     /// Find the usual reasons a lab does not behave, each with its fix (exit 1 when any is an error).
     Doctor {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         #[arg(long)]
         json: bool,
     },
     /// Capture packets of a node's device: pcap (-w FILE, `-` for stdout) or one line per packet.
     Capture {
+        #[arg(value_parser = lab_arg)]
         lab: String,
         /// NODE:IFACE
         target: String,
@@ -209,6 +217,15 @@ fn main() -> ExitCode {
             report(&e);
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// A lab named on the command line follows the rules of the file's `name`: a name such as
+/// `""` or `a/../b` must never reach the lab's record directory.
+fn lab_arg(s: &str) -> Result<String, String> {
+    match vnet::model::validate::lab_name_problem(s) {
+        Some(why) => Err(why),
+        None => Ok(s.to_string()),
     }
 }
 

@@ -27,6 +27,16 @@ pub fn lab_dir(lab: &str) -> PathBuf {
     run_dir().join(lab)
 }
 
+/// A lab's record directory, for a name that is a lab name. Anything else (empty, `.`, `..`,
+/// `a/../b`) would name the run directory itself or another lab's record: `down ""` would
+/// remove every lab's record.
+fn checked_dir(lab: &str) -> io::Result<PathBuf> {
+    match crate::model::validate::lab_name_problem(lab) {
+        Some(why) => Err(io::Error::new(io::ErrorKind::InvalidInput, why)),
+        None => Ok(lab_dir(lab)),
+    }
+}
+
 /// Where a lab is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,7 +151,7 @@ pub fn group_for(lab: &str) -> u32 {
 
 /// Reads a lab's record, if there is one.
 pub fn load(lab: &str) -> io::Result<Option<LabState>> {
-    let p = lab_dir(lab).join("state.json");
+    let p = checked_dir(lab)?.join("state.json");
     match std::fs::read(&p) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -151,7 +161,7 @@ pub fn load(lab: &str) -> io::Result<Option<LabState>> {
 
 /// Writes a lab's record atomically (write + rename).
 pub fn save(state: &LabState) -> io::Result<()> {
-    let dir = lab_dir(&state.lab);
+    let dir = checked_dir(&state.lab)?;
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("state.json.{}", std::process::id()));
     {
@@ -164,7 +174,7 @@ pub fn save(state: &LabState) -> io::Result<()> {
 
 /// Removes a lab's record (after `down`).
 pub fn remove(lab: &str) -> io::Result<()> {
-    match std::fs::remove_dir_all(lab_dir(lab)) {
+    match std::fs::remove_dir_all(checked_dir(lab)?) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         r => r,
     }
@@ -177,6 +187,8 @@ pub fn list() -> Vec<String> {
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join("state.json").exists() || e.path().join("lock").exists())
             .map(|e| e.file_name().to_string_lossy().to_string())
+            // Not a lab name: not a record vnet made, and not one to open.
+            .filter(|n| crate::model::validate::lab_name_problem(n).is_none())
             .collect(),
         Err(_) => Vec::new(),
     };
@@ -193,7 +205,7 @@ pub struct LabLock {
 
 /// Takes the lab's lock; fails at once with `WouldBlock` when another process holds it.
 pub fn lock(lab: &str) -> io::Result<LabLock> {
-    lock_in(&lab_dir(lab))
+    lock_in(&checked_dir(lab)?)
 }
 
 fn lock_in(dir: &std::path::Path) -> io::Result<LabLock> {
@@ -209,7 +221,7 @@ fn lock_in(dir: &std::path::Path) -> io::Result<LabLock> {
 /// Takes the lock of a lab that has a directory, never making one: `None` once the lab is
 /// gone. For `gc`, which must not make a removed lab's directory appear again.
 pub fn lock_existing(lab: &str) -> io::Result<Option<LabLock>> {
-    lock_existing_in(&lab_dir(lab))
+    lock_existing_in(&checked_dir(lab)?)
 }
 
 fn lock_existing_in(dir: &std::path::Path) -> io::Result<Option<LabLock>> {
@@ -253,7 +265,8 @@ pub fn lock_wait(lab: &str, timeout: std::time::Duration) -> io::Result<Option<L
 
 /// Whether some process holds the lab's lock right now.
 pub fn is_locked(lab: &str) -> bool {
-    let path = lab_dir(lab).join("lock");
+    let Ok(dir) = checked_dir(lab) else { return false };
+    let path = dir.join("lock");
     let Ok(file) = OpenOptions::new().write(true).open(&path) else { return false };
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
@@ -276,6 +289,18 @@ pub fn pid_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names that would resolve to the run directory itself or to another lab's record never
+    /// reach the file system: `remove("")` would otherwise delete every lab's record.
+    #[test]
+    fn record_paths_need_a_lab_name() {
+        for bad in ["", ".", "..", "a/../b", "../etc", "a/", "/abs", "a b"] {
+            let e = checked_dir(bad).expect_err(bad);
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().starts_with("lab name"), "{bad}: {e}");
+        }
+        assert_eq!(checked_dir("lab-1_x").unwrap(), lab_dir("lab-1_x"));
+    }
 
     /// gc takes labs' locks this way: never making a directory, and seeing a lab removed
     /// while it waited as gone (not as a lock on a file nobody else can find).

@@ -586,3 +586,30 @@ fn labs_owned_by(pid: u32) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A lab named on the command line is held to the file's naming rules before anything touches
+/// the records: `down ""` once removed the whole run directory, every lab's record with it.
+#[test]
+fn lab_names_on_the_command_line_never_reach_other_records() {
+    let run = std::env::temp_dir().join(format!("vnet-test-{}-run", std::process::id()));
+    let keep = run.join("keep");
+    std::fs::create_dir_all(&keep).unwrap();
+    std::fs::write(keep.join("state.json"), "{}").unwrap();
+    for (cmd, name, why) in [
+        ("down", "", "lab name cannot be empty"),
+        ("down", ".", "lab name `.` contains `.`"),
+        ("down", "x/../keep", "lab name `x/../keep` contains `/`"),
+        ("status", "..", "lab name `..` contains `.`"),
+        ("check", "../keep", "contains `.`"),
+        ("doctor", "keep/", "contains `/`"),
+    ] {
+        let out = vnet_cmd(None, &[cmd, name]).env("VNET_RUN_DIR", &run).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd} {name:?}: {}", show(&out));
+        assert!(text(&out.stderr).contains(why), "{cmd} {name:?}: {}", show(&out));
+        assert!(keep.join("state.json").exists(), "{cmd} {name:?} removed another lab's record");
+    }
+    let out = vnet_cmd(None, &["graph", "x/../keep"]).env("VNET_RUN_DIR", &run).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stderr).contains("is neither a topology file nor a lab"), "{}", show(&out));
+    std::fs::remove_dir_all(&run).unwrap();
+}

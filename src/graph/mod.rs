@@ -49,9 +49,11 @@ pub fn draw_target(target: &str, format: Format) -> Result<String> {
         let loaded = model::load_file(Path::new(target)).map_err(Error::Invalid)?;
         return Ok(draw(&loaded.lab, format));
     }
-    let st = crate::state::load(target)
-        .map_err(|e| Error::io("read lab state", e))?
-        .ok_or_else(|| Error::io("graph", std::io::Error::other(format!("`{target}` is neither a topology file nor a lab (see `vnet status`)"))))?;
+    let neither = || Error::io("graph", std::io::Error::other(format!("`{target}` is neither a topology file nor a lab (see `vnet status`)")));
+    if model::validate::lab_name_problem(target).is_some() {
+        return Err(neither());
+    }
+    let st = crate::state::load(target).map_err(|e| Error::io("read lab state", e))?.ok_or_else(neither)?;
     let topo = st.topology.ok_or_else(|| Error::NoSuchLab(target.to_string()))?;
     let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
     Ok(draw(&loaded.lab, format))
