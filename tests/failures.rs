@@ -613,3 +613,65 @@ fn lab_names_on_the_command_line_never_reach_other_records() {
     assert!(text(&out.stderr).contains("is neither a topology file nor a lab"), "{}", show(&out));
     std::fs::remove_dir_all(&run).unwrap();
 }
+
+/// A running lab's nodes stay where they are: a new `netns_prefix`, or its host moved between
+/// the machine's root namespace and an isolated one, is refused with nothing changed (it would
+/// build the lab again beside itself and lose the old namespaces). A lab whose record was lost
+/// gets its own (marked) namespaces back at the next `up`, so that `down` removes them.
+#[test]
+fn a_running_lab_keeps_its_namespaces_and_a_lost_record_finds_them_again() {
+    require_root();
+    // Plays the machine's root namespace, should a refusal ever let a build through.
+    let scratch = Scratch::new("keep");
+    let lab = unique_name("keep");
+    let body = "nodes:\n  host:\n    interfaces: { br0: { kind: bridge }, v1: { master: br0 } }\n  a: { interfaces: { eth0: { addresses: [10.0.0.1/24] } } }\nlinks: [ { endpoints: [host:v1, a:eth0] } ]\n";
+    let file = temp_topology(&lab, "yaml", &format!("name: {lab}\n{body}"));
+    let moved = temp_topology(&format!("{lab}-moved"), "yaml", &format!("name: {lab}\nnetns_prefix: {lab}x-\n{body}"));
+    let (file, moved) = (file.to_str().unwrap(), moved.to_str().unwrap());
+    let _guard = DownGuard::new(&lab, Some(&scratch));
+    let run = |args: &[&str]| vnet(Some(&scratch.name), args);
+    let out = run(&["up", file, "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let mut before = namespaces_with_prefix(&format!("{lab}-"));
+    before.sort();
+    assert_eq!(before, [format!("{lab}-a"), format!("{lab}-host")]);
+
+    let out = run(&["up", moved, "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr)
+            .contains(&format!("the running lab `{lab}` has its namespaces named `{lab}-NODE`; this file names them `{lab}x-NODE` (`netns_prefix` changed")),
+        "{}",
+        show(&out)
+    );
+    assert!(text(&out.stderr).contains(&format!("keep `netns_prefix: {lab}-` while the lab runs, or run `vnet down {lab}` first")), "{}", show(&out));
+    assert!(namespaces_with_prefix(&format!("{lab}x-")).is_empty(), "nothing built under the new prefix");
+
+    for cmd in ["up", "plan"] {
+        let out = run(&[cmd, file]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", show(&out));
+        assert!(
+            text(&out.stderr)
+                .contains(&format!("node `host` of the running lab `{lab}` is in namespace `{lab}-host`; this file puts it in the machine's root namespace")),
+            "{cmd}: {}",
+            show(&out)
+        );
+        assert!(text(&out.stderr).contains("pass `--isolated-host`"), "{cmd}: {}", show(&out));
+    }
+    let in_scratch = std::process::Command::new("ip").args(["-n", &scratch.name, "-br", "link"]).output().unwrap();
+    assert_eq!(text(&in_scratch.stdout).lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect::<Vec<_>>(), ["lo"], "nothing built in the root");
+    let mut after = namespaces_with_prefix(&format!("{lab}-"));
+    after.sort();
+    assert_eq!(after, before, "the running lab is untouched");
+
+    // The record is lost; the namespaces carry the lab's mark and are taken back.
+    std::fs::remove_dir_all(Path::new("/run/vnet").join(&lab)).unwrap();
+    let out = run(&["up", file, "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new("/run/vnet").join(&lab).join("state.json")).unwrap()).unwrap();
+    assert_eq!(st["netns"], serde_json::json!({ "a": format!("{lab}-a"), "host": format!("{lab}-host") }));
+    let out = run(&["down", &lab]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("2 namespaces"), "{}", show(&out));
+    assert_gone(&lab);
+}

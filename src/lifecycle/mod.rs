@@ -1,6 +1,7 @@
 //! The commands on a lab, as library functions: `up`, `plan`, `down`, `status`, `gc`. The CLI
 //! is a thin layer over these.
 
+pub mod continuity;
 pub mod devinfo;
 pub mod down;
 pub mod gc;

@@ -42,6 +42,7 @@ pub fn plan(loaded: &Loaded) -> Result<Plan> {
     let lab = &loaded.lab;
     crate::model::hosts::require_share(lab).map_err(|d| Error::Invalid(vec![d].into()))?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    super::continuity::check(lab, prior.as_ref())?;
     let prior = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| Error::io("generate IPsec keys", e))?;
     let session = observe_lab(lab, prior.as_ref())?;
     plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)
@@ -62,6 +63,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         e
     };
     crate::model::hosts::require_share(lab).map_err(|d| refuse(Error::Invalid(vec![d].into())))?;
+    super::continuity::check(lab, prior.as_ref())?;
     // The record plus any IPsec keys generated for this lab (saved with the record below).
     let keyed = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| refuse(Error::io("generate IPsec keys", e)))?;
     let t = Instant::now();
@@ -81,8 +83,9 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let mut st = keyed.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     let mut warnings = Diagnostics::default();
     let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
+    let adopted = super::continuity::adopt(lab, &session.observed, &mut st);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
-        if neigh {
+        if neigh || adopted {
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
         }
         return Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() });
