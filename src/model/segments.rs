@@ -4,13 +4,24 @@
 
 use std::collections::HashMap;
 
-use super::lab::{Endpoint, Lab};
+use indexmap::IndexMap;
+
+use super::kind::KindSpec;
+use super::lab::{Endpoint, Lab, Node};
 
 /// Groups of interfaces that share one broadcast domain.
 pub fn segments(lab: &Lab) -> Vec<Vec<Endpoint>> {
+    segments_of(&lab.nodes)
+}
+
+/// Segments of checked nodes (validation runs this before the `Lab` exists). Joined: veth
+/// peers, ports and their master, devices stacked on a lower device (macvlan, macvtap, ipvlan
+/// and vlan: a vlan is its own domain only on a trunk, so joining it errs on the side of one
+/// segment), and VXLAN devices of the same VNI.
+pub fn segments_of(nodes: &IndexMap<String, Node>) -> Vec<Vec<Endpoint>> {
     let mut index: HashMap<Endpoint, usize> = HashMap::new();
     let mut eps: Vec<Endpoint> = Vec::new();
-    for (n, node) in &lab.nodes {
+    for (n, node) in nodes {
         for i in node.interfaces.values() {
             if i.name == "lo" {
                 continue;
@@ -34,7 +45,8 @@ pub fn segments(lab: &Lab) -> Vec<Vec<Endpoint>> {
             p[ra] = rb;
         }
     };
-    for (n, node) in &lab.nodes {
+    let mut by_vni: HashMap<u32, usize> = HashMap::new();
+    for (n, node) in nodes {
         for i in node.interfaces.values() {
             let Some(&me) = index.get(&Endpoint::new(n, &i.name)) else { continue };
             if let Some(peer) = &i.peer {
@@ -45,6 +57,17 @@ pub fn segments(lab: &Lab) -> Vec<Vec<Endpoint>> {
             if let Some(m) = &i.master {
                 if let Some(&o) = index.get(&Endpoint::new(n, m)) {
                     join(me, o, &mut parent);
+                }
+            }
+            match &i.kind {
+                KindSpec::Vxlan(v) => {
+                    let first = *by_vni.entry(v.vni).or_insert(me);
+                    join(me, first, &mut parent);
+                }
+                k => {
+                    if let Some(&o) = k.lower_endpoint(n).and_then(|l| index.get(&l)) {
+                        join(me, o, &mut parent);
+                    }
                 }
             }
         }

@@ -414,3 +414,15 @@ fn a_bridge_over_the_kernel_port_limit_is_refused_at_the_bridge() {
     assert!(c.contains("big.yaml:5:7: error: bridge `host:br0` has 1024 ports; a Linux bridge holds at most 1023 [br0]"), "{c}");
     assert_eq!(d.errors().count(), 1, "{c}");
 }
+
+/// Two sites behind NAT reuse one private range: their addresses never meet, so they are no
+/// duplicates. Devices stacked on one lower device (macvlans) share its segment, so there they are.
+#[test]
+fn addresses_repeat_only_where_they_cannot_meet() {
+    let sites = "name: s\nnodes:\n  gw1:\n    interfaces: { lan: { addresses: [192.168.1.1/24] }, wan: { addresses: [203.0.113.1/24] } }\n  gw2:\n    interfaces: { lan: { addresses: [192.168.1.1/24] }, wan: { addresses: [203.0.113.2/24] } }\n  pc1: { interfaces: { eth0: { addresses: [192.168.1.10/24] } } }\n  pc2: { interfaces: { eth0: { addresses: [192.168.1.10/24] } } }\nlinks:\n  - endpoints: [pc1:eth0, gw1:lan]\n  - endpoints: [pc2:eth0, gw2:lan]\n  - endpoints: [gw1:wan, gw2:wan]\n";
+    let l = yaml(sites).unwrap();
+    assert!(l.warnings.is_empty(), "{}", l.warnings);
+
+    let stacked = "name: m\nnodes:\n  host:\n    interfaces:\n      br0: { kind: bridge }\n      up0: { master: br0 }\n  a:\n    interfaces: { m0: { kind: macvlan, link: 'host:br0', addresses: [10.0.0.5/24] } }\n  b:\n    interfaces: { m0: { kind: macvlan, link: 'host:br0', addresses: [10.0.0.5/24] } }\n  c: { interfaces: { eth0: {} } }\nlinks:\n  - endpoints: [host:up0, c:eth0]\n";
+    assert_eq!(errors(stacked), "t.yaml:10:70: error: address 10.0.0.5 is declared twice (also on `a:m0`, on the same layer-2 segment) [10.0.0.5/24]\n");
+}

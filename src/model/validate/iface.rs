@@ -18,7 +18,7 @@ pub(super) fn check_interface(
     ifname: &str,
     spec: &InterfaceSpec,
     path: &Path,
-    addr_seen: &mut HashMap<IpAddr, (Endpoint, Path)>,
+    addr_decls: &mut Vec<AddrDecl>,
     peer: Option<Endpoint>,
 ) -> Interface {
     let me = Endpoint::new(nname, ifname);
@@ -65,17 +65,15 @@ pub(super) fn check_interface(
         match parse_cidr(raw) {
             Err(why) => ctx.error_at(&ap, format!("bad address `{raw}`: {why}"), "bad CIDR"),
             Ok(net) => {
-                if let Some((other, op)) = addr_seen.get(&net.addr()) {
-                    let span = ctx.span(&ap);
-                    let other_span = ctx.span(op);
-                    let where_ = if *other == me { "on the same interface".to_string() } else { format!("also on `{other}`") };
+                if let Some((_, _, op)) = addr_decls.iter().rev().take_while(|(_, ep, _)| *ep == me).find(|(a, _, _)| *a == net.addr()) {
+                    let (span, other_span) = (ctx.span(&ap), ctx.span(op));
                     ctx.push(
-                        Diag::error(format!("address {} is declared twice ({where_})", net.addr()))
+                        Diag::error(format!("address {} is declared twice (on the same interface)", net.addr()))
                             .maybe_label(span, "declared again here")
                             .maybe_label(other_span, "first declared here"),
                     );
                 } else {
-                    addr_seen.insert(net.addr(), (me.clone(), ap.clone()));
+                    addr_decls.push((net.addr(), me.clone(), ap.clone()));
                 }
                 if net.addr().is_ipv6() {
                     if let Some(m) = spec.mtu {
@@ -187,6 +185,32 @@ pub(super) fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Inte
                     None => break,
                 }
             }
+        }
+    }
+}
+
+/// An address as declared: the address, its interface, and where it is written.
+pub(super) type AddrDecl = (IpAddr, Endpoint, Path);
+
+/// The same address twice is an error where the two can meet: in one node (one namespace) or
+/// on one layer-2 segment. Separate sites reusing a private range (behind NAT, say) are fine.
+pub(super) fn check_duplicate_addresses(ctx: &mut Ctx, nodes: &IndexMap<String, Node>, decls: &[AddrDecl]) {
+    let segs = crate::model::segments::segments_of(nodes);
+    let seg_of: HashMap<&Endpoint, usize> = segs.iter().enumerate().flat_map(|(k, s)| s.iter().map(move |ep| (ep, k))).collect();
+    let mut seen: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+    for (k, (addr, ep, path)) in decls.iter().enumerate() {
+        let earlier = seen.entry(*addr).or_default();
+        let clash = earlier.iter().map(|&j| &decls[j]).find(|(_, o, _)| o.node == ep.node || (seg_of.contains_key(o) && seg_of.get(o) == seg_of.get(ep)));
+        earlier.push(k);
+        if let Some((_, other, op)) = clash {
+            let where_ =
+                if other.node == ep.node { format!("also on `{other}`, in the same node") } else { format!("also on `{other}`, on the same layer-2 segment") };
+            let (span, other_span) = (ctx.span(path), ctx.span(op));
+            ctx.push(
+                Diag::error(format!("address {addr} is declared twice ({where_})"))
+                    .maybe_label(span, "declared again here")
+                    .maybe_label(other_span, "first declared here"),
+            );
         }
     }
 }

@@ -2,9 +2,6 @@
 //! each one points at the text it is about. Produces the typed `Lab` when there is no error.
 //! Names, interfaces, veth pairing, routes and sysctls each have their own file here.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-
 use indexmap::IndexMap;
 
 use super::diag::{Diag, Diagnostics};
@@ -19,7 +16,7 @@ mod routes;
 mod sysctls;
 mod veths;
 
-use iface::{check_bridge_ports, check_interface, check_master};
+use iface::{check_bridge_ports, check_duplicate_addresses, check_interface, check_master};
 pub(crate) use names::{did_you_mean, edit_distance, plain_name_problem, push_did_you_mean};
 pub use names::{ifname_problem, lab_name_problem};
 use routes::check_routes;
@@ -151,7 +148,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
     let peers = resolve_veths(topo, ctx, &mut ifaces);
 
     // Per-interface checks.
-    let mut addr_seen: HashMap<IpAddr, (Endpoint, Path)> = HashMap::new();
+    let mut addr_decls = Vec::new();
     let mut nodes: IndexMap<String, Node> = IndexMap::new();
     let any_v6 = topo.nodes.values().any(|n| {
         n.interfaces.values().any(|i| i.addresses.iter().any(|a| a.contains(':')))
@@ -176,7 +173,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
                 );
             }
             spec.kind.check(ctx, nname, ifname);
-            let iface = check_interface(ctx, nname, ifname, spec, path, &mut addr_seen, peers.get(&Endpoint::new(nname, ifname)).cloned());
+            let iface = check_interface(ctx, nname, ifname, spec, path, &mut addr_decls, peers.get(&Endpoint::new(nname, ifname)).cloned());
             out.insert(ifname.clone(), iface);
         }
         if !out.contains_key("lo") {
@@ -223,6 +220,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         }
         check_bridge_ports(ctx, nname, node);
     }
+    check_duplicate_addresses(ctx, &nodes, &addr_decls);
 
     // Routes and sysctls.
     for (nname, n) in &topo.nodes {
