@@ -92,7 +92,8 @@ impl SourceText {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        // A byte order mark at the start is invisible in an editor: columns count from after it.
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(if before.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 });
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
@@ -474,14 +475,18 @@ mod json {
     use super::*;
 
     pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            let offset = offset_of(text, e.line(), e.column());
+        // A byte order mark (as some Windows editors write) is not JSON, but YAML and TOML accept
+        // it, and so does vnet: the JSON starts after it, and places still count from the file's
+        // first byte.
+        let bom = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+        let value: Value = serde_json::from_str(&text[bom..]).map_err(|e| {
+            let offset = offset_of(&text[bom..], e.line(), e.column()) + bom;
             let msg = e.to_string();
             // The location is shown separately.
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             (msg, offset..(offset + 1).min(text.len()).max(offset))
         })?;
-        let mut s = Scanner { b: text.as_bytes(), i: 0, duplicate: None };
+        let mut s = Scanner { b: text.as_bytes(), i: bom, duplicate: None };
         let mut path = Vec::new();
         s.value(&mut path, places, None);
         // serde_json keeps the last of duplicate keys silently; a topology file may not have them.
@@ -663,6 +668,31 @@ mod tests {
         assert_eq!(&text[r], "1400");
         let k = d.key_span(&seg(&["nodes", "a"])).unwrap();
         assert_eq!(&text[k], "\"a\"");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_in_every_format_with_places_after_it() {
+        let cases = [
+            ("t.json", Format::Json, "\u{feff}{\"name\": \"b\", \"nodes\": {\"a\": {\"mtu\": 1400}}}", 2),
+            ("t.yaml", Format::Yaml, "\u{feff}name: b\nnodes: {a: {mtu: 1400}}\n", 1),
+            ("t.toml", Format::Toml, "\u{feff}name = \"b\"\nnodes.a.mtu = 1400\n", 1),
+        ];
+        for (name, format, text, col) in cases {
+            let d = Document::parse(name, text, format).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(d.value["name"], "b", "{name}");
+            let r = d.value_span(&seg(&["nodes", "a", "mtu"])).unwrap();
+            assert_eq!(&text[r], "1400", "{name}");
+            let k = d.key_span(&seg(&["name"])).unwrap();
+            assert_eq!(text[k].trim_matches('"'), "name", "{name}");
+            // The mark is not a column.
+            assert_eq!(d.source.line_col(d.key_span(&seg(&["name"])).unwrap().start), (1, col), "{name}");
+        }
+        // A syntax error after the mark is located in the file's own bytes.
+        let text = "\u{feff}{\"name\": }";
+        let e = Document::parse("t.json", text, Format::Json).unwrap_err();
+        let d = e.iter().next().unwrap();
+        assert_eq!(d.message, "syntax error: expected value");
+        assert_eq!(&text[d.labels[0].span.clone()], "}");
     }
 
     #[test]
