@@ -474,6 +474,25 @@ fn a_key_with_nothing_after_it_is_an_empty_list_or_mapping() {
 }
 
 #[test]
+fn no_nodes_is_not_claimed_when_nodes_failed_to_decode() {
+    assert_eq!(errors("name: n\nnodes: [a, b]\n"), "t.yaml:2:8: error: `nodes` is a mapping from node name to node, not a list [[a, b]]\n");
+    assert_eq!(errors("name: n\nnodes: { a: 5 }\n"), "t.yaml:2:13: error: a node is a mapping (interfaces, routes, sysctls), not a number [5]\n");
+    // A misspelt `nodes`: its did-you-mean says it all.
+    assert_eq!(errors("name: n\nnode:\n  a: {}\n"), "t.yaml:2:1: error: unknown field `node` in the lab [node]\n");
+    assert_eq!(
+        helps("name: n\nNodes:\n  a: {}\n")[0],
+        "did you mean `nodes`? the lab accepts name, isolated_host, netns_prefix, ipv6, neighbour_limits, nodes, links, expect, ipsec, hosts"
+    );
+    // An empty `nodes` is pointed at; a missing one is to be added after what the file has,
+    // so the cause of other errors comes first.
+    assert_eq!(errors("name: n\nnodes:\n"), "t.yaml:2:1: error: the lab has no nodes [nodes]\n");
+    let d = yaml("name:\n").unwrap_err();
+    let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages, ["`name` must be a string, not nothing", "the lab has no nodes"]);
+    assert_eq!(errors("name: n\nipv6: on\n"), "t.yaml:2:9: error: the lab has no nodes\n");
+}
+
+#[test]
 fn yaml_merge_keys_share_settings_and_errors_point_at_their_source() {
     let text = |mtu: u32| {
         format!(
