@@ -205,7 +205,8 @@ fn decode_interface(doc: &Document, diags: &mut Diagnostics, p: &Path, ifname: &
 }
 
 /// Decodes the kind and its options. serde loses the path inside an internally tagged enum,
-/// so when the whole fails, each option is tried alone with the kind to find the bad ones.
+/// so when the whole fails, each option is decoded alone as the kind's own settings (which keeps
+/// the path) to find the bad ones and the place of each error.
 fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<String, Value>, explicit: bool) -> Option<KindSpec> {
     let kp: Path = [p.as_slice(), &[Seg::Key("kind".into())]].concat();
     let name = match map.get("kind") {
@@ -220,22 +221,7 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
             return None;
         }
     };
-    let whole = Value::Object(map);
-    let err = match serde_path_to_error::deserialize::<_, KindSpec>(&whole) {
-        Ok(k) => return Some(k),
-        Err(e) => e,
-    };
-    let Value::Object(map) = whole else { unreachable!("built as an object") };
-    let only_kind = |extra: Option<(&String, &Value)>| {
-        let mut m = Map::new();
-        m.insert("kind".into(), Value::String(name.clone()));
-        if let Some((k, v)) = extra {
-            m.insert(k.clone(), v.clone());
-        }
-        serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(m))
-    };
-    // An unknown kind name; an unknown value of an option (a mode) is blamed on that option below.
-    if !KindSpec::NAMES.contains(&name.as_str()) && err.inner().to_string().starts_with("unknown variant") {
+    if !KindSpec::NAMES.contains(&name.as_str()) {
         let mut d = Diag::error(format!("unknown device kind `{name}`"))
             .maybe_label(doc.value_span(&kp), "unknown kind")
             .help(format!("kinds: {}", KindSpec::NAMES.join(", ")));
@@ -245,32 +231,64 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
         diags.push(d);
         return None;
     }
+    let alone = |field: &str, value: Value| {
+        let one = Value::Object(Map::from_iter([(field.to_string(), value)]));
+        let r = KindSpec::decode_options_located(&name, &one).expect("a known kind");
+        (one, r)
+    };
+    let mut options = map;
+    options.remove("kind");
+    // A null where an option (or a part of one) is a list or a mapping means an empty one.
+    for (field, value) in options.iter_mut() {
+        loop {
+            let (mut one, r) = alone(field, value.take());
+            let fixed = matches!(&r, Err(e) if null_means_empty(&mut one, e));
+            *value = one.as_object_mut().and_then(|m| m.remove(field.as_str())).unwrap_or_default();
+            if !fixed {
+                break;
+            }
+        }
+    }
+    let with_kind = |options: &Map<String, Value>| {
+        let mut m = Map::new();
+        m.insert("kind".into(), Value::String(name.clone()));
+        m.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Value::Object(m)
+    };
+    let err = match serde_path_to_error::deserialize::<_, KindSpec>(&with_kind(&options)) {
+        Ok(k) => return Some(k),
+        Err(e) => e,
+    };
     // Blame each option that fails on its own.
     let mut good = Map::new();
-    good.insert("kind".into(), Value::String(name.clone()));
     let mut blamed = false;
-    for (field, value) in map.iter().filter(|(k, _)| *k != "kind") {
-        match only_kind(Some((field, value))) {
-            Ok(_) => {
+    for (field, value) in &options {
+        let e = match alone(field, value.clone()).1 {
+            Ok(()) => {
                 good.insert(field.clone(), value.clone());
+                continue;
             }
-            Err(e) if e.inner().to_string().starts_with("missing field") => {
-                good.insert(field.clone(), value.clone());
-            }
-            Err(e) => {
-                blamed = true;
-                let msg = e.inner().to_string();
-                let fp: Path = [p.as_slice(), &[Seg::Key(field.clone())]].concat();
-                let mut d = if msg.starts_with("unknown field") { unknown_field(doc, p, &fp, field, &msg) } else { humanized(doc, &fp, &msg) };
-                if msg.starts_with("unknown field") {
-                    let mut accepted: Vec<String> = COMMON_INTERFACE_FIELDS.iter().map(|s| s.to_string()).collect();
-                    accepted.extend(expected_names(&msg));
-                    let hint = if explicit { String::new() } else { " (an interface without `kind` is a veth end)".to_string() };
-                    let mean = closest(field, accepted.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`? ")).unwrap_or_default();
-                    d = Diag { help: None, ..d }.help(format!("{mean}a {name} interface accepts {}{hint}", accepted.join(", ")));
-                }
-                diags.push(d);
-            }
+            Err(e) => e,
+        };
+        let msg = e.inner().to_string();
+        // Alone, an option misses the kind's other required options: not its fault.
+        let depth = e.path().iter().count();
+        if depth == 0 && msg.starts_with("missing field") {
+            good.insert(field.clone(), value.clone());
+            continue;
+        }
+        blamed = true;
+        // An unknown option (the path holds at most its own name).
+        if depth <= 1 && msg.starts_with("unknown field") {
+            let fp: Path = [p.as_slice(), &[Seg::Key(field.clone())]].concat();
+            let d = unknown_field(doc, p, &fp, field, &msg);
+            let mut accepted: Vec<String> = COMMON_INTERFACE_FIELDS.iter().map(|s| s.to_string()).collect();
+            accepted.extend(expected_names(&msg));
+            let hint = if explicit { String::new() } else { " (an interface without `kind` is a veth end)".to_string() };
+            let mean = closest(field, accepted.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`? ")).unwrap_or_default();
+            diags.push(d.help(format!("{mean}a {name} interface accepts {}{hint}", accepted.join(", "))));
+        } else {
+            diags.push(located(doc, p, &e));
         }
     }
     if !blamed {
@@ -278,7 +296,7 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
         diags.push(humanized(doc, p, &err.inner().to_string()));
         return None;
     }
-    serde_path_to_error::deserialize::<_, KindSpec>(Value::Object(good)).ok()
+    serde_path_to_error::deserialize::<_, KindSpec>(with_kind(&good)).ok()
 }
 
 /// Deserializes one piece. A field that fails is reported and left out, and the rest is
@@ -291,6 +309,9 @@ pub(crate) fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics
             Ok(t) => return Some(t),
             Err(e) => e,
         };
+        if null_means_empty(&mut v, &e) {
+            continue;
+        }
         let msg = e.inner().to_string();
         // A required field we left out because it was bad: already reported.
         let follow_on = backticked(&msg, "missing field `").map(|f| removed.contains(&f)).unwrap_or(false);
@@ -309,6 +330,38 @@ pub(crate) fn piece<T: DeserializeOwned>(doc: &Document, diags: &mut Diagnostics
             _ => return None,
         }
     }
+}
+
+/// A key written with nothing after it (`sysctls:`) is null. Where a list or a mapping is
+/// expected, that means an empty one, as it does for `nodes`, `interfaces` and `routes`: the null
+/// the error is about is replaced, and the caller decodes again. False for any other error.
+fn null_means_empty(v: &mut Value, e: &serde_path_to_error::Error<serde_json::Error>) -> bool {
+    let msg = e.inner().to_string();
+    let empty = match msg.split(" at line ").next().unwrap_or(&msg) {
+        "invalid type: null, expected a sequence" => Value::Array(Vec::new()),
+        "invalid type: null, expected a map" => Value::Object(Map::new()),
+        _ => return false,
+    };
+    let mut at = v;
+    for s in e.path().iter() {
+        at = match (s, at) {
+            (serde_path_to_error::Segment::Map { key }, Value::Object(m)) => match m.get_mut(key) {
+                Some(x) => x,
+                None => return false,
+            },
+            (serde_path_to_error::Segment::Seq { index }, Value::Array(a)) => match a.get_mut(*index) {
+                Some(x) => x,
+                None => return false,
+            },
+            (serde_path_to_error::Segment::Enum { .. }, x) => x,
+            _ => return false,
+        };
+    }
+    if !at.is_null() {
+        return false;
+    }
+    *at = empty;
+    true
 }
 
 /// Builds a diagnostic from a serde error, pointing at the key or value it is about.
@@ -363,7 +416,17 @@ fn where_(path: &[Seg]) -> String {
         [Seg::Key(n), node] if n == "nodes" => format!("in node `{}`", k(node)),
         [Seg::Key(n), node, Seg::Key(r), Seg::Index(i)] if n == "nodes" && r == "routes" => format!("in route {} of node `{}`", i + 1, k(node)),
         [Seg::Key(n), node, Seg::Key(r), ifname] if n == "nodes" && r == "interfaces" => format!("in interface `{}:{}`", k(node), k(ifname)),
-        [Seg::Key(n), node, Seg::Key(r), ifname, ..] if n == "nodes" && r == "interfaces" => format!("in interface `{}:{}`", k(node), k(ifname)),
+        [Seg::Key(n), node, Seg::Key(r), ifname, rest @ ..] if n == "nodes" && r == "interfaces" => {
+            let mut inner = String::new();
+            for s in rest {
+                match s {
+                    Seg::Key(key) if inner.is_empty() => inner.push_str(key),
+                    Seg::Key(key) => inner.push_str(&format!(".{key}")),
+                    Seg::Index(i) => inner.push_str(&format!("[{i}]")),
+                }
+            }
+            format!("in `{inner}` of interface `{}:{}`", k(node), k(ifname))
+        }
         other => format!("in `{}`", other.iter().map(k).collect::<Vec<_>>().join(".")),
     }
 }
@@ -377,7 +440,6 @@ fn humanized(doc: &Document, path: &[Seg], msg: &str) -> Diag {
         _ => "this value".to_string(),
     };
     let span = doc.value_span(path);
-    let found_in_doc = || doc.get(path).map(type_name).unwrap_or("something else").to_string();
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             if let Some((found, expected)) = rest.rsplit_once(", expected ") {
@@ -397,22 +459,42 @@ fn humanized(doc: &Document, path: &[Seg], msg: &str) -> Diag {
         return d;
     }
     if let Some(name) = msg.strip_prefix("data did not match any variant of untagged enum ") {
+        // Forms with a mapping among them decode through `forms::scalar_or_map`, which says
+        // what is wrong inside the mapping; these are scalars of several types.
         let expected = match name {
-            "SysctlValue" => "a number, a boolean or a string",
-            "TableRef" => "a table number or `main` / `local`",
+            "SysctlValue" => "a whole number, `true` / `false` or a string",
+            "TableRef" => "a table number (0 to 4294967295) or `main` / `local`",
+            "SpiValue" => "an SPI (a whole number from 0 to 4294967295, or hex text such as `0x1000`)",
+            "Text" => "a string or a number",
             _ => "one of the accepted forms",
         };
-        return Diag::error(format!("{subject} must be {expected}, not {}", found_in_doc())).maybe_label(span, format!("expected {expected}"));
+        return Diag::error(format!("{subject} must be {expected}, not {}", found_value(doc.get(path)))).maybe_label(span, format!("expected {expected}"));
     }
     Diag::error(msg.to_string()).maybe_label(span, "invalid value")
+}
+
+/// What a value written in the file is, for "not ..." in messages: scalars as written (`1.5`,
+/// `-3`, the string "x"), containers by their type.
+fn found_value(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::String(s)) => format!("the string {s:?}"),
+        Some(other) => type_name(other).to_string(),
+        None => "something else".to_string(),
+    }
 }
 
 fn expected_words(e: &str) -> String {
     match e {
         "u8" => "a whole number from 0 to 255".into(),
         "u16" => "a whole number from 0 to 65535".into(),
-        "u32" | "u64" | "usize" => "a whole number (0 or more)".into(),
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" | "usize" => "a whole number (0 or more)".into(),
+        "i8" => "a whole number from -128 to 127".into(),
+        "i16" => "a whole number from -32768 to 32767".into(),
+        "i32" => "a whole number from -2147483648 to 2147483647".into(),
+        "i64" | "isize" => "a whole number".into(),
         "a boolean" => "`true` or `false`".into(),
         "a sequence" => "a list".into(),
         "a map" => "a mapping".into(),

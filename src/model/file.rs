@@ -64,7 +64,7 @@ pub enum Ipv6Mode {
 }
 
 /// Neighbour table limits to set while the lab is up.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum NeighbourLimits {
     /// `auto`: sized for the lab's largest possible need.
@@ -74,6 +74,22 @@ pub enum NeighbourLimits {
         gc_thresh2: u64,
         gc_thresh3: u64,
     },
+}
+
+impl<'de> Deserialize<'de> for NeighbourLimits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Explicit {
+            gc_thresh1: u64,
+            gc_thresh2: u64,
+            gc_thresh3: u64,
+        }
+        Ok(match super::forms::scalar_or_map(d, "`auto` or a mapping { gc_thresh1, gc_thresh2, gc_thresh3 }")? {
+            super::forms::Form::Scalar(w) => NeighbourLimits::Auto(w),
+            super::forms::Form::Map(Explicit { gc_thresh1, gc_thresh2, gc_thresh3 }) => NeighbourLimits::Explicit { gc_thresh1, gc_thresh2, gc_thresh3 },
+        })
+    }
 }
 
 /// The word `auto`.

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod diag;
 pub mod expect;
 pub mod file;
+pub mod forms;
 pub mod hosts;
 pub mod kind;
 pub mod lab;

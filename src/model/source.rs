@@ -92,7 +92,8 @@ impl SourceText {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        // A byte order mark at the start is invisible in an editor: columns count from after it.
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(if before.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 });
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
@@ -116,7 +117,14 @@ impl Document {
             Format::Toml => toml_doc::parse(text, &mut places),
             Format::Json => json::parse(text, &mut places),
         }
-        .map_err(|(msg, range)| Diagnostics::from(vec![Diag::error(format!("syntax error: {msg}")).label(range, "here")]))?;
+        .map_err(|f| {
+            let message = if f.syntax { format!("syntax error: {}", f.message) } else { f.message };
+            let mut d = Diag::error(message).label(f.at, f.label);
+            if let Some(h) = f.help {
+                d = d.help(h);
+            }
+            Diagnostics::from(vec![d])
+        })?;
         Ok(Document { source, value, places })
     }
 
@@ -168,7 +176,29 @@ impl Document {
     }
 }
 
-type ParseResult = Result<Value, (String, Range<usize>)>;
+/// Why a text could not be read, and where.
+struct Failure {
+    message: String,
+    at: Range<usize>,
+    label: &'static str,
+    help: Option<String>,
+    /// Reported as a syntax error.
+    syntax: bool,
+}
+
+impl From<(String, Range<usize>)> for Failure {
+    fn from((message, at): (String, Range<usize>)) -> Failure {
+        Failure { message, at, label: "here", help: None, syntax: true }
+    }
+}
+
+type ParseResult = Result<Value, Failure>;
+
+/// How many values YAML aliases may add to a document in all. A lab's values are written out
+/// (a 10 000-node star is about 120 000 of them; aliases share settings), so
+/// this is generous; aliases of aliases that multiply past it are an "alias bomb" (billion
+/// laughs), refused before they can exhaust memory.
+pub const ALIAS_EXPANSION_LIMIT: usize = 500_000;
 
 mod yaml {
     //! YAML via saphyr's event parser, which reports a span for every node.
@@ -179,10 +209,58 @@ mod yaml {
         text: &'a str,
         /// char index -> byte offset, only when the text is not pure ASCII
         char_to_byte: Option<Vec<usize>>,
-        anchors: HashMap<usize, Value>,
+        anchors: HashMap<usize, Anchor>,
+        /// Values added by aliases so far, against `ALIAS_EXPANSION_LIMIT`.
+        expanded: usize,
+    }
+
+    /// An anchored value, its size in values, and where it was written (merged keys point there).
+    struct Anchor {
+        value: Value,
+        size: usize,
+        path: Path,
+    }
+
+    /// The number of values in a value, itself included.
+    fn size(v: &Value) -> usize {
+        match v {
+            Value::Array(a) => 1 + a.iter().map(size).sum::<usize>(),
+            Value::Object(m) => 1 + m.values().map(size).sum::<usize>(),
+            _ => 1,
+        }
     }
 
     impl Builder<'_> {
+        fn anchor(&mut self, id: usize, value: &Value, path: &Path) {
+            if id > 0 {
+                self.anchors.insert(id, Anchor { value: value.clone(), size: size(value), path: path.clone() });
+            }
+        }
+
+        /// The value of an alias, unless it would take the document past the expansion limit.
+        fn alias(&mut self, id: usize, span: &Span) -> Result<(Value, Option<Path>), Failure> {
+            let Some(a) = self.anchors.get(&id) else { return Ok((Value::Null, None)) };
+            if self.expanded + a.size > ALIAS_EXPANSION_LIMIT {
+                let at = self.range(span);
+                let name = self.text[at.clone()].to_string();
+                return Err(Failure {
+                    message: format!(
+                        "YAML aliases expand this file past {ALIAS_EXPANSION_LIMIT} values: `{name}` stands for {} values, after {} from aliases already",
+                        a.size, self.expanded
+                    ),
+                    at,
+                    label: "expands too far",
+                    help: Some(
+                        "aliases of aliases multiply (an \"alias bomb\"); a topology shares settings with a few aliases, it does not need this many values"
+                            .into(),
+                    ),
+                    syntax: false,
+                });
+            }
+            self.expanded += a.size;
+            Ok((a.value.clone(), Some(a.path.clone())))
+        }
+
         fn byte(&self, char_index: usize) -> usize {
             match &self.char_to_byte {
                 None => char_index.min(self.text.len()),
@@ -209,7 +287,7 @@ mod yaml {
             v.push(text.len());
             Some(v)
         };
-        let mut b = Builder { text, char_to_byte, anchors: HashMap::new() };
+        let mut b = Builder { text, char_to_byte, anchors: HashMap::new(), expanded: 0 };
         // Events are consumed as they come (one of lookahead): a big file's event list would
         // otherwise be the largest thing vnet ever holds.
         let mut ev = Events { parser: Parser::new_from_str(text), peeked: None };
@@ -225,7 +303,7 @@ mod yaml {
         loop {
             match ev.next(&b) {
                 Ok((Event::DocumentStart(_), span)) => {
-                    return Err(("a topology file holds one YAML document; found a second".into(), b.range(&span)));
+                    return Err(("a topology file holds one YAML document; found a second".to_string(), b.range(&span)).into());
                 }
                 Ok((Event::StreamEnd, _)) | Err(_) => break,
                 Ok(_) => {}
@@ -307,6 +385,64 @@ mod yaml {
         Value::String(value.to_string())
     }
 
+    /// A mapping a merge key brings in, the path where it was written, and a span to fall back on.
+    type MergeSource = (Map<String, Value>, Path, Range<usize>);
+
+    /// The mappings a merge key's value names (an alias, a mapping, or a list of them, earlier
+    /// ones first), each with the path where it was written and a span to fall back on.
+    fn merge_sources(b: &mut Builder, events: &mut Events, path: &mut Path, places: &mut Places) -> Result<Vec<MergeSource>, Failure> {
+        path.push(Seg::Key("<<".into()));
+        let mut out = Vec::new();
+        let is_list = matches!(events.peek(b)?.0, Event::SequenceStart(..));
+        if is_list {
+            events.next(b)?;
+        }
+        let mut i = 0;
+        loop {
+            if is_list && matches!(events.peek(b)?.0, Event::SequenceEnd) {
+                events.next(b)?;
+                break;
+            }
+            if is_list {
+                path.push(Seg::Index(i));
+            }
+            let (value, from, span) = if let (Event::Alias(id), span) = events.peek(b)? {
+                let (id, span) = (*id, *span);
+                events.next(b)?;
+                let (v, from) = b.alias(id, &span)?;
+                (v, from.unwrap_or_else(|| path.clone()), b.range(&span))
+            } else {
+                let v = node(b, events, path, places, None)?;
+                let span = places.get(path).map(|p| p.value.clone()).unwrap_or_default();
+                (v, path.clone(), span)
+            };
+            match value {
+                Value::Object(m) => out.push((m, from, span)),
+                other => {
+                    let what = match other {
+                        Value::Array(_) => "a list",
+                        Value::Null => "nothing",
+                        _ => "a scalar",
+                    };
+                    return Err(Failure {
+                        message: format!("a merge key `<<` takes a mapping (`<<: *name`) or a list of mappings, not {what}"),
+                        at: span,
+                        label: "not a mapping",
+                        help: None,
+                        syntax: false,
+                    });
+                }
+            }
+            if !is_list {
+                break;
+            }
+            path.pop();
+            i += 1;
+        }
+        path.pop();
+        Ok(out)
+    }
+
     fn node(b: &mut Builder, events: &mut Events, path: &mut Path, places: &mut Places, key: Option<Range<usize>>) -> ParseResult {
         let (ev, span) = events.next(b)?;
         let span = &span;
@@ -314,14 +450,12 @@ mod yaml {
             Event::Scalar(v, style, anchor, tag) => {
                 let tagged_str = tag.as_ref().map(|t| t.suffix == "str").unwrap_or(false);
                 let value = scalar(v, *style, tagged_str);
-                if *anchor > 0 {
-                    b.anchors.insert(*anchor, value.clone());
-                }
+                b.anchor(*anchor, &value, path);
                 places.insert(path, Place { key, value: b.range(span) });
                 Ok(value)
             }
             Event::Alias(id) => {
-                let value = b.anchors.get(id).cloned().unwrap_or(Value::Null);
+                let (value, _) = b.alias(*id, span)?;
                 places.insert(path, Place { key, value: b.range(span) });
                 Ok(value)
             }
@@ -339,9 +473,7 @@ mod yaml {
                             let end = if b.text.as_bytes().get(start) == Some(&b'[') { end } else { block_end };
                             places.insert(path, Place { key, value: start..end });
                             let value = Value::Array(items);
-                            if *anchor > 0 {
-                                b.anchors.insert(*anchor, value.clone());
-                            }
+                            b.anchor(*anchor, &value, path);
                             return Ok(value);
                         }
                         _ => {
@@ -358,6 +490,11 @@ mod yaml {
                 let start = b.range(span).start;
                 let mut map = Map::new();
                 let mut child_end: Option<usize> = None;
+                // YAML 1.1 merge keys: `<<: *defaults` (or a list of them) adds the keys the
+                // mapping does not set itself. `merged` holds the keys that came that way (an
+                // explicit key may still override them); `merge_key` where `<<` was.
+                let mut merged: std::collections::HashSet<String> = std::collections::HashSet::new();
+                let mut merge_key: Option<Range<usize>> = None;
                 loop {
                     match &events.peek(b)?.0 {
                         Event::MappingEnd => {
@@ -368,17 +505,40 @@ mod yaml {
                             let end = if b.text.as_bytes().get(start) == Some(&b'{') { end } else { block_end };
                             places.insert(path, Place { key, value: start..end });
                             let value = Value::Object(map);
-                            if *anchor > 0 {
-                                b.anchors.insert(*anchor, value.clone());
-                            }
+                            b.anchor(*anchor, &value, path);
                             return Ok(value);
                         }
                         Event::Scalar(..) => {
                             let (kev, kspan) = events.next(b)?;
-                            let Event::Scalar(k, ..) = kev else { unreachable!("peeked a scalar") };
+                            let Event::Scalar(k, kstyle, ..) = kev else { unreachable!("peeked a scalar") };
                             let k = k.to_string();
                             let key_range = b.range(&kspan);
-                            if map.contains_key(&k) {
+                            if k == "<<" && kstyle == ScalarStyle::Plain {
+                                if let Some(first) = &merge_key {
+                                    let line = b.text[..first.start].matches('\n').count() + 1;
+                                    return Err((format!("duplicate key `<<` (first on line {line})"), key_range).into());
+                                }
+                                merge_key = Some(key_range.clone());
+                                for (source, from, fallback) in merge_sources(b, events, path, places)? {
+                                    for (mk, mv) in source {
+                                        if map.contains_key(&mk) {
+                                            continue;
+                                        }
+                                        // Errors in a merged value point at where it was written.
+                                        let mut to = path.clone();
+                                        to.push(Seg::Key(mk.clone()));
+                                        let mut src = from.clone();
+                                        src.push(Seg::Key(mk.clone()));
+                                        let place = places.get(&src).cloned().unwrap_or(Place { key: None, value: fallback.clone() });
+                                        places.insert(&to, place);
+                                        merged.insert(mk.clone());
+                                        map.insert(mk, mv);
+                                    }
+                                }
+                                child_end = Some(b.range(&kspan).end).max(child_end);
+                                continue;
+                            }
+                            if map.contains_key(&k) && !merged.remove(&k) {
                                 let mut first = path.clone();
                                 first.push(Seg::Key(k.clone()));
                                 let line = places.get(&first).and_then(|p| p.key.clone()).map(|r| b.text[..r.start].matches('\n').count() + 1);
@@ -386,7 +546,7 @@ mod yaml {
                                     Some(l) => format!("duplicate key `{k}` (first on line {l})"),
                                     None => format!("duplicate key `{k}`"),
                                 };
-                                return Err((msg, key_range));
+                                return Err((msg, key_range).into());
                             }
                             path.push(Seg::Key(k.clone()));
                             let v = node(b, events, path, places, Some(key_range))?;
@@ -396,12 +556,12 @@ mod yaml {
                         }
                         _ => {
                             let r = b.range(&events.peek(b)?.1);
-                            return Err(("mapping keys must be plain strings".into(), r));
+                            return Err(("mapping keys must be plain strings".to_string(), r).into());
                         }
                     }
                 }
             }
-            other => Err((format!("unexpected YAML event {other:?}"), b.range(span))),
+            other => Err((format!("unexpected YAML event {other:?}"), b.range(span)).into()),
         }
     }
 }
@@ -474,19 +634,23 @@ mod json {
     use super::*;
 
     pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            let offset = offset_of(text, e.line(), e.column());
+        // A byte order mark (as some Windows editors write) is not JSON, but YAML and TOML accept
+        // it, and so does vnet: the JSON starts after it, and places still count from the file's
+        // first byte.
+        let bom = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+        let value: Value = serde_json::from_str(&text[bom..]).map_err(|e| {
+            let offset = offset_of(&text[bom..], e.line(), e.column()) + bom;
             let msg = e.to_string();
             // The location is shown separately.
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             (msg, offset..(offset + 1).min(text.len()).max(offset))
         })?;
-        let mut s = Scanner { b: text.as_bytes(), i: 0, duplicate: None };
+        let mut s = Scanner { b: text.as_bytes(), i: bom, duplicate: None };
         let mut path = Vec::new();
         s.value(&mut path, places, None);
         // serde_json keeps the last of duplicate keys silently; a topology file may not have them.
         if let Some((k, r)) = s.duplicate {
-            return Err((format!("duplicate key `{k}"), r));
+            return Err((format!("duplicate key `{k}"), r).into());
         }
         Ok(value)
     }
@@ -663,6 +827,99 @@ mod tests {
         assert_eq!(&text[r], "1400");
         let k = d.key_span(&seg(&["nodes", "a"])).unwrap();
         assert_eq!(&text[k], "\"a\"");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_in_every_format_with_places_after_it() {
+        let cases = [
+            ("t.json", Format::Json, "\u{feff}{\"name\": \"b\", \"nodes\": {\"a\": {\"mtu\": 1400}}}", 2),
+            ("t.yaml", Format::Yaml, "\u{feff}name: b\nnodes: {a: {mtu: 1400}}\n", 1),
+            ("t.toml", Format::Toml, "\u{feff}name = \"b\"\nnodes.a.mtu = 1400\n", 1),
+        ];
+        for (name, format, text, col) in cases {
+            let d = Document::parse(name, text, format).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(d.value["name"], "b", "{name}");
+            let r = d.value_span(&seg(&["nodes", "a", "mtu"])).unwrap();
+            assert_eq!(&text[r], "1400", "{name}");
+            let k = d.key_span(&seg(&["name"])).unwrap();
+            assert_eq!(text[k].trim_matches('"'), "name", "{name}");
+            // The mark is not a column.
+            assert_eq!(d.source.line_col(d.key_span(&seg(&["name"])).unwrap().start), (1, col), "{name}");
+        }
+        // A syntax error after the mark is located in the file's own bytes.
+        let text = "\u{feff}{\"name\": }";
+        let e = Document::parse("t.json", text, Format::Json).unwrap_err();
+        let d = e.iter().next().unwrap();
+        assert_eq!(d.message, "syntax error: expected value");
+        assert_eq!(&text[d.labels[0].span.clone()], "}");
+    }
+
+    #[test]
+    fn yaml_aliases_that_multiply_past_the_limit_are_refused_at_the_alias() {
+        // Each level stands for 40 of the one before: the fourth (40^4 = 2 560 000 strings)
+        // crosses the limit, and is refused before it is built.
+        let mut text = String::from("name: lol\na: &a [");
+        text.push_str(&vec!["lol"; 40].join(", "));
+        text.push_str("]\n");
+        for (name, prev) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d")] {
+            text.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 40].join(", ")));
+        }
+        let started = std::time::Instant::now();
+        let e = Document::parse("t.yaml", &text, Format::Yaml).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+        let d = e.iter().next().unwrap();
+        assert_eq!(
+            d.message,
+            format!("YAML aliases expand this file past {ALIAS_EXPANSION_LIMIT} values: `*c` stands for 65641 values, after 461126 from aliases already")
+        );
+        let l = &d.labels[0];
+        assert_eq!((&text[l.span.clone()], l.text.as_str()), ("*c", "expands too far"));
+        // The seventh `*c` of `d:` is the one.
+        assert_eq!(text[..l.span.start].rsplit('\n').next().unwrap(), format!("d: &d [{}", "*c, ".repeat(6)));
+        assert!(d.help.as_deref().unwrap().contains("alias bomb"));
+        // Aliases within the limit are expanded as usual.
+        let d = Document::parse("t.yaml", "a: &a [1, 2]\nb: [*a, *a]\n", Format::Yaml).unwrap();
+        assert_eq!(d.value["b"], serde_json::json!([[1, 2], [1, 2]]));
+    }
+
+    #[test]
+    fn yaml_merge_keys_add_the_keys_a_mapping_does_not_set() {
+        let text = "d: &d { mtu: 1400, up: false }\ne: &e { mtu: 9000, mac: x }\n\
+                    one: { <<: *d, up: true }\n\
+                    list:\n  mtu: 1300\n  <<: [*d, *e]\n\
+                    inline: { <<: { mtu: 1 }, mac: y }\n\
+                    late: { up: true, <<: *d }\n";
+        let d = Document::parse("t.yaml", text, Format::Yaml).unwrap();
+        // The mapping's own keys win, then earlier sources over later ones.
+        assert_eq!(d.value["one"], serde_json::json!({"mtu": 1400, "up": true}));
+        assert_eq!(d.value["list"], serde_json::json!({"mtu": 1300, "up": false, "mac": "x"}));
+        assert_eq!(d.value["inline"], serde_json::json!({"mtu": 1, "mac": "y"}));
+        assert_eq!(d.value["late"], serde_json::json!({"up": true, "mtu": 1400}));
+        // A merged value is located where it was written.
+        let r = d.value_span(&seg(&["one", "mtu"])).unwrap();
+        assert_eq!((&text[r.clone()], d.source.line_col(r.start)), ("1400", (1, 14)));
+        let r = d.key_span(&seg(&["list", "mac"])).unwrap();
+        assert_eq!((&text[r.clone()], d.source.line_col(r.start)), ("mac", (2, 20)));
+        let r = d.value_span(&seg(&["inline", "mtu"])).unwrap();
+        assert_eq!(&text[r], "1");
+        // ... and an overriding key where it is.
+        let r = d.value_span(&seg(&["one", "up"])).unwrap();
+        assert_eq!(d.source.line_col(r.start), (3, 20));
+
+        let err = |text: &str| {
+            let e = Document::parse("t.yaml", text, Format::Yaml).unwrap_err();
+            let d = e.iter().next().unwrap().clone();
+            (d.message, text[d.labels[0].span.clone()].to_string())
+        };
+        assert_eq!(
+            err("d: &d [1]\nx: { <<: *d }\n"),
+            ("a merge key `<<` takes a mapping (`<<: *name`) or a list of mappings, not a list".to_string(), "*d".to_string())
+        );
+        assert_eq!(err("d: &d {a: 1}\nx:\n  <<: *d\n  <<: *d\n"), ("syntax error: duplicate key `<<` (first on line 3)".to_string(), "<<".to_string()));
+        assert_eq!(err("d: &d {a: 1}\nx: { a: 2, <<: *d, a: 3 }\n"), ("syntax error: duplicate key `a` (first on line 2)".to_string(), "a".to_string()));
+        // A quoted `<<` is an ordinary key.
+        let d = Document::parse("t.yaml", "x: { '<<': 1 }\n", Format::Yaml).unwrap();
+        assert_eq!(d.value["x"]["<<"], 1);
     }
 
     #[test]

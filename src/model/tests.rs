@@ -72,7 +72,7 @@ fn toml_and_json_locate_keys_and_types() {
     let j = "{\"name\": \"f\", \"nodes\": {\"a\": {\"interfaces\": {\"br0\": {\"kind\": \"bridge\", \"ageing_time\": -1}}}}}";
     assert_eq!(
         load_str("f.json", j, Format::Json).unwrap_err().compact(),
-        "f.json:1:87: error: `ageing_time` must be a whole number (0 or more), not -1 [-1]\n"
+        "f.json:1:87: error: `ageing_time` must be a whole number from 0 to 4294967295, not -1 [-1]\n"
     );
 }
 
@@ -172,8 +172,8 @@ fn a_bad_field_does_not_hide_the_others_nor_drop_the_interface() {
     assert_eq!(
         errors(text),
         "t.yaml:5:33: error: `stp` must be `true` or `false`, not 1 [1]\n\
-         t.yaml:5:49: error: `ageing_time` must be a whole number (0 or more), not the string \"x\" [x]\n\
-         t.yaml:6:20: error: `mtu` must be a whole number (0 or more), not the string \"big\" [big]\n\
+         t.yaml:5:49: error: `ageing_time` must be a whole number from 0 to 4294967295, not the string \"x\" [x]\n\
+         t.yaml:6:20: error: `mtu` must be a whole number from 0 to 4294967295, not the string \"big\" [big]\n\
          t.yaml:6:29: error: `up` must be `true` or `false`, not the string \"no\" ['no']\n\
          t.yaml:6:46: error: `addresses` must be a list, not 1 [1]\n"
     );
@@ -425,4 +425,98 @@ fn addresses_repeat_only_where_they_cannot_meet() {
 
     let stacked = "name: m\nnodes:\n  host:\n    interfaces:\n      br0: { kind: bridge }\n      up0: { master: br0 }\n  a:\n    interfaces: { m0: { kind: macvlan, link: 'host:br0', addresses: [10.0.0.5/24] } }\n  b:\n    interfaces: { m0: { kind: macvlan, link: 'host:br0', addresses: [10.0.0.5/24] } }\n  c: { interfaces: { eth0: {} } }\nlinks:\n  - endpoints: [host:up0, c:eth0]\n";
     assert_eq!(errors(stacked), "t.yaml:10:70: error: address 10.0.0.5 is declared twice (also on `a:m0`, on the same layer-2 segment) [10.0.0.5/24]\n");
+}
+
+#[test]
+fn type_errors_say_what_is_accepted_and_show_the_value() {
+    // A float where a whole number is wanted, a negative table, a number past u32: the value
+    // and the range, not "not a number".
+    let text = "name: t\nnodes:\n  a:\n    interfaces: { lo: { mtu: 99999999999 } }\n    sysctls: { net.ipv4.ip_forward: 1.5 }\n    routes:\n      - { to: 10.0.0.0/8, dev: lo, table: -3 }\n";
+    assert_eq!(
+        errors(text),
+        "t.yaml:4:30: error: `mtu` must be a whole number from 0 to 4294967295, not 99999999999 [99999999999]\n\
+         t.yaml:5:37: error: `net.ipv4.ip_forward` must be a whole number, `true` / `false` or a string, not 1.5 [1.5]\n\
+         t.yaml:7:43: error: `table` must be a table number (0 to 4294967295) or `main` / `local`, not -3 [-3]\n"
+    );
+}
+
+#[test]
+fn a_mapping_form_reports_its_own_error() {
+    // `neighbour_limits` is `auto` or a mapping: the mapping's missing field is named.
+    assert_eq!(
+        errors("name: t\nneighbour_limits: { gc_thresh1: 10 }\nnodes: { a: {} }\n"),
+        "t.yaml:2:1: error: `gc_thresh2` is required in `neighbour_limits` [neighbour_limits]\n"
+    );
+    assert_eq!(
+        errors("name: t\nneighbour_limits: sometimes\nnodes: { a: {} }\n"),
+        "t.yaml:2:19: error: `neighbour_limits` must be `auto` or a mapping { gc_thresh1, gc_thresh2, gc_thresh3 }, not the string \"sometimes\" [sometimes]\n"
+    );
+    // A bridge port's VLAN is an id or a mapping: a misspelt flag is found inside the kind's
+    // options, at its key, with the likely name.
+    let vlans = |v: &str| {
+        format!("name: t\nnodes:\n  a:\n    interfaces:\n      br0: {{ kind: bridge, vlan_filtering: true, vlans: {{ p1: {v} }} }}\n      p1: {{ master: br0, peer: 'b:p1' }}\n  b: {{}}\n")
+    };
+    let text = vlans("[10, {vid: 20, pvdi: true}]");
+    assert_eq!(errors(&text), "t.yaml:5:78: error: unknown field `pvdi` in `vlans.p1[1]` of interface `a:br0` [pvdi]\n");
+    assert_eq!(helps(&text), ["did you mean `pvid`? `vlans.p1[1]` of interface `a:br0` accepts vid, pvid, untagged"]);
+    assert_eq!(
+        errors(&vlans("[x]")),
+        "t.yaml:5:64: error: every entry of `p1` must be a VLAN id or a mapping { vid, pvid, untagged }, not the string \"x\" [x]\n"
+    );
+    assert!(yaml(&vlans("[10, {vid: 20, pvid: true}]")).is_ok());
+}
+
+#[test]
+fn every_kind_decodes_its_options_with_their_paths() {
+    for name in kind::KindSpec::NAMES {
+        assert!(kind::KindSpec::decode_options_located(name, &serde_json::json!({})).is_some(), "{name}");
+    }
+    assert!(kind::KindSpec::decode_options_located("brige", &serde_json::json!({})).is_none());
+}
+
+#[test]
+fn a_key_with_nothing_after_it_is_an_empty_list_or_mapping() {
+    let text = "name: e\nnodes:\n  a:\n    sysctls:\n    routes:\n    interfaces:\n      lo:\n        addresses:\n      br0:\n        kind: bridge\n        vlan_filtering: true\n        vlans:\n          p1:\n        fdb:\n      p1: { master: br0, peer: 'b:p1' }\n  b:\n";
+    let l = yaml(text).unwrap_or_else(|d| panic!("{d}"));
+    let a = l.lab.node("a").unwrap();
+    assert!(a.sysctls.is_empty() && a.routes.is_empty() && a.interfaces["lo"].addresses.is_empty());
+    // Nothing where a scalar is required is still an error.
+    let c = errors("name: e\nnodes:\n  a:\n    routes:\n      - { to: }\n");
+    assert!(c.contains("error: `to` must be a string, not nothing"), "{c}");
+}
+
+#[test]
+fn no_nodes_is_not_claimed_when_nodes_failed_to_decode() {
+    assert_eq!(errors("name: n\nnodes: [a, b]\n"), "t.yaml:2:8: error: `nodes` is a mapping from node name to node, not a list [[a, b]]\n");
+    assert_eq!(errors("name: n\nnodes: { a: 5 }\n"), "t.yaml:2:13: error: a node is a mapping (interfaces, routes, sysctls), not a number [5]\n");
+    // A misspelt `nodes`: its did-you-mean says it all.
+    assert_eq!(errors("name: n\nnode:\n  a: {}\n"), "t.yaml:2:1: error: unknown field `node` in the lab [node]\n");
+    assert_eq!(
+        helps("name: n\nNodes:\n  a: {}\n")[0],
+        "did you mean `nodes`? the lab accepts name, isolated_host, netns_prefix, ipv6, neighbour_limits, nodes, links, expect, ipsec, hosts"
+    );
+    // An empty `nodes` is pointed at; a missing one is to be added after what the file has,
+    // so the cause of other errors comes first.
+    assert_eq!(errors("name: n\nnodes:\n"), "t.yaml:2:1: error: the lab has no nodes [nodes]\n");
+    let d = yaml("name:\n").unwrap_err();
+    let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages, ["`name` must be a string, not nothing", "the lab has no nodes"]);
+    assert_eq!(errors("name: n\nipv6: on\n"), "t.yaml:2:9: error: the lab has no nodes\n");
+}
+
+#[test]
+fn yaml_merge_keys_share_settings_and_errors_point_at_their_source() {
+    let text = |mtu: u32| {
+        format!(
+            "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: &e {{ mtu: {mtu}, addresses: [10.0.0.1/24] }}\n  b:\n    interfaces:\n      eth0: {{ <<: *e, addresses: [10.0.0.2/24] }}\n{PAIR}"
+        )
+    };
+    let l = yaml(&text(1400)).unwrap();
+    let b = &l.lab.node("b").unwrap().interfaces["eth0"];
+    assert_eq!((b.mtu, b.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>()), (Some(1400), vec!["10.0.0.2/24".to_string()]));
+    assert_eq!(
+        errors(&text(10)),
+        "t.yaml:5:23: error: mtu 10 of `a:eth0` is out of range (68..=65535) [10]\n\
+         t.yaml:5:23: error: mtu 10 of `b:eth0` is out of range (68..=65535) [10]\n"
+    );
 }

@@ -35,11 +35,20 @@ pub struct BridgeSpec {
 }
 
 /// One VLAN of a bridge port: a bare id (tagged) or the id with flags.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum BridgeVlan {
     Id(u16),
     Full(BridgeVlanFull),
+}
+
+impl<'de> Deserialize<'de> for BridgeVlan {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match crate::model::forms::scalar_or_map(d, "a VLAN id or a mapping { vid, pvid, untagged }")? {
+            crate::model::forms::Form::Scalar(id) => BridgeVlan::Id(id),
+            crate::model::forms::Form::Map(full) => BridgeVlan::Full(full),
+        })
+    }
 }
 
 /// A VLAN of a bridge port with its flags.

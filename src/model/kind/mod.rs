@@ -136,6 +136,32 @@ impl KindSpec {
         "ovs-internal",
     ];
 
+    /// Decodes the options of the kind `name` (without `kind`) as that kind's own settings, so
+    /// that an error keeps its path inside the options: decoding `KindSpec` itself (an
+    /// internally tagged enum) buffers the options and loses it. `None` for an unknown kind.
+    pub fn decode_options_located(name: &str, options: &serde_json::Value) -> Option<Result<(), serde_path_to_error::Error<serde_json::Error>>> {
+        fn de<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+            serde_path_to_error::deserialize::<_, T>(v).map(|_| ())
+        }
+        Some(match name {
+            "loopback" => de::<LoopbackSpec>(options),
+            "veth" => de::<VethSpec>(options),
+            "bridge" => de::<BridgeSpec>(options),
+            "macvlan" | "macvtap" => de::<MacvlanSpec>(options),
+            "ipvlan" => de::<IpvlanSpec>(options),
+            "vlan" => de::<VlanSpec>(options),
+            "vxlan" => de::<VxlanSpec>(options),
+            "bond" => de::<BondSpec>(options),
+            "team" => de::<TeamSpec>(options),
+            "tun" | "tap" => de::<TunSpec>(options),
+            "dummy" => de::<DummySpec>(options),
+            "ifb" => de::<IfbSpec>(options),
+            "ovs-bridge" => de::<OvsBridgeSpec>(options),
+            "ovs-internal" => de::<OvsInternalSpec>(options),
+            _ => return None,
+        })
+    }
+
     /// The kernel's rtnetlink kind string (IFLA_INFO_KIND), where the kind has one.
     pub fn kernel_kind(&self) -> Option<&'static str> {
         match self {

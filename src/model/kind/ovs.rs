@@ -92,12 +92,21 @@ pub struct OvsPortSpec {
 }
 
 /// A flow: one ovs-ofctl line, or its parts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OvsFlowSpec {
     /// `priority=100,in_port=p1,actions=drop` (ovs-ofctl add-flow syntax, without cookie).
     Line(String),
     Parts(OvsFlowParts),
+}
+
+impl<'de> Deserialize<'de> for OvsFlowSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match crate::model::forms::scalar_or_map(d, "a flow line (a string) or a mapping of its parts")? {
+            crate::model::forms::Form::Scalar(line) => OvsFlowSpec::Line(line),
+            crate::model::forms::Form::Map(parts) => OvsFlowSpec::Parts(parts),
+        })
+    }
 }
 
 /// A flow given by parts.

@@ -105,6 +105,32 @@ pub fn validate(topo: &Topology, doc: &Document, mut diags: Diagnostics) -> Resu
     }
 }
 
+/// "the lab has no nodes", unless that follows from an error decoding already reported.
+fn no_nodes(ctx: &mut Ctx) {
+    let nodes = [Seg::Key("nodes".into())];
+    let d = Diag::error("the lab has no nodes").help("declare at least one node under `nodes`");
+    let d = match ctx.doc().get(&nodes) {
+        // `nodes` is not a mapping, or its nodes failed to decode: decoding said why.
+        Some(serde_json::Value::Object(m)) if !m.is_empty() => return,
+        Some(serde_json::Value::Object(_) | serde_json::Value::Null) => {
+            let span = if ctx.doc().has(&nodes) { ctx.key_span(&nodes) } else { None };
+            d.maybe_label(span, "no node under `nodes`")
+        }
+        Some(_) => return,
+        None => {
+            // A misspelt `nodes` (`node:`, `Nodes:`) is an unknown field whose help says so.
+            if let serde_json::Value::Object(root) = &ctx.doc().value {
+                if root.keys().any(|k| super::decode::closest(k, ["nodes"].into_iter()).is_some()) {
+                    return;
+                }
+            }
+            // Where `nodes:` would go: after what the file has.
+            d.maybe_label(ctx.span(&[]).map(|s| s.end..s.end), "add `nodes:`")
+        }
+    };
+    ctx.push(d);
+}
+
 fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
     // A missing or non-string name was reported by decoding.
     if matches!(ctx.doc().get(&[Seg::Key("name".into())]), Some(serde_json::Value::String(_))) {
@@ -123,10 +149,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         }
     }
     if topo.nodes.is_empty() {
-        let span = ctx.span(&[]);
-        ctx.push(
-            Diag::error("the lab has no nodes").maybe_label(span.map(|s| s.start..s.start), "add `nodes:`").help("declare at least one node under `nodes`"),
-        );
+        no_nodes(ctx);
     }
 
     // Node names.
