@@ -138,6 +138,16 @@ impl LabState {
     }
 }
 
+impl LabState {
+    /// Notes the value a sysctl of `node` had before the lab first changed it. The first note
+    /// stays: a later change (the file editing the value) must not take the lab's own value
+    /// for the original, which is what comes back once the file no longer declares or implies
+    /// the setting.
+    pub fn note_sysctl(&mut self, node: &str, key: &str, previous: &str) {
+        self.sysctl_restore.entry(node.to_string()).or_default().entry(key.to_string()).or_insert_with(|| previous.to_string());
+    }
+}
+
 /// The interface group of a lab: a stable hash of its name, away from the small numbers
 /// people use by hand.
 pub fn group_for(lab: &str) -> u32 {

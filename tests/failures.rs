@@ -92,6 +92,73 @@ fn kernel_clash_with_a_foreign_altname_leaves_the_foreign_device_alone() {
     assert!(ip_link(Some(&root.name), "fx1").is_some());
 }
 
+/// An update that fails midway on a running lab (a route through an unreachable gateway, after
+/// the address, MTU and sysctl changes were made) puts the lab back as it was: also the default
+/// route the kernel flushed by itself when the old address went, which no journal entry holds.
+/// A later `plan` of the old file has nothing to do, and a re-created link comes back too.
+#[test]
+fn a_failed_update_puts_back_what_the_kernel_removed_by_itself() {
+    require_root();
+    let lab = unique_name("fail-upd");
+    let _guard = DownGuard::new(&lab, None);
+    let v1 = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.0.0.1/24] }} }}
+    routes: [ {{ to: default, via: 10.0.0.2 }} ]
+    sysctls: {{ net.ipv4.ip_forward: 1 }}
+  b:
+    interfaces: {{ eth0: {{ addresses: [10.0.0.2/24] }} }}
+links:
+  - endpoints: [a:eth0, b:eth0]
+"
+    );
+    let file = temp_topology(&lab, "yaml", &v1);
+    let out = vnet(None, &["up", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    let (a, b) = (format!("{lab}-a"), format!("{lab}-b"));
+    let eth0 = link_of(&a, "eth0");
+
+    let v2 = v1
+        .replace("eth0: { addresses: [10.0.0.1/24] }", "eth0: { addresses: [10.0.0.5/24], mtu: 1300 }")
+        .replace("    routes: [ { to: default, via: 10.0.0.2 } ]", "    routes: [ { to: default, via: 10.0.0.2 }, { to: 172.16.0.0/16, via: 10.9.9.9 } ]")
+        .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0")
+        .replace("[10.0.0.2/24]", "[10.0.0.2/24, 10.0.0.3/24]");
+    let bad = temp_topology(&format!("{lab}-v2"), "yaml", &v2);
+    let out = vnet(None, &["up", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(err.contains("`route a: 172.16.0.0/16 via 10.9.9.9` failed in node a"), "{err}");
+    assert!(err.contains("everything this run created was removed again"), "{err}");
+
+    let routes = ip_json(Some(&a), &["route", "show", "default"]);
+    assert_eq!(routes[0]["gateway"], "10.0.0.2", "the default route is back: {routes}");
+    assert_eq!(ip_addrs(Some(&a), "eth0"), ["10.0.0.1/24"]);
+    assert_eq!(ip_addrs(Some(&b), "eth0"), ["10.0.0.2/24"]);
+    assert_eq!(link_of(&a, "eth0")["mtu"], eth0["mtu"]);
+    let fwd = std::process::Command::new("ip").args(["netns", "exec", &a, "cat", "/proc/sys/net/ipv4/ip_forward"]).output().unwrap();
+    assert_eq!(text(&fwd.stdout).trim(), "1");
+    let plan = vnet(None, &["plan", file.to_str().unwrap()]);
+    assert!(text(&plan.stdout).contains("nothing to do"), "{}", show(&plan));
+
+    // The link renamed (so deleted and made again) before the same failure: it comes back.
+    let v3 = v1
+        .replace("[a:eth0, b:eth0]", "[a:eth1, b:eth0]")
+        .replace("eth0: { addresses: [10.0.0.1/24] }", "eth1: { addresses: [10.0.0.1/24] }")
+        .replace("    routes: [ { to: default, via: 10.0.0.2 } ]", "    routes: [ { to: default, via: 10.0.0.2 }, { to: 172.16.0.0/16, via: 10.9.9.9 } ]");
+    let bad = temp_topology(&format!("{lab}-v3"), "yaml", &v3);
+    let out = vnet(None, &["up", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stderr).contains("everything this run created was removed again"), "{}", show(&out));
+    assert_eq!(ip_addrs(Some(&a), "eth0"), ["10.0.0.1/24"]);
+    assert!(ip_link(Some(&a), "eth1").is_none());
+    assert_eq!(ip_json(Some(&a), &["route", "show", "default"])[0]["gateway"], "10.0.0.2");
+    let plan = vnet(None, &["plan", file.to_str().unwrap()]);
+    assert!(text(&plan.stdout).contains("nothing to do"), "{}", show(&plan));
+}
+
 /// A namespace named like one the lab wants, not the lab's: the planner reports the clash
 /// (exit 1), nothing is created, the foreign namespace and what it holds stay.
 #[test]

@@ -249,3 +249,218 @@ fn veth_queues_are_one_unless_declared_and_a_change_recreates_the_pair() {
     drop(lab);
     assert_gone(&name);
 }
+
+// ---------------------------------------------------------------------------------------------
+// One `up` reaches the declared state even where the kernel changes more than it was asked
+// ---------------------------------------------------------------------------------------------
+
+/// `vnet up FILE` of `text` (written to a file named after `lab`), asserting success; then
+/// `vnet plan FILE` must have nothing left to do.
+fn up_until_nothing_to_do(lab: &str, text: &str) -> String {
+    let file = temp_topology(lab, "yaml", text);
+    let out = vnet(None, &["up", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "up: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let plan = vnet(None, &["plan", file.to_str().unwrap()]);
+    let left = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(plan.status.success() && left.contains("nothing to do"), "one up left work for the next:\n{left}");
+    stdout
+}
+
+/// The gateway of a namespace's default route (None: no default route).
+fn default_gateway(netns: &str) -> Option<String> {
+    ip_json(Some(netns), &["route", "show", "default"]).as_array()?.first()?["gateway"].as_str().map(str::to_string)
+}
+
+/// The MTU of a device.
+fn mtu(netns: &str, dev: &str) -> u64 {
+    ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{netns}: no {dev}"))["mtu"].as_u64().unwrap()
+}
+
+const ROUTED: &str = "name: LAB
+isolated_host: true
+nodes:
+  a:
+    interfaces: { eth0: { addresses: [10.0.0.1/24] } }
+    routes: [ { to: default, via: 10.0.0.2 } ]
+  b:
+    interfaces: { eth0: { addresses: [10.0.0.2/24] } }
+links:
+  - endpoints: [a:eth0, b:eth0]
+";
+
+/// The kernel flushes the routes through an address when the address goes: a changed address
+/// or prefix re-adds the default route in the same `up`.
+#[test]
+fn an_address_change_keeps_the_routes_the_kernel_flushed_with_the_old_one() {
+    require_root();
+    let lab = vnet::lab::unique_name("addrflush");
+    let _guard = DownGuard::new(&lab, None);
+    let text = ROUTED.replace("LAB", &lab);
+    up_until_nothing_to_do(&lab, &text);
+    let a = format!("{lab}-a");
+    assert_eq!(default_gateway(&a).as_deref(), Some("10.0.0.2"));
+    for addr in ["10.0.0.5/24", "10.0.0.5/16"] {
+        up_until_nothing_to_do(&lab, &text.replace("10.0.0.1/24", addr));
+        assert_eq!(ip_addrs(Some(&a), "eth0"), [addr]);
+        assert_eq!(default_gateway(&a).as_deref(), Some("10.0.0.2"), "after the address became {addr}");
+    }
+}
+
+/// Renaming both ends of a link deletes the old pair (and the routes through it) after the
+/// routes were planned: the same `up` puts ns1's default route back on the new device.
+#[test]
+fn a_renamed_link_keeps_the_routes_through_it() {
+    require_root();
+    let lab = vnet::lab::unique_name("rename");
+    let _guard = DownGuard::new(&lab, None);
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: false, addresses: [10.1.0.1/24] }}
+      veth1: {{ master: br0 }}
+  ns1:
+    interfaces: {{ eth0: {{ addresses: [10.1.0.11/24] }} }}
+    routes: [ {{ to: default, via: 10.1.0.1 }} ]
+links:
+  - endpoints: [ns1:eth0, host:veth1]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    up_until_nothing_to_do(&lab, &text.replace("eth0", "eth1").replace("veth1", "veth9"));
+    let ns1 = format!("{lab}-ns1");
+    assert!(ip_link(Some(&ns1), "eth0").is_none());
+    let routes = ip_json(Some(&ns1), &["route", "show", "default"]);
+    assert_eq!(routes[0]["gateway"], "10.1.0.1");
+    assert_eq!(routes[0]["dev"], "eth1");
+    assert_eq!(ip_link(Some(&format!("{lab}-host")), "veth9").unwrap()["master"], "br0");
+}
+
+/// The kernel sizes a bridge to its smallest port when a port joins or leaves, unless the MTU
+/// was changed after creation: a bridge's declared MTU holds after its build, after its only
+/// port leaves, and after a port with a bigger MTU joins.
+#[test]
+fn a_bridge_keeps_its_declared_mtu_as_ports_come_and_go() {
+    require_root();
+    let lab = vnet::lab::unique_name("brmtu");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: false, mtu: 1400, addresses: [10.2.0.1/24] }}
+      v1: {{ master: br0, mtu: 1400 }}
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.2.0.2/24], mtu: 1400 }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(mtu(&host, "br0"), 1400);
+    // The only port leaves.
+    let alone = text.replace("v1: { master: br0, mtu: 1400 }", "v1: { mtu: 1400 }");
+    up_until_nothing_to_do(&lab, &alone);
+    assert_eq!(mtu(&host, "br0"), 1400);
+    assert!(ip_link(Some(&host), "v1").unwrap().get("master").is_none());
+    // A port of MTU 1500 joins.
+    let bigger = alone.replace("      v1: { mtu: 1400 }\n", "      v1: { mtu: 1400 }\n      v2: { master: br0 }\n") + "  - endpoints: [b:eth0, host:v2]\n";
+    let bigger = bigger.replace("links:\n", "  b:\n    interfaces: { eth0: { addresses: [10.2.0.3/24] } }\nlinks:\n");
+    up_until_nothing_to_do(&lab, &bigger);
+    assert_eq!(mtu(&host, "br0"), 1400);
+    assert_eq!(mtu(&host, "v2"), 1500);
+
+    // Built from nothing with a port of MTU 1500.
+    let fresh = vnet::lab::unique_name("brmtu1");
+    let _guard = DownGuard::new(&fresh, None);
+    up_until_nothing_to_do(
+        &fresh,
+        &text.replace(&lab, &fresh).replace("v1: { master: br0, mtu: 1400 }", "v1: { master: br0 }").replace(", mtu: 1400 } }\n", " } }\n"),
+    );
+    assert_eq!(mtu(&format!("{fresh}-host"), "br0"), 1400);
+    assert_eq!(mtu(&format!("{fresh}-host"), "v1"), 1500);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sysctls the lab no longer declares (or implies) go back to their value before the lab
+// ---------------------------------------------------------------------------------------------
+
+/// A sysctl inside a namespace.
+fn sysctl_in(netns: &str, key: &str) -> String {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "cat", &path]).output().unwrap();
+    assert!(out.status.success(), "read {key} in {netns}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What a new namespace starts with (its own default, or init_net's, as the kernel decides).
+fn fresh_namespace_value(key: &str) -> String {
+    let s = Scratch::new("sysctl-default");
+    sysctl_in(&s.name, key)
+}
+
+#[test]
+fn a_sysctl_no_longer_declared_goes_back_to_its_value_before_the_lab_first_set_it() {
+    require_root();
+    const KEY: &str = "net.ipv4.ip_forward";
+    let before = fresh_namespace_value(KEY);
+    let other = if before == "0" { "1" } else { "0" };
+    let lab = vnet::lab::unique_name("sysrestore");
+    let _guard = DownGuard::new(&lab, None);
+    let a = format!("{lab}-a");
+    let text = |v: Option<&str>| {
+        let t = ROUTED.replace("LAB", &lab);
+        match v {
+            Some(v) => t.replace("    routes:", &format!("    sysctls: {{ {KEY}: {v} }}\n    routes:")),
+            None => t,
+        }
+    };
+    // The lab sets it, sets it back to the original, then to its own value again, then drops it.
+    for v in [other, before.as_str(), other] {
+        up_until_nothing_to_do(&lab, &text(Some(v)));
+        assert_eq!(sysctl_in(&a, KEY), v);
+    }
+    up_until_nothing_to_do(&lab, &text(None));
+    assert_eq!(sysctl_in(&a, KEY), before, "back to the value before the lab first changed it");
+}
+
+/// NAT turns ip_forward on without the file saying so; the node stops doing NAT: it goes back.
+#[test]
+fn forwarding_implied_by_nat_goes_back_when_nat_goes() {
+    require_root();
+    const KEY: &str = "net.ipv4.ip_forward";
+    let before = fresh_namespace_value(KEY);
+    let lab = vnet::lab::unique_name("natfwd");
+    let _guard = DownGuard::new(&lab, None);
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  gw:
+    interfaces:
+      lan0: {{ addresses: [10.1.0.1/24] }}
+      wan0: {{ addresses: [198.51.100.1/24] }}
+    nat:
+      masquerade: [{{ source: 10.1.0.0/24, out: wan0 }}]
+  h:
+    interfaces: {{ eth0: {{ addresses: [10.1.0.2/24] }} }}
+    routes: [ {{ to: default, via: 10.1.0.1 }} ]
+  i:
+    interfaces: {{ eth0: {{ addresses: [198.51.100.2/24] }} }}
+links:
+  - endpoints: [h:eth0, gw:lan0]
+  - endpoints: [i:eth0, gw:wan0]
+"
+    );
+    let gw = format!("{lab}-gw");
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(sysctl_in(&gw, KEY), "1");
+    up_until_nothing_to_do(&lab, &text.replace("    nat:\n      masquerade: [{ source: 10.1.0.0/24, out: wan0 }]\n", ""));
+    assert_eq!(sysctl_in(&gw, KEY), before, "NAT gone: forwarding as it was before the lab");
+}

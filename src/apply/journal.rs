@@ -82,6 +82,14 @@ impl Journal {
         self.entries.push(d);
     }
 
+    /// The sysctls written so far, with the value each had before: (node, key, previous).
+    pub fn sysctls(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.entries.iter().filter_map(|d| match d {
+            Done::Sysctl { node, key, previous } => Some((node.as_str(), key.as_str(), previous.as_str())),
+            _ => None,
+        })
+    }
+
     /// Undoes everything in reverse. Changes inside namespaces created by this run are not
     /// undone one by one: deleting the namespace removes them. Returns what could not be undone.
     pub fn rollback(&mut self, handles: &mut BTreeMap<String, NsHandle>) -> Vec<String> {

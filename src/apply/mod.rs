@@ -56,7 +56,10 @@ pub struct Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let op = self.op.trim_start_matches(['+', '-', '~', ' ']).split_whitespace().collect::<Vec<_>>().join(" ");
-        write!(f, "`{op}` failed in node {}", self.node)?;
+        write!(f, "`{op}` failed")?;
+        if !self.node.is_empty() {
+            write!(f, " in node {}", self.node)?;
+        }
         if let Some(d) = &self.device {
             write!(f, ", device {d}")?;
         }
@@ -81,6 +84,13 @@ impl fmt::Display for ApplyError {
 
 impl std::error::Error for ApplyError {}
 
+impl ApplyError {
+    /// Adds what a rollback could not undo.
+    pub fn add_rollback_problems(&mut self, problems: Vec<String>) {
+        self.0.rollback_problems.extend(problems);
+    }
+}
+
 /// Settings that shape every message.
 pub struct Context<'a> {
     pub lab: &'a Lab,
@@ -92,42 +102,57 @@ pub struct Context<'a> {
 /// Called with (done, total) as steps complete.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-/// Runs a plan. On success returns the handles (still open) so the caller can verify or
-/// observe without reopening; on failure everything is rolled back.
+/// Runs a plan. On success the handles stay open so the caller can verify or observe without
+/// reopening; on failure everything is rolled back.
 pub fn apply(ctx: &Context, plan: &Plan, handles: &mut BTreeMap<String, NsHandle>, progress: Option<Progress>) -> Result<(), ApplyError> {
-    let mut ex = Executor { ctx, journal: Journal::default(), mark: ctx.lab.mark(), chosen: Default::default(), ll_default: ll_default(ctx.lab, plan) };
-    // Seed index caches from what was observed.
-    for (node, h) in handles.iter_mut() {
-        if let Some(ns) = ctx.observed.nodes.get(node).and_then(|s| s.ns()) {
-            for l in &ns.links {
-                h.ifindex.insert(l.name.clone(), l.ifindex);
+    let mut journal = Journal::default();
+    run(ctx, plan, handles, progress, &mut journal).map_err(|mut e| {
+        e.add_rollback_problems(journal.rollback(handles));
+        e
+    })
+}
+
+/// Runs a plan, adding every change to `journal` (which may hold earlier passes' changes). On
+/// failure nothing is undone: the caller rolls the journal back (`Journal::rollback`).
+pub fn run(ctx: &Context, plan: &Plan, handles: &mut BTreeMap<String, NsHandle>, progress: Option<Progress>, journal: &mut Journal) -> Result<(), ApplyError> {
+    let mut ex = Executor { ctx, journal: std::mem::take(journal), mark: ctx.lab.mark(), chosen: Default::default(), ll_default: ll_default(ctx.lab, plan) };
+    let r = ex.run(plan, handles, progress);
+    *journal = ex.journal;
+    r
+}
+
+impl Executor<'_> {
+    fn run(&mut self, plan: &Plan, handles: &mut BTreeMap<String, NsHandle>, progress: Option<Progress>) -> Result<(), ApplyError> {
+        let ctx = self.ctx;
+        // Seed index caches from what was observed.
+        for (node, h) in handles.iter_mut() {
+            if let Some(ns) = ctx.observed.nodes.get(node).and_then(|s| s.ns()) {
+                for l in &ns.links {
+                    h.ifindex.insert(l.name.clone(), l.ifindex);
+                }
             }
         }
+        let total = plan.steps.len();
+        let mut done = 0;
+        let mut i = 0;
+        while i < plan.steps.len() {
+            let st = plan.steps[i].stage;
+            let mut j = i;
+            while j < plan.steps.len() && plan.steps[j].stage == st {
+                j += 1;
+            }
+            let stage = &plan.steps[i..j];
+            let t = std::time::Instant::now();
+            self.stage(stage, handles)?;
+            tracing::debug!(target: "vnet::timing", "stage {st}: {} ops in {:?}", stage.len(), t.elapsed());
+            done += stage.len();
+            if let Some(p) = progress {
+                p(done, total);
+            }
+            i = j;
+        }
+        Ok(())
     }
-    let total = plan.steps.len();
-    let mut done = 0;
-    let mut i = 0;
-    while i < plan.steps.len() {
-        let st = plan.steps[i].stage;
-        let mut j = i;
-        while j < plan.steps.len() && plan.steps[j].stage == st {
-            j += 1;
-        }
-        let stage = &plan.steps[i..j];
-        let t = std::time::Instant::now();
-        let r = ex.stage(stage, handles);
-        tracing::debug!(target: "vnet::timing", "stage {st}: {} ops in {:?}", stage.len(), t.elapsed());
-        if let Err(mut e) = r {
-            e.0.rollback_problems = ex.journal.rollback(handles);
-            return Err(e);
-        }
-        done += stage.len();
-        if let Some(p) = progress {
-            p(done, total);
-        }
-        i = j;
-    }
-    Ok(())
 }
 
 struct Executor<'a> {
@@ -208,6 +233,11 @@ pub(crate) fn fail(step: &Step, cause: String, errno: Option<i32>) -> ApplyError
         errno,
         rollback_problems: Vec::new(),
     }))
+}
+
+/// The error of a run that failed as a whole rather than in one operation (`up` of `lab`).
+pub fn fail_lab(lab: &str, cause: String) -> ApplyError {
+    ApplyError(Box::new(Failure { op: format!("up {lab}"), node: String::new(), device: None, cause, errno: None, rollback_problems: Vec::new() }))
 }
 
 impl<'a> Executor<'a> {

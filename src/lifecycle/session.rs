@@ -126,6 +126,40 @@ pub fn observe_named(
     Ok(Session { handles, observed, leftovers })
 }
 
+/// Observes a lab again through the handles an `up` already holds (after applying a plan): the
+/// namespaces of `lab`'s nodes and of those its record still names. Nodes without a handle are
+/// `Absent`. Each handle's index cache is emptied, since the kernel may have removed devices on
+/// its own; the executor refills it from the new observation.
+pub fn reobserve(lab: &Lab, state: Option<&LabState>, handles: &mut BTreeMap<String, NsHandle>) -> Result<Observed> {
+    let mut wanted: std::collections::BTreeSet<String> = lab.nodes.keys().cloned().collect();
+    if let Some(st) = state {
+        wanted.extend(st.netns.keys().cloned());
+    }
+    let keys = sysctl_keys(lab, state);
+    let mut observed = Observed::default();
+    for node in &wanted {
+        if !handles.contains_key(node) {
+            observed.nodes.insert(node.clone(), NsState::Absent);
+        }
+    }
+    let empty = Vec::new();
+    let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| wanted.contains(&h.node)).collect();
+    let results = handle::par_each_in(&mut hs, |h| {
+        h.ifindex.clear();
+        let k = keys.get(&h.node).unwrap_or(&empty);
+        (h.node.clone(), observe::observe_ns(&mut h.nl, k))
+    });
+    for (node, r) in results {
+        let ns: ObservedNs = r.map_err(|e| Error::kernel(format!("observe node {node}"), e))?;
+        let root = lab.nodes.contains_key(&node) && lab.netns_name(&node).is_none();
+        observed.nodes.insert(node, if root { NsState::Root(ns) } else { NsState::Owned(ns) });
+    }
+    crate::kernel::netfeat::observe::observe(lab, state, handles, &mut observed)
+        .map_err(|e| Error::io("observe NAT tables, qdiscs, BPF and xfrm", std::io::Error::other(e)))?;
+    observed.ovs = super::ovs::observe(lab, state)?;
+    Ok(observed)
+}
+
 /// Opens the namespace vnet runs in for creating a multi-host share's tunnel ends, when no
 /// node of the share already has it open (their UDP sockets belong on the host's underlay).
 pub fn open_underlay(lab: &Lab, session: &mut Session) -> Result<()> {

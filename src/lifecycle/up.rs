@@ -1,13 +1,16 @@
 //! `up`: lock, observe, plan, record, apply, record again.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::apply::{self, Context};
+use crate::apply::journal::Journal;
+use crate::apply::{self, ApplyError, Context};
 use crate::error::{Error, Result};
+use crate::kernel::handle::NsHandle;
 use crate::kernel::netns;
 use crate::model::{Diagnostics, Lab, Loaded};
-use crate::observed::NsState;
+use crate::observed::{NsState, Observed};
 use crate::plan::{self, Op, Plan};
 use crate::state::{self, LabState, Phase};
 
@@ -101,29 +104,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     if opts.owner_pid.is_some() {
         st.owner_pid = opts.owner_pid;
     }
-    for op in plan.ops() {
-        match op {
-            Op::CreateNetns { node, netns: name, .. } => {
-                st.netns.insert(node.clone(), name.clone());
-            }
-            Op::CreateLink(c) if lab.netns_name(&c.node).is_none() && !st.root_devices.contains(&c.ifname) => {
-                st.root_devices.push(c.ifname.clone());
-            }
-            Op::Ovs { node, ovs_op: plan::ovs::OvsOp::Start } => {
-                let dir = crate::ovs::private_dir(&lab.name, node);
-                st.ovs.entry(node.clone()).or_insert_with(|| state::OvsRecord { dir, pids: Default::default() });
-            }
-            Op::SetSysctl { node, key, .. } => {
-                if let Some(NsState::Owned(ns) | NsState::Root(ns)) = session.observed.nodes.get(node) {
-                    if let Some(v) = ns.sysctls.get(key) {
-                        st.sysctl_restore.entry(node.clone()).or_default().entry(key.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    super::netfeat::record_before(&mut st, &plan, &session.observed);
+    record_plan(&mut st, lab, &plan, &session.observed);
     state::save(&st).map_err(|e| Error::io("write lab state", e))?;
     for name in &session.leftovers {
         let _ = netns::unlink(name);
@@ -141,14 +122,32 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         }
     };
     let t = Instant::now();
-    let result = apply::apply(&ctx, &plan, &mut session.handles, Some(&report));
+    let mut journal = Journal::default();
+    let mut result = apply::run(&ctx, &plan, &mut session.handles, Some(&report), &mut journal);
     tracing::debug!(target: "vnet::timing", "apply {:?}", t.elapsed());
 
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // Every pass's operations, for the report.
+    let mut plan = plan;
+    if result.is_ok() {
+        note_sysctls(&mut st, &journal);
+        if plan::disturbs(lab, &plan, &session.observed) {
+            let t = Instant::now();
+            result = converge(lab, &mut st, &mut session.handles, &mut journal, &mut plan);
+            tracing::debug!(target: "vnet::timing", "converge {:?}", t.elapsed());
+        }
+    }
     match result {
-        Err(e) => {
+        Err(mut e) => {
+            e.add_rollback_problems(journal.rollback(&mut session.handles));
+            // Undoing the journal does not bring back what the kernel removed by itself (the
+            // routes an address took with it, a bridge's MTU): the lab as last built is planned
+            // against the kernel once more and put back.
+            if let Some(p) = prior.as_ref().filter(|p| p.phase == Phase::Up) {
+                e.add_rollback_problems(restore(lab, p, &mut session.handles));
+            }
             match &prior {
                 Some(p) => state::save(p).map_err(|e| Error::io("write lab state", e))?,
                 None => state::remove(&lab.name).map_err(|e| Error::io("remove lab state", e))?,
@@ -156,10 +155,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             Err(Error::Apply(e))
         }
         Ok(()) => {
-            super::netfeat::record_after(&mut st, lab, &plan, &session.handles)
-                .map_err(|e| Error::io("read attached BPF programs", std::io::Error::other(e)))?;
-            finish_state(&mut st, lab, &plan);
-            st.netns_ids = session.handles.values().filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1))).collect();
+            finish_record(&mut st, lab, &plan, &session.handles)?;
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
             // The lab is built; return once its bridges forward, so that it carries traffic.
             let t = Instant::now();
@@ -170,6 +166,139 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() })
         }
     }
+}
+
+/// Passes after the first that `up` may make when the kernel changed other state as a side
+/// effect of the plan (see `converge`).
+const EXTRA_PASSES: usize = 2;
+
+/// After a plan that can make the kernel change other state by itself (`plan::disturbs`: an
+/// address removed takes the routes through it, a port leaving a bridge resets the bridge's
+/// MTU, ...): observes again and applies what is left, until nothing is, or fails naming what
+/// keeps drifting. Each pass's operations are appended to `applied`, its changes to `journal`.
+fn converge(lab: &Lab, st: &mut LabState, handles: &mut BTreeMap<String, NsHandle>, journal: &mut Journal, applied: &mut Plan) -> Result<(), ApplyError> {
+    for pass in 1..=EXTRA_PASSES + 1 {
+        // The record as it will be once the lab is up (namespaces deleted, sysctls restored).
+        let mut interim = st.clone();
+        finish_state(&mut interim, lab, applied);
+        let fail = |what: String| apply::fail_lab(&lab.name, what);
+        let observed = super::session::reobserve(lab, Some(&interim), handles).map_err(|e| fail(format!("observing the lab again failed: {e}")))?;
+        let next = plan::plan(lab, &observed, Some(&interim)).map_err(|c| fail(format!("planning again found clashes: {}", list(&c))))?;
+        if next.is_empty() {
+            return Ok(());
+        }
+        if pass > EXTRA_PASSES {
+            let ops: Vec<String> = next.ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+            return Err(fail(format!(
+                "the kernel does not keep the declared state: after {pass} passes these operations are still needed (the kernel undid them as a side effect of others): {}",
+                ops.join("; ")
+            )));
+        }
+        tracing::debug!(target: "vnet::timing", "pass {}: {} more operations after the kernel's side effects", pass + 1, next.len());
+        record_plan(st, lab, &next, &observed);
+        state::save(st).map_err(|e| fail(format!("write lab state: {e}")))?;
+        let ctx = Context { lab, observed: &observed, group: st.group };
+        apply::run(&ctx, &next, handles, None, journal)?;
+        note_sysctls(st, journal);
+        let disturbing = plan::disturbs(lab, &next, &observed);
+        applied.steps.extend(next.steps);
+        if !disturbing {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Puts the lab as its record says it was last built back after a failed update whose journal
+/// was undone: the kernel removed some things by itself (routes with an address, a bridge's MTU
+/// with its last port, devices re-created) that the journal cannot bring back. Returns what it
+/// could not put back. A multi-host share is not rebuilt from its record (the record holds only
+/// the share's nodes, which do not validate alone): its journal's undo is all.
+fn restore(lab: &Lab, prior: &LabState, handles: &mut BTreeMap<String, NsHandle>) -> Vec<String> {
+    let Some(topo) = prior.topology.as_ref().filter(|_| lab.share.is_none()) else { return Vec::new() };
+    let before = match crate::model::load_topology(topo) {
+        Ok(l) => l.lab,
+        Err(d) => return vec![format!("the lab as last built could not be read back from its record to put it back: {}", d.compact())],
+    };
+    for pass in 1..=EXTRA_PASSES + 1 {
+        let observed = match super::session::reobserve(&before, Some(prior), handles) {
+            Ok(o) => o,
+            Err(e) => return vec![format!("observing the lab to put it back failed: {e}")],
+        };
+        let p = match plan::plan(&before, &observed, Some(prior)) {
+            Ok(p) => p,
+            Err(c) => return vec![format!("putting the lab back found clashes: {}", list(&c))],
+        };
+        if p.is_empty() {
+            return Vec::new();
+        }
+        if pass > EXTRA_PASSES {
+            return p
+                .ops()
+                .map(|o| format!("still differs from the lab as last built: {}", o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))
+                .collect();
+        }
+        tracing::debug!("putting lab {} back as last built: {} operations", before.name, p.len());
+        let ctx = Context { lab: &before, observed: &observed, group: prior.group };
+        if let Err(e) = apply::apply(&ctx, &p, handles, None) {
+            let mut out = vec![format!("putting the lab back as last built failed: {}", e.to_string().lines().next().unwrap_or_default())];
+            out.extend(e.rollback_problems.iter().cloned());
+            return out;
+        }
+        if !plan::disturbs(&before, &p, &observed) {
+            return Vec::new();
+        }
+    }
+    Vec::new()
+}
+
+/// Before applying a plan: records everything it is about to create (namespaces, root
+/// devices, OVS instances, features) and the value of each sysctl it changes in a namespace
+/// that exists already (new namespaces: from the executor's journal, `note_sysctls`).
+fn record_plan(st: &mut LabState, lab: &Lab, plan: &Plan, observed: &Observed) {
+    for op in plan.ops() {
+        match op {
+            Op::CreateNetns { node, netns: name, .. } => {
+                st.netns.insert(node.clone(), name.clone());
+            }
+            Op::CreateLink(c) if lab.netns_name(&c.node).is_none() && !st.root_devices.contains(&c.ifname) => {
+                st.root_devices.push(c.ifname.clone());
+            }
+            Op::Ovs { node, ovs_op: plan::ovs::OvsOp::Start } => {
+                let dir = crate::ovs::private_dir(&lab.name, node);
+                st.ovs.entry(node.clone()).or_insert_with(|| state::OvsRecord { dir, pids: Default::default() });
+            }
+            Op::SetSysctl { node, key, .. } => {
+                if let Some(NsState::Owned(ns) | NsState::Root(ns)) = observed.nodes.get(node) {
+                    if let Some(v) = ns.sysctls.get(key) {
+                        st.note_sysctl(node, key, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    super::netfeat::record_before(st, plan, observed);
+}
+
+/// The value each sysctl the executor set had before (the only source for namespaces this run
+/// created, which nobody observed before), unless an earlier change is already noted.
+fn note_sysctls(st: &mut LabState, journal: &Journal) {
+    for (node, key, previous) in journal.sysctls() {
+        st.note_sysctl(node, key, previous);
+    }
+}
+
+/// The record of a lab that is up after `plan` was applied.
+fn finish_record(st: &mut LabState, lab: &Lab, plan: &Plan, handles: &BTreeMap<String, NsHandle>) -> Result<()> {
+    super::netfeat::record_after(st, lab, plan, handles).map_err(|e| Error::io("read attached BPF programs", std::io::Error::other(e)))?;
+    finish_state(st, lab, plan);
+    st.netns_ids = handles.values().filter_map(|h| Some((h.netns.clone()?, netns::identity(&h.fd).ok()?.1))).collect();
+    Ok(())
 }
 
 /// Warns when the lab can need more neighbour entries than the machine allows, or raises the

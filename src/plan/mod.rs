@@ -75,6 +75,38 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     Ok(Plan { lab: lab.name.clone(), steps: p.steps })
 }
 
+/// Whether applying `plan` to the kernel `observed` can make the kernel change other state as
+/// a side effect, which a plan made from `observed` cannot foresee: removing an address flushes
+/// the routes whose gateway or source it covered, deleting or re-creating a device takes its
+/// routes, a port leaving or joining a bridge (or changing its MTU) makes the bridge recompute
+/// its MTU, an IPv6 sysctl can drop addresses (`disable_ipv6`)... Only changes to what existed before
+/// count, and ports joining a bridge whose MTU the file sets (the kernel sets a bridge's MTU to
+/// its smallest port's when one joins, unless it was changed after creation): a fresh build
+/// otherwise disturbs nothing. `up` observes again after such a plan and applies what is left.
+pub fn disturbs(lab: &Lab, plan: &Plan, observed: &Observed) -> bool {
+    use ovs::OvsOp;
+    let existing = |node: &str| matches!(observed.nodes.get(node), Some(NsState::Owned(_) | NsState::Root(_)));
+    let has_link = |node: &str, ifname: &str| observed.nodes.get(node).and_then(|s| s.ns()).is_some_and(|ns| ns.link(ifname).is_some());
+    let sized_bridge = |node: &str, master: Option<&String>| {
+        master.and_then(|m| lab.nodes.get(node)?.interfaces.get(m)).is_some_and(|b| matches!(b.kind, KindSpec::Bridge(_)) && b.mtu.is_some())
+    };
+    plan.ops().any(|op| match op {
+        Op::DelAddress { .. } | Op::DeleteLink { .. } | Op::SetKindOptions { .. } => true,
+        Op::CreateLink(c) => sized_bridge(&c.node, c.master.as_ref()),
+        Op::ChangeLink { node, ifname, change } => {
+            (has_link(node, ifname) && (change.mtu.is_some() || change.mac.is_some() || change.master.is_some() || change.up == Some(false)))
+                || sized_bridge(node, change.master.as_ref().and_then(|m| m.as_ref()))
+        }
+        // IPv6 settings drop addresses and routes (`disable_ipv6`, `mtu`, ...); IPv4 ones
+        // (forwarding, rp_filter, ...) remove nothing the observer sees.
+        Op::SetSysctl { node, key, .. } | Op::RestoreSysctl { node, key, .. } => key.starts_with("net.ipv6.") && existing(node),
+        Op::Ovs { ovs_op, .. } => {
+            matches!(ovs_op, OvsOp::SetBridge { .. } | OvsOp::SetPort { .. } | OvsOp::DelPort { .. } | OvsOp::DelBridge { .. } | OvsOp::Stop)
+        }
+        _ => false,
+    })
+}
+
 struct Planner<'a> {
     lab: &'a Lab,
     observed: &'a Observed,

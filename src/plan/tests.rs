@@ -159,6 +159,9 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
                 ns.addrs.retain(|a| !(a.ifindex == ifindex && a.addr == *addr));
+                // The kernel flushes the IPv4 routes whose gateway no address covers any more.
+                let addrs: Vec<IpNet> = ns.addrs.iter().map(|a| a.addr).collect();
+                ns.routes.retain(|r| r.via.is_none_or(|v| v.is_ipv6() || addrs.iter().any(|a| a.contains(&v))));
             }
             Op::AddRoute { node, route } => {
                 let ns = ns_mut(&mut o, node);
@@ -220,16 +223,28 @@ fn record_after(lab: &Lab, before: Option<&LabState>, plan: &Plan, observed_befo
             Op::DeleteNetns { node, .. } => {
                 st.netns.remove(node);
             }
-            Op::SetSysctl { node, key, .. } => {
-                if let Some(prev) = observed_before.nodes.get(node).and_then(|s| s.ns()).and_then(|n| n.sysctls.get(key)) {
-                    st.sysctl_restore.entry(node.clone()).or_default().entry(key.clone()).or_insert(prev.clone());
+            // As `up` notes them: the value observed before, or (a namespace this run made,
+            // which nobody observed) the one the executor read before writing: a new
+            // namespace's default, 0 here.
+            Op::SetSysctl { node, key, .. } => match observed_before.nodes.get(node).and_then(|s| s.ns()) {
+                Some(n) => {
+                    if let Some(prev) = n.sysctls.get(key) {
+                        st.note_sysctl(node, key, prev);
+                    }
                 }
-            }
+                None => st.note_sysctl(node, key, "0"),
+            },
             _ => {}
         }
     }
     st.phase = Phase::Up;
     st.topology = Some(lab.topology.clone());
+    for (node, map) in st.sysctl_restore.iter_mut() {
+        if let Some(n) = lab.nodes.get(node) {
+            map.retain(|k, _| n.sysctls.contains_key(k));
+        }
+    }
+    st.sysctl_restore.retain(|_, m| !m.is_empty());
     st
 }
 
@@ -748,4 +763,128 @@ links:
     let stop = p.steps.iter().find(|s| matches!(&s.op, Op::Ovs { node, ovs_op: ovs::OvsOp::Stop } if node == "sw")).expect("stop").stage;
     let del = p.steps.iter().find(|s| matches!(&s.op, Op::DeleteNetns { node, .. } if node == "sw")).expect("netns delete").stage;
     assert!(stop < del, "{p}");
+}
+
+// ---- Side effects of the kernel, sysctl originals ----
+
+/// Plans that change what existed before can make the kernel change more by itself (`up`
+/// then observes again); builds and additions cannot, so they cost no second observation.
+#[test]
+fn only_changes_to_what_exists_disturb() {
+    for (file, isolated) in [("bridge.yaml", true), ("bridge.yaml", false), ("two-ns.yaml", true)] {
+        let l = example(file, isolated);
+        let empty = empty_kernel(&l.lab);
+        assert!(!disturbs(&l.lab, &plan_ok(&l.lab, &empty, None), &empty), "a fresh build of {file}");
+    }
+    let l = yaml(BASE);
+    let (k, st) = built(&l);
+    let disturbs_with = |text: &str| {
+        let v = yaml(text);
+        let p = plan_ok(&v.lab, &k, Some(&st));
+        assert!(!p.is_empty(), "{text}");
+        disturbs(&v.lab, &p, &k)
+    };
+    // A new node cabled to an existing bridge: created, attached, brought up.
+    let more = BASE.replace("  c: {}\n", "  c:\n    interfaces:\n      eth0: { addresses: [10.0.0.3/24] }\n") + "  - endpoints: [c:eth0, b:p3]\n";
+    let more = more.replace("      br0: { kind: bridge, stp: false }\n", "      br0: { kind: bridge, stp: false }\n      p3: { master: br0 }\n");
+    assert!(!disturbs_with(&more));
+    assert!(!disturbs_with(&BASE.replace("  c: {}\n", "  c: {}\n  d: {}\n")), "a new node");
+    assert!(!disturbs_with(&BASE.replace("[10.0.0.2/24]", "[10.0.0.2/24, 10.0.0.9/24]")), "an address added");
+    assert!(disturbs_with(&BASE.replace("[10.0.0.1/24]", "[10.0.0.5/24]")), "an address replaced");
+    assert!(disturbs_with(&BASE.replace("[10.0.0.1/24]", "[10.0.0.1/16]")), "a prefix changed");
+    assert!(disturbs_with(&BASE.replace("eth0: { addresses: [10.0.0.2/24] }", "eth0: { addresses: [10.0.0.2/24], mtu: 1400 }")), "an MTU changed");
+    assert!(!disturbs_with(&BASE.replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0")), "forwarding changed");
+    assert!(disturbs_with(&BASE.replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 1, net.ipv6.conf.all.disable_ipv6: 1")), "IPv6 turned off");
+    assert!(
+        disturbs_with(
+            &BASE
+                .replace("a:eth0, b:eth0", "a:eth0, b:eth1")
+                .replace("      eth0: { addresses: [10.0.0.2/24] }\n", "      eth1: { addresses: [10.0.0.2/24] }\n")
+        ),
+        "a renamed end"
+    );
+    // A port leaving its bridge.
+    let text = "name: hp\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, mtu: 1400 }\n      p1: { master: br0, mtu: 1400, peer: 'b:p1' }\n  b: {}\n";
+    let l = yaml(text);
+    let (k, st) = built(&l);
+    let v2 = yaml(&text.replace("p1: { master: br0, mtu: 1400,", "p1: { mtu: 1400,"));
+    let p = plan_ok(&v2.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ link a:p1 nomaster"]);
+    assert!(disturbs(&v2.lab, &p, &k));
+    // Built from nothing, its port joining makes the kernel size the bridge anew.
+    let empty = empty_kernel(&l.lab);
+    assert!(disturbs(&l.lab, &plan_ok(&l.lab, &empty, None), &empty));
+}
+
+/// A replaced address takes the routes through it (the kernel's doing, simulated): the plan
+/// made from the kernel afterwards puts them back, which is what `up`'s next pass applies.
+#[test]
+fn routes_the_kernel_flushed_are_planned_again() {
+    let text = "name: r\nnodes:\n  a:\n    interfaces: { eth0: { addresses: [10.0.0.1/24] } }\n    routes: [ { to: default, via: 10.0.0.2 } ]\n  b:\n    interfaces: { eth0: { addresses: [10.0.0.2/24] } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let l = yaml(text);
+    let (k, st) = built(&l);
+    for new in ["10.0.0.5/24", "10.0.0.1/16"] {
+        let v2 = yaml(&text.replace("[10.0.0.1/24]", &format!("[{new}]")));
+        let p = plan_ok(&v2.lab, &k, Some(&st));
+        assert_eq!(lines(&p), ["- addr a:eth0 10.0.0.1/24", format!("+ addr a:eth0 {new}").as_str()]);
+        assert!(disturbs(&v2.lab, &p, &k));
+        let after = simulate(&v2.lab, &k, &p);
+        let st2 = record_after(&v2.lab, Some(&st), &p, &k);
+        let next = plan_ok(&v2.lab, &after, Some(&st2));
+        assert_eq!(lines(&next), ["+ route a: default via 10.0.0.2"]);
+        assert!(!disturbs(&v2.lab, &next, &after), "adding the route back needs no further pass");
+        assert!(plan_ok(&v2.lab, &simulate(&v2.lab, &after, &next), Some(&st2)).is_empty());
+    }
+}
+
+/// The value before the lab first set a sysctl is what comes back, whatever the file set in
+/// between (here: a namespace the lab made, 0 before, then 1, then 0).
+#[test]
+fn sysctl_originals_survive_edits() {
+    let l = yaml(BASE);
+    let (k, st) = built(&l);
+    assert_eq!(st.sysctl_restore["a"]["net.ipv4.ip_forward"], "0");
+    let v2 = yaml(&BASE.replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0"));
+    let p = plan_ok(&v2.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ sysctl a: net.ipv4.ip_forward = 0"]);
+    let k2 = simulate(&v2.lab, &k, &p);
+    let st2 = record_after(&v2.lab, Some(&st), &p, &k);
+    assert_eq!(st2.sysctl_restore["a"]["net.ipv4.ip_forward"], "0", "the lab's own 1 is not taken for the original");
+    let v3 = yaml(&BASE.replace("    sysctls: { net.ipv4.ip_forward: 1 }\n", ""));
+    assert!(plan_ok(&v3.lab, &k2, Some(&st2)).is_empty(), "already at its original value");
+    // From the lab's 1 it goes back to the original 0.
+    assert_eq!(lines(&plan_ok(&v3.lab, &k, Some(&st2))), ["~ sysctl a: net.ipv4.ip_forward = 0 (restore)"]);
+    let st3 = record_after(&v3.lab, Some(&st2), &Plan::default(), &k);
+    assert!(st3.sysctl_restore.is_empty(), "restored: forgotten");
+}
+
+/// NAT implies ip_forward = 1; once the node no longer does NAT, it goes back like a declared one.
+#[test]
+fn implied_forwarding_is_restored_when_nat_goes() {
+    let text = "name: n
+nodes:
+  gw:
+    interfaces:
+      lan0: { addresses: [10.1.0.1/24] }
+      wan0: { addresses: [198.51.100.1/24] }
+    nat:
+      masquerade: [{ source: 10.1.0.0/24, out: wan0 }]
+  h:
+    interfaces: { eth0: { addresses: [10.1.0.2/24] } }
+  i:
+    interfaces: { eth0: { addresses: [198.51.100.2/24] } }
+links:
+  - endpoints: [h:eth0, gw:lan0]
+  - endpoints: [i:eth0, gw:wan0]
+";
+    let l = yaml(text);
+    let empty = empty_kernel(&l.lab);
+    assert!(lines(&plan_ok(&l.lab, &empty, None)).contains(&"~ sysctl gw: net.ipv4.ip_forward = 1".to_string()));
+    let (k, st) = built(&l);
+    assert_eq!(st.sysctl_restore["gw"]["net.ipv4.ip_forward"], "0");
+    let v2 = yaml(&text.replace("    nat:\n      masquerade: [{ source: 10.1.0.0/24, out: wan0 }]\n", ""));
+    let p = plan_ok(&v2.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ sysctl gw: net.ipv4.ip_forward = 0 (restore)"]);
+    let st2 = record_after(&v2.lab, Some(&st), &p, &k);
+    assert!(plan_ok(&v2.lab, &simulate(&v2.lab, &k, &p), Some(&st2)).is_empty());
 }
