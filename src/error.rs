@@ -28,6 +28,9 @@ pub enum Error {
     NoSuchLab(String),
     #[error("lab `{lab}` has no node `{node}`")]
     NoSuchNode { lab: String, node: String },
+    /// A node's namespace is gone (deleted outside vnet): the lab is not as recorded.
+    #[error("the namespace {netns} of node {node} is missing (lab `{lab}` is not as recorded): run `vnet up` with its file again to re-create it")]
+    MissingNamespace { lab: String, node: String, netns: String },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
     #[error("{context}: {source}")]

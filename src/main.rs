@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vnet::lifecycle::{self, UpOptions};
+use vnet::lifecycle::{self, LabStatus, UpOptions};
 use vnet::model::{self, Diagnostics};
 use vnet::Error;
 
@@ -51,7 +51,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show labs as the kernel reports them.
+    /// Show labs as the kernel reports them; exit 1 when a lab that is up lacks a node's
+    /// namespace or a declared device (not as recorded).
     Status {
         #[arg(value_parser = lab_arg)]
         lab: Option<String>,
@@ -320,7 +321,8 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 print!("{}", lifecycle::status::render(&s));
             }
-            Ok(0)
+            // 1 when a lab that is up lacks a namespace or a declared device.
+            Ok(if s.iter().all(LabStatus::as_recorded) { 0 } else { 1 })
         }
         Cmd::Exec { lab, node, command } => {
             let mut cmd = vnet::exec::command(&lab, &node, &command[0])?;

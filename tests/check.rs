@@ -226,3 +226,93 @@ fn a_matrix_bigger_than_the_neighbour_budget_runs_in_waves() {
     let n1 = ip_json(lab.node("n1").netns(), &["neigh", "show"]);
     assert!(n1.as_array().unwrap().len() <= 2, "n1 keeps only entries of the last wave's probes to it: {n1}");
 }
+
+/// Three nodes on the host's bridge (no file).
+const STAR3: &str = "name: star3
+nodes:
+  host:
+    interfaces:
+      br0: { kind: bridge, stp: false }
+      p1: { master: br0 }
+      p2: { master: br0 }
+      p3: { master: br0 }
+  a: { interfaces: { eth0: { addresses: [10.30.0.1/24] } } }
+  b: { interfaces: { eth0: { addresses: [10.30.0.2/24] } } }
+  c: { interfaces: { eth0: { addresses: [10.30.0.3/24] } } }
+links:
+  - endpoints: [a:eth0, host:p1]
+  - endpoints: [b:eth0, host:p2]
+  - endpoints: [c:eth0, host:p3]
+";
+
+fn lab_from(yaml: &str) -> Lab {
+    Lab::from_topology(vnet::model::load_str("t.yaml", yaml, vnet::model::Format::Yaml).unwrap().lab.topology, Default::default()).unwrap()
+}
+
+#[test]
+fn a_missing_namespace_fails_its_pairs_and_the_rest_is_probed() {
+    require_root();
+    let lab = lab_from(STAR3);
+    let c = lab.node("c").netns().unwrap().to_string();
+    assert!(Command::new("ip").args(["netns", "del", &c]).status().unwrap().success());
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    let m = r.matrix.as_ref().unwrap();
+    assert_eq!(m.probes, 6);
+    for p in &m.pairs {
+        if p.from == "c" || p.to == "c" {
+            assert!(!p.ok);
+            assert_eq!(p.seen, format!("not probed: the namespace of node c ({c}) is missing: run `vnet up` again"), "{p:?}");
+        } else {
+            assert!(p.ok, "{p:?}");
+        }
+    }
+    let (code, out, err) = vnet(&["check", lab.name()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("a -> c (10.30.0.3): not probed: the namespace of node c ({c}) is missing")), "{out}");
+    assert!(out.contains("check FAILED"), "{out}");
+}
+
+#[test]
+fn a_check_that_probes_nothing_fails() {
+    require_root();
+    // Nodes, but no addresses: nothing can be probed, so nothing is shown to work.
+    let lab = Lab::builder("noaddr").link("a:eth0", "b:eth0").up().unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.matrix.as_ref().unwrap().probes, 0);
+    assert!(r.notes.iter().any(|n| n.starts_with("nothing was probed: none of the lab's 2 nodes declares an address")), "{:?}", r.notes);
+    let (code, out, _) = vnet(&["check", lab.name()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("note: nothing was probed") && out.ends_with("check FAILED\n"), "{out}");
+}
+
+#[test]
+fn a_stale_neighbour_entry_is_not_an_answer() {
+    require_root();
+    let lab = lab_from(STAR3);
+    assert!(lab.check_with(&fast()).unwrap().ok, "healthy first: a learns b's MAC");
+    // Long enough that an entry confirmed then cannot pass for one confirmed during the next check.
+    std::thread::sleep(Duration::from_millis(300));
+    // b's cable is cut at the bridge: nothing holds 10.30.0.2 any more, but a's cache remembers it.
+    ip(lab.node("host").netns().unwrap(), &["link", "del", "p2"]);
+    let r = lab.check_with(&fast()).unwrap();
+    let p = r.matrix.as_ref().unwrap().pairs.iter().find(|p| p.from == "a" && p.to == "b").unwrap().clone();
+    assert!(!p.ok);
+    assert!(p.seen.starts_with("timeout (a cached ARP entry for 10.30.0.2 on eth0 exists (state "), "{}", p.seen);
+    assert!(p.seen.ends_with("but nothing confirmed it during the check: 10.30.0.2 may be gone)"), "{}", p.seen);
+    assert!(!p.seen.contains("answers ARP"), "{}", p.seen);
+}
+
+#[test]
+fn tcp_open_on_a_port_forward_listens_at_its_target() {
+    require_root();
+    let text = std::fs::read_to_string(repo("examples/nat.yaml")).unwrap() + "expect:\n  - tcp-open: { from: internet, to: 203.0.113.1, port: 8080 }\n";
+    let path = temp_topology("check-fwd", "yaml", &text);
+    let lab = Lab::from_file(&path).unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(r.ok, "{:#?}", r.failures());
+    let t = &r.expectations[0].targets[0];
+    assert_eq!(t.node.as_deref(), Some("host"));
+    assert_eq!(t.seen, "open (forwarded to ns1:80, listener started by the check)");
+}

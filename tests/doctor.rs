@@ -107,9 +107,11 @@ fn missing_address_missing_route_and_duplicate_address() {
     let d = find(&f, "duplicate-address", "c", Some("eth0"));
     assert!(d.message.starts_with("10.2.0.2 is held by 2 devices (a:eth0, c:eth0)"), "{d:?}");
     find(&f, "duplicate-address", "a", Some("eth0"));
-    // The route missing in c also means c has no default route any more.
+    // The route missing in c also means c has no default route any more; the file declares it,
+    // so the fix is to apply the file again, not to add the route to it.
     let n = find(&f, "no-default-route", "c", None);
-    assert!(n.fix.contains("via: 10.2.0.1 }` (r)"), "{}", n.fix);
+    assert!(n.fix.starts_with("the kernel differs from the file (`vnet plan` shows `+ route c: default via 10.2.0.1`)"), "{}", n.fix);
+    assert!(!n.fix.contains("to nodes.c.routes"), "{}", n.fix);
 }
 
 #[test]
@@ -326,4 +328,123 @@ fn traffic_leaving_the_lab_needs_masquerade() {
     }
     assert!(findings(&lab).iter().all(|x| x.code != "missing-masquerade"));
     assert!(ping(&lab, "inner", "203.0.113.1"), "with masquerade the answer comes back");
+}
+
+#[test]
+fn a_missing_namespace_is_a_finding_not_an_abort() {
+    require_root();
+    let (lab, path) = up("doc-nsgone", BASE);
+    let c = lab.node("c").netns().unwrap().to_string();
+    let out = Command::new("ip").args(["netns", "del", &c]).output().unwrap();
+    assert!(out.status.success());
+    let f = findings(&lab);
+    let x = find(&f, "missing-namespace", "c", None);
+    assert_eq!(x.message, format!("the namespace of node c is missing ({c} does not exist): nothing of c is in the kernel"));
+    assert_eq!(x.fix, "run `vnet up` with the lab's file again to re-create it");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, BASE, "  c:")), "{x:?}");
+    // Nothing else is said about c: its devices and pairs are the namespace's finding.
+    assert!(f.iter().all(|x| x.node != "c" || x.code == "missing-namespace"), "{f:#?}");
+    let out = Command::new(vnet_bin()).args(["doctor", lab.name()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("error [missing-namespace] c: the namespace of node c is missing ({c} does not exist)")), "{text}");
+}
+
+#[test]
+fn an_address_declared_but_gone_from_the_kernel_is_said_so() {
+    require_root();
+    let (lab, path) = up("doc-addrgone", BASE);
+    ip(lab.node("c").netns().unwrap(), &["addr", "del", "10.2.0.2/24", "dev", "eth0"]);
+    let f = findings(&lab);
+    let x = find(&f, "declared-address-gone", "c", Some("eth0"));
+    assert_eq!(x.message, "10.2.0.2 is declared on c:eth0 but the kernel does not have it: nothing in the lab answers for it");
+    assert_eq!(
+        x.fix,
+        "the kernel differs from the file (`vnet plan` shows `+ addr c:eth0 10.2.0.2/24`): run `vnet up` with the lab's file again to put it back"
+    );
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, BASE, "[10.2.0.2/24]")), "{x:?}");
+    assert!(f.iter().all(|x| !x.message.contains("is not an address of any node")), "{f:#?}");
+}
+
+/// Runs `vnet ARGS` and returns (exit code, stdout).
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(vnet_bin()).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The findings of `vnet doctor LAB --json` (exit code 1 when there are errors, 0 otherwise).
+fn cli_findings(lab: &str) -> Vec<Finding> {
+    let (code, out) = cli(&["doctor", lab, "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let f: Vec<Finding> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| Finding {
+            code: Box::leak(x["code"].as_str().unwrap().to_string().into_boxed_str()),
+            severity: if x["severity"] == "error" { doctor::Severity::Error } else { doctor::Severity::Warning },
+            node: x["node"].as_str().unwrap().into(),
+            device: x["device"].as_str().map(str::to_string),
+            message: x["message"].as_str().unwrap().into(),
+            fix: x["fix"].as_str().unwrap().into(),
+            location: x["location"].as_str().map(str::to_string),
+        })
+        .collect();
+    assert_eq!(code, if f.iter().any(|x| x.severity == doctor::Severity::Error) { 1 } else { 0 }, "{out}");
+    f
+}
+
+/// `vnet down` of a lab the test made with the CLI, also when it panics.
+struct Down(String);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(vnet_bin()).args(["down", &self.0]).output();
+    }
+}
+
+#[test]
+fn drift_from_the_file_is_fixed_by_applying_the_file_again() {
+    require_root();
+    // Made with the CLI (`vnet up FILE`), so the fix can name the command that puts it back.
+    let name = vnet::lab::unique_name("docdrift");
+    let text = BASE
+        .replace("name: doc", &format!("name: {name}"))
+        .replace("eth1: { addresses: [10.2.0.1/24] }", "eth1: { addresses: [10.2.0.1/24], mtu: 1400 }")
+        .replace("c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24] } }", "c:\n    interfaces: { eth0: { addresses: [10.2.0.2/24], mtu: 1400 } }");
+    let path = temp_topology(&name, "yaml", &text).display().to_string();
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    let _down = Down(name.clone());
+    let ns = |n: &str| format!("{name}-{n}");
+    // What people do by hand: a route deleted, an MTU changed, an address added.
+    ip(&ns("a"), &["route", "del", "default"]);
+    ip(&ns("c"), &["link", "set", "eth0", "mtu", "1500"]);
+    ip(&ns("c"), &["addr", "add", "10.1.0.2/24", "dev", "eth0"]);
+    let f = cli_findings(&name);
+    let back = format!("`vnet up {path} --isolated-host` puts it back");
+    let r = find(&f, "missing-route", "a", None);
+    assert!(r.fix.starts_with(&format!("the kernel differs from the file (`vnet plan` shows `+ route a: default via 10.1.0.1`): {back}")), "{}", r.fix);
+    let n = find(&f, "no-default-route", "a", None);
+    assert_eq!(n.fix, format!("the kernel differs from the file (`vnet plan` shows `+ route a: default via 10.1.0.1`): {back}"));
+    let m = f.iter().find(|x| x.code == "mtu-mismatch").unwrap_or_else(|| panic!("no mtu-mismatch in {f:#?}"));
+    assert_eq!(m.fix, format!("the kernel differs from the file (`vnet plan` shows `~ link c:eth0 mtu 1400`): {back}"));
+    let d = find(&f, "duplicate-address", "c", Some("eth0"));
+    assert_eq!(d.fix, format!("this one is not in the file: the kernel differs from the file (`vnet plan` shows `- addr c:eth0 10.1.0.2/24`): {back}"));
+    let d = find(&f, "duplicate-address", "a", Some("eth0"));
+    assert!(d.fix.starts_with("this one is declared; the file does not declare 10.1.0.2 on c:eth0"), "{}", d.fix);
+    // It does put it back.
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(cli_findings(&name), vec![]);
+    // Forwarding switched off by hand on the router.
+    let out = Command::new("ip").args(["netns", "exec", &ns("r"), "sysctl", "-qw", "net.ipv4.ip_forward=0"]).output().unwrap();
+    assert!(out.status.success());
+    let f = cli_findings(&name);
+    let x = find(&f, "ip-forward-off", "r", None);
+    assert_eq!(x.fix, format!("the kernel differs from the file (`vnet plan` shows `~ sysctl r: net.ipv4.ip_forward = 1`): {back}"));
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&["doctor", &name]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no problems found"), "{out}");
 }

@@ -464,3 +464,37 @@ links:
     up_until_nothing_to_do(&lab, &text.replace("    nat:\n      masquerade: [{ source: 10.1.0.0/24, out: wan0 }]\n", ""));
     assert_eq!(sysctl_in(&gw, KEY), before, "NAT gone: forwarding as it was before the lab");
 }
+
+#[test]
+fn status_exits_1_when_the_lab_is_not_as_recorded() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/bridge.yaml")).unwrap();
+    let status = |json: bool| {
+        let mut args = vec!["status", lab.name()];
+        if json {
+            args.push("--json");
+        }
+        let out = std::process::Command::new(vnet_bin()).args(&args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, healthy) = status(false);
+    assert_eq!(code, Some(0), "{healthy}");
+    assert!(!healthy.contains("MISSING"), "{healthy}");
+    assert!(!status(true).1.contains("missing_devices"), "the JSON of a lab as recorded is unchanged");
+    // A device deleted by hand (with its veth peer in ns2).
+    ip(lab.node("host").netns().unwrap(), &["link", "del", "veth2"]);
+    let (code, text) = status(false);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("    veth2           MISSING (declared, not in the kernel)\n"), "{text}");
+    assert!(text.contains("    eth0            MISSING (declared, not in the kernel)\n"), "{text}");
+    let (code, json) = status(true);
+    assert_eq!(code, Some(1));
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(j[0]["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "host").unwrap()["missing_devices"], serde_json::json!(["veth2"]));
+    // A namespace deleted by hand.
+    let ns1 = lab.node("ns1").netns().unwrap().to_string();
+    assert!(std::process::Command::new("ip").args(["netns", "del", &ns1]).status().unwrap().success());
+    let (code, text) = status(false);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(&format!("  ns1 ({ns1}) MISSING\n")), "{text}");
+}

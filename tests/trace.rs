@@ -188,3 +188,34 @@ fn vxlan_trace_follows_the_underlay_to_the_remote_end() {
     let c = t.confirm.unwrap();
     assert!(c.reply && c.agrees, "the overlay really carries the probe: {c:?}");
 }
+
+#[test]
+fn trace_goes_on_when_another_nodes_namespace_is_missing() {
+    require_root();
+    let lab = lab_from(
+        "name: t
+nodes:
+  a: { interfaces: { eth0: { addresses: [10.31.0.1/24] } } }
+  c: { interfaces: { eth0: { addresses: [10.31.0.2/24] }, eth1: { addresses: [10.32.0.2/24] } } }
+  d: { interfaces: { eth0: { addresses: [10.32.0.3/24] } } }
+links:
+  - endpoints: [a:eth0, c:eth0]
+  - endpoints: [c:eth1, d:eth0]
+",
+    );
+    let d = lab.node("d").netns().unwrap().to_string();
+    assert!(Command::new("ip").args(["netns", "del", &d]).status().unwrap().success());
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "a", "c").unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let want = format!("the namespace {d} of node d is missing (lab `{}` is not as recorded): run `vnet up` with its file again to re-create it", lab.name());
+    for (from, to) in [("a", "d"), ("a", "10.32.0.3"), ("d", "a")] {
+        let e = trace::trace_running(&rl, from, to).map(|_| ()).unwrap_err();
+        assert_eq!(e.to_string(), want, "{from} -> {to}");
+    }
+    let out = Command::new(vnet_bin()).args(["trace", lab.name(), "a", "c"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(vnet_bin()).args(["trace", lab.name(), "a", "d"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("error: {want}"));
+}

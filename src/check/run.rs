@@ -57,19 +57,46 @@ fn overflowed(w: &[Watch], a: &IpAddr) -> bool {
 /// At most this many timeouts get a closer look.
 const EXPLAIN_TIMEOUTS: usize = 64;
 
+/// Why a matrix that probed nothing fails.
+fn nothing_probed(rl: &RunningLab) -> String {
+    let n = rl.model().nodes.len();
+    let mut why = format!(
+        "nothing was probed: none of the lab's {n} node{} declares an address in the lab's record, so the check proves nothing",
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(f) = rl.state.file.as_ref().filter(|_| !rl.from_file) {
+        why.push_str(&format!(" (the record no longer matches {}: `vnet status {}` shows what the kernel has)", f.display(), rl.name()));
+    }
+    why
+}
+
 /// Why a probe may have timed out, from the kernel's state in the source node: the next hop's
-/// neighbour entry tells whether the link layer answered at all.
-fn why_timeout(rl: &RunningLab, from: &str, dst: IpAddr) -> Option<String> {
+/// neighbour entry tells whether the link layer answered at all. An entry only shows an answer
+/// when it was confirmed since `since` (the probes' start): an older one (reachable a moment
+/// ago, stale, delay) is what the cache remembers, not proof that anything holds the address now.
+fn why_timeout(rl: &RunningLab, from: &str, dst: IpAddr, since: Instant) -> Option<String> {
     let (a, dev) = rl.route_lookup(from, Lookup::to(dst)).ok()?.ok()?;
     let hop = a.gateway.unwrap_or(dst);
     let dev = dev?;
-    let state = rl.neighbour_state(from, a.oif?, hop).ok()?;
+    let entry = rl.neighbour_entry(from, a.oif?, hop).ok()?;
     let proto = if hop.is_ipv4() { "ARP" } else { "neighbour discovery" };
-    Some(match state.as_deref() {
-        Some("incomplete") | Some("failed") => format!("no {proto} answer from {hop} on {dev}"),
-        None => format!("no {proto} entry for {hop} on {dev}"),
-        Some(s) => format!("{hop} answers {proto} on {dev} ({s}): the packet or its answer is lost further on"),
-    })
+    Some(explain_neighbour(entry.as_ref(), hop, &dev, proto, since.elapsed()))
+}
+
+/// The words for a neighbour entry seen after a timeout; `window`: how long the probes ran.
+fn explain_neighbour(entry: Option<&crate::probe::neigh::Entry>, hop: IpAddr, dev: &str, proto: &str, window: std::time::Duration) -> String {
+    let Some(e) = entry else { return format!("no {proto} entry for {hop} on {dev}") };
+    match e.state.as_str() {
+        "incomplete" | "failed" => format!("no {proto} answer from {hop} on {dev}"),
+        "permanent" | "noarp" => format!("{hop} has a {} neighbour entry on {dev}: the packet or its answer is lost further on", e.state),
+        s if s == "reachable" && e.confirmed_ago.is_some_and(|c| c <= window) => {
+            format!("{hop} answers {proto} on {dev} (reachable, confirmed during the check): the packet or its answer is lost further on")
+        }
+        s => {
+            let ago = e.confirmed_ago.map(|c| format!(", last confirmed {:.1} s ago", c.as_secs_f64())).unwrap_or_default();
+            format!("a cached {proto} entry for {hop} on {dev} exists (state {s}{ago}), but nothing confirmed it during the check: {hop} may be gone")
+        }
+    }
 }
 
 fn echo_opts(opts: &CheckOptions) -> EchoOptions {
@@ -142,7 +169,11 @@ impl Drop for Progress {
 pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport> {
     let started = Instant::now();
     let lab = rl.model();
-    let pairs = matrix::pairs(lab);
+    let all_pairs = matrix::pairs(lab);
+    // Pairs with a node whose namespace is gone are not probed: they fail with that reason.
+    let gone = |p: &matrix::Pair| rl.missing_reason(&p.from).or_else(|| rl.missing_reason(&p.to));
+    let skipped: Vec<Option<String>> = all_pairs.iter().map(gone).collect();
+    let pairs: Vec<matrix::Pair> = all_pairs.iter().zip(&skipped).filter(|(_, s)| s.is_none()).map(|(p, _)| p.clone()).collect();
     let order: BTreeMap<&str, usize> = lab.nodes.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut sources: Vec<String> = Vec::new();
     let mut src_idx: BTreeMap<&str, usize> = BTreeMap::new();
@@ -188,7 +219,7 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
         ));
     }
     let t0 = Instant::now();
-    let fds = rl.borrowed(&sources);
+    let fds = rl.borrowed(&sources)?;
     let mut results = vec![None; probes.len()];
     let progress = Progress::start(opts.progress && probes.len() > PROGRESS_PROBES, rl.name(), probes.len(), waves.len());
     let mut eopts = echo_opts(opts);
@@ -203,7 +234,7 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
             results[g] = Some(r);
         }
         if k + 1 < waves.len() {
-            for n in lab.nodes.keys() {
+            for n in lab.nodes.keys().filter(|n| !rl.is_missing(n)) {
                 rl.flush_neighbours(n)?;
             }
         }
@@ -222,29 +253,37 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
     }
     notes.extend(neighbour_notes(&w, 0, false));
     let mut explained = 0;
-    let pr: Vec<PairResult> = pairs
-        .iter()
-        .zip(&results)
-        .map(|(p, r)| {
-            let over = overflowed(&w, &p.addr);
-            let mut seen = echo_seen(&r.outcome, over);
-            if r.outcome == EchoOutcome::Timeout && !over && explained < EXPLAIN_TIMEOUTS {
-                explained += 1;
-                if let Some(why) = why_timeout(rl, &p.from, p.addr) {
-                    seen = format!("timeout ({why})");
-                }
+    let mut probed = pairs.iter().zip(&results).map(|(p, r)| {
+        let over = overflowed(&w, &p.addr);
+        let mut seen = echo_seen(&r.outcome, over);
+        if r.outcome == EchoOutcome::Timeout && !over && explained < EXPLAIN_TIMEOUTS {
+            explained += 1;
+            if let Some(why) = why_timeout(rl, &p.from, p.addr, t0) {
+                seen = format!("timeout ({why})");
             }
-            PairResult { from: p.from.clone(), to: p.to.clone(), addr: p.addr, ok: r.outcome.is_reply(), seen, rtt_us: r.rtt_us }
+        }
+        PairResult { from: p.from.clone(), to: p.to.clone(), addr: p.addr, ok: r.outcome.is_reply(), seen, rtt_us: r.rtt_us }
+    });
+    let pr: Vec<PairResult> = all_pairs
+        .iter()
+        .zip(skipped)
+        .map(|(p, skip)| match skip {
+            Some(why) => PairResult { from: p.from.clone(), to: p.to.clone(), addr: p.addr, ok: false, seen: format!("not probed: {why}"), rtt_us: None },
+            None => probed.next().expect("one result per probed pair"),
         })
         .collect();
     let reached = pr.iter().filter(|p| p.ok).count();
     let nodes: Vec<String> = lab.nodes.iter().filter(|(_, n)| n.interfaces.values().any(|i| !i.addresses.is_empty())).map(|(k, _)| k.clone()).collect();
     let ok_flags: Vec<bool> = pr.iter().map(|p| p.ok).collect();
-    let grid = matrix::grid(&nodes, &pairs, &ok_flags);
+    let grid = matrix::grid(&nodes, &all_pairs, &ok_flags);
+    // A check that probed nothing proves nothing: it must not pass.
+    if pr.is_empty() {
+        notes.push(nothing_probed(rl));
+    }
     Ok(CheckReport {
         lab: rl.name().to_string(),
         mode: "matrix".into(),
-        ok: reached == pr.len(),
+        ok: !pr.is_empty() && reached == pr.len(),
         expectations: Vec::new(),
         matrix: Some(MatrixReport { probes: pr.len(), reached, matrix_s, grid, pairs: pr }),
         neighbour: w,
@@ -260,11 +299,21 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     let exps = &lab.expect;
     let mut sources: Vec<String> = Vec::new();
     for e in exps {
-        if !sources.contains(&e.from) {
+        if !sources.contains(&e.from) && !rl.is_missing(&e.from) {
             sources.push(e.from.clone());
         }
     }
     let src_of = |n: &str| sources.iter().position(|s| s == n).expect("source listed");
+    // Targets not probed because a node's namespace is gone: they fail with that reason.
+    let gone = |e: &Expect, t: &crate::model::expect::TargetAddr| rl.missing_reason(&e.from).or_else(|| t.node.as_deref().and_then(|n| rl.missing_reason(n)));
+    let mut by_target: BTreeMap<(usize, usize), TargetResult> = BTreeMap::new();
+    for (ei, e) in exps.iter().enumerate() {
+        for (ti, t) in e.targets.iter().enumerate() {
+            if let Some(why) = gone(e, t) {
+                by_target.insert((ei, ti), TargetResult { addr: t.addr, node: t.node.clone(), ok: false, seen: format!("not probed: {why}"), rtt_us: None });
+            }
+        }
+    }
 
     // ICMP: reach, no-reach, pmtu.
     let mut probes = Vec::new();
@@ -276,6 +325,9 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
             _ => continue,
         };
         for (ti, t) in e.targets.iter().enumerate() {
+            if by_target.contains_key(&(ei, ti)) {
+                continue;
+            }
             probes.push(EchoProbe { src: src_of(&e.from), dst: t.addr, size, df, phase: 0 });
             probe_of.push((ei, ti));
         }
@@ -283,12 +335,12 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     let v4 = probes.iter().any(|p| p.dst.is_ipv4());
     let v6 = probes.iter().any(|p| p.dst.is_ipv6());
     let mut w = watches(v4, v6);
+    let probe_start = Instant::now();
     let echo_results =
-        if probes.is_empty() { Vec::new() } else { echo::run(&rl.borrowed(&sources), &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))? };
+        if probes.is_empty() { Vec::new() } else { echo::run(&rl.borrowed(&sources)?, &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))? };
     for x in w.iter_mut() {
         x.finish();
     }
-    let mut by_target: BTreeMap<(usize, usize), TargetResult> = BTreeMap::new();
     for ((ei, ti), r) in probe_of.iter().zip(&echo_results) {
         let e = &exps[*ei];
         let t = &e.targets[*ti];
@@ -305,7 +357,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
             (_, o) => echo_seen(o, over),
         };
         if r.outcome == EchoOutcome::Timeout && !over {
-            if let Some(why) = why_timeout(rl, &e.from, t.addr) {
+            if let Some(why) = why_timeout(rl, &e.from, t.addr, probe_start) {
                 seen = format!("{seen} ({why})");
             }
         }
@@ -315,35 +367,49 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     // TCP / UDP: listeners first (kept until the probes are done), then all probes at once.
     let mut listeners = Vec::new();
     let mut cannot_listen: BTreeMap<(usize, usize), String> = BTreeMap::new();
-    let mut port_jobs: Vec<(usize, usize, Proto, SocketAddr, bool)> = Vec::new();
+    let mut port_jobs: Vec<(usize, usize, Proto, SocketAddr, bool, Option<String>)> = Vec::new();
     for (ei, e) in exps.iter().enumerate() {
         let Expected::Port { proto, port, listen, .. } = e.expected else { continue };
         for (ti, t) in e.targets.iter().enumerate() {
+            if by_target.contains_key(&(ei, ti)) {
+                continue;
+            }
             let sa = SocketAddr::new(t.addr, port);
+            // A declared port forward sends the connection on to its target: listen there.
+            let fwd = forwarded(rl, &e.from, t.node.as_deref(), proto, sa);
+            if let Some((_, _, Some(why))) = &fwd {
+                by_target.insert((ei, ti), TargetResult { addr: t.addr, node: t.node.clone(), ok: false, seen: format!("not probed: {why}"), rtt_us: None });
+                continue;
+            }
+            let (listen_node, listen_sa) = match &fwd {
+                Some((n, fsa, _)) => (Some(n.clone()), *fsa),
+                None => (t.node.clone(), sa),
+            };
             let mut ours = false;
             if listen {
-                if let Some(node) = &t.node {
-                    match port::listen(Some(rl.fd(node)?), proto, sa) {
+                if let Some(node) = &listen_node {
+                    match port::listen(Some(rl.fd(node)?), proto, listen_sa) {
                         Ok(Listen::Started(l)) => {
                             listeners.push(l);
                             ours = true;
                         }
                         Ok(Listen::InUse) => {}
                         Err(err) => {
-                            cannot_listen.insert((ei, ti), format!("could not listen on {sa} in node {node}: {err}"));
+                            cannot_listen.insert((ei, ti), format!("could not listen on {listen_sa} in node {node}: {err}"));
                             continue;
                         }
                     }
                 }
             }
-            port_jobs.push((ei, ti, proto, sa, ours));
+            let via = fwd.map(|(n, fsa, _)| format!("forwarded to {n}:{}", fsa.port()));
+            port_jobs.push((ei, ti, proto, sa, ours, via));
         }
     }
     let timeout = opts.timeout;
     let port_results: Vec<PortOutcome> = std::thread::scope(|s| {
         let joins: Vec<_> = port_jobs
             .iter()
-            .map(|(ei, _, proto, sa, _)| {
+            .map(|(ei, _, proto, sa, _, _)| {
                 let fd = rl.fd(&exps[*ei].from);
                 let (proto, sa) = (*proto, *sa);
                 s.spawn(move || match fd {
@@ -355,14 +421,19 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
         joins.into_iter().map(|j| j.join().unwrap_or(PortOutcome::Error { why: "probe thread panicked".into() })).collect()
     });
     drop(listeners);
-    for ((ei, ti, proto, _, ours), out) in port_jobs.iter().zip(port_results) {
+    for ((ei, ti, proto, _, ours, via), out) in port_jobs.iter().zip(port_results) {
         let e = &exps[*ei];
         let t = &e.targets[*ti];
         let Expected::Port { open, .. } = e.expected else { continue };
         // A UDP port without our listener that neither answers nor refuses may be open or filtered.
         let out = if *proto == Proto::Udp && !ours && out == PortOutcome::Timeout { PortOutcome::NoAnswer } else { out };
         let ok = matches!((&out, open), (PortOutcome::Open, true) | (PortOutcome::Refused | PortOutcome::Unreachable { .. } | PortOutcome::Timeout, false));
-        let who = if *ours { " (listener started by the check)" } else { "" };
+        let who = match (via, *ours) {
+            (Some(v), true) => format!(" ({v}, listener started by the check)"),
+            (Some(v), false) => format!(" ({v})"),
+            (None, true) => " (listener started by the check)".into(),
+            (None, false) => String::new(),
+        };
         by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen: format!("{}{who}", out.text()), rtt_us: None });
     }
     for ((ei, ti), why) in cannot_listen {
@@ -373,6 +444,9 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     // Routes: the kernel's own lookup in the source node.
     for (ei, e) in exps.iter().enumerate() {
         if let Expected::Route { .. } = e.expected {
+            if by_target.contains_key(&(ei, 0)) {
+                continue;
+            }
             let r = route_result(rl, e)?;
             by_target.insert((ei, 0), r);
         }
@@ -403,6 +477,34 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
         notes,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The port forward a connection from `from` to `sa` (held by `node`) meets, as the node and
+/// socket address it is forwarded to; with a reason when that node's namespace is gone.
+/// Forwards are DNAT in the holder's prerouting: connections it makes itself are not forwarded.
+fn forwarded(rl: &RunningLab, from: &str, node: Option<&str>, proto: Proto, sa: SocketAddr) -> Option<(String, SocketAddr, Option<String>)> {
+    let node = node?;
+    if node == from {
+        return None;
+    }
+    let lab = rl.model();
+    let holder = lab.nodes.get(node)?;
+    let dev = holder.interfaces.values().find(|i| i.addresses.iter().any(|a| a.addr() == sa.ip())).map(|i| i.name.as_str());
+    let want = match proto {
+        Proto::Tcp => crate::model::netfeat::spec::L4Proto::Tcp,
+        Proto::Udp => crate::model::netfeat::spec::L4Proto::Udp,
+    };
+    let d = holder
+        .features
+        .nft
+        .as_ref()?
+        .dnat
+        .iter()
+        .find(|d| d.proto == want && d.port == sa.port() && d.to_addr.is_ipv4() == sa.is_ipv4() && d.in_dev.as_deref().is_none_or(|i| Some(i) == dev))?;
+    let to = SocketAddr::new(d.to_addr, d.to_port);
+    let target = lab.nodes.iter().find(|(_, n)| n.interfaces.values().any(|i| i.addresses.iter().any(|a| a.addr() == d.to_addr))).map(|(k, _)| k.clone())?;
+    let why = rl.missing_reason(&target);
+    Some((target, to, why))
 }
 
 fn kind_name(e: &Expect) -> &'static str {
@@ -442,4 +544,29 @@ fn route_result(rl: &RunningLab, e: &Expect) -> Result<TargetResult> {
         }
     };
     Ok(TargetResult { addr: t.addr, node: t.node.clone(), ok, seen, rtt_us: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::neigh::Entry;
+    use std::time::Duration;
+
+    #[test]
+    fn only_an_entry_confirmed_during_the_check_counts_as_an_answer() {
+        let hop: IpAddr = "10.0.0.2".parse().unwrap();
+        let e = |state: &str, ms: u64| Entry { state: state.into(), confirmed_ago: Some(Duration::from_millis(ms)) };
+        let w = Duration::from_millis(1500);
+        assert_eq!(
+            explain_neighbour(Some(&e("reachable", 200)), hop, "eth0", "ARP", w),
+            "10.0.0.2 answers ARP on eth0 (reachable, confirmed during the check): the packet or its answer is lost further on"
+        );
+        assert_eq!(
+            explain_neighbour(Some(&e("reachable", 9000)), hop, "eth0", "ARP", w),
+            "a cached ARP entry for 10.0.0.2 on eth0 exists (state reachable, last confirmed 9.0 s ago), but nothing confirmed it during the check: 10.0.0.2 may be gone"
+        );
+        assert!(explain_neighbour(Some(&e("delay", 100)), hop, "eth0", "ARP", w).starts_with("a cached ARP entry for 10.0.0.2 on eth0 exists (state delay,"));
+        assert_eq!(explain_neighbour(Some(&e("failed", 100)), hop, "eth0", "ARP", w), "no ARP answer from 10.0.0.2 on eth0");
+        assert_eq!(explain_neighbour(None, hop, "eth0", "ARP", w), "no ARP entry for 10.0.0.2 on eth0");
+    }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use super::{Ctx, Severity};
 use crate::model::source::Seg;
+use crate::plan::Op;
 
 pub(super) fn check(ctx: &mut Ctx) {
     let model = ctx.rl.model();
@@ -18,13 +19,17 @@ pub(super) fn check(ctx: &mut Ctx) {
                     p.push(Seg::Key("addresses".into()));
                     p.push(Seg::Index(i));
                     let ns = ctx.ns_name(nname);
+                    let fix = match ctx.drift.find(|o| matches!(o, Op::AddAddress { node, ifname: d, addr } if node == nname && d == ifname && addr == a)) {
+                        Some(o) => format!("{} (or by hand: `ip {ns}addr add {a} dev {ifname}`)", ctx.drift.fix(o)),
+                        None => format!("add it: `ip {ns}addr add {a} dev {ifname}` (or `vnet up` again)"),
+                    };
                     let f = ctx.finding(
                         "missing-address",
                         Severity::Error,
                         nname,
                         Some(ifname),
                         format!("{a} is declared on {ifname} but the device does not have it"),
-                        format!("add it: `ip {ns}addr add {a} dev {ifname}` (or `vnet up` again)"),
+                        fix,
                         Some(&p),
                     );
                     ctx.add(f);
@@ -57,6 +62,11 @@ pub(super) fn check(ctx: &mut Ctx) {
                         "the gateway {} is not on any subnet of {nname}: give {nname} an address on the gateway's subnet, then add the route",
                         r.via.map(|g| g.to_string()).unwrap_or_default()
                     )
+                } else if let Some(o) = ctx
+                    .drift
+                    .find(|o| matches!(o, Op::AddRoute { node, route } if node == nname && route.dst == r.dst && route.table == r.table && route.via == r.via))
+                {
+                    format!("{} (or by hand: `ip {}{}`)", ctx.drift.fix(o), ctx.ns_name(nname), route_cmd(r))
                 } else {
                     format!("add it: `ip {}{}` (or `vnet up` again)", ctx.ns_name(nname), route_cmd(r))
                 };
@@ -104,15 +114,32 @@ fn duplicates(ctx: &mut Ctx) {
             continue;
         }
         let list = holders.iter().map(|(n, d)| format!("{n}:{d}")).collect::<Vec<_>>().join(", ");
+        // Holders the file does not declare (added by hand): applying the file removes them.
+        let strays: Vec<(&(String, String), String)> = holders
+            .iter()
+            .filter_map(|h| {
+                ctx.drift
+                    .find(|o| matches!(o, Op::DelAddress { node, ifname, addr } if *node == h.0 && *ifname == h.1 && addr.addr() == ip))
+                    .map(|o| (h, ctx.drift.fix(o)))
+            })
+            .collect();
         for (n, d) in &holders {
             let path = declared_path(ctx, n, d, ip);
+            let fix = match strays.iter().find(|((sn, sd), _)| sn == n && sd == d) {
+                Some((_, fix)) => format!("this one is not in the file: {fix}"),
+                None if path.is_some() && !strays.is_empty() => {
+                    let others = strays.iter().map(|((sn, sd), _)| format!("{sn}:{sd}")).collect::<Vec<_>>().join(", ");
+                    format!("this one is declared; the file does not declare {ip} on {others}: {}", strays[0].1)
+                }
+                None => format!("give all but one of them another address (`ip {}addr del {ip} dev {d}` here if this one is the stray)", ctx.ns_name(n)),
+            };
             let f = ctx.finding(
                 "duplicate-address",
                 Severity::Error,
                 n,
                 Some(d),
                 format!("{ip} is held by {} devices ({list}): replies come from whichever answers ARP/NDP first", holders.len()),
-                format!("give all but one of them another address (`ip {}addr del {ip} dev {d}` here if this one is the stray)", ctx.ns_name(n)),
+                fix,
                 path.as_deref(),
             );
             ctx.add(f);

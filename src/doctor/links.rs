@@ -5,10 +5,15 @@ use std::collections::BTreeMap;
 
 use super::{Ctx, Severity};
 use crate::model::source::Seg;
+use crate::plan::Op;
 
 pub(super) fn check(ctx: &mut Ctx) {
     let model = ctx.rl.model();
     for (nname, node) in &model.nodes {
+        // A node whose namespace is gone has its own finding.
+        if ctx.rl.is_missing(nname) {
+            continue;
+        }
         for (ifname, iface) in &node.interfaces {
             let path = Some(iface.path.as_slice());
             let Some(l) = ctx.view.link_named(nname, ifname).cloned() else {
@@ -18,7 +23,7 @@ pub(super) fn check(ctx: &mut Ctx) {
                     nname,
                     Some(ifname),
                     format!("{ifname} is declared but the kernel has no such device in {nname}"),
-                    "run `vnet up` with the topology file again to re-create it".into(),
+                    ctx.drift.recreate(),
                     path,
                 );
                 ctx.add(f);
@@ -160,6 +165,11 @@ fn mtu(ctx: &mut Ctx) {
             let Some(p) = view.link(pn, pi) else { continue };
             done.push((pn.to_string(), pi));
             if p.mtu != l.mtu {
+                // An MTU the file declares, changed in the kernel: the file is right already.
+                let drifted = ctx
+                    .drift
+                    .find(|o| matches!(o, Op::ChangeLink { node, ifname, change } if change.mtu.is_some() && ((node == nname && *ifname == l.name) || (node == pn && *ifname == p.name))))
+                    .map(|o| ctx.drift.fix(o));
                 // Point at whichever end declares its MTU.
                 let (at_node, at_dev) = if ctx.rl.model().nodes.get(pn).and_then(|n| n.interfaces.get(&p.name)).and_then(|i| i.mtu).is_some() {
                     (pn.to_string(), p.name.clone())
@@ -179,7 +189,7 @@ fn mtu(ctx: &mut Ctx) {
                         "the two ends of a link differ: {nname}:{} has mtu {} but {pn}:{} has mtu {}; bigger frames are dropped silently at the smaller end",
                         l.name, l.mtu, p.name, p.mtu
                     ),
-                    format!("give both ends the same MTU (`mtu: {}` on the link or on both interfaces)", l.mtu.min(p.mtu)),
+                    drifted.unwrap_or_else(|| format!("give both ends the same MTU (`mtu: {}` on the link or on both interfaces)", l.mtu.min(p.mtu))),
                     path.as_deref(),
                 );
                 ctx.add(f);
@@ -188,12 +198,15 @@ fn mtu(ctx: &mut Ctx) {
         // Bridge segments: the bridge's ports and what they lead to.
         for b in v.ns.links.iter().filter(|l| l.kind.as_deref() == Some("bridge")) {
             let mut mtus: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+            let mut members: Vec<(String, String)> = vec![(nname.clone(), b.name.clone())];
             for p in view.ports(nname, b.ifindex) {
                 mtus.entry(p.mtu).or_default().push(format!("{nname}:{}", p.name));
+                members.push((nname.clone(), p.name.clone()));
                 if let Some((pn, pi)) = view.linked(nname, p) {
                     if let Some(peer) = view.link(pn, pi) {
                         if p.kind.as_deref() == Some("veth") {
                             mtus.entry(peer.mtu).or_default().push(format!("{pn}:{}", peer.name));
+                            members.push((pn.to_string(), peer.name.clone()));
                         }
                     }
                 }
@@ -202,13 +215,17 @@ fn mtu(ctx: &mut Ctx) {
                 let list = mtus.iter().map(|(m, d)| format!("mtu {m}: {}", d.join(", "))).collect::<Vec<_>>().join("; ");
                 let min = *mtus.keys().next().unwrap_or(&1500);
                 let path = ctx.iface_path(nname, &b.name);
+                let drifted = ctx
+                    .drift
+                    .find(|o| matches!(o, Op::ChangeLink { node, ifname, change } if change.mtu.is_some() && members.iter().any(|(n, d)| n == node && d == ifname)))
+                    .map(|o| ctx.drift.fix(o));
                 let f = ctx.finding(
                     "mtu-mismatch",
                     Severity::Warning,
                     nname,
                     Some(&b.name),
                     format!("devices on the segment of bridge {} have different MTUs ({list}); frames bigger than the smallest are dropped silently", b.name),
-                    format!("give every device on this segment the same MTU, e.g. `mtu: {min}`"),
+                    drifted.unwrap_or_else(|| format!("give every device on this segment the same MTU, e.g. `mtu: {min}`")),
                     path.as_deref(),
                 );
                 ctx.add(f);

@@ -22,6 +22,7 @@ use crate::error::Result;
 use crate::inspect::view::LabView;
 use crate::inspect::RunningLab;
 use crate::model::source::{Path, Seg};
+use crate::plan::Op;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -63,6 +64,54 @@ pub(crate) struct Ctx<'a> {
     pub rl: &'a RunningLab,
     pub view: &'a LabView,
     pub out: Vec<Finding>,
+    /// How the kernel differs from the lab as applied: what `vnet plan` would show.
+    pub drift: Drift,
+}
+
+/// The operations `up` would perform on the running lab with its own topology (the same plan
+/// `vnet plan` shows): where the kernel drifted from what the file declares, the fix is to apply
+/// the file again, not to add to the file what it already says.
+pub(crate) struct Drift {
+    ops: Vec<Op>,
+    /// How to apply the file again.
+    up: String,
+}
+
+impl Drift {
+    pub fn of(rl: &RunningLab) -> Drift {
+        let ops = match crate::lifecycle::up::plan_against(rl.model(), Some(&rl.state)) {
+            Ok(p) => p.ops().cloned().collect(),
+            Err(e) => {
+                tracing::debug!("doctor: no plan against the lab's record: {e}");
+                Vec::new()
+            }
+        };
+        // The command only for a lab that `vnet up FILE` made from the file as it is (a test
+        // library's lab has a name of its own, not the file's).
+        let up = match &rl.state.file {
+            Some(f) if rl.from_file && rl.state.owner_pid.is_none() => {
+                format!("`vnet up {}{}` puts it back", f.display(), if rl.state.isolated_host { " --isolated-host" } else { "" })
+            }
+            _ => "run `vnet up` with the lab's file again to put it back".into(),
+        };
+        Drift { ops, up }
+    }
+
+    /// The first planned operation that `f` picks.
+    pub fn find(&self, f: impl Fn(&Op) -> bool) -> Option<&Op> {
+        self.ops.iter().find(|o| f(o))
+    }
+
+    /// The fix for a finding the kernel's drift explains.
+    pub fn fix(&self, op: &Op) -> String {
+        let shown = op.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        format!("the kernel differs from the file (`vnet plan` shows `{shown}`): {}", self.up)
+    }
+
+    /// The fix for a namespace or device gone from the kernel.
+    pub fn recreate(&self) -> String {
+        self.up.replace("puts it back", "re-creates it").replace("to put it back", "to re-create it")
+    }
 }
 
 impl Ctx<'_> {
@@ -123,7 +172,8 @@ pub fn doctor(lab: &str) -> Result<DoctorReport> {
 /// Examines an opened lab.
 pub fn doctor_running(rl: &RunningLab) -> Result<DoctorReport> {
     let view = LabView::observe(rl)?;
-    let mut ctx = Ctx { rl, view: &view, out: Vec::new() };
+    let mut ctx = Ctx { rl, view: &view, out: Vec::new(), drift: Drift::of(rl) };
+    missing_namespaces(&mut ctx);
     links::check(&mut ctx);
     addressing::check(&mut ctx);
     macvlan::check(&mut ctx);
@@ -133,6 +183,23 @@ pub fn doctor_running(rl: &RunningLab) -> Result<DoctorReport> {
     let mut findings = ctx.out;
     findings.sort_by(|a, b| (a.severity, &a.node, &a.device, a.code).cmp(&(b.severity, &b.node, &b.device, b.code)));
     Ok(DoctorReport { lab: rl.name().into(), findings, pairs_traced })
+}
+
+/// Nodes whose namespace is gone (deleted outside vnet): nothing of them can be read.
+fn missing_namespaces(ctx: &mut Ctx) {
+    for (node, netns) in &ctx.rl.missing {
+        let path = ctx.rl.model().nodes.get(node).map(|n| n.path.clone());
+        let f = ctx.finding(
+            "missing-namespace",
+            Severity::Error,
+            node,
+            None,
+            format!("the namespace of node {node} is missing ({netns} does not exist): nothing of {node} is in the kernel"),
+            ctx.drift.recreate(),
+            path.as_deref(),
+        );
+        ctx.add(f);
+    }
 }
 
 /// Readable report.

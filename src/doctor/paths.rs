@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use super::{Ctx, Severity};
 use crate::error::Result;
 use crate::model::source::Seg;
+use crate::plan::Op;
 use crate::probe::route::Lookup;
 use crate::trace::{self, Hop, Verdict};
 
@@ -18,6 +19,10 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
     let model = ctx.rl.model();
     let mut ends: Vec<(String, Vec<IpAddr>)> = Vec::new();
     for (n, node) in &model.nodes {
+        // A node whose namespace is gone has its own finding; its pairs cannot be followed.
+        if ctx.rl.is_missing(n) {
+            continue;
+        }
         // Declared addresses first, then what the kernel has (addresses added by hand count too).
         let mut addrs: Vec<IpAddr> = node.interfaces.values().flat_map(|i| i.addresses.iter().map(|a| a.addr())).filter(|a| !a.is_loopback()).collect();
         if let Some(v) = ctx.view.nodes.get(n) {
@@ -65,9 +70,15 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
     // Nodes without a default route: one finding each, naming what they cannot reach.
     for ((node, v6), dsts) in unrouted {
         let gw = gateways(ctx, &node, v6);
-        let suggest = match gw.first() {
-            Some((n, a)) => format!("add `{{ to: {}, via: {a} }}` ({n}) to nodes.{node}.routes", if v6 { "default6" } else { "default" }),
-            None => format!("give {node} an address on a subnet with a router, then a default route via it"),
+        // A default route the file declares but the kernel lost: apply the file again.
+        let declared =
+            ctx.drift.find(|o| matches!(o, Op::AddRoute { node: n, route } if *n == node && route.dst.prefix_len() == 0 && route.dst.addr().is_ipv6() == v6));
+        let suggest = match (declared, gw.first()) {
+            (Some(o), _) => ctx.drift.fix(o),
+            (None, gw) => match gw {
+                Some((n, a)) => format!("add `{{ to: {}, via: {a} }}` ({n}) to nodes.{node}.routes", if v6 { "default6" } else { "default" }),
+                None => format!("give {node} an address on a subnet with a router, then a default route via it"),
+            },
         };
         let node_path = ctx.rl.model().nodes.get(&node).map(|n| {
             let mut p = n.path.clone();
@@ -88,6 +99,42 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
         ctx.add(f);
     }
     Ok(pairs)
+}
+
+/// When the next hop of a dropped packet (the last route's gateway, or `dst`) is
+/// declared on a device of the lab but no device holds it in the kernel: the finding that says so.
+fn declared_but_gone(ctx: &Ctx, hops: &[Hop], dst: IpAddr) -> Option<super::Finding> {
+    // The last route lookup before the drop chose the next hop (the drop may be further on, in
+    // a bridge or another node's device).
+    let next_hop = hops.iter().rev().find_map(|h| match h {
+        Hop::Route { gateway, .. } => Some(gateway.unwrap_or(dst)),
+        _ => None,
+    })?;
+    if !ctx.view.holders(next_hop).is_empty() {
+        return None;
+    }
+    let (n, iface, i) = ctx.rl.model().nodes.iter().find_map(|(n, node)| {
+        node.interfaces.values().find_map(|iface| iface.addresses.iter().position(|a| a.addr() == next_hop).map(|i| (n.clone(), iface, i)))
+    })?;
+    let mut p = iface.path.clone();
+    p.push(Seg::Key("addresses".into()));
+    p.push(Seg::Index(i));
+    Some(ctx.finding(
+        "declared-address-gone",
+        Severity::Error,
+        &n,
+        Some(&iface.name),
+        format!("{next_hop} is declared on {n}:{} but the kernel does not have it: nothing in the lab answers for it", iface.name),
+        match ctx.drift.find(|o| match o {
+            Op::AddAddress { node, ifname, addr } => *node == n && *ifname == iface.name && addr.addr() == next_hop,
+            Op::CreateLink(c) => (c.node == n && c.ifname == iface.name) || c.peer.as_ref().is_some_and(|p| p.node == n && p.ifname == iface.name),
+            _ => false,
+        }) {
+            Some(o) => ctx.drift.fix(o),
+            None => "run `vnet up` again: it puts the address (and its device) back".into(),
+        },
+        Some(&p),
+    ))
 }
 
 /// Nodes sharing a subnet with `node` (address on that subnet), forwarding ones first.
@@ -155,13 +202,17 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
             "forwarding-off" => {
                 let key = if dst.is_ipv4() { "net.ipv4.ip_forward" } else { "net.ipv6.conf.all.forwarding" };
                 let path = ctx.sysctl_path(node, &[key]);
+                let fix = match ctx.drift.find(|o| matches!(o, Op::SetSysctl { node: n, key: k, .. } if n == node && k == key)) {
+                    Some(o) => ctx.drift.fix(o),
+                    None => format!("set `{key}: 1` in nodes.{node}.sysctls"),
+                };
                 let f = ctx.finding(
                     "ip-forward-off",
                     Severity::Error,
                     node,
                     None,
                     format!("{node} is on the way from {from} to {dst} ({holder}) but does not forward: {key} is 0"),
-                    format!("set `{key}: 1` in nodes.{node}.sysctls"),
+                    fix,
                     path.as_deref(),
                 );
                 ctx.add(f);
@@ -227,6 +278,11 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 ctx.add(f);
             }
             "no-neighbour" => {
+                // A next hop the file declares on a device, gone from the kernel.
+                if let Some(f) = declared_but_gone(ctx, hops, dst) {
+                    ctx.add(f);
+                    continue;
+                }
                 let f = ctx.finding(
                     "unreachable-next-hop",
                     Severity::Error,

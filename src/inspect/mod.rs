@@ -20,8 +20,11 @@ pub struct RunningLab {
     pub loaded: Loaded,
     /// Whether `loaded` came from the topology file (so spans point into it).
     pub from_file: bool,
-    /// node -> its namespace (every node has one; a non-isolated host is vnet's own).
+    /// node -> its namespace (every node whose namespace exists; a non-isolated host is vnet's own).
     pub fds: BTreeMap<String, OwnedFd>,
+    /// node -> the name of its namespace, for nodes whose namespace is gone (deleted outside
+    /// vnet): `doctor` reports them, `check` fails their probes, `trace` refuses them.
+    pub missing: BTreeMap<String, String>,
     /// Route-netlink sockets opened inside nodes, kept for repeated lookups.
     sockets: Mutex<BTreeMap<String, Netlink>>,
 }
@@ -53,17 +56,26 @@ impl RunningLab {
         RunningLab::with(st, loaded, from_file)
     }
 
-    /// Wraps a lab this process brought up (the test library).
+    /// Wraps a lab this process brought up (the test library). A node whose namespace no longer
+    /// exists is recorded in `missing` rather than failing the whole lab.
     pub fn with(state: LabState, loaded: Loaded, from_file: bool) -> Result<RunningLab> {
         let mut fds = BTreeMap::new();
+        let mut missing = BTreeMap::new();
         for node in loaded.lab.nodes.keys() {
             let fd = match loaded.lab.netns_name(node) {
-                Some(n) => netns::open(&n).map_err(|e| Error::io(format!("open namespace {n} of node {node}"), e))?,
+                Some(n) => match netns::open(&n) {
+                    Ok(fd) => fd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        missing.insert(node.clone(), n);
+                        continue;
+                    }
+                    Err(e) => return Err(Error::io(format!("open namespace {n} of node {node}"), e)),
+                },
                 None => netns::open_current().map_err(|e| Error::io("open the root namespace", e))?,
             };
             fds.insert(node.clone(), fd);
         }
-        Ok(RunningLab { state, loaded, from_file, fds, sockets: Mutex::new(BTreeMap::new()) })
+        Ok(RunningLab { state, loaded, from_file, fds, missing, sockets: Mutex::new(BTreeMap::new()) })
     }
 
     pub fn name(&self) -> &str {
@@ -76,12 +88,39 @@ impl RunningLab {
 
     /// The namespace of a node.
     pub fn fd(&self, node: &str) -> Result<&OwnedFd> {
+        if let Some(netns) = self.missing.get(node) {
+            return Err(self.missing_error(node, netns));
+        }
         self.fds.get(node).ok_or_else(|| Error::NoSuchNode { lab: self.name().to_string(), node: node.to_string() })
     }
 
-    /// Namespaces of `nodes`, in order, for `probe::ns::in_each`.
-    pub fn borrowed<'a>(&'a self, nodes: &[String]) -> Vec<Option<BorrowedFd<'a>>> {
-        nodes.iter().map(|n| self.fds.get(n).map(|f| f.as_fd())).collect()
+    fn missing_error(&self, node: &str, netns: &str) -> Error {
+        Error::MissingNamespace { lab: self.name().to_string(), node: node.to_string(), netns: netns.to_string() }
+    }
+
+    /// Whether a node's namespace is gone.
+    pub fn is_missing(&self, node: &str) -> bool {
+        self.missing.contains_key(node)
+    }
+
+    /// Why nothing can be done in a node whose namespace is gone (`None` when it is there).
+    pub fn missing_reason(&self, node: &str) -> Option<String> {
+        self.missing.get(node).map(|n| format!("the namespace of node {node} ({n}) is missing: run `vnet up` again"))
+    }
+
+    /// The node whose namespace is gone that declares `addr`, if any.
+    pub fn missing_holder(&self, addr: std::net::IpAddr) -> Option<&str> {
+        self.missing
+            .keys()
+            .find(|n| self.model().nodes.get(*n).is_some_and(|node| node.interfaces.values().any(|i| i.addresses.iter().any(|a| a.addr() == addr))))
+            .map(String::as_str)
+    }
+
+    /// Namespaces of `nodes`, in order, for `probe::ns::in_each` (`None`: vnet's own, the
+    /// non-isolated host). Fails for a node whose namespace is gone: running there would
+    /// mean running in vnet's own namespace.
+    pub fn borrowed<'a>(&'a self, nodes: &[String]) -> Result<Vec<Option<BorrowedFd<'a>>>> {
+        nodes.iter().map(|n| self.fd(n).map(|f| Some(f.as_fd()))).collect()
     }
 
     /// Runs `f` on the node's route-netlink socket, opened inside the node on first use and kept.
@@ -116,6 +155,11 @@ impl RunningLab {
     /// The state of the neighbour entry for `addr` on device `ifindex` of a node.
     pub fn neighbour_state(&self, node: &str, ifindex: u32, addr: std::net::IpAddr) -> Result<Option<String>> {
         self.with_socket(node, |nl| Ok(crate::probe::neigh::entry_state(nl, ifindex, addr)))
+    }
+
+    /// The neighbour entry for `addr` on device `ifindex` of a node (state, last confirmation).
+    pub fn neighbour_entry(&self, node: &str, ifindex: u32, addr: std::net::IpAddr) -> Result<Option<crate::probe::neigh::Entry>> {
+        self.with_socket(node, |nl| Ok(crate::probe::neigh::entry(nl, ifindex, addr)))
     }
 
     /// Deletes the learned (not permanent) neighbour entries of a node, so a big check can run

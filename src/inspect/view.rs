@@ -364,11 +364,12 @@ fn resolve_nsids(needed: &std::collections::BTreeSet<i32>, first: &[(String, i32
 }
 
 impl LabView {
-    /// Reads every node of a running lab (in parallel).
+    /// Reads every node of a running lab (in parallel); a node whose namespace is gone has no
+    /// view.
     pub fn observe(rl: &RunningLab) -> Result<LabView> {
-        let nodes: Vec<String> = rl.model().nodes.keys().cloned().collect();
+        let nodes: Vec<String> = rl.model().nodes.keys().filter(|n| !rl.is_missing(n)).cloned().collect();
         let others: Vec<(String, i32)> = nodes.iter().map(|n| (n.clone(), rl.fds[n].as_raw_fd())).collect();
-        let fds = rl.borrowed(&nodes);
+        let fds = rl.borrowed(&nodes)?;
         let views = ns::in_each(&fds, |_| read_node()).map_err(|e| Error::io("read the lab's namespaces", e))?;
         let mut views: Vec<NodeView> = nodes.iter().zip(views).map(|(n, v)| v.map_err(|e| Error::io(format!("read node {n}"), e))).collect::<Result<_>>()?;
         // Then how each node numbers the namespaces its devices point into.

@@ -21,6 +21,14 @@ pub struct LabStatus {
     pub nodes: Vec<NodeStatus>,
 }
 
+impl LabStatus {
+    /// Whether the kernel holds what the record says is up: every node's namespace and every
+    /// declared device. A lab being built or removed is what it is.
+    pub fn as_recorded(&self) -> bool {
+        self.phase != Phase::Up || self.nodes.iter().all(|n| n.present && n.missing_devices.is_empty())
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeStatus {
     pub node: String,
@@ -29,6 +37,9 @@ pub struct NodeStatus {
     /// Whether the namespace exists and carries the lab's mark.
     pub present: bool,
     pub devices: Vec<DeviceStatus>,
+    /// Devices the applied topology declares in this node that the kernel does not have.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_devices: Vec<String>,
     pub routes: Vec<RouteStatus>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
@@ -146,6 +157,23 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                 details: super::devinfo::details(l, ns, st.daemons.get(&format!("{node}:{}", l.name)).copied()),
             })
             .collect::<Vec<_>>();
+        // Declared devices gone from a node that is there (deleted by hand); Open vSwitch's own
+        // ports are not necessarily kernel devices.
+        let missing_devices: Vec<String> = if present {
+            st.topology
+                .as_ref()
+                .and_then(|t| t.nodes.get(node))
+                .map(|n| {
+                    n.interfaces
+                        .iter()
+                        .filter(|(name, i)| name.as_str() != "lo" && !i.kind.is_ovs() && ns.link(name).is_none())
+                        .map(|(name, _)| name.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let lab_dev: Vec<u32> = devices.iter().map(|d| d.ifindex).collect();
         let routes = ns
             .routes
@@ -175,7 +203,15 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                 },
             })
             .collect();
-        nodes.push(NodeStatus { node: node.clone(), netns: st.netns.get(node).cloned(), present, devices, routes, sysctls: ns.sysctls.clone() });
+        nodes.push(NodeStatus {
+            node: node.clone(),
+            netns: st.netns.get(node).cloned(),
+            present,
+            devices,
+            missing_devices,
+            routes,
+            sysctls: ns.sysctls.clone(),
+        });
     }
     Ok(LabStatus { lab: st.lab.clone(), phase: st.phase, file: st.file.as_ref().map(|f| f.display().to_string()), isolated_host: st.isolated_host, nodes })
 }
@@ -248,6 +284,9 @@ pub fn render(labs: &[LabStatus]) -> String {
                 line.push_str(&super::devinfo::render(&d.details));
                 s.push_str(line.trim_end());
                 s.push('\n');
+            }
+            for d in &n.missing_devices {
+                s.push_str(&format!("    {d:<15} MISSING (declared, not in the kernel)\n"));
             }
             for r in &n.routes {
                 if r.proto == "kernel" {

@@ -46,7 +46,14 @@ pub fn plan(loaded: &Loaded) -> Result<Plan> {
     crate::model::hosts::require_share(lab).map_err(|d| Error::Invalid(vec![d].into()))?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
     super::continuity::check(lab, prior.as_ref())?;
-    let prior = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| Error::io("generate IPsec keys", e))?;
+    plan_against(lab, prior.as_ref())
+}
+
+/// What `up` would change to bring the kernel in line with `lab`, given the lab's record:
+/// against a running lab and its own topology, how the kernel drifted from what was applied
+/// (`doctor` words its fixes with it). Changes nothing.
+pub fn plan_against(lab: &Lab, prior: Option<&LabState>) -> Result<Plan> {
+    let prior = super::netfeat::with_keys(lab, prior).map_err(|e| Error::io("generate IPsec keys", e))?;
     let session = observe_lab(lab, prior.as_ref())?;
     plan::plan(lab, &session.observed, prior.as_ref()).map_err(Error::Clash)
 }

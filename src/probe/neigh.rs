@@ -177,9 +177,19 @@ impl Watch {
     }
 }
 
-/// The state of one neighbour entry (`reachable`, `stale`, `incomplete`, `failed`, ...), asked of
-/// the socket's namespace; `None` when there is no entry.
-pub fn entry_state(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std::net::IpAddr) -> Option<String> {
+/// One neighbour entry as the kernel has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// `reachable`, `stale`, `delay`, `probe`, `incomplete`, `failed`, `permanent`, `noarp`, ...
+    pub state: String,
+    /// How long ago the neighbour last confirmed it (an ARP/NDP answer, or traffic that proves
+    /// the way works), from the entry's cache info.
+    pub confirmed_ago: Option<std::time::Duration>,
+}
+
+/// The neighbour entry for `addr` on device `ifindex`, asked of the socket's namespace; `None`
+/// when there is none.
+pub fn entry(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std::net::IpAddr) -> Option<Entry> {
     use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
     use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
     let mut m = NeighbourMessage::default();
@@ -191,19 +201,33 @@ pub fn entry_state(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std:
     }));
     let reply = nl.request(RouteNetlinkMessage::GetNeighbour(m), 0).ok()?;
     reply.into_iter().find_map(|r| match r {
-        RouteNetlinkMessage::NewNeighbour(n) => Some(match n.header.state {
-            NeighbourState::Incomplete => "incomplete".to_string(),
-            NeighbourState::Reachable => "reachable".into(),
-            NeighbourState::Stale => "stale".into(),
-            NeighbourState::Delay => "delay".into(),
-            NeighbourState::Probe => "probe".into(),
-            NeighbourState::Failed => "failed".into(),
-            NeighbourState::Noarp => "noarp".into(),
-            NeighbourState::Permanent => "permanent".into(),
-            other => format!("{other:?}").to_lowercase(),
-        }),
+        RouteNetlinkMessage::NewNeighbour(n) => {
+            let state = match n.header.state {
+                NeighbourState::Incomplete => "incomplete".to_string(),
+                NeighbourState::Reachable => "reachable".into(),
+                NeighbourState::Stale => "stale".into(),
+                NeighbourState::Delay => "delay".into(),
+                NeighbourState::Probe => "probe".into(),
+                NeighbourState::Failed => "failed".into(),
+                NeighbourState::Noarp => "noarp".into(),
+                NeighbourState::Permanent => "permanent".into(),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            // NDA_CACHEINFO counts in USER_HZ (100 per second).
+            let confirmed_ago = n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::CacheInfo(c) => Some(std::time::Duration::from_millis(u64::from(c.confirmed) * 10)),
+                _ => None,
+            });
+            Some(Entry { state, confirmed_ago })
+        }
         _ => None,
     })
+}
+
+/// The state of one neighbour entry (`reachable`, `stale`, `incomplete`, `failed`, ...), asked of
+/// the socket's namespace; `None` when there is no entry.
+pub fn entry_state(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std::net::IpAddr) -> Option<String> {
+    entry(nl, ifindex, addr).map(|e| e.state)
 }
 
 /// Whether the calling thread is in the namespace holding the limits.

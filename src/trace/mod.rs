@@ -44,6 +44,10 @@ pub fn resolve(rl: &RunningLab, dst: &str) -> Result<IpAddr> {
 pub fn trace_running(rl: &RunningLab, from: &str, dst: &str) -> Result<TraceReport> {
     rl.fd(from)?;
     let dst = resolve(rl, dst)?;
+    // A destination declared on a node whose namespace is gone: nothing to follow there.
+    if let Some(n) = rl.missing_holder(dst) {
+        rl.fd(n)?;
+    }
     let view = LabView::observe(rl)?;
     let (hops, verdict) = walk(rl, &view, from, dst, None)?;
     // The answer's way back: from the node that got it, to the source the sender used.
@@ -202,7 +206,7 @@ fn rp_rejects(rl: &RunningLab, view: &LabView, node: &str, dev: &str, src: Optio
 }
 
 fn confirm(rl: &RunningLab, from: &str, dst: IpAddr, round_trip: bool) -> Result<Confirm> {
-    let fds = rl.borrowed(&[from.to_string()]);
+    let fds = rl.borrowed(&[from.to_string()])?;
     let probe = [EchoProbe { src: 0, dst, size: None, df: false, phase: 0 }];
     let r = echo::run(&fds, &probe, &EchoOptions { timeout: Duration::from_millis(1500), threads: 1, window: 1, finished: None })
         .map_err(|e| Error::io("probe", e))?;
