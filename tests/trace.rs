@@ -188,3 +188,39 @@ fn vxlan_trace_follows_the_underlay_to_the_remote_end() {
     let c = t.confirm.unwrap();
     assert!(c.reply && c.agrees, "the overlay really carries the probe: {c:?}");
 }
+
+#[test]
+fn vxlan_default_fdb_entry_is_the_remote_and_head_end_replication_follows_the_copy_that_arrives() {
+    require_root();
+    // host2's vxlan42 has no `remote`: only `fdb: [{ dst: 192.168.100.1 }]`, the all-zeros entry.
+    let lab = Lab::from_file(repo("examples/vxlan-overlay.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "work2", "work1").unwrap();
+    let h = texts(&t.hops);
+    assert!(
+        h.iter().any(|x| x == "host2:vxlan42 -> host1:vxlan42 (vxlan vni 42, encapsulated to 192.168.100.1; default remote: the all-zeros FDB entry)"),
+        "{h:?}"
+    );
+    assert_eq!(h.last().unwrap(), "work1: delivered locally (on eth0)");
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Delivered, Some(Verdict::Delivered)));
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "{c:?}");
+    // A second default entry towards an address nobody holds: the kernel sends a copy to each;
+    // the trace follows the one that reaches the destination.
+    let host2 = lab.node("host2").netns().unwrap().to_string();
+    let out = Command::new("bridge").args(["-n", &host2, "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan42", "dst", "192.168.100.9"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = trace::trace_running(&rl, "work2", "work1").unwrap();
+    let h = texts(&t.hops);
+    assert!(
+        h.iter().any(|x| x.starts_with(
+            "host2:vxlan42 -> host1:vxlan42 (vxlan vni 42, encapsulated to 192.168.100.1; all-zeros FDB entries: head-end replication to 2 remotes"
+        )),
+        "{h:?}"
+    );
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert!(t.confirm.unwrap().agrees);
+    // The doctor finds no path drop on the overlay.
+    let r = vnet::doctor::doctor(lab.name()).unwrap();
+    assert!(!r.findings.iter().any(|f| f.code == "path-drop"), "{:?}", r.findings);
+}

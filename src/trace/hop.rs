@@ -46,6 +46,10 @@ pub enum Hop {
         vni: u32,
         remote: IpAddr,
         to: String,
+        /// Where the remote came from when it is not the device's own `remote` (an FDB entry,
+        /// the all-zeros default entry, one of several for head-end replication).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        how: Option<String>,
     },
     /// The frame reached the node that holds the next hop's address.
     Arrive {
@@ -107,7 +111,10 @@ impl Hop {
                 let m = mac.as_ref().map(|m| format!(" for {m}")).unwrap_or_default();
                 format!("{node}: bridge {bridge} forwards{m} out of {port} ({how})")
             }
-            Hop::Tunnel { from, vni, remote, to } => format!("{from} -> {to} (vxlan vni {vni}, encapsulated to {remote})"),
+            Hop::Tunnel { from, vni, remote, to, how } => {
+                let how = how.as_ref().map(|h| format!("; {h}")).unwrap_or_default();
+                format!("{from} -> {to} (vxlan vni {vni}, encapsulated to {remote}{how})")
+            }
             Hop::Arrive { node, dev, next_hop } => format!("{node}: arrives on {dev} ({next_hop} is here)"),
             Hop::Deliver { node, dev } => format!("{node}: delivered locally (on {dev})"),
             Hop::Drop { node, dev, why, .. } => match dev {
