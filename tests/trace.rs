@@ -224,3 +224,29 @@ fn vxlan_default_fdb_entry_is_the_remote_and_head_end_replication_follows_the_co
     let r = vnet::doctor::doctor(lab.name()).unwrap();
     assert!(!r.findings.iter().any(|f| f.code == "path-drop"), "{:?}", r.findings);
 }
+
+#[test]
+fn a_macvlan_whose_lower_device_is_down_or_without_carrier_carries_nothing() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/macvlan-bridge.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert!(t.confirm.unwrap().agrees);
+    let host = lab.node("host").netns().unwrap().to_string();
+    ip(&host, &["link", "set", "eth0", "down"]);
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    assert_eq!(texts(&t.hops)[1], "host: DROPPED at eth0: eth0 is down: the macvlan ns1:macv1 on it carries nothing");
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { node, dev, cause, .. }) if node == "host" && dev.as_deref() == Some("eth0") && cause == "device-down"));
+    assert_eq!(t.verdict, Verdict::Dropped);
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+    // Up, but what it is cabled to is down: no carrier, nothing carried either.
+    ip(&host, &["link", "set", "eth0", "up"]);
+    ip(lab.node("switch").netns().unwrap(), &["link", "set", "port0", "down"]);
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { node, cause, .. }) if node == "host" && cause == "no-carrier"), "{:?}", t.hops);
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+}
+

@@ -239,6 +239,9 @@ impl<'a> Walker<'a> {
             return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into());
         };
         let ln = ln.to_string();
+        if let Some(end) = self.lower_unusable(node, l, &ln, li, "macvlan") {
+            return end;
+        }
         // Siblings on the same lower device: bridge mode switches between them inside the kernel.
         if mode == "bridge" {
             let sib = self
@@ -274,6 +277,25 @@ impl<'a> Walker<'a> {
         self.lower_egress(&ln, li)
     }
 
+    /// A macvlan / ipvlan whose lower device is down or without carrier carries nothing (not
+    /// even to a sibling on the same lower device): the drop is at the lower device.
+    fn lower_unusable(&mut self, node: &str, l: &crate::observed::ObservedLink, ln: &str, li: u32, kind: &str) -> Option<End> {
+        let low = self.view.link(ln, li)?.clone();
+        let upper = self.full(node, l.ifindex);
+        if !low.up {
+            return Some(self.drop_at(ln, Some(li), "device-down", format!("{} is down: the {kind} {upper} on it carries nothing", low.name)));
+        }
+        if !low.carrier || !l.carrier {
+            return Some(self.drop_at(
+                ln,
+                Some(li),
+                "no-carrier",
+                format!("{} has no carrier (what it is connected to is down): the {kind} {upper} on it carries nothing", low.name),
+            ));
+        }
+        None
+    }
+
     /// A frame a macvlan / ipvlan sends leaves through the lower device's own link (not its uppers).
     fn lower_egress(&mut self, node: &str, li: u32) -> End {
         self.egress(node, li)
@@ -288,6 +310,9 @@ impl<'a> Walker<'a> {
             return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into());
         };
         let ln = ln.to_string();
+        if let Some(end) = self.lower_unusable(node, l, &ln, li, "ipvlan") {
+            return end;
+        }
         let holders = self.view.holders(self.next_hop);
         let sib = self
             .view
