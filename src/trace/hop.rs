@@ -51,6 +51,24 @@ pub enum Hop {
         #[serde(skip_serializing_if = "Option::is_none")]
         how: Option<String>,
     },
+    /// The lab's declared NAT rewrites an address (masquerade, SNAT, a port forward), or
+    /// connection tracking undoes that for the answer.
+    Nat {
+        node: String,
+        /// In words: `masquerade out of wan0`, `answer to a masqueraded connection`.
+        what: String,
+        /// `source` or `destination`.
+        field: String,
+        from: String,
+        to: String,
+    },
+    /// The lab's declared firewall lets the packet through a chain (drops are `Drop` steps
+    /// with cause `firewall`).
+    Filter {
+        node: String,
+        chain: String,
+        why: String,
+    },
     /// The frame reached the node that holds the next hop's address.
     Arrive {
         node: String,
@@ -115,6 +133,8 @@ impl Hop {
                 let how = how.as_ref().map(|h| format!("; {h}")).unwrap_or_default();
                 format!("{from} -> {to} (vxlan vni {vni}, encapsulated to {remote}{how})")
             }
+            Hop::Nat { node, what, field, from, to } => format!("{node}: {what}: {field} {from} -> {to}"),
+            Hop::Filter { node, chain, why } => format!("{node}: firewall accepts (chain {chain}, {why})"),
             Hop::Arrive { node, dev, next_hop } => format!("{node}: arrives on {dev} ({next_hop} is here)"),
             Hop::Deliver { node, dev } => format!("{node}: delivered locally (on {dev})"),
             Hop::Drop { node, dev, why, .. } => match dev {
@@ -171,6 +191,9 @@ pub struct TraceReport {
     pub back_verdict: Option<Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm: Option<Confirm>,
+    /// What may explain a probe that disagrees (netfilter rules the file does not declare).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Readable list of hops.
@@ -192,6 +215,9 @@ pub fn render(t: &TraceReport) -> String {
     if let Some(c) = &t.confirm {
         let agree = if c.agrees { "agrees" } else { "DISAGREES with the lookups" };
         s.push_str(&format!("probe: {} ({agree})\n", c.seen));
+    }
+    for n in &t.notes {
+        s.push_str(&format!("note: {n}\n"));
     }
     s
 }
@@ -235,6 +261,7 @@ mod tests {
             back: vec![],
             back_verdict: None,
             confirm: Some(Confirm { seen: "reply from 10.2.0.2".into(), reply: true, agrees: true }),
+            notes: vec![],
         };
         assert_eq!(
             render(&report),
