@@ -359,3 +359,18 @@ fn the_labs_declared_firewall_drops_and_accepts_as_the_kernel_does() {
     let c = t.confirm.unwrap();
     assert!(!c.reply && c.agrees, "{c:?}");
 }
+
+#[test]
+fn a_probe_that_disagrees_names_netfilter_rules_the_file_does_not_declare() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/routed.yaml")).unwrap();
+    let st = lab.node("c").command("iptables").args(["-A", "INPUT", "-p", "icmp", "-j", "DROP"]).status().unwrap();
+    assert!(st.success());
+    let t = trace::trace_running(&lab.running().unwrap(), "a", "c").unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let c = t.confirm.clone().unwrap();
+    assert!(!c.reply && !c.agrees, "{c:?}");
+    assert_eq!(t.notes, ["node c has firewall rules not declared in the file (iptables filter -A INPUT -p icmp -j DROP): they may drop this packet"]);
+    assert!(trace::hop::render(&t)
+        .ends_with("note: node c has firewall rules not declared in the file (iptables filter -A INPUT -p icmp -j DROP): they may drop this packet\n"));
+}

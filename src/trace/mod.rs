@@ -318,8 +318,8 @@ fn walk_into(rl: &RunningLab, view: &LabView, from: &str, proto: Proto, reply_to
                 let out = dev.clone().unwrap_or_default();
                 let out_addrs: Vec<ipnet::IpNet> =
                     view.nodes.get(&node).map(|v| v.ns.addrs.iter().filter(|a| a.ifindex == oif).map(|a| a.addr).collect()).unwrap_or_default();
-                match (nft, src) {
-                    (Some(spec), Some(s)) => match netfilter::snat(spec, s, &out, &out_addrs, next_hop) {
+                if let (Some(spec), Some(s)) = (nft, src) {
+                    match netfilter::snat(spec, s, &out, &out_addrs, next_hop) {
                         Some(Some((to, what))) => {
                             w.hops.push(Hop::Nat {
                                 node: node.clone(),
@@ -341,8 +341,7 @@ fn walk_into(rl: &RunningLab, view: &LabView, from: &str, proto: Proto, reply_to
                             return Ok(Verdict::Dropped);
                         }
                         None => {}
-                    },
-                    _ => {}
+                    }
                 }
             }
         }
