@@ -448,3 +448,19 @@ fn drift_from_the_file_is_fixed_by_applying_the_file_again() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no problems found"), "{out}");
 }
+
+#[test]
+fn a_macvlan_without_carrier_names_its_lower_device() {
+    require_root();
+    let text = std::fs::read_to_string(repo("examples/macvlan-bridge.yaml")).unwrap();
+    let (lab, _) = up("doc-mvlower", &text);
+    let host = lab.node("host").netns().unwrap().to_string();
+    ip(&host, &["link", "set", "eth0", "down"]);
+    let f = findings(&lab);
+    let x = find(&f, "no-carrier", "ns1", Some("macv1"));
+    assert_eq!(x.message, "macv1 has no carrier: its lower device host:eth0 is down");
+    assert_eq!(x.fix, format!("bring the lower device host:eth0 up: `ip -n {host} link set eth0 up`"));
+    // The path analysis puts the drop at the lower device, not at the switch.
+    find(&f, "device-down", "host", Some("eth0"));
+    assert!(!f.iter().any(|x| x.code == "path-drop" && x.node == "ns1"), "{f:#?}");
+}

@@ -219,3 +219,189 @@ links:
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("error: {want}"));
 }
+
+#[test]
+fn vxlan_default_fdb_entry_is_the_remote_and_head_end_replication_follows_the_copy_that_arrives() {
+    require_root();
+    // host2's vxlan42 has no `remote`: only `fdb: [{ dst: 192.168.100.1 }]`, the all-zeros entry.
+    let lab = Lab::from_file(repo("examples/vxlan-overlay.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "work2", "work1").unwrap();
+    let h = texts(&t.hops);
+    assert!(
+        h.iter().any(|x| x == "host2:vxlan42 -> host1:vxlan42 (vxlan vni 42, encapsulated to 192.168.100.1; default remote: the all-zeros FDB entry)"),
+        "{h:?}"
+    );
+    assert_eq!(h.last().unwrap(), "work1: delivered locally (on eth0)");
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Delivered, Some(Verdict::Delivered)));
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "{c:?}");
+    // A second default entry towards an address nobody holds: the kernel sends a copy to each;
+    // the trace follows the one that reaches the destination.
+    let host2 = lab.node("host2").netns().unwrap().to_string();
+    let out = Command::new("bridge").args(["-n", &host2, "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan42", "dst", "192.168.100.9"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = trace::trace_running(&rl, "work2", "work1").unwrap();
+    let h = texts(&t.hops);
+    assert!(
+        h.iter().any(|x| x.starts_with(
+            "host2:vxlan42 -> host1:vxlan42 (vxlan vni 42, encapsulated to 192.168.100.1; all-zeros FDB entries: head-end replication to 2 remotes"
+        )),
+        "{h:?}"
+    );
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert!(t.confirm.unwrap().agrees);
+    // The doctor finds no path drop on the overlay.
+    let r = vnet::doctor::doctor(lab.name()).unwrap();
+    assert!(!r.findings.iter().any(|f| f.code == "path-drop"), "{:?}", r.findings);
+}
+
+#[test]
+fn a_macvlan_whose_lower_device_is_down_or_without_carrier_carries_nothing() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/macvlan-bridge.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    assert!(t.confirm.unwrap().agrees);
+    let host = lab.node("host").netns().unwrap().to_string();
+    ip(&host, &["link", "set", "eth0", "down"]);
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    assert_eq!(texts(&t.hops)[1], "host: DROPPED at eth0: eth0 is down: the macvlan ns1:macv1 on it carries nothing");
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { node, dev, cause, .. }) if node == "host" && dev.as_deref() == Some("eth0") && cause == "device-down"));
+    assert_eq!(t.verdict, Verdict::Dropped);
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+    // Up, but what it is cabled to is down: no carrier, nothing carried either.
+    ip(&host, &["link", "set", "eth0", "up"]);
+    ip(lab.node("switch").netns().unwrap(), &["link", "set", "port0", "down"]);
+    let t = trace::trace_running(&rl, "ns1", "ns2").unwrap();
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { node, cause, .. }) if node == "host" && cause == "no-carrier"), "{:?}", t.hops);
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+}
+
+#[test]
+fn masquerade_declared_in_the_lab_is_applied_there_and_undone_for_the_answer() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/nat.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "ns1", "internet").unwrap();
+    let h = texts(&t.hops);
+    assert!(h.contains(&"host: masquerade out of wan0 (nodes.host.nat): source 192.168.1.11 -> 203.0.113.1".to_string()), "{h:?}");
+    assert!(h.contains(&"internet: route lookup for 203.0.113.8 (from 203.0.113.1, arrived on eth0): local dev lo".to_string()), "{h:?}");
+    let b = texts(&t.back);
+    assert_eq!(b[0], "internet: route lookup for 203.0.113.1: unicast dev eth0 src 203.0.113.8");
+    assert!(b.contains(&"host: answer to a translated connection (connection tracking): destination 203.0.113.1 -> 192.168.1.11".to_string()), "{b:?}");
+    assert_eq!(b.last().unwrap(), "ns1: delivered locally (on eth0)");
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Delivered, Some(Verdict::Delivered)));
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "{c:?}");
+    // Without NAT the other way: internet has no route to the private side, and says so.
+    let t = trace::trace_running(&rl, "internet", "ns1").unwrap();
+    assert_eq!(t.verdict, Verdict::Dropped);
+    assert!(t.confirm.unwrap().agrees);
+    // CLI exit code: 0 for the confirmed round trip.
+    let out = Command::new(vnet_bin()).args(["trace", lab.name(), "ns1", "internet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn port_forward_rewrites_the_destination_of_a_tcp_packet_and_the_answers_source() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/nat.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let view = vnet::inspect::view::LabView::observe(&rl).unwrap();
+    let (there, back) = trace::there_and_back(&rl, &view, "internet", "203.0.113.1".parse().unwrap(), trace::Proto::Tcp(8080)).unwrap();
+    let h = texts(&there.hops);
+    assert!(
+        h.contains(&"host: port forward tcp 8080 -> 192.168.1.11:80 (nodes.host.nat): destination 203.0.113.1:8080 -> 192.168.1.11:80".to_string()),
+        "{h:?}"
+    );
+    assert_eq!((there.verdict, there.at.as_deref()), (Verdict::Delivered, Some("ns1")));
+    let back = back.unwrap();
+    let b = texts(&back.hops);
+    assert!(b.contains(&"host: answer to a port-forwarded connection (connection tracking): source 192.168.1.11 -> 203.0.113.1".to_string()), "{b:?}");
+    assert_eq!((back.verdict, back.at.as_deref()), (Verdict::Delivered, Some("internet")));
+    // ICMP is not forwarded: to 203.0.113.1 it is the host's own address.
+    let t = trace::trace_running(&rl, "internet", "203.0.113.1").unwrap();
+    assert!(texts(&t.hops).last().unwrap().starts_with("host: delivered locally"));
+}
+
+const FIREWALLED: &str = "name: trfw
+nodes:
+  a:
+    interfaces: { eth0: { addresses: [10.1.0.2/24] } }
+    routes: [ { to: default, via: 10.1.0.1 } ]
+  r:
+    interfaces:
+      eth0: { addresses: [10.1.0.1/24] }
+      eth1: { addresses: [10.2.0.1/24] }
+    sysctls: { net.ipv4.ip_forward: 1 }
+    firewall:
+      policy: drop
+      rules:
+        - { action: accept, from: a, to: c, proto: tcp, port: 443 }
+  c:
+    interfaces: { eth0: { addresses: [10.2.0.2/24] } }
+    routes: [ { to: default, via: 10.2.0.1 } ]
+links:
+  - endpoints: [a:eth0, r:eth0]
+  - endpoints: [r:eth1, c:eth0]
+";
+
+#[test]
+fn the_labs_declared_firewall_drops_and_accepts_as_the_kernel_does() {
+    require_root();
+    // Policy drop on the forward chain, only TCP 443 allowed: the echo request is dropped at r.
+    let lab = lab_from(FIREWALLED);
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "a", "c").unwrap();
+    assert_eq!(texts(&t.hops).last().unwrap(), "r: DROPPED: by firewall (policy drop, chain forward) declared in nodes.r.firewall");
+    assert!(matches!(t.hops.last(), Some(Hop::Drop { cause, .. }) if cause == "firewall"));
+    assert_eq!(t.verdict, Verdict::Dropped);
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+    // The doctor leaves a drop the file asks for alone.
+    let r = vnet::doctor::doctor(lab.name()).unwrap();
+    assert!(!r.findings.iter().any(|f| f.code == "path-drop"), "{:?}", r.findings);
+    drop(rl);
+    drop(lab);
+
+    // ICMP from a allowed (rule 2): the request passes by that rule, the answer as established;
+    // c's own ICMP to a is not (policy), nor to r itself (input rule 3).
+    let text = FIREWALLED.replace("trfw", "trfw2").replace(
+        "        - { action: accept, from: a, to: c, proto: tcp, port: 443 }\n",
+        "        - { action: accept, from: a, to: c, proto: tcp, port: 443 }\n        - { action: accept, from: a, proto: icmp }\n        - { action: drop, chain: input, from: c, proto: icmp }\n",
+    );
+    let lab = lab_from(&text);
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running(&rl, "a", "c").unwrap();
+    assert!(texts(&t.hops).contains(&"r: firewall accepts (chain forward, rule 2: accept from 10.1.0.2 proto icmp)".to_string()), "{:?}", texts(&t.hops));
+    assert!(texts(&t.back).contains(&"r: firewall accepts (chain forward, reply of a connection it let through (ct state established))".to_string()));
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Delivered, Some(Verdict::Delivered)));
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees, "{c:?}");
+    let t = trace::trace_running(&rl, "c", "a").unwrap();
+    assert_eq!(texts(&t.hops).last().unwrap(), "r: DROPPED: by firewall (policy drop, chain forward) declared in nodes.r.firewall");
+    assert!(t.confirm.unwrap().agrees);
+    let t = trace::trace_running(&rl, "c", "10.2.0.1").unwrap();
+    assert_eq!(texts(&t.hops).last().unwrap(), "r: DROPPED: by firewall (rule 3: drop from 10.2.0.2 proto icmp, chain input) declared in nodes.r.firewall");
+    let c = t.confirm.unwrap();
+    assert!(!c.reply && c.agrees, "{c:?}");
+}
+
+#[test]
+fn a_probe_that_disagrees_names_netfilter_rules_the_file_does_not_declare() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/routed.yaml")).unwrap();
+    let st = lab.node("c").command("iptables").args(["-A", "INPUT", "-p", "icmp", "-j", "DROP"]).status().unwrap();
+    assert!(st.success());
+    let t = trace::trace_running(&lab.running().unwrap(), "a", "c").unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let c = t.confirm.clone().unwrap();
+    assert!(!c.reply && !c.agrees, "{c:?}");
+    assert_eq!(t.notes, ["node c has firewall rules not declared in the file (iptables filter -A INPUT -p icmp -j DROP): they may drop this packet"]);
+    assert!(trace::hop::render(&t)
+        .ends_with("note: node c has firewall rules not declared in the file (iptables filter -A INPUT -p icmp -j DROP): they may drop this packet\n"));
+}

@@ -110,15 +110,25 @@ pub(super) fn check(ctx: &mut Ctx) {
                         ctx.add(f);
                     }
                     _ => {
-                        let f = ctx.finding(
-                            "no-carrier",
-                            Severity::Warning,
-                            nname,
-                            Some(ifname),
-                            format!("{ifname} has no carrier"),
-                            "check what the device is connected to".into(),
-                            path,
-                        );
+                        // A macvlan / ipvlan has carrier when its lower device has: name it.
+                        let stacked = matches!(l.kind.as_deref(), Some("macvlan" | "macvtap" | "ipvlan" | "ipvtap"));
+                        let lower =
+                            if stacked { ctx.view.linked(nname, &l).and_then(|(n, i)| ctx.view.link(n, i).map(|x| (n.to_string(), x.clone()))) } else { None };
+                        let (message, fix) = match lower {
+                            Some((ln, low)) if !low.up => {
+                                let ns = ctx.rl.model().netns_name(&ln).map(|n| format!("-n {n} ")).unwrap_or_default();
+                                (
+                                    format!("{ifname} has no carrier: its lower device {ln}:{} is down", low.name),
+                                    format!("bring the lower device {ln}:{} up: `ip {ns}link set {} up`", low.name, low.name),
+                                )
+                            }
+                            Some((ln, low)) => (
+                                format!("{ifname} has no carrier: its lower device {ln}:{} has none", low.name),
+                                format!("check what the lower device {ln}:{} is connected to", low.name),
+                            ),
+                            None => (format!("{ifname} has no carrier"), "check what the device is connected to".into()),
+                        };
+                        let f = ctx.finding("no-carrier", Severity::Warning, nname, Some(ifname), message, fix, path);
                         ctx.add(f);
                     }
                 }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::model::source::Seg;
 use crate::plan::Op;
 use crate::probe::route::Lookup;
-use crate::trace::{self, Hop, Verdict};
+use crate::trace::{self, Hop};
 
 /// At most this many nodes are paired (every ordered pair is walked both ways).
 const MAX_NODES: usize = 40;
@@ -52,17 +52,11 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
                 if !a_addrs.iter().any(|x| x.is_ipv4() == dst.is_ipv4()) {
                     continue;
                 }
-                let (hops, verdict) = trace::walk(ctx.rl, ctx.view, a, *dst, None)?;
-                findings(ctx, &hops, a, *dst, &mut unrouted)?;
-                if verdict == Verdict::Delivered {
-                    let src = hops.iter().find_map(|h| match h {
-                        Hop::Route { src, .. } => *src,
-                        _ => None,
-                    });
-                    if let Some(src) = src {
-                        let (back, _) = trace::walk(ctx.rl, ctx.view, b, src, Some(*dst))?;
-                        findings(ctx, &back, b, src, &mut unrouted)?;
-                    }
+                // There and back as `trace` walks them (with the lab's declared NAT and firewall).
+                let (there, back) = trace::there_and_back(ctx.rl, ctx.view, a, *dst, trace::Proto::Icmp)?;
+                findings(ctx, &there.hops, a, *dst, &mut unrouted)?;
+                if let (Some(back), Some(src), Some(at)) = (back, there.src, there.at.as_deref()) {
+                    findings(ctx, &back.hops, at, src, &mut unrouted)?;
                 }
             }
         }
@@ -307,7 +301,8 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 ctx.add(f);
             }
             // Down devices, missing devices, private macvlans: reported by the device checks.
-            "device-down" | "no-carrier" | "missing-device" | "macvlan-private" => {}
+            // A drop by the firewall the file declares is what the file asks for.
+            "device-down" | "no-carrier" | "missing-device" | "macvlan-private" | "firewall" => {}
             other => {
                 let f = ctx.finding(
                     "path-drop",

@@ -221,6 +221,8 @@ fn fdb_of(m: &NeighbourMessage) -> Option<FdbEntry> {
             NeighbourAttribute::Vlan(v) => vlan = Some(*v),
             NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
+            // AF_BRIDGE dumps (the vxlan FDB) carry NDA_DST as raw bytes: 4 for IPv4, 16 for IPv6.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => dst = raw_ip(b),
             _ => {}
         }
     }
@@ -228,6 +230,14 @@ fn fdb_of(m: &NeighbourMessage) -> Option<FdbEntry> {
         master = None;
     }
     Some(FdbEntry { mac: mac?, ifindex: m.header.ifindex, master, vlan, dst, local: m.header.state == NeighbourState::Permanent })
+}
+
+fn raw_ip(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+        _ => None,
+    }
 }
 
 /// Sysctls read in every node (per-device ones for each device too).
@@ -501,6 +511,17 @@ mod tests {
             kind_details(&v),
             KindDetails::Vxlan { vni: 42, remote: Some("192.0.2.2".parse().unwrap()), local: None, underlay: Some(3), port: 4789, learning: true }
         );
+    }
+
+    #[test]
+    fn bridge_family_fdb_entries_keep_their_vxlan_destination() {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Bridge;
+        m.header.ifindex = 4;
+        m.attributes.push(NeighbourAttribute::LinkLayerAddress(vec![0; 6]));
+        m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Other(vec![192, 168, 100, 1])));
+        let e = fdb_of(&m).unwrap();
+        assert_eq!((e.mac, e.ifindex, e.dst), ([0; 6], 4, Some("192.168.100.1".parse().unwrap())));
     }
 
     fn link(ifindex: u32, name: &str, link: Option<u32>, nsid: Option<i32>) -> ObservedLink {

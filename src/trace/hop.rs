@@ -46,6 +46,28 @@ pub enum Hop {
         vni: u32,
         remote: IpAddr,
         to: String,
+        /// Where the remote came from when it is not the device's own `remote` (an FDB entry,
+        /// the all-zeros default entry, one of several for head-end replication).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        how: Option<String>,
+    },
+    /// The lab's declared NAT rewrites an address (masquerade, SNAT, a port forward), or
+    /// connection tracking undoes that for the answer.
+    Nat {
+        node: String,
+        /// In words: `masquerade out of wan0`, `answer to a masqueraded connection`.
+        what: String,
+        /// `source` or `destination`.
+        field: String,
+        from: String,
+        to: String,
+    },
+    /// The lab's declared firewall lets the packet through a chain (drops are `Drop` steps
+    /// with cause `firewall`).
+    Filter {
+        node: String,
+        chain: String,
+        why: String,
     },
     /// The frame reached the node that holds the next hop's address.
     Arrive {
@@ -107,7 +129,12 @@ impl Hop {
                 let m = mac.as_ref().map(|m| format!(" for {m}")).unwrap_or_default();
                 format!("{node}: bridge {bridge} forwards{m} out of {port} ({how})")
             }
-            Hop::Tunnel { from, vni, remote, to } => format!("{from} -> {to} (vxlan vni {vni}, encapsulated to {remote})"),
+            Hop::Tunnel { from, vni, remote, to, how } => {
+                let how = how.as_ref().map(|h| format!("; {h}")).unwrap_or_default();
+                format!("{from} -> {to} (vxlan vni {vni}, encapsulated to {remote}{how})")
+            }
+            Hop::Nat { node, what, field, from, to } => format!("{node}: {what}: {field} {from} -> {to}"),
+            Hop::Filter { node, chain, why } => format!("{node}: firewall accepts (chain {chain}, {why})"),
             Hop::Arrive { node, dev, next_hop } => format!("{node}: arrives on {dev} ({next_hop} is here)"),
             Hop::Deliver { node, dev } => format!("{node}: delivered locally (on {dev})"),
             Hop::Drop { node, dev, why, .. } => match dev {
@@ -164,6 +191,9 @@ pub struct TraceReport {
     pub back_verdict: Option<Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm: Option<Confirm>,
+    /// What may explain a probe that disagrees (netfilter rules the file does not declare).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Readable list of hops.
@@ -185,6 +215,9 @@ pub fn render(t: &TraceReport) -> String {
     if let Some(c) = &t.confirm {
         let agree = if c.agrees { "agrees" } else { "DISAGREES with the lookups" };
         s.push_str(&format!("probe: {} ({agree})\n", c.seen));
+    }
+    for n in &t.notes {
+        s.push_str(&format!("note: {n}\n"));
     }
     s
 }
@@ -228,6 +261,7 @@ mod tests {
             back: vec![],
             back_verdict: None,
             confirm: Some(Confirm { seen: "reply from 10.2.0.2".into(), reply: true, agrees: true }),
+            notes: vec![],
         };
         assert_eq!(
             render(&report),

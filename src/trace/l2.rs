@@ -239,6 +239,9 @@ impl<'a> Walker<'a> {
             return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into());
         };
         let ln = ln.to_string();
+        if let Some(end) = self.lower_unusable(node, l, &ln, li, "macvlan") {
+            return end;
+        }
         // Siblings on the same lower device: bridge mode switches between them inside the kernel.
         if mode == "bridge" {
             let sib = self
@@ -274,6 +277,25 @@ impl<'a> Walker<'a> {
         self.lower_egress(&ln, li)
     }
 
+    /// A macvlan / ipvlan whose lower device is down or without carrier carries nothing (not
+    /// even to a sibling on the same lower device): the drop is at the lower device.
+    fn lower_unusable(&mut self, node: &str, l: &crate::observed::ObservedLink, ln: &str, li: u32, kind: &str) -> Option<End> {
+        let low = self.view.link(ln, li)?.clone();
+        let upper = self.full(node, l.ifindex);
+        if !low.up {
+            return Some(self.drop_at(ln, Some(li), "device-down", format!("{} is down: the {kind} {upper} on it carries nothing", low.name)));
+        }
+        if !low.carrier || !l.carrier {
+            return Some(self.drop_at(
+                ln,
+                Some(li),
+                "no-carrier",
+                format!("{} has no carrier (what it is connected to is down): the {kind} {upper} on it carries nothing", low.name),
+            ));
+        }
+        None
+    }
+
     /// A frame a macvlan / ipvlan sends leaves through the lower device's own link (not its uppers).
     fn lower_egress(&mut self, node: &str, li: u32) -> End {
         self.egress(node, li)
@@ -288,6 +310,9 @@ impl<'a> Walker<'a> {
             return self.drop_at(node, Some(l.ifindex), "missing-device", "its lower device is not in the lab".into());
         };
         let ln = ln.to_string();
+        if let Some(end) = self.lower_unusable(node, l, &ln, li, "ipvlan") {
+            return end;
+        }
         let holders = self.view.holders(self.next_hop);
         let sib = self
             .view
@@ -321,10 +346,8 @@ impl<'a> Walker<'a> {
         let KindDetails::Vxlan { vni, remote, port, .. } = self.view.details(node, l.ifindex).clone() else {
             return self.drop_at(node, Some(l.ifindex), "vxlan", "vxlan options unreadable".into());
         };
-        // The FDB of the vxlan device names the remote for a MAC; otherwise its default remote/group.
-        let fdb_remote = self.mac.and_then(|m| self.view.nodes.get(node)?.fdb.iter().find(|e| e.ifindex == l.ifindex && e.mac == m).and_then(|e| e.dst));
-        let zero = self.view.nodes.get(node).and_then(|v| v.fdb.iter().find(|e| e.ifindex == l.ifindex && e.mac == [0; 6]).and_then(|e| e.dst));
-        let Some(remote) = fdb_remote.or(remote).or(zero) else {
+        let candidates = vxlan_remotes(self.view, node, l.ifindex, self.mac, remote);
+        let Some(first) = candidates.first().cloned() else {
             return self.drop_at(
                 node,
                 Some(l.ifindex),
@@ -332,6 +355,25 @@ impl<'a> Walker<'a> {
                 format!("vxlan {} has no remote for this destination (no FDB entry, no remote or group)", l.name),
             );
         };
+        // Several default entries: the kernel sends a copy to each (head-end replication); the
+        // trace follows the copy that reaches the destination, or else the first.
+        let chosen = if candidates.len() > 1 {
+            candidates
+                .iter()
+                .find(|(r, _)| {
+                    let mut look = Walker { record: false, hops: Vec::new(), depth: self.depth + 8, ..*self };
+                    matches!(look.tunnel(node, l, vni, port, *r, None), End::Arrived(..))
+                })
+                .cloned()
+                .unwrap_or(first)
+        } else {
+            first
+        };
+        self.tunnel(node, l, vni, port, chosen.0, chosen.1)
+    }
+
+    /// Encapsulates to `remote` and follows the underlay to the tunnel's far end.
+    fn tunnel(&mut self, node: &str, l: &crate::observed::ObservedLink, vni: u32, port: u16, remote: IpAddr, how: Option<String>) -> End {
         // Underlay: the node's own route to the remote, then the link layer to it.
         let Some((oif, gw)) = (self.underlay)(node, remote) else {
             return self.drop_at(node, Some(l.ifindex), "vxlan", format!("no underlay route to the vxlan remote {remote}"));
@@ -365,7 +407,7 @@ impl<'a> Walker<'a> {
                     return self.drop_at(&hn, None, "vxlan", format!("no vxlan device with vni {vni} (port {port}) at the remote end {remote}"));
                 };
                 let (from, to) = (self.full(node, l.ifindex), self.full(&hn, pi));
-                self.push(Hop::Tunnel { from, vni, remote, to });
+                self.push(Hop::Tunnel { from, vni, remote, to, how });
                 if self.record {
                     self.hops.extend(under_hops.into_iter().map(|h| match h {
                         Hop::Link { from, to, via } => Hop::Link { from, to, via: format!("underlay: {via}") },
@@ -380,4 +422,41 @@ impl<'a> Walker<'a> {
             }
         }
     }
+}
+
+/// The remotes a vxlan device sends a frame for `mac` to, as the kernel picks them: the FDB
+/// entry for that MAC; otherwise the default (all-zeros) entries, one copy to each (the
+/// device's own `remote` is such an entry too; read from the link when the FDB is unreadable).
+/// Each with how it was found, for the trace's words.
+pub fn vxlan_remotes(view: &LabView, node: &str, ifindex: u32, mac: Option<[u8; 6]>, remote: Option<IpAddr>) -> Vec<(IpAddr, Option<String>)> {
+    let fdb: Vec<&crate::inspect::view::FdbEntry> =
+        view.nodes.get(node).map(|v| v.fdb.iter().filter(|e| e.ifindex == ifindex && e.dst.is_some()).collect()).unwrap_or_default();
+    if let Some(e) = mac.and_then(|m| fdb.iter().find(|e| e.mac == m && m != [0; 6])) {
+        return vec![(e.dst.expect("filtered"), Some(format!("FDB entry for {}", format_mac(&e.mac))))];
+    }
+    let mut zeros: Vec<IpAddr> = Vec::new();
+    for e in fdb.iter().filter(|e| e.mac == [0; 6]) {
+        if let Some(d) = e.dst {
+            if !zeros.contains(&d) {
+                zeros.push(d);
+            }
+        }
+    }
+    if zeros.is_empty() {
+        return remote.map(|r| vec![(r, None)]).unwrap_or_default();
+    }
+    let n = zeros.len();
+    zeros
+        .into_iter()
+        .map(|d| {
+            let how = if Some(d) == remote && n == 1 {
+                None
+            } else if n == 1 {
+                Some("default remote: the all-zeros FDB entry".to_string())
+            } else {
+                Some(format!("all-zeros FDB entries: head-end replication to {n} remotes, this copy"))
+            };
+            (d, how)
+        })
+        .collect()
 }
