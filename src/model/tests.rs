@@ -282,6 +282,7 @@ fn interface_names() {
     assert_eq!(ifname_problem("a\tb").unwrap(), "interface name `a\tb` contains whitespace, which the kernel does not allow");
     assert_eq!(ifname_problem("").unwrap(), "an interface name cannot be empty");
     assert_eq!(ifname_problem("..").unwrap(), "`..` is not a valid interface name");
+    assert_eq!(ifname_problem("e%d").unwrap(), "interface name `e%d` contains `%`, which the kernel takes as a name template (`eth%d` becomes `eth0`)");
 }
 
 #[test]
@@ -519,4 +520,31 @@ fn yaml_merge_keys_share_settings_and_errors_point_at_their_source() {
         "t.yaml:5:23: error: mtu 10 of `a:eth0` is out of range (68..=65535) [10]\n\
          t.yaml:5:23: error: mtu 10 of `b:eth0` is out of range (68..=65535) [10]\n"
     );
+}
+
+/// A gateway that is the node's own address, or on another device than the route's `dev`, is
+/// said to be that, not "not reachable".
+#[test]
+fn gateway_warnings_say_what_the_gateway_is() {
+    let text = format!(
+        "name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n      eth1: {{ addresses: [10.1.0.1/24] }}\n    routes:\n      - {{ to: 10.5.0.0/16, via: 10.0.0.1 }}\n      - {{ to: 10.6.0.0/16, via: 10.0.0.2, dev: eth1 }}\n  b: {{}}\n  c: {{}}\n{PAIR}  - endpoints: [a:eth1, c:eth0]\n"
+    );
+    let l = yaml(&text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:8:33: warning: gateway 10.0.0.1 is node `a`'s own address (on `eth0`): a gateway is the next router's address [10.0.0.1]\n\
+         t.yaml:9:33: warning: gateway 10.0.0.2 is not on a subnet of `eth1`: it is on `eth0` (10.0.0.0/24) [10.0.0.2]\n"
+    );
+}
+
+/// An address on a bridge port does not answer (the bridge takes the port's traffic).
+#[test]
+fn an_address_on_a_bridge_port_is_a_warning_pointing_at_the_bridge() {
+    let text = "name: w\nnodes:\n  host:\n    interfaces:\n      br1: { kind: bridge }\n      veth1: { master: br1, addresses: [192.168.1.20/24] }\n  a: {}\nlinks:\n  - endpoints: [host:veth1, a:eth0]\n";
+    let l = yaml(text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:6:40: warning: `host:veth1` is a port of bridge `br1`: the bridge takes all its traffic, so addresses on the port do not answer [[192.168.1.20/24]]\n"
+    );
+    assert_eq!(l.warnings.iter().next().unwrap().help.as_deref(), Some("put the address on the bridge `br1` instead"));
 }

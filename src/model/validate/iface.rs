@@ -112,6 +112,16 @@ pub const BRIDGE_MAX_PORTS: usize = 1023;
 
 pub(super) fn check_bridge_ports(ctx: &mut Ctx, nname: &str, node: &Node) {
     for br in node.interfaces.values().filter(|i| matches!(i.kind, KindSpec::Bridge(_))) {
+        for port in node.interfaces.values().filter(|i| i.master.as_deref() == Some(br.name.as_str()) && !i.addresses.is_empty()) {
+            ctx.warn_at(
+                &ctx.sub(&port.path, "addresses"),
+                format!("`{nname}:{}` is a port of bridge `{}`: the bridge takes all its traffic, so addresses on the port do not answer", port.name, br.name),
+                "address on a bridge port",
+            );
+            if let Some(last) = ctx.diags_last_mut() {
+                last.help = Some(format!("put the address on the bridge `{}` instead", br.name));
+            }
+        }
         let ports = node.interfaces.values().filter(|i| i.master.as_deref() == Some(br.name.as_str())).count();
         if ports > BRIDGE_MAX_PORTS {
             ctx.error_at_key(

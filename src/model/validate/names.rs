@@ -13,6 +13,9 @@ pub fn ifname_problem(name: &str) -> Option<String> {
     if name == "." || name == ".." {
         return Some(format!("`{name}` is not a valid interface name"));
     }
+    if name.contains('%') {
+        return Some(format!("interface name `{name}` contains `%`, which the kernel takes as a name template (`eth%d` becomes `eth0`)"));
+    }
     if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control()) {
         let what = match c {
             '/' => "`/`".to_string(),

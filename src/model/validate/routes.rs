@@ -147,11 +147,24 @@ pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file
                     || (link_local_v6 && r.dev.is_some())
                     || out.iter().any(|other| other.via.is_none() && other.dst.contains(&v));
             if !reachable {
-                ctx.warn_at(
-                    &ctx.sub(&p, "via"),
-                    format!("gateway {v} is not reachable through any address of node `{nname}`"),
-                    "no address of the node covers this gateway",
-                );
+                let own = node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.addr() == v));
+                let other_dev = r.dev.as_ref().and_then(|d| {
+                    node.interfaces
+                        .values()
+                        .filter(|i| &i.name != d)
+                        .find_map(|i| i.addresses.iter().find(|a| a.contains(&v) && a.addr() != v).map(|a| (d, i, a.trunc())))
+                });
+                let (msg, label) = match (own, other_dev) {
+                    (Some(i), _) => (
+                        format!("gateway {v} is node `{nname}`'s own address (on `{}`): a gateway is the next router's address", i.name),
+                        "the node's own address",
+                    ),
+                    (None, Some((d, i, net))) => (format!("gateway {v} is not on a subnet of `{d}`: it is on `{}` ({net})", i.name), "on another device"),
+                    (None, None) => {
+                        (format!("gateway {v} is not reachable through any address of node `{nname}`"), "no address of the node covers this gateway")
+                    }
+                };
+                ctx.warn_at(&ctx.sub(&p, "via"), msg, label);
             }
         }
         if ok {
