@@ -213,6 +213,15 @@ pub struct LabLock {
     pub path: PathBuf,
 }
 
+impl Drop for LabLock {
+    /// Unlocks before closing: a process forked by another thread (to exec a command) holds a
+    /// copy of the descriptor until its exec, and the lock would live on with that copy; the
+    /// next `up` of the lab from this process would then find it busy.
+    fn drop(&mut self) {
+        unsafe { libc::flock(self._file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
 /// Takes the lab's lock; fails at once with `WouldBlock` when another process holds it.
 pub fn lock(lab: &str) -> io::Result<LabLock> {
     lock_in(&checked_dir(lab)?)
@@ -299,6 +308,35 @@ pub fn pid_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child forked by another thread holds a copy of the lock's descriptor until it execs;
+    /// dropping the lock must release it all the same.
+    #[test]
+    fn a_dropped_lock_is_free_while_a_forked_child_still_holds_its_descriptor() {
+        use std::os::unix::process::CommandExt;
+        let dir = std::env::temp_dir().join(format!("vnet-lock-fork-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let held = lock_in(&dir).unwrap();
+        // Another thread starts a command; its child sleeps between fork and exec, holding a
+        // copy of every descriptor of this process, the lock's included.
+        let spawner = std::thread::spawn(|| {
+            let mut cmd = std::process::Command::new("true");
+            unsafe {
+                cmd.pre_exec(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(800));
+                    Ok(())
+                })
+            };
+            cmd.status().unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+        let again = lock_in(&dir);
+        assert!(spawner.join().unwrap().success());
+        assert!(again.is_ok(), "the lock lived on in the child: {:?}", again.err());
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Names that would resolve to the run directory itself or to another lab's record never
     /// reach the file system: `remove("")` would otherwise delete every lab's record.
