@@ -77,6 +77,11 @@ fn ipvlan_lab_is_refused_where_the_kernel_lacks_its_kinds() {
     assert_eq!(stderr.lines().collect::<Vec<_>>(), want);
     assert_gone(&lab);
     assert!(namespaces_with_prefix(&lab).is_empty(), "namespaces of {lab} were created");
+    // `plan` says the same: a plan `up` would refuse is no plan.
+    let out = std::process::Command::new(vnet_bin()).args(["plan", file.to_str().unwrap(), "--isolated-host"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "vnet plan: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().collect::<Vec<_>>(), want);
+    assert_gone(&lab);
     assert!(!ip_json(None, &["link", "show"]).to_string().contains("ipvl"), "a device of the lab shows in the test's namespace");
 
     // The library says the same, with the same exit code.

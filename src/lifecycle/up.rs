@@ -46,7 +46,11 @@ pub fn plan(loaded: &Loaded) -> Result<Plan> {
     crate::model::hosts::require_share(lab).map_err(|d| Error::Invalid(vec![d].into()))?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
     super::continuity::check(lab, prior.as_ref())?;
-    plan_against(lab, prior.as_ref())
+    let plan = plan_against(lab, prior.as_ref())?;
+    // What `up` would refuse for lack of a kernel feature, `plan` refuses too (exit 3).
+    super::preflight::check(lab, &plan)?;
+    super::netfeat::preflight(&plan)?;
+    Ok(plan)
 }
 
 /// What `up` would change to bring the kernel in line with `lab`, given the lab's record:
