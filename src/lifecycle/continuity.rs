@@ -4,7 +4,10 @@
 //! so `up` and `plan` refuse and say how to move it (down first). And a lab whose record lost
 //! its namespaces (deleted by hand, an older crash) gets back those the kernel shows as its own.
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
+use crate::kernel::handle::NsHandle;
 use crate::kernel::netns;
 use crate::model::lab::HOST;
 use crate::model::{Diag, Diagnostics, Lab};
@@ -76,12 +79,13 @@ pub fn check(lab: &Lab, prior: Option<&LabState>) -> Result<()> {
 
 /// Records the lab's own namespaces (marked as its) that the record does not list, so that
 /// `down` removes them and `check` probes them. Returns whether the record changed.
-pub fn adopt(lab: &Lab, observed: &Observed, st: &mut LabState) -> bool {
+pub fn adopt(lab: &Lab, observed: &Observed, handles: &BTreeMap<String, NsHandle>, st: &mut LabState) -> bool {
     let mut changed = false;
     for (node, ns) in &observed.nodes {
         if let (NsState::Owned(_), Some(name)) = (ns, lab.netns_name(node)) {
             if lab.nodes.contains_key(node) && !st.netns.contains_key(node) {
-                if let Ok((_, ino)) = netns::open(&name).and_then(netns::identity) {
+                // Observing opened it: its descriptor proves which namespace it is.
+                if let Some(Ok((_, ino))) = handles.get(node).map(|h| netns::identity(&h.fd)) {
                     st.netns_ids.insert(name.clone(), ino);
                 }
                 st.netns.insert(node.clone(), name);

@@ -97,7 +97,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let mut st = keyed.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     let mut warnings = Diagnostics::default();
     let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
-    let adopted = super::continuity::adopt(lab, &session.observed, &mut st);
+    let adopted = super::continuity::adopt(lab, &session.observed, &session.handles, &mut st);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
         if neigh || adopted {
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
