@@ -105,11 +105,14 @@ fn all_errors_are_reported_at_once_in_file_order() {
 
 #[test]
 fn warnings_do_not_make_a_file_invalid() {
-    let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.1.0.1 }}\n  b: {{}}\n{PAIR}");
+    let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.0.0.1 }}\n  b: {{}}\n{PAIR}");
     let l = yaml(&text).unwrap();
-    assert_eq!(l.warnings.compact(), "t.yaml:7:33: warning: gateway 10.1.0.1 is not reachable through any address of node `a` [10.1.0.1]\n");
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:7:33: warning: gateway 10.0.0.1 is node `a`'s own address (on `eth0`): a gateway is the next router's address [10.0.0.1]\n"
+    );
     assert!(!l.warnings.has_errors());
-    // The route is kept: on-link tricks exist.
+    // The route is kept: IPv4 takes it.
     assert_eq!(l.lab.node("a").unwrap().routes.len(), 1);
 }
 
@@ -125,9 +128,9 @@ fn a_gateway_on_a_connected_prefix_or_a_direct_route_is_reachable() {
 #[test]
 fn warnings_and_errors_come_together_unless_decoding_failed() {
     // Validation errors: the warning is still reported (sorted by place).
-    let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24], mtu: 10 }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.1.0.1 }}\n  b: {{}}\n{PAIR}");
+    let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24], mtu: 10 }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.0.0.1 }}\n  b: {{}}\n{PAIR}");
     let c = errors(&text);
-    assert!(c.contains("error: mtu 10 of `a:eth0`") && c.contains("warning: gateway 10.1.0.1"), "{c}");
+    assert!(c.contains("error: mtu 10 of `a:eth0`") && c.contains("warning: gateway 10.0.0.1"), "{c}");
     // A value that failed to decode: the addresses are left out, and the gateway "unreachable"
     // warning that would follow is not shown.
     let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: 10.0.0.1/24 }}\n    routes:\n      - {{ to: 10.8.0.0/16, via: 10.0.0.2 }}\n  b: {{}}\n{PAIR}");
@@ -360,16 +363,22 @@ fn ipv6_link_local_mode() {
     assert_eq!(l.warnings.warnings().count(), 1);
 }
 
+/// The kernel turns IPv6 off on a device under 1280 and refuses its IPv6 addresses: `up`
+/// would fail, so validation does, pointing at the MTU where it is written (here, the link's).
 #[test]
-fn ipv6_under_1280_is_a_warning() {
-    let l = yaml(
-        "name: i\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: ['fd00::1/64'], mtu: 1200 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n",
-    )
-    .unwrap();
-    assert_eq!(
-        l.warnings.compact(),
-        "t.yaml:5:47: warning: IPv6 needs an MTU of at least 1280; `a:eth0` has 1200, so its IPv6 addresses will not work [1200]\n"
-    );
+fn ipv6_under_1280_is_an_error_at_the_mtu() {
+    let text = "name: i\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: ['fd00::1/64', 'fd00::2/64'], mtu: 1200 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    assert_eq!(errors(text), "t.yaml:5:61: error: `a:eth0` has IPv6 address fd00::1 but mtu 1200: IPv6 needs an MTU of at least 1280 [1200]\n");
+    let text =
+        "name: i\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: ['fd00::1/64'] }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    mtu: 1000\n";
+    assert_eq!(errors(text), "t.yaml:9:10: error: `a:eth0` has IPv6 address fd00::1 but mtu 1000: IPv6 needs an MTU of at least 1280 [1000]\n");
+}
+
+/// A link's `mtu` is checked once, where it is written, not at each end.
+#[test]
+fn a_link_mtu_error_points_at_the_link() {
+    let text = "name: i\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    mtu: 70000\n";
+    assert_eq!(errors(text), "t.yaml:7:10: error: mtu 70000 of the link `a:eth0` — `b:eth0` is out of range (68..=65535) [70000]\n");
 }
 
 #[test]
@@ -523,18 +532,48 @@ fn yaml_merge_keys_share_settings_and_errors_point_at_their_source() {
 }
 
 /// A gateway that is the node's own address, or on another device than the route's `dev`, is
-/// said to be that, not "not reachable".
+/// said to be that, not "not reachable". IPv4 takes its own address as a gateway (a warning);
+/// the other cases the kernel refuses (errors).
 #[test]
-fn gateway_warnings_say_what_the_gateway_is() {
+fn gateway_findings_say_what_the_gateway_is() {
     let text = format!(
         "name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n      eth1: {{ addresses: [10.1.0.1/24] }}\n    routes:\n      - {{ to: 10.5.0.0/16, via: 10.0.0.1 }}\n      - {{ to: 10.6.0.0/16, via: 10.0.0.2, dev: eth1 }}\n  b: {{}}\n  c: {{}}\n{PAIR}  - endpoints: [a:eth1, c:eth0]\n"
     );
-    let l = yaml(&text).unwrap();
     assert_eq!(
-        l.warnings.compact(),
+        errors(&text),
         "t.yaml:8:33: warning: gateway 10.0.0.1 is node `a`'s own address (on `eth0`): a gateway is the next router's address [10.0.0.1]\n\
-         t.yaml:9:33: warning: gateway 10.0.0.2 is not on a subnet of `eth1`: it is on `eth0` (10.0.0.0/24) [10.0.0.2]\n"
+         t.yaml:9:33: error: gateway 10.0.0.2 is not on a subnet of `eth1`: it is on `eth0` (10.0.0.0/24) [10.0.0.2]\n"
     );
+}
+
+/// What the kernel is certain to refuse when the route is added is an error at validation:
+/// an unreachable gateway, a link-local gateway without `dev`, a device declared down, a source
+/// that is not the node's, an IPv6 gateway that is the node's own address. In the machine's
+/// root namespace undeclared devices may make them work: warnings there.
+#[test]
+fn routes_the_kernel_refuses_are_errors() {
+    let text = format!(
+        "name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24, 'fd00::1/64'] }}\n      eth1: {{ up: false, addresses: [10.1.0.1/24] }}\n    routes:\n      - {{ to: 10.5.0.0/16, via: 10.9.9.9 }}\n      - {{ to: 10.6.0.0/16, via: 10.1.0.2 }}\n      - {{ to: 10.7.0.0/16, dev: eth1 }}\n      - {{ to: 'fd05::/64', via: 'fe80::1' }}\n      - {{ to: 10.8.0.0/16, via: 10.0.0.2, src: 10.0.0.9 }}\n      - {{ to: 'fd06::/64', via: 'fd00::1' }}\n  b: {{}}\n  c: {{}}\n{PAIR}  - endpoints: [a:eth1, c:eth0]\n"
+    );
+    assert_eq!(
+        errors(&text),
+        "t.yaml:8:33: error: gateway 10.9.9.9 is not reachable through any address of node `a` [10.9.9.9]\n\
+         t.yaml:9:33: error: gateway 10.1.0.2 is on 10.1.0.0/24 of `eth1`, which is declared `up: false` [10.1.0.2]\n\
+         t.yaml:10:33: error: route to 10.7.0.0/16 of node `a` goes through `eth1`, which is declared `up: false` [eth1]\n\
+         t.yaml:11:33: error: gateway fe80::1 is a link-local address: the route needs `dev` to say on which link ['fe80::1']\n\
+         t.yaml:12:48: error: source 10.0.0.9 of the route to 10.8.0.0/16 is not an address of node `a` [10.0.0.9]\n\
+         t.yaml:13:33: error: gateway fd00::1 is node `a`'s own address (on `eth0`): a gateway is the next router's address ['fd00::1']\n"
+    );
+    // The machine's root namespace has devices the file does not declare.
+    let root = "name: w\nnodes:\n  host:\n    interfaces:\n      veth1: { addresses: [10.0.0.1/24] }\n    routes:\n      - { to: 10.5.0.0/16, via: 192.168.1.1 }\n      - { to: 10.6.0.0/16, via: 10.0.0.2, src: 192.168.1.10 }\n  a: {}\nlinks:\n  - endpoints: [host:veth1, a:eth0]\n";
+    let l = yaml(root).unwrap();
+    assert_eq!(l.warnings.warnings().count(), 2, "{}", l.warnings);
+    assert!(errors(&root.replace("name: w\n", "name: w\nisolated_host: true\n")).matches("error:").count() == 2);
+    // A gateway reached through a device route declared after it: the plan adds device routes first.
+    let later = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: default, via: 10.9.0.1 }}\n      - {{ to: 10.9.0.0/16, dev: eth0, table: 7 }}\n      - {{ to: 10.9.0.0/16, dev: eth0 }}\n  b: {{}}\n{PAIR}");
+    assert!(yaml(&later).unwrap().warnings.is_empty());
+    // A device route in another table than the gateway's route does not count.
+    assert!(errors(&later.replace("      - { to: 10.9.0.0/16, dev: eth0 }\n", "")).contains("error: gateway 10.9.0.1 is not reachable"));
 }
 
 /// An address on a bridge port does not answer (the bridge takes the port's traffic).

@@ -505,6 +505,8 @@ impl<'a> Planner<'a> {
                 self.push(stage::ROUTE_DEL, Op::DelRoute { node: nname.into(), route: h.clone() });
             }
         }
+        // Device routes first: a gateway may be reached through one declared after its route.
+        to_add.sort_by_key(|w| w.via.is_some());
         for w in to_add {
             self.push(stage::ROUTE_ADD, Op::AddRoute { node: nname.into(), route: w });
         }

@@ -482,8 +482,8 @@ fn edits_plan_only_the_difference() {
             "- addr a:eth0 10.0.0.1/24",
             "+ addr a:eth0 10.0.0.11/24",
             "- route a: 10.5.0.0/16 via 10.0.0.2",
-            "+ route a: 10.5.0.0/16 via 10.0.0.3",
             "+ route a: 10.6.0.0/16 dev eth0 metric 7",
+            "+ route a: 10.5.0.0/16 via 10.0.0.3",
             "- netns c (edit-c)",
         ]
     );

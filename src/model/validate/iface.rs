@@ -26,7 +26,7 @@ pub(super) fn check_interface(
     if let Some(mtu) = spec.mtu {
         let max = if is_lo { 65536 } else { 65535 };
         if !(68..=max).contains(&mtu) {
-            ctx.error_at(&ctx.sub(path, "mtu"), format!("mtu {mtu} of `{me}` is out of range (68..={max})"), "out of range");
+            ctx.error_at(&ctx.mtu_path(&me, path), format!("mtu {mtu} of `{me}` is out of range (68..={max})"), "out of range");
         }
     }
     let mac = match &spec.mac {
@@ -59,7 +59,7 @@ pub(super) fn check_interface(
         }
     };
     let mut addresses = Vec::new();
-    let mut local_seen: HashSet<IpAddr> = HashSet::new();
+    let mut small_mtu_reported = false;
     for (i, raw) in spec.addresses.iter().enumerate() {
         let ap = ctx.idx(&ctx.sub(path, "addresses"), i);
         match parse_cidr(raw) {
@@ -75,15 +75,18 @@ pub(super) fn check_interface(
                 } else {
                     addr_decls.push((net.addr(), me.clone(), ap.clone()));
                 }
-                if net.addr().is_ipv6() {
-                    if let Some(m) = spec.mtu {
-                        if m < 1280 && local_seen.insert(net.addr()) {
-                            ctx.warn_at(
-                                &ctx.sub(path, "mtu"),
-                                format!("IPv6 needs an MTU of at least 1280; `{me}` has {m}, so its IPv6 addresses will not work"),
-                                "below 1280",
-                            );
-                        }
+                if net.addr().is_ipv6() && !small_mtu_reported {
+                    if let Some(m) = spec.mtu.filter(|m| *m < 1280) {
+                        small_mtu_reported = true;
+                        let span = ctx.span(&ctx.mtu_path(&me, path));
+                        ctx.push(
+                            Diag::error(format!("`{me}` has IPv6 address {} but mtu {m}: IPv6 needs an MTU of at least 1280", net.addr()))
+                                .maybe_label(span, "below 1280")
+                                .maybe_label(ctx.span(&ap), "an IPv6 address")
+                                .help(
+                                    "the kernel turns IPv6 off on a device under 1280 and refuses its IPv6 addresses; raise the MTU or drop the IPv6 addresses",
+                                ),
+                        );
                     }
                 }
                 addresses.push(net);

@@ -2,6 +2,8 @@
 //! each one points at the text it is about. Produces the typed `Lab` when there is no error.
 //! Names, interfaces, veth pairing, routes and sysctls each have their own file here.
 
+use std::collections::HashMap;
+
 use indexmap::IndexMap;
 
 use super::diag::{Diag, Diagnostics};
@@ -29,11 +31,16 @@ use veths::resolve_veths;
 pub(crate) struct Ctx<'a> {
     doc: &'a Document,
     pub(crate) diags: Diagnostics,
+    /// Veth ends whose MTU comes from their link's `mtu`, where errors about it point.
+    mtu_from_link: HashMap<Endpoint, Path>,
+    /// Decoding left pieces out: findings that follow from the whole (a gateway no address
+    /// reaches) would mislead.
+    pub(crate) partial: bool,
 }
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(doc: &'a Document) -> Self {
-        Ctx { doc, diags: Diagnostics::new(Some(doc.source.clone())) }
+        Ctx { doc, diags: Diagnostics::new(Some(doc.source.clone())), mtu_from_link: HashMap::new(), partial: false }
     }
     pub(crate) fn doc(&self) -> &Document {
         self.doc
@@ -46,6 +53,13 @@ impl<'a> Ctx<'a> {
         p.push(Seg::Key("interfaces".into()));
         p.push(Seg::Key(ifname.into()));
         p
+    }
+    /// Where an interface's MTU is written: its own `mtu`, or its link's.
+    pub(crate) fn mtu_path(&self, ep: &Endpoint, iface_path: &[Seg]) -> Path {
+        self.mtu_from_link.get(ep).cloned().unwrap_or_else(|| self.sub(iface_path, "mtu"))
+    }
+    pub(crate) fn note_mtu_from_link(&mut self, ep: &Endpoint, path: Path) {
+        self.mtu_from_link.insert(ep.clone(), path);
     }
     pub(crate) fn sub(&self, base: &[Seg], key: &str) -> Path {
         let mut p = base.to_vec();
@@ -89,6 +103,7 @@ impl<'a> Ctx<'a> {
 pub fn validate(topo: &Topology, doc: &Document, mut diags: Diagnostics) -> Result<(Lab, Diagnostics), Diagnostics> {
     let mut ctx = Ctx::new(doc);
     let decode_failed = diags.has_errors();
+    ctx.partial = decode_failed;
     ctx.diags.extend(std::mem::take(&mut diags));
     let lab = build(topo, &mut ctx);
     let mut diags = ctx.diags;
@@ -247,7 +262,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
 
     // Routes and sysctls.
     for (nname, n) in &topo.nodes {
-        let routes = check_routes(ctx, nname, n, nodes.get(nname));
+        let routes = check_routes(ctx, nname, n, nodes.get(nname), nname == HOST && !topo.isolated_host);
         let sysctls = check_sysctls(ctx, nname, n, nodes.get(nname));
         if let Some(node) = nodes.get_mut(nname) {
             node.routes = routes;

@@ -57,7 +57,9 @@ fn parse_route_dst(raw: &str, via: Option<IpAddr>) -> Result<IpNet, String> {
     }
 }
 
-pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file::NodeSpec, node: Option<&Node>) -> Vec<Route> {
+/// `root`: the node is the machine's root namespace, where undeclared devices and addresses
+/// exist, so what the file alone cannot show reachable is only a warning.
+pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file::NodeSpec, node: Option<&Node>, root: bool) -> Vec<Route> {
     let mut out: Vec<Route> = Vec::new();
     let rbase = ctx.sub(&ctx.node_path(nname), "routes");
     for (i, r) in spec.routes.iter().enumerate() {
@@ -139,34 +141,6 @@ pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file
                 ok = false;
             }
         }
-        // The gateway must be on a connected prefix of the node (warning: on-link tricks exist).
-        if let (Some(v), Some(node)) = (via, node) {
-            let link_local_v6 = matches!(v, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80);
-            let reachable =
-                node.interfaces.iter().any(|(name, i)| r.dev.as_ref().is_none_or(|d| d == name) && i.addresses.iter().any(|a| a.contains(&v) && a.addr() != v))
-                    || (link_local_v6 && r.dev.is_some())
-                    || out.iter().any(|other| other.via.is_none() && other.dst.contains(&v));
-            if !reachable {
-                let own = node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.addr() == v));
-                let other_dev = r.dev.as_ref().and_then(|d| {
-                    node.interfaces
-                        .values()
-                        .filter(|i| &i.name != d)
-                        .find_map(|i| i.addresses.iter().find(|a| a.contains(&v) && a.addr() != v).map(|a| (d, i, a.trunc())))
-                });
-                let (msg, label) = match (own, other_dev) {
-                    (Some(i), _) => (
-                        format!("gateway {v} is node `{nname}`'s own address (on `{}`): a gateway is the next router's address", i.name),
-                        "the node's own address",
-                    ),
-                    (None, Some((d, i, net))) => (format!("gateway {v} is not on a subnet of `{d}`: it is on `{}` ({net})", i.name), "on another device"),
-                    (None, None) => {
-                        (format!("gateway {v} is not reachable through any address of node `{nname}`"), "no address of the node covers this gateway")
-                    }
-                };
-                ctx.warn_at(&ctx.sub(&p, "via"), msg, label);
-            }
-        }
         if ok {
             if let Some(dst) = dst {
                 let route = Route { dst, via, dev: r.dev.clone(), metric: r.metric, table, src, path: p.clone() };
@@ -189,5 +163,116 @@ pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file
             }
         }
     }
+    if let Some(node) = node.filter(|_| !ctx.partial) {
+        for r in &out {
+            check_next_hop(ctx, node, r, &out, root);
+        }
+    }
     out
+}
+
+/// What the kernel refuses when the route is added: a gateway no connected subnet or device
+/// route of the node reaches ("Nexthop has invalid gateway"), a device that is down, a source
+/// that is not the node's. Errors, since `up` is certain to fail on them; in the machine's root
+/// namespace (`host` without `isolated_host`) undeclared devices may make them work, so
+/// warnings there.
+fn check_next_hop(ctx: &mut Ctx, node: &Node, r: &Route, all: &[Route], root: bool) {
+    let nname = node.name.as_str();
+    let report = |ctx: &mut Ctx, path: &[crate::model::source::Seg], msg: String, label: &str, help: &str| {
+        let span = ctx.span(path);
+        let d = if root { Diag::warning(msg) } else { Diag::error(msg) };
+        ctx.push(d.maybe_label(span, label).help(help));
+    };
+    let is_up = |d: &str| node.interfaces.get(d).is_some_and(|i| i.up);
+    if let Some(d) = &r.dev {
+        if node.interfaces.contains_key(d) && !is_up(d) {
+            let msg = format!("route to {} of node `{nname}` goes through `{d}`, which is declared `up: false`", r.dst);
+            report(
+                ctx,
+                &ctx.sub(&r.path, "dev"),
+                msg,
+                "a device that is down",
+                "the kernel refuses routes through a device that is down; bring it up or drop the route",
+            );
+            return;
+        }
+    }
+    if let Some(v) = r.via {
+        let link_local_v6 = matches!(v, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80);
+        let via_path = ctx.sub(&r.path, "via");
+        if link_local_v6 {
+            if r.dev.is_none() {
+                let msg = format!("gateway {v} is a link-local address: the route needs `dev` to say on which link");
+                report(ctx, &via_path, msg, "link-local gateway without `dev`", "add `dev: IFNAME` to the route");
+            }
+        } else if !gateway_reachable(node, r, all) {
+            gateway_problem(ctx, node, r, v, &via_path, root);
+        }
+    }
+    if let Some(s) = r.src {
+        let own = s.is_loopback() || node.interfaces.values().any(|i| i.addresses.iter().any(|a| a.addr() == s));
+        if !own {
+            let mut mine: Vec<String> =
+                node.interfaces.values().flat_map(|i| i.addresses.iter()).filter(|a| a.addr().is_ipv4() == s.is_ipv4()).map(|a| a.addr().to_string()).collect();
+            mine.dedup();
+            let help = if mine.is_empty() {
+                format!("`src` is the address the node sends from on this route; node `{nname}` has no address of that family")
+            } else {
+                format!("`src` is the address the node sends from on this route; node `{nname}` has {}", mine.join(", "))
+            };
+            let msg = format!("source {s} of the route to {} is not an address of node `{nname}`", r.dst);
+            report(ctx, &ctx.sub(&r.path, "src"), msg, "not the node's address", &help);
+        }
+    }
+}
+
+/// A gateway is reached through a connected subnet of an up device (the kernel adds no prefix
+/// route for a device that is down) or a device route of the node, in the route's own table or
+/// the ones every lookup sees (local, main, default). A route through another gateway does not
+/// count: IPv4 and IPv6 both refuse recursive next hops.
+fn gateway_reachable(node: &Node, r: &Route, all: &[Route]) -> bool {
+    let Some(v) = r.via else { return true };
+    let dev_ok = |name: &str| r.dev.as_deref().is_none_or(|d| d == name) && node.interfaces.get(name).is_some_and(|i| i.up);
+    let connected = node.interfaces.iter().any(|(name, i)| dev_ok(name) && i.addresses.iter().any(|a| a.contains(&v) && a.addr() != v));
+    let seen_tables = [r.table, TABLE_MAIN, TABLE_LOCAL, 253];
+    let device_route = all.iter().any(|o| o.via.is_none() && o.dst.contains(&v) && seen_tables.contains(&o.table) && o.dev.as_deref().is_some_and(dev_ok));
+    connected || device_route
+}
+
+fn gateway_problem(ctx: &mut Ctx, node: &Node, r: &Route, v: IpAddr, via_path: &[crate::model::source::Seg], root: bool) {
+    let nname = node.name.as_str();
+    let own = node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.addr() == v));
+    let covering = |i: &&crate::model::lab::Interface| i.addresses.iter().find(|a| a.contains(&v) && a.addr() != v).map(|a| a.trunc());
+    let down = node.interfaces.values().filter(|i| !i.up).find_map(|i| covering(&i).map(|net| (i, net)));
+    let other_dev = r.dev.as_ref().and_then(|d| node.interfaces.values().filter(|i| &i.name != d && i.up).find_map(|i| covering(&i).map(|net| (d, i, net))));
+    let refused = "the kernel refuses a gateway that no connected subnet of the node reaches (\"Nexthop has invalid gateway\")";
+    let (msg, label, help) = match (own, down, other_dev) {
+        (Some(i), _, _) => {
+            let msg = format!("gateway {v} is node `{nname}`'s own address (on `{}`): a gateway is the next router's address", i.name);
+            // IPv4 takes it (packets go nowhere); IPv6 refuses it.
+            if v.is_ipv4() {
+                ctx.warn_at(via_path, msg, "the node's own address");
+                return;
+            }
+            (msg, "the node's own address", "the kernel refuses an IPv6 gateway that is a local address; use the next router's address".to_string())
+        }
+        (None, Some((i, net)), _) => (
+            format!("gateway {v} is on {net} of `{}`, which is declared `up: false`", i.name),
+            "on a device that is down",
+            format!("a device that is down has no connected route; bring `{}` up", i.name),
+        ),
+        (None, None, Some((d, i, net))) => (
+            format!("gateway {v} is not on a subnet of `{d}`: it is on `{}` ({net})", i.name),
+            "on another device",
+            format!("{refused}; use `dev: {}` or drop `dev`", i.name),
+        ),
+        (None, None, None) => (
+            format!("gateway {v} is not reachable through any address of node `{nname}`"),
+            "no address of the node covers this gateway",
+            format!("{refused}; give the node an address on the gateway's subnet, or a route to it with `dev`"),
+        ),
+    };
+    let span = ctx.span(via_path);
+    let d = if root { Diag::warning(msg) } else { Diag::error(msg) };
+    ctx.push(d.maybe_label(span, label).help(help));
 }

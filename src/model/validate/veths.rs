@@ -105,16 +105,30 @@ pub(super) fn resolve_veths(
             refused.insert(b);
             continue;
         }
+        // A link's MTU is checked once, here, where it is written.
+        let link_mtu = link.mtu.filter(|m| {
+            let ok = (68..=65535).contains(m);
+            if !ok {
+                ctx.error_at(&ctx.sub(&lp, "mtu"), format!("mtu {m} of the link `{a}` — `{b}` is out of range (68..=65535)"), "out of range");
+            }
+            ok
+        });
         for (ep, p) in [(&a, &pa), (&b, &pb)] {
             let node = ifaces.entry(ep.node.clone()).or_default();
-            if !node.contains_key(&ep.ifname) {
+            let from_link = if !node.contains_key(&ep.ifname) {
                 let mut spec = InterfaceSpec::new(KindSpec::Veth(VethSpec::default()));
-                spec.mtu = link.mtu;
+                spec.mtu = link_mtu;
                 node.insert(ep.ifname.clone(), (spec, p.clone()));
-            } else if let Some((spec, _)) = node.get_mut(&ep.ifname) {
-                if spec.mtu.is_none() {
-                    spec.mtu = link.mtu;
-                }
+                link_mtu.is_some()
+            } else if let Some((spec, _)) = node.get_mut(&ep.ifname).filter(|(s, _)| s.mtu.is_none()) {
+                spec.mtu = link_mtu;
+                link_mtu.is_some()
+            } else {
+                false
+            };
+            if from_link {
+                let mp = ctx.sub(&lp, "mtu");
+                ctx.note_mtu_from_link(ep, mp);
             }
         }
     }
