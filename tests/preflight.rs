@@ -110,3 +110,66 @@ fn vlan_filtering_bridge_is_refused_where_the_kernel_lacks_it() {
     }
     assert_gone(&lab);
 }
+
+/// Sysctls the kernel would refuse are found before anything is built, each at its line, with
+/// exit code 2 (a mistake in the file): a misspelled name (with the kernel's closest name), a
+/// machine-wide setting (absent or read-only in a new namespace), a table-wide neighbour
+/// setting given per device, a value the kernel refuses. `plan` refuses the same way.
+#[test]
+fn sysctls_the_kernel_would_refuse_are_refused_before_anything_is_built() {
+    require_root();
+    let lab = vnet::lab::unique_name("sysck");
+    let text = format!(
+        "name: {lab}\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    sysctls:\n      net.ipv4.ip_forwrd: 1\n      net.ipv4.conf.eth0.rp_filtr: 1\n      net.ipv4.tcp_congestion_control: nosuch\n      net.core.rmem_max: 100000\n      net.ipv4.neigh.eth0.gc_thresh1: 4096\n      net.ipv4.ip_local_port_range: \"6000 5000\"\n      net.ipv4.conf.eth0.rp_filter: 2\n  b: {{}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let f = file.display().to_string();
+    for cmd in ["up", "plan"] {
+        let out = std::process::Command::new(vnet_bin()).args([cmd, &f, "--isolated-host"]).env("NO_COLOR", "1").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
+        for (place, message) in [
+            ("7:7", "this kernel has no sysctl `net.ipv4.ip_forwrd` (node `a`)"),
+            ("8:7", "this kernel has no sysctl `net.ipv4.conf.eth0.rp_filtr` (node `a`)"),
+            ("9:40", "the kernel refuses `nosuch` for sysctl `net.ipv4.tcp_congestion_control` of node `a`: no such value"),
+            ("10:7", "sysctl `net.core.rmem_max` of node `a` is machine-wide: only the machine's root namespace can set it"),
+            ("11:7", "sysctl `net.ipv4.neigh.eth0.gc_thresh1` of node `a`: the neighbour table's `gc_thresh1` is not per device"),
+            ("12:37", "the kernel refuses `6000 5000` for sysctl `net.ipv4.ip_local_port_range` of node `a`: Invalid argument"),
+        ] {
+            assert!(stderr.contains(&format!("[{f}:{place}]")), "{cmd}: no finding at {place}:\n{stderr}");
+            assert!(stderr.contains(message), "{cmd}: lacks `{message}`:\n{stderr}");
+        }
+        assert!(stderr.contains("help: did you mean `net.ipv4.ip_forward`?"), "{stderr}");
+        assert!(stderr.contains("help: did you mean `net.ipv4.conf.eth0.rp_filter`?"), "{stderr}");
+        assert_eq!(stderr.matches('×').count(), 6, "only the six refused ones:\n{stderr}");
+        assert_gone(&lab);
+    }
+}
+
+/// Good sysctls pass the preflight and are set: per-device keys (judged on `default` before the
+/// device exists), a name the setting knows, a range.
+#[test]
+fn sysctls_the_kernel_takes_pass_the_preflight_and_are_set() {
+    require_root();
+    let lab = vnet::lab::unique_name("sysok");
+    let text = format!(
+        "name: {lab}\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    sysctls:\n      net.ipv4.conf.eth0.rp_filter: 2\n      net.ipv4.tcp_congestion_control: reno\n      net.ipv4.ip_local_port_range: \"20000 30000\"\n      net.ipv4.neigh.eth0.base_reachable_time_ms: 5000\n  b: {{}}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let (code, stderr) = vnet_up(&file);
+    assert_eq!(code, 0, "{stderr}");
+    let ns = format!("{lab}-a");
+    let read = |k: &str| {
+        let out = std::process::Command::new("ip").args(["netns", "exec", &ns, "cat", &format!("/proc/sys/{}", k.replace('.', "/"))]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let got = [
+        read("net.ipv4.conf.eth0.rp_filter"),
+        read("net.ipv4.tcp_congestion_control"),
+        read("net.ipv4.ip_local_port_range"),
+        read("net.ipv4.neigh.eth0.base_reachable_time_ms"),
+    ];
+    assert!(std::process::Command::new(vnet_bin()).args(["down", &lab]).status().unwrap().success());
+    assert_eq!(got, ["2", "reno", "20000 30000", "5000"]);
+    assert_gone(&lab);
+}

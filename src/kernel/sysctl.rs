@@ -92,6 +92,28 @@ fn with_path(key: &str) -> impl Fn(io::Error) -> io::Error + '_ {
     move |e| io::Error::new(e.kind(), format!("{}: {e}", path(key).display()))
 }
 
+/// The entries of a sysctl directory (`net.ipv4` -> `ip_forward`, `conf`, ...), for "did you
+/// mean" hints.
+pub fn list(dir_key: &str) -> io::Result<Vec<String>> {
+    let dir = open(dir_key, OFlags::RDONLY | OFlags::DIRECTORY)?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Whether the calling thread's namespace lets the key be written (the root namespace may
+/// show a setting read-write that other namespaces see read-only). NotFound when it has no
+/// such key.
+pub fn writable(key: &str) -> io::Result<bool> {
+    let f = open(key, OFlags::PATH)?;
+    Ok(rustix::fs::fstat(&f)?.st_mode & 0o200 != 0)
+}
+
 pub fn read(key: &str) -> io::Result<String> {
     use std::io::Read;
     let mut s = String::new();

@@ -6,16 +6,19 @@
 //! - `feature.rs`: the names (shared with `tests/common::require`), kernel options, messages.
 //! - `needs.rs`: what each operation of a plan needs; other features register there.
 //! - `probe.rs`, `xfrm.rs`, `genl.rs`: the probes.
+//! - `sysctl.rs`: sysctl names and values the kernel would refuse (a mistake in the file, exit 2).
 
 mod feature;
 mod genl;
 mod needs;
 mod probe;
+mod sysctl;
 mod xfrm;
 
 pub use feature::{kind_option as config_option, messages, Feature, Requirement};
 pub use needs::requirements;
 pub use probe::missing;
+pub use sysctl::check as sysctls;
 
 use crate::error::{Error, Result};
 use crate::model::Lab;

@@ -47,7 +47,9 @@ pub fn plan(loaded: &Loaded) -> Result<Plan> {
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
     super::continuity::check(lab, prior.as_ref())?;
     let plan = plan_against(lab, prior.as_ref())?;
-    // What `up` would refuse for lack of a kernel feature, `plan` refuses too (exit 3).
+    // What `up` would refuse for lack of a kernel feature, `plan` refuses too (exit 3), and
+    // sysctls the kernel would refuse (exit 2).
+    super::preflight::sysctls(lab, &loaded.document.source)?;
     super::preflight::check(lab, &plan)?;
     super::netfeat::preflight(&plan)?;
     Ok(plan)
@@ -87,6 +89,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let t = Instant::now();
     let plan = plan::plan(lab, &session.observed, keyed.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
     // Before anything changes, /run/netns's mount included.
+    super::preflight::sysctls(lab, &loaded.document.source).map_err(refuse)?;
     super::preflight::check(lab, &plan).map_err(refuse)?;
     super::netfeat::preflight(&plan).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "plan and preflight {:?}", t.elapsed());

@@ -104,6 +104,10 @@ pub struct Node {
     pub routes: Vec<Route>,
     /// sysctl key (dotted, e.g. `net.ipv4.ip_forward`) -> value as the kernel writes it.
     pub sysctls: IndexMap<String, String>,
+    /// Where each sysctl is written in the file (by key as in `sysctls`): the kernel alone can
+    /// tell a misspelled name or a refused value, after the document is released.
+    #[serde(skip)]
+    pub sysctl_places: IndexMap<String, SysctlPlace>,
     /// NAT, firewall, traffic control and BPF of this node.
     pub features: super::netfeat::NodeFeatures,
     /// The host the node runs on, in a multi-host lab.
@@ -111,6 +115,13 @@ pub struct Node {
     pub host: Option<String>,
     #[serde(skip)]
     pub path: Path,
+}
+
+/// The byte ranges of a sysctl's key and value in the topology file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SysctlPlace {
+    pub key: Option<std::ops::Range<usize>>,
+    pub value: Option<std::ops::Range<usize>>,
 }
 
 /// `node:ifname`.

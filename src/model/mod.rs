@@ -32,7 +32,7 @@ impl Loaded {
     /// Frees the parsed document (its value and the places of its text) once findings are
     /// reported: building a big lab does not need it, and it is the largest thing held.
     pub fn release_document(&mut self) {
-        self.document = Document::from_value(&self.document.source.name, serde_json::Value::Null);
+        self.document = self.document.released();
     }
 }
 

@@ -133,6 +133,12 @@ impl Document {
         Document { source: SourceText { name: name.to_string(), text: Arc::new(String::new()) }, value, places: Places::default() }
     }
 
+    /// The text alone, for findings placed beforehand (spans kept in the lab): the parsed value
+    /// and the places of its parts, the largest things held, are dropped.
+    pub fn released(&self) -> Document {
+        Document { source: self.source.clone(), value: Value::Null, places: Places::default() }
+    }
+
     /// The place of the value at `path`, or of the nearest ancestor that has one.
     pub fn place(&self, path: &[Seg]) -> Option<&Place> {
         let mut p = path.len();

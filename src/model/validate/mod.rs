@@ -240,6 +240,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
                 interfaces: out,
                 routes: Vec::new(),
                 sysctls: IndexMap::new(),
+                sysctl_places: IndexMap::new(),
                 features: Default::default(),
                 host: None,
                 path: ctx.node_path(nname),
@@ -263,10 +264,11 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
     // Routes and sysctls.
     for (nname, n) in &topo.nodes {
         let routes = check_routes(ctx, nname, n, nodes.get(nname), nname == HOST && !topo.isolated_host);
-        let sysctls = check_sysctls(ctx, nname, n, nodes.get(nname));
+        let (sysctls, places) = check_sysctls(ctx, nname, n, nodes.get(nname));
         if let Some(node) = nodes.get_mut(nname) {
             node.routes = routes;
             node.sysctls = sysctls;
+            node.sysctl_places = places;
         }
     }
     // NAT, firewall, traffic control, BPF, IPsec (issue 6).

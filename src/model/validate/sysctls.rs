@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use indexmap::IndexMap;
 
 use super::Ctx;
-use crate::model::lab::Node;
+use crate::model::lab::{Node, SysctlPlace};
 
 /// Splits a sysctl key into /proc/sys path components. Dotted keys split on `.`; keys written
 /// with `/` split on `/` (so interface names with dots can be named).
@@ -26,8 +26,15 @@ pub fn sysctl_key(parts: &[String]) -> String {
     }
 }
 
-pub(super) fn check_sysctls(ctx: &mut Ctx, nname: &str, spec: &crate::model::file::NodeSpec, node: Option<&Node>) -> IndexMap<String, String> {
+/// The node's sysctls by canonical key, and where each is written.
+pub(super) fn check_sysctls(
+    ctx: &mut Ctx,
+    nname: &str,
+    spec: &crate::model::file::NodeSpec,
+    node: Option<&Node>,
+) -> (IndexMap<String, String>, IndexMap<String, SysctlPlace>) {
     let mut out = IndexMap::new();
+    let mut places = IndexMap::new();
     let base = ctx.sub(&ctx.node_path(nname), "sysctls");
     let mut canonical: BTreeMap<Vec<String>, String> = BTreeMap::new();
     for (key, value) in &spec.sysctls {
@@ -67,7 +74,8 @@ pub(super) fn check_sysctls(ctx: &mut Ctx, nname: &str, spec: &crate::model::fil
             ctx.error_at_key(&kp, format!("sysctl `{key}` is the same setting as `{prev}`"), "declared twice");
             continue;
         }
+        places.insert(sysctl_key(&parts), SysctlPlace { key: ctx.key_span(&kp), value: ctx.span(&kp) });
         out.insert(sysctl_key(&parts), v);
     }
-    out
+    (out, places)
 }
