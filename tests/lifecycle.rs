@@ -387,6 +387,60 @@ links:
     assert_eq!(mtu(&format!("{fresh}-host"), "v1"), 1500);
 }
 
+/// A fresh `up` of a bridge with a declared MTU and three ports of MTU 1500 is right in one
+/// pass: the bridge's MTU is set after its creation, so the kernel keeps it as ports join
+/// (and as a port of a bigger MTU joins later, by hand), and no observe-and-apply pass follows.
+#[test]
+fn a_fresh_bridge_keeps_its_declared_mtu_in_one_pass() {
+    require_root();
+    let lab = vnet::lab::unique_name("brmtu1p");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: false, mtu: 1400, addresses: [10.4.0.1/24] }}
+      v1: {{ master: br0 }}
+      v2: {{ master: br0 }}
+      v3: {{ master: br0 }}
+  a: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.2/24] }} }} }}
+  b: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.3/24] }} }} }}
+  c: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.4/24] }} }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+  - endpoints: [b:eth0, host:v2]
+  - endpoints: [c:eth0, host:v3]
+"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let out = vnet_cmd(None, &["up", file.to_str().unwrap()]).env("VNET_LOG", "vnet::timing=debug").output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "up: {}{log}", String::from_utf8_lossy(&out.stdout));
+    assert!(log.contains("apply "), "the timing log is on: {log}");
+    assert!(!log.contains("converge") && !log.contains("pass 2"), "a fresh build took more than one pass:\n{log}");
+    assert_eq!(mtu(&host, "br0"), 1400);
+    for v in ["v1", "v2", "v3"] {
+        assert_eq!(mtu(&host, v), 1500);
+    }
+    let plan = vnet(None, &["plan", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("nothing to do"), "{}", String::from_utf8_lossy(&plan.stdout));
+    // The kernel holds it as set by the user: a port joining by hand leaves it too.
+    ip(&host, &["link", "add", "name", "x9", "mtu", "9000", "type", "veth", "peer", "name", "y9", "mtu", "9000"]);
+    ip(&host, &["link", "set", "x9", "master", "br0"]);
+    assert_eq!(mtu(&host, "br0"), 1400);
+    ip(&host, &["link", "del", "x9"]);
+    assert!(reach_from(&format!("{lab}-a"), "10.4.0.4"), "the bridge carries traffic");
+}
+
+/// Whether a namespace reaches `addr` (three echoes, one answer is enough).
+fn reach_from(netns: &str, addr: &str) -> bool {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "ping", "-c", "3", "-i", "0.3", "-W", "1", addr]).output().unwrap();
+    out.status.success()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sysctls the lab no longer declares (or implies) go back to their value before the lab
 // ---------------------------------------------------------------------------------------------

@@ -79,16 +79,20 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
 /// a side effect, which a plan made from `observed` cannot foresee: removing an address flushes
 /// the routes whose gateway or source it covered, deleting or re-creating a device takes its
 /// routes, a port leaving or joining a bridge (or changing its MTU) makes the bridge recompute
-/// its MTU, an IPv6 sysctl can drop addresses (`disable_ipv6`)... Only changes to what existed before
-/// count, and ports joining a bridge whose MTU the file sets (the kernel sets a bridge's MTU to
-/// its smallest port's when one joins, unless it was changed after creation): a fresh build
-/// otherwise disturbs nothing. `up` observes again after such a plan and applies what is left.
+/// its MTU, an IPv6 sysctl can drop addresses (`disable_ipv6`)... Only changes to what existed
+/// before count: a fresh build disturbs nothing. Ports joining a bridge whose MTU the file sets
+/// count only when the bridge existed before: the kernel sets a bridge's MTU to its smallest
+/// port's when one joins, unless the MTU was changed after the bridge's creation, which the
+/// executor does for every bridge it creates with an MTU (a bridge built by an older vnet may
+/// not be marked so). `up` observes again after such a plan and applies what is left.
 pub fn disturbs(lab: &Lab, plan: &Plan, observed: &Observed) -> bool {
     use ovs::OvsOp;
     let existing = |node: &str| matches!(observed.nodes.get(node), Some(NsState::Owned(_) | NsState::Root(_)));
     let has_link = |node: &str, ifname: &str| observed.nodes.get(node).and_then(|s| s.ns()).is_some_and(|ns| ns.link(ifname).is_some());
     let sized_bridge = |node: &str, master: Option<&String>| {
-        master.and_then(|m| lab.nodes.get(node)?.interfaces.get(m)).is_some_and(|b| matches!(b.kind, KindSpec::Bridge(_)) && b.mtu.is_some())
+        master
+            .and_then(|m| lab.nodes.get(node)?.interfaces.get(m))
+            .is_some_and(|b| matches!(b.kind, KindSpec::Bridge(_)) && b.mtu.is_some() && has_link(node, &b.name))
     };
     plan.ops().any(|op| match op {
         Op::DelAddress { .. } | Op::DeleteLink { .. } | Op::SetKindOptions { .. } => true,
