@@ -441,6 +441,83 @@ fn reach_from(netns: &str, addr: &str) -> bool {
     out.status.success()
 }
 
+/// The `linkinfo` options of a bridge as `ip -d -j link` reports them (times in centiseconds).
+fn bridge_options(netns: &str, dev: &str) -> serde_json::Value {
+    let l = ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{netns}: no {dev}"));
+    let d = &l["linkinfo"]["info_data"];
+    serde_json::json!({
+        "stp_state": d["stp_state"], "ageing_time": d["ageing_time"], "forward_delay": d["forward_delay"],
+        "mcast_snooping": d["mcast_snooping"], "vlan_filtering": d["vlan_filtering"],
+    })
+}
+
+/// Options and MTUs a running lab's file stops declaring go back to what the kernel gives a
+/// fresh device (a bridge made by hand beside it is the reference), in the next `up`; what the
+/// file never declared is left as it is.
+#[test]
+fn dropped_bridge_options_and_mtus_go_back_to_the_kernel_defaults() {
+    require_root();
+    let lab = vnet::lab::unique_name("reset");
+    let _guard = DownGuard::new(&lab, None);
+    let (host, a) = (format!("{lab}-host"), format!("{lab}-a"));
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: true, ageing_time: 100, forward_delay: 2, multicast_snooping: false, addresses: [10.5.0.1/24] }}
+      v1: {{ master: br0, mtu: 1400 }}
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.5.0.2/24], mtu: 1400 }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(
+        bridge_options(&host, "br0"),
+        serde_json::json!({"stp_state": 1, "ageing_time": 10000, "forward_delay": 200, "mcast_snooping": 0, "vlan_filtering": 0})
+    );
+    // As a lab that ran for a while: STP has brought the port to forwarding (turning STP off
+    // leaves a port still listening or learning to the kernel's timers).
+    let forwarding = || ip_json(Some(&host), &["-d", "link", "show", "v1"])[0]["linkinfo"]["info_slave_data"]["state"] == "forwarding";
+    let t = std::time::Instant::now();
+    while !forwarding() && t.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(forwarding(), "STP never brought the port to forwarding");
+    // The kernel sized the bridge, whose MTU the file never declared, to its port.
+    assert_eq!((mtu(&host, "br0"), mtu(&host, "v1"), mtu(&a, "eth0")), (1400, 1400, 1400));
+
+    let dropped = text.replace(", stp: true, ageing_time: 100, forward_delay: 2, multicast_snooping: false", "").replace(", mtu: 1400", "");
+    assert!(!dropped.contains("mtu") && !dropped.contains("stp"), "{dropped}");
+    let file = temp_topology(&lab, "yaml", &dropped);
+    let plan = String::from_utf8_lossy(&vnet(None, &["plan", file.to_str().unwrap()]).stdout).to_string();
+    let plan: Vec<String> = plan.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(
+        plan,
+        [
+            "~ bridge host:br0 {\"kind\":\"bridge\",\"stp\":false,\"ageing_time\":300,\"forward_delay\":15,\"multicast_snooping\":true}",
+            "~ link host:v1 mtu 1500",
+            "~ link a:eth0 mtu 1500",
+            "3 operations"
+        ],
+        "the plan puts back what the file dropped"
+    );
+    up_until_nothing_to_do(&lab, &dropped);
+    let fresh = Scratch::new("resetref");
+    fresh.ip(&["link", "add", "name", "br0", "type", "bridge"]);
+    let reference = bridge_options(&fresh.name, "br0");
+    assert_eq!(reference, serde_json::json!({"stp_state": 0, "ageing_time": 30000, "forward_delay": 1500, "mcast_snooping": 1, "vlan_filtering": 0}));
+    assert_eq!(bridge_options(&host, "br0"), reference);
+    assert_eq!((mtu(&host, "v1"), mtu(&a, "eth0")), (1500, 1500));
+    // The bridge follows its port back up (its MTU was never the file's).
+    assert_eq!(mtu(&host, "br0"), 1500);
+    drop(fresh);
+    assert!(reach_from(&a, "10.5.0.1"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sysctls the lab no longer declares (or implies) go back to their value before the lab
 // ---------------------------------------------------------------------------------------------

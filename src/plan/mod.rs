@@ -7,6 +7,7 @@ mod netfeat;
 mod netfeat_ops;
 mod ops;
 pub mod ovs;
+mod resets;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -53,6 +54,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
         steps: Vec::new(),
         replaced: HashSet::new(),
         clashes: Vec::new(),
+        prior: resets::Prior::new(state),
     };
     p.namespaces(state);
     p.links();
@@ -121,6 +123,8 @@ struct Planner<'a> {
     /// thousands of steps).
     replaced: Replaced,
     clashes: Vec<Clash>,
+    /// What the lab declared at its last `up`, for the settings the file dropped since.
+    prior: resets::Prior<'a>,
 }
 
 /// Devices, as (node, name), that a plan deletes and re-creates.
@@ -223,7 +227,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let mut change = LinkChange::default();
-        if let Some(m) = lo.mtu {
+        if let Some(m) = lo.mtu.or_else(|| self.mtu_reset(node, lo)) {
             if m != have.mtu {
                 change.mtu = Some(m);
             }
@@ -247,14 +251,17 @@ impl<'a> Planner<'a> {
                 return;
             }
             let kind_matches = have.kind.as_deref() == iface.kind.observed_kind();
-            match (kind_matches, iface.kind.drift(have.spec.as_ref())) {
+            // Options the file dropped since the last `up` go back to the kernel's defaults.
+            let reset = self.kind_reset(nname, iface);
+            let want = reset.as_ref().unwrap_or(&iface.kind);
+            match (kind_matches, want.drift(have.spec.as_ref())) {
                 (false, _) | (true, Drift::Recreate) => {
                     self.push(stage::REPLACE, Op::DeleteLink { node: nname.into(), ifname: iface.name.clone() });
                     self.create(nname, iface, None, level);
                 }
                 (true, drift) => {
                     if drift == Drift::Update {
-                        self.push(stage::KIND_OPTIONS, Op::SetKindOptions { node: nname.into(), ifname: iface.name.clone(), kind: iface.kind.clone() });
+                        self.push(stage::KIND_OPTIONS, Op::SetKindOptions { node: nname.into(), ifname: iface.name.clone(), kind: want.clone() });
                     }
                     self.reconcile(nname, node, iface, have);
                 }
@@ -385,7 +392,7 @@ impl<'a> Planner<'a> {
     fn reconcile(&mut self, nname: &str, node: &Node, iface: &Interface, have: &ObservedLink) {
         let ns = self.ns(nname);
         let mut change = LinkChange::default();
-        if let Some(m) = iface.mtu {
+        if let Some(m) = iface.mtu.or_else(|| self.mtu_reset(nname, iface)) {
             if m != have.mtu {
                 change.mtu = Some(m);
             }
