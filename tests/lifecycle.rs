@@ -387,6 +387,137 @@ links:
     assert_eq!(mtu(&format!("{fresh}-host"), "v1"), 1500);
 }
 
+/// A fresh `up` of a bridge with a declared MTU and three ports of MTU 1500 is right in one
+/// pass: the bridge's MTU is set after its creation, so the kernel keeps it as ports join
+/// (and as a port of a bigger MTU joins later, by hand), and no observe-and-apply pass follows.
+#[test]
+fn a_fresh_bridge_keeps_its_declared_mtu_in_one_pass() {
+    require_root();
+    let lab = vnet::lab::unique_name("brmtu1p");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: false, mtu: 1400, addresses: [10.4.0.1/24] }}
+      v1: {{ master: br0 }}
+      v2: {{ master: br0 }}
+      v3: {{ master: br0 }}
+  a: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.2/24] }} }} }}
+  b: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.3/24] }} }} }}
+  c: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.4/24] }} }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+  - endpoints: [b:eth0, host:v2]
+  - endpoints: [c:eth0, host:v3]
+"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let out = vnet_cmd(None, &["up", file.to_str().unwrap()]).env("VNET_LOG", "vnet::timing=debug").output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "up: {}{log}", String::from_utf8_lossy(&out.stdout));
+    assert!(log.contains("apply "), "the timing log is on: {log}");
+    assert!(!log.contains("converge") && !log.contains("pass 2"), "a fresh build took more than one pass:\n{log}");
+    assert_eq!(mtu(&host, "br0"), 1400);
+    for v in ["v1", "v2", "v3"] {
+        assert_eq!(mtu(&host, v), 1500);
+    }
+    let plan = vnet(None, &["plan", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("nothing to do"), "{}", String::from_utf8_lossy(&plan.stdout));
+    // The kernel holds it as set by the user: a port joining by hand leaves it too.
+    ip(&host, &["link", "add", "name", "x9", "mtu", "9000", "type", "veth", "peer", "name", "y9", "mtu", "9000"]);
+    ip(&host, &["link", "set", "x9", "master", "br0"]);
+    assert_eq!(mtu(&host, "br0"), 1400);
+    ip(&host, &["link", "del", "x9"]);
+    assert!(reach_from(&format!("{lab}-a"), "10.4.0.4"), "the bridge carries traffic");
+}
+
+/// Whether a namespace reaches `addr` (three echoes, one answer is enough).
+fn reach_from(netns: &str, addr: &str) -> bool {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "ping", "-c", "3", "-i", "0.3", "-W", "1", addr]).output().unwrap();
+    out.status.success()
+}
+
+/// The `linkinfo` options of a bridge as `ip -d -j link` reports them (times in centiseconds).
+fn bridge_options(netns: &str, dev: &str) -> serde_json::Value {
+    let l = ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{netns}: no {dev}"));
+    let d = &l["linkinfo"]["info_data"];
+    serde_json::json!({
+        "stp_state": d["stp_state"], "ageing_time": d["ageing_time"], "forward_delay": d["forward_delay"],
+        "mcast_snooping": d["mcast_snooping"], "vlan_filtering": d["vlan_filtering"],
+    })
+}
+
+/// Options and MTUs a running lab's file stops declaring go back to what the kernel gives a
+/// fresh device (a bridge made by hand beside it is the reference), in the next `up`; what the
+/// file never declared is left as it is.
+#[test]
+fn dropped_bridge_options_and_mtus_go_back_to_the_kernel_defaults() {
+    require_root();
+    let lab = vnet::lab::unique_name("reset");
+    let _guard = DownGuard::new(&lab, None);
+    let (host, a) = (format!("{lab}-host"), format!("{lab}-a"));
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: true, ageing_time: 100, forward_delay: 2, multicast_snooping: false, addresses: [10.5.0.1/24] }}
+      v1: {{ master: br0, mtu: 1400 }}
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.5.0.2/24], mtu: 1400 }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(
+        bridge_options(&host, "br0"),
+        serde_json::json!({"stp_state": 1, "ageing_time": 10000, "forward_delay": 200, "mcast_snooping": 0, "vlan_filtering": 0})
+    );
+    // As a lab that ran for a while: STP has brought the port to forwarding (turning STP off
+    // leaves a port still listening or learning to the kernel's timers).
+    let forwarding = || ip_json(Some(&host), &["-d", "link", "show", "v1"])[0]["linkinfo"]["info_slave_data"]["state"] == "forwarding";
+    let t = std::time::Instant::now();
+    while !forwarding() && t.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(forwarding(), "STP never brought the port to forwarding");
+    // The kernel sized the bridge, whose MTU the file never declared, to its port.
+    assert_eq!((mtu(&host, "br0"), mtu(&host, "v1"), mtu(&a, "eth0")), (1400, 1400, 1400));
+
+    let dropped = text.replace(", stp: true, ageing_time: 100, forward_delay: 2, multicast_snooping: false", "").replace(", mtu: 1400", "");
+    assert!(!dropped.contains("mtu") && !dropped.contains("stp"), "{dropped}");
+    let file = temp_topology(&lab, "yaml", &dropped);
+    let plan = String::from_utf8_lossy(&vnet(None, &["plan", file.to_str().unwrap()]).stdout).to_string();
+    let plan: Vec<String> = plan.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(
+        plan,
+        [
+            "~ bridge host:br0 {\"kind\":\"bridge\",\"stp\":false,\"ageing_time\":300,\"forward_delay\":15,\"multicast_snooping\":true}",
+            "~ link host:v1 mtu 1500",
+            "~ link a:eth0 mtu 1500",
+            "3 operations"
+        ],
+        "the plan puts back what the file dropped"
+    );
+    up_until_nothing_to_do(&lab, &dropped);
+    let fresh = Scratch::new("resetref");
+    fresh.ip(&["link", "add", "name", "br0", "type", "bridge"]);
+    let reference = bridge_options(&fresh.name, "br0");
+    assert_eq!(reference, serde_json::json!({"stp_state": 0, "ageing_time": 30000, "forward_delay": 1500, "mcast_snooping": 1, "vlan_filtering": 0}));
+    assert_eq!(bridge_options(&host, "br0"), reference);
+    assert_eq!((mtu(&host, "v1"), mtu(&a, "eth0")), (1500, 1500));
+    // The bridge follows its port back up (its MTU was never the file's).
+    assert_eq!(mtu(&host, "br0"), 1500);
+    drop(fresh);
+    assert!(reach_from(&a, "10.5.0.1"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sysctls the lab no longer declares (or implies) go back to their value before the lab
 // ---------------------------------------------------------------------------------------------

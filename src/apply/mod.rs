@@ -444,8 +444,15 @@ impl<'a> Executor<'a> {
                 let lower = self.lower(handles, step, c)?;
                 let per_device = no_ll && !self.ll_default.contains(&c.node) && lower.target_fd.is_none();
                 let up_now = c.up && !per_device;
-                let base =
-                    LinkBase { name: c.ifname.clone(), mtu: c.mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd, queues: c.kind.queues() };
+                // A bridge keeps its MTU as ports join only when the MTU was changed after its
+                // creation (the kernel then marks it set by the user; an MTU in the create
+                // message is not a change): born one byte off, it is set right after.
+                let pinned_mtu = c.mtu.filter(|_| matches!(c.kind, KindSpec::Bridge(_)));
+                let mtu = match pinned_mtu {
+                    Some(m) => Some(if m < 65535 { m + 1 } else { m - 1 }),
+                    None => c.mtu,
+                };
+                let base = LinkBase { name: c.ifname.clone(), mtu, mac: c.mac, master, up: up_now, group, netns_fd: lower.target_fd, queues: c.kind.queues() };
                 // A device born in the real root namespace gets an index chosen here, so that
                 // the messages marking it in the same batch can name it by index: by name they
                 // would land on a foreign device holding that name (or altname) when the
@@ -485,6 +492,12 @@ impl<'a> Executor<'a> {
                 }
                 let req = Request::new(m, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO).stop_on_error();
                 push(out, req, Then::Created { name: c.ifname.clone(), peer: c.peer.as_ref().map(|p| (p.node.clone(), p.ifname.clone())) });
+                if let Some(m) = pinned_mtu {
+                    // By index in the real root namespace (see `index`), by name in the lab's own.
+                    let set = LinkSet { mtu: Some(m), ..Default::default() };
+                    let msg = if root { msg::set_link(index, None, &set) } else { msg::set_link(0, Some(&c.ifname), &set) };
+                    push(out, Request::new(msg, 0).glued(), Then::Nothing);
+                }
                 if root {
                     // Marked in the same batch as its creation: found by `gc` even after a kill.
                     let set = LinkSet { alias: Some(self.mark.clone()), no_ipv6_ll: no_ll, ..Default::default() };

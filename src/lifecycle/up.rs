@@ -102,7 +102,13 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
     let adopted = super::continuity::adopt(lab, &session.observed, &session.handles, &mut st);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
-        if neigh || adopted {
+        // The kernel is as the file says: the file is now what was last applied (what a
+        // setting it dropped is compared with, `plan::resets`).
+        let edited = st.topology.as_ref() != Some(&lab.topology);
+        if edited {
+            st.topology = Some(lab.topology.clone());
+        }
+        if neigh || adopted || edited {
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
         }
         return Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() });

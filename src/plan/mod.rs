@@ -7,6 +7,7 @@ mod netfeat;
 mod netfeat_ops;
 mod ops;
 pub mod ovs;
+mod resets;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -53,6 +54,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
         steps: Vec::new(),
         replaced: HashSet::new(),
         clashes: Vec::new(),
+        prior: resets::Prior::new(state),
     };
     p.namespaces(state);
     p.links();
@@ -79,16 +81,20 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
 /// a side effect, which a plan made from `observed` cannot foresee: removing an address flushes
 /// the routes whose gateway or source it covered, deleting or re-creating a device takes its
 /// routes, a port leaving or joining a bridge (or changing its MTU) makes the bridge recompute
-/// its MTU, an IPv6 sysctl can drop addresses (`disable_ipv6`)... Only changes to what existed before
-/// count, and ports joining a bridge whose MTU the file sets (the kernel sets a bridge's MTU to
-/// its smallest port's when one joins, unless it was changed after creation): a fresh build
-/// otherwise disturbs nothing. `up` observes again after such a plan and applies what is left.
+/// its MTU, an IPv6 sysctl can drop addresses (`disable_ipv6`)... Only changes to what existed
+/// before count: a fresh build disturbs nothing. Ports joining a bridge whose MTU the file sets
+/// count only when the bridge existed before: the kernel sets a bridge's MTU to its smallest
+/// port's when one joins, unless the MTU was changed after the bridge's creation, which the
+/// executor does for every bridge it creates with an MTU (a bridge built by an older vnet may
+/// not be marked so). `up` observes again after such a plan and applies what is left.
 pub fn disturbs(lab: &Lab, plan: &Plan, observed: &Observed) -> bool {
     use ovs::OvsOp;
     let existing = |node: &str| matches!(observed.nodes.get(node), Some(NsState::Owned(_) | NsState::Root(_)));
     let has_link = |node: &str, ifname: &str| observed.nodes.get(node).and_then(|s| s.ns()).is_some_and(|ns| ns.link(ifname).is_some());
     let sized_bridge = |node: &str, master: Option<&String>| {
-        master.and_then(|m| lab.nodes.get(node)?.interfaces.get(m)).is_some_and(|b| matches!(b.kind, KindSpec::Bridge(_)) && b.mtu.is_some())
+        master
+            .and_then(|m| lab.nodes.get(node)?.interfaces.get(m))
+            .is_some_and(|b| matches!(b.kind, KindSpec::Bridge(_)) && b.mtu.is_some() && has_link(node, &b.name))
     };
     plan.ops().any(|op| match op {
         Op::DelAddress { .. } | Op::DeleteLink { .. } | Op::SetKindOptions { .. } => true,
@@ -117,6 +123,8 @@ struct Planner<'a> {
     /// thousands of steps).
     replaced: Replaced,
     clashes: Vec<Clash>,
+    /// What the lab declared at its last `up`, for the settings the file dropped since.
+    prior: resets::Prior<'a>,
 }
 
 /// Devices, as (node, name), that a plan deletes and re-creates.
@@ -219,7 +227,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let mut change = LinkChange::default();
-        if let Some(m) = lo.mtu {
+        if let Some(m) = lo.mtu.or_else(|| self.mtu_reset(node, lo)) {
             if m != have.mtu {
                 change.mtu = Some(m);
             }
@@ -243,14 +251,17 @@ impl<'a> Planner<'a> {
                 return;
             }
             let kind_matches = have.kind.as_deref() == iface.kind.observed_kind();
-            match (kind_matches, iface.kind.drift(have.spec.as_ref())) {
+            // Options the file dropped since the last `up` go back to the kernel's defaults.
+            let reset = self.kind_reset(nname, iface);
+            let want = reset.as_ref().unwrap_or(&iface.kind);
+            match (kind_matches, want.drift(have.spec.as_ref())) {
                 (false, _) | (true, Drift::Recreate) => {
                     self.push(stage::REPLACE, Op::DeleteLink { node: nname.into(), ifname: iface.name.clone() });
                     self.create(nname, iface, None, level);
                 }
                 (true, drift) => {
                     if drift == Drift::Update {
-                        self.push(stage::KIND_OPTIONS, Op::SetKindOptions { node: nname.into(), ifname: iface.name.clone(), kind: iface.kind.clone() });
+                        self.push(stage::KIND_OPTIONS, Op::SetKindOptions { node: nname.into(), ifname: iface.name.clone(), kind: want.clone() });
                     }
                     self.reconcile(nname, node, iface, have);
                 }
@@ -381,7 +392,7 @@ impl<'a> Planner<'a> {
     fn reconcile(&mut self, nname: &str, node: &Node, iface: &Interface, have: &ObservedLink) {
         let ns = self.ns(nname);
         let mut change = LinkChange::default();
-        if let Some(m) = iface.mtu {
+        if let Some(m) = iface.mtu.or_else(|| self.mtu_reset(nname, iface)) {
             if m != have.mtu {
                 change.mtu = Some(m);
             }

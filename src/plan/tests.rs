@@ -595,6 +595,136 @@ fn hairpin_and_masters_of_existing_ports() {
     assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]);
 }
 
+// ---- Settings the file dropped (`plan::resets`) ----
+
+const RESET: &str = "name: rs
+nodes:
+  a:
+    interfaces:
+      lo: { mtu: 1500 }
+      br0: { kind: bridge, stp: true, ageing_time: 100, forward_delay: 4, multicast_snooping: false, vlan_filtering: true }
+      p1: { master: br0, peer: 'b:eth0' }
+  b:
+    interfaces:
+      eth0: { mtu: 1400, addresses: [10.0.0.2/24] }
+      eth1: {}
+  c:
+    interfaces:
+      eth1: {}
+links:
+  - { endpoints: [b:eth1, c:eth1], mtu: 9000 }
+";
+
+/// The lines of RESET a user deletes: every option of the bridge, every MTU.
+fn reset_dropped() -> String {
+    RESET
+        .replace("      lo: { mtu: 1500 }\n", "")
+        .replace(", stp: true, ageing_time: 100, forward_delay: 4, multicast_snooping: false, vlan_filtering: true", "")
+        .replace("mtu: 1400, ", "")
+        .replace(", mtu: 9000", "")
+}
+
+/// A setting the lab's record declares and the file no longer does goes back to what the
+/// kernel gives a fresh device: bridge options to their defaults, MTUs to the kind's own
+/// (whether set on the interface or on its link); applied once, nothing is left to do.
+#[test]
+fn a_dropped_setting_goes_back_to_the_kernel_default() {
+    let v1 = yaml(RESET);
+    let (k, st) = built(&v1);
+    assert!(plan_ok(&v1.lab, &k, Some(&st)).is_empty());
+    let v2 = yaml(&reset_dropped());
+    let p = plan_ok(&v2.lab, &k, Some(&st));
+    assert_eq!(
+        lines(&p),
+        [
+            "~ bridge a:br0 {\"kind\":\"bridge\",\"stp\":false,\"ageing_time\":300,\"forward_delay\":15,\"multicast_snooping\":true,\"vlan_filtering\":false}",
+            "~ link a:lo mtu 65536",
+            "~ link b:eth0 mtu 1500",
+            "~ link b:eth1 mtu 1500",
+            "~ link c:eth1 mtu 1500",
+        ]
+    );
+    let after = simulate(&v2.lab, &k, &p);
+    let st2 = record_after(&v2.lab, Some(&st), &p, &k);
+    assert!(plan_ok(&v2.lab, &after, Some(&st2)).is_empty());
+    // Only the dropped option is reset; the ones still declared keep their value.
+    let v3 = yaml(&RESET.replace("stp: true, ", ""));
+    assert_eq!(
+        lines(&plan_ok(&v3.lab, &k, Some(&st))),
+        ["~ bridge a:br0 {\"kind\":\"bridge\",\"stp\":false,\"ageing_time\":100,\"forward_delay\":4,\"multicast_snooping\":false,\"vlan_filtering\":true}"]
+    );
+    // Already at the default (someone put it back): nothing to do.
+    let mut k4 = k.clone();
+    if let Some(NsState::Owned(b)) = k4.nodes.get_mut("b") {
+        b.links.iter_mut().find(|l| l.name == "eth0").unwrap().mtu = 1500;
+    }
+    let v4 = yaml(&RESET.replace("mtu: 1400, ", ""));
+    assert!(plan_ok(&v4.lab, &k4, Some(&st)).is_empty());
+}
+
+/// What the record never declared is not forced, whatever the kernel holds (the kernel's own
+/// choice, or someone's): the file dropping nothing, nothing is reset; and without a record
+/// nothing is known to have been declared.
+#[test]
+fn a_setting_never_declared_is_left_as_the_kernel_has_it() {
+    let v = yaml(&reset_dropped());
+    let (mut k, st) = built(&v);
+    if let Some(NsState::Owned(a)) = k.nodes.get_mut("a") {
+        let br = a.links.iter_mut().find(|l| l.name == "br0").unwrap();
+        // The kernel sized the bridge to a port; someone turned STP on and shortened ageing.
+        br.mtu = 1400;
+        br.spec = Some(KindSpec::Bridge(crate::model::kind::BridgeSpec { stp: Some(true), ageing_time: Some(10), ..Default::default() }));
+        a.links.iter_mut().find(|l| l.name == "lo").unwrap().mtu = 1500;
+    }
+    if let Some(NsState::Owned(b)) = k.nodes.get_mut("b") {
+        b.links.iter_mut().find(|l| l.name == "eth0").unwrap().mtu = 9000;
+    }
+    assert!(plan_ok(&v.lab, &k, Some(&st)).is_empty(), "{}", plan_ok(&v.lab, &k, Some(&st)));
+    // A lab built from RESET, planned with the options dropped but without a record.
+    let (k1, _) = built(&yaml(RESET));
+    assert!(plan_ok(&v.lab, &k1, None).is_empty());
+}
+
+/// A bridge whose `mtu` the file drops goes to its smallest port's MTU (what the kernel gives
+/// it as ports join), with the ports as the plan leaves them; stacked devices take their
+/// lower device's (a VXLAN minus its headers).
+#[test]
+fn dropped_mtus_of_bridges_and_stacked_devices_follow_the_devices_under_them() {
+    let text = "name: mt
+nodes:
+  a:
+    interfaces:
+      br0: { kind: bridge, mtu: 9000 }
+      p1: { master: br0, mtu: 9000, peer: 'b:p1' }
+      p2: { master: br0, mtu: 9000, peer: 'b:p2' }
+      eth0: { mtu: 9000, peer: 'b:eth0' }
+      mv0: { kind: macvlan, link: eth0, mode: bridge, mtu: 1400 }
+      vx0: { kind: vxlan, vni: 5, remote: 10.0.0.2, dev: eth0, mtu: 1400 }
+      vx6: { kind: vxlan, vni: 6, remote: 'fd00::2', dev: eth0, dstport: 4790, mtu: 1400 }
+  b: {}
+";
+    let v1 = yaml(text);
+    let (k, st) = built(&v1);
+    let drop = |t: &str, what: &[&str]| what.iter().fold(t.to_string(), |t, w| t.replace(w, ""));
+    // Its ports still at 9000: the bridge already is where the kernel would put it.
+    let v2 = yaml(&drop(text, &["kind: bridge, mtu: 9000", ", mtu: 1400"]).replace("br0: {  }", "br0: { kind: bridge }"));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:mv0 mtu 9000", "~ link a:vx0 mtu 8950", "~ link a:vx6 mtu 8930"]);
+    // A port going back to 1500 takes the bridge with it; so does the lower device.
+    let v3 = yaml(&drop(text, &[", mtu: 9000", ", mtu: 1400"]).replace("{ mtu: 9000, peer", "{ peer"));
+    assert_eq!(
+        lines(&plan_ok(&v3.lab, &k, Some(&st))),
+        [
+            "~ link a:br0 mtu 1500",
+            "~ link a:p1 mtu 1500",
+            "~ link a:p2 mtu 1500",
+            "~ link a:eth0 mtu 1500",
+            "~ link a:mv0 mtu 1500",
+            "~ link a:vx0 mtu 1450",
+            "~ link a:vx6 mtu 1430"
+        ]
+    );
+}
+
 // ---- Open vSwitch ----
 
 const OVS: &str = "
@@ -811,9 +941,16 @@ fn only_changes_to_what_exists_disturb() {
     let p = plan_ok(&v2.lab, &k, Some(&st));
     assert_eq!(lines(&p), ["~ link a:p1 nomaster"]);
     assert!(disturbs(&v2.lab, &p, &k));
-    // Built from nothing, its port joining makes the kernel size the bridge anew.
+    // A new port joining the existing bridge (maybe built by an older vnet, whose MTU the
+    // kernel then sizes anew).
+    let v3 = yaml(&text.replace("  b: {}\n", "      p2: { master: br0, peer: 'b:p2' }\n  b: {}\n"));
+    let p = plan_ok(&v3.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["+ link a:p2 veth peer b:p2 master br0 up", "~ link b:p2 up"]);
+    assert!(disturbs(&v3.lab, &p, &k));
+    // Built from nothing: the executor sets the bridge's MTU after its creation, so that its
+    // ports joining leave it alone; no second pass.
     let empty = empty_kernel(&l.lab);
-    assert!(disturbs(&l.lab, &plan_ok(&l.lab, &empty, None), &empty));
+    assert!(!disturbs(&l.lab, &plan_ok(&l.lab, &empty, None), &empty));
 }
 
 /// A replaced address takes the routes through it (the kernel's doing, simulated): the plan

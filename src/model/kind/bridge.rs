@@ -88,6 +88,35 @@ pub struct BridgeFdb {
 impl BridgeSpec {
     pub const FIELDS: &'static [&'static str] = &["stp", "ageing_time", "forward_delay", "multicast_snooping", "vlan_filtering", "vlans", "fdb"];
 
+    /// The kernel's ageing time of a new bridge, in seconds (30000 centiseconds over netlink).
+    pub const DEFAULT_AGEING_TIME: u32 = 300;
+    /// The kernel's STP forward delay of a new bridge, in seconds (1500 centiseconds).
+    pub const DEFAULT_FORWARD_DELAY: u32 = 15;
+
+    /// These options, plus the kernel's default (STP off, ageing 300 s, forward delay 15 s,
+    /// multicast snooping on, VLAN filtering off) for each option `before` declared and this
+    /// spec no longer does: the options a fresh bridge of this spec would have. `None` when no
+    /// option was dropped.
+    pub fn with_dropped_reset(&self, before: &BridgeSpec) -> Option<BridgeSpec> {
+        fn reset<T: Copy>(now: &mut Option<T>, before: Option<T>, default: Option<T>) -> bool {
+            let dropped = now.is_none() && before.is_some();
+            if dropped {
+                *now = default;
+            }
+            dropped
+        }
+        let mut out = self.clone();
+        // Not short-circuited: every dropped option is reset.
+        let dropped = [
+            reset(&mut out.stp, before.stp, Some(false)),
+            reset(&mut out.ageing_time, before.ageing_time, Some(Self::DEFAULT_AGEING_TIME)),
+            reset(&mut out.forward_delay, before.forward_delay, Some(Self::DEFAULT_FORWARD_DELAY)),
+            reset(&mut out.multicast_snooping, before.multicast_snooping, Some(true)),
+            reset(&mut out.vlan_filtering, before.vlan_filtering, Some(false)),
+        ];
+        dropped.contains(&true).then_some(out)
+    }
+
     /// Differences that matter: only options the file sets are compared.
     pub fn drift(&self, have: &BridgeSpec) -> super::Drift {
         let differs = |w: Option<u32>, h: Option<u32>| w.is_some() && w != h;

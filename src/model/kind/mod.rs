@@ -282,6 +282,16 @@ impl KindSpec {
         }
     }
 
+    /// This spec plus the kernel's default for each option that `before` (the same device as
+    /// last applied) declared and this spec no longer does, for the kinds whose options change
+    /// in place (bridge). `None` when no such option was dropped.
+    pub fn with_dropped_reset(&self, before: &KindSpec) -> Option<KindSpec> {
+        match (self, before) {
+            (KindSpec::Bridge(now), KindSpec::Bridge(b)) => now.with_dropped_reset(b).map(KindSpec::Bridge),
+            _ => None,
+        }
+    }
+
     /// Field names this kind accepts (beside the common ones), for help texts.
     pub fn fields(&self) -> &'static [&'static str] {
         match self {
