@@ -51,8 +51,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show labs as the kernel reports them; exit 1 when a lab that is up lacks a node's
-    /// namespace or a declared device (not as recorded).
+    /// Show labs as the kernel reports them, traffic control against the declared; exit 1 when a
+    /// lab that is up lacks a node's namespace, a declared device or its declared traffic
+    /// control (not as recorded).
     Status {
         #[arg(value_parser = lab_arg)]
         lab: Option<String>,
@@ -321,7 +322,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 print!("{}", lifecycle::status::render(&s));
             }
-            // 1 when a lab that is up lacks a namespace or a declared device.
+            // 1 when a lab that is up lacks a namespace, a declared device or its traffic control.
             Ok(if s.iter().all(LabStatus::as_recorded) { 0 } else { 1 })
         }
         Cmd::Exec { lab, node, command } => {
