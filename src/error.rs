@@ -28,6 +28,9 @@ pub enum Error {
     NoSuchLab(String),
     #[error("lab `{lab}` has no node `{node}`")]
     NoSuchNode { lab: String, node: String },
+    /// A device named on the command line that the running lab does not declare.
+    #[error("lab `{lab}` has no device `{device}` in node `{node}`{}", known_devices(.known))]
+    NoSuchDevice { lab: String, node: String, device: String, known: Vec<String> },
     /// A node's namespace is gone (deleted outside vnet): the lab is not as recorded.
     #[error("the namespace {netns} of node {node} is missing (lab `{lab}` is not as recorded): run `vnet up` with its file again to re-create it")]
     MissingNamespace { lab: String, node: String, netns: String },
@@ -35,6 +38,14 @@ pub enum Error {
     Io { context: String, source: io::Error },
     #[error("{context}: {source}")]
     Kernel { context: String, source: KernelError },
+}
+
+fn known_devices(k: &[String]) -> String {
+    if k.is_empty() {
+        String::new()
+    } else {
+        format!(" (its devices: {})", k.join(", "))
+    }
 }
 
 fn clashes(c: &[Clash]) -> String {
@@ -46,7 +57,9 @@ fn clashes(c: &[Clash]) -> String {
 }
 
 impl Error {
-    /// Exit code: 2 invalid input, 3 kernel lacks a feature, 4 busy, 1 anything else.
+    /// Exit code: 2 invalid input (a topology file, or a command's own arguments and values),
+    /// 3 kernel lacks a feature, 4 busy, 1 anything else: a failure, and a lab, node or device
+    /// named on the command line that is not there (a lookup, as `exec`, `trace` and `check` do).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) => 2,

@@ -51,8 +51,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show labs as the kernel reports them; exit 1 when a lab that is up lacks a node's
-    /// namespace or a declared device (not as recorded).
+    /// Show labs as the kernel reports them, traffic control against the declared; exit 1 when a
+    /// lab that is up lacks a node's namespace, a declared device or its declared traffic
+    /// control (not as recorded).
     Status {
         #[arg(value_parser = lab_arg)]
         lab: Option<String>,
@@ -111,13 +112,21 @@ enum Cmd {
         #[arg(long, default_value_t = 1500)]
         timeout_ms: u64,
     },
-    /// Follow a packet hop by hop with the kernel's own lookups, then confirm with one probe.
+    /// Follow a packet (an ICMP echo, or `--tcp`/`--udp PORT`) hop by hop with the kernel's own
+    /// lookups, then confirm with one probe of the same protocol.
     Trace {
         #[arg(value_parser = lab_arg)]
         lab: String,
         node: String,
         /// An address, or a node name (its first address).
         destination: String,
+        /// Trace a TCP connection to this port (firewall rules and port forwards on it apply;
+        /// the probe connects to a listener the trace starts where the packet is delivered).
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "udp")]
+        tcp: Option<u16>,
+        /// Trace a UDP datagram to this port (likewise; the listener answers the probe).
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        udp: Option<u16>,
         #[arg(long)]
         json: bool,
     },
@@ -321,7 +330,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 print!("{}", lifecycle::status::render(&s));
             }
-            // 1 when a lab that is up lacks a namespace or a declared device.
+            // 1 when a lab that is up lacks a namespace, a declared device or its traffic control.
             Ok(if s.iter().all(LabStatus::as_recorded) { 0 } else { 1 })
         }
         Cmd::Exec { lab, node, command } => {
@@ -446,8 +455,13 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.ok { 0 } else { 1 })
         }
-        Cmd::Trace { lab, node, destination, json: as_json } => {
-            let t = vnet::trace::trace(&lab, &node, &destination)?;
+        Cmd::Trace { lab, node, destination, tcp, udp, json: as_json } => {
+            let proto = match (tcp, udp) {
+                (Some(p), _) => vnet::trace::Proto::Tcp(p),
+                (None, Some(p)) => vnet::trace::Proto::Udp(p),
+                (None, None) => vnet::trace::Proto::Icmp,
+            };
+            let t = vnet::trace::trace_flow(&lab, &node, &destination, proto)?;
             if as_json {
                 println!("{}", json(&t));
             } else {

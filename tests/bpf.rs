@@ -99,6 +99,35 @@ fn icmp_drop_program_on_tc_and_xdp() {
     assert!(!ping(&lab, "a", "10.80.0.2"));
     assert!(lifecycle::plan(&reloaded(&lab)).unwrap().is_empty());
 
+    // Status shows the program on its hook; removed by hand, status says MISSING and the
+    // doctor names it with the fix, which puts it back.
+    let bpf_of = |lab: &Lab| {
+        let st = lab.status().unwrap();
+        let eth0 = st.nodes.iter().find(|n| n.node == "b").unwrap().devices.iter().find(|d| d.name == "eth0").unwrap().clone();
+        (st.as_recorded(), serde_json::to_value(&eth0.tc.unwrap().bpf).unwrap(), lifecycle::status::render(&[st]))
+    };
+    let (ok, bpf, text) = bpf_of(&lab);
+    assert!(ok, "{text}");
+    assert_eq!(
+        (bpf[0]["hook"].as_str(), bpf[0]["program"].as_str(), bpf[0]["attached"].as_bool()),
+        (Some("tc-ingress"), Some("drop_icmp"), Some(true)),
+        "{bpf}"
+    );
+    assert!(text.contains(&format!("\n      bpf tc-ingress drop_icmp (attached, id {})\n", bpf[0]["prog_id"])), "{text}");
+    let st = Command::new("tc").args(["-n", &b, "filter", "del", "dev", "eth0", "ingress"]).status().unwrap();
+    assert!(st.success());
+    let (ok, bpf, text) = bpf_of(&lab);
+    assert!(!ok && bpf[0]["attached"] == false, "{bpf}");
+    assert!(text.contains("\n      bpf tc-ingress drop_icmp MISSING (declared, not attached)\n"), "{text}");
+    let f = vnet::doctor::doctor_running(&lab.running().unwrap()).unwrap().findings;
+    let m = f.iter().find(|x| x.code == "bpf-missing").unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!((m.node.as_str(), m.device.as_deref(), m.severity), ("b", Some("eth0"), vnet::doctor::Severity::Error));
+    assert!(m.message.starts_with("the BPF program drop_icmp declared on eth0 tc-ingress is not attached"), "{m:?}");
+    assert!(m.fix.starts_with("the kernel differs from the file (`vnet plan` shows `+ bpf b:eth0 tc-ingress drop_icmp from "), "{}", m.fix);
+    lab.update(t.clone()).unwrap();
+    assert!(bpf_of(&lab).0);
+    assert!(!ping(&lab, "a", "10.80.0.2"));
+
     // Detached by removing it from the file: pings come back.
     t.nodes.get_mut("b").unwrap().bpf.clear();
     let r = lab.update(t.clone()).unwrap();

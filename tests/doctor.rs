@@ -464,3 +464,127 @@ fn a_macvlan_without_carrier_names_its_lower_device() {
     find(&f, "device-down", "host", Some("eth0"));
     assert!(!f.iter().any(|x| x.code == "path-drop" && x.node == "ns1"), "{f:#?}");
 }
+
+/// The root qdisc of a device as `tc -j` shows it.
+fn tc_root(netns: &str, dev: &str) -> Value {
+    let out = Command::new("tc").args(["-n", netns, "-j", "qdisc", "show", "dev", dev, "root"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+}
+
+fn tc(netns: &str, args: &str) {
+    let out = Command::new("tc").args(["-n", netns]).args(args.split_whitespace()).output().unwrap();
+    assert!(out.status.success(), "tc -n {netns} {args}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `vnet status LAB --json`: exit code and the `tc` entry of each device (`node:dev` ->).
+fn status_tc(lab: &str) -> (i32, std::collections::BTreeMap<String, Value>, String) {
+    let (code, out) = cli(&["status", lab, "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let mut m = std::collections::BTreeMap::new();
+    for n in j[0]["nodes"].as_array().unwrap() {
+        for d in n["devices"].as_array().unwrap() {
+            if !d["tc"].is_null() {
+                m.insert(format!("{}:{}", n["node"].as_str().unwrap(), d["name"].as_str().unwrap()), d["tc"].clone());
+            }
+        }
+    }
+    let (_, text) = cli(&["status", lab]);
+    (code, m, text)
+}
+
+#[test]
+fn traffic_control_drift_in_status_and_doctor() {
+    require_root();
+    // Made with the CLI (`vnet up FILE`), so the fix can name the command that puts it back.
+    let name = vnet::lab::unique_name("doctc");
+    let text = BASE.replace("name: doc", &format!("name: {name}")).replace(
+        "  a:\n    interfaces: { eth0: { addresses: [10.1.0.2/24] } }\n",
+        "  a:\n    interfaces: { eth0: { addresses: [10.1.0.2/24] } }\n    tc:\n      eth0: { rate: 10mbit }\n",
+    );
+    let path = temp_topology(&name, "yaml", &text).display().to_string();
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    let _down = Down(name.clone());
+    let ns = |n: &str| format!("{name}-{n}");
+    let back = format!("`vnet up {path} --isolated-host` puts it back");
+
+    // As declared: status shows the qdisc on a:eth0 only, doctor has nothing to say.
+    let (code, tcs, text) = status_tc(&name);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(tcs.keys().collect::<Vec<_>>(), ["a:eth0"], "{tcs:?}");
+    let t = &tcs["a:eth0"];
+    assert_eq!((t["state"].as_str(), t["declared"].as_str()), (Some("as-declared"), Some("tbf rate 10mbit")), "{t}");
+    assert_eq!((t["qdisc"]["kind"].as_str(), t["qdisc"]["handle"].as_str(), t["qdisc"]["owner"].as_str()), (Some("tbf"), Some("7654:"), Some("vnet")), "{t}");
+    assert_eq!(t["qdisc"]["params"]["rate"], tc_root(&ns("a"), "eth0")["options"]["rate"], "the rate tc reports");
+    assert!(text.contains("\n      tc tbf 7654: rate 10mbit burst 12500b (as declared)\n"), "{text}");
+    assert_eq!(cli_findings(&name), vec![]);
+
+    // Deleted by hand: status says MISSING (exit 1), doctor says how to put it back.
+    tc(&ns("a"), "qdisc del dev eth0 root");
+    let (code, tcs, text) = status_tc(&name);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(tcs["a:eth0"]["state"], "missing");
+    assert!(text.contains("\n      tc MISSING: declared tbf rate 10mbit; the kernel has its default qdisc noqueue 0:\n"), "{text}");
+    let f = cli_findings(&name);
+    let m = find(&f, "tc-missing", "a", Some("eth0"));
+    assert_eq!(m.severity, doctor::Severity::Error);
+    assert_eq!(m.message, "the traffic control declared on eth0 (tbf rate 10mbit) is not in the kernel: the device has only its default qdisc (noqueue 0:)");
+    assert_eq!(m.fix, format!("the kernel differs from the file (`vnet plan` shows `~ qdisc a:eth0 tbf rate 10mbit`): {back}"));
+    assert!(m.location.as_deref().unwrap().starts_with(&line_of(&path, &text_of(&path), "eth0: { rate: 10mbit }")), "{m:?}");
+    let (code, out) = cli(&["doctor", &name]);
+    assert_eq!(code, 1, "{out}");
+
+    // Other parameters on vnet's handle, then somebody else's qdisc in its place.
+    tc(&ns("a"), "qdisc add dev eth0 root handle 7654: tbf rate 3mbit burst 12500 limit 30000");
+    let (code, tcs, text) = status_tc(&name);
+    assert_eq!((code, tcs["a:eth0"]["state"].as_str()), (1, Some("differs")), "{text}");
+    assert!(text.contains("\n      tc DIFFERS: declared tbf rate 10mbit; the kernel has tbf 7654: rate 3mbit burst 12500b\n"), "{text}");
+    let f = cli_findings(&name);
+    let d = find(&f, "tc-differs", "a", Some("eth0"));
+    assert_eq!(d.message, "eth0 has root qdisc tbf 7654: rate 3mbit burst 12500b (vnet's qdisc with other parameters), but the file declares tbf rate 10mbit");
+    assert_eq!(d.fix, format!("the kernel differs from the file (`vnet plan` shows `~ qdisc a:eth0 tbf rate 10mbit`): {back}"));
+    tc(&ns("a"), "qdisc replace dev eth0 root handle 8001: pfifo limit 50");
+    let f = cli_findings(&name);
+    let d = find(&f, "tc-differs", "a", Some("eth0"));
+    assert!(d.message.starts_with("eth0 has root qdisc pfifo 8001: (a qdisc vnet did not put there, in place of vnet's)"), "{d:?}");
+
+    // A qdisc nobody declared on c:eth0: a warning, and `up` would not remove it.
+    tc(&ns("c"), "qdisc add dev eth0 root handle 8002: tbf rate 1mbit burst 10kb limit 20kb");
+    let (_, tcs, text) = status_tc(&name);
+    assert_eq!((tcs["c:eth0"]["state"].as_str(), tcs["c:eth0"]["qdisc"]["owner"].as_str()), (Some("undeclared"), Some("other")), "{text}");
+    assert!(text.contains("\n      tc tbf 8002: rate 1mbit burst "), "{text}");
+    assert!(text.contains(" (not declared, not put there by vnet)\n"), "{text}");
+    let f = cli_findings(&name);
+    let u = find(&f, "tc-undeclared", "c", Some("eth0"));
+    assert_eq!(u.severity, doctor::Severity::Warning);
+    assert!(u.message.contains("which the file does not declare and vnet did not put there"), "{u:?}");
+    assert!(u.fix.contains(&format!("`tc -n {} qdisc del dev eth0 root`", ns("c"))), "{}", u.fix);
+
+    // The fix works: the file puts a's qdisc back; c's is not the lab's and stays (a warning:
+    // doctor exits 0, status too).
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!((tc_root(&ns("a"), "eth0")["handle"].as_str(), tc_root(&ns("c"), "eth0")["handle"].as_str()), (Some("7654:"), Some("8002:")));
+    let f = cli_findings(&name);
+    assert_eq!(f.iter().map(|x| x.code).collect::<Vec<_>>(), ["tc-undeclared"], "{f:#?}");
+    let (code, tcs, _) = status_tc(&name);
+    assert_eq!((code, tcs["a:eth0"]["state"].as_str()), (0, Some("as-declared")));
+    let (code, _) = cli(&["doctor", &name]);
+    assert_eq!(code, 0);
+
+    // After `vnet impair`, what was applied is not the file: the fix is the same impairment.
+    let (code, out) = cli(&["impair", &name, "a:eth0", "rate", "5mbit"]);
+    assert_eq!(code, 0, "{out}");
+    tc(&ns("a"), "qdisc del dev eth0 root");
+    let f = cli_findings(&name);
+    let m = find(&f, "tc-missing", "a", Some("eth0"));
+    assert_eq!(m.fix, format!("`vnet impair {name} a:eth0 rate 5mbit` puts back the traffic control last applied"));
+    let (code, out) = cli(&["impair", &name, "a:eth0", "rate", "5mbit"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!cli_findings(&name).iter().any(|x| x.code == "tc-missing"));
+}
+
+fn text_of(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap()
+}

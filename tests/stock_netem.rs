@@ -57,6 +57,22 @@ fn wan_example_delays_and_is_stable() {
     assert!(got >= 14, "1% loss each way lets most pings through: {got}/{sent}");
     assert!((78.0..130.0).contains(&avg), "two 40 ms hops each way: RTT {avg:.1} ms");
     assert!(lifecycle::plan(&vnet::model::load_topology(&lab.model().topology).unwrap()).unwrap().is_empty(), "unchanged lab plans nothing");
+    // Status shows the netem qdisc as declared; changed by hand, status and doctor say it differs.
+    let st = lab.status().unwrap();
+    let text = lifecycle::status::render(std::slice::from_ref(&st));
+    assert!(st.as_recorded(), "{text}");
+    assert!(text.contains("\n      tc netem 7654: delay 40ms jitter 5ms loss 1% rate 10mbit (as declared)\n"), "{text}");
+    for args in ["qdisc del dev wan0 root", "qdisc add dev wan0 root handle 7654: netem delay 5ms"] {
+        let out = Command::new("tc").args(["-n", &r1]).args(args.split(' ')).output().unwrap();
+        assert!(out.status.success(), "tc {args}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let st = lab.status().unwrap();
+    let text = lifecycle::status::render(std::slice::from_ref(&st));
+    assert!(!st.as_recorded(), "{text}");
+    assert!(text.contains("\n      tc DIFFERS: declared netem delay 40ms jitter 5ms loss 1% rate 10mbit; the kernel has netem 7654: delay 5ms\n"), "{text}");
+    let f = vnet::doctor::doctor_running(&lab.running().unwrap()).unwrap().findings;
+    let d = f.iter().find(|x| x.code == "tc-differs" && x.node == "r1").unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(d.message.starts_with("wan0 has root qdisc netem 7654: delay 5ms (vnet's qdisc with other parameters)"), "{d:?}");
     lab.down().unwrap();
     assert_gone(&name);
 }

@@ -124,7 +124,7 @@ fn rate_limit_is_installed_measured_changed_and_cleared() {
 }
 
 #[test]
-fn impair_cli_sets_clears_and_refuses_bad_input() {
+fn impair_cli_sets_and_clears() {
     require_root();
     let lab = Lab::builder("impcli").link("a:eth0", "b:eth0").address("a:eth0", "10.72.0.1/24").address("b:eth0", "10.72.0.2/24").up().unwrap();
     let name = lab.name().to_string();
@@ -142,30 +142,80 @@ fn impair_cli_sets_clears_and_refuses_bad_input() {
     let out = vnet(&["impair", &name, "a:eth0", "rate", "20mbit", "burst", "32kb"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"), "{}", String::from_utf8_lossy(&out.stdout));
 
-    // Bad input: exit 2, a message naming the problem, nothing changed.
-    for (args, msg) in [
-        (vec!["delay", "20"], "`20` has no unit"),
-        (vec!["loss", "120%"], "between 0% and 100%"),
-        (vec!["speed", "1"], "unknown setting `speed`"),
-        (vec!["jitter", "5ms"], "needs `delay`"),
-    ] {
-        let mut full = vec!["impair", name.as_str(), "a:eth0"];
-        full.extend(args.iter().copied());
-        let out = vnet(&full);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(msg), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let out = vnet(&["impair", &name, "a:nope", "rate", "1mbit"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `nope`"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = vnet(&["impair", &name, "b:eth0", "--clear"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no traffic control to clear"));
-    assert_eq!(root_qdisc(&a, "eth0")["options"]["rate"], 2_500_000, "unchanged by the refused commands");
-
     let out = vnet(&["impair", &name, "a:eth0", "--clear"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(root_qdisc(&a, "eth0")["kind"], "noqueue");
+    drop(lab);
+    assert_gone(&name);
+}
+
+/// What a refused `vnet impair` must leave as it was: the lab's record (topology as applied,
+/// qdiscs to restore), the root qdisc of each device, the lab's namespaces.
+fn impair_snapshot(lab: &Lab) -> (serde_json::Value, Vec<serde_json::Value>, Vec<String>) {
+    let st = vnet::state::load(lab.name()).unwrap().unwrap();
+    let record = serde_json::json!({"phase": st.phase, "topology": st.topology, "netfeat": st.netfeat});
+    let qdiscs = [("a", "eth0"), ("b", "eth0")].iter().map(|(n, d)| root_qdisc(lab.node(n).netns().unwrap(), d)).collect();
+    let mut ns = namespaces_with_prefix(&format!("{}-", lab.name()));
+    ns.sort();
+    (record, qdiscs, ns)
+}
+
+#[test]
+fn impair_failures_exit_with_the_clis_codes_and_change_nothing() {
+    require_root();
+    let lab = Lab::builder("impfail")
+        .link("a:eth0", "b:eth0")
+        .address("a:eth0", "10.74.0.1/24")
+        .address("b:eth0", "10.74.0.2/24")
+        .with(|t| {
+            t.nodes.get_mut("a").unwrap().tc.insert("eth0".into(), serde_json::from_value(serde_json::json!({"rate": "10mbit"})).unwrap());
+        })
+        .up()
+        .unwrap();
+    let name = lab.name().to_string();
+    let before = impair_snapshot(&lab);
+    assert_eq!(before.1[0]["options"]["rate"], 1_250_000, "{:?}", before.1);
+    let unknown_lab = format!("no-such-lab-{}", std::process::id());
+    let no_netem = vnet::kernel::netfeat::tc::missing_qdiscs(&["netem"]).unwrap().contains(&"netem".to_string());
+    let a_devices = format!("lab `{name}` has no device `nope` in node `a` (its devices: eth0)");
+    // Lookups of what the command names fail as in `exec` and `trace` (1); the command's own
+    // arguments and values are invalid input (2); a kernel without netem is refused (3).
+    let mut cases: Vec<(Vec<&str>, i32, String)> = vec![
+        (vec![&unknown_lab, "a:eth0", "rate", "1mbit"], 1, format!("no lab named `{unknown_lab}`")),
+        (vec![&unknown_lab, "a:eth0", "--clear"], 1, format!("no lab named `{unknown_lab}`")),
+        (vec![&name, "z:eth0", "rate", "1mbit"], 1, format!("lab `{name}` has no node `z`")),
+        (vec![&name, "a:nope", "rate", "1mbit"], 1, a_devices.clone()),
+        (vec![&name, "a:nope", "--clear"], 1, a_devices),
+        (vec![&name, "aeth0", "rate", "1mbit"], 2, "`aeth0` is not NODE:IFACE".into()),
+        (vec![&name, "a:lo", "rate", "1mbit"], 2, "traffic control on `lo` is not supported".into()),
+        (vec![&name, "a:eth0", "delay", "20"], 2, "`20` has no unit".into()),
+        (vec![&name, "a:eth0", "loss", "200%"], 2, "`200%` is out of range: a percentage is between 0% and 100%".into()),
+        (vec![&name, "a:eth0", "rate"], 2, "`rate` needs a value".into()),
+        (vec![&name, "a:eth0", "speed", "1"], 2, "unknown setting `speed`".into()),
+        (vec![&name, "a:eth0", "jitter", "5ms"], 2, "needs `delay`".into()),
+        (vec![&name, "a:eth0"], 2, "nothing to impair: give settings such as `delay 20ms loss 1% rate 10mbit`, or `--clear`".into()),
+        (vec![&name, "b:eth0", "--clear"], 2, "`b:eth0` has no traffic control to clear".into()),
+        (vec![&name, "a:eth0", "rate", "1mbit", "--clear"], 2, "cannot be used with".into()),
+    ];
+    if no_netem {
+        cases.push((vec![&name, "a:eth0", "delay", "20ms"], 3, "this kernel lacks the netem qdisc (CONFIG_NET_SCH_NETEM); the lab needs it for a:eth0".into()));
+    }
+    for (args, code, msg) in &cases {
+        let out = Command::new(vnet_bin()).arg("impair").args(args).env("NO_COLOR", "1").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "impair {args:?}: {err}");
+        assert!(err.contains(msg.as_str()), "impair {args:?}: {err}");
+        assert!(out.stdout.is_empty(), "impair {args:?} printed {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(impair_snapshot(&lab), before, "impair {args:?} changed the lab");
+    }
+    assert!(!std::path::Path::new("/run/vnet").join(&unknown_lab).exists(), "no record made for a lab that does not exist");
+    // Another command holding the lab's lock: busy (4), as every command that changes a lab.
+    let lock = vnet::state::lock(&name).unwrap();
+    let out = Command::new(vnet_bin()).args(["impair", &name, "a:eth0", "rate", "1mbit"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("lab `{name}` is busy")));
+    drop(lock);
+    assert_eq!(impair_snapshot(&lab), before);
     drop(lab);
     assert_gone(&name);
 }

@@ -405,3 +405,127 @@ fn a_probe_that_disagrees_names_netfilter_rules_the_file_does_not_declare() {
     assert!(trace::hop::render(&t)
         .ends_with("note: node c has firewall rules not declared in the file (iptables filter -A INPUT -p icmp -j DROP): they may drop this packet\n"));
 }
+
+const PORTS: &str = "name: trport
+nodes:
+  a:
+    interfaces: { eth0: { addresses: [10.1.0.2/24] } }
+    routes: [ { to: default, via: 10.1.0.1 } ]
+  r:
+    interfaces:
+      eth0: { addresses: [10.1.0.1/24] }
+      eth1: { addresses: [10.2.0.1/24] }
+    sysctls: { net.ipv4.ip_forward: 1 }
+    firewall:
+      rules:
+        - { action: drop, to: c, proto: tcp, port: 22 }
+        - { action: accept, to: c, proto: tcp, port: 80 }
+  c:
+    interfaces: { eth0: { addresses: [10.2.0.2/24] } }
+    routes: [ { to: default, via: 10.2.0.1 } ]
+links:
+  - endpoints: [a:eth0, r:eth0]
+  - endpoints: [r:eth1, c:eth0]
+";
+
+fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(vnet_bin()).args(args).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn tcp_and_udp_traces_take_the_firewall_rules_of_their_port_and_probe_with_a_connection() {
+    require_root();
+    let lab = lab_from(PORTS);
+    let rl = lab.running().unwrap();
+    // TCP 80: accepted by rule 2, and a real connection to a listener the trace starts in c.
+    let t = trace::trace_running_flow(&rl, "a", "c", trace::Proto::Tcp(80)).unwrap();
+    assert!(texts(&t.hops).contains(&"r: firewall accepts (chain forward, rule 2: accept to 10.2.0.2 proto tcp port 80)".to_string()), "{:?}", texts(&t.hops));
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Delivered, Some(Verdict::Delivered)));
+    let c = t.confirm.clone().unwrap();
+    assert_eq!(c.seen, "tcp 10.2.0.2:80 open; listener started by the trace in c");
+    assert!(c.reply && c.agrees, "{c:?}");
+    assert!(trace::hop::render(&t).starts_with("trace a -> 10.2.0.2 tcp port 80 in lab "), "{}", trace::hop::render(&t));
+    // TCP 22: dropped at r by rule 1, named; the connection times out although c listens.
+    let t = trace::trace_running_flow(&rl, "a", "c", trace::Proto::Tcp(22)).unwrap();
+    assert_eq!(
+        texts(&t.hops).last().unwrap(),
+        "r: DROPPED: by firewall (rule 1: drop to 10.2.0.2 proto tcp port 22, chain forward) declared in nodes.r.firewall"
+    );
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Dropped, None));
+    let c = t.confirm.clone().unwrap();
+    assert_eq!(c.seen, "tcp 10.2.0.2:22 timeout; listener started by the trace in c");
+    assert!(!c.reply && c.agrees, "{c:?}");
+    // ICMP: no rule matches, the policy accepts.
+    let t = trace::trace_running(&rl, "a", "c").unwrap();
+    assert!(texts(&t.hops).contains(&"r: firewall accepts (chain forward, policy accept)".to_string()), "{:?}", texts(&t.hops));
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let c = t.confirm.unwrap();
+    assert!(c.reply && c.agrees && c.seen == "reply from 10.2.0.2", "{c:?}");
+    // UDP 22: the TCP rule does not match; the trace's listener answers the datagram.
+    let t = trace::trace_running_flow(&rl, "a", "c", trace::Proto::Udp(22)).unwrap();
+    assert_eq!(t.verdict, Verdict::Delivered);
+    let c = t.confirm.unwrap();
+    assert_eq!(c.seen, "udp 10.2.0.2:22 open; listener started by the trace in c");
+    assert!(c.agrees);
+    // A port something already listens on: the probe tests that listener.
+    let listener = lab.node("c").run(|| std::net::TcpListener::bind("10.2.0.2:8080").unwrap());
+    let t = trace::trace_running_flow(&rl, "a", "c", trace::Proto::Tcp(8080)).unwrap();
+    assert_eq!(t.confirm.unwrap().seen, "tcp 10.2.0.2:8080 open; something already listens in c");
+    drop(listener);
+    // The trace's own listeners are gone: c's port 80 is free again.
+    assert!(lab.node("c").run(|| std::net::TcpListener::bind("10.2.0.2:80")).is_ok());
+
+    // CLI: exit codes as for ICMP (0 only for a round trip the probe confirms), the protocol in
+    // the header and in JSON; a port of 0 or both protocols at once are invalid (2).
+    let (code, out, err) = cli(&["trace", lab.name(), "a", "c", "--tcp", "80"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(" tcp port 80 in lab ") && out.contains("probe: tcp 10.2.0.2:80 open; listener started by the trace in c (agrees)"), "{out}");
+    let (code, out, err) = cli(&["trace", lab.name(), "a", "c", "--tcp", "22"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("r: DROPPED: by firewall (rule 1: drop to 10.2.0.2 proto tcp port 22, chain forward) declared in nodes.r.firewall\nverdict: dropped\n"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["trace", lab.name(), "a", "c", "--tcp", "22", "--json"]);
+    assert_eq!(code, Some(1));
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((j["proto"].as_str(), j["port"].as_u64(), j["verdict"].as_str()), (Some("tcp"), Some(22), Some("dropped")), "{j:#}");
+    let (code, out, _) = cli(&["trace", lab.name(), "a", "c"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = cli(&["trace", lab.name(), "a", "c", "--udp", "53"]);
+    assert_eq!(code, Some(0), "{out}");
+    for bad in [vec!["--tcp", "0"], vec!["--tcp", "80", "--udp", "53"], vec!["--udp", "65536"]] {
+        let mut args = vec!["trace", lab.name(), "a", "c"];
+        args.extend(bad.iter().copied());
+        let (code, _, err) = cli(&args);
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn a_port_forward_traced_with_tcp_is_confirmed_by_a_connection_to_its_target() {
+    require_root();
+    let lab = Lab::from_file(repo("examples/nat.yaml")).unwrap();
+    let rl = lab.running().unwrap();
+    let t = trace::trace_running_flow(&rl, "internet", "203.0.113.1", trace::Proto::Tcp(8080)).unwrap();
+    let h = texts(&t.hops);
+    assert!(
+        h.contains(&"host: port forward tcp 8080 -> 192.168.1.11:80 (nodes.host.nat): destination 203.0.113.1:8080 -> 192.168.1.11:80".to_string()),
+        "{h:?}"
+    );
+    assert_eq!(h.last().unwrap(), "ns1: delivered locally (on eth0)");
+    assert!(texts(&t.back).contains(&"host: answer to a port-forwarded connection (connection tracking): source 192.168.1.11 -> 203.0.113.1".to_string()));
+    assert_eq!((t.verdict, t.back_verdict), (Verdict::Delivered, Some(Verdict::Delivered)));
+    // The connection to 203.0.113.1:8080 is answered by the listener on ns1's port 80 only.
+    let c = t.confirm.unwrap();
+    assert_eq!(c.seen, "tcp 203.0.113.1:8080 open; listener started by the trace in ns1 on 192.168.1.11:80");
+    assert!(c.reply && c.agrees, "{c:?}");
+    // The forward is for TCP: UDP to the same port is the host's own.
+    let t = trace::trace_running_flow(&rl, "internet", "203.0.113.1", trace::Proto::Udp(8080)).unwrap();
+    assert_eq!(texts(&t.hops).last().unwrap(), "host: delivered locally (on wan0)");
+    assert_eq!(t.confirm.unwrap().seen, "udp 203.0.113.1:8080 open; listener started by the trace in host");
+    let (code, out, err) = cli(&["trace", lab.name(), "internet", "203.0.113.1", "--tcp", "8080"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("probe: tcp 203.0.113.1:8080 open; listener started by the trace in ns1 on 192.168.1.11:80 (agrees)"), "{out}");
+}

@@ -2,10 +2,11 @@
 //! with their fix: devices or peers down, no carrier, missing addresses and routes, no default
 //! route, forwarding off on a router, reverse-path filtering against asymmetric routes, macvlan
 //! siblings that cannot meet, MTU mismatches, traffic leaving the lab without masquerade,
-//! duplicate addresses, ports not in their bridge, bridge ports in the wrong VLAN. Each finding
+//! duplicate addresses, ports not in their bridge, bridge ports in the wrong VLAN, traffic control
+//! and BPF programs that differ from the declared ones. Each finding
 //! names the node and device and, when it comes from the topology file, its line.
 //!
-//! Two kinds of checks: `links` / `addressing` / `macvlan` / `vlan` / `nat` compare the model and
+//! Two kinds of checks: `links` / `addressing` / `macvlan` / `vlan` / `nat` / `tc` compare the model and
 //! the kernel's state directly; `paths` follows packets between every pair of nodes with the
 //! kernel's own lookups (as `trace` does) and turns each drop into a finding.
 
@@ -14,6 +15,7 @@ mod links;
 mod macvlan;
 mod nat;
 mod paths;
+mod tc;
 pub mod vlan;
 
 use serde::Serialize;
@@ -108,6 +110,11 @@ impl Drift {
         format!("the kernel differs from the file (`vnet plan` shows `{shown}`): {}", self.up)
     }
 
+    /// How to apply the file again, when the plan could not name the operation.
+    pub fn again(&self) -> String {
+        self.up.clone()
+    }
+
     /// The fix for a namespace or device gone from the kernel.
     pub fn recreate(&self) -> String {
         self.up.replace("puts it back", "re-creates it").replace("to put it back", "to re-create it")
@@ -179,6 +186,7 @@ pub fn doctor_running(rl: &RunningLab) -> Result<DoctorReport> {
     macvlan::check(&mut ctx);
     vlan::check(&mut ctx);
     nat::check(&mut ctx);
+    tc::check(&mut ctx);
     let pairs_traced = paths::check(&mut ctx)?;
     let mut findings = ctx.out;
     findings.sort_by(|a, b| (a.severity, &a.node, &a.device, a.code).cmp(&(b.severity, &b.node, &b.device, b.code)));

@@ -1,5 +1,6 @@
 //! What a running lab's namespaces hold, read once from every node (links with their kind
-//! details, addresses, routes, forwarding FDBs, bridge VLANs, a few sysctls, and which netnsid
+//! details, addresses, routes, forwarding FDBs, bridge VLANs, a few sysctls, root qdiscs and
+//! declared devices' BPF programs, and which netnsid
 //! each namespace gives the others), so that `trace` and `doctor` can follow devices across
 //! namespaces: a veth's peer, a macvlan's lower device, a vxlan's underlay.
 
@@ -18,6 +19,8 @@ use serde::Serialize;
 
 use super::RunningLab;
 use crate::error::{Error, Result};
+use crate::kernel::netfeat::rawnl::RawNl;
+use crate::kernel::netfeat::{bpf, tc};
 use crate::kernel::nl::Netlink;
 use crate::kernel::{observe, sysctl};
 use crate::observed::{ObservedLink, ObservedNs};
@@ -259,11 +262,23 @@ fn sysctl_keys(ns: &ObservedNs) -> Vec<String> {
 }
 
 /// Reads one node (all but `nsids`, see `resolve_nsids`); the calling thread is inside its
-/// namespace.
-fn read_node() -> std::io::Result<NodeView> {
+/// namespace. `bpf_devs`: devices whose BPF programs to list (those the lab declares some on).
+fn read_node(bpf_devs: &[String]) -> std::io::Result<NodeView> {
     let mut nl = Netlink::open()?;
     let kerr = |e: crate::kernel::nl::KernelError| std::io::Error::other(e.to_string());
     let mut ns = observe::observe_ns(&mut nl, &[]).map_err(kerr)?;
+    // Root qdiscs of every device (one dump), BPF programs of the declaring devices: `doctor`
+    // compares them with the declared traffic control.
+    let mut raw = RawNl::open(netlink_sys::protocols::NETLINK_ROUTE)?;
+    for (ifindex, q) in tc::dump_roots(&mut raw).map_err(kerr)? {
+        if let Some(n) = ns.name_of(ifindex) {
+            ns.features.qdiscs.insert(n.to_string(), q);
+        }
+    }
+    if !bpf_devs.is_empty() {
+        let devs: Vec<(String, u32)> = bpf_devs.iter().filter_map(|d| ns.link(d).map(|l| (d.clone(), l.ifindex))).collect();
+        ns.features.bpf = bpf::observe(&mut raw, &devs).map_err(kerr)?;
+    }
     for k in sysctl_keys(&ns) {
         if let Ok(v) = sysctl::read(&k) {
             ns.sysctls.insert(k, v);
@@ -380,7 +395,8 @@ impl LabView {
         let nodes: Vec<String> = rl.model().nodes.keys().filter(|n| !rl.is_missing(n)).cloned().collect();
         let others: Vec<(String, i32)> = nodes.iter().map(|n| (n.clone(), rl.fds[n].as_raw_fd())).collect();
         let fds = rl.borrowed(&nodes)?;
-        let views = ns::in_each(&fds, |_| read_node()).map_err(|e| Error::io("read the lab's namespaces", e))?;
+        let bpf_devs: Vec<Vec<String>> = nodes.iter().map(|n| rl.model().nodes[n].features.bpf.iter().map(|b| b.dev.clone()).collect()).collect();
+        let views = ns::in_each(&fds, |i| read_node(&bpf_devs[i])).map_err(|e| Error::io("read the lab's namespaces", e))?;
         let mut views: Vec<NodeView> = nodes.iter().zip(views).map(|(n, v)| v.map_err(|e| Error::io(format!("read node {n}"), e))).collect::<Result<_>>()?;
         // Then how each node numbers the namespaces its devices point into.
         let candidates = nsid_candidates(&views);

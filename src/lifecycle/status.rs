@@ -6,7 +6,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::lab::{format_mac, owner_mark, HOST};
+use crate::model::netfeat::spec::BpfHookSpec;
+use crate::model::netfeat::Impairment;
+use crate::observed::netfeat::{NsFeatures, ObservedQdisc, QdiscParams, VNET_BPF_PRIO};
 use crate::observed::{NsState, ObservedNs, RTPROT_KERNEL};
+use crate::plan::{qdisc_drift, QdiscDrift};
 use crate::state::{self, Phase};
 
 use super::session::observe_named;
@@ -22,10 +26,12 @@ pub struct LabStatus {
 }
 
 impl LabStatus {
-    /// Whether the kernel holds what the record says is up: every node's namespace and every
-    /// declared device. A lab being built or removed is what it is.
+    /// Whether the kernel holds what the record says is up: every node's namespace, every
+    /// declared device and its declared traffic control. A lab being built or removed is what
+    /// it is.
     pub fn as_recorded(&self) -> bool {
-        self.phase != Phase::Up || self.nodes.iter().all(|n| n.present && n.missing_devices.is_empty())
+        self.phase != Phase::Up
+            || self.nodes.iter().all(|n| n.present && n.missing_devices.is_empty() && n.devices.iter().all(|d| d.tc.as_ref().is_none_or(TcStatus::as_declared)))
     }
 }
 
@@ -70,6 +76,57 @@ pub struct DeviceStatus {
     /// `mode`/`active_port`, a VLAN's `id`, a team's `teamd_pid`, ...
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
+    /// Traffic control: what the lab declares on the device and what the kernel has; absent
+    /// when neither has anything (no declaration, the kernel's default qdisc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tc: Option<TcStatus>,
+}
+
+/// A device's traffic control, declared and observed.
+#[derive(Clone, Debug, Serialize)]
+pub struct TcStatus {
+    /// The declared root qdisc in the file's words (`tbf rate 10mbit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
+    /// The device's root qdisc as the kernel reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qdisc: Option<QdiscStatus>,
+    /// How the two compare: `as-declared`, `missing`, `differs`, `undeclared` (or `clean`).
+    pub state: QdiscDrift,
+    /// BPF programs the lab declares on the device (tc hooks and XDP).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bpf: Vec<BpfStatus>,
+}
+
+impl TcStatus {
+    /// Whether the kernel has what is declared (an undeclared qdisc is not the record's).
+    pub fn as_declared(&self) -> bool {
+        !self.state.is_drift() && self.bpf.iter().all(|b| b.attached)
+    }
+}
+
+/// A root qdisc as observed.
+#[derive(Clone, Debug, Serialize)]
+pub struct QdiscStatus {
+    /// `tbf 7654: rate 10mbit burst 12500b`, in the file's words.
+    pub text: String,
+    pub kind: String,
+    /// As `tc` writes it: `7654:` (vnet's), `0:` (the kernel's default).
+    pub handle: String,
+    /// `vnet`, `default` (the kernel's own) or `other` (somebody else's).
+    pub owner: &'static str,
+    /// netem/tbf parameters in the kernel's units.
+    pub params: QdiscParams,
+}
+
+/// A declared BPF program and whether the kernel has it on its hook.
+#[derive(Clone, Debug, Serialize)]
+pub struct BpfStatus {
+    pub hook: BpfHookSpec,
+    pub program: String,
+    pub attached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prog_id: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -121,7 +178,27 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
     let named: Vec<(String, String)> = st.netns.iter().map(|(n, ns)| (n.clone(), ns.clone())).collect();
     let keys: BTreeMap<String, Vec<String>> =
         st.topology.as_ref().map(|t| t.nodes.iter().map(|(n, s)| (n.clone(), s.sysctls.keys().cloned().collect())).collect()).unwrap_or_default();
-    let session = observe_named(&mark, named, root_node.clone(), &keys, Some(st))?;
+    let mut session = observe_named(&mark, named, root_node.clone(), &keys, Some(st))?;
+    // Declared traffic control (as applied, `vnet impair` included) and the kernel's: every
+    // namespace's root qdiscs in one dump each, BPF programs where the lab declares some.
+    let declared_tc: BTreeMap<(String, String), Impairment> = st
+        .topology
+        .iter()
+        .flat_map(|t| t.nodes.iter())
+        .flat_map(|(n, spec)| spec.tc.iter().filter_map(move |(dev, tc)| Impairment::from_spec(tc).ok().map(|i| ((n.clone(), dev.clone()), i))))
+        .collect();
+    let declared_bpf: BTreeMap<String, Vec<(String, BpfHookSpec, String)>> = st
+        .topology
+        .iter()
+        .flat_map(|t| t.nodes.iter())
+        .map(|(n, spec)| (n.clone(), spec.bpf.iter().map(|b| (b.dev.clone(), b.hook, b.program.clone())).collect::<Vec<_>>()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let bpf_devs = declared_bpf.iter().map(|(n, v)| (n.clone(), v.iter().map(|(d, _, _)| d.clone()).collect())).collect();
+    let t = std::time::Instant::now();
+    crate::kernel::netfeat::observe::observe_tc(&mut session.handles, &mut session.observed, &bpf_devs)
+        .map_err(|e| Error::io("observe qdiscs and BPF programs", std::io::Error::other(e)))?;
+    tracing::debug!(target: "vnet::timing", "status: qdiscs and BPF programs {:?}", t.elapsed());
     // Every (node, ifindex) -> (link peer index) for veth peer matching.
     let mut nodes = Vec::new();
     let mut order: Vec<String> = topo_nodes.clone();
@@ -155,6 +232,12 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                 addresses: ns.addrs_of(l.ifindex).map(|a| a.addr.to_string()).collect(),
                 hairpin: l.hairpin,
                 details: super::devinfo::details(l, ns, st.daemons.get(&format!("{node}:{}", l.name)).copied()),
+                tc: tc_status(
+                    declared_tc.get(&(node.clone(), l.name.clone())),
+                    declared_bpf.get(node).map(Vec::as_slice).unwrap_or(&[]),
+                    &l.name,
+                    &ns.features,
+                ),
             })
             .collect::<Vec<_>>();
         // Declared devices gone from a node that is there (deleted by hand); Open vSwitch's own
@@ -214,6 +297,65 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
         });
     }
     Ok(LabStatus { lab: st.lab.clone(), phase: st.phase, file: st.file.as_ref().map(|f| f.display().to_string()), isolated_host: st.isolated_host, nodes })
+}
+
+/// What `status` says of a device's traffic control; `None` when there is nothing to say.
+fn tc_status(want: Option<&Impairment>, bpf: &[(String, BpfHookSpec, String)], dev: &str, have: &NsFeatures) -> Option<TcStatus> {
+    let q = have.qdiscs.get(dev);
+    let state = qdisc_drift(want, q);
+    let bpf: Vec<BpfStatus> = bpf
+        .iter()
+        .filter(|(d, _, _)| d == dev)
+        .map(|(_, hook, program)| {
+            let on = have.bpf.iter().find(|b| b.ifname == dev && b.hook == *hook && (*hook == BpfHookSpec::Xdp || b.prio == VNET_BPF_PRIO));
+            BpfStatus { hook: *hook, program: program.clone(), attached: on.is_some(), prog_id: on.map(|b| b.prog_id) }
+        })
+        .collect();
+    if state == QdiscDrift::Clean && bpf.is_empty() {
+        return None;
+    }
+    Some(TcStatus { declared: want.map(|i| i.to_string()), qdisc: q.map(qdisc_status), state, bpf })
+}
+
+fn qdisc_status(q: &ObservedQdisc) -> QdiscStatus {
+    let owner = if q.is_vnet() {
+        "vnet"
+    } else if q.is_default() {
+        "default"
+    } else {
+        "other"
+    };
+    QdiscStatus { text: q.describe(), kind: q.kind.clone(), handle: q.handle_text(), owner, params: q.params }
+}
+
+/// The traffic control lines under a device.
+fn render_tc(t: &TcStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    let declared = t.declared.as_deref().unwrap_or("");
+    let have = match &t.qdisc {
+        Some(q) if q.owner == "default" => format!("its default qdisc {}", q.text),
+        Some(q) if q.owner == "vnet" => q.text.clone(),
+        Some(q) => format!("{} (not vnet's)", q.text),
+        None => "no qdisc".into(),
+    };
+    match t.state {
+        QdiscDrift::Clean => {}
+        QdiscDrift::AsDeclared => out.push(format!("tc {} (as declared)", t.qdisc.as_ref().map(|q| q.text.as_str()).unwrap_or(declared))),
+        QdiscDrift::Missing => out.push(format!("tc MISSING: declared {declared}; the kernel has {have}")),
+        QdiscDrift::Differs => out.push(format!("tc DIFFERS: declared {declared}; the kernel has {have}")),
+        QdiscDrift::Undeclared => match &t.qdisc {
+            Some(q) if q.owner == "vnet" => out.push(format!("tc {} (vnet's, no longer declared)", q.text)),
+            Some(q) => out.push(format!("tc {} (not declared, not put there by vnet)", q.text)),
+            None => {}
+        },
+    }
+    for b in &t.bpf {
+        match b.prog_id {
+            Some(id) if b.attached => out.push(format!("bpf {} {} (attached, id {id})", b.hook.name(), b.program)),
+            _ => out.push(format!("bpf {} {} MISSING (declared, not attached)", b.hook.name(), b.program)),
+        }
+    }
+    out
 }
 
 static EMPTY: ObservedNs =
@@ -284,6 +426,9 @@ pub fn render(labs: &[LabStatus]) -> String {
                 line.push_str(&super::devinfo::render(&d.details));
                 s.push_str(line.trim_end());
                 s.push('\n');
+                for t in d.tc.iter().flat_map(render_tc) {
+                    s.push_str(&format!("      {t}\n"));
+                }
             }
             for d in &n.missing_devices {
                 s.push_str(&format!("    {d:<15} MISSING (declared, not in the kernel)\n"));

@@ -59,6 +59,67 @@ pub struct ObservedQdisc {
     pub options: Vec<u8>,
 }
 
+impl ObservedQdisc {
+    /// Whether vnet installed it (its handle `7654:`).
+    pub fn is_vnet(&self) -> bool {
+        self.handle == VNET_QDISC_HANDLE
+    }
+
+    /// Whether it is the qdisc the kernel gives a device by itself (`noqueue`, `fq_codel`, `mq`,
+    /// ... with handle 0): one that anybody adds gets a handle of its own.
+    pub fn is_default(&self) -> bool {
+        self.handle == 0
+    }
+
+    /// The handle as `tc` writes it: `7654:`.
+    pub fn handle_text(&self) -> String {
+        format!("{:x}:", self.handle >> 16)
+    }
+
+    /// Kind, handle and decoded parameters in the file's words, as `tc` orders them:
+    /// `netem 7654: delay 20ms loss 1%`, `tbf 8001: rate 10mbit burst 12500b`, `noqueue 0:`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.kind.clone(), self.handle_text()];
+        parts.extend(self.params_words());
+        parts.join(" ")
+    }
+
+    /// netem and tbf parameters in the file's words (other kinds are not decoded).
+    fn params_words(&self) -> Vec<String> {
+        use crate::model::netfeat::units::{format_duration, format_percent, format_rate};
+        let p = &self.params;
+        let mut parts = Vec::new();
+        let pct = |v: u32| format_percent(v as f64 / u32::MAX as f64);
+        match self.kind.as_str() {
+            "netem" => {
+                if p.delay_ns > 0 {
+                    parts.push(format!("delay {}", format_duration(p.delay_ns)));
+                }
+                if p.jitter_ns > 0 {
+                    parts.push(format!("jitter {}", format_duration(p.jitter_ns)));
+                }
+                for (n, v) in [("loss", p.loss), ("duplicate", p.duplicate), ("reorder", p.reorder), ("corrupt", p.corrupt)] {
+                    if v > 0 {
+                        parts.push(format!("{n} {}", pct(v)));
+                    }
+                }
+                if p.rate > 0 {
+                    parts.push(format!("rate {}", format_rate(p.rate)));
+                }
+                if p.limit != 1000 {
+                    parts.push(format!("limit {}", p.limit));
+                }
+            }
+            "tbf" => {
+                parts.push(format!("rate {}", format_rate(p.rate)));
+                parts.push(format!("burst {}b", p.burst));
+            }
+            _ => {}
+        }
+        parts
+    }
+}
+
 /// Decoded netem/tbf parameters, in the kernel's units: probabilities scaled to u32::MAX.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QdiscParams {

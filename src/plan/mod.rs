@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use devices::{DeviceOp, PortVlan};
-pub use netfeat::{missing_keys, same_qdisc, table_name as netfeat_table_name, xfrm_desired};
+pub use netfeat::{missing_keys, qdisc_drift, same_qdisc, table_name as netfeat_table_name, xfrm_desired, QdiscDrift};
 pub use netfeat_ops::FeatureOp;
 pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use crate::model::lab::{Lab, Node};
 use crate::model::netfeat::ipsec::{Crypto, KeySource, Tunnel};
 use crate::model::netfeat::spec::IpsecMode;
@@ -114,6 +116,44 @@ pub fn same_qdisc(imp: &Impairment, q: &ObservedQdisc) -> bool {
     } else {
         let burst = imp.tbf_burst() as u64;
         p.rate == imp.rate.unwrap_or(0) && p.limit == imp.tbf_limit() && (p.burst as u64).abs_diff(burst) <= burst / 100 + 2
+    }
+}
+
+/// How a device's root qdisc compares with the traffic control the lab declares for it (what
+/// `status` shows and `doctor` reports; the planner's own test is `same_qdisc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QdiscDrift {
+    /// Nothing declared and nothing but the kernel's default qdisc.
+    Clean,
+    /// vnet's qdisc, doing what is declared.
+    AsDeclared,
+    /// Declared, but the device has only the kernel's default qdisc (vnet's was deleted).
+    Missing,
+    /// Declared, but the root qdisc does something else: vnet's with other parameters, or one
+    /// that somebody else put in its place.
+    Differs,
+    /// Not declared, yet the device has a root qdisc other than the kernel's default.
+    Undeclared,
+}
+
+impl QdiscDrift {
+    /// Whether the kernel lacks what the lab declares.
+    pub fn is_drift(self) -> bool {
+        matches!(self, QdiscDrift::Missing | QdiscDrift::Differs)
+    }
+}
+
+/// Compares the declared traffic control of a device with its root qdisc (`None`: no qdisc
+/// observed, as for a device that is gone).
+pub fn qdisc_drift(want: Option<&Impairment>, have: Option<&ObservedQdisc>) -> QdiscDrift {
+    let non_default = have.filter(|q| !q.is_default());
+    match (want, non_default) {
+        (Some(imp), Some(q)) if q.is_vnet() && same_qdisc(imp, q) => QdiscDrift::AsDeclared,
+        (Some(_), Some(_)) => QdiscDrift::Differs,
+        (Some(_), None) => QdiscDrift::Missing,
+        (None, Some(_)) => QdiscDrift::Undeclared,
+        (None, None) => QdiscDrift::Clean,
     }
 }
 

@@ -182,6 +182,9 @@ pub struct TraceReport {
     pub lab: String,
     pub from: String,
     pub dst: IpAddr,
+    /// What was traced: `{"proto": "icmp"}`, `{"proto": "tcp", "port": 80}`.
+    #[serde(flatten)]
+    pub proto: super::netfilter::Proto,
     pub hops: Vec<Hop>,
     pub verdict: Verdict,
     /// The answer's way back (when the packet was delivered).
@@ -198,7 +201,12 @@ pub struct TraceReport {
 
 /// Readable list of hops.
 pub fn render(t: &TraceReport) -> String {
-    let mut s = format!("trace {} -> {} in lab {}\n", t.from, t.dst, t.lab);
+    let what = match t.proto {
+        super::netfilter::Proto::Icmp => String::new(),
+        super::netfilter::Proto::Tcp(p) => format!(" tcp port {p}"),
+        super::netfilter::Proto::Udp(p) => format!(" udp port {p}"),
+    };
+    let mut s = format!("trace {} -> {}{what} in lab {}\n", t.from, t.dst, t.lab);
     for (i, h) in t.hops.iter().enumerate() {
         s.push_str(&format!("{:>3}. {}\n", i + 1, h.text()));
     }
@@ -256,6 +264,7 @@ mod tests {
             lab: "l".into(),
             from: "a".into(),
             dst: "10.2.0.2".parse().unwrap(),
+            proto: Default::default(),
             hops: vec![r, Hop::Deliver { node: "c".into(), dev: "eth0".into() }],
             verdict: Verdict::Delivered,
             back: vec![],
@@ -270,5 +279,10 @@ mod tests {
         let j = serde_json::to_value(&report).unwrap();
         assert_eq!(j["hops"][0]["step"], "route");
         assert_eq!(j["verdict"], "delivered");
+        assert_eq!((j["proto"].as_str(), j.get("port")), (Some("icmp"), None));
+        let tcp = TraceReport { proto: super::super::netfilter::Proto::Tcp(80), ..report };
+        assert!(render(&tcp).starts_with("trace a -> 10.2.0.2 tcp port 80 in lab l\n"));
+        let j = serde_json::to_value(&tcp).unwrap();
+        assert_eq!((j["proto"].as_str(), j["port"].as_u64()), (Some("tcp"), Some(80)));
     }
 }

@@ -1,7 +1,9 @@
 //! `trace`: the way a packet takes through a lab, hop by hop, with the kernel's own lookups: a
 //! route lookup in the node (RTM_GETROUTE: output device, gateway, source), then what the device
 //! leads to (`l2`), the next node's forwarding lookup, and so on until the packet is delivered,
-//! dropped or leaves the lab. Then one real probe confirms (or contradicts) the lookups.
+//! dropped or leaves the lab. Then one real probe confirms (or contradicts) the lookups: an ICMP
+//! echo, or for a TCP or UDP trace a connect or a datagram to a listener the trace starts where
+//! the packet is delivered.
 
 pub mod foreign;
 pub mod hop;
@@ -9,7 +11,7 @@ pub mod l2;
 pub mod netfilter;
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub use hop::{Confirm, Hop, TraceReport, Verdict};
@@ -22,12 +24,20 @@ use crate::inspect::RunningLab;
 use crate::kernel::nl::KernelError;
 use crate::model::netfeat::spec::ChainKind;
 use crate::probe::echo::{self, EchoOptions, EchoProbe};
+use crate::probe::port::{self, Listen, PortOutcome};
 use crate::probe::route::{self, Lookup};
 
-/// Traces from `from` to `dst` (an address, or a node name: its first address).
+/// Traces an ICMP echo from `from` to `dst` (an address, or a node name: its first address).
 pub fn trace(lab: &str, from: &str, dst: &str) -> Result<TraceReport> {
+    trace_flow(lab, from, dst, Proto::Icmp)
+}
+
+/// Traces a packet of `proto` (ICMP echo, or a TCP connection / UDP datagram to a port): the
+/// firewall rules and port forwards that match on protocol and port decide its way, and the
+/// confirming probe is of the same protocol.
+pub fn trace_flow(lab: &str, from: &str, dst: &str, proto: Proto) -> Result<TraceReport> {
     let rl = RunningLab::open(lab)?;
-    trace_running(&rl, from, dst)
+    trace_running_flow(&rl, from, dst, proto)
 }
 
 /// Resolves a destination written as an address or a node name.
@@ -44,8 +54,13 @@ pub fn resolve(rl: &RunningLab, dst: &str) -> Result<IpAddr> {
         .ok_or_else(|| Error::io(format!("trace to {dst}"), std::io::Error::other(format!("node {dst} has no address"))))
 }
 
-/// Traces in an opened lab.
+/// Traces an ICMP echo in an opened lab.
 pub fn trace_running(rl: &RunningLab, from: &str, dst: &str) -> Result<TraceReport> {
+    trace_running_flow(rl, from, dst, Proto::Icmp)
+}
+
+/// Traces a packet of `proto` in an opened lab.
+pub fn trace_running_flow(rl: &RunningLab, from: &str, dst: &str, proto: Proto) -> Result<TraceReport> {
     rl.fd(from)?;
     let dst = resolve(rl, dst)?;
     // A destination declared on a node whose namespace is gone: nothing to follow there.
@@ -53,11 +68,14 @@ pub fn trace_running(rl: &RunningLab, from: &str, dst: &str) -> Result<TraceRepo
         rl.fd(n)?;
     }
     let view = LabView::observe(rl)?;
-    let (there, back) = there_and_back(rl, &view, from, dst, Proto::Icmp)?;
+    let (there, back) = there_and_back(rl, &view, from, dst, proto)?;
     let verdict = there.verdict;
     let back_verdict = back.as_ref().map(|b| b.verdict);
     let round_trip = verdict == Verdict::Delivered && back_verdict.is_none_or(|v| v == Verdict::Delivered);
-    let confirm = confirm(rl, from, dst, round_trip)?;
+    let confirm = match proto {
+        Proto::Icmp => confirm(rl, from, dst, round_trip)?,
+        Proto::Tcp(_) | Proto::Udp(_) => confirm_port(rl, &view, from, dst, proto, &there, round_trip)?,
+    };
     let back = back.map(|b| b.hops).unwrap_or_default();
     // The lookups say it gets through, the probe does not: rules the file does not declare
     // (iptables, nft by hand) in a node on the way may be why.
@@ -78,7 +96,7 @@ pub fn trace_running(rl: &RunningLab, from: &str, dst: &str) -> Result<TraceRepo
             }
         }
     }
-    Ok(TraceReport { lab: rl.name().into(), from: from.into(), dst, hops: there.hops, verdict, back, back_verdict, confirm: Some(confirm), notes })
+    Ok(TraceReport { lab: rl.name().into(), from: from.into(), dst, proto, hops: there.hops, verdict, back, back_verdict, confirm: Some(confirm), notes })
 }
 
 /// `node c has firewall rules not declared in the file (...): they may drop this packet`.
@@ -105,6 +123,8 @@ pub struct Walked {
     pub nat: Vec<Translation>,
     /// Nodes whose forward chain let the packet through (their answers are `established`).
     pub forwarded: Vec<String>,
+    /// The protocol and port as it arrived (a port forward changes the port).
+    pub proto: Proto,
 }
 
 /// The way there and, when the packet is delivered, the answer's way back: from the node that
@@ -152,7 +172,7 @@ pub fn walk_flow(
     proto: Proto,
     reply_to: Option<&Walked>,
 ) -> Result<Walked> {
-    let mut w = Walked { hops: Vec::new(), verdict: Verdict::Dropped, at: None, src: origin_src, dst, nat: Vec::new(), forwarded: Vec::new() };
+    let mut w = Walked { hops: Vec::new(), verdict: Verdict::Dropped, at: None, src: origin_src, dst, nat: Vec::new(), forwarded: Vec::new(), proto };
     w.verdict = walk_into(rl, view, from, proto, reply_to, &mut w)?;
     Ok(w)
 }
@@ -209,6 +229,7 @@ fn walk_into(rl: &RunningLab, view: &LabView, from: &str, proto: Proto, reply_to
                         w.nat.push(Translation { node: node.clone(), source: false, from: old, to });
                         w.dst = to;
                         proto = proto.with_port(port);
+                        w.proto = proto;
                     }
                 }
             }
@@ -401,4 +422,47 @@ fn confirm(rl: &RunningLab, from: &str, dst: IpAddr, round_trip: bool) -> Result
     let o = &r[0].outcome;
     let reply = o.is_reply();
     Ok(Confirm { seen: echo_seen(o, false), reply, agrees: reply == round_trip })
+}
+
+/// The probe of a TCP or UDP trace: a listener where the lookups deliver the packet (a port
+/// forward's target), or, when they drop it, on the node holding its destination, so that a
+/// probe that does get through is answered; then a TCP connect (a UDP datagram, which the
+/// listener echoes) from `from`, in the style of `check`'s port expectations.
+fn confirm_port(rl: &RunningLab, view: &LabView, from: &str, dst: IpAddr, proto: Proto, there: &Walked, round_trip: bool) -> Result<Confirm> {
+    let (kind, port) = match proto {
+        Proto::Tcp(p) => (crate::model::expect::Proto::Tcp, p),
+        Proto::Udp(p) => (crate::model::expect::Proto::Udp, p),
+        Proto::Icmp => unreachable!("an ICMP trace is confirmed by an echo"),
+    };
+    let at_port = there.proto.port().unwrap_or(port);
+    let listen_at = there.at.clone().or_else(|| view.holders(there.dst).first().map(|(n, _)| n.to_string())).map(|n| (n, SocketAddr::new(there.dst, at_port)));
+    let mut listener = None;
+    let mut note = None;
+    if let Some((node, sa)) = &listen_at {
+        let there_too = if *sa == SocketAddr::new(dst, port) { format!("in {node}") } else { format!("in {node} on {sa}") };
+        note = Some(match port::listen(Some(rl.fd(node)?), kind, *sa) {
+            Ok(Listen::Started(l)) => {
+                listener = Some(l);
+                format!("listener started by the trace {there_too}")
+            }
+            Ok(Listen::InUse) => format!("something already listens {there_too}"),
+            Err(e) => format!("could not listen {there_too}: {e}"),
+        });
+    }
+    let sa = SocketAddr::new(dst, port);
+    let out =
+        crate::probe::ns::in_one(Some(rl.fd(from)?), move || port::probe_here(kind, sa, Duration::from_millis(1500))).map_err(|e| Error::io("probe", e))?;
+    drop(listener);
+    // A UDP port that neither answers nor refuses, without our listener, may be open or filtered.
+    let ours = note.as_deref().is_some_and(|n| n.starts_with("listener started"));
+    let out = if kind == crate::model::expect::Proto::Udp && !ours && out == PortOutcome::Timeout { PortOutcome::NoAnswer } else { out };
+    let reply = out == PortOutcome::Open;
+    // Refused (a reset, ICMP port unreachable) means the packet got somewhere that answered.
+    let answered = matches!(out, PortOutcome::Open | PortOutcome::Refused);
+    let agrees = if round_trip { reply } else { !answered };
+    let mut seen = format!("{kind} {sa} {}", out.text());
+    if let Some(n) = note {
+        seen.push_str(&format!("; {n}"));
+    }
+    Ok(Confirm { seen, reply, agrees })
 }

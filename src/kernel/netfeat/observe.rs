@@ -82,6 +82,27 @@ pub fn observe(lab: &Lab, state: Option<&LabState>, handles: &mut BTreeMap<Strin
     Ok(())
 }
 
+/// Root qdiscs of every device in every namespace with a handle (one dump per namespace, so
+/// qdiscs nobody declared show too) and the BPF programs on the devices in `bpf_devs` (node ->
+/// devices): what `status` compares with the lab's declared traffic control.
+pub fn observe_tc(handles: &mut BTreeMap<String, NsHandle>, observed: &mut Observed, bpf_devs: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    let names: BTreeMap<String, BTreeMap<u32, String>> =
+        observed.nodes.iter().filter_map(|(n, s)| s.ns().map(|ns| (n.clone(), ns.links.iter().map(|l| (l.ifindex, l.name.clone())).collect()))).collect();
+    let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| names.contains_key(&h.node)).collect();
+    let results = handle::par_each_in(&mut hs, |h| {
+        let w = Wants { qdiscs: true, bpf_devs: bpf_devs.get(&h.node).cloned().unwrap_or_default(), ..Default::default() };
+        (h.node.clone(), observe_node(&w, "", &names[&h.node]))
+    });
+    for (node, r) in results {
+        let f = r.map_err(|e| format!("observe node {node}: {e}"))?;
+        if let Some(NsState::Owned(ns) | NsState::Root(ns)) = observed.nodes.get_mut(&node) {
+            ns.features.qdiscs = f.qdiscs;
+            ns.features.bpf = f.bpf;
+        }
+    }
+    Ok(())
+}
+
 fn observe_node(w: &Wants, table: &str, ifnames: &BTreeMap<u32, String>) -> Result<NsFeatures, String> {
     let mut f = NsFeatures::new();
     if w.nft {

@@ -333,6 +333,33 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_qdisc_says_what_it_does_and_how_it_compares_with_the_declared() {
+        use crate::plan::{qdisc_drift, QdiscDrift};
+        let dumped = |handle: u32, i: &Impairment| {
+            let mut payload = tcmsg(7, handle, TC_H_ROOT, 1);
+            payload.extend_from_slice(&qdisc_attrs(i));
+            decode_qdisc(&payload).unwrap().2
+        };
+        let netem = imp("delay 20ms jitter 5ms loss 1% rate 10mbit");
+        let q = dumped(VNET_HANDLE, &netem);
+        assert_eq!(q.describe(), "netem 7654: delay 20ms jitter 5ms loss 1% rate 10mbit");
+        assert_eq!(netem.to_string(), "netem delay 20ms jitter 5ms loss 1% rate 10mbit");
+        let tbf = imp("rate 10mbit");
+        assert_eq!(dumped(VNET_HANDLE, &tbf).describe(), "tbf 7654: rate 10mbit burst 12500b");
+        let noqueue = ObservedQdisc { kind: "noqueue".into(), ..Default::default() };
+        assert_eq!(noqueue.describe(), "noqueue 0:");
+        // Declared and observed, each way.
+        assert_eq!(qdisc_drift(Some(&netem), Some(&q)), QdiscDrift::AsDeclared);
+        assert_eq!(qdisc_drift(Some(&tbf), Some(&q)), QdiscDrift::Differs);
+        assert_eq!(qdisc_drift(Some(&netem), Some(&dumped(0x8001_0000, &netem))), QdiscDrift::Differs, "the same, but not vnet's");
+        assert_eq!(qdisc_drift(Some(&netem), Some(&noqueue)), QdiscDrift::Missing);
+        assert_eq!(qdisc_drift(Some(&netem), None), QdiscDrift::Missing);
+        assert_eq!(qdisc_drift(None, Some(&noqueue)), QdiscDrift::Clean);
+        assert_eq!(qdisc_drift(None, Some(&q)), QdiscDrift::Undeclared);
+        assert!(QdiscDrift::Missing.is_drift() && QdiscDrift::Differs.is_drift() && !QdiscDrift::Undeclared.is_drift());
+    }
+
+    #[test]
     fn a_dumped_qdisc_decodes() {
         let mut payload = tcmsg(7, VNET_HANDLE, TC_H_ROOT, 1);
         payload.extend_from_slice(&qdisc_attrs(&imp("delay 10ms loss 2%")));

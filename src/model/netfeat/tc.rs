@@ -121,6 +121,9 @@ impl Impairment {
 
     /// Parses `vnet impair` words: `delay 20ms jitter 5ms loss 1% rate 10mbit ...`.
     pub fn from_words(words: &[String]) -> Result<Impairment, String> {
+        if words.is_empty() {
+            return Err("nothing to impair: give settings such as `delay 20ms loss 1% rate 10mbit`, or `--clear`".into());
+        }
         let mut spec = TcSpec::default();
         let mut it = words.iter();
         while let Some(k) = it.next() {
