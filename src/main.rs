@@ -142,7 +142,8 @@ enum Cmd {
         #[arg(value_parser = lab_arg)]
         lab: String,
         /// NODE:IFACE
-        target: String,
+        #[arg(value_parser = node_iface_arg)]
+        target: (String, String),
         /// Write pcap here (`-`: stdout) instead of summary lines.
         #[arg(short = 'w', long = "write")]
         write: Option<PathBuf>,
@@ -150,8 +151,8 @@ enum Cmd {
         #[arg(long)]
         count: Option<usize>,
         /// Filter, e.g. `icmp`, `tcp port 80`, `host 10.0.0.2 and not arp` (see docs/capture.md).
-        #[arg(long)]
-        filter: Option<String>,
+        #[arg(long, value_parser = filter_arg)]
+        filter: Option<vnet::capture::Filter>,
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<f64>,
@@ -216,6 +217,13 @@ struct ScaleArgs {
 }
 
 fn main() -> ExitCode {
+    // Output into a closed pipe (`vnet trace ... | head`) ends the process quietly, as with
+    // other command-line tools, instead of a panic. Rust's sockets send with MSG_NOSIGNAL, so
+    // probes still get EPIPE as an error.
+    // SAFETY: restoring the default disposition of a signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VNET_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -237,6 +245,18 @@ fn lab_arg(s: &str) -> Result<String, String> {
         Some(why) => Err(why),
         None => Ok(s.to_string()),
     }
+}
+
+/// `NODE:IFACE`, refused as a usage error (exit 2) when it is not that.
+fn node_iface_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((n, i)) if !n.is_empty() && !i.is_empty() => Ok((n.to_string(), i.to_string())),
+        _ => Err(format!("`{s}` is not NODE:IFACE (e.g. `a:eth0`)")),
+    }
+}
+
+fn filter_arg(s: &str) -> Result<vnet::capture::Filter, String> {
+    vnet::capture::Filter::parse(s).map_err(|e| e.to_string())
 }
 
 fn color() -> bool {
@@ -479,7 +499,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(if r.findings.iter().any(|f| f.severity == vnet::doctor::Severity::Error) { 1 } else { 0 })
         }
-        Cmd::Capture { lab, target, write, count, filter, duration } => capture(&lab, &target, write, count, filter, duration),
+        Cmd::Capture { lab, target, write, count, filter, duration } => capture(&lab, target, write, count, filter, duration),
         Cmd::Graph { target, format, output } => {
             let text = vnet::graph::draw_target(&target, format)?;
             match output {
@@ -491,14 +511,17 @@ fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
-fn capture(lab: &str, target: &str, write: Option<PathBuf>, count: Option<usize>, filter: Option<String>, duration: Option<f64>) -> Result<u8, Error> {
+fn capture(
+    lab: &str,
+    (node, iface): (String, String),
+    write: Option<PathBuf>,
+    count: Option<usize>,
+    filter: Option<vnet::capture::Filter>,
+    duration: Option<f64>,
+) -> Result<u8, Error> {
     use std::io::Write;
-    use vnet::capture::{self, Capture, CaptureOptions, Filter};
-    let (node, iface) = target.split_once(':').ok_or_else(|| Error::io("capture", std::io::Error::other(format!("`{target}` is not NODE:IFACE"))))?;
-    let filter = match filter {
-        Some(f) => Some(Filter::parse(&f).map_err(|e| Error::io("capture", std::io::Error::other(e.to_string())))?),
-        None => None,
-    };
+    use vnet::capture::{self, Capture, CaptureOptions};
+    let (node, iface) = (node.as_str(), iface.as_str());
     let rl = vnet::inspect::RunningLab::open(lab)?;
     let mut cap = Capture::open(&rl, node, iface)?;
     let opts = CaptureOptions { count, filter, duration: duration.map(std::time::Duration::from_secs_f64) };

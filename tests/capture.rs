@@ -93,10 +93,20 @@ fn cli_summaries_filters_and_pcap() {
     assert!(read[0].contains("IP 192.168.1.11.") && read[0].contains("> 192.168.1.12.7777: Flags [S]"), "{read:?}");
     let _ = std::fs::remove_file(&path);
 
-    // Mistakes are explained.
+    // Mistakes are explained: a malformed argument is a usage error (2), a device the lab does
+    // not have is a failed lookup (1), as in every other command.
     let out = Command::new(vnet_bin()).args(["capture", &name, "ns1:eth0", "--filter", "tcp prot 80"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad filter: unknown word `prot`"));
+    for target in ["ns1eth0", ":eth0", "ns1:"] {
+        let out = Command::new(vnet_bin()).args(["capture", &name, target, "--count", "1"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{target}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!("`{target}` is not NODE:IFACE (e.g. `a:eth0`)")),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = Command::new(vnet_bin()).args(["capture", &name, "ns1:eth9", "--count", "1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("node ns1 has no device eth9"), "{}", String::from_utf8_lossy(&out.stderr));

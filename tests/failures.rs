@@ -36,22 +36,26 @@ fn link_of(netns: &str, dev: &str) -> serde_json::Value {
 // (a) Failures midway and clashes
 // ---------------------------------------------------------------------------------------------
 
-/// The file is valid (only a warning), but the kernel refuses an IPv6 address on a device
-/// whose MTU is below 1280, late in the plan: everything created before is removed again and
-/// the error names the operation, node, device and the kernel's words.
+/// The file is valid, but the kernel refuses an IPv6 address on a device whose IPv6 the file
+/// turns off (`disable_ipv6`, a sysctl set earlier in the plan), late in the plan: everything
+/// created before is removed again and the error names the operation, node, device and the
+/// kernel's words.
 #[test]
 fn kernel_refusal_midway_rolls_back_everything() {
     require_root();
     let lab = unique_name("fail-v6");
-    let yaml = bridge_lab(&lab).replace("eth0: { addresses: [192.168.1.12/24] }", "eth0: { addresses: [192.168.1.12/24, 'fd00::12/64'], mtu: 1200 }");
+    let yaml = bridge_lab(&lab).replace(
+        "      eth0: { addresses: [192.168.1.12/24] }\n",
+        "      eth0: { addresses: [192.168.1.12/24, 'fd00::12/64'] }\n    sysctls: { net.ipv6.conf.eth0.disable_ipv6: 1 }\n",
+    );
+    assert!(yaml.contains("disable_ipv6"));
     let file = temp_topology(&lab, "yaml", &yaml);
     let _guard = DownGuard::new(&lab, None);
     let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = text(&out.stderr);
-    assert!(err.contains("IPv6 needs an MTU of at least 1280"), "the warning is shown: {err}");
     assert!(
-        err.contains("error: `addr ns2:eth0 fd00::12/64` failed in node ns2, device eth0: Invalid argument"),
+        err.contains("error: `addr ns2:eth0 fd00::12/64` failed in node ns2, device eth0: ipv6: IPv6 is disabled on this device"),
         "operation, node, device and kernel text: {err}"
     );
     assert!(err.contains("everything this run created was removed again"), "{err}");
@@ -123,14 +127,14 @@ links:
 
     let v2 = v1
         .replace("eth0: { addresses: [10.0.0.1/24] }", "eth0: { addresses: [10.0.0.5/24], mtu: 1300 }")
-        .replace("    routes: [ { to: default, via: 10.0.0.2 } ]", "    routes: [ { to: default, via: 10.0.0.2 }, { to: 172.16.0.0/16, via: 10.9.9.9 } ]")
-        .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0")
+        .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 0, net.ipv6.conf.eth0.disable_ipv6: 1")
+        .replace("[10.0.0.5/24]", "[10.0.0.5/24, 'fd00::5/64']")
         .replace("[10.0.0.2/24]", "[10.0.0.2/24, 10.0.0.3/24]");
     let bad = temp_topology(&format!("{lab}-v2"), "yaml", &v2);
     let out = vnet(None, &["up", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = text(&out.stderr);
-    assert!(err.contains("`route a: 172.16.0.0/16 via 10.9.9.9` failed in node a"), "{err}");
+    assert!(err.contains("`addr a:eth0 fd00::5/64` failed in node a"), "{err}");
     assert!(err.contains("everything this run created was removed again"), "{err}");
 
     let routes = ip_json(Some(&a), &["route", "show", "default"]);
@@ -146,8 +150,8 @@ links:
     // The link renamed (so deleted and made again) before the same failure: it comes back.
     let v3 = v1
         .replace("[a:eth0, b:eth0]", "[a:eth1, b:eth0]")
-        .replace("eth0: { addresses: [10.0.0.1/24] }", "eth1: { addresses: [10.0.0.1/24] }")
-        .replace("    routes: [ { to: default, via: 10.0.0.2 } ]", "    routes: [ { to: default, via: 10.0.0.2 }, { to: 172.16.0.0/16, via: 10.9.9.9 } ]");
+        .replace("eth0: { addresses: [10.0.0.1/24] }", "eth1: { addresses: [10.0.0.1/24, 'fd00::1/64'] }")
+        .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 1, net.ipv6.conf.eth1.disable_ipv6: 1");
     let bad = temp_topology(&format!("{lab}-v3"), "yaml", &v3);
     let out = vnet(None, &["up", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));

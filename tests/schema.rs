@@ -60,7 +60,7 @@ fn every_example_validates() {
         n += 1;
     }
     assert!(n >= 3, "only {n} examples");
-    let warn = repo("tests/corpus/warn/gateway-unreachable.yaml");
+    let warn = repo("tests/corpus/warn/gateway-own-address.yaml");
     assert!(errors(&v, &value_of(&warn)).is_empty());
 }
 
@@ -142,5 +142,21 @@ fn corpus_files_with_type_errors_are_refused_by_the_schema() {
     ] {
         let p = repo(&format!("tests/corpus/bad/{f}"));
         assert!(!v.is_valid(&value_of(&p)), "the schema accepts {f}");
+    }
+}
+
+/// Output into a pipe whose reader is gone (`vnet schema | head -c1`) ends vnet quietly by
+/// SIGPIPE, as other command-line tools do, not with a panic.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::{Command, Stdio};
+    for _ in 0..3 {
+        let mut child = Command::new(common::vnet_bin()).arg("schema").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
     }
 }

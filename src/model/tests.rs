@@ -564,6 +564,13 @@ fn routes_the_kernel_refuses_are_errors() {
          t.yaml:12:48: error: source 10.0.0.9 of the route to 10.8.0.0/16 is not an address of node `a` [10.0.0.9]\n\
          t.yaml:13:33: error: gateway fd00::1 is node `a`'s own address (on `eth0`): a gateway is the next router's address ['fd00::1']\n"
     );
+    // Addresses no router holds.
+    let text = format!("name: w\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: 10.5.0.0/16, via: 10.0.0.255 }}\n      - {{ to: 10.6.0.0/16, via: 224.0.0.1 }}\n      - {{ to: 10.7.0.0/16, via: 10.0.0.0 }}\n  b: {{}}\n{PAIR}");
+    assert_eq!(
+        errors(&text),
+        "t.yaml:7:33: error: gateway 10.0.0.255 is the broadcast address of 10.0.0.0/24 [10.0.0.255]\n\
+         t.yaml:8:33: error: gateway 224.0.0.1 is a multicast address [224.0.0.1]\n"
+    );
     // The machine's root namespace has devices the file does not declare.
     let root = "name: w\nnodes:\n  host:\n    interfaces:\n      veth1: { addresses: [10.0.0.1/24] }\n    routes:\n      - { to: 10.5.0.0/16, via: 192.168.1.1 }\n      - { to: 10.6.0.0/16, via: 10.0.0.2, src: 192.168.1.10 }\n  a: {}\nlinks:\n  - endpoints: [host:veth1, a:eth0]\n";
     let l = yaml(root).unwrap();

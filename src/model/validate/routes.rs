@@ -205,6 +205,14 @@ fn check_next_hop(ctx: &mut Ctx, node: &Node, r: &Route, all: &[Route], root: bo
                 let msg = format!("gateway {v} is a link-local address: the route needs `dev` to say on which link");
                 report(ctx, &via_path, msg, "link-local gateway without `dev`", "add `dev: IFNAME` to the route");
             }
+        } else if let Some(why) = not_a_router(node, v) {
+            report(
+                ctx,
+                &via_path,
+                format!("gateway {v} is {why}"),
+                "not a router's address",
+                "the kernel refuses it (\"Nexthop has invalid gateway\"); use the next router's own address",
+            );
         } else if !gateway_reachable(node, r, all) {
             gateway_problem(ctx, node, r, v, &via_path, root);
         }
@@ -224,6 +232,17 @@ fn check_next_hop(ctx: &mut Ctx, node: &Node, r: &Route, all: &[Route], root: bo
             report(ctx, &ctx.sub(&r.path, "src"), msg, "not the node's address", &help);
         }
     }
+}
+
+/// Addresses no router holds: multicast, and an IPv4 subnet's broadcast address.
+fn not_a_router(node: &Node, v: IpAddr) -> Option<String> {
+    if v.is_multicast() {
+        return Some("a multicast address".into());
+    }
+    node.interfaces.values().flat_map(|i| i.addresses.iter()).find_map(|a| match (a, v) {
+        (IpNet::V4(n), IpAddr::V4(g)) if n.prefix_len() <= 30 && n.broadcast() == g => Some(format!("the broadcast address of {}", n.trunc())),
+        _ => None,
+    })
 }
 
 /// A gateway is reached through a connected subnet of an up device (the kernel adds no prefix
