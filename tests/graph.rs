@@ -48,6 +48,23 @@ fn running_lab_and_errors() {
     assert!(dot.contains(&format!("graph \"{}\"", lab.name())));
     assert!(dot.contains("\"host:veth1\" -- \"host:br1\" [color=\"#2563eb\", label=\"port\"];"), "{dot}");
     assert!(dot.contains("bridge (switch)\\n192.168.1.10/24"), "{dot}");
+    assert!(dot.contains(&format!("\"{}\" -- \"ns1:eth0\" [penwidth=2];", "host:veth1")), "{dot}");
+
+    // Drawn from the kernel, not from the record: a device deleted by hand is missing, one
+    // added by hand in a lab namespace is drawn as not declared, with its pair.
+    let (ns1, ns2) = (lab.node("ns1").netns().unwrap().to_string(), lab.node("ns2").netns().unwrap().to_string());
+    let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["-n", &ns1, "link", "add", "extra0", "type", "veth", "peer", "name", "extra1"]);
+    ip(&["-n", &ns2, "link", "del", "eth0"]);
+    let (code, dot, err) = graph(&[lab.name(), "--format", "dot"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dot.contains("\"ns2:eth0\" [label=\"eth0\\nveth, MISSING\\n192.168.1.12/24\", fillcolor=\"#ffffff\", color=\"#dc2626\"];"), "{dot}");
+    assert!(dot.contains("\"ns1:extra0\" [label=\"extra0\\nveth, down, not declared\", fillcolor=\"#ffffff\", color=\"#d97706\"];"), "{dot}");
+    assert!(dot.contains("\"ns1:extra0\" -- \"ns1:extra1\" [penwidth=2];"), "{dot}");
+    // The peer of the deleted end went with it.
+    assert!(dot.contains("\"host:veth2\" [label=\"veth2\\nveth, MISSING\""), "{dot}");
+    assert!(!dot.contains("\"host:veth2\" -- \"ns2:eth0\""), "{dot}");
+
     let (code, _, err) = graph(&["no-such-lab-or-file"]);
     assert_eq!(code, 1);
     assert!(err.contains("`no-such-lab-or-file` is neither a topology file nor a lab"), "{err}");

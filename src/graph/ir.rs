@@ -18,6 +18,19 @@ pub struct Dev {
     pub addresses: Vec<String>,
     pub up: bool,
     pub mtu: Option<u32>,
+    pub state: DevState,
+}
+
+/// How a device drawn from the kernel stands against the lab's file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DevState {
+    /// Declared (and, drawn from the kernel, present).
+    #[default]
+    Declared,
+    /// Declared, but the kernel has no such device.
+    Missing,
+    /// In a lab namespace, but not declared.
+    Undeclared,
 }
 
 /// A node (namespace) and its devices, in declaration order (`lo` left out unless it has addresses).
@@ -65,7 +78,7 @@ impl Graph {
 }
 
 /// The lower device named in a kind's options: `dev`, `node:dev`, or none.
-fn lower_of(node: &str, opts: &Value) -> Option<End> {
+pub(super) fn lower_of(node: &str, opts: &Value) -> Option<End> {
     for key in ["lower", "link", "parent", "dev", "device"] {
         if let Some(s) = opts.get(key).and_then(Value::as_str) {
             return Some(match s.split_once(':') {
@@ -77,7 +90,7 @@ fn lower_of(node: &str, opts: &Value) -> Option<End> {
     None
 }
 
-fn vni_of(opts: &Value) -> Option<u32> {
+pub(super) fn vni_of(opts: &Value) -> Option<u32> {
     ["vni", "id"].iter().find_map(|k| opts.get(*k).and_then(Value::as_u64)).map(|v| v as u32)
 }
 
@@ -100,6 +113,7 @@ pub fn from_lab(lab: &Lab) -> Graph {
                 addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
                 up: i.up,
                 mtu: i.mtu,
+                state: DevState::Declared,
             });
             let me = (nname.clone(), ifname.clone());
             if let Some(p) = &i.peer {

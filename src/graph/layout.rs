@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn barycenters_uncross_a_ladder() {
         // r - x1, r - x2; y1 hangs under x2 and y2 under x1, but y1 is declared first.
-        let dev = |n: &str| Dev { name: n.into(), kind: "veth".into(), addresses: vec![], up: true, mtu: None };
+        let dev = |n: &str| Dev { name: n.into(), kind: "veth".into(), addresses: vec![], up: true, mtu: None, state: Default::default() };
         let node = |n: &str, ds: &[&str]| GNode { name: n.into(), devices: ds.iter().map(|d| dev(d)).collect() };
         let e = |a: (&str, &str), b: (&str, &str)| Edge { from: (a.0.into(), a.1.into()), to: (b.0.into(), b.1.into()), kind: EdgeKind::Veth };
         let g = Graph {

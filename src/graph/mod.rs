@@ -1,10 +1,11 @@
-//! `graph`: a picture of a lab (from its topology file or a running lab's record): nodes as
+//! `graph`: a picture of a lab (from its topology file, or a running lab as the kernel has it): nodes as
 //! boxes holding their devices, veth links between them, bridges as switches with their ports,
 //! children (macvlan, ipvlan, vlan) tied to their lower device, VXLAN tunnels dashed with their
 //! VNI, addresses as labels. SVG is laid out and drawn by vnet itself; DOT and Mermaid are text
 //! for other tools.
 
 pub mod ir;
+pub mod kernel;
 pub mod layout;
 pub mod render;
 
@@ -35,12 +36,7 @@ impl std::str::FromStr for Format {
 
 /// The picture of a validated lab.
 pub fn draw(lab: &model::Lab, format: Format) -> String {
-    let g = ir::from_lab(lab);
-    match format {
-        Format::Svg => render::svg(&g),
-        Format::Dot => render::dot(&g),
-        Format::Mermaid => render::mermaid(&g),
-    }
+    render(&ir::from_lab(lab), format)
 }
 
 /// A topology file, or the name of a running lab.
@@ -53,8 +49,21 @@ pub fn draw_target(target: &str, format: Format) -> Result<String> {
     if model::validate::lab_name_problem(target).is_some() {
         return Err(neither());
     }
-    let st = crate::state::load(target).map_err(|e| Error::io("read lab state", e))?.ok_or_else(neither)?;
-    let topo = st.topology.ok_or_else(|| Error::NoSuchLab(target.to_string()))?;
-    let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
-    Ok(draw(&loaded.lab, format))
+    if crate::state::load(target).map_err(|e| Error::io("read lab state", e))?.is_none() {
+        return Err(neither());
+    }
+    // A running lab is drawn as the kernel has it, against what its file declared.
+    let rl = crate::inspect::RunningLab::open(target)?;
+    let view = crate::inspect::view::LabView::observe(&rl)?;
+    let lab = rl.model();
+    let root = (!lab.isolated_host).then_some(model::HOST);
+    Ok(render(&kernel::from_view(lab, &view, root), format))
+}
+
+fn render(g: &ir::Graph, format: Format) -> String {
+    match format {
+        Format::Svg => render::svg(g),
+        Format::Dot => render::dot(g),
+        Format::Mermaid => render::mermaid(g),
+    }
 }

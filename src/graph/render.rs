@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::ir::{Dev, EdgeKind, Graph};
+use super::ir::{Dev, DevState, EdgeKind, Graph};
 use super::layout::{layout, Rect, MARGIN};
 
 fn esc(s: &str) -> String {
@@ -28,7 +28,21 @@ fn kind_label(d: &Dev) -> String {
     if !d.up {
         k.push_str(", down");
     }
+    match d.state {
+        DevState::Declared => {}
+        DevState::Missing => k.push_str(", MISSING"),
+        DevState::Undeclared => k.push_str(", not declared"),
+    }
     k
+}
+
+/// The outline of a device: red for one the kernel lacks, amber for one the file lacks.
+fn stroke(d: &Dev) -> &'static str {
+    match d.state {
+        DevState::Declared => "#334155",
+        DevState::Missing => "#dc2626",
+        DevState::Undeclared => "#d97706",
+    }
 }
 
 /// Anchor of an edge on a device box, facing the other end.
@@ -101,16 +115,17 @@ pub fn svg(g: &Graph) -> String {
     for d in &l.devices {
         let Some(dev) = g.device(&(d.node.clone(), d.name.clone())) else { continue };
         let r = &d.rect;
-        let dash = if dev.up { "" } else { r#" stroke-dasharray="4,3""# };
+        let dash = if dev.up && dev.state != DevState::Missing { "" } else { r#" stroke-dasharray="4,3""# };
         let rx = if dev.kind == "bridge" { 12 } else { 4 };
         let _ = writeln!(
             s,
-            r##"<g class="device"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="{rx}" fill="{}" stroke="#334155"{dash}/>"##,
+            r##"<g class="device"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="{rx}" fill="{}" stroke="{}"{dash}/>"##,
             r.x,
             r.y,
             r.w,
             r.h,
-            fill(&dev.kind)
+            fill(&dev.kind),
+            stroke(dev)
         );
         let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="12" font-weight="bold" fill="#0f172a">{}</text>"##, r.x + 7.0, r.y + 15.0, esc(&dev.name));
         let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#475569">{}</text>"##, r.x + 7.0, r.y + 28.0, esc(&kind_label(dev)));
@@ -171,7 +186,7 @@ pub fn dot(g: &Graph) -> String {
             for a in &d.addresses {
                 label.push_str(&format!("\\n{a}"));
             }
-            let _ = writeln!(s, "    {} [label=\"{label}\", fillcolor=\"{}\"];", dot_id(&n.name, &d.name), fill(&d.kind));
+            let _ = writeln!(s, "    {} [label=\"{label}\", fillcolor=\"{}\", color=\"{}\"];", dot_id(&n.name, &d.name), fill(&d.kind), stroke(d));
         }
         s.push_str("  }\n");
     }
@@ -250,8 +265,14 @@ mod tests {
     }
 
     fn sample() -> Graph {
-        let d =
-            |n: &str, k: &str, a: &[&str]| Dev { name: n.into(), kind: k.into(), addresses: a.iter().map(|x| x.to_string()).collect(), up: true, mtu: None };
+        let d = |n: &str, k: &str, a: &[&str]| Dev {
+            name: n.into(),
+            kind: k.into(),
+            addresses: a.iter().map(|x| x.to_string()).collect(),
+            up: true,
+            mtu: None,
+            state: Default::default(),
+        };
         let e = |a: (&str, &str), b: (&str, &str), kind: EdgeKind| Edge { from: (a.0.into(), a.1.into()), to: (b.0.into(), b.1.into()), kind };
         Graph {
             name: "s<&>".into(),
