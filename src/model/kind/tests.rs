@@ -126,6 +126,26 @@ links: [{ endpoints: [a:eth0, b:eth0] }]
     has(&errs, "6:", "ipvlan `a:ipv` and macvlan `a:mv` share the lower device `a:eth0`");
 }
 
+/// A macvlan may not be larger than its lower device (declared, or a veth's 1500); one as
+/// large is fine.
+#[test]
+fn a_macvlan_is_not_larger_than_its_lower_device() {
+    let text = "name: k
+nodes:
+  a:
+    interfaces:
+      eth0: {}
+      eth1: { mtu: 9000 }
+      mv: { kind: macvlan, link: eth0, mode: bridge, mtu: 1600 }
+      mw: { kind: macvlan, link: eth1, mode: bridge, mtu: 9000 }
+  b: { interfaces: { eth0: {}, eth1: {} } }
+links: [{ endpoints: [a:eth0, b:eth0] }, { endpoints: [a:eth1, b:eth1] }]
+";
+    let errs = errors(text);
+    has(&errs, "7:", "mtu 1600 of macvlan `a:mv` is above its lower device `a:eth0`'s 1500: the kernel refuses a macvlan larger than its lower device");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+}
+
 #[test]
 fn passthru_forbids_siblings() {
     let errs = errors(
