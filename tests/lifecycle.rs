@@ -135,6 +135,12 @@ fn ipv6_link_local_follows_the_lab() {
     assert_eq!(count_ll(&v4), 0, "no IPv6 declared: no link-local addresses");
     drop(v4);
     let v6 = Lab::from_file(repo("examples/two-ns.yaml")).unwrap();
+    // The kernel makes a link-local address when it sees the carrier, which its linkwatch work
+    // reports after `up` returned (by up to a second on a busy machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while count_ll(&v6) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(count_ll(&v6), 2, "IPv6 declared: each veth end has its link-local address");
     assert!(v6.node("a").command("ping").args(["-6", "-c1", "-W2", "fd00::2"]).status().unwrap().success());
 }
