@@ -587,3 +587,57 @@ fn an_address_on_a_bridge_port_is_a_warning_pointing_at_the_bridge() {
     );
     assert_eq!(l.warnings.iter().next().unwrap().help.as_deref(), Some("put the address on the bridge `br1` instead"));
 }
+
+/// An error that only follows from another one already reported is not reported.
+#[test]
+fn errors_that_follow_from_another_are_not_reported() {
+    // A link end with a bad interface name: no "has no peer" for either end, and the name's
+    // error once, at the declared interface.
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n  b:\n    interfaces:\n      this-name-is-too-long: {}\nlinks:\n  - endpoints: [a:eth0, b:this-name-is-too-long]\n";
+    assert_eq!(errors(text), "t.yaml:8:7: error: interface name `this-name-is-too-long` is 21 bytes; the kernel allows at most 15 [this-name-is-too-long]\n");
+    // Not declared: the error is at the link.
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:this-name-is-too-long]\n";
+    assert_eq!(
+        errors(text),
+        "t.yaml:8:25: error: interface name `this-name-is-too-long` is 21 bytes; the kernel allows at most 15 [b:this-name-is-too-long]\n"
+    );
+    // The same through `peer`.
+    let text =
+        "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: { peer: 'b:this-name-is-too-long' }\n  b:\n    interfaces:\n      this-name-is-too-long: {}\n";
+    assert_eq!(errors(text), "t.yaml:8:7: error: interface name `this-name-is-too-long` is 21 bytes; the kernel allows at most 15 [this-name-is-too-long]\n");
+    // An interface of an unknown kind: its port, route, sysctl, tc and NAT raise nothing more.
+    let text = format!(
+        "name: f\nnodes:\n  a:\n    interfaces:\n      br0: {{ kind: brdige }}\n      eth0: {{ master: br0 }}\n      eth1: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: 10.9.0.0/16, dev: br0 }}\n    sysctls:\n      net.ipv4.conf.br0.forwarding: 1\n    tc:\n      br0: {{ delay: 10ms }}\n    nat:\n      masquerade: [{{ source: 10.0.0.0/24, out: br0 }}]\n  b: {{}}\n{PAIR}  - endpoints: [a:eth1, b:eth1]\n"
+    );
+    assert_eq!(errors(&text), "t.yaml:5:20: error: unknown device kind `brdige` [brdige]\n");
+    // A node that is not a mapping, or `nodes` that is not one: no "unknown node" in links.
+    assert_eq!(
+        errors("name: f\nnodes:\n  a: { interfaces: { eth0: {} } }\n  b: 5\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"),
+        "t.yaml:4:6: error: a node is a mapping (interfaces, routes, sysctls), not a number [5]\n"
+    );
+    // Nor in firewall rules, port forwards and expectations naming it.
+    assert_eq!(
+        errors("name: f\nnodes:\n  a:\n    interfaces: { eth0: { addresses: [10.0.0.1/24] } }\n    firewall: { rules: [{ action: drop, from: b }] }\n    nat: { port_forwards: [{ port: 80, to: 'b:80' }] }\n  b: 5\nlinks:\n  - endpoints: [a:eth0, b:eth0]\nexpect:\n  - reach: { from: a, to: b }\n  - reach: { from: b, to: a }\n"),
+        "t.yaml:7:6: error: a node is a mapping (interfaces, routes, sysctls), not a number [5]\n"
+    );
+    assert_eq!(
+        errors("name: f\nnodes: [a, b]\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"),
+        "t.yaml:2:8: error: `nodes` is a mapping from node name to node, not a list [[a, b]]\n"
+    );
+    // A link that failed to decode: its declared ends raise no "has no peer".
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, 5]\n";
+    assert_eq!(errors(text), "t.yaml:8:25: error: every entry of `endpoints` must be a string, not 5 [5]\n");
+}
+
+/// One bad node does not hide the errors of another: every piece is decoded on its own.
+#[test]
+fn a_bad_value_in_one_node_does_not_hide_errors_in_another() {
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: big }\n  b:\n    interfaces:\n      eth0: { addresses: [10.0.0.1/33] }\n    routes:\n      - { to: 10.9.0.0/16 }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    mtu: 20\n";
+    assert_eq!(
+        errors(text),
+        "t.yaml:5:20: error: `mtu` must be a whole number from 0 to 4294967295, not the string \"big\" [big]\n\
+         t.yaml:8:27: error: bad address `10.0.0.1/33`: prefix length 33 is over 32 [10.0.0.1/33]\n\
+         t.yaml:10:9: error: a route needs `via` (a gateway), `dev` (a device), or both [{ to: 10.9.0.0/16 }]\n\
+         t.yaml:13:10: error: mtu 20 of the link `a:eth0` — `b:eth0` is out of range (68..=65535) [20]\n"
+    );
+}

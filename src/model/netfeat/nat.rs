@@ -250,6 +250,7 @@ fn resolve_hostport(ctx: &mut Ctx, raw: &str, p: &Path, addrs: &IndexMap<String,
                 None
             }
         },
+        None if ctx.failed_node(host) => None,
         None => {
             ctx.error_at(p, format!("`{host}` in `{raw}` is neither a node nor an IPv4 address"), "unknown node");
             None

@@ -152,6 +152,8 @@ pub(super) fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Inte
         return;
     }
     match node.interfaces.get(master) {
+        // Its own error (an unknown kind, say) is reported.
+        None if ctx.failed_iface(nname, master) => {}
         None => {
             ctx.error_at(
                 &mp,
@@ -169,6 +171,9 @@ pub(super) fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Inte
                 None => push_did_you_mean(ctx, master, node.interfaces.keys()),
             }
         }
+        // A master that failed to decode (`stp` without `kind: bridge`): a link made a plain
+        // veth in its place.
+        Some(_) if ctx.failed_iface(nname, master) => {}
         Some(m) if !m.kind.is_master() => {
             ctx.error_at(
                 &mp,

@@ -132,12 +132,14 @@ pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file
         }
         if let (Some(dev), Some(node)) = (&r.dev, node) {
             if !node.interfaces.contains_key(dev) {
-                ctx.error_at(
-                    &ctx.sub(&p, "dev"),
-                    format!("unknown device `{dev}` in a route of node `{nname}`"),
-                    format!("no device `{dev}` in node `{nname}`"),
-                );
-                push_did_you_mean(ctx, dev, node.interfaces.keys());
+                if !ctx.failed_iface(nname, dev) {
+                    ctx.error_at(
+                        &ctx.sub(&p, "dev"),
+                        format!("unknown device `{dev}` in a route of node `{nname}`"),
+                        format!("no device `{dev}` in node `{nname}`"),
+                    );
+                    push_did_you_mean(ctx, dev, node.interfaces.keys());
+                }
                 ok = false;
             }
         }
