@@ -455,6 +455,10 @@ fn resolve_target(ctx: &mut Ctx, tp: &Path, to: &str, family: Option<Family>, ro
         if ctx.failed_node(to) {
             return None;
         }
+        if let Some((msg, label)) = crate::model::validate::address_like_problem(to).filter(|_| !to.contains('/')) {
+            ctx.error_at(tp, msg, label);
+            return None;
+        }
         ctx.error_at(tp, format!("`{to}` is neither a node nor an IP address"), "unknown target");
         add_did_you_mean(ctx, to, nodes.keys().map(String::as_str));
         return None;

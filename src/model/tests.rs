@@ -641,3 +641,75 @@ fn a_bad_value_in_one_node_does_not_hide_errors_in_another() {
          t.yaml:13:10: error: mtu 20 of the link `a:eth0` — `b:eth0` is out of range (68..=65535) [20]\n"
     );
 }
+
+/// nothing more.
+#[test]
+fn an_option_of_another_kind_names_that_kind() {
+    let text = format!(
+        "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: {{ stp: true }}\n      p0: {{ master: eth0 }}\n  b: {{}}\n{PAIR}  - endpoints: [a:p0, b:p0]\n"
+    );
+    let d = yaml(&text).unwrap_err();
+    assert_eq!(d.compact(), "t.yaml:5:15: error: `stp` is an option of kind `bridge`; `a:eth0` is a veth [stp]\n");
+    assert_eq!(
+        d.iter().next().unwrap().help.as_deref(),
+        Some("an interface without `kind` is a veth end; add `kind: bridge` to make `eth0` that kind, or remove `stp`")
+    );
+    // Its `peer` raises no "has no peer" either.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { peer: 'b:eth0', stp: true }\n  b:\n    interfaces:\n      eth0: {}\n";
+    assert_eq!(errors(text), "t.yaml:5:31: error: `stp` is an option of kind `bridge`; `a:eth0` is a veth [stp]\n");
+    // `link` on a dummy: the kinds that take it.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { kind: dummy }\n      d0: { kind: dummy, link: eth0 }\n";
+    assert_eq!(errors(text), "t.yaml:6:26: error: `link` is an option of kinds `macvlan`, `macvtap`, `ipvlan` and `vlan`; `a:d0` is a dummy [link]\n");
+    assert_eq!(
+        helps(text),
+        ["`d0` is declared `kind: dummy`; make it one of `kind: macvlan`, `kind: macvtap`, `kind: ipvlan`, `kind: vlan`, or remove `link` (`link` names the lower device those kinds sit on)"]
+    );
+    // Without `kind` and options of several kinds: the interface is left out, so no "has no
+    // peer" follows; `link` on a veth end says how veths connect.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { kind: dummy }\n      mv0: { link: eth0 }\n";
+    assert_eq!(errors(text), "t.yaml:6:14: error: `link` is an option of kinds `macvlan`, `macvtap`, `ipvlan` and `vlan`; `a:mv0` is a veth [link]\n");
+    assert!(helps(text)[0].ends_with("a veth end is connected with `peer: <node>:<ifname>` or a `links` entry"), "{:?}", helps(text));
+    // A typo is still a typo.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stpp: true }\n";
+    assert_eq!(errors(text), "t.yaml:5:28: error: unknown field `stpp` in interface `a:br0` [stpp]\n");
+    assert!(helps(text)[0].starts_with("did you mean `stp`?"), "{:?}", helps(text));
+}
+
+/// not an unknown node.
+#[test]
+fn a_bad_prefix_is_not_an_unknown_node() {
+    use crate::model::validate::address_like_problem;
+    let p = |s: &str| address_like_problem(s).map(|(m, l)| format!("{m} / {l}"));
+    assert_eq!(p("10.0.0.0/33").as_deref(), Some("bad prefix `10.0.0.0/33`: prefix length 33 is over 32 / bad prefix"));
+    assert_eq!(p("fd00::/200").as_deref(), Some("bad prefix `fd00::/200`: prefix length 200 is over 128 / bad prefix"));
+    assert_eq!(p("10.0.0.0/x").as_deref(), None, "a letter other than a hex digit: not address-like");
+    assert_eq!(p("10.0.0.0/").as_deref(), Some("bad prefix `10.0.0.0/`: `` is not a prefix length (0 to 32) / bad prefix"));
+    assert_eq!(p("10.0.0.300").as_deref(), Some("bad address `10.0.0.300`: `300` in `10.0.0.300` is over 255 / bad address"));
+    assert_eq!(p("10.0.1").as_deref(), Some("bad address `10.0.1`: an IPv4 address has four numbers, `10.0.1` has 3 / bad address"));
+    assert_eq!(p("fd00:::1").as_deref(), Some("bad address `fd00:::1`: `fd00:::1` is not an IP address / bad address"));
+    for fine in ["10.0.0.0/24", "10.0.0.1", "fd00::1", "ns1", "r1.lab", "cafe", "a-b"] {
+        assert_eq!(p(fine), None, "{fine}");
+    }
+    let text = format!(
+        "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    firewall:\n      rules:\n        - {{ action: drop, to: 10.0.0.0/33 }}\n        - {{ action: drop, from: ns9 }}\n  b: {{}}\n{PAIR}"
+    );
+    assert_eq!(
+        errors(&text),
+        "t.yaml:8:31: error: bad prefix `10.0.0.0/33`: prefix length 33 is over 32 [10.0.0.0/33]\n\
+         t.yaml:9:33: error: `ns9` is neither a node, a prefix nor an address [ns9]\n"
+    );
+}
+
+/// `endpoints: [a: eth1]` is a mapping in YAML: said so, and the endpoint meant is used.
+#[test]
+fn an_endpoint_with_a_space_after_the_colon_is_said_to_be_a_mapping() {
+    let text = "name: s\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a: eth1, b:eth1]\n";
+    assert_eq!(errors(text), "t.yaml:6:17: error: endpoint `a: eth1` is a mapping, not `node:ifname` [a: eth1]\n");
+    assert_eq!(helps(text), ["write `a:eth1` without a space after the colon (YAML reads `a: eth1` as a mapping)"]);
+    // Block style too; a mapping of several entries is left to the type error.
+    assert_eq!(
+        errors("name: s\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints:\n      - a: eth1\n      - b:eth1\n"),
+        "t.yaml:7:9: error: endpoint `a: eth1` is a mapping, not `node:ifname` [a: eth1]\n"
+    );
+    assert!(errors("name: s\nnodes:\n  a: {}\nlinks:\n  - endpoints: [{a: x, b: y}, a:eth0]\n").contains("must be a string, not a mapping"));
+}

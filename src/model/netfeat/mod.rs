@@ -140,6 +140,11 @@ pub(crate) fn resolve_target(ctx: &mut Ctx, raw: &str, path: &Path, addrs: &Inde
         Some(list) => Some(list.iter().map(|a| IpNet::from(a.addr())).collect()),
         None if ctx.failed_node(s) => None,
         None => {
+            // `10.0.0.0/33` is a bad prefix, not an unknown node.
+            if let Some((msg, label)) = crate::model::validate::address_like_problem(s) {
+                ctx.error_at(path, msg, label);
+                return None;
+            }
             ctx.error_at(path, format!("`{s}` is neither a node, a prefix nor an address"), "unknown node");
             let names: Vec<&String> = addrs.keys().collect();
             if let Some(best) = names.iter().find(|n| close(s, n)) {

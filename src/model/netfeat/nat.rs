@@ -252,6 +252,10 @@ fn resolve_hostport(ctx: &mut Ctx, raw: &str, p: &Path, addrs: &IndexMap<String,
         },
         None if ctx.failed_node(host) => None,
         None => {
+            if let Some((msg, label)) = crate::model::validate::address_like_problem(host) {
+                ctx.error_at(p, format!("{msg} (in `{raw}`)"), label);
+                return None;
+            }
             ctx.error_at(p, format!("`{host}` in `{raw}` is neither a node nor an IPv4 address"), "unknown node");
             None
         }

@@ -21,6 +21,7 @@ mod veths;
 use iface::{check_bridge_ports, check_duplicate_addresses, check_interface, check_master};
 pub(crate) use names::{did_you_mean, edit_distance, plain_name_problem, push_did_you_mean};
 pub use names::{ifname_problem, lab_name_problem};
+pub(crate) use routes::address_like_problem;
 use routes::check_routes;
 pub use routes::parse_cidr;
 use sysctls::check_sysctls;
