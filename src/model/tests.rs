@@ -713,3 +713,33 @@ fn an_endpoint_with_a_space_after_the_colon_is_said_to_be_a_mapping() {
     );
     assert!(errors("name: s\nnodes:\n  a: {}\nlinks:\n  - endpoints: [{a: x, b: y}, a:eth0]\n").contains("must be a string, not a mapping"));
 }
+
+/// The command line's report: every finding rendered up to a cap, then a count.
+#[test]
+fn the_report_ends_with_a_count_and_caps_what_it_renders() {
+    use crate::model::diag::RENDERED_MAX;
+    let one = yaml("name: r\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n").unwrap_err();
+    assert_eq!(one.summary(1), None, "one finding needs no count");
+    assert!(!one.report(false).contains("1 error"));
+    let d = Diagnostics::from(vec![Diag::error("e1"), Diag::warning("w1"), Diag::error("e2"), Diag::error("e3")]);
+    assert_eq!(d.summary(4).as_deref(), Some("3 errors, 1 warning"));
+    assert!(d.report(false).ends_with("3 errors, 1 warning\n"), "{}", d.report(false));
+    assert_eq!(Diagnostics::from(vec![Diag::warning("a"), Diag::warning("b")]).summary(2).as_deref(), Some("2 warnings"));
+    // Many errors: the first ones rendered, the count says how many are shown.
+    let mut text = String::from("name: big\nnodes:\n  a:\n    interfaces:\n");
+    for i in 0..120 {
+        text.push_str(&format!("      e{i}: {{ kind: dummy, mtu: 1 }}\n"));
+    }
+    let d = yaml(&text).unwrap_err();
+    assert_eq!(d.len(), 120);
+    let r = d.report(false);
+    assert_eq!(r.matches("×").count(), RENDERED_MAX, "{r}");
+    assert!(r.contains("mtu 1 of `a:e0` is out of range") && !r.contains("mtu 1 of `a:e119`"));
+    assert!(r.ends_with(&format!("120 errors (showing the first {RENDERED_MAX})\n")), "{}", &r[r.len() - 200..]);
+    // With warnings among them, the errors are rendered first.
+    let mut items: Vec<Diag> = (0..60).map(|i| Diag::warning(format!("w{i}"))).collect();
+    items.extend((0..55).map(|i| Diag::error(format!("e{i}"))));
+    let r = Diagnostics::from(items).report(false);
+    assert!(!r.contains("w0") && r.contains("e49") && !r.contains("e50"), "{r}");
+    assert!(r.ends_with("55 errors, 60 warnings (showing the first 50 errors)\n"), "{r}");
+}
