@@ -743,3 +743,60 @@ fn the_report_ends_with_a_count_and_caps_what_it_renders() {
     assert!(!r.contains("w0") && r.contains("e49") && !r.contains("e50"), "{r}");
     assert!(r.ends_with("55 errors, 60 warnings (showing the first 50 errors)\n"), "{r}");
 }
+
+/// it by design.
+#[test]
+fn the_same_mac_on_one_segment_is_a_warning() {
+    let text = format!(
+        "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: {{ mac: '02:00:00:00:00:01' }}\n      v10: {{ kind: vlan, link: eth0, id: 10, mac: '02:00:00:00:00:01' }}\n  b:\n    interfaces:\n      eth0: {{ mac: '02:00:00:00:00:01' }}\n{PAIR}"
+    );
+    let l = yaml(&text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:9:20: warning: MAC 02:00:00:00:00:01 of `b:eth0` is also the MAC of `a:eth0`, on the same layer-2 segment: neighbours and bridges cannot tell them apart, so frames for one reach the other ['02:00:00:00:00:01']\n"
+    );
+    assert_eq!(l.warnings.iter().next().unwrap().labels.len(), 2, "both places are shown");
+    // Another segment, or a bridge and its port: fine.
+    let fine = format!(
+        "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: {{ mac: '02:00:00:00:00:01' }}\n      br0: {{ kind: bridge, mac: '02:00:00:00:00:02' }}\n      eth1: {{ master: br0, mac: '02:00:00:00:00:02' }}\n  b:\n    interfaces:\n      eth1: {{ mac: '02:00:00:00:00:01' }}\n{PAIR}  - endpoints: [a:eth1, b:eth1]\n"
+    );
+    assert!(yaml(&fine).unwrap().warnings.is_empty(), "{}", yaml(&fine).unwrap().warnings);
+}
+
+/// Both ends of a veth pair declared with different MTUs: a warning showing both.
+#[test]
+fn veth_ends_with_different_mtus_are_a_warning() {
+    let text = "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1400 }\n  b:\n    interfaces:\n      eth0: { mtu: 9000 }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let l = yaml(text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:5:20: warning: the ends of veth pair `a:eth0` — `b:eth0` have different MTUs (1400 and 9000): frames over 1400 bytes from the larger end are dropped without an error [1400]\n"
+    );
+    let w = l.warnings.iter().next().unwrap();
+    assert_eq!(w.labels.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["mtu of `a:eth0`", "mtu of `b:eth0`"]);
+    assert_eq!(w.help.as_deref(), Some("give both ends the same MTU (`mtu: 1400` on the link, or on both interfaces)"));
+    // An end overriding its link's MTU: the link's `mtu` is shown for the other end.
+    let text = "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1300 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    mtu: 1400\n";
+    let l = yaml(text).unwrap();
+    assert!(l.warnings.compact().starts_with("t.yaml:5:20: warning: the ends of veth pair `a:eth0` — `b:eth0` have different MTUs (1300 and 1400)"));
+    assert_eq!(l.warnings.location(&Diag { labels: vec![l.warnings.iter().next().unwrap().labels[1].clone()], ..Diag::error("") }), "t.yaml:9:10");
+    // The same MTU, or one end without one: nothing.
+    assert!(yaml(&text.replace("1300", "1400")).unwrap().warnings.is_empty());
+    assert!(yaml("name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1400 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n")
+        .unwrap()
+        .warnings
+        .is_empty());
+}
+
+/// bridge, not its port.
+#[test]
+fn masquerade_out_of_a_device_without_ipv4_is_a_warning() {
+    let text = "name: n\nnodes:\n  r:\n    interfaces:\n      lan0: { addresses: [192.168.1.1/24] }\n      wan0: { addresses: ['2001:db8::1/64'] }\n      br0: { kind: bridge, addresses: [203.0.113.1/24] }\n      up0: { master: br0 }\n    nat:\n      masquerade:\n        - { source: 192.168.1.0/24, out: wan0 }\n        - { source: 192.168.1.0/24, out: up0 }\n        - { source: 192.168.1.0/24, out: br0 }\n  x: {}\n  y: {}\n  z: {}\nlinks:\n  - endpoints: [x:eth0, r:lan0]\n  - endpoints: [y:eth0, r:wan0]\n  - endpoints: [z:eth0, r:up0]\n";
+    let l = yaml(text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:11:42: warning: masquerade out of `r:wan0`, which has no IPv4 address: masquerade takes the new source from it, so the packets are dropped [wan0]\n\
+         t.yaml:12:42: warning: masquerade out of `r:up0`, a port of `br0`: routed packets leave through `br0`, so the rule never matches [up0]\n"
+    );
+    assert_eq!(l.warnings.iter().nth(1).unwrap().help.as_deref(), Some("write `out: br0`"));
+}

@@ -121,6 +121,9 @@ pub(crate) fn check(
             let p = ctx.idx(&ctx.sub(&base, "masquerade"), i);
             let src = resolve_target(ctx, &m.source, &ctx.sub(&p, "source"), addrs);
             let dev_ok = check_dev(ctx, nname, &m.out, node, &ctx.sub(&p, "out"));
+            if dev_ok {
+                masquerade_source(ctx, nname, &m.out, node, &ctx.sub(&p, "out"));
+            }
             if let (Some(source), true) = (src, dev_ok) {
                 out.snat.push(Snat { source: v4_only(ctx, source, &ctx.sub(&p, "source")), out: m.out.clone(), to: None });
             }
@@ -215,6 +218,35 @@ pub(crate) fn check(
         }
     }
     Some(out)
+}
+
+/// Masquerade rewrites sources to an IPv4 address of the device packets leave through: a
+/// warning when `out` has none (the packets are dropped), or when it is a port of a master
+/// (routed packets leave through the master, so the rule never matches).
+fn masquerade_source(ctx: &mut Ctx, nname: &str, out: &str, node: &Node, p: &Path) {
+    let Some(dev) = node.interfaces.get(out) else { return };
+    if let Some(master) = &dev.master {
+        ctx.warn_at(
+            p,
+            format!("masquerade out of `{nname}:{out}`, a port of `{master}`: routed packets leave through `{master}`, so the rule never matches"),
+            format!("a port of `{master}`"),
+        );
+        if let Some(d) = ctx.diags.last_mut() {
+            d.help = Some(format!("write `out: {master}`"));
+        }
+        return;
+    }
+    if dev.addresses.iter().any(|a| a.addr().is_ipv4()) {
+        return;
+    }
+    ctx.warn_at(
+        p,
+        format!("masquerade out of `{nname}:{out}`, which has no IPv4 address: masquerade takes the new source from it, so the packets are dropped"),
+        "no IPv4 address",
+    );
+    if let Some(d) = ctx.diags.last_mut() {
+        d.help = Some(format!("give `{out}` an IPv4 address, masquerade out of the device that has one, or use `snat` with a fixed `to`"));
+    }
 }
 
 /// NAT rewrites IPv4 only: IPv6 sources are dropped from the match (with an error if none is left).

@@ -18,7 +18,7 @@ mod routes;
 mod sysctls;
 mod veths;
 
-use iface::{check_bridge_ports, check_duplicate_addresses, check_interface, check_master};
+use iface::{check_bridge_ports, check_duplicate_addresses, check_duplicate_macs, check_interface, check_master, check_veth_mtus};
 pub(crate) use names::{did_you_mean, edit_distance, plain_name_problem, push_did_you_mean};
 pub use names::{ifname_problem, lab_name_problem};
 pub(crate) use routes::address_like_problem;
@@ -316,6 +316,8 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         check_bridge_ports(ctx, nname, node);
     }
     check_duplicate_addresses(ctx, &nodes, &addr_decls);
+    check_duplicate_macs(ctx, &nodes);
+    check_veth_mtus(ctx, &nodes);
 
     // Routes and sysctls.
     for (nname, n) in &topo.nodes {
