@@ -372,10 +372,13 @@ fn option_of_other_kinds(doc: &Document, p: &Path, fp: &Path, field: &str, value
     };
     let mut help = if explicit {
         format!("`{ifname}` is declared `kind: {name}`; make it {to_kind}, or remove `{field}`")
+    } else if name == "loopback" {
+        format!("`{ifname}` is the node's loopback device; remove `{field}`, or declare a device of another name with {to_kind}")
     } else {
         format!("an interface without `kind` is a veth end; add {to_kind} to make `{ifname}` that kind, or remove `{field}`")
     };
     match (name, field) {
+        (_, "vlans") => help.push_str(&format!("; a port's VLANs are listed on its bridge: `vlans: {{ {ifname}: [10, 20] }}`")),
         ("veth", "link") => {
             help.push_str("; `link` names the lower device of those kinds: a veth end is connected with `peer: <node>:<ifname>` or a `links` entry")
         }

@@ -669,6 +669,16 @@ fn an_option_of_another_kind_names_that_kind() {
     let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { kind: dummy }\n      mv0: { link: eth0 }\n";
     assert_eq!(errors(text), "t.yaml:6:14: error: `link` is an option of kinds `macvlan`, `macvtap`, `ipvlan` and `vlan`; `a:mv0` is a veth [link]\n");
     assert!(helps(text)[0].ends_with("a veth end is connected with `peer: <node>:<ifname>` or a `links` entry"), "{:?}", helps(text));
+    // A port's VLANs belong on its bridge; `lo` is no veth.
+    let text = format!("name: k\nnodes:\n  a:\n    interfaces:\n      eth0: {{ vlans: [10] }}\n      lo: {{ stp: true }}\n  b: {{}}\n{PAIR}");
+    assert_eq!(
+        helps(&text),
+        [
+            "an interface without `kind` is a veth end; add `kind: bridge` to make `eth0` that kind, or remove `vlans`; a port's VLANs are listed on its bridge: `vlans: { eth0: [10, 20] }`",
+            "`lo` is the node's loopback device; remove `stp`, or declare a device of another name with `kind: bridge`"
+        ]
+    );
+    assert!(errors(&text).contains("error: `stp` is an option of kind `bridge`; `a:lo` is a loopback [stp]"), "{}", errors(&text));
     // A typo is still a typo.
     let text = "name: k\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stpp: true }\n";
     assert_eq!(errors(text), "t.yaml:5:28: error: unknown field `stpp` in interface `a:br0` [stpp]\n");
