@@ -265,14 +265,14 @@ fn color() -> bool {
 
 fn report(e: &Error) {
     match e {
-        Error::Invalid(d) => eprint!("{}", d.render(color())),
+        Error::Invalid(d) => eprint!("{}", d.report(color())),
         other => eprintln!("error: {other}"),
     }
 }
 
 fn print_warnings(d: &Diagnostics) {
     if d.warnings().next().is_some() {
-        eprint!("{}", d.render(color()));
+        eprint!("{}", d.report(color()));
     }
 }
 

@@ -120,6 +120,10 @@ fn files_with_only_warnings_are_valid() {
             let loc = line.split(": warning: ").next().unwrap();
             assert!(stderr.contains(&format!("[{loc}]")), "{}: stderr lacks [{loc}]:\n{stderr}", f.display());
         }
+        let n = loaded.warnings.len();
+        if n > 1 {
+            assert!(stderr.trim_end().ends_with(&format!("{n} warnings")), "{}: stderr does not end with the count:\n{stderr}", f.display());
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -160,6 +164,16 @@ fn vnet_up_refuses_bad_files_and_changes_nothing() {
             assert!(stderr.contains(&first_words), "{}: stderr lacks `{first_words}`:\n{stderr}", f.display());
         }
         assert!(stderr.contains("×"), "{}: not the miette rendering:\n{stderr}", f.display());
+        // More than one finding: the report ends with their count.
+        let (errors, warnings) = (expected.matches(": error: ").count(), expected.matches(": warning: ").count());
+        if errors + warnings > 1 {
+            let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let mut want = count(errors, "error");
+            if warnings > 0 {
+                want = format!("{want}, {}", count(warnings, "warning"));
+            }
+            assert!(stderr.trim_end().ends_with(&want), "{}: stderr does not end with `{want}`:\n{stderr}", f.display());
+        }
 
         // Nothing of the lab exists: no namespace, no record, no marked device.
         if let Some(name) = declared_name(&text).filter(|n| !n.is_empty()) {

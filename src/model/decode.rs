@@ -93,8 +93,9 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
     if let Some(links) = links {
         match links {
             Value::Array(items) => {
-                for (i, l) in items.into_iter().enumerate() {
+                for (i, mut l) in items.into_iter().enumerate() {
                     let p = vec![Seg::Key("links".into()), Seg::Index(i)];
+                    spaced_endpoints(doc, &mut diags, &p, &mut l);
                     if let Some(l) = piece::<LinkSpec>(doc, &mut diags, &p, l) {
                         topo.links.push(l);
                     } else {
@@ -115,6 +116,25 @@ pub fn decode(doc: &Document) -> (Topology, Diagnostics) {
         topo.ipsec = crate::model::netfeat::spec_decode::list(doc, &mut diags, &[Seg::Key("ipsec".into())], v);
     }
     (topo, diags)
+}
+
+/// `endpoints: [a: eth1]`: YAML reads `a: eth1` (a space after the colon) as a one-entry
+/// mapping. Said so, and the endpoint is taken as `a:eth1` so the rest of the lab is checked as
+/// meant.
+fn spaced_endpoints(doc: &Document, diags: &mut Diagnostics, p: &Path, link: &mut Value) {
+    let Some(Value::Array(eps)) = link.as_object_mut().and_then(|m| m.get_mut("endpoints")) else { return };
+    for (j, ep) in eps.iter_mut().enumerate() {
+        let Value::Object(m) = ep else { continue };
+        let Some((node, Value::String(ifname))) = m.iter().next().filter(|_| m.len() == 1) else { continue };
+        let joined = format!("{node}:{}", ifname.trim());
+        let ep_path: Path = [p.as_slice(), &[Seg::Key("endpoints".into()), Seg::Index(j)]].concat();
+        diags.push(
+            Diag::error(format!("endpoint `{node}: {ifname}` is a mapping, not `node:ifname`"))
+                .maybe_label(doc.value_span(&ep_path), "read as a mapping")
+                .help(format!("write `{joined}` without a space after the colon (YAML reads `{node}: {ifname}` as a mapping)")),
+        );
+        *ep = Value::String(joined);
+    }
 }
 
 fn decode_node(doc: &Document, diags: &mut Diagnostics, p: &Path, node: Value) -> Option<NodeSpec> {
@@ -261,6 +281,8 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
     };
     // Blame each option that fails on its own.
     let mut good = Map::new();
+    // Whether an option belongs to other kinds.
+    let mut foreign = false;
     let mut blamed = false;
     for (field, value) in &options {
         let e = match alone(field, value.clone()).1 {
@@ -281,6 +303,13 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
         // An unknown option (the path holds at most its own name).
         if depth <= 1 && msg.starts_with("unknown field") {
             let fp: Path = [p.as_slice(), &[Seg::Key(field.clone())]].concat();
+            // An option of other kinds (`stp` on a veth, `link` on a dummy): name them, rather
+            // than a did-you-mean to some unrelated option of this kind.
+            if let Some(d) = option_of_other_kinds(doc, p, &fp, field, value, &name, explicit) {
+                diags.push(d);
+                foreign = true;
+                continue;
+            }
             let d = unknown_field(doc, p, &fp, field, &msg);
             let mut accepted: Vec<String> = COMMON_INTERFACE_FIELDS.iter().map(|s| s.to_string()).collect();
             accepted.extend(expected_names(&msg));
@@ -296,7 +325,69 @@ fn decode_kind(doc: &Document, diags: &mut Diagnostics, p: &Path, map: Map<Strin
         diags.push(humanized(doc, p, &err.inner().to_string()));
         return None;
     }
+    if !explicit && foreign {
+        // No `kind`, with options of another: the interface may well not be the veth end it
+        // defaults to (`br0: { stp: true }`). It is left out, as one that failed to decode, so
+        // that its ports and its (missing) peer raise nothing more.
+        return None;
+    }
     serde_path_to_error::deserialize::<_, KindSpec>(with_kind(&good)).ok()
+}
+
+/// "`stp` is an option of kind `bridge`; `a:eth0` is a veth": `field` is not an option of the
+/// kind `name` but is one of other kinds, which are named with how to get there. `None` when no
+/// other kind takes it either (a typo, left to the did-you-mean).
+fn option_of_other_kinds(doc: &Document, p: &Path, fp: &Path, field: &str, value: &Value, name: &str, explicit: bool) -> Option<Diag> {
+    let one = Value::Object(Map::from_iter([(field.to_string(), value.clone())]));
+    let kinds: Vec<&'static str> = KindSpec::NAMES
+        .iter()
+        .copied()
+        .filter(|k| *k != name && *k != "loopback")
+        .filter(|k| match KindSpec::decode_options_located(k, &one) {
+            Some(Ok(())) => true,
+            // A bad value, or another option the kind needs, is not "unknown field".
+            Some(Err(e)) => !(e.path().iter().count() <= 1 && e.inner().to_string().starts_with("unknown field")),
+            None => false,
+        })
+        .collect();
+    if kinds.is_empty() {
+        return None;
+    }
+    let (node, ifname) = match p.as_slice() {
+        [.., Seg::Key(n), Seg::Key(i), Seg::Key(ifname)] if i == "interfaces" => (n.as_str(), ifname.as_str()),
+        _ => ("?", "?"),
+    };
+    let ticked: Vec<String> = kinds.iter().map(|k| format!("`{k}`")).collect();
+    let listed = match ticked.as_slice() {
+        [one] => format!("kind {one}"),
+        [rest @ .., last] => format!("kinds {} and {last}", rest.join(", ")),
+        [] => unreachable!(),
+    };
+    let article = |k: &str| if k.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    let mut d = Diag::error(format!("`{field}` is an option of {listed}; `{node}:{ifname}` is {} {name}", article(name)))
+        .maybe_label(if doc.has(fp) { doc.key_span(fp) } else { doc.key_span(p) }, format!("not an option of {} {name}", article(name)));
+    let to_kind = match kinds.as_slice() {
+        [k] => format!("`kind: {k}`"),
+        _ => format!("one of {}", kinds.iter().map(|k| format!("`kind: {k}`")).collect::<Vec<_>>().join(", ")),
+    };
+    let mut help = if explicit {
+        format!("`{ifname}` is declared `kind: {name}`; make it {to_kind}, or remove `{field}`")
+    } else if name == "loopback" {
+        format!("`{ifname}` is the node's loopback device; remove `{field}`, or declare a device of another name with {to_kind}")
+    } else {
+        format!("an interface without `kind` is a veth end; add {to_kind} to make `{ifname}` that kind, or remove `{field}`")
+    };
+    match (name, field) {
+        (_, "vlans") => help.push_str(&format!("; a port's VLANs are listed on its bridge: `vlans: {{ {ifname}: [10, 20] }}`")),
+        ("veth", "link") => {
+            help.push_str("; `link` names the lower device of those kinds: a veth end is connected with `peer: <node>:<ifname>` or a `links` entry")
+        }
+        (_, "link") => help.push_str(" (`link` names the lower device those kinds sit on)"),
+        ("bridge", "ports") => help.push_str(&format!("; ports join a bridge with `master: {ifname}` on each port")),
+        _ => {}
+    }
+    d = d.help(help);
+    Some(d)
 }
 
 /// Deserializes one piece. A field that fails is reported and left out, and the rest is

@@ -58,6 +58,9 @@ impl Diag {
     }
 }
 
+/// How many findings a report renders in full; the rest are only counted in its summary line.
+pub const RENDERED_MAX: usize = 50;
+
 /// All findings about one file, with the file's text so they can be rendered.
 #[derive(Clone, Debug, Default)]
 pub struct Diagnostics {
@@ -155,15 +158,78 @@ impl Diagnostics {
 
     /// Rich rendering with the offending text underlined (colours when `color`).
     pub fn render(&self, color: bool) -> String {
+        self.render_some(color, &self.items.iter().collect::<Vec<_>>())
+    }
+
+    fn render_some(&self, color: bool, items: &[&Diag]) -> String {
         let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
         let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
+        // The text is shared, not copied per finding.
+        let src = self.source.as_ref().map(|s| NamedSource::new(s.name.clone(), s.text.clone()));
         let mut out = String::new();
-        for d in &self.items {
-            let r = Rendered { d, src: self.source.as_ref().map(|s| NamedSource::new(s.name.clone(), s.text.to_string())) };
+        for d in items {
+            let r = Rendered { d, src: src.clone() };
             let _ = handler.render_report(&mut out, &r);
             out.push('\n');
         }
         out
+    }
+
+    /// What the command line prints: the findings rendered (the first `RENDERED_MAX`, errors
+    /// before warnings, in file order), then, when there is more than one, a count of them
+    /// ("3 errors, 1 warning", "... (showing the first 50)").
+    pub fn report(&self, color: bool) -> String {
+        let errors = self.errors().count();
+        let shown: Vec<&Diag> = if self.items.len() <= RENDERED_MAX {
+            self.items.iter().collect()
+        } else {
+            let room_for_warnings = RENDERED_MAX.saturating_sub(errors);
+            let mut warnings = 0;
+            let mut errs = 0;
+            self.items
+                .iter()
+                .filter(|d| {
+                    if d.is_error() {
+                        errs += 1;
+                        errs <= RENDERED_MAX
+                    } else {
+                        warnings += 1;
+                        warnings <= room_for_warnings
+                    }
+                })
+                .collect()
+        };
+        let mut out = self.render_some(color, &shown);
+        if let Some(s) = self.summary(shown.len()) {
+            out.push_str(&s);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// "3 errors, 1 warning" when there is more than one finding, with "(showing the first N)"
+    /// when only `shown` of them are rendered.
+    pub fn summary(&self, shown: usize) -> Option<String> {
+        let total = self.items.len();
+        if total < 2 {
+            return None;
+        }
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let (e, w) = (self.errors().count(), self.warnings().count());
+        let mut parts = Vec::new();
+        if e > 0 {
+            parts.push(count(e, "error"));
+        }
+        if w > 0 {
+            parts.push(count(w, "warning"));
+        }
+        let mut s = parts.join(", ");
+        if shown < total {
+            // With that many errors, the warnings are left out.
+            let only_errors = e >= shown && w > 0;
+            s.push_str(&format!(" (showing the first {shown}{})", if only_errors { " errors" } else { "" }));
+        }
+        Some(s)
     }
 }
 
@@ -177,7 +243,7 @@ impl std::error::Error for Diagnostics {}
 
 struct Rendered<'a> {
     d: &'a Diag,
-    src: Option<NamedSource<String>>,
+    src: Option<NamedSource<std::sync::Arc<String>>>,
 }
 
 impl fmt::Debug for Rendered<'_> {

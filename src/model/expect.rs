@@ -337,7 +337,9 @@ fn check_one(ctx: &mut Ctx, spec: &ExpectSpec, p: &Path, nodes: &IndexMap<String
         ExpectSpec::Route(s) => (&s.from, &s.to, None),
     };
     let mut ok = true;
-    if !nodes.contains_key(from) {
+    if !nodes.contains_key(from) && ctx.failed_node(from) {
+        ok = false;
+    } else if !nodes.contains_key(from) {
         let fp = ctx.sub(p, "from");
         ctx.error_at(&fp, format!("unknown node `{from}` in `from` of a {} expectation", spec.name()), format!("no node named `{from}`"));
         add_did_you_mean(ctx, from, nodes.keys().map(String::as_str));
@@ -409,8 +411,10 @@ fn check_one(ctx: &mut Ctx, spec: &ExpectSpec, p: &Path, nodes: &IndexMap<String
             }
             if let (Some(dev), Some(node)) = (&s.dev, nodes.get(from)) {
                 if !node.interfaces.contains_key(dev) {
-                    ctx.error_at(&ctx.sub(p, "dev"), format!("unknown device `{dev}` in node `{from}`"), format!("no device `{dev}` in node `{from}`"));
-                    add_did_you_mean(ctx, dev, node.interfaces.keys().map(String::as_str));
+                    if !ctx.failed_iface(from, dev) {
+                        ctx.error_at(&ctx.sub(p, "dev"), format!("unknown device `{dev}` in node `{from}`"), format!("no device `{dev}` in node `{from}`"));
+                        add_did_you_mean(ctx, dev, node.interfaces.keys().map(String::as_str));
+                    }
                     ok = false;
                 }
             }
@@ -448,6 +452,13 @@ fn resolve_target(ctx: &mut Ctx, tp: &Path, to: &str, family: Option<Family>, ro
         return None;
     }
     let Some(node) = nodes.get(to) else {
+        if ctx.failed_node(to) {
+            return None;
+        }
+        if let Some((msg, label)) = crate::model::validate::address_like_problem(to).filter(|_| !to.contains('/')) {
+            ctx.error_at(tp, msg, label);
+            return None;
+        }
         ctx.error_at(tp, format!("`{to}` is neither a node nor an IP address"), "unknown target");
         add_did_you_mean(ctx, to, nodes.keys().map(String::as_str));
         return None;

@@ -594,3 +594,226 @@ fn an_address_on_a_bridge_port_is_a_warning_pointing_at_the_bridge() {
     );
     assert_eq!(l.warnings.iter().next().unwrap().help.as_deref(), Some("put the address on the bridge `br1` instead"));
 }
+
+/// An error that only follows from another one already reported is not reported.
+#[test]
+fn errors_that_follow_from_another_are_not_reported() {
+    // A link end with a bad interface name: no "has no peer" for either end, and the name's
+    // error once, at the declared interface.
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n  b:\n    interfaces:\n      this-name-is-too-long: {}\nlinks:\n  - endpoints: [a:eth0, b:this-name-is-too-long]\n";
+    assert_eq!(errors(text), "t.yaml:8:7: error: interface name `this-name-is-too-long` is 21 bytes; the kernel allows at most 15 [this-name-is-too-long]\n");
+    // Not declared: the error is at the link.
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:this-name-is-too-long]\n";
+    assert_eq!(
+        errors(text),
+        "t.yaml:8:25: error: interface name `this-name-is-too-long` is 21 bytes; the kernel allows at most 15 [b:this-name-is-too-long]\n"
+    );
+    // The same through `peer`.
+    let text =
+        "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: { peer: 'b:this-name-is-too-long' }\n  b:\n    interfaces:\n      this-name-is-too-long: {}\n";
+    assert_eq!(errors(text), "t.yaml:8:7: error: interface name `this-name-is-too-long` is 21 bytes; the kernel allows at most 15 [this-name-is-too-long]\n");
+    // An interface of an unknown kind: its port, route, sysctl, tc and NAT raise nothing more.
+    let text = format!(
+        "name: f\nnodes:\n  a:\n    interfaces:\n      br0: {{ kind: brdige }}\n      eth0: {{ master: br0 }}\n      eth1: {{ addresses: [10.0.0.1/24] }}\n    routes:\n      - {{ to: 10.9.0.0/16, dev: br0 }}\n    sysctls:\n      net.ipv4.conf.br0.forwarding: 1\n    tc:\n      br0: {{ delay: 10ms }}\n    nat:\n      masquerade: [{{ source: 10.0.0.0/24, out: br0 }}]\n  b: {{}}\n{PAIR}  - endpoints: [a:eth1, b:eth1]\n"
+    );
+    assert_eq!(errors(&text), "t.yaml:5:20: error: unknown device kind `brdige` [brdige]\n");
+    // A node that is not a mapping, or `nodes` that is not one: no "unknown node" in links.
+    assert_eq!(
+        errors("name: f\nnodes:\n  a: { interfaces: { eth0: {} } }\n  b: 5\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"),
+        "t.yaml:4:6: error: a node is a mapping (interfaces, routes, sysctls), not a number [5]\n"
+    );
+    // Nor in firewall rules, port forwards and expectations naming it.
+    assert_eq!(
+        errors("name: f\nnodes:\n  a:\n    interfaces: { eth0: { addresses: [10.0.0.1/24] } }\n    firewall: { rules: [{ action: drop, from: b }] }\n    nat: { port_forwards: [{ port: 80, to: 'b:80' }] }\n  b: 5\nlinks:\n  - endpoints: [a:eth0, b:eth0]\nexpect:\n  - reach: { from: a, to: b }\n  - reach: { from: b, to: a }\n"),
+        "t.yaml:7:6: error: a node is a mapping (interfaces, routes, sysctls), not a number [5]\n"
+    );
+    assert_eq!(
+        errors("name: f\nnodes: [a, b]\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n"),
+        "t.yaml:2:8: error: `nodes` is a mapping from node name to node, not a list [[a, b]]\n"
+    );
+    // A link that failed to decode: its declared ends raise no "has no peer".
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n  b: {}\nlinks:\n  - endpoints: [a:eth0, 5]\n";
+    assert_eq!(errors(text), "t.yaml:8:25: error: every entry of `endpoints` must be a string, not 5 [5]\n");
+}
+
+/// One bad node does not hide the errors of another: every piece is decoded on its own.
+#[test]
+fn a_bad_value_in_one_node_does_not_hide_errors_in_another() {
+    let text = "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: big }\n  b:\n    interfaces:\n      eth0: { addresses: [10.0.0.1/33] }\n    routes:\n      - { to: 10.9.0.0/16 }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    mtu: 20\n";
+    assert_eq!(
+        errors(text),
+        "t.yaml:5:20: error: `mtu` must be a whole number from 0 to 4294967295, not the string \"big\" [big]\n\
+         t.yaml:8:27: error: bad address `10.0.0.1/33`: prefix length 33 is over 32 [10.0.0.1/33]\n\
+         t.yaml:10:9: error: a route needs `via` (a gateway), `dev` (a device), or both [{ to: 10.9.0.0/16 }]\n\
+         t.yaml:13:10: error: mtu 20 of the link `a:eth0` — `b:eth0` is out of range (68..=65535) [20]\n"
+    );
+}
+
+/// nothing more.
+#[test]
+fn an_option_of_another_kind_names_that_kind() {
+    let text = format!(
+        "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: {{ stp: true }}\n      p0: {{ master: eth0 }}\n  b: {{}}\n{PAIR}  - endpoints: [a:p0, b:p0]\n"
+    );
+    let d = yaml(&text).unwrap_err();
+    assert_eq!(d.compact(), "t.yaml:5:15: error: `stp` is an option of kind `bridge`; `a:eth0` is a veth [stp]\n");
+    assert_eq!(
+        d.iter().next().unwrap().help.as_deref(),
+        Some("an interface without `kind` is a veth end; add `kind: bridge` to make `eth0` that kind, or remove `stp`")
+    );
+    // Its `peer` raises no "has no peer" either.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { peer: 'b:eth0', stp: true }\n  b:\n    interfaces:\n      eth0: {}\n";
+    assert_eq!(errors(text), "t.yaml:5:31: error: `stp` is an option of kind `bridge`; `a:eth0` is a veth [stp]\n");
+    // `link` on a dummy: the kinds that take it.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { kind: dummy }\n      d0: { kind: dummy, link: eth0 }\n";
+    assert_eq!(errors(text), "t.yaml:6:26: error: `link` is an option of kinds `macvlan`, `macvtap`, `ipvlan` and `vlan`; `a:d0` is a dummy [link]\n");
+    assert_eq!(
+        helps(text),
+        ["`d0` is declared `kind: dummy`; make it one of `kind: macvlan`, `kind: macvtap`, `kind: ipvlan`, `kind: vlan`, or remove `link` (`link` names the lower device those kinds sit on)"]
+    );
+    // Without `kind` and options of several kinds: the interface is left out, so no "has no
+    // peer" follows; `link` on a veth end says how veths connect.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      eth0: { kind: dummy }\n      mv0: { link: eth0 }\n";
+    assert_eq!(errors(text), "t.yaml:6:14: error: `link` is an option of kinds `macvlan`, `macvtap`, `ipvlan` and `vlan`; `a:mv0` is a veth [link]\n");
+    assert!(helps(text)[0].ends_with("a veth end is connected with `peer: <node>:<ifname>` or a `links` entry"), "{:?}", helps(text));
+    // A port's VLANs belong on its bridge; `lo` is no veth.
+    let text = format!("name: k\nnodes:\n  a:\n    interfaces:\n      eth0: {{ vlans: [10] }}\n      lo: {{ stp: true }}\n  b: {{}}\n{PAIR}");
+    assert_eq!(
+        helps(&text),
+        [
+            "an interface without `kind` is a veth end; add `kind: bridge` to make `eth0` that kind, or remove `vlans`; a port's VLANs are listed on its bridge: `vlans: { eth0: [10, 20] }`",
+            "`lo` is the node's loopback device; remove `stp`, or declare a device of another name with `kind: bridge`"
+        ]
+    );
+    assert!(errors(&text).contains("error: `stp` is an option of kind `bridge`; `a:lo` is a loopback [stp]"), "{}", errors(&text));
+    // A typo is still a typo.
+    let text = "name: k\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stpp: true }\n";
+    assert_eq!(errors(text), "t.yaml:5:28: error: unknown field `stpp` in interface `a:br0` [stpp]\n");
+    assert!(helps(text)[0].starts_with("did you mean `stp`?"), "{:?}", helps(text));
+}
+
+/// not an unknown node.
+#[test]
+fn a_bad_prefix_is_not_an_unknown_node() {
+    use crate::model::validate::address_like_problem;
+    let p = |s: &str| address_like_problem(s).map(|(m, l)| format!("{m} / {l}"));
+    assert_eq!(p("10.0.0.0/33").as_deref(), Some("bad prefix `10.0.0.0/33`: prefix length 33 is over 32 / bad prefix"));
+    assert_eq!(p("fd00::/200").as_deref(), Some("bad prefix `fd00::/200`: prefix length 200 is over 128 / bad prefix"));
+    assert_eq!(p("10.0.0.0/x").as_deref(), None, "a letter other than a hex digit: not address-like");
+    assert_eq!(p("10.0.0.0/").as_deref(), Some("bad prefix `10.0.0.0/`: `` is not a prefix length (0 to 32) / bad prefix"));
+    assert_eq!(p("10.0.0.300").as_deref(), Some("bad address `10.0.0.300`: `300` in `10.0.0.300` is over 255 / bad address"));
+    assert_eq!(p("10.0.1").as_deref(), Some("bad address `10.0.1`: an IPv4 address has four numbers, `10.0.1` has 3 / bad address"));
+    assert_eq!(p("fd00:::1").as_deref(), Some("bad address `fd00:::1`: `fd00:::1` is not an IP address / bad address"));
+    for fine in ["10.0.0.0/24", "10.0.0.1", "fd00::1", "ns1", "r1.lab", "cafe", "a-b"] {
+        assert_eq!(p(fine), None, "{fine}");
+    }
+    let text = format!(
+        "name: f\nnodes:\n  a:\n    interfaces:\n      eth0: {{ addresses: [10.0.0.1/24] }}\n    firewall:\n      rules:\n        - {{ action: drop, to: 10.0.0.0/33 }}\n        - {{ action: drop, from: ns9 }}\n  b: {{}}\n{PAIR}"
+    );
+    assert_eq!(
+        errors(&text),
+        "t.yaml:8:31: error: bad prefix `10.0.0.0/33`: prefix length 33 is over 32 [10.0.0.0/33]\n\
+         t.yaml:9:33: error: `ns9` is neither a node, a prefix nor an address [ns9]\n"
+    );
+}
+
+/// `endpoints: [a: eth1]` is a mapping in YAML: said so, and the endpoint meant is used.
+#[test]
+fn an_endpoint_with_a_space_after_the_colon_is_said_to_be_a_mapping() {
+    let text = "name: s\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: [a: eth1, b:eth1]\n";
+    assert_eq!(errors(text), "t.yaml:6:17: error: endpoint `a: eth1` is a mapping, not `node:ifname` [a: eth1]\n");
+    assert_eq!(helps(text), ["write `a:eth1` without a space after the colon (YAML reads `a: eth1` as a mapping)"]);
+    // Block style too; a mapping of several entries is left to the type error.
+    assert_eq!(
+        errors("name: s\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints:\n      - a: eth1\n      - b:eth1\n"),
+        "t.yaml:7:9: error: endpoint `a: eth1` is a mapping, not `node:ifname` [a: eth1]\n"
+    );
+    assert!(errors("name: s\nnodes:\n  a: {}\nlinks:\n  - endpoints: [{a: x, b: y}, a:eth0]\n").contains("must be a string, not a mapping"));
+}
+
+/// The command line's report: every finding rendered up to a cap, then a count.
+#[test]
+fn the_report_ends_with_a_count_and_caps_what_it_renders() {
+    use crate::model::diag::RENDERED_MAX;
+    let one = yaml("name: r\nnodes:\n  a:\n    interfaces:\n      eth0: {}\n").unwrap_err();
+    assert_eq!(one.summary(1), None, "one finding needs no count");
+    assert!(!one.report(false).contains("1 error"));
+    let d = Diagnostics::from(vec![Diag::error("e1"), Diag::warning("w1"), Diag::error("e2"), Diag::error("e3")]);
+    assert_eq!(d.summary(4).as_deref(), Some("3 errors, 1 warning"));
+    assert!(d.report(false).ends_with("3 errors, 1 warning\n"), "{}", d.report(false));
+    assert_eq!(Diagnostics::from(vec![Diag::warning("a"), Diag::warning("b")]).summary(2).as_deref(), Some("2 warnings"));
+    // Many errors: the first ones rendered, the count says how many are shown.
+    let mut text = String::from("name: big\nnodes:\n  a:\n    interfaces:\n");
+    for i in 0..120 {
+        text.push_str(&format!("      e{i}: {{ kind: dummy, mtu: 1 }}\n"));
+    }
+    let d = yaml(&text).unwrap_err();
+    assert_eq!(d.len(), 120);
+    let r = d.report(false);
+    assert_eq!(r.matches("×").count(), RENDERED_MAX, "{r}");
+    assert!(r.contains("mtu 1 of `a:e0` is out of range") && !r.contains("mtu 1 of `a:e119`"));
+    assert!(r.ends_with(&format!("120 errors (showing the first {RENDERED_MAX})\n")), "{}", &r[r.len() - 200..]);
+    // With warnings among them, the errors are rendered first.
+    let mut items: Vec<Diag> = (0..60).map(|i| Diag::warning(format!("w{i}"))).collect();
+    items.extend((0..55).map(|i| Diag::error(format!("e{i}"))));
+    let r = Diagnostics::from(items).report(false);
+    assert!(!r.contains("w0") && r.contains("e49") && !r.contains("e50"), "{r}");
+    assert!(r.ends_with("55 errors, 60 warnings (showing the first 50 errors)\n"), "{r}");
+}
+
+/// it by design.
+#[test]
+fn the_same_mac_on_one_segment_is_a_warning() {
+    let text = format!(
+        "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: {{ mac: '02:00:00:00:00:01' }}\n      v10: {{ kind: vlan, link: eth0, id: 10, mac: '02:00:00:00:00:01' }}\n  b:\n    interfaces:\n      eth0: {{ mac: '02:00:00:00:00:01' }}\n{PAIR}"
+    );
+    let l = yaml(&text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:9:20: warning: MAC 02:00:00:00:00:01 of `b:eth0` is also the MAC of `a:eth0`, on the same layer-2 segment: neighbours and bridges cannot tell them apart, so frames for one reach the other ['02:00:00:00:00:01']\n"
+    );
+    assert_eq!(l.warnings.iter().next().unwrap().labels.len(), 2, "both places are shown");
+    // Another segment, or a bridge and its port: fine.
+    let fine = format!(
+        "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: {{ mac: '02:00:00:00:00:01' }}\n      br0: {{ kind: bridge, mac: '02:00:00:00:00:02' }}\n      eth1: {{ master: br0, mac: '02:00:00:00:00:02' }}\n  b:\n    interfaces:\n      eth1: {{ mac: '02:00:00:00:00:01' }}\n{PAIR}  - endpoints: [a:eth1, b:eth1]\n"
+    );
+    assert!(yaml(&fine).unwrap().warnings.is_empty(), "{}", yaml(&fine).unwrap().warnings);
+}
+
+/// Both ends of a veth pair declared with different MTUs: a warning showing both.
+#[test]
+fn veth_ends_with_different_mtus_are_a_warning() {
+    let text = "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1400 }\n  b:\n    interfaces:\n      eth0: { mtu: 9000 }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let l = yaml(text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:5:20: warning: the ends of veth pair `a:eth0` — `b:eth0` have different MTUs (1400 and 9000): frames over 1400 bytes from the larger end are dropped without an error [1400]\n"
+    );
+    let w = l.warnings.iter().next().unwrap();
+    assert_eq!(w.labels.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["mtu of `a:eth0`", "mtu of `b:eth0`"]);
+    assert_eq!(w.help.as_deref(), Some("give both ends the same MTU (`mtu: 1400` on the link, or on both interfaces)"));
+    // An end overriding its link's MTU: the link's `mtu` is shown for the other end.
+    let text = "name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1300 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n    mtu: 1400\n";
+    let l = yaml(text).unwrap();
+    assert!(l.warnings.compact().starts_with("t.yaml:5:20: warning: the ends of veth pair `a:eth0` — `b:eth0` have different MTUs (1300 and 1400)"));
+    assert_eq!(l.warnings.location(&Diag { labels: vec![l.warnings.iter().next().unwrap().labels[1].clone()], ..Diag::error("") }), "t.yaml:9:10");
+    // The same MTU, or one end without one: nothing.
+    assert!(yaml(&text.replace("1300", "1400")).unwrap().warnings.is_empty());
+    assert!(yaml("name: m\nnodes:\n  a:\n    interfaces:\n      eth0: { mtu: 1400 }\n  b: {}\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n")
+        .unwrap()
+        .warnings
+        .is_empty());
+}
+
+/// bridge, not its port.
+#[test]
+fn masquerade_out_of_a_device_without_ipv4_is_a_warning() {
+    let text = "name: n\nnodes:\n  r:\n    interfaces:\n      lan0: { addresses: [192.168.1.1/24] }\n      wan0: { addresses: ['2001:db8::1/64'] }\n      br0: { kind: bridge, addresses: [203.0.113.1/24] }\n      up0: { master: br0 }\n    nat:\n      masquerade:\n        - { source: 192.168.1.0/24, out: wan0 }\n        - { source: 192.168.1.0/24, out: up0 }\n        - { source: 192.168.1.0/24, out: br0 }\n  x: {}\n  y: {}\n  z: {}\nlinks:\n  - endpoints: [x:eth0, r:lan0]\n  - endpoints: [y:eth0, r:wan0]\n  - endpoints: [z:eth0, r:up0]\n";
+    let l = yaml(text).unwrap();
+    assert_eq!(
+        l.warnings.compact(),
+        "t.yaml:11:42: warning: masquerade out of `r:wan0`, which has no IPv4 address: masquerade takes the new source from it, so the packets are dropped [wan0]\n\
+         t.yaml:12:42: warning: masquerade out of `r:up0`, a port of `br0`: routed packets leave through `br0`, so the rule never matches [up0]\n"
+    );
+    assert_eq!(l.warnings.iter().nth(1).unwrap().help.as_deref(), Some("write `out: br0`"));
+}

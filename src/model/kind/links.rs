@@ -42,11 +42,13 @@ fn listed_ports(ctx: &mut Ctx, nodes: &mut IndexMap<String, Node>) {
                 let p = ctx.idx(&pp, i);
                 let me = Endpoint::new(&node.name, port);
                 let Some(pi) = node.interfaces.get(port) else {
-                    ctx.error_at(
-                        &p,
-                        format!("unknown device `{port}` in the ports of {} `{}:{}`", m.kind.name(), node.name, m.name),
-                        format!("no device `{port}` in node `{}`", node.name),
-                    );
+                    if !ctx.failed_iface(&node.name, port) {
+                        ctx.error_at(
+                            &p,
+                            format!("unknown device `{port}` in the ports of {} `{}:{}`", m.kind.name(), node.name, m.name),
+                            format!("no device `{port}` in node `{}`", node.name),
+                        );
+                    }
                     continue;
                 };
                 if port == &m.name {
@@ -97,10 +99,16 @@ fn lowers(ctx: &mut Ctx, nodes: &IndexMap<String, Node>, isolated_host: bool) {
             let kind = iface.kind.name();
             let lp = ctx.sub(&iface.path, field_of(&iface.kind));
             let Some(lnode) = nodes.get(&lower.node) else {
+                if ctx.failed_node(&lower.node) {
+                    continue;
+                }
                 ctx.error_at(&lp, format!("unknown node `{}` in the lower device `{lower}` of {kind} `{me}`", lower.node), format!("no node `{}`", lower.node));
                 continue;
             };
             let Some(li) = lnode.interfaces.get(&lower.ifname) else {
+                if ctx.failed_iface(&lower.node, &lower.ifname) {
+                    continue;
+                }
                 ctx.error_at(
                     &lp,
                     format!("unknown device `{lower}`: the lower device of {kind} `{me}` must be declared in the lab"),

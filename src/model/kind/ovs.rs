@@ -400,6 +400,7 @@ fn join_listed_ports(ctx: &mut Ctx, node: &mut Node) {
             let at = ctx.sub(&pp, port);
             let here = format!("{}:{}", node.name, br.name);
             match node.interfaces.get(port) {
+                None if ctx.failed_iface(&node.name, port) => {}
                 None => {
                     ctx.error_at_key(
                         &at,

@@ -135,6 +135,9 @@ fn check_one(ctx: &mut Ctx, topo: &Topology, nodes: &IndexMap<String, Node>, i: 
     for (k, e) in t.ends.iter().enumerate() {
         let q = ctx.idx(&ep, k);
         let Some(node) = nodes.get(&e.node) else {
+            if ctx.failed_node(&e.node) {
+                return None;
+            }
             ctx.error_at(&ctx.sub(&q, "node"), format!("unknown node `{}` in IPsec connection `{name}`", e.node), format!("no node named `{}`", e.node));
             return None;
         };

@@ -138,7 +138,13 @@ pub(crate) fn resolve_target(ctx: &mut Ctx, raw: &str, path: &Path, addrs: &Inde
             None
         }
         Some(list) => Some(list.iter().map(|a| IpNet::from(a.addr())).collect()),
+        None if ctx.failed_node(s) => None,
         None => {
+            // `10.0.0.0/33` is a bad prefix, not an unknown node.
+            if let Some((msg, label)) = crate::model::validate::address_like_problem(s) {
+                ctx.error_at(path, msg, label);
+                return None;
+            }
             ctx.error_at(path, format!("`{s}` is neither a node, a prefix nor an address"), "unknown node");
             let names: Vec<&String> = addrs.keys().collect();
             if let Some(best) = names.iter().find(|n| close(s, n)) {
@@ -159,6 +165,9 @@ fn close(a: &str, b: &str) -> bool {
 pub(crate) fn check_dev(ctx: &mut Ctx, nname: &str, dev: &str, node: &Node, path: &Path) -> bool {
     if node.interfaces.contains_key(dev) {
         return true;
+    }
+    if ctx.failed_iface(nname, dev) {
+        return false;
     }
     ctx.error_at(path, format!("unknown device `{dev}` in node `{nname}`"), format!("no device `{dev}` in node `{nname}`"));
     if let Some(best) = node.interfaces.keys().find(|n| close(dev, n)) {

@@ -121,6 +121,9 @@ pub(crate) fn check(
             let p = ctx.idx(&ctx.sub(&base, "masquerade"), i);
             let src = resolve_target(ctx, &m.source, &ctx.sub(&p, "source"), addrs);
             let dev_ok = check_dev(ctx, nname, &m.out, node, &ctx.sub(&p, "out"));
+            if dev_ok {
+                masquerade_source(ctx, nname, &m.out, node, &ctx.sub(&p, "out"));
+            }
             if let (Some(source), true) = (src, dev_ok) {
                 out.snat.push(Snat { source: v4_only(ctx, source, &ctx.sub(&p, "source")), out: m.out.clone(), to: None });
             }
@@ -217,6 +220,35 @@ pub(crate) fn check(
     Some(out)
 }
 
+/// Masquerade rewrites sources to an IPv4 address of the device packets leave through: a
+/// warning when `out` has none (the packets are dropped), or when it is a port of a master
+/// (routed packets leave through the master, so the rule never matches).
+fn masquerade_source(ctx: &mut Ctx, nname: &str, out: &str, node: &Node, p: &Path) {
+    let Some(dev) = node.interfaces.get(out) else { return };
+    if let Some(master) = &dev.master {
+        ctx.warn_at(
+            p,
+            format!("masquerade out of `{nname}:{out}`, a port of `{master}`: routed packets leave through `{master}`, so the rule never matches"),
+            format!("a port of `{master}`"),
+        );
+        if let Some(d) = ctx.diags.last_mut() {
+            d.help = Some(format!("write `out: {master}`"));
+        }
+        return;
+    }
+    if dev.addresses.iter().any(|a| a.addr().is_ipv4()) {
+        return;
+    }
+    ctx.warn_at(
+        p,
+        format!("masquerade out of `{nname}:{out}`, which has no IPv4 address: masquerade takes the new source from it, so the packets are dropped"),
+        "no IPv4 address",
+    );
+    if let Some(d) = ctx.diags.last_mut() {
+        d.help = Some(format!("give `{out}` an IPv4 address, masquerade out of the device that has one, or use `snat` with a fixed `to`"));
+    }
+}
+
 /// NAT rewrites IPv4 only: IPv6 sources are dropped from the match (with an error if none is left).
 fn v4_only(ctx: &mut Ctx, list: Vec<IpNet>, p: &Path) -> Vec<IpNet> {
     let v4: Vec<IpNet> = list.iter().copied().filter(|n| n.addr().is_ipv4()).collect();
@@ -250,7 +282,12 @@ fn resolve_hostport(ctx: &mut Ctx, raw: &str, p: &Path, addrs: &IndexMap<String,
                 None
             }
         },
+        None if ctx.failed_node(host) => None,
         None => {
+            if let Some((msg, label)) = crate::model::validate::address_like_problem(host) {
+                ctx.error_at(p, format!("{msg} (in `{raw}`)"), label);
+                return None;
+            }
             ctx.error_at(p, format!("`{host}` in `{raw}` is neither a node nor an IPv4 address"), "unknown node");
             None
         }

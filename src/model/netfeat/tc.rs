@@ -192,6 +192,9 @@ pub(crate) fn check_map(ctx: &mut Ctx, nname: &str, map: &IndexMap<String, TcSpe
     for (dev, spec) in map {
         let p = ctx.sub(base, dev);
         if !node.interfaces.contains_key(dev) {
+            if ctx.failed_iface(nname, dev) {
+                continue;
+            }
             ctx.error_at_key(&p, format!("unknown device `{dev}` in node `{nname}`"), format!("no device `{dev}` in node `{nname}`"));
             let _ = check_dev; // same wording as other device references
             continue;

@@ -152,6 +152,8 @@ pub(super) fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Inte
         return;
     }
     match node.interfaces.get(master) {
+        // Its own error (an unknown kind, say) is reported.
+        None if ctx.failed_iface(nname, master) => {}
         None => {
             ctx.error_at(
                 &mp,
@@ -169,6 +171,9 @@ pub(super) fn check_master(ctx: &mut Ctx, nname: &str, node: &Node, iface: &Inte
                 None => push_did_you_mean(ctx, master, node.interfaces.keys()),
             }
         }
+        // A master that failed to decode (`stp` without `kind: bridge`): a link made a plain
+        // veth in its place.
+        Some(_) if ctx.failed_iface(nname, master) => {}
         Some(m) if !m.kind.is_master() => {
             ctx.error_at(
                 &mp,
@@ -223,6 +228,92 @@ pub(super) fn check_duplicate_addresses(ctx: &mut Ctx, nodes: &IndexMap<String, 
                 Diag::error(format!("address {addr} is declared twice ({where_})"))
                     .maybe_label(span, "declared again here")
                     .maybe_label(other_span, "first declared here"),
+            );
+        }
+    }
+}
+
+/// The same MAC on two devices of one layer-2 segment: neighbours and bridges cannot tell them
+/// apart, so frames for one go to the other. A warning at the second one. Devices that share
+/// their MAC by design are left alone: a VLAN or ipvlan and its lower device, a master and its
+/// ports, the ports of one bond or team (it gives them its own MAC).
+pub(super) fn check_duplicate_macs(ctx: &mut Ctx, nodes: &IndexMap<String, Node>) {
+    let segs = crate::model::segments::segments_of(nodes);
+    for seg in &segs {
+        let with_mac: Vec<(&Endpoint, &Interface)> =
+            seg.iter().filter_map(|ep| nodes.get(&ep.node).and_then(|n| n.interfaces.get(&ep.ifname)).filter(|i| i.mac.is_some()).map(|i| (ep, i))).collect();
+        let mut reported: HashSet<&Endpoint> = HashSet::new();
+        for (k, (ep, i)) in with_mac.iter().enumerate() {
+            if reported.contains(ep) {
+                continue;
+            }
+            let first = with_mac[..k].iter().find(|(o, oi)| oi.mac == i.mac && !shares_mac_by_design(nodes, o, oi, ep, i));
+            let Some((other, oi)) = first else { continue };
+            reported.insert(ep);
+            let mac = crate::model::lab::format_mac(&i.mac.unwrap_or_default());
+            let (span, other_span) = (ctx.span(&ctx.sub(&i.path, "mac")), ctx.span(&ctx.sub(&oi.path, "mac")));
+            ctx.push(
+                Diag::warning(format!(
+                    "MAC {mac} of `{ep}` is also the MAC of `{other}`, on the same layer-2 segment: neighbours and bridges cannot tell them apart, so frames for one reach the other"
+                ))
+                .maybe_label(span, "same MAC again")
+                .maybe_label(other_span, "first here")
+                .help("give each device of a segment its own MAC (or leave `mac` out: the kernel picks a random one)"),
+            );
+        }
+    }
+}
+
+/// Whether two devices share a MAC by design (see `check_duplicate_macs`).
+fn shares_mac_by_design(nodes: &IndexMap<String, Node>, a: &Endpoint, ai: &Interface, b: &Endpoint, bi: &Interface) -> bool {
+    if a.node != b.node {
+        return false;
+    }
+    let on_lower =
+        |x: &Interface, y: &Endpoint| matches!(x.kind, KindSpec::Vlan(_) | KindSpec::Ipvlan(_)) && x.kind.lower_endpoint(&y.node).as_ref() == Some(y);
+    let master_of = |x: &Interface, y: &Interface| y.master.as_deref() == Some(x.name.as_str());
+    let bonded = || {
+        ai.master.is_some()
+            && ai.master == bi.master
+            && nodes
+                .get(&a.node)
+                .and_then(|n| n.interfaces.get(ai.master.as_deref().unwrap_or_default()))
+                .is_some_and(|m| matches!(m.kind, KindSpec::Bond(_) | KindSpec::Team(_)))
+    };
+    on_lower(ai, b) || on_lower(bi, a) || master_of(ai, bi) || master_of(bi, ai) || bonded()
+}
+
+/// Both ends of a veth pair declared with different MTUs (on the interfaces, or one on its
+/// link's and one on its own): frames over the smaller MTU that the other end sends are dropped
+/// without a word. A warning at the pair, once. An end without an MTU is left alone (`vnet
+/// doctor` compares the kernel's MTUs).
+pub(super) fn check_veth_mtus(ctx: &mut Ctx, nodes: &IndexMap<String, Node>) {
+    for (nname, node) in nodes {
+        for i in node.interfaces.values() {
+            let (KindSpec::Veth(_), Some(peer)) = (&i.kind, &i.peer) else { continue };
+            let me = Endpoint::new(nname, &i.name);
+            // Once per pair, and only when the other end is a veth here too (not a tunnel end).
+            let Some(pi) = nodes.get(&peer.node).and_then(|n| n.interfaces.get(&peer.ifname)) else { continue };
+            if !matches!(pi.kind, KindSpec::Veth(_))
+                || pi.peer.as_ref() != Some(&me)
+                || (peer.node.as_str(), peer.ifname.as_str()) < (nname.as_str(), i.name.as_str())
+            {
+                continue;
+            }
+            let (Some(a), Some(b)) = (i.mtu, pi.mtu) else { continue };
+            // An MTU out of range is an error of its own.
+            if a == b || !(68..=65535).contains(&a) || !(68..=65535).contains(&b) {
+                continue;
+            }
+            let (sa, sb) = (ctx.span(&ctx.mtu_path(&me, &i.path)), ctx.span(&ctx.mtu_path(peer, &pi.path)));
+            let small = a.min(b);
+            ctx.push(
+                Diag::warning(format!(
+                    "the ends of veth pair `{me}` — `{peer}` have different MTUs ({a} and {b}): frames over {small} bytes from the larger end are dropped without an error"
+                ))
+                .maybe_label(sa, format!("mtu of `{me}`"))
+                .maybe_label(sb, format!("mtu of `{peer}`"))
+                .help(format!("give both ends the same MTU (`mtu: {small}` on the link, or on both interfaces)")),
             );
         }
     }

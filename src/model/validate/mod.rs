@@ -18,9 +18,10 @@ mod routes;
 mod sysctls;
 mod veths;
 
-use iface::{check_bridge_ports, check_duplicate_addresses, check_interface, check_master};
+use iface::{check_bridge_ports, check_duplicate_addresses, check_duplicate_macs, check_interface, check_master, check_veth_mtus};
 pub(crate) use names::{did_you_mean, edit_distance, plain_name_problem, push_did_you_mean};
 pub use names::{ifname_problem, lab_name_problem};
+pub(crate) use routes::address_like_problem;
 use routes::check_routes;
 pub use routes::parse_cidr;
 use sysctls::check_sysctls;
@@ -36,11 +37,44 @@ pub(crate) struct Ctx<'a> {
     /// Decoding left pieces out: findings that follow from the whole (a gateway no address
     /// reaches) would mislead.
     pub(crate) partial: bool,
+    /// What the file declares but decoding left out (its error is reported).
+    failed: Failed,
+}
+
+/// Nodes and interfaces written in the file that failed to decode.
+#[derive(Default)]
+struct Failed {
+    /// `nodes` is not a mapping: no node decoded.
+    nodes_unknown: bool,
+    nodes: std::collections::HashSet<String>,
+    ifaces: std::collections::HashSet<Endpoint>,
+}
+
+impl Failed {
+    fn of(doc: &Document, topo: &Topology) -> Failed {
+        let mut f = Failed::default();
+        match doc.get(&[Seg::Key("nodes".into())]) {
+            Some(serde_json::Value::Object(nodes)) => {
+                for (n, v) in nodes {
+                    let Some(spec) = topo.nodes.get(n) else {
+                        f.nodes.insert(n.clone());
+                        continue;
+                    };
+                    if let Some(serde_json::Value::Object(ifs)) = v.get("interfaces") {
+                        f.ifaces.extend(ifs.keys().filter(|i| !spec.interfaces.contains_key(*i)).map(|i| Endpoint::new(n, i)));
+                    }
+                }
+            }
+            Some(serde_json::Value::Null) | None => {}
+            Some(_) => f.nodes_unknown = true,
+        }
+        f
+    }
 }
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(doc: &'a Document) -> Self {
-        Ctx { doc, diags: Diagnostics::new(Some(doc.source.clone())), mtu_from_link: HashMap::new(), partial: false }
+        Ctx { doc, diags: Diagnostics::new(Some(doc.source.clone())), mtu_from_link: HashMap::new(), partial: false, failed: Failed::default() }
     }
     pub(crate) fn doc(&self) -> &Document {
         self.doc
@@ -94,6 +128,25 @@ impl<'a> Ctx<'a> {
     pub(crate) fn key_span(&self, path: &[Seg]) -> Option<std::ops::Range<usize>> {
         self.doc.key_span(path)
     }
+    /// Whether node `node` is in the file but failed to decode (that error is reported): an
+    /// "unknown node" about it would only follow from that one.
+    pub(crate) fn failed_node(&self, node: &str) -> bool {
+        self.failed.nodes_unknown || self.failed.nodes.contains(node)
+    }
+    /// Whether interface `node:ifname` is in the file but failed to decode (e.g. an unknown
+    /// kind): an "unknown device" (or "not a bridge" about the plain veth a link made in its
+    /// place) would only follow from that error.
+    pub(crate) fn failed_iface(&self, node: &str, ifname: &str) -> bool {
+        self.failed.nodes_unknown || self.failed.nodes.contains(node) || self.failed.ifaces.contains(&Endpoint::new(node, ifname))
+    }
+    /// The `peer` of each interface that failed to decode: its "has no peer" would follow.
+    pub(crate) fn failed_peers(&self) -> Vec<Endpoint> {
+        let peer = |e: &Endpoint| match self.doc.get(&self.sub(&self.iface_path(&e.node, &e.ifname), "peer")) {
+            Some(serde_json::Value::String(s)) => Endpoint::parse(s),
+            _ => None,
+        };
+        self.failed.ifaces.iter().filter_map(peer).collect()
+    }
     fn diags_last_mut(&mut self) -> Option<&mut Diag> {
         self.diags.last_mut()
     }
@@ -104,6 +157,9 @@ pub fn validate(topo: &Topology, doc: &Document, mut diags: Diagnostics) -> Resu
     let mut ctx = Ctx::new(doc);
     let decode_failed = diags.has_errors();
     ctx.partial = decode_failed;
+    if decode_failed {
+        ctx.failed = Failed::of(doc, topo);
+    }
     ctx.diags.extend(std::mem::take(&mut diags));
     let lab = build(topo, &mut ctx);
     let mut diags = ctx.diags;
@@ -260,6 +316,8 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         check_bridge_ports(ctx, nname, node);
     }
     check_duplicate_addresses(ctx, &nodes, &addr_decls);
+    check_duplicate_macs(ctx, &nodes);
+    check_veth_mtus(ctx, &nodes);
 
     // Routes and sysctls.
     for (nname, n) in &topo.nodes {

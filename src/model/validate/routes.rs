@@ -36,6 +36,52 @@ pub fn parse_cidr(raw: &str) -> Result<IpNet, String> {
     IpNet::new(addr, plen).map_err(|e| e.to_string())
 }
 
+/// What is wrong with a value written like an address or a prefix (hex digits with dots or
+/// colons, maybe a `/`) that does not parse as one: the message and a short label. `None` when
+/// it does not look like one (a node name, say), so the caller's own wording applies.
+pub(crate) fn address_like_problem(raw: &str) -> Option<(String, &'static str)> {
+    let s = raw.trim();
+    let looks = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '/'))
+        && s.chars().any(|c| c.is_ascii_digit())
+        && (s.contains('.') || s.contains(':'));
+    if !looks {
+        return None;
+    }
+    let why_addr = |a: &str| -> String {
+        if a.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            let parts: Vec<&str> = a.split('.').collect();
+            if parts.len() != 4 {
+                return format!("an IPv4 address has four numbers, `{a}` has {}", parts.len());
+            }
+            if let Some(bad) = parts.iter().find(|p| p.parse::<u8>().is_err()) {
+                return if bad.is_empty() { format!("`{a}` has an empty number") } else { format!("`{bad}` in `{a}` is over 255") };
+            }
+        }
+        format!("`{a}` is not an IP address")
+    };
+    Some(match s.split_once('/') {
+        Some((a, p)) => {
+            let why = match a.parse::<IpAddr>() {
+                Err(_) => why_addr(a),
+                Ok(addr) => {
+                    let max = if addr.is_ipv4() { 32 } else { 128 };
+                    match p.parse::<u8>() {
+                        Ok(plen) if plen > max => format!("prefix length {plen} is over {max}"),
+                        Ok(_) => return None,
+                        Err(_) => format!("`{p}` is not a prefix length (0 to {max})"),
+                    }
+                }
+            };
+            (format!("bad prefix `{s}`: {why}"), "bad prefix")
+        }
+        None => match s.parse::<IpAddr>() {
+            Ok(_) => return None,
+            Err(_) => (format!("bad address `{s}`: {}", why_addr(s)), "bad address"),
+        },
+    })
+}
+
 fn parse_route_dst(raw: &str, via: Option<IpAddr>) -> Result<IpNet, String> {
     match raw.trim() {
         "default" => Ok(match via {
@@ -132,12 +178,14 @@ pub(super) fn check_routes(ctx: &mut Ctx, nname: &str, spec: &crate::model::file
         }
         if let (Some(dev), Some(node)) = (&r.dev, node) {
             if !node.interfaces.contains_key(dev) {
-                ctx.error_at(
-                    &ctx.sub(&p, "dev"),
-                    format!("unknown device `{dev}` in a route of node `{nname}`"),
-                    format!("no device `{dev}` in node `{nname}`"),
-                );
-                push_did_you_mean(ctx, dev, node.interfaces.keys());
+                if !ctx.failed_iface(nname, dev) {
+                    ctx.error_at(
+                        &ctx.sub(&p, "dev"),
+                        format!("unknown device `{dev}` in a route of node `{nname}`"),
+                        format!("no device `{dev}` in node `{nname}`"),
+                    );
+                    push_did_you_mean(ctx, dev, node.interfaces.keys());
+                }
                 ok = false;
             }
         }

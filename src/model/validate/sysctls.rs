@@ -52,6 +52,9 @@ pub(super) fn check_sysctls(
         if matches!((parts.get(1).map(String::as_str), parts.get(2).map(String::as_str)), (Some("ipv4" | "ipv6"), Some("conf" | "neigh"))) {
             if let (Some(dev), Some(node)) = (parts.get(3), node) {
                 if dev != "all" && dev != "default" && !node.interfaces.contains_key(dev) {
+                    if ctx.failed_iface(nname, dev) {
+                        continue;
+                    }
                     ctx.error_at_key(
                         &kp,
                         format!("unknown device `{dev}` in sysctl `{key}` of node `{nname}`"),

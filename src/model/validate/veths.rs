@@ -22,7 +22,7 @@ pub(super) fn resolve_veths(
     // Where each end was first paired (for "declared twice" messages).
     let mut first: HashMap<Endpoint, Path> = HashMap::new();
     // Ends named by a pairing that was refused: "has no peer" would only repeat that error.
-    let mut refused: HashSet<Endpoint> = HashSet::new();
+    let mut refused: HashSet<Endpoint> = ctx.failed_peers().into_iter().collect();
 
     // Pairs two ends; false (with the error reported) when one of them already has another peer.
     let mut pair = |ctx: &mut Ctx, a: &Endpoint, b: &Endpoint, pa: &Path, pb: &Path, peers: &mut HashMap<Endpoint, Endpoint>| -> bool {
@@ -60,19 +60,33 @@ pub(super) fn resolve_veths(
                 }
             }
             refused.extend(link.endpoints.iter().filter_map(|r| Endpoint::parse(r)));
+            // A link that failed to decode (a bad entry among its endpoints) names its ends in
+            // the file only: theirs is that error, not "no peer".
+            if let Some(serde_json::Value::Array(a)) = ctx.doc().get(&ep_path) {
+                refused.extend(a.iter().filter_map(|v| v.as_str()).filter_map(Endpoint::parse));
+            }
             continue;
         }
         let mut ends = Vec::new();
+        // Every end the link names, good or bad: when the link is refused, none of them gets
+        // "has no peer" on top of the link's error.
+        let mut named = Vec::new();
         for (j, raw) in link.endpoints.iter().enumerate() {
             let p = ctx.idx(&ep_path, j);
             match Endpoint::parse(raw) {
                 None => ctx.error_at(&p, format!("endpoint `{raw}` is not of the form `node:ifname`"), "expected node:ifname"),
                 Some(ep) => {
+                    named.push(ep.clone());
                     if !topo.nodes.contains_key(&ep.node) {
-                        ctx.error_at(&p, format!("unknown node `{}` in link endpoint `{raw}`", ep.node), format!("no node named `{}`", ep.node));
-                        push_did_you_mean(ctx, &ep.node, topo.nodes.keys());
+                        if !ctx.failed_node(&ep.node) {
+                            ctx.error_at(&p, format!("unknown node `{}` in link endpoint `{raw}`", ep.node), format!("no node named `{}`", ep.node));
+                            push_did_you_mean(ctx, &ep.node, topo.nodes.keys());
+                        }
                     } else if let Some(problem) = ifname_problem(&ep.ifname) {
-                        ctx.error_at(&p, problem, "invalid interface name");
+                        // A declared interface has the error at its name already.
+                        if !ifaces.get(&ep.node).is_some_and(|m| m.contains_key(&ep.ifname)) {
+                            ctx.error_at(&p, problem, "invalid interface name");
+                        }
                     } else {
                         ends.push((ep, p));
                     }
@@ -80,7 +94,7 @@ pub(super) fn resolve_veths(
             }
         }
         if ends.len() != 2 {
-            refused.extend(ends.into_iter().map(|(e, _)| e));
+            refused.extend(named);
             continue;
         }
         let (b, pb) = ends.pop().unwrap();
@@ -145,10 +159,15 @@ pub(super) fn resolve_veths(
                     Some(other) if other == me => ctx.error_at(&pp, format!("veth `{me}` cannot be its own peer"), "same as this end"),
                     Some(other) => {
                         if !topo.nodes.contains_key(&other.node) {
-                            ctx.error_at(&pp, format!("unknown node `{}` in peer `{raw}`", other.node), format!("no node named `{}`", other.node));
-                            push_did_you_mean(ctx, &other.node, topo.nodes.keys());
+                            if !ctx.failed_node(&other.node) {
+                                ctx.error_at(&pp, format!("unknown node `{}` in peer `{raw}`", other.node), format!("no node named `{}`", other.node));
+                                push_did_you_mean(ctx, &other.node, topo.nodes.keys());
+                            }
                         } else if let Some(problem) = ifname_problem(&other.ifname) {
-                            ctx.error_at(&pp, problem, "invalid interface name");
+                            if !ifaces.get(&other.node).is_some_and(|m| m.contains_key(&other.ifname)) {
+                                ctx.error_at(&pp, problem, "invalid interface name");
+                            }
+                            refused.insert(other.clone());
                         } else {
                             let declared = ifaces.get(&other.node).and_then(|m| m.get(&other.ifname));
                             match declared {
