@@ -629,3 +629,60 @@ fn status_exits_1_when_the_lab_is_not_as_recorded() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(&format!("  ns1 ({ns1}) MISSING\n")), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bridge port options follow the file: hairpin
+// ---------------------------------------------------------------------------------------------
+
+/// A bridge port's `hairpin` as `ip -d -j link` reports it.
+fn hairpin(netns: &str, dev: &str) -> bool {
+    ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{netns}: no {dev}"))["linkinfo"]["info_slave_data"]["hairpin"] == true
+}
+
+/// `vnet plan FILE` of `text`: its lines, whitespace squeezed.
+fn plan_lines(lab: &str, text: &str) -> Vec<String> {
+    let file = temp_topology(lab, "yaml", text);
+    let out = vnet(None, &["plan", file.to_str().unwrap()]);
+    assert!(out.status.success(), "plan: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// Hairpin is set only where the file declares it: turned on by hand on a port whose hairpin
+/// the file never declared, it stays on through `up`; declared and then deleted from the file,
+/// it goes back to off (the kernel's default).
+#[test]
+fn hairpin_is_left_alone_unless_declared() {
+    require_root();
+    let lab = vnet::lab::unique_name("hairpin");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge }}
+      v1: {{ master: br0 }}
+      v2: {{ master: br0 }}
+  a: {{}}
+  b: {{}}
+links:
+  - endpoints: [a:eth0, host:v1]
+  - endpoints: [b:eth0, host:v2]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert!(!hairpin(&host, "v1") && !hairpin(&host, "v2"));
+    ip(&host, &["link", "set", "v1", "type", "bridge_slave", "hairpin", "on"]);
+    up_until_nothing_to_do(&lab, &text);
+    assert!(hairpin(&host, "v1"), "hairpin turned on by hand, never declared: left on");
+
+    let declared = text.replace("v2: { master: br0 }", "v2: { master: br0, hairpin: true }");
+    assert_eq!(plan_lines(&lab, &declared), ["~ port host:v2 hairpin on", "1 operations"]);
+    up_until_nothing_to_do(&lab, &declared);
+    assert!(hairpin(&host, "v2"));
+    assert_eq!(plan_lines(&lab, &text), ["~ port host:v2 hairpin off", "1 operations"], "deleted from the file: back to off");
+    up_until_nothing_to_do(&lab, &text);
+    assert!(!hairpin(&host, "v2") && hairpin(&host, "v1"));
+}

@@ -432,10 +432,10 @@ impl<'a> Planner<'a> {
         if !change.is_empty() {
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
         }
-        if iface.master.is_some() {
-            let want = iface.hairpin.unwrap_or(false);
+        // Hairpin only where the file declares it, or declared it at the last `up` (back to off).
+        if let Some(want) = iface.hairpin.or_else(|| self.hairpin_reset(nname, iface)) {
             let master_is_bridge = iface.master.as_ref().and_then(|m| node.interfaces.get(m)).map(|m| matches!(m.kind, KindSpec::Bridge(_))).unwrap_or(false);
-            if master_is_bridge && (iface.hairpin.is_some() || have.hairpin == Some(true)) && have.hairpin.unwrap_or(false) != want {
+            if master_is_bridge && have.hairpin.unwrap_or(false) != want {
                 self.push(stage::PORT, Op::SetPort { node: nname.into(), ifname: iface.name.clone(), hairpin: want });
             }
         }

@@ -595,6 +595,27 @@ fn hairpin_and_masters_of_existing_ports() {
     assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]);
 }
 
+/// Hairpin follows the reset rule: a port whose hairpin someone turned on by hand, which the
+/// file never declared, is left so; one the record declared and the file dropped goes off.
+#[test]
+fn hairpin_is_set_only_where_declared_or_dropped() {
+    let text = "name: hp\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, peer: 'b:p1' }\n      p2: { master: br0, hairpin: true, peer: 'b:p2' }\n  b: {}\n";
+    let l = yaml(text);
+    let (mut k, st) = built(&l);
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty());
+    if let Some(NsState::Owned(a)) = k.nodes.get_mut("a") {
+        a.links.iter_mut().find(|l| l.name == "p1").unwrap().hairpin = Some(true);
+    }
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "{}", plan_ok(&l.lab, &k, Some(&st)));
+    assert!(plan_ok(&l.lab, &k, None).is_empty(), "without a record nothing was declared");
+    // p2's hairpin deleted from the file: back to the kernel's default.
+    let v2 = yaml(&text.replace(", hairpin: true", ""));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ port a:p2 hairpin off"]);
+    // Declared off where someone turned it on: off again.
+    let v3 = yaml(&text.replace("p1: { master: br0,", "p1: { master: br0, hairpin: false,"));
+    assert_eq!(lines(&plan_ok(&v3.lab, &k, Some(&st))), ["~ port a:p1 hairpin off"]);
+}
+
 // ---- Settings the file dropped (`plan::resets`) ----
 
 const RESET: &str = "name: rs
