@@ -686,3 +686,99 @@ links:
     up_until_nothing_to_do(&lab, &text);
     assert!(!hairpin(&host, "v2") && hairpin(&host, "v1"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Routes: the lab's own namespaces are vnet's; the root namespace only where vnet added them
+// ---------------------------------------------------------------------------------------------
+
+/// Routes of a namespace (`ip -j route show table all`) as (dst, protocol as ip names it).
+fn routes(netns: &str) -> Vec<(String, String)> {
+    let v = ip_json(Some(netns), &["route", "show", "table", "all"]);
+    let mut out: Vec<(String, String)> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| (r["dst"].as_str().unwrap_or_default().to_string(), r["protocol"].as_str().map(str::to_string).unwrap_or_else(|| "boot".into())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Routes added by hand in a lab's namespace go at the next `up` whatever their protocol
+/// (`boot`, which `ip route add` gives, or `static`, which an older vnet gave its own); the
+/// kernel's connected and local routes stay; vnet's own routes carry its protocol (118).
+#[test]
+fn routes_added_by_hand_in_a_lab_namespace_go_whatever_their_protocol() {
+    require_root();
+    let lab = vnet::lab::unique_name("handroute");
+    let _guard = DownGuard::new(&lab, None);
+    let text = ROUTED.replace("LAB", &lab);
+    up_until_nothing_to_do(&lab, &text);
+    let a = format!("{lab}-a");
+    let before = routes(&a);
+    assert!(before.contains(&("default".into(), "118".into())), "vnet's route carries its protocol: {before:?}");
+    assert!(before.contains(&("10.0.0.0/24".into(), "kernel".into())), "{before:?}");
+    ip(&a, &["route", "add", "10.9.1.0/24", "via", "10.0.0.2"]);
+    ip(&a, &["route", "add", "10.9.2.0/24", "via", "10.0.0.2", "proto", "static"]);
+    ip(&a, &["route", "add", "10.9.3.0/24", "dev", "eth0", "proto", "boot"]);
+    assert!(routes(&a).contains(&("10.9.1.0/24".into(), "boot".into())), "`ip route add` says boot: {:?}", routes(&a));
+    assert_eq!(
+        plan_lines(&lab, &text),
+        [
+            "- route a: 10.9.1.0/24 via 10.0.0.2 dev eth0 proto boot",
+            "- route a: 10.9.2.0/24 via 10.0.0.2 dev eth0 proto static",
+            "- route a: 10.9.3.0/24 dev eth0 proto boot",
+            "3 operations"
+        ]
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(routes(&a), before, "the hand-made routes are gone, the kernel's and vnet's stay");
+}
+
+/// In the real root namespace (a scratch namespace plays it) vnet deletes only routes it added
+/// (its protocol) through the lab's devices: a route added by hand through a lab device, and
+/// any route through the machine's own devices, stay.
+#[test]
+fn root_namespace_routes_vnet_did_not_add_stay() {
+    require_root();
+    let root = Scratch::new("rootroute");
+    let lab = vnet::lab::unique_name("rootroute");
+    let _guard = DownGuard::new(&lab, Some(&root));
+    root.ip(&["link", "add", "mine0", "type", "veth", "peer", "name", "mine1"]);
+    root.ip(&["addr", "add", "192.0.2.1/24", "dev", "mine0"]);
+    root.ip(&["link", "set", "mine0", "up"]);
+    root.ip(&["link", "set", "mine1", "up"]);
+    let text = format!(
+        "name: {lab}
+nodes:
+  host:
+    interfaces: {{ veth1: {{ addresses: [10.0.0.1/24] }} }}
+    routes: [ {{ to: 10.5.0.0/16, via: 10.0.0.2 }} ]
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.0.0.2/24] }} }}
+links:
+  - endpoints: [a:eth0, host:veth1]
+"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let up = |f: &std::path::Path| {
+        let out = vnet(Some(&root.name), &["up", f.to_str().unwrap()]);
+        assert!(out.status.success(), "up: {}", String::from_utf8_lossy(&out.stderr));
+        let plan = vnet(Some(&root.name), &["plan", f.to_str().unwrap()]);
+        String::from_utf8_lossy(&plan.stdout).to_string()
+    };
+    assert!(up(&file).contains("nothing to do"));
+    root.ip(&["route", "add", "10.9.1.0/24", "via", "10.0.0.2", "proto", "static"]);
+    root.ip(&["route", "add", "10.9.2.0/24", "via", "10.0.0.2"]);
+    root.ip(&["route", "add", "10.9.3.0/24", "via", "192.0.2.2", "proto", "118"]);
+    let before: Vec<(String, String)> = routes(&root.name).into_iter().filter(|(d, _)| d != "10.5.0.0/16").collect();
+    // The file drops its route: vnet's goes, the others stay.
+    let dropped = temp_topology(&lab, "yaml", &text.replace("    routes: [ { to: 10.5.0.0/16, via: 10.0.0.2 } ]\n", ""));
+    let plan = vnet(Some(&root.name), &["plan", dropped.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout).lines().next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" "),
+        "- route host: 10.5.0.0/16 via 10.0.0.2 dev veth1"
+    );
+    assert!(up(&dropped).contains("nothing to do"));
+    assert_eq!(routes(&root.name), before);
+}

@@ -23,7 +23,7 @@ use crate::kernel::observe::decode_link;
 use crate::kernel::{netns, sysctl};
 use crate::model::kind::KindSpec;
 use crate::model::lab::Lab;
-use crate::observed::{Observed, ObservedNs};
+use crate::observed::{Observed, ObservedNs, RTPROT_VNET};
 use crate::plan::{Op, Plan, RouteOp, Step};
 use journal::{Done, Journal};
 
@@ -644,7 +644,7 @@ impl<'a> Executor<'a> {
             Some(d) => Some(self.index(handles, step, node, d)?),
             None => None,
         };
-        Ok(RouteWire { dst: r.dst, via: r.via, oif, metric: r.metric, table: r.table, src: r.src })
+        Ok(RouteWire { dst: r.dst, via: r.via, oif, metric: r.metric, table: r.table, src: r.src, protocol: r.proto.unwrap_or(RTPROT_VNET) })
     }
 
     fn after(&mut self, then: Then, node: &str, msgs: Vec<RouteNetlinkMessage>, handles: &mut BTreeMap<String, NsHandle>) {

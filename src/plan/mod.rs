@@ -23,7 +23,7 @@ pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 use crate::model::kind::{Drift, KindSpec, VethSpec};
 use crate::model::lab::{Endpoint, Interface, Lab, Node, Route};
 use crate::model::validate::sysctl_components;
-use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, RTPROT_STATIC};
+use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, RTPROT_VNET};
 use crate::state::LabState;
 
 /// Something in the kernel that has a name the lab wants but is not the lab's.
@@ -472,26 +472,40 @@ impl<'a> Planner<'a> {
         self.replaced.contains(&(node.to_string(), ifname.to_string()))
     }
 
-    fn routes(&mut self, node: &Node) {
-        let nname = node.name.as_str();
+    /// The routes of a node's namespace that are vnet's to change, and whether each is one to
+    /// delete when the file does not declare it. In the lab's own namespaces (which the lab
+    /// owns entirely) every route but the kernel's own (`ObservedRoute::kernels_own`), whatever
+    /// its protocol: vnet's (RTPROT_VNET), an older vnet's (`static`), one added by hand
+    /// (`boot`) or by a daemon. In the real root namespace only routes through the lab's
+    /// devices, and of those only vnet's are deleted; one of another protocol that a declared
+    /// route matches counts as present (an older vnet's, or one the kernel would refuse to add
+    /// again beside), and one holding a declared route's destination is replaced.
+    fn route_candidates(&self, nname: &str) -> Vec<(RouteOp, bool)> {
         let ns = self.ns(nname);
         let root = self.is_root(nname);
-        // Routes that are the lab's: static routes in its own namespaces; in the root
-        // namespace only those through the lab's devices.
-        let ours: Vec<RouteOp> = ns
-            .routes
+        ns.routes
             .iter()
-            .filter(|r| r.protocol == RTPROT_STATIC)
+            .filter(|r| !r.kernels_own())
             .filter(|r| !root || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l) || self.ovs_device(nname, l)).unwrap_or(false))
-            .map(|r| RouteOp {
-                dst: r.dst,
-                via: r.via,
-                dev: r.oif.and_then(|i| ns.name_of(i)).map(str::to_string),
-                metric: r.metric,
-                table: r.table,
-                src: r.src,
+            .map(|r| {
+                let op = RouteOp {
+                    dst: r.dst,
+                    via: r.via,
+                    dev: r.oif.and_then(|i| ns.name_of(i)).map(str::to_string),
+                    metric: r.metric,
+                    table: r.table,
+                    src: r.src,
+                    proto: Some(r.protocol).filter(|p| *p != RTPROT_VNET),
+                };
+                (op, !root || r.protocol == RTPROT_VNET)
             })
-            .collect();
+            .collect()
+    }
+
+    fn routes(&mut self, node: &Node) {
+        let nname = node.name.as_str();
+        let candidates = self.route_candidates(nname);
+        let ours: Vec<RouteOp> = candidates.iter().map(|(r, _)| r.clone()).collect();
         let want: Vec<RouteOp> = node.routes.iter().map(route_op).collect();
         // Devices re-created by this plan lose their routes with them.
         let recreated: BTreeSet<String> = node.interfaces.keys().filter(|d| self.will_recreate(nname, d)).cloned().collect();
@@ -507,8 +521,8 @@ impl<'a> Planner<'a> {
                 to_add.push(w.clone());
             }
         }
-        for h in &ours {
-            if gone(h) {
+        for (h, deletable) in &candidates {
+            if gone(h) || !deletable {
                 continue;
             }
             let wanted = want.iter().any(|w| route_matches(w, h) || same_key(w, h));
@@ -588,7 +602,7 @@ impl<'a> Planner<'a> {
 }
 
 fn route_op(r: &Route) -> RouteOp {
-    RouteOp { dst: r.dst, via: r.via, dev: r.dev.clone(), metric: r.metric, table: r.table, src: r.src }
+    RouteOp { dst: r.dst, via: r.via, dev: r.dev.clone(), metric: r.metric, table: r.table, src: r.src, proto: None }
 }
 
 /// The kernel gives IPv6 routes metric 1024 when none is set.

@@ -110,6 +110,10 @@ pub struct RouteOp {
     pub table: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src: Option<IpAddr>,
+    /// The routing protocol of a route to delete that vnet did not add with its own (a route
+    /// added by hand, by a daemon, or by an older vnet as `static`); `None`: vnet's (RTPROT_VNET).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<u8>,
 }
 
 /// One operation on the kernel.
@@ -274,7 +278,11 @@ fn ser_mac<S: serde::Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::
 
 impl fmt::Display for RouteOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::model::lab::write_route(f, &self.dst, self.via, self.dev.as_deref(), self.metric, self.table, self.src)
+        crate::model::lab::write_route(f, &self.dst, self.via, self.dev.as_deref(), self.metric, self.table, self.src)?;
+        match self.proto {
+            Some(p) => write!(f, " proto {}", crate::observed::route_protocol_name(p)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -3,12 +3,13 @@
 //! an `Observed` the way the kernel would, so "a lab that is up plans nothing" is checked too.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::*;
 use crate::model::file::Topology;
 use crate::model::{self, Loaded};
-use crate::observed::{ObservedAddr, ObservedRoute};
+use crate::observed::{ObservedAddr, ObservedRoute, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC};
 use crate::state::{group_for, Phase};
 
 fn example(name: &str, isolated: bool) -> Loaded {
@@ -165,7 +166,9 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             }
             Op::AddRoute { node, route } => {
                 let ns = ns_mut(&mut o, node);
-                let oif = route.dev.as_ref().map(|d| ns.link(d).unwrap().ifindex);
+                // The kernel resolves a gateway's device (a dump always names one).
+                let on_link = |v: &IpAddr| ns.addrs.iter().find(|a| a.addr.contains(v)).map(|a| a.ifindex);
+                let oif = route.dev.as_ref().map(|d| ns.link(d).unwrap().ifindex).or_else(|| route.via.as_ref().and_then(on_link));
                 let metric = Some(effective_metric(route)).filter(|m| *m != 0);
                 ns.routes.push(ObservedRoute {
                     table: route.table,
@@ -174,7 +177,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     oif,
                     metric,
                     src: route.src,
-                    protocol: RTPROT_STATIC,
+                    protocol: RTPROT_VNET,
                     kind: 1,
                 });
             }
@@ -481,7 +484,7 @@ fn edits_plan_only_the_difference() {
             "~ link a:eth0 mtu 1400 mac 02:00:00:00:00:0a",
             "- addr a:eth0 10.0.0.1/24",
             "+ addr a:eth0 10.0.0.11/24",
-            "- route a: 10.5.0.0/16 via 10.0.0.2",
+            "- route a: 10.5.0.0/16 via 10.0.0.2 dev eth0",
             "+ route a: 10.6.0.0/16 dev eth0 metric 7",
             "+ route a: 10.5.0.0/16 via 10.0.0.3",
             "- netns c (edit-c)",
@@ -533,7 +536,7 @@ fn devices_no_longer_declared_are_deleted_once() {
             .replace("    interfaces:\n      eth0: { addresses: [10.0.0.2/24] }\n      br0: { kind: bridge, stp: false }\n", "")
             .replace("links:\n  - endpoints: [a:eth0, b:eth0]\n", ""),
     );
-    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2", "- link a:eth0", "- link b:br0"]);
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2 dev eth0", "- link a:eth0", "- link b:br0"]);
     // A device the lab never made (no group, no mark) in its namespace is left alone.
     let mut k2 = k.clone();
     if let Some(NsState::Owned(c)) = k2.nodes.get_mut("c") {
@@ -993,6 +996,101 @@ fn routes_the_kernel_flushed_are_planned_again() {
         assert!(!disturbs(&v2.lab, &next, &after), "adding the route back needs no further pass");
         assert!(plan_ok(&v2.lab, &simulate(&v2.lab, &after, &next), Some(&st2)).is_empty());
     }
+}
+
+fn route(dst: &str, via: Option<&str>, oif: u32, protocol: u8, kind: u8) -> ObservedRoute {
+    ObservedRoute {
+        table: if kind == 1 { 254 } else { 255 },
+        dst: dst.parse().unwrap(),
+        via: via.map(|v| v.parse().unwrap()),
+        oif: Some(oif),
+        metric: None,
+        src: None,
+        protocol,
+        kind,
+    }
+}
+
+/// In a lab's own namespace every route the file does not declare goes, whatever its protocol
+/// (vnet's, an older vnet's `static`, `boot` as `ip route add` gives, a daemon's), except the
+/// kernel's own: connected and local routes, router advertisements, other route types.
+#[test]
+fn undeclared_routes_in_lab_namespaces_go_whatever_their_protocol() {
+    let l = yaml(BASE);
+    let (mut k, st) = built(&l);
+    let NsState::Owned(a) = k.nodes.get_mut("a").unwrap() else { unreachable!() };
+    let eth0 = a.link("eth0").unwrap().ifindex;
+    a.routes.extend([
+        route("10.9.1.0/24", Some("10.0.0.2"), eth0, RTPROT_BOOT, 1),
+        route("10.9.2.0/24", Some("10.0.0.2"), eth0, RTPROT_STATIC, 1),
+        route("10.9.3.0/24", Some("10.0.0.2"), eth0, 16, 1),
+        route("10.9.4.0/24", None, eth0, RTPROT_VNET, 1),
+        route("10.0.0.0/24", None, eth0, RTPROT_KERNEL, 1),
+        route("10.0.0.1/32", None, eth0, RTPROT_KERNEL, 2),
+        route("fd00:9::/64", Some("fe80::1"), eth0, RTPROT_RA, 1),
+        route("10.9.5.0/24", None, eth0, RTPROT_BOOT, 6),
+    ]);
+    let p = plan_ok(&l.lab, &k, Some(&st));
+    assert_eq!(
+        lines(&p),
+        [
+            "- route a: 10.9.1.0/24 via 10.0.0.2 dev eth0 proto boot",
+            "- route a: 10.9.2.0/24 via 10.0.0.2 dev eth0 proto static",
+            "- route a: 10.9.3.0/24 via 10.0.0.2 dev eth0 proto dhcp",
+            "- route a: 10.9.4.0/24 dev eth0",
+        ]
+    );
+    let del: Vec<Option<u8>> = p.ops().filter_map(|o| if let Op::DelRoute { route, .. } = o { Some(route.proto) } else { None }).collect();
+    assert_eq!(del, [Some(RTPROT_BOOT), Some(RTPROT_STATIC), Some(16), None], "deletions name the route's protocol (vnet's: none)");
+    assert!(plan_ok(&l.lab, &simulate(&l.lab, &k, &p), Some(&st)).is_empty());
+}
+
+/// A lab an older vnet built holds its routes as `static`: declared, they are the lab's as
+/// they are (nothing re-added); a declared route added by hand is the lab's too.
+#[test]
+fn routes_of_an_older_vnet_or_by_hand_are_recognised() {
+    let l = yaml(BASE);
+    let (mut k, st) = built(&l);
+    for proto in [RTPROT_STATIC, RTPROT_BOOT] {
+        let NsState::Owned(a) = k.nodes.get_mut("a").unwrap() else { unreachable!() };
+        a.routes.iter_mut().filter(|r| r.dst.to_string() == "10.5.0.0/16").for_each(|r| r.protocol = proto);
+        assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "proto {proto}");
+    }
+    // A changed gateway replaces the old route, deleted with its protocol.
+    let v2 = yaml(&BASE.replace("via: 10.0.0.2 }", "via: 10.0.0.3 }"));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2 dev eth0 proto boot", "+ route a: 10.5.0.0/16 via 10.0.0.3"]);
+}
+
+/// In the real root namespace vnet deletes only the routes it added (its protocol) through the
+/// lab's devices; others through them are left (a declared one counts as present), and routes
+/// through the machine's own devices are never looked at.
+#[test]
+fn root_namespace_routes_vnet_did_not_add_are_left_alone() {
+    let text = "name: rr
+nodes:
+  host:
+    interfaces: { veth1: { addresses: [10.0.0.1/24] } }
+    routes: [ { to: 10.5.0.0/16, via: 10.0.0.2 } ]
+  a:
+    interfaces: { eth0: { addresses: [10.0.0.2/24] } }
+links:
+  - endpoints: [a:eth0, host:veth1]
+";
+    let l = yaml(text);
+    let (mut k, st) = built(&l);
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "{}", plan_ok(&l.lab, &k, Some(&st)));
+    let NsState::Root(h) = k.nodes.get_mut("host").unwrap() else { panic!("host is the root namespace") };
+    let veth1 = h.link("veth1").unwrap().ifindex;
+    let eth0 = h.link("eth0").unwrap().ifindex;
+    h.routes.extend([
+        route("10.9.1.0/24", Some("10.0.0.2"), veth1, RTPROT_BOOT, 1),
+        route("10.9.2.0/24", Some("10.0.0.2"), veth1, RTPROT_STATIC, 1),
+        route("10.9.3.0/24", Some("10.0.0.2"), veth1, RTPROT_VNET, 1),
+        route("0.0.0.0/0", Some("192.0.2.1"), eth0, RTPROT_VNET, 1),
+        route("10.9.4.0/24", None, eth0, RTPROT_BOOT, 1),
+    ]);
+    h.routes.iter_mut().filter(|r| r.dst.to_string() == "10.5.0.0/16").for_each(|r| r.protocol = RTPROT_STATIC);
+    assert_eq!(lines(&plan_ok(&l.lab, &k, Some(&st))), ["- route host: 10.9.3.0/24 via 10.0.0.2 dev veth1"]);
 }
 
 /// The value before the lab first set a sysctl is what comes back, whatever the file set in
