@@ -479,8 +479,9 @@ links:
         bridge_options(&host, "br0"),
         serde_json::json!({"stp_state": 1, "ageing_time": 10000, "forward_delay": 200, "mcast_snooping": 0, "vlan_filtering": 0})
     );
-    // As a lab that ran for a while: STP has brought the port to forwarding (turning STP off
-    // leaves a port still listening or learning to the kernel's timers).
+    // As a lab that ran for a while: STP has brought the port to forwarding (a port still
+    // listening or learning when STP goes off is put to forwarding too, see
+    // `turning_stp_off_lets_the_ports_forward_at_once`).
     let forwarding = || ip_json(Some(&host), &["-d", "link", "show", "v1"])[0]["linkinfo"]["info_slave_data"]["state"] == "forwarding";
     let t = std::time::Instant::now();
     while !forwarding() && t.elapsed() < std::time::Duration::from_secs(15) {
@@ -781,4 +782,66 @@ links:
     );
     assert!(up(&dropped).contains("nothing to do"));
     assert_eq!(routes(&root.name), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// STP turned off: the ports forward at once
+// ---------------------------------------------------------------------------------------------
+
+/// Bridge port states in a namespace as `bridge -j link show` reports them: (port, state).
+fn port_states(netns: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "bridge", "-j", "link", "show"]).output().unwrap();
+    assert!(out.status.success(), "bridge link show: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut s: Vec<(String, String)> =
+        v.as_array().into_iter().flatten().map(|l| (l["ifname"].as_str().unwrap_or_default().into(), l["state"].as_str().unwrap_or_default().into())).collect();
+    s.sort();
+    s
+}
+
+/// A bridge whose STP the file turns off: its ports, still listening (STP makes them wait a
+/// forward delay, here 15 s, in listening and then in learning), forward as soon as `up`
+/// returns, and the next plan has nothing to do.
+#[test]
+fn turning_stp_off_lets_the_ports_forward_at_once() {
+    require_root();
+    let lab = vnet::lab::unique_name("stpoff");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: true, forward_delay: 15, addresses: [10.7.0.1/24] }}
+      v1: {{ master: br0 }}
+      v2: {{ master: br0 }}
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.7.0.2/24] }} }}
+  b:
+    interfaces: {{ eth0: {{ addresses: [10.7.0.3/24] }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+  - endpoints: [b:eth0, host:v2]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    let t = std::time::Instant::now();
+    let listening = port_states(&host);
+    assert!(listening.iter().all(|(_, s)| s == "listening" || s == "blocking"), "STP holds the ports back: {listening:?}");
+    let off = text.replace("stp: true, forward_delay: 15", "stp: false, forward_delay: 15");
+    assert_eq!(
+        plan_lines(&lab, &off),
+        [
+            "~ bridge host:br0 {\"kind\":\"bridge\",\"stp\":false,\"forward_delay\":15}",
+            "~ port host:v1 forwarding",
+            "~ port host:v2 forwarding",
+            "3 operations"
+        ]
+    );
+    up_until_nothing_to_do(&lab, &off);
+    assert!(t.elapsed() < std::time::Duration::from_secs(15), "still within the first forward delay");
+    assert_eq!(port_states(&host), [("v1".to_string(), "forwarding".to_string()), ("v2".to_string(), "forwarding".to_string())]);
+    assert!(reach_from(&format!("{lab}-a"), "10.7.0.3"), "traffic crosses the bridge");
 }

@@ -583,6 +583,13 @@ impl<'a> Executor<'a> {
                 let set = LinkSet { info: Some(kinds::bridge_port_info(*hairpin)), ..Default::default() };
                 push(out, Request::new(msg::set_link(idx, None, &set), 0), Then::Nothing);
             }
+            Op::ForwardPort { node, ifname } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let set = LinkSet { info: Some(kinds::bridge_port_forwarding_info()), ..Default::default() };
+                // A port that lost its carrier since it was observed is refused (ENETDOWN) and
+                // forwards at once when the carrier comes back, STP being off: nothing is lost.
+                out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then: Then::Nothing, enodev_ok: false, optional: true });
+            }
             Op::AddAddress { node, ifname, addr } => {
                 let idx = self.index(handles, step, node, ifname)?;
                 let then = Then::Journal(Done::Addr { node: node.clone(), ifindex: idx, addr: *addr });

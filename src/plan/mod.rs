@@ -439,6 +439,34 @@ impl<'a> Planner<'a> {
                 self.push(stage::PORT, Op::SetPort { node: nname.into(), ifname: iface.name.clone(), hairpin: want });
             }
         }
+        if self.port_waits(nname, node, iface, have) {
+            self.push(stage::PORT, Op::ForwardPort { node: nname.into(), ifname: iface.name.clone() });
+        }
+    }
+
+    /// Whether an existing port, up with carrier, of an existing bridge that is up and runs no
+    /// STP once this plan is applied, is not forwarding: left listening or learning when STP
+    /// went off (now, or at an earlier `up`), it would wait for the kernel's forward-delay
+    /// timers (up to twice the forward delay; the kernel sends a port straight to forwarding
+    /// without STP only when it starts from blocking). A port joining a bridge now starts so.
+    fn port_waits(&self, nname: &str, node: &Node, iface: &Interface, have: &ObservedLink) -> bool {
+        if !(iface.up && have.up && have.carrier && have.forwarding == Some(false)) {
+            return false;
+        }
+        let Some(bridge) = iface.master.as_ref().and_then(|m| node.interfaces.get(m)) else { return false };
+        let ns = self.ns(nname);
+        let Some(br) = ns.link(&bridge.name) else { return false };
+        if !(bridge.up && br.up) || have.master != Some(br.ifindex) || self.will_recreate(nname, &bridge.name) {
+            return false;
+        }
+        let reset = self.kind_reset(nname, bridge);
+        let stp = match reset.as_ref().unwrap_or(&bridge.kind) {
+            KindSpec::Bridge(b) => b.stp,
+            _ => return false,
+        };
+        // Undeclared, STP is as the kernel has it (`resets`).
+        let observed_stp = matches!(&br.spec, Some(KindSpec::Bridge(b)) if b.stp == Some(true));
+        !stp.unwrap_or(observed_stp)
     }
 
     fn addresses(&mut self, node: &Node) {

@@ -144,6 +144,12 @@ pub enum Op {
         ifname: String,
         hairpin: bool,
     },
+    /// Put a port of a bridge without STP to forwarding now: one still listening or learning
+    /// from when STP was on would wait for the kernel's forward-delay timers.
+    ForwardPort {
+        node: String,
+        ifname: String,
+    },
     AddAddress {
         node: String,
         ifname: String,
@@ -209,6 +215,7 @@ impl Op {
             | Op::ChangeLink { node, .. }
             | Op::SetKindOptions { node, .. }
             | Op::SetPort { node, .. }
+            | Op::ForwardPort { node, .. }
             | Op::AddAddress { node, .. }
             | Op::DelAddress { node, .. }
             | Op::AddRoute { node, .. }
@@ -230,6 +237,7 @@ impl Op {
             Op::ChangeLink { ifname, .. }
             | Op::SetKindOptions { ifname, .. }
             | Op::SetPort { ifname, .. }
+            | Op::ForwardPort { ifname, .. }
             | Op::AddAddress { ifname, .. }
             | Op::DelAddress { ifname, .. }
             | Op::DeleteLink { ifname, .. }
@@ -345,6 +353,7 @@ impl fmt::Display for Op {
             Op::SetPort { node, ifname, hairpin } => {
                 write!(f, "~ port    {node}:{ifname} hairpin {}", if *hairpin { "on" } else { "off" })
             }
+            Op::ForwardPort { node, ifname } => write!(f, "~ port    {node}:{ifname} forwarding"),
             Op::AddAddress { node, ifname, addr } => write!(f, "+ addr    {node}:{ifname} {addr}"),
             Op::DelAddress { node, ifname, addr } => write!(f, "- addr    {node}:{ifname} {addr}"),
             Op::AddRoute { node, route } => write!(f, "+ route   {node}: {route}"),

@@ -151,6 +151,9 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             Op::SetPort { node, ifname, hairpin } => {
                 ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().hairpin = Some(*hairpin);
             }
+            Op::ForwardPort { node, ifname } => {
+                ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().forwarding = Some(true);
+            }
             Op::AddAddress { node, ifname, addr } => {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
@@ -617,6 +620,57 @@ fn hairpin_is_set_only_where_declared_or_dropped() {
     // Declared off where someone turned it on: off again.
     let v3 = yaml(&text.replace("p1: { master: br0,", "p1: { master: br0, hairpin: false,"));
     assert_eq!(lines(&plan_ok(&v3.lab, &k, Some(&st))), ["~ port a:p1 hairpin off"]);
+}
+
+/// A port of a bridge without STP that is not forwarding (left listening or learning when STP
+/// went off) is put to forwarding; ports of a bridge running STP, ports without carrier or
+/// down, and ports of a bridge that is down are left to the kernel.
+#[test]
+fn ports_of_a_bridge_without_stp_forward_at_once() {
+    let text = "name: stp\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stp: true }\n      p1: { master: br0, peer: 'b:eth0' }\n      p2: { master: br0, peer: 'c:eth0' }\n  b: {}\n  c: {}\n";
+    let l = yaml(text);
+    let (mut k, st) = built(&l);
+    let set = |k: &mut Observed, f: &dyn Fn(&mut ObservedLink)| {
+        if let Some(NsState::Owned(a)) = k.nodes.get_mut("a") {
+            a.links.iter_mut().filter(|l| l.name.starts_with('p') || l.name == "br0").for_each(f);
+        }
+    };
+    set(&mut k, &|l| {
+        l.up = true;
+        l.carrier = true;
+        l.forwarding = l.master.map(|_| l.name == "p2");
+        if let Some(KindSpec::Bridge(b)) = &mut l.spec {
+            b.stp = Some(true);
+        }
+    });
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "STP on: the kernel's timers decide");
+    let off = yaml(&text.replace("stp: true", "stp: false"));
+    let p = plan_ok(&off.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ bridge a:br0 {\"kind\":\"bridge\",\"stp\":false}", "~ port a:p1 forwarding"]);
+    assert!(p.steps[0].stage < p.steps[1].stage, "STP goes off before the port is set");
+    let after = simulate(&off.lab, &k, &p);
+    assert!(plan_ok(&off.lab, &after, Some(&st)).is_empty());
+    // STP deleted from the file: off (the default), the same.
+    let dropped = yaml(&text.replace(", stp: true", ""));
+    assert_eq!(lines(&plan_ok(&dropped.lab, &k, Some(&st))), ["~ bridge a:br0 {\"kind\":\"bridge\",\"stp\":false}", "~ port a:p1 forwarding"]);
+    // Already off (turned off by an earlier up whose ports were still learning).
+    let mut k2 = k.clone();
+    set(&mut k2, &|l| {
+        if let Some(KindSpec::Bridge(b)) = &mut l.spec {
+            b.stp = Some(false);
+        }
+    });
+    assert_eq!(lines(&plan_ok(&off.lab, &k2, Some(&st))), ["~ port a:p1 forwarding"]);
+    // Never declared: STP is as the kernel has it.
+    assert!(plan_ok(&dropped.lab, &k, None).is_empty());
+    assert_eq!(lines(&plan_ok(&dropped.lab, &k2, None)), ["~ port a:p1 forwarding"]);
+    // No carrier, the port down, the bridge down: nothing to set.
+    for f in [&(|l: &mut ObservedLink| l.carrier = l.name != "p1") as &dyn Fn(&mut ObservedLink), &|l| l.up = l.name != "br0"] {
+        let mut k3 = k2.clone();
+        set(&mut k3, f);
+        let p = plan_ok(&off.lab, &k3, Some(&st));
+        assert!(!lines(&p).iter().any(|x| x.contains("forwarding")), "{p}");
+    }
 }
 
 // ---- Settings the file dropped (`plan::resets`) ----
