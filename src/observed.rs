@@ -49,6 +49,13 @@ pub struct ObservedLink {
     pub forwarding: Option<bool>,
     /// The kind of the master device, when enslaved (IFLA_INFO_SLAVE_KIND).
     pub port_kind: Option<String>,
+    /// How the device makes its IPv6 link-local address (IFLA_INET6_ADDR_GEN_MODE: 0 eui64,
+    /// 1 none, 2 stable privacy, 3 random); `None` without IPv6 on the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr_gen_mode: Option<u8>,
+    /// IPv6 is disabled on the device (`disable_ipv6`): it has no IPv6 address of any kind.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6_disabled: bool,
     /// Kind-specific facts the spec does not hold (e.g. a bond's active port ifindex).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
@@ -84,6 +91,11 @@ pub struct ObservedRoute {
     /// RTN_* (1 unicast, 2 local, 3 broadcast, ...).
     pub kind: u8,
 }
+
+/// IN6_ADDR_GEN_MODE_EUI64: link-local addresses from the MAC (the kernel's default).
+pub const ADDR_GEN_MODE_EUI64: u8 = 0;
+/// IN6_ADDR_GEN_MODE_NONE: no link-local address.
+pub const ADDR_GEN_MODE_NONE: u8 = 1;
 
 impl ObservedRoute {
     /// A route the kernel made itself: connected and local routes, IPv6 link-local and

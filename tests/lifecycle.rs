@@ -89,7 +89,8 @@ fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     let again = lifecycle::up(&loaded, &Default::default()).unwrap();
     assert!(again.plan.is_empty());
 
-    // Edit: new address on a, MTU change on b, node c removed, new node d with a route.
+    // Edit: new address on a (the lab's first IPv6: link-local addresses on), MTU change on b,
+    // node c removed, new node d with a route.
     let mut t = lab.model().topology.clone();
     t.nodes.get_mut("a").unwrap().interfaces.get_mut("eth0").unwrap().addresses.push("fd09::1/64".into());
     t.nodes.get_mut("b").unwrap().interfaces.get_mut("eth0").unwrap().mtu = Some(1400);
@@ -99,7 +100,14 @@ fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     let ops: Vec<String> = r.plan.ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(
         ops,
-        vec![format!("+ netns d ({name}-d)"), "~ link b:eth0 mtu 1400".to_string(), "+ addr a:eth0 fd09::1/64".to_string(), format!("- netns c ({name}-c)"),],
+        vec![
+            format!("+ netns d ({name}-d)"),
+            "~ link b:eth0 mtu 1400".to_string(),
+            "~ link a:eth0 ipv6 link-local on".to_string(),
+            "~ link b:eth0 ipv6 link-local on".to_string(),
+            "+ addr a:eth0 fd09::1/64".to_string(),
+            format!("- netns c ({name}-c)"),
+        ],
         "only the difference is applied"
     );
     let b = lab.node("b").netns().unwrap().to_string();
@@ -844,4 +852,84 @@ links:
     assert!(t.elapsed() < std::time::Duration::from_secs(15), "still within the first forward delay");
     assert_eq!(port_states(&host), [("v1".to_string(), "forwarding".to_string()), ("v2".to_string(), "forwarding".to_string())]);
     assert!(reach_from(&format!("{lab}-a"), "10.7.0.3"), "traffic crosses the bridge");
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 link-local addresses follow `ipv6` on a running lab
+// ---------------------------------------------------------------------------------------------
+
+/// Devices of a namespace that are up with carrier (but `lo`), and whether each holds an IPv6
+/// link-local address (the kernel makes one only on such a device).
+fn link_locals(netns: &str) -> Vec<(String, bool)> {
+    let v = ip_json(Some(netns), &["addr", "show"]);
+    let mut out: Vec<(String, bool)> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["ifname"] != "lo" && l["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "LOWER_UP")))
+        .map(|l| {
+            let ll = l["addr_info"].as_array().into_iter().flatten().any(|a| a["local"].as_str().is_some_and(|x| x.starts_with("fe80:")));
+            (l["ifname"].as_str().unwrap_or_default().to_string(), ll)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `ipv6: off` then `on` on a running lab: every lab device gets its link-local address in the
+/// same `up` (a namespace with 8 devices or more was born with link-local generation off by
+/// default: a device added to it later gets one too); then `off` again: every one goes. Each
+/// `up` leaves nothing to do, a lab with a veth end declared down included.
+#[test]
+fn ipv6_link_local_follows_ipv6_on_a_running_lab() {
+    require_root();
+    let lab = vnet::lab::unique_name("ll6");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let nodes = 8;
+    let mut text =
+        format!("name: {lab}\nisolated_host: true\nipv6: off\nnodes:\n  host:\n    interfaces:\n      br0: {{ kind: bridge, addresses: [10.8.0.1/24] }}\n");
+    for i in 1..=nodes {
+        text.push_str(&format!("      p{i}: {{ master: br0 }}\n"));
+    }
+    for i in 1..=nodes {
+        text.push_str(&format!("  n{i}:\n    interfaces: {{ eth0: {{ addresses: [10.8.0.{}/24] }} }}\n", 10 + i));
+    }
+    text.push_str("links:\n");
+    for i in 1..=nodes {
+        text.push_str(&format!("  - endpoints: [n{i}:eth0, host:p{i}]\n"));
+    }
+    // An end declared down, born in a namespace of the default (fewer than 8 devices).
+    text = text.replace("links:\n", "  z:\n    interfaces: { eth0: { up: false } }\nlinks:\n  - endpoints: [z:eth0, host:pz]\n");
+    text = text.replace("      p1: { master: br0 }\n", "      p1: { master: br0 }\n      pz: { master: br0 }\n");
+    let all = |want: bool| {
+        let mut seen = link_locals(&host);
+        for i in 1..=nodes {
+            seen.extend(link_locals(&format!("{lab}-n{i}")).into_iter().map(|(d, ll)| (format!("n{i}:{d}"), ll)));
+        }
+        let wrong: Vec<&(String, bool)> = seen.iter().filter(|(_, ll)| *ll != want).collect();
+        assert!(wrong.is_empty(), "link-local {}: {wrong:?} of {seen:?}", if want { "missing" } else { "left" });
+        seen.len()
+    };
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(all(false), 2 * nodes + 1);
+
+    let on = text.replace("ipv6: off", "ipv6: on");
+    let planned = plan_lines(&lab, &on);
+    // Every device, the ones without carrier included: br0, p1..p8, pz, n1..n8:eth0, z:eth0.
+    assert_eq!(planned.len(), 2 * nodes + 3 + 1, "{planned:#?}");
+    assert!(planned.iter().take(2 * nodes + 3).all(|l| l.ends_with("ipv6 link-local on")), "{planned:#?}");
+    up_until_nothing_to_do(&lab, &on);
+    assert_eq!(all(true), 2 * nodes + 1);
+    // A device added now to the namespace born with generation off by default.
+    let more = on.replace("      p1: { master: br0 }\n", "      p1: { master: br0 }\n      p9: { master: br0 }\n") + "  - endpoints: [n9:eth0, host:p9]\n";
+    let more = more.replace("links:\n", "  n9:\n    interfaces: { eth0: { addresses: [10.8.0.19/24] } }\nlinks:\n");
+    up_until_nothing_to_do(&lab, &more);
+    assert!(link_locals(&host).contains(&("p9".to_string(), true)), "{:?}", link_locals(&host));
+
+    let off = more.replace("ipv6: on", "ipv6: off");
+    up_until_nothing_to_do(&lab, &off);
+    assert!(link_locals(&host).iter().all(|(_, ll)| !ll), "{:?}", link_locals(&host));
+    assert_eq!(all(false), 2 * nodes + 2);
+    assert!(reach_from(&format!("{lab}-n1"), "10.8.0.12"));
 }

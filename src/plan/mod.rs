@@ -23,7 +23,7 @@ pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 use crate::model::kind::{Drift, KindSpec, VethSpec};
 use crate::model::lab::{Endpoint, Interface, Lab, Node, Route};
 use crate::model::validate::sysctl_components;
-use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, RTPROT_VNET};
+use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, ADDR_GEN_MODE_NONE, RTPROT_VNET};
 use crate::state::LabState;
 
 /// Something in the kernel that has a name the lab wants but is not the lab's.
@@ -62,6 +62,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     p.ovs(state);
     for node in lab.nodes.values() {
         p.addresses(node);
+        p.link_local(node);
         p.routes(node);
         p.sysctls(node, state);
     }
@@ -280,9 +281,12 @@ impl<'a> Planner<'a> {
         let after_lower = iface.kind.up_after_lower();
         // teamd must see a port as a device before it joins the team: join in a later message.
         let late_master = self.joins_team(nname, iface.master.as_ref());
-        // Born in its lower's namespace and moved into its node by the kernel: the messages
-        // that keep IPv6 link-local off must come from the node's socket, so it comes up there.
-        let born_elsewhere = !self.lab.ipv6_link_local && iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname);
+        // Made from another namespace's socket (its lower's, or the underlay's for a tunnel
+        // end) and registered in its node by the kernel: the messages that keep IPv6
+        // link-local off must come from the node's socket, so it comes up there.
+        let from_elsewhere = iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname)
+            || (self.lab.tunnel(nname, &iface.name).is_some() && self.lab.underlay_node() != nname);
+        let born_elsewhere = !self.lab.ipv6_link_local && from_elsewhere;
         let c = CreateLink {
             node: nname.into(),
             ifname: iface.name.clone(),
@@ -304,6 +308,10 @@ impl<'a> Planner<'a> {
         if late_master {
             let change = LinkChange { master: Some(iface.master.clone()), ..Default::default() };
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
+        if born_elsewhere && !iface.up {
+            // Its generation goes off as it comes up (executor); staying down, it goes off here.
+            self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false });
         }
         if (joins_down || after_lower || born_elsewhere) && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };
@@ -328,6 +336,12 @@ impl<'a> Planner<'a> {
         if let Some((ep, pi)) = peer {
             // The peer cannot come up (nor join a master) in the create message.
             let peer_joins_down = self.joins_down(&ep.node, pi.master.as_ref());
+            if !self.lab.ipv6_link_local && !pi.up && !self.is_root(&ep.node) {
+                // Born in its namespace's default; the executor turns link-local generation off
+                // as a new peer comes up (or is marked, in the root namespace): one that stays
+                // down gets it off here.
+                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: ep.node.clone(), ifname: ep.ifname.clone(), on: false });
+            }
             if peer_joins_down && pi.up {
                 let change = LinkChange { up: Some(true), ..Default::default() };
                 self.push(stage::PORT, Op::ChangeLink { node: ep.node.clone(), ifname: ep.ifname.clone(), change });
@@ -490,6 +504,43 @@ impl<'a> Planner<'a> {
             for a in &iface.addresses {
                 if !have.contains(a) {
                     self.push(stage::ADDR_ADD, Op::AddAddress { node: nname.into(), ifname: iface.name.clone(), addr: *a });
+                }
+            }
+        }
+    }
+
+    /// IPv6 link-local addresses of existing devices as the lab's `ipv6` says (new devices are
+    /// made so): on, a device whose generation is off (`addr_gen_mode` none, as a lab without
+    /// IPv6 made it) gets it back; off, a device that generates one, or still holds the one it
+    /// made, loses both. Devices without IPv6 (`disable_ipv6`), OVS's own, and devices whose
+    /// `addr_gen_mode` the file sets as a sysctl are left alone.
+    fn link_local(&mut self, node: &Node) {
+        let nname = node.name.as_str();
+        let ns = self.ns(nname);
+        let on = self.lab.ipv6_link_local;
+        for iface in node.interfaces.values() {
+            let Some(have) = ns.link(&iface.name) else { continue };
+            let Some(mode) = have.addr_gen_mode else { continue };
+            if iface.name == "lo" || iface.kind.is_ovs() || have.ipv6_disabled || !self.ours(nname, have) || self.will_recreate(nname, &iface.name) {
+                continue;
+            }
+            let parts = ["net", "ipv6", "conf", iface.name.as_str(), "addr_gen_mode"].map(str::to_string);
+            if node.sysctls.contains_key(&crate::model::validate::sysctl_key(&parts)) {
+                continue;
+            }
+            let made: Vec<IpNet> = ns
+                .addrs_of(have.ifindex)
+                .filter(|a| a.automatic && matches!(a.addr, IpNet::V6(v) if v.addr().is_unicast_link_local()) && !iface.addresses.contains(&a.addr))
+                .map(|a| a.addr)
+                .collect();
+            if on && mode == ADDR_GEN_MODE_NONE {
+                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: true });
+            } else if !on && (mode != ADDR_GEN_MODE_NONE || !made.is_empty()) {
+                if mode != ADDR_GEN_MODE_NONE {
+                    self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false });
+                }
+                for addr in made {
+                    self.push(stage::ADDR_DEL, Op::DelAddress { node: nname.into(), ifname: iface.name.clone(), addr });
                 }
             }
         }

@@ -150,6 +150,14 @@ pub enum Op {
         node: String,
         ifname: String,
     },
+    /// Turn an existing device's IPv6 link-local address on (the kernel makes it at once) or
+    /// off (no more generation; the address itself goes with a `DelAddress`), as the lab's
+    /// `ipv6` says.
+    LinkLocal {
+        node: String,
+        ifname: String,
+        on: bool,
+    },
     AddAddress {
         node: String,
         ifname: String,
@@ -216,6 +224,7 @@ impl Op {
             | Op::SetKindOptions { node, .. }
             | Op::SetPort { node, .. }
             | Op::ForwardPort { node, .. }
+            | Op::LinkLocal { node, .. }
             | Op::AddAddress { node, .. }
             | Op::DelAddress { node, .. }
             | Op::AddRoute { node, .. }
@@ -238,6 +247,7 @@ impl Op {
             | Op::SetKindOptions { ifname, .. }
             | Op::SetPort { ifname, .. }
             | Op::ForwardPort { ifname, .. }
+            | Op::LinkLocal { ifname, .. }
             | Op::AddAddress { ifname, .. }
             | Op::DelAddress { ifname, .. }
             | Op::DeleteLink { ifname, .. }
@@ -354,6 +364,7 @@ impl fmt::Display for Op {
                 write!(f, "~ port    {node}:{ifname} hairpin {}", if *hairpin { "on" } else { "off" })
             }
             Op::ForwardPort { node, ifname } => write!(f, "~ port    {node}:{ifname} forwarding"),
+            Op::LinkLocal { node, ifname, on } => write!(f, "~ link    {node}:{ifname} ipv6 link-local {}", if *on { "on" } else { "off" }),
             Op::AddAddress { node, ifname, addr } => write!(f, "+ addr    {node}:{ifname} {addr}"),
             Op::DelAddress { node, ifname, addr } => write!(f, "- addr    {node}:{ifname} {addr}"),
             Op::AddRoute { node, route } => write!(f, "+ route   {node}: {route}"),

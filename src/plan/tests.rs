@@ -9,7 +9,7 @@ use std::path::Path;
 use super::*;
 use crate::model::file::Topology;
 use crate::model::{self, Loaded};
-use crate::observed::{ObservedAddr, ObservedRoute, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC};
+use crate::observed::{ObservedAddr, ObservedRoute, ADDR_GEN_MODE_EUI64, ADDR_GEN_MODE_NONE, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC};
 use crate::state::{group_for, Phase};
 
 fn example(name: &str, isolated: bool) -> Loaded {
@@ -62,6 +62,8 @@ fn foreign_link(ifindex: u32, name: &str, kind: Option<&str>) -> ObservedLink {
 fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
     let mut o = before.clone();
     let group = group_for(&lab.name);
+    // New devices get link-local addresses as the lab says (IPv6 on every device here).
+    let gen_mode = if lab.ipv6_link_local { ADDR_GEN_MODE_EUI64 } else { ADDR_GEN_MODE_NONE };
     let mut next = 100 + o.nodes.values().filter_map(|s| s.ns()).flat_map(|n| n.links.iter().map(|l| l.ifindex)).max().unwrap_or(0);
     fn ns_mut<'a>(o: &'a mut Observed, node: &str) -> &'a mut ObservedNs {
         match o.nodes.get_mut(node) {
@@ -100,6 +102,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     hairpin: master.map(|_| false),
                     tx_queues: c.kind.queues(),
                     rx_queues: c.kind.queues(),
+                    addr_gen_mode: Some(gen_mode),
                     ..Default::default()
                 };
                 ns_mut(&mut o, &c.node).links.push(l);
@@ -115,6 +118,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                         spec: Some(c.kind.clone()),
                         tx_queues: Some(p.queues),
                         rx_queues: Some(p.queues),
+                        addr_gen_mode: Some(gen_mode),
                         ..Default::default()
                     };
                     ns_mut(&mut o, &p.node).links.push(pl);
@@ -150,6 +154,15 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             }
             Op::SetPort { node, ifname, hairpin } => {
                 ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().hairpin = Some(*hairpin);
+            }
+            Op::LinkLocal { node, ifname, on } => {
+                let ns = ns_mut(&mut o, node);
+                let l = ns.links.iter_mut().find(|l| &l.name == ifname).unwrap();
+                l.addr_gen_mode = Some(if *on { ADDR_GEN_MODE_EUI64 } else { ADDR_GEN_MODE_NONE });
+                let ifindex = l.ifindex;
+                if *on {
+                    ns.addrs.push(ObservedAddr { ifindex, addr: "fe80::1/64".parse().unwrap(), automatic: true });
+                }
             }
             Op::ForwardPort { node, ifname } => {
                 ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().forwarding = Some(true);
@@ -509,7 +522,8 @@ fn drift_in_the_kernel_is_put_back() {
         // An address someone added by hand on the lab's device is removed.
         let idx = a.link("eth0").unwrap().ifindex;
         a.addrs.push(ObservedAddr { ifindex: idx, addr: "10.0.0.99/24".parse().unwrap(), automatic: false });
-        // A link-local address the kernel made is left alone.
+        // A link-local address the kernel made (before its generation went off): the lab
+        // declares no IPv6, so it goes.
         a.addrs.push(ObservedAddr { ifindex: idx, addr: "fe80::1/64".parse().unwrap(), automatic: true });
     }
     if let Some(NsState::Owned(b)) = k.nodes.get_mut("b") {
@@ -523,9 +537,72 @@ fn drift_in_the_kernel_is_put_back() {
             "~ bridge b:br0 {\"kind\":\"bridge\",\"stp\":false}",
             "~ link a:eth0 up",
             "- addr a:eth0 10.0.0.99/24",
+            "- addr a:eth0 fe80::1/64",
             "+ route a: 10.5.0.0/16 via 10.0.0.2",
         ]
     );
+}
+
+/// In a lab without IPv6, a new veth end that stays down gets its link-local generation off
+/// from the plan (one that comes up gets it from the executor, before it is up).
+#[test]
+fn a_new_end_that_stays_down_gets_no_link_local() {
+    let l = yaml("name: d\nnodes:\n  a:\n    interfaces: { eth0: { addresses: [10.0.0.1/24] } }\n  b:\n    interfaces: { eth0: { up: false } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+    let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
+    let ll: Vec<String> = lines(&p).into_iter().filter(|x| x.contains("link-local")).collect();
+    assert_eq!(ll, ["~ link b:eth0 ipv6 link-local off"]);
+    let on = yaml("name: d\nipv6: on\nnodes:\n  a:\n    interfaces: { eth0: {} }\n  b:\n    interfaces: { eth0: { up: false } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+    assert!(!lines(&plan_ok(&on.lab, &empty_kernel(&on.lab), None)).iter().any(|x| x.contains("link-local")));
+}
+
+/// `ipv6` changed on a running lab (or the first IPv6 address under `auto`): existing devices
+/// get their link-local addresses back, or lose them, as a fresh build would have them; the
+/// file's own `addr_gen_mode` sysctl, `lo` and devices without IPv6 are left alone.
+#[test]
+fn ipv6_link_local_follows_the_file_on_existing_devices() {
+    let l = yaml(BASE);
+    let (k, st) = built(&l);
+    assert!(!l.lab.ipv6_link_local);
+    let on = yaml(&BASE.replace("name: edit\n", "name: edit\nipv6: on\n"));
+    let p = plan_ok(&on.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ link a:eth0 ipv6 link-local on", "~ link b:eth0 ipv6 link-local on", "~ link b:br0 ipv6 link-local on"]);
+    assert!(!disturbs(&on.lab, &p, &k));
+    let k_on = simulate(&on.lab, &k, &p);
+    assert!(plan_ok(&on.lab, &k_on, Some(&st)).is_empty());
+    // The first IPv6 address under `auto` does the same.
+    let v6 = yaml(&BASE.replace("addresses: [10.0.0.1/24]", "addresses: [10.0.0.1/24, fd00::1/64]"));
+    assert!(v6.lab.ipv6_link_local);
+    assert_eq!(
+        lines(&plan_ok(&v6.lab, &k, Some(&st)))[..3],
+        ["~ link a:eth0 ipv6 link-local on", "~ link b:eth0 ipv6 link-local on", "~ link b:br0 ipv6 link-local on"]
+    );
+    // And back: generation off, the addresses it made deleted (which can take routes with them).
+    let p = plan_ok(&l.lab, &k_on, Some(&st));
+    assert_eq!(
+        lines(&p),
+        [
+            "~ link a:eth0 ipv6 link-local off",
+            "~ link b:eth0 ipv6 link-local off",
+            "~ link b:br0 ipv6 link-local off",
+            "- addr a:eth0 fe80::1/64",
+            "- addr b:eth0 fe80::1/64",
+            "- addr b:br0 fe80::1/64",
+        ]
+    );
+    assert!(disturbs(&l.lab, &p, &k_on));
+    assert!(plan_ok(&l.lab, &simulate(&l.lab, &k_on, &p), Some(&st)).is_empty());
+    // Without IPv6 on a device, or with the file setting the mode itself: left alone.
+    let mut k2 = k.clone();
+    if let Some(NsState::Owned(b)) = k2.nodes.get_mut("b") {
+        b.links.iter_mut().find(|l| l.name == "br0").unwrap().ipv6_disabled = true;
+        b.links.iter_mut().find(|l| l.name == "eth0").unwrap().addr_gen_mode = None;
+    }
+    let own = yaml(
+        &BASE
+            .replace("name: edit\n", "name: edit\nipv6: on\n")
+            .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 1, net.ipv6.conf.eth0.addr_gen_mode: 1"),
+    );
+    assert!(plan_ok(&own.lab, &k2, Some(&st)).ops().all(|o| !matches!(o, Op::LinkLocal { .. })), "{}", plan_ok(&own.lab, &k2, Some(&st)));
 }
 
 #[test]
