@@ -49,6 +49,13 @@ pub struct ObservedLink {
     pub forwarding: Option<bool>,
     /// The kind of the master device, when enslaved (IFLA_INFO_SLAVE_KIND).
     pub port_kind: Option<String>,
+    /// How the device makes its IPv6 link-local address (IFLA_INET6_ADDR_GEN_MODE: 0 eui64,
+    /// 1 none, 2 stable privacy, 3 random); `None` without IPv6 on the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr_gen_mode: Option<u8>,
+    /// IPv6 is disabled on the device (`disable_ipv6`): it has no IPv6 address of any kind.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6_disabled: bool,
     /// Kind-specific facts the spec does not hold (e.g. a bond's active port ifindex).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
@@ -85,10 +92,52 @@ pub struct ObservedRoute {
     pub kind: u8,
 }
 
-/// Routing protocol number vnet stamps on the routes it adds (RTPROT_STATIC).
+/// IN6_ADDR_GEN_MODE_EUI64: link-local addresses from the MAC (the kernel's default).
+pub const ADDR_GEN_MODE_EUI64: u8 = 0;
+/// IN6_ADDR_GEN_MODE_NONE: no link-local address.
+pub const ADDR_GEN_MODE_NONE: u8 = 1;
+
+impl ObservedRoute {
+    /// A route the kernel made itself: connected and local routes, IPv6 link-local and
+    /// multicast ones (`kernel`), router advertisements (`ra`), redirects; or of a type the
+    /// file cannot declare (local, broadcast, multicast, blackhole, unreachable...). vnet
+    /// never deletes these, whoever added them.
+    pub fn kernels_own(&self) -> bool {
+        self.kind != RTN_UNICAST || matches!(self.protocol, RTPROT_REDIRECT | RTPROT_KERNEL | RTPROT_RA)
+    }
+}
+
+/// The routing protocol number vnet stamps on the routes it adds: 118 (`v`), which neither the
+/// kernel (`RTPROT_*` in rtnetlink.h) nor iproute2 (`/etc/iproute2/rt_protos`) gives to anyone,
+/// so that vnet's routes are told apart from routes added by hand (`ip route add` says `boot`
+/// unless told otherwise) or by a routing daemon.
+pub const RTPROT_VNET: u8 = 118;
+/// What vnet stamped before it had a number of its own: in a lab's namespace, a `static` route
+/// is a route of a lab built by an older vnet.
 pub const RTPROT_STATIC: u8 = 4;
+pub const RTPROT_BOOT: u8 = 3;
 /// Routes the kernel derives from addresses.
 pub const RTPROT_KERNEL: u8 = 2;
+pub const RTPROT_REDIRECT: u8 = 1;
+/// Routes learned from IPv6 router advertisements.
+pub const RTPROT_RA: u8 = 9;
+/// RTN_UNICAST: the only route type a lab declares.
+pub const RTN_UNICAST: u8 = 1;
+
+/// A routing protocol number as `ip route` names it.
+pub fn route_protocol_name(p: u8) -> String {
+    match p {
+        0 => "unspec".into(),
+        RTPROT_REDIRECT => "redirect".into(),
+        RTPROT_KERNEL => "kernel".into(),
+        RTPROT_BOOT => "boot".into(),
+        RTPROT_STATIC => "static".into(),
+        RTPROT_RA => "ra".into(),
+        16 => "dhcp".into(),
+        RTPROT_VNET => "vnet".into(),
+        p => p.to_string(),
+    }
+}
 
 /// Everything observed in one namespace.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

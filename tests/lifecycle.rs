@@ -89,7 +89,8 @@ fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     let again = lifecycle::up(&loaded, &Default::default()).unwrap();
     assert!(again.plan.is_empty());
 
-    // Edit: new address on a, MTU change on b, node c removed, new node d with a route.
+    // Edit: new address on a (the lab's first IPv6: link-local addresses on), MTU change on b,
+    // node c removed, new node d with a route.
     let mut t = lab.model().topology.clone();
     t.nodes.get_mut("a").unwrap().interfaces.get_mut("eth0").unwrap().addresses.push("fd09::1/64".into());
     t.nodes.get_mut("b").unwrap().interfaces.get_mut("eth0").unwrap().mtu = Some(1400);
@@ -99,7 +100,14 @@ fn second_up_changes_nothing_and_edits_apply_only_the_difference() {
     let ops: Vec<String> = r.plan.ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(
         ops,
-        vec![format!("+ netns d ({name}-d)"), "~ link b:eth0 mtu 1400".to_string(), "+ addr a:eth0 fd09::1/64".to_string(), format!("- netns c ({name}-c)"),],
+        vec![
+            format!("+ netns d ({name}-d)"),
+            "~ link b:eth0 mtu 1400".to_string(),
+            "~ link a:eth0 ipv6 link-local on".to_string(),
+            "~ link b:eth0 ipv6 link-local on".to_string(),
+            "+ addr a:eth0 fd09::1/64".to_string(),
+            format!("- netns c ({name}-c)"),
+        ],
         "only the difference is applied"
     );
     let b = lab.node("b").netns().unwrap().to_string();
@@ -485,8 +493,9 @@ links:
         bridge_options(&host, "br0"),
         serde_json::json!({"stp_state": 1, "ageing_time": 10000, "forward_delay": 200, "mcast_snooping": 0, "vlan_filtering": 0})
     );
-    // As a lab that ran for a while: STP has brought the port to forwarding (turning STP off
-    // leaves a port still listening or learning to the kernel's timers).
+    // As a lab that ran for a while: STP has brought the port to forwarding (a port still
+    // listening or learning when STP goes off is put to forwarding too, see
+    // `turning_stp_off_lets_the_ports_forward_at_once`).
     let forwarding = || ip_json(Some(&host), &["-d", "link", "show", "v1"])[0]["linkinfo"]["info_slave_data"]["state"] == "forwarding";
     let t = std::time::Instant::now();
     while !forwarding() && t.elapsed() < std::time::Duration::from_secs(15) {
@@ -634,4 +643,299 @@ fn status_exits_1_when_the_lab_is_not_as_recorded() {
     let (code, text) = status(false);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(&format!("  ns1 ({ns1}) MISSING\n")), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bridge port options follow the file: hairpin
+// ---------------------------------------------------------------------------------------------
+
+/// A bridge port's `hairpin` as `ip -d -j link` reports it.
+fn hairpin(netns: &str, dev: &str) -> bool {
+    ip_link(Some(netns), dev).unwrap_or_else(|| panic!("{netns}: no {dev}"))["linkinfo"]["info_slave_data"]["hairpin"] == true
+}
+
+/// `vnet plan FILE` of `text`: its lines, whitespace squeezed.
+fn plan_lines(lab: &str, text: &str) -> Vec<String> {
+    let file = temp_topology(lab, "yaml", text);
+    let out = vnet(None, &["plan", file.to_str().unwrap()]);
+    assert!(out.status.success(), "plan: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// Hairpin is set only where the file declares it: turned on by hand on a port whose hairpin
+/// the file never declared, it stays on through `up`; declared and then deleted from the file,
+/// it goes back to off (the kernel's default).
+#[test]
+fn hairpin_is_left_alone_unless_declared() {
+    require_root();
+    let lab = vnet::lab::unique_name("hairpin");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge }}
+      v1: {{ master: br0 }}
+      v2: {{ master: br0 }}
+  a: {{}}
+  b: {{}}
+links:
+  - endpoints: [a:eth0, host:v1]
+  - endpoints: [b:eth0, host:v2]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert!(!hairpin(&host, "v1") && !hairpin(&host, "v2"));
+    ip(&host, &["link", "set", "v1", "type", "bridge_slave", "hairpin", "on"]);
+    up_until_nothing_to_do(&lab, &text);
+    assert!(hairpin(&host, "v1"), "hairpin turned on by hand, never declared: left on");
+
+    let declared = text.replace("v2: { master: br0 }", "v2: { master: br0, hairpin: true }");
+    assert_eq!(plan_lines(&lab, &declared), ["~ port host:v2 hairpin on", "1 operations"]);
+    up_until_nothing_to_do(&lab, &declared);
+    assert!(hairpin(&host, "v2"));
+    assert_eq!(plan_lines(&lab, &text), ["~ port host:v2 hairpin off", "1 operations"], "deleted from the file: back to off");
+    up_until_nothing_to_do(&lab, &text);
+    assert!(!hairpin(&host, "v2") && hairpin(&host, "v1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes: the lab's own namespaces are vnet's; the root namespace only where vnet added them
+// ---------------------------------------------------------------------------------------------
+
+/// Routes of a namespace (`ip -j route show table all`) as (dst, protocol as ip names it).
+fn routes(netns: &str) -> Vec<(String, String)> {
+    let v = ip_json(Some(netns), &["route", "show", "table", "all"]);
+    let mut out: Vec<(String, String)> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| (r["dst"].as_str().unwrap_or_default().to_string(), r["protocol"].as_str().map(str::to_string).unwrap_or_else(|| "boot".into())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Routes added by hand in a lab's namespace go at the next `up` whatever their protocol
+/// (`boot`, which `ip route add` gives, or `static`, which an older vnet gave its own); the
+/// kernel's connected and local routes stay; vnet's own routes carry its protocol (118).
+#[test]
+fn routes_added_by_hand_in_a_lab_namespace_go_whatever_their_protocol() {
+    require_root();
+    let lab = vnet::lab::unique_name("handroute");
+    let _guard = DownGuard::new(&lab, None);
+    let text = ROUTED.replace("LAB", &lab);
+    up_until_nothing_to_do(&lab, &text);
+    let a = format!("{lab}-a");
+    let before = routes(&a);
+    assert!(before.contains(&("default".into(), "118".into())), "vnet's route carries its protocol: {before:?}");
+    assert!(before.contains(&("10.0.0.0/24".into(), "kernel".into())), "{before:?}");
+    ip(&a, &["route", "add", "10.9.1.0/24", "via", "10.0.0.2"]);
+    ip(&a, &["route", "add", "10.9.2.0/24", "via", "10.0.0.2", "proto", "static"]);
+    ip(&a, &["route", "add", "10.9.3.0/24", "dev", "eth0", "proto", "boot"]);
+    assert!(routes(&a).contains(&("10.9.1.0/24".into(), "boot".into())), "`ip route add` says boot: {:?}", routes(&a));
+    assert_eq!(
+        plan_lines(&lab, &text),
+        [
+            "- route a: 10.9.1.0/24 via 10.0.0.2 dev eth0 proto boot",
+            "- route a: 10.9.2.0/24 via 10.0.0.2 dev eth0 proto static",
+            "- route a: 10.9.3.0/24 dev eth0 proto boot",
+            "3 operations"
+        ]
+    );
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(routes(&a), before, "the hand-made routes are gone, the kernel's and vnet's stay");
+}
+
+/// In the real root namespace (a scratch namespace plays it) vnet deletes only routes it added
+/// (its protocol) through the lab's devices: a route added by hand through a lab device, and
+/// any route through the machine's own devices, stay.
+#[test]
+fn root_namespace_routes_vnet_did_not_add_stay() {
+    require_root();
+    let root = Scratch::new("rootroute");
+    let lab = vnet::lab::unique_name("rootroute");
+    let _guard = DownGuard::new(&lab, Some(&root));
+    root.ip(&["link", "add", "mine0", "type", "veth", "peer", "name", "mine1"]);
+    root.ip(&["addr", "add", "192.0.2.1/24", "dev", "mine0"]);
+    root.ip(&["link", "set", "mine0", "up"]);
+    root.ip(&["link", "set", "mine1", "up"]);
+    let text = format!(
+        "name: {lab}
+nodes:
+  host:
+    interfaces: {{ veth1: {{ addresses: [10.0.0.1/24] }} }}
+    routes: [ {{ to: 10.5.0.0/16, via: 10.0.0.2 }} ]
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.0.0.2/24] }} }}
+links:
+  - endpoints: [a:eth0, host:veth1]
+"
+    );
+    let file = temp_topology(&lab, "yaml", &text);
+    let up = |f: &std::path::Path| {
+        let out = vnet(Some(&root.name), &["up", f.to_str().unwrap()]);
+        assert!(out.status.success(), "up: {}", String::from_utf8_lossy(&out.stderr));
+        let plan = vnet(Some(&root.name), &["plan", f.to_str().unwrap()]);
+        String::from_utf8_lossy(&plan.stdout).to_string()
+    };
+    assert!(up(&file).contains("nothing to do"));
+    root.ip(&["route", "add", "10.9.1.0/24", "via", "10.0.0.2", "proto", "static"]);
+    root.ip(&["route", "add", "10.9.2.0/24", "via", "10.0.0.2"]);
+    root.ip(&["route", "add", "10.9.3.0/24", "via", "192.0.2.2", "proto", "118"]);
+    let before: Vec<(String, String)> = routes(&root.name).into_iter().filter(|(d, _)| d != "10.5.0.0/16").collect();
+    // The file drops its route: vnet's goes, the others stay.
+    let dropped = temp_topology(&lab, "yaml", &text.replace("    routes: [ { to: 10.5.0.0/16, via: 10.0.0.2 } ]\n", ""));
+    let plan = vnet(Some(&root.name), &["plan", dropped.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout).lines().next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" "),
+        "- route host: 10.5.0.0/16 via 10.0.0.2 dev veth1"
+    );
+    assert!(up(&dropped).contains("nothing to do"));
+    assert_eq!(routes(&root.name), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// STP turned off: the ports forward at once
+// ---------------------------------------------------------------------------------------------
+
+/// Bridge port states in a namespace as `bridge -j link show` reports them: (port, state).
+fn port_states(netns: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "bridge", "-j", "link", "show"]).output().unwrap();
+    assert!(out.status.success(), "bridge link show: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut s: Vec<(String, String)> =
+        v.as_array().into_iter().flatten().map(|l| (l["ifname"].as_str().unwrap_or_default().into(), l["state"].as_str().unwrap_or_default().into())).collect();
+    s.sort();
+    s
+}
+
+/// A bridge whose STP the file turns off: its ports, still listening (STP makes them wait a
+/// forward delay, here 15 s, in listening and then in learning), forward as soon as `up`
+/// returns, and the next plan has nothing to do.
+#[test]
+fn turning_stp_off_lets_the_ports_forward_at_once() {
+    require_root();
+    let lab = vnet::lab::unique_name("stpoff");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = format!(
+        "name: {lab}
+isolated_host: true
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, stp: true, forward_delay: 15, addresses: [10.7.0.1/24] }}
+      v1: {{ master: br0 }}
+      v2: {{ master: br0 }}
+  a:
+    interfaces: {{ eth0: {{ addresses: [10.7.0.2/24] }} }}
+  b:
+    interfaces: {{ eth0: {{ addresses: [10.7.0.3/24] }} }}
+links:
+  - endpoints: [a:eth0, host:v1]
+  - endpoints: [b:eth0, host:v2]
+"
+    );
+    up_until_nothing_to_do(&lab, &text);
+    let t = std::time::Instant::now();
+    let listening = port_states(&host);
+    assert!(listening.iter().all(|(_, s)| s == "listening" || s == "blocking"), "STP holds the ports back: {listening:?}");
+    let off = text.replace("stp: true, forward_delay: 15", "stp: false, forward_delay: 15");
+    assert_eq!(
+        plan_lines(&lab, &off),
+        [
+            "~ bridge host:br0 {\"kind\":\"bridge\",\"stp\":false,\"forward_delay\":15}",
+            "~ port host:v1 forwarding",
+            "~ port host:v2 forwarding",
+            "3 operations"
+        ]
+    );
+    up_until_nothing_to_do(&lab, &off);
+    assert!(t.elapsed() < std::time::Duration::from_secs(15), "still within the first forward delay");
+    assert_eq!(port_states(&host), [("v1".to_string(), "forwarding".to_string()), ("v2".to_string(), "forwarding".to_string())]);
+    assert!(reach_from(&format!("{lab}-a"), "10.7.0.3"), "traffic crosses the bridge");
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 link-local addresses follow `ipv6` on a running lab
+// ---------------------------------------------------------------------------------------------
+
+/// Devices of a namespace that are up with carrier (but `lo`), and whether each holds an IPv6
+/// link-local address (the kernel makes one only on such a device).
+fn link_locals(netns: &str) -> Vec<(String, bool)> {
+    let v = ip_json(Some(netns), &["addr", "show"]);
+    let mut out: Vec<(String, bool)> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["ifname"] != "lo" && l["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "LOWER_UP")))
+        .map(|l| {
+            let ll = l["addr_info"].as_array().into_iter().flatten().any(|a| a["local"].as_str().is_some_and(|x| x.starts_with("fe80:")));
+            (l["ifname"].as_str().unwrap_or_default().to_string(), ll)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `ipv6: off` then `on` on a running lab: every lab device gets its link-local address in the
+/// same `up` (a namespace with 8 devices or more was born with link-local generation off by
+/// default: a device added to it later gets one too); then `off` again: every one goes. Each
+/// `up` leaves nothing to do, a lab with a veth end declared down included.
+#[test]
+fn ipv6_link_local_follows_ipv6_on_a_running_lab() {
+    require_root();
+    let lab = vnet::lab::unique_name("ll6");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let nodes = 8;
+    let mut text =
+        format!("name: {lab}\nisolated_host: true\nipv6: off\nnodes:\n  host:\n    interfaces:\n      br0: {{ kind: bridge, addresses: [10.8.0.1/24] }}\n");
+    for i in 1..=nodes {
+        text.push_str(&format!("      p{i}: {{ master: br0 }}\n"));
+    }
+    for i in 1..=nodes {
+        text.push_str(&format!("  n{i}:\n    interfaces: {{ eth0: {{ addresses: [10.8.0.{}/24] }} }}\n", 10 + i));
+    }
+    text.push_str("links:\n");
+    for i in 1..=nodes {
+        text.push_str(&format!("  - endpoints: [n{i}:eth0, host:p{i}]\n"));
+    }
+    // An end declared down, born in a namespace of the default (fewer than 8 devices).
+    text = text.replace("links:\n", "  z:\n    interfaces: { eth0: { up: false } }\nlinks:\n  - endpoints: [z:eth0, host:pz]\n");
+    text = text.replace("      p1: { master: br0 }\n", "      p1: { master: br0 }\n      pz: { master: br0 }\n");
+    let all = |want: bool| {
+        let mut seen = link_locals(&host);
+        for i in 1..=nodes {
+            seen.extend(link_locals(&format!("{lab}-n{i}")).into_iter().map(|(d, ll)| (format!("n{i}:{d}"), ll)));
+        }
+        let wrong: Vec<&(String, bool)> = seen.iter().filter(|(_, ll)| *ll != want).collect();
+        assert!(wrong.is_empty(), "link-local {}: {wrong:?} of {seen:?}", if want { "missing" } else { "left" });
+        seen.len()
+    };
+    up_until_nothing_to_do(&lab, &text);
+    assert_eq!(all(false), 2 * nodes + 1);
+
+    let on = text.replace("ipv6: off", "ipv6: on");
+    let planned = plan_lines(&lab, &on);
+    // Every device, the ones without carrier included: br0, p1..p8, pz, n1..n8:eth0, z:eth0.
+    assert_eq!(planned.len(), 2 * nodes + 3 + 1, "{planned:#?}");
+    assert!(planned.iter().take(2 * nodes + 3).all(|l| l.ends_with("ipv6 link-local on")), "{planned:#?}");
+    up_until_nothing_to_do(&lab, &on);
+    assert_eq!(all(true), 2 * nodes + 1);
+    // A device added now to the namespace born with generation off by default.
+    let more = on.replace("      p1: { master: br0 }\n", "      p1: { master: br0 }\n      p9: { master: br0 }\n") + "  - endpoints: [n9:eth0, host:p9]\n";
+    let more = more.replace("links:\n", "  n9:\n    interfaces: { eth0: { addresses: [10.8.0.19/24] } }\nlinks:\n");
+    up_until_nothing_to_do(&lab, &more);
+    assert!(link_locals(&host).contains(&("p9".to_string(), true)), "{:?}", link_locals(&host));
+
+    let off = more.replace("ipv6: on", "ipv6: off");
+    up_until_nothing_to_do(&lab, &off);
+    assert!(link_locals(&host).iter().all(|(_, ll)| !ll), "{:?}", link_locals(&host));
+    assert_eq!(all(false), 2 * nodes + 2);
+    assert!(reach_from(&format!("{lab}-n1"), "10.8.0.12"));
 }

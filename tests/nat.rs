@@ -217,3 +217,89 @@ fn nat_in_a_root_host_is_removed_at_down() {
     assert_eq!(String::from_utf8_lossy(&fwd_after.stdout).trim(), "0", "forwarding restored");
     assert_gone(&lab);
 }
+
+/// Handles of the rules in one chain of the lab's table (`nft -a`).
+fn rule_handles(netns: &str, table: &str, chain: &str) -> Vec<u64> {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "nft", "-a", "-j", "list", "chain", "inet", table, chain]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["nftables"].as_array().unwrap().iter().filter_map(|o| o.get("rule")).map(|r| r["handle"].as_u64().unwrap()).collect()
+}
+
+/// `nft ARGS` inside a namespace, asserting success.
+fn nft_in(netns: &str, args: &str) {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "nft", args]).output().unwrap();
+    assert!(out.status.success(), "nft {args}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Rules deleted, added or changed by hand inside the lab's own table are noticed: `vnet plan`
+/// rewrites the table (saying it was changed outside vnet), doctor reports it with that fix,
+/// `up` puts the declared rules back in one transaction, and then nothing is left to do.
+#[test]
+fn hand_edits_inside_the_labs_table_are_put_back() {
+    require_root();
+    let lab = Lab::builder("fwedit")
+        .link("a:eth0", "r:a0")
+        .link("b:eth0", "r:b0")
+        .address("a:eth0", "10.63.1.2/24")
+        .address("r:a0", "10.63.1.1/24")
+        .address("b:eth0", "10.63.2.2/24")
+        .address("r:b0", "10.63.2.1/24")
+        .route("a", "default", Some("10.63.1.1"), None)
+        .route("b", "default", Some("10.63.2.1"), None)
+        .sysctl("r", "net.ipv4.ip_forward", "1")
+        .with(|t| {
+            let fw: vnet::model::netfeat::spec::FirewallSpec =
+                serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "from": "a", "to": "b"}]})).unwrap();
+            t.nodes.get_mut("r").unwrap().firewall = Some(fw);
+        })
+        .up()
+        .unwrap();
+    let name = lab.name().to_string();
+    let r = lab.node("r").netns().unwrap().to_string();
+    let table = format!("vnet_{name}");
+    let loaded = reloaded(&lab);
+    assert!(lifecycle::plan(&loaded).unwrap().is_empty(), "{}", lifecycle::plan(&loaded).unwrap());
+    assert!(!ping(&lab, "a", "10.63.2.2"), "a cannot reach b");
+    let written = rules_text(&nft_table(&r, &table).unwrap());
+
+    let plan_lines =
+        || -> Vec<String> { lifecycle::plan(&loaded).unwrap().ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect() };
+    let rewrite = |rules: usize| vec![format!("~ nft r: table inet {table} (1 rules) rewritten: changed outside vnet ({rules} rules where vnet wrote 1)")];
+    let handles = rule_handles(&r, &table, "forward");
+    assert_eq!(handles.len(), 1);
+    let edits = [
+        (format!("delete rule inet {table} forward handle {}", handles[0]), 0),
+        (format!("add rule inet {table} forward ip saddr 10.63.9.9 accept"), 2),
+        (format!("replace rule inet {table} forward handle {} ip saddr 10.63.1.2 ip daddr 10.63.2.2 accept", handles[0]), 1),
+        (format!("add chain inet {table} mine"), 1),
+    ];
+    for (edit, rules) in edits {
+        // Each edit starts from the table vnet wrote (`up` rewrote it with new handles).
+        let edit = edit.replace(&format!("handle {}", handles[0]), &format!("handle {}", rule_handles(&r, &table, "forward")[0]));
+        nft_in(&r, &edit);
+        assert_eq!(plan_lines(), rewrite(rules), "after `nft {edit}`");
+        let f = vnet::doctor::doctor_running(&lab.running().unwrap()).unwrap().findings;
+        let changed =
+            f.iter().find(|x| x.code == "nft-changed" && x.node == "r").unwrap_or_else(|| panic!("no nft-changed finding after `nft {edit}`: {f:#?}"));
+        assert!(changed.message.contains(&format!("{rules} rules where vnet wrote 1")), "{changed:?}");
+        assert!(changed.fix.contains("rewritten: changed outside vnet"), "{changed:?}");
+        let applied = lifecycle::up(&loaded, &Default::default()).unwrap().plan;
+        assert_eq!(applied.len(), 1, "{applied}");
+        assert!(plan_lines().is_empty(), "after up, nothing to do: {:?}", plan_lines());
+        assert_eq!(rules_text(&nft_table(&r, &table).unwrap()), written, "the declared rules are back");
+        assert!(!ping(&lab, "a", "10.63.2.2"), "the drop rule works again after `nft {edit}`");
+    }
+
+    // The table deleted by hand: doctor says it is gone.
+    nft_in(&r, &format!("delete table inet {table}"));
+    assert_eq!(plan_lines(), [format!("~ nft r: table inet {table} (1 rules)")]);
+    let f = vnet::doctor::doctor_running(&lab.running().unwrap()).unwrap().findings;
+    assert!(f.iter().any(|x| x.code == "nft-missing" && x.node == "r"), "{f:#?}");
+    lifecycle::up(&loaded, &Default::default()).unwrap();
+    assert!(plan_lines().is_empty());
+    let f = vnet::doctor::doctor_running(&lab.running().unwrap()).unwrap().findings;
+    assert!(!f.iter().any(|x| x.code.starts_with("nft-")), "{f:#?}");
+    drop(lab);
+    assert_gone(&name);
+}

@@ -141,11 +141,10 @@ impl Executor<'_> {
             Some(m) => Some(self.index(handles, step, &c.node, m)?),
             None => None,
         };
-        let root = self.ctx.lab.netns_name(&c.node).is_none();
         // Ownership by alias: a group delete refuses groups holding devices rtnetlink cannot
-        // delete, and the namespace's end removes tun devices anyway.
-        let set =
-            LinkSet { mtu: c.mtu, mac: c.mac, master, alias: Some(self.mark.clone()), no_ipv6_ll: root && !self.ctx.lab.ipv6_link_local, ..Default::default() };
+        // delete, and the namespace's end removes tun devices anyway. Born down, it gets no
+        // link-local address in a lab without IPv6 (in any namespace) before it comes up.
+        let set = LinkSet { mtu: c.mtu, mac: c.mac, master, alias: Some(self.mark.clone()), no_ipv6_ll: !self.ctx.lab.ipv6_link_local, ..Default::default() };
         let then = Then::Index { name: c.ifname.clone(), ifindex: idx };
         out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then, enodev_ok: false, optional: false });
         if c.up {

@@ -23,7 +23,7 @@ use crate::kernel::observe::decode_link;
 use crate::kernel::{netns, sysctl};
 use crate::model::kind::KindSpec;
 use crate::model::lab::Lab;
-use crate::observed::{Observed, ObservedNs};
+use crate::observed::{Observed, ObservedNs, RTPROT_VNET};
 use crate::plan::{Op, Plan, RouteOp, Step};
 use journal::{Done, Journal};
 
@@ -294,6 +294,11 @@ impl<'a> Executor<'a> {
             self.sysctls(steps, &sysctls, handles)?;
         }
 
+        let link_local: Vec<usize> = steps.iter().enumerate().filter(|(_, s)| matches!(s.op, Op::LinkLocal { .. })).map(|(k, _)| k).collect();
+        if !link_local.is_empty() {
+            self.link_local(steps, &link_local, handles)?;
+        }
+
         // NAT/firewall, qdiscs, BPF, xfrm: on threads inside their namespaces.
         let features: Vec<usize> = steps.iter().enumerate().filter(|(_, s)| matches!(s.op, Op::Feature { .. })).map(|(k, _)| k).collect();
         if !features.is_empty() {
@@ -309,7 +314,13 @@ impl<'a> Executor<'a> {
         let mut per_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (k, s) in steps.iter().enumerate() {
             match &s.op {
-                Op::CreateNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::DeleteNetns { .. } | Op::Feature { .. } | Op::Ovs { .. } => {}
+                Op::CreateNetns { .. }
+                | Op::SetSysctl { .. }
+                | Op::RestoreSysctl { .. }
+                | Op::LinkLocal { .. }
+                | Op::DeleteNetns { .. }
+                | Op::Feature { .. }
+                | Op::Ovs { .. } => {}
                 op => per_node.entry(devices::send_node(self.ctx.lab, op)).or_default().push(k),
             }
         }
@@ -414,6 +425,42 @@ impl<'a> Executor<'a> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// IPv6 link-local generation of existing devices, through each device's `addr_gen_mode`
+    /// sysctl: the kernel makes the link-local address when that sysctl changes from none to
+    /// another mode (the same through netlink only records the mode, for the next time the
+    /// device comes up), and stops making one (keeping the one it made) when it goes to none.
+    /// Turning it on in a lab's own namespace also sets the namespace default back to eui64:
+    /// a namespace born without link-local addresses (`ll_default`) would give them to no new
+    /// device. Not journaled as sysctls: the lab's `ipv6` decides these, not a value to restore.
+    fn link_local(&mut self, steps: &[Step], idxs: &[usize], handles: &mut BTreeMap<String, NsHandle>) -> Result<(), ApplyError> {
+        use crate::model::validate::sysctl_key;
+        let mut by_node: BTreeMap<String, Vec<(usize, String, &'static str)>> = BTreeMap::new();
+        for &k in idxs {
+            let Op::LinkLocal { node, ifname, on } = &steps[k].op else { continue };
+            let list = by_node.entry(node.clone()).or_default();
+            let mode = if *on { "0" } else { "1" };
+            if *on && self.ctx.lab.netns_name(node).is_some() && !list.iter().any(|(_, key, _)| key.starts_with("net.ipv6.conf.default.")) {
+                list.push((k, "net.ipv6.conf.default.addr_gen_mode".into(), "0"));
+            }
+            list.push((k, sysctl_key(&["net", "ipv6", "conf", ifname, "addr_gen_mode"].map(str::to_string)), mode));
+        }
+        let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| by_node.contains_key(&h.node)).collect();
+        if hs.len() != by_node.len() {
+            let missing = by_node.keys().find(|n| !hs.iter().any(|h| &h.node == *n)).cloned().unwrap_or_default();
+            return Err(self.fail(&steps[by_node[&missing][0].0], format!("no namespace handle for node {missing}"), None));
+        }
+        let results = handle::par_each_in(&mut hs, |h| {
+            let failed = by_node[&h.node].iter().find_map(|(k, key, value)| sysctl::write(key, value).err().map(|e| (*k, key.clone(), e)));
+            (h.node.clone(), failed)
+        });
+        for (_, failed) in results {
+            if let Some((k, key, e)) = failed {
+                return Err(self.fail(&steps[k], format!("write {key}: {e}"), e.raw_os_error()));
+            }
+        }
+        Ok(())
     }
 
     fn index(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, node: &str, ifname: &str) -> Result<u32, ApplyError> {
@@ -583,6 +630,13 @@ impl<'a> Executor<'a> {
                 let set = LinkSet { info: Some(kinds::bridge_port_info(*hairpin)), ..Default::default() };
                 push(out, Request::new(msg::set_link(idx, None, &set), 0), Then::Nothing);
             }
+            Op::ForwardPort { node, ifname } => {
+                let idx = self.index(handles, step, node, ifname)?;
+                let set = LinkSet { info: Some(kinds::bridge_port_forwarding_info()), ..Default::default() };
+                // A port that lost its carrier since it was observed is refused (ENETDOWN) and
+                // forwards at once when the carrier comes back, STP being off: nothing is lost.
+                out.push(Pending { step: k, req: Request::new(msg::set_link(idx, None, &set), 0), then: Then::Nothing, enodev_ok: false, optional: true });
+            }
             Op::AddAddress { node, ifname, addr } => {
                 let idx = self.index(handles, step, node, ifname)?;
                 let then = Then::Journal(Done::Addr { node: node.clone(), ifindex: idx, addr: *addr });
@@ -617,7 +671,13 @@ impl<'a> Executor<'a> {
                     });
                 }
             }
-            Op::CreateNetns { .. } | Op::DeleteNetns { .. } | Op::SetSysctl { .. } | Op::RestoreSysctl { .. } | Op::Feature { .. } | Op::Ovs { .. } => {}
+            Op::CreateNetns { .. }
+            | Op::DeleteNetns { .. }
+            | Op::SetSysctl { .. }
+            | Op::RestoreSysctl { .. }
+            | Op::LinkLocal { .. }
+            | Op::Feature { .. }
+            | Op::Ovs { .. } => {}
         }
         Ok(())
     }
@@ -644,7 +704,7 @@ impl<'a> Executor<'a> {
             Some(d) => Some(self.index(handles, step, node, d)?),
             None => None,
         };
-        Ok(RouteWire { dst: r.dst, via: r.via, oif, metric: r.metric, table: r.table, src: r.src })
+        Ok(RouteWire { dst: r.dst, via: r.via, oif, metric: r.metric, table: r.table, src: r.src, protocol: r.proto.unwrap_or(RTPROT_VNET) })
     }
 
     fn after(&mut self, then: Then, node: &str, msgs: Vec<RouteNetlinkMessage>, handles: &mut BTreeMap<String, NsHandle>) {

@@ -123,7 +123,7 @@ impl<'a> NodeExec<'a> {
     fn exec(&mut self, op: &FeatureOp) -> Result<(), ExecError> {
         let k = |e: crate::kernel::nl::KernelError| (e.to_string(), Some(e.errno));
         match op {
-            FeatureOp::SetNft { table, spec } => nft::apply(&nft::ruleset(table, spec)).map_err(|e| (e, None)),
+            FeatureOp::SetNft { table, spec, .. } => nft::apply(&nft::ruleset(table, spec)).and_then(|()| nft::seal(table)).map_err(|e| (e, None)),
             FeatureOp::DeleteNft { table } => nft::apply(&nft::delete_ruleset(table)).map_err(|e| (e, None)),
             FeatureOp::SetQdisc { ifname, imp } => {
                 let i = self.index(ifname)?;

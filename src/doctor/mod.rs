@@ -2,18 +2,21 @@
 //! with their fix: devices or peers down, no carrier, missing addresses and routes, no default
 //! route, forwarding off on a router, reverse-path filtering against asymmetric routes, macvlan
 //! siblings that cannot meet, MTU mismatches, traffic leaving the lab without masquerade,
-//! duplicate addresses, ports not in their bridge, bridge ports in the wrong VLAN, traffic control
-//! and BPF programs that differ from the declared ones. Each finding
-//! names the node and device and, when it comes from the topology file, its line.
+//! duplicate addresses, ports not in their bridge, bridge ports in the wrong VLAN, a NAT/firewall
+//! table changed or removed by hand, traffic control and BPF programs that differ from the
+//! declared ones. Each finding names the node and device and, when it comes from the topology
+//! file, its line.
 //!
-//! Two kinds of checks: `links` / `addressing` / `macvlan` / `vlan` / `nat` / `tc` compare the model and
-//! the kernel's state directly; `paths` follows packets between every pair of nodes with the
-//! kernel's own lookups (as `trace` does) and turns each drop into a finding.
+//! Two kinds of checks: `links` / `addressing` / `macvlan` / `vlan` / `nat` / `nft` / `tc`
+//! compare the model and the kernel's state directly; `paths` follows packets between every
+//! pair of nodes with the kernel's own lookups (as `trace` does) and turns each drop into a
+//! finding.
 
 mod addressing;
 mod links;
 mod macvlan;
 mod nat;
+mod nft;
 mod paths;
 mod tc;
 pub mod vlan;
@@ -186,6 +189,7 @@ pub fn doctor_running(rl: &RunningLab) -> Result<DoctorReport> {
     macvlan::check(&mut ctx);
     vlan::check(&mut ctx);
     nat::check(&mut ctx);
+    nft::check(&mut ctx);
     tc::check(&mut ctx);
     let pairs_traced = paths::check(&mut ctx)?;
     let mut findings = ctx.out;

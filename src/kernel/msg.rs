@@ -10,8 +10,6 @@ use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, Link
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use crate::observed::RTPROT_STATIC;
-
 /// Settings of a device at creation (beside its kind).
 #[derive(Clone, Debug, Default)]
 pub struct LinkBase {
@@ -212,6 +210,9 @@ pub struct RouteWire {
     pub metric: Option<u32>,
     pub table: u32,
     pub src: Option<IpAddr>,
+    /// RTPROT_*: vnet's own for the routes it adds; a deletion names the route's (the kernel
+    /// deletes only a route of the protocol asked for), as does the undo that puts it back.
+    pub protocol: u8,
 }
 
 fn route_msg(r: &RouteWire) -> RouteMessage {
@@ -219,7 +220,7 @@ fn route_msg(r: &RouteWire) -> RouteMessage {
     let a = r.dst.addr();
     m.header.address_family = family(&a);
     m.header.destination_prefix_length = r.dst.prefix_len();
-    m.header.protocol = RouteProtocol::from(RTPROT_STATIC);
+    m.header.protocol = RouteProtocol::from(r.protocol);
     m.header.kind = RouteType::Unicast;
     m.header.scope = if r.via.is_none() && r.dst.addr().is_ipv4() { RouteScope::Link } else { RouteScope::Universe };
     if r.table < 256 {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -76,6 +76,15 @@ pub fn decode_link(l: &LinkMessage) -> ObservedLink {
             LinkAttribute::NumTxQueues(q) => o.tx_queues = Some(*q),
             LinkAttribute::NumRxQueues(q) => o.rx_queues = Some(*q),
             LinkAttribute::OperState(s) => o.oper = s.to_string().to_ascii_lowercase(),
+            LinkAttribute::AfSpecUnspec(specs) => {
+                for a in specs.iter().filter_map(|s| if let AfSpecUnspec::Inet6(v) = s { Some(v) } else { None }).flatten() {
+                    match a {
+                        AfSpecInet6::AddrGenMode(m) => o.addr_gen_mode = Some(u8::from(m)),
+                        AfSpecInet6::DevConf(c) => o.ipv6_disabled = c.disable_ipv6 != 0,
+                        _ => {}
+                    }
+                }
+            }
             LinkAttribute::LinkInfo(infos) => {
                 let d = kinds::decode(infos);
                 o.kind = d.kind;

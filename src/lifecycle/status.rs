@@ -278,12 +278,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                 dev: r.oif.and_then(|o| ns.name_of(o)).map(str::to_string),
                 metric: r.metric,
                 table: r.table,
-                proto: match r.protocol {
-                    2 => "kernel".into(),
-                    3 => "boot".into(),
-                    4 => "static".into(),
-                    p => p.to_string(),
-                },
+                proto: crate::observed::route_protocol_name(r.protocol),
             })
             .collect();
         nodes.push(NodeStatus {

@@ -45,6 +45,47 @@ pub struct NftTable {
     pub name: String,
     /// The fingerprint vnet stored in the table (a chain named `spec-<fingerprint>`).
     pub fingerprint: Option<String>,
+    /// The table's content as nft listed it right after vnet wrote it, stored in the table (a
+    /// chain named `content-<rules>-<digest>`); `None` in a table an older vnet wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<NftContent>,
+    /// The table's content now.
+    pub content: NftContent,
+}
+
+impl NftTable {
+    /// How the table differs from what vnet wrote for its fingerprint's ruleset, if it does.
+    pub fn edits(&self) -> Option<NftDrift> {
+        match &self.written {
+            None => Some(NftDrift::Unrecorded),
+            Some(w) if *w != self.content => Some(NftDrift::Edited { rules: self.content.rules, written: w.rules }),
+            Some(_) => None,
+        }
+    }
+}
+
+/// A digest of a table's chains and rules as `nft -j` lists them (handles and vnet's content
+/// chain left out), and how many rules it holds. Compared with itself only: nft's listing is
+/// what the digest covers, so nothing depends on how nft normalises rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NftContent {
+    pub rules: usize,
+    pub digest: String,
+}
+
+/// Why the planner rewrites the lab's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NftDrift {
+    /// No table (a new node, or the table was deleted).
+    Absent,
+    /// A table of another ruleset (the file changed since, or vnet's fingerprint chain went).
+    Other,
+    /// vnet's ruleset, changed by hand since vnet wrote it (rules deleted, added or edited).
+    Edited { rules: usize, written: usize },
+    /// vnet's ruleset, written by an older vnet that kept no record of its content: rewritten
+    /// once so that later edits show.
+    Unrecorded,
 }
 
 /// A device's root qdisc with its decoded parameters (netem and tbf; others are opaque).

@@ -23,7 +23,7 @@ pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 use crate::model::kind::{Drift, KindSpec, VethSpec};
 use crate::model::lab::{Endpoint, Interface, Lab, Node, Route};
 use crate::model::validate::sysctl_components;
-use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, RTPROT_STATIC};
+use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, ADDR_GEN_MODE_NONE, RTPROT_VNET};
 use crate::state::LabState;
 
 /// Something in the kernel that has a name the lab wants but is not the lab's.
@@ -62,6 +62,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
     p.ovs(state);
     for node in lab.nodes.values() {
         p.addresses(node);
+        p.link_local(node);
         p.routes(node);
         p.sysctls(node, state);
     }
@@ -280,9 +281,12 @@ impl<'a> Planner<'a> {
         let after_lower = iface.kind.up_after_lower();
         // teamd must see a port as a device before it joins the team: join in a later message.
         let late_master = self.joins_team(nname, iface.master.as_ref());
-        // Born in its lower's namespace and moved into its node by the kernel: the messages
-        // that keep IPv6 link-local off must come from the node's socket, so it comes up there.
-        let born_elsewhere = !self.lab.ipv6_link_local && iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname);
+        // Made from another namespace's socket (its lower's, or the underlay's for a tunnel
+        // end) and registered in its node by the kernel: the messages that keep IPv6
+        // link-local off must come from the node's socket, so it comes up there.
+        let from_elsewhere = iface.kind.lower_endpoint(nname).is_some_and(|ep| ep.node != nname)
+            || (self.lab.tunnel(nname, &iface.name).is_some() && self.lab.underlay_node() != nname);
+        let born_elsewhere = !self.lab.ipv6_link_local && from_elsewhere;
         let c = CreateLink {
             node: nname.into(),
             ifname: iface.name.clone(),
@@ -304,6 +308,10 @@ impl<'a> Planner<'a> {
         if late_master {
             let change = LinkChange { master: Some(iface.master.clone()), ..Default::default() };
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
+        }
+        if born_elsewhere && !iface.up {
+            // Its generation goes off as it comes up (executor); staying down, it goes off here.
+            self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false });
         }
         if (joins_down || after_lower || born_elsewhere) && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };
@@ -328,6 +336,12 @@ impl<'a> Planner<'a> {
         if let Some((ep, pi)) = peer {
             // The peer cannot come up (nor join a master) in the create message.
             let peer_joins_down = self.joins_down(&ep.node, pi.master.as_ref());
+            if !self.lab.ipv6_link_local && !pi.up && !self.is_root(&ep.node) {
+                // Born in its namespace's default; the executor turns link-local generation off
+                // as a new peer comes up (or is marked, in the root namespace): one that stays
+                // down gets it off here.
+                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: ep.node.clone(), ifname: ep.ifname.clone(), on: false });
+            }
             if peer_joins_down && pi.up {
                 let change = LinkChange { up: Some(true), ..Default::default() };
                 self.push(stage::PORT, Op::ChangeLink { node: ep.node.clone(), ifname: ep.ifname.clone(), change });
@@ -432,13 +446,41 @@ impl<'a> Planner<'a> {
         if !change.is_empty() {
             self.push(stage::CHANGE, Op::ChangeLink { node: nname.into(), ifname: iface.name.clone(), change });
         }
-        if iface.master.is_some() {
-            let want = iface.hairpin.unwrap_or(false);
+        // Hairpin only where the file declares it, or declared it at the last `up` (back to off).
+        if let Some(want) = iface.hairpin.or_else(|| self.hairpin_reset(nname, iface)) {
             let master_is_bridge = iface.master.as_ref().and_then(|m| node.interfaces.get(m)).map(|m| matches!(m.kind, KindSpec::Bridge(_))).unwrap_or(false);
-            if master_is_bridge && (iface.hairpin.is_some() || have.hairpin == Some(true)) && have.hairpin.unwrap_or(false) != want {
+            if master_is_bridge && have.hairpin.unwrap_or(false) != want {
                 self.push(stage::PORT, Op::SetPort { node: nname.into(), ifname: iface.name.clone(), hairpin: want });
             }
         }
+        if self.port_waits(nname, node, iface, have) {
+            self.push(stage::PORT, Op::ForwardPort { node: nname.into(), ifname: iface.name.clone() });
+        }
+    }
+
+    /// Whether an existing port, up with carrier, of an existing bridge that is up and runs no
+    /// STP once this plan is applied, is not forwarding: left listening or learning when STP
+    /// went off (now, or at an earlier `up`), it would wait for the kernel's forward-delay
+    /// timers (up to twice the forward delay; the kernel sends a port straight to forwarding
+    /// without STP only when it starts from blocking). A port joining a bridge now starts so.
+    fn port_waits(&self, nname: &str, node: &Node, iface: &Interface, have: &ObservedLink) -> bool {
+        if !(iface.up && have.up && have.carrier && have.forwarding == Some(false)) {
+            return false;
+        }
+        let Some(bridge) = iface.master.as_ref().and_then(|m| node.interfaces.get(m)) else { return false };
+        let ns = self.ns(nname);
+        let Some(br) = ns.link(&bridge.name) else { return false };
+        if !(bridge.up && br.up) || have.master != Some(br.ifindex) || self.will_recreate(nname, &bridge.name) {
+            return false;
+        }
+        let reset = self.kind_reset(nname, bridge);
+        let stp = match reset.as_ref().unwrap_or(&bridge.kind) {
+            KindSpec::Bridge(b) => b.stp,
+            _ => return false,
+        };
+        // Undeclared, STP is as the kernel has it (`resets`).
+        let observed_stp = matches!(&br.spec, Some(KindSpec::Bridge(b)) if b.stp == Some(true));
+        !stp.unwrap_or(observed_stp)
     }
 
     fn addresses(&mut self, node: &Node) {
@@ -467,31 +509,82 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// IPv6 link-local addresses of existing devices as the lab's `ipv6` says (new devices are
+    /// made so): on, a device whose generation is off (`addr_gen_mode` none, as a lab without
+    /// IPv6 made it) gets it back; off, a device that generates one, or still holds the one it
+    /// made, loses both. Devices without IPv6 (`disable_ipv6`), OVS's own, and devices whose
+    /// `addr_gen_mode` the file sets as a sysctl are left alone.
+    fn link_local(&mut self, node: &Node) {
+        let nname = node.name.as_str();
+        let ns = self.ns(nname);
+        let on = self.lab.ipv6_link_local;
+        for iface in node.interfaces.values() {
+            let Some(have) = ns.link(&iface.name) else { continue };
+            let Some(mode) = have.addr_gen_mode else { continue };
+            if iface.name == "lo" || iface.kind.is_ovs() || have.ipv6_disabled || !self.ours(nname, have) || self.will_recreate(nname, &iface.name) {
+                continue;
+            }
+            let parts = ["net", "ipv6", "conf", iface.name.as_str(), "addr_gen_mode"].map(str::to_string);
+            if node.sysctls.contains_key(&crate::model::validate::sysctl_key(&parts)) {
+                continue;
+            }
+            let made: Vec<IpNet> = ns
+                .addrs_of(have.ifindex)
+                .filter(|a| a.automatic && matches!(a.addr, IpNet::V6(v) if v.addr().is_unicast_link_local()) && !iface.addresses.contains(&a.addr))
+                .map(|a| a.addr)
+                .collect();
+            if on && mode == ADDR_GEN_MODE_NONE {
+                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: true });
+            } else if !on && (mode != ADDR_GEN_MODE_NONE || !made.is_empty()) {
+                if mode != ADDR_GEN_MODE_NONE {
+                    self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false });
+                }
+                for addr in made {
+                    self.push(stage::ADDR_DEL, Op::DelAddress { node: nname.into(), ifname: iface.name.clone(), addr });
+                }
+            }
+        }
+    }
+
     /// Whether the plan already deletes and re-creates this device (so its state is moot).
     fn will_recreate(&self, node: &str, ifname: &str) -> bool {
         self.replaced.contains(&(node.to_string(), ifname.to_string()))
     }
 
-    fn routes(&mut self, node: &Node) {
-        let nname = node.name.as_str();
+    /// The routes of a node's namespace that are vnet's to change, and whether each is one to
+    /// delete when the file does not declare it. In the lab's own namespaces (which the lab
+    /// owns entirely) every route but the kernel's own (`ObservedRoute::kernels_own`), whatever
+    /// its protocol: vnet's (RTPROT_VNET), an older vnet's (`static`), one added by hand
+    /// (`boot`) or by a daemon. In the real root namespace only routes through the lab's
+    /// devices, and of those only vnet's are deleted; one of another protocol that a declared
+    /// route matches counts as present (an older vnet's, or one the kernel would refuse to add
+    /// again beside), and one holding a declared route's destination is replaced.
+    fn route_candidates(&self, nname: &str) -> Vec<(RouteOp, bool)> {
         let ns = self.ns(nname);
         let root = self.is_root(nname);
-        // Routes that are the lab's: static routes in its own namespaces; in the root
-        // namespace only those through the lab's devices.
-        let ours: Vec<RouteOp> = ns
-            .routes
+        ns.routes
             .iter()
-            .filter(|r| r.protocol == RTPROT_STATIC)
+            .filter(|r| !r.kernels_own())
             .filter(|r| !root || r.oif.and_then(|i| ns.link_by_index(i)).map(|l| self.ours(nname, l) || self.ovs_device(nname, l)).unwrap_or(false))
-            .map(|r| RouteOp {
-                dst: r.dst,
-                via: r.via,
-                dev: r.oif.and_then(|i| ns.name_of(i)).map(str::to_string),
-                metric: r.metric,
-                table: r.table,
-                src: r.src,
+            .map(|r| {
+                let op = RouteOp {
+                    dst: r.dst,
+                    via: r.via,
+                    dev: r.oif.and_then(|i| ns.name_of(i)).map(str::to_string),
+                    metric: r.metric,
+                    table: r.table,
+                    src: r.src,
+                    proto: Some(r.protocol).filter(|p| *p != RTPROT_VNET),
+                };
+                (op, !root || r.protocol == RTPROT_VNET)
             })
-            .collect();
+            .collect()
+    }
+
+    fn routes(&mut self, node: &Node) {
+        let nname = node.name.as_str();
+        let candidates = self.route_candidates(nname);
+        let ours: Vec<RouteOp> = candidates.iter().map(|(r, _)| r.clone()).collect();
         let want: Vec<RouteOp> = node.routes.iter().map(route_op).collect();
         // Devices re-created by this plan lose their routes with them.
         let recreated: BTreeSet<String> = node.interfaces.keys().filter(|d| self.will_recreate(nname, d)).cloned().collect();
@@ -507,8 +600,8 @@ impl<'a> Planner<'a> {
                 to_add.push(w.clone());
             }
         }
-        for h in &ours {
-            if gone(h) {
+        for (h, deletable) in &candidates {
+            if gone(h) || !deletable {
                 continue;
             }
             let wanted = want.iter().any(|w| route_matches(w, h) || same_key(w, h));
@@ -588,7 +681,7 @@ impl<'a> Planner<'a> {
 }
 
 fn route_op(r: &Route) -> RouteOp {
-    RouteOp { dst: r.dst, via: r.via, dev: r.dev.clone(), metric: r.metric, table: r.table, src: r.src }
+    RouteOp { dst: r.dst, via: r.via, dev: r.dev.clone(), metric: r.metric, table: r.table, src: r.src, proto: None }
 }
 
 /// The kernel gives IPv6 routes metric 1024 when none is set.

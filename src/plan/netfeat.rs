@@ -10,7 +10,7 @@ use crate::model::lab::{Lab, Node};
 use crate::model::netfeat::ipsec::{Crypto, KeySource, Tunnel};
 use crate::model::netfeat::spec::IpsecMode;
 use crate::model::netfeat::Impairment;
-use crate::observed::netfeat::{NsFeatures, ObservedQdisc, XfrmAlg, XfrmPolicy, XfrmState, XfrmTmpl, IPPROTO_ESP, VNET_BPF_PRIO, VNET_QDISC_HANDLE};
+use crate::observed::netfeat::{NftDrift, NsFeatures, ObservedQdisc, XfrmAlg, XfrmPolicy, XfrmState, XfrmTmpl, IPPROTO_ESP, VNET_BPF_PRIO, VNET_QDISC_HANDLE};
 use crate::observed::{NsState, Observed};
 use crate::state::netfeat::Record;
 use crate::state::LabState;
@@ -58,13 +58,19 @@ pub(super) fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>, rep
     removals
 }
 
+/// The lab's table: written when absent, of another ruleset, or changed by hand since vnet
+/// wrote it (its content no longer what nft listed then); rewritten whole, in one transaction.
 fn nft(lab: &Lab, node: &Node, have: &NsFeatures, ops: &mut Vec<FeatureOp>) {
     let table = table_name(&lab.name);
-    match (&node.features.nft, &have.nft) {
-        (Some(want), Some(h)) if h.fingerprint.as_deref() == Some(want.fingerprint().as_str()) => {}
-        (Some(want), _) => ops.push(FeatureOp::SetNft { table, spec: want.clone() }),
-        (None, Some(_)) => ops.push(FeatureOp::DeleteNft { table }),
-        (None, None) => {}
+    let drift = match (&node.features.nft, &have.nft) {
+        (Some(want), Some(h)) if h.fingerprint.as_deref() == Some(want.fingerprint().as_str()) => h.edits(),
+        (Some(_), Some(_)) => Some(NftDrift::Other),
+        (Some(_), None) => Some(NftDrift::Absent),
+        (None, Some(_)) => return ops.push(FeatureOp::DeleteNft { table }),
+        (None, None) => None,
+    };
+    if let (Some(want), Some(drift)) = (&node.features.nft, drift) {
+        ops.push(FeatureOp::SetNft { table, spec: want.clone(), drift });
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::model::netfeat::spec::{BpfHookSpec, XdpMode};
 use crate::model::netfeat::{BpfAttach, Impairment, NftSpec};
-use crate::observed::netfeat::{dir_name, ObservedQdisc, XfrmPolicy, XfrmState};
+use crate::observed::netfeat::{dir_name, NftDrift, ObservedQdisc, XfrmPolicy, XfrmState};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "feature", rename_all = "snake_case")]
@@ -16,6 +16,8 @@ pub enum FeatureOp {
     SetNft {
         table: String,
         spec: NftSpec,
+        /// What the kernel has instead.
+        drift: NftDrift,
     },
     /// Remove the lab's table (only it).
     DeleteNft {
@@ -79,7 +81,14 @@ impl FeatureOp {
     /// As `vnet plan` prints it, after the node name.
     pub fn display(&self, node: &str) -> String {
         match self {
-            FeatureOp::SetNft { table, spec } => format!("~ nft     {node}: table inet {table} ({})", spec.describe()),
+            FeatureOp::SetNft { table, spec, drift } => {
+                let why = match drift {
+                    NftDrift::Absent | NftDrift::Other => String::new(),
+                    NftDrift::Edited { rules, written } => format!(" rewritten: changed outside vnet ({rules} rules where vnet wrote {written})"),
+                    NftDrift::Unrecorded => " rewritten: written by an older vnet, which kept no record of its rules".into(),
+                };
+                format!("~ nft     {node}: table inet {table} ({}){why}", spec.describe())
+            }
             FeatureOp::DeleteNft { table } => format!("- nft     {node}: table inet {table}"),
             FeatureOp::SetQdisc { ifname, imp } => format!("~ qdisc   {node}:{ifname} {imp}"),
             FeatureOp::RestoreQdisc { ifname, previous } => match previous {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::model::{load_str, Format};
-use crate::observed::netfeat::{NftTable, ObservedBpf, ObservedQdisc};
+use crate::observed::netfeat::{NftContent, NftTable, ObservedBpf, ObservedQdisc};
 use crate::observed::{ObservedLink, ObservedNs};
 use crate::state::netfeat::BpfRecord;
 
@@ -56,7 +56,10 @@ fn converged(lab: &Lab, rec: &Record) -> Observed {
             ns.links.push(ObservedLink { ifindex: i as u32 + 1, name: name.clone(), ..Default::default() });
         }
         let f = &mut ns.features;
-        f.nft = node.features.nft.as_ref().map(|s| NftTable { name: table_name(&lab.name), fingerprint: Some(s.fingerprint()) });
+        f.nft = node.features.nft.as_ref().map(|s| {
+            let content = NftContent { rules: 1, digest: format!("as-written-{}", s.fingerprint()) };
+            NftTable { name: table_name(&lab.name), fingerprint: Some(s.fingerprint()), written: Some(content.clone()), content }
+        });
         for (dev, imp) in &node.features.tc {
             f.qdiscs.insert(
                 dev.clone(),
@@ -147,6 +150,47 @@ fn drift_plans_only_the_difference() {
             "+ xfrm gw1: policy 198.51.100.2/32 -> 10.1.0.0/24 dir fwd".to_string(),
         ]
     );
+}
+
+/// A table whose rules were changed by hand inside it (its content no longer what nft listed
+/// when vnet wrote it) is rewritten whole; so is one an older vnet wrote without recording its
+/// content, once; one of another ruleset or gone is written as for a new node.
+#[test]
+fn a_table_changed_by_hand_is_rewritten() {
+    let l = lab(LAB);
+    let st = record();
+    let o = converged(&l, &st.netfeat);
+    let with_table = |f: &dyn Fn(&mut Option<NftTable>)| {
+        let mut o = o.clone();
+        let NsState::Owned(gw1) = o.nodes.get_mut("gw1").unwrap() else { unreachable!() };
+        f(&mut gw1.features.nft);
+        let steps = plan(&l, &o, Some(&st), &Default::default());
+        let nft: Vec<&Step> =
+            steps.iter().filter(|s| matches!(&s.op, Op::Feature { change: FeatureOp::SetNft { .. } | FeatureOp::DeleteNft { .. }, .. })).collect();
+        assert_eq!(steps.len(), nft.len(), "only the table: {:#?}", ops(&steps));
+        ops(&steps)
+    };
+    let edited = with_table(&|t| {
+        let t = t.as_mut().unwrap();
+        t.content = NftContent { rules: 0, digest: "after-nft-flush-chain".into() };
+    });
+    assert_eq!(edited, ["~ nft gw1: table inet vnet_p (1 masquerade) rewritten: changed outside vnet (0 rules where vnet wrote 1)"]);
+    let old = with_table(&|t| t.as_mut().unwrap().written = None);
+    assert_eq!(old, ["~ nft gw1: table inet vnet_p (1 masquerade) rewritten: written by an older vnet, which kept no record of its rules"]);
+    assert_eq!(with_table(&|t| *t = None), ["~ nft gw1: table inet vnet_p (1 masquerade)"]);
+    assert_eq!(with_table(&|t| t.as_mut().unwrap().fingerprint = Some("0".into())), ["~ nft gw1: table inet vnet_p (1 masquerade)"]);
+    let drift = |o: &Observed| {
+        plan(&l, o, Some(&st), &Default::default()).into_iter().find_map(|s| match s.op {
+            Op::Feature { change: FeatureOp::SetNft { drift, .. }, .. } => Some(drift),
+            _ => None,
+        })
+    };
+    assert_eq!(drift(&o), None);
+    let mut gone = o.clone();
+    if let Some(NsState::Owned(gw1)) = gone.nodes.get_mut("gw1") {
+        gw1.features.nft = None;
+    }
+    assert_eq!(drift(&gone), Some(NftDrift::Absent));
 }
 
 #[test]

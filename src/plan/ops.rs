@@ -110,6 +110,10 @@ pub struct RouteOp {
     pub table: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src: Option<IpAddr>,
+    /// The routing protocol of a route to delete that vnet did not add with its own (a route
+    /// added by hand, by a daemon, or by an older vnet as `static`); `None`: vnet's (RTPROT_VNET).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<u8>,
 }
 
 /// One operation on the kernel.
@@ -139,6 +143,20 @@ pub enum Op {
         node: String,
         ifname: String,
         hairpin: bool,
+    },
+    /// Put a port of a bridge without STP to forwarding now: one still listening or learning
+    /// from when STP was on would wait for the kernel's forward-delay timers.
+    ForwardPort {
+        node: String,
+        ifname: String,
+    },
+    /// Turn an existing device's IPv6 link-local address on (the kernel makes it at once) or
+    /// off (no more generation; the address itself goes with a `DelAddress`), as the lab's
+    /// `ipv6` says.
+    LinkLocal {
+        node: String,
+        ifname: String,
+        on: bool,
     },
     AddAddress {
         node: String,
@@ -205,6 +223,8 @@ impl Op {
             | Op::ChangeLink { node, .. }
             | Op::SetKindOptions { node, .. }
             | Op::SetPort { node, .. }
+            | Op::ForwardPort { node, .. }
+            | Op::LinkLocal { node, .. }
             | Op::AddAddress { node, .. }
             | Op::DelAddress { node, .. }
             | Op::AddRoute { node, .. }
@@ -226,6 +246,8 @@ impl Op {
             Op::ChangeLink { ifname, .. }
             | Op::SetKindOptions { ifname, .. }
             | Op::SetPort { ifname, .. }
+            | Op::ForwardPort { ifname, .. }
+            | Op::LinkLocal { ifname, .. }
             | Op::AddAddress { ifname, .. }
             | Op::DelAddress { ifname, .. }
             | Op::DeleteLink { ifname, .. }
@@ -274,7 +296,11 @@ fn ser_mac<S: serde::Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::
 
 impl fmt::Display for RouteOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::model::lab::write_route(f, &self.dst, self.via, self.dev.as_deref(), self.metric, self.table, self.src)
+        crate::model::lab::write_route(f, &self.dst, self.via, self.dev.as_deref(), self.metric, self.table, self.src)?;
+        match self.proto {
+            Some(p) => write!(f, " proto {}", crate::observed::route_protocol_name(p)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -337,6 +363,8 @@ impl fmt::Display for Op {
             Op::SetPort { node, ifname, hairpin } => {
                 write!(f, "~ port    {node}:{ifname} hairpin {}", if *hairpin { "on" } else { "off" })
             }
+            Op::ForwardPort { node, ifname } => write!(f, "~ port    {node}:{ifname} forwarding"),
+            Op::LinkLocal { node, ifname, on } => write!(f, "~ link    {node}:{ifname} ipv6 link-local {}", if *on { "on" } else { "off" }),
             Op::AddAddress { node, ifname, addr } => write!(f, "+ addr    {node}:{ifname} {addr}"),
             Op::DelAddress { node, ifname, addr } => write!(f, "- addr    {node}:{ifname} {addr}"),
             Op::AddRoute { node, route } => write!(f, "+ route   {node}: {route}"),

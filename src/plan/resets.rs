@@ -4,12 +4,13 @@
 //! lab's record (`LabState::topology`: the file as last applied successfully) declares for a
 //! device, and that the file now leaves out, is planned back to what the kernel gives a fresh
 //! device of that kind: bridge options (STP off, ageing time 300 s, forward delay 15 s,
-//! multicast snooping on, VLAN filtering off) and the MTU (`Planner::default_mtu`: what a
-//! fresh build of the file would give the device). A setting the record does not declare is
-//! never forced, whatever the kernel holds: the value is the kernel's own (a bridge sized to
-//! its smallest port) or someone else's. A lab without a record, or whose record holds no
-//! topology, resets nothing; a device the plan creates or re-creates starts from the defaults
-//! anyway. A dropped `mac` is left as it is (a fresh device's address is random).
+//! multicast snooping on, VLAN filtering off), a bridge port's `hairpin` (off) and the MTU
+//! (`Planner::default_mtu`: what a fresh build of the file would give the device). A setting
+//! the record does not declare is never forced, whatever the kernel holds: the value is the
+//! kernel's own (a bridge sized to its smallest port) or someone else's (a port's hairpin
+//! turned on by hand). A lab without a record, or whose record holds no topology, resets
+//! nothing; a device the plan creates or re-creates starts from the defaults anyway. A dropped
+//! `mac` is left as it is (a fresh device's address is random).
 
 use std::collections::HashMap;
 
@@ -77,6 +78,15 @@ impl Planner<'_> {
         }
         self.prior.mtu(node, &iface.name)?;
         self.default_mtu(node, iface, 0)
+    }
+
+    /// Off for a bridge port whose `hairpin` the file dropped since the record (the kernel's
+    /// default); `None` when the file declares it or the record never did.
+    pub(super) fn hairpin_reset(&self, node: &str, iface: &Interface) -> Option<bool> {
+        if iface.hairpin.is_some() {
+            return None;
+        }
+        self.prior.spec(node, &iface.name)?.hairpin.map(|_| false)
     }
 
     /// The device's kind options with the kernel's defaults for those the file dropped since

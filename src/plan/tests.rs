@@ -3,12 +3,13 @@
 //! an `Observed` the way the kernel would, so "a lab that is up plans nothing" is checked too.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::*;
 use crate::model::file::Topology;
 use crate::model::{self, Loaded};
-use crate::observed::{ObservedAddr, ObservedRoute};
+use crate::observed::{ObservedAddr, ObservedRoute, ADDR_GEN_MODE_EUI64, ADDR_GEN_MODE_NONE, RTPROT_BOOT, RTPROT_KERNEL, RTPROT_RA, RTPROT_STATIC};
 use crate::state::{group_for, Phase};
 
 fn example(name: &str, isolated: bool) -> Loaded {
@@ -61,6 +62,8 @@ fn foreign_link(ifindex: u32, name: &str, kind: Option<&str>) -> ObservedLink {
 fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
     let mut o = before.clone();
     let group = group_for(&lab.name);
+    // New devices get link-local addresses as the lab says (IPv6 on every device here).
+    let gen_mode = if lab.ipv6_link_local { ADDR_GEN_MODE_EUI64 } else { ADDR_GEN_MODE_NONE };
     let mut next = 100 + o.nodes.values().filter_map(|s| s.ns()).flat_map(|n| n.links.iter().map(|l| l.ifindex)).max().unwrap_or(0);
     fn ns_mut<'a>(o: &'a mut Observed, node: &str) -> &'a mut ObservedNs {
         match o.nodes.get_mut(node) {
@@ -99,6 +102,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     hairpin: master.map(|_| false),
                     tx_queues: c.kind.queues(),
                     rx_queues: c.kind.queues(),
+                    addr_gen_mode: Some(gen_mode),
                     ..Default::default()
                 };
                 ns_mut(&mut o, &c.node).links.push(l);
@@ -114,6 +118,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                         spec: Some(c.kind.clone()),
                         tx_queues: Some(p.queues),
                         rx_queues: Some(p.queues),
+                        addr_gen_mode: Some(gen_mode),
                         ..Default::default()
                     };
                     ns_mut(&mut o, &p.node).links.push(pl);
@@ -150,6 +155,18 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             Op::SetPort { node, ifname, hairpin } => {
                 ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().hairpin = Some(*hairpin);
             }
+            Op::LinkLocal { node, ifname, on } => {
+                let ns = ns_mut(&mut o, node);
+                let l = ns.links.iter_mut().find(|l| &l.name == ifname).unwrap();
+                l.addr_gen_mode = Some(if *on { ADDR_GEN_MODE_EUI64 } else { ADDR_GEN_MODE_NONE });
+                let ifindex = l.ifindex;
+                if *on {
+                    ns.addrs.push(ObservedAddr { ifindex, addr: "fe80::1/64".parse().unwrap(), automatic: true });
+                }
+            }
+            Op::ForwardPort { node, ifname } => {
+                ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().forwarding = Some(true);
+            }
             Op::AddAddress { node, ifname, addr } => {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
@@ -165,7 +182,9 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             }
             Op::AddRoute { node, route } => {
                 let ns = ns_mut(&mut o, node);
-                let oif = route.dev.as_ref().map(|d| ns.link(d).unwrap().ifindex);
+                // The kernel resolves a gateway's device (a dump always names one).
+                let on_link = |v: &IpAddr| ns.addrs.iter().find(|a| a.addr.contains(v)).map(|a| a.ifindex);
+                let oif = route.dev.as_ref().map(|d| ns.link(d).unwrap().ifindex).or_else(|| route.via.as_ref().and_then(on_link));
                 let metric = Some(effective_metric(route)).filter(|m| *m != 0);
                 ns.routes.push(ObservedRoute {
                     table: route.table,
@@ -174,7 +193,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     oif,
                     metric,
                     src: route.src,
-                    protocol: RTPROT_STATIC,
+                    protocol: RTPROT_VNET,
                     kind: 1,
                 });
             }
@@ -481,7 +500,7 @@ fn edits_plan_only_the_difference() {
             "~ link a:eth0 mtu 1400 mac 02:00:00:00:00:0a",
             "- addr a:eth0 10.0.0.1/24",
             "+ addr a:eth0 10.0.0.11/24",
-            "- route a: 10.5.0.0/16 via 10.0.0.2",
+            "- route a: 10.5.0.0/16 via 10.0.0.2 dev eth0",
             "+ route a: 10.6.0.0/16 dev eth0 metric 7",
             "+ route a: 10.5.0.0/16 via 10.0.0.3",
             "- netns c (edit-c)",
@@ -503,7 +522,8 @@ fn drift_in_the_kernel_is_put_back() {
         // An address someone added by hand on the lab's device is removed.
         let idx = a.link("eth0").unwrap().ifindex;
         a.addrs.push(ObservedAddr { ifindex: idx, addr: "10.0.0.99/24".parse().unwrap(), automatic: false });
-        // A link-local address the kernel made is left alone.
+        // A link-local address the kernel made (before its generation went off): the lab
+        // declares no IPv6, so it goes.
         a.addrs.push(ObservedAddr { ifindex: idx, addr: "fe80::1/64".parse().unwrap(), automatic: true });
     }
     if let Some(NsState::Owned(b)) = k.nodes.get_mut("b") {
@@ -517,9 +537,72 @@ fn drift_in_the_kernel_is_put_back() {
             "~ bridge b:br0 {\"kind\":\"bridge\",\"stp\":false}",
             "~ link a:eth0 up",
             "- addr a:eth0 10.0.0.99/24",
+            "- addr a:eth0 fe80::1/64",
             "+ route a: 10.5.0.0/16 via 10.0.0.2",
         ]
     );
+}
+
+/// In a lab without IPv6, a new veth end that stays down gets its link-local generation off
+/// from the plan (one that comes up gets it from the executor, before it is up).
+#[test]
+fn a_new_end_that_stays_down_gets_no_link_local() {
+    let l = yaml("name: d\nnodes:\n  a:\n    interfaces: { eth0: { addresses: [10.0.0.1/24] } }\n  b:\n    interfaces: { eth0: { up: false } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+    let p = plan_ok(&l.lab, &empty_kernel(&l.lab), None);
+    let ll: Vec<String> = lines(&p).into_iter().filter(|x| x.contains("link-local")).collect();
+    assert_eq!(ll, ["~ link b:eth0 ipv6 link-local off"]);
+    let on = yaml("name: d\nipv6: on\nnodes:\n  a:\n    interfaces: { eth0: {} }\n  b:\n    interfaces: { eth0: { up: false } }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n");
+    assert!(!lines(&plan_ok(&on.lab, &empty_kernel(&on.lab), None)).iter().any(|x| x.contains("link-local")));
+}
+
+/// `ipv6` changed on a running lab (or the first IPv6 address under `auto`): existing devices
+/// get their link-local addresses back, or lose them, as a fresh build would have them; the
+/// file's own `addr_gen_mode` sysctl, `lo` and devices without IPv6 are left alone.
+#[test]
+fn ipv6_link_local_follows_the_file_on_existing_devices() {
+    let l = yaml(BASE);
+    let (k, st) = built(&l);
+    assert!(!l.lab.ipv6_link_local);
+    let on = yaml(&BASE.replace("name: edit\n", "name: edit\nipv6: on\n"));
+    let p = plan_ok(&on.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ link a:eth0 ipv6 link-local on", "~ link b:eth0 ipv6 link-local on", "~ link b:br0 ipv6 link-local on"]);
+    assert!(!disturbs(&on.lab, &p, &k));
+    let k_on = simulate(&on.lab, &k, &p);
+    assert!(plan_ok(&on.lab, &k_on, Some(&st)).is_empty());
+    // The first IPv6 address under `auto` does the same.
+    let v6 = yaml(&BASE.replace("addresses: [10.0.0.1/24]", "addresses: [10.0.0.1/24, fd00::1/64]"));
+    assert!(v6.lab.ipv6_link_local);
+    assert_eq!(
+        lines(&plan_ok(&v6.lab, &k, Some(&st)))[..3],
+        ["~ link a:eth0 ipv6 link-local on", "~ link b:eth0 ipv6 link-local on", "~ link b:br0 ipv6 link-local on"]
+    );
+    // And back: generation off, the addresses it made deleted (which can take routes with them).
+    let p = plan_ok(&l.lab, &k_on, Some(&st));
+    assert_eq!(
+        lines(&p),
+        [
+            "~ link a:eth0 ipv6 link-local off",
+            "~ link b:eth0 ipv6 link-local off",
+            "~ link b:br0 ipv6 link-local off",
+            "- addr a:eth0 fe80::1/64",
+            "- addr b:eth0 fe80::1/64",
+            "- addr b:br0 fe80::1/64",
+        ]
+    );
+    assert!(disturbs(&l.lab, &p, &k_on));
+    assert!(plan_ok(&l.lab, &simulate(&l.lab, &k_on, &p), Some(&st)).is_empty());
+    // Without IPv6 on a device, or with the file setting the mode itself: left alone.
+    let mut k2 = k.clone();
+    if let Some(NsState::Owned(b)) = k2.nodes.get_mut("b") {
+        b.links.iter_mut().find(|l| l.name == "br0").unwrap().ipv6_disabled = true;
+        b.links.iter_mut().find(|l| l.name == "eth0").unwrap().addr_gen_mode = None;
+    }
+    let own = yaml(
+        &BASE
+            .replace("name: edit\n", "name: edit\nipv6: on\n")
+            .replace("net.ipv4.ip_forward: 1", "net.ipv4.ip_forward: 1, net.ipv6.conf.eth0.addr_gen_mode: 1"),
+    );
+    assert!(plan_ok(&own.lab, &k2, Some(&st)).ops().all(|o| !matches!(o, Op::LinkLocal { .. })), "{}", plan_ok(&own.lab, &k2, Some(&st)));
 }
 
 #[test]
@@ -533,7 +616,7 @@ fn devices_no_longer_declared_are_deleted_once() {
             .replace("    interfaces:\n      eth0: { addresses: [10.0.0.2/24] }\n      br0: { kind: bridge, stp: false }\n", "")
             .replace("links:\n  - endpoints: [a:eth0, b:eth0]\n", ""),
     );
-    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2", "- link a:eth0", "- link b:br0"]);
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2 dev eth0", "- link a:eth0", "- link b:br0"]);
     // A device the lab never made (no group, no mark) in its namespace is left alone.
     let mut k2 = k.clone();
     if let Some(NsState::Owned(c)) = k2.nodes.get_mut("c") {
@@ -593,6 +676,78 @@ fn hairpin_and_masters_of_existing_ports() {
     // p2 leaves the bridge, p1 turns hairpin off.
     let v2 = yaml(&text.replace("p2: { master: br0, peer: 'b:p2' }", "p2: { peer: 'b:p2' }").replace("hairpin: true", "hairpin: false"));
     assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]);
+}
+
+/// Hairpin follows the reset rule: a port whose hairpin someone turned on by hand, which the
+/// file never declared, is left so; one the record declared and the file dropped goes off.
+#[test]
+fn hairpin_is_set_only_where_declared_or_dropped() {
+    let text = "name: hp\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, peer: 'b:p1' }\n      p2: { master: br0, hairpin: true, peer: 'b:p2' }\n  b: {}\n";
+    let l = yaml(text);
+    let (mut k, st) = built(&l);
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty());
+    if let Some(NsState::Owned(a)) = k.nodes.get_mut("a") {
+        a.links.iter_mut().find(|l| l.name == "p1").unwrap().hairpin = Some(true);
+    }
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "{}", plan_ok(&l.lab, &k, Some(&st)));
+    assert!(plan_ok(&l.lab, &k, None).is_empty(), "without a record nothing was declared");
+    // p2's hairpin deleted from the file: back to the kernel's default.
+    let v2 = yaml(&text.replace(", hairpin: true", ""));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ port a:p2 hairpin off"]);
+    // Declared off where someone turned it on: off again.
+    let v3 = yaml(&text.replace("p1: { master: br0,", "p1: { master: br0, hairpin: false,"));
+    assert_eq!(lines(&plan_ok(&v3.lab, &k, Some(&st))), ["~ port a:p1 hairpin off"]);
+}
+
+/// A port of a bridge without STP that is not forwarding (left listening or learning when STP
+/// went off) is put to forwarding; ports of a bridge running STP, ports without carrier or
+/// down, and ports of a bridge that is down are left to the kernel.
+#[test]
+fn ports_of_a_bridge_without_stp_forward_at_once() {
+    let text = "name: stp\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge, stp: true }\n      p1: { master: br0, peer: 'b:eth0' }\n      p2: { master: br0, peer: 'c:eth0' }\n  b: {}\n  c: {}\n";
+    let l = yaml(text);
+    let (mut k, st) = built(&l);
+    let set = |k: &mut Observed, f: &dyn Fn(&mut ObservedLink)| {
+        if let Some(NsState::Owned(a)) = k.nodes.get_mut("a") {
+            a.links.iter_mut().filter(|l| l.name.starts_with('p') || l.name == "br0").for_each(f);
+        }
+    };
+    set(&mut k, &|l| {
+        l.up = true;
+        l.carrier = true;
+        l.forwarding = l.master.map(|_| l.name == "p2");
+        if let Some(KindSpec::Bridge(b)) = &mut l.spec {
+            b.stp = Some(true);
+        }
+    });
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "STP on: the kernel's timers decide");
+    let off = yaml(&text.replace("stp: true", "stp: false"));
+    let p = plan_ok(&off.lab, &k, Some(&st));
+    assert_eq!(lines(&p), ["~ bridge a:br0 {\"kind\":\"bridge\",\"stp\":false}", "~ port a:p1 forwarding"]);
+    assert!(p.steps[0].stage < p.steps[1].stage, "STP goes off before the port is set");
+    let after = simulate(&off.lab, &k, &p);
+    assert!(plan_ok(&off.lab, &after, Some(&st)).is_empty());
+    // STP deleted from the file: off (the default), the same.
+    let dropped = yaml(&text.replace(", stp: true", ""));
+    assert_eq!(lines(&plan_ok(&dropped.lab, &k, Some(&st))), ["~ bridge a:br0 {\"kind\":\"bridge\",\"stp\":false}", "~ port a:p1 forwarding"]);
+    // Already off (turned off by an earlier up whose ports were still learning).
+    let mut k2 = k.clone();
+    set(&mut k2, &|l| {
+        if let Some(KindSpec::Bridge(b)) = &mut l.spec {
+            b.stp = Some(false);
+        }
+    });
+    assert_eq!(lines(&plan_ok(&off.lab, &k2, Some(&st))), ["~ port a:p1 forwarding"]);
+    // Never declared: STP is as the kernel has it.
+    assert!(plan_ok(&dropped.lab, &k, None).is_empty());
+    assert_eq!(lines(&plan_ok(&dropped.lab, &k2, None)), ["~ port a:p1 forwarding"]);
+    // No carrier, the port down, the bridge down: nothing to set.
+    for f in [&(|l: &mut ObservedLink| l.carrier = l.name != "p1") as &dyn Fn(&mut ObservedLink), &|l| l.up = l.name != "br0"] {
+        let mut k3 = k2.clone();
+        set(&mut k3, f);
+        let p = plan_ok(&off.lab, &k3, Some(&st));
+        assert!(!lines(&p).iter().any(|x| x.contains("forwarding")), "{p}");
+    }
 }
 
 // ---- Settings the file dropped (`plan::resets`) ----
@@ -972,6 +1127,101 @@ fn routes_the_kernel_flushed_are_planned_again() {
         assert!(!disturbs(&v2.lab, &next, &after), "adding the route back needs no further pass");
         assert!(plan_ok(&v2.lab, &simulate(&v2.lab, &after, &next), Some(&st2)).is_empty());
     }
+}
+
+fn route(dst: &str, via: Option<&str>, oif: u32, protocol: u8, kind: u8) -> ObservedRoute {
+    ObservedRoute {
+        table: if kind == 1 { 254 } else { 255 },
+        dst: dst.parse().unwrap(),
+        via: via.map(|v| v.parse().unwrap()),
+        oif: Some(oif),
+        metric: None,
+        src: None,
+        protocol,
+        kind,
+    }
+}
+
+/// In a lab's own namespace every route the file does not declare goes, whatever its protocol
+/// (vnet's, an older vnet's `static`, `boot` as `ip route add` gives, a daemon's), except the
+/// kernel's own: connected and local routes, router advertisements, other route types.
+#[test]
+fn undeclared_routes_in_lab_namespaces_go_whatever_their_protocol() {
+    let l = yaml(BASE);
+    let (mut k, st) = built(&l);
+    let NsState::Owned(a) = k.nodes.get_mut("a").unwrap() else { unreachable!() };
+    let eth0 = a.link("eth0").unwrap().ifindex;
+    a.routes.extend([
+        route("10.9.1.0/24", Some("10.0.0.2"), eth0, RTPROT_BOOT, 1),
+        route("10.9.2.0/24", Some("10.0.0.2"), eth0, RTPROT_STATIC, 1),
+        route("10.9.3.0/24", Some("10.0.0.2"), eth0, 16, 1),
+        route("10.9.4.0/24", None, eth0, RTPROT_VNET, 1),
+        route("10.0.0.0/24", None, eth0, RTPROT_KERNEL, 1),
+        route("10.0.0.1/32", None, eth0, RTPROT_KERNEL, 2),
+        route("fd00:9::/64", Some("fe80::1"), eth0, RTPROT_RA, 1),
+        route("10.9.5.0/24", None, eth0, RTPROT_BOOT, 6),
+    ]);
+    let p = plan_ok(&l.lab, &k, Some(&st));
+    assert_eq!(
+        lines(&p),
+        [
+            "- route a: 10.9.1.0/24 via 10.0.0.2 dev eth0 proto boot",
+            "- route a: 10.9.2.0/24 via 10.0.0.2 dev eth0 proto static",
+            "- route a: 10.9.3.0/24 via 10.0.0.2 dev eth0 proto dhcp",
+            "- route a: 10.9.4.0/24 dev eth0",
+        ]
+    );
+    let del: Vec<Option<u8>> = p.ops().filter_map(|o| if let Op::DelRoute { route, .. } = o { Some(route.proto) } else { None }).collect();
+    assert_eq!(del, [Some(RTPROT_BOOT), Some(RTPROT_STATIC), Some(16), None], "deletions name the route's protocol (vnet's: none)");
+    assert!(plan_ok(&l.lab, &simulate(&l.lab, &k, &p), Some(&st)).is_empty());
+}
+
+/// A lab an older vnet built holds its routes as `static`: declared, they are the lab's as
+/// they are (nothing re-added); a declared route added by hand is the lab's too.
+#[test]
+fn routes_of_an_older_vnet_or_by_hand_are_recognised() {
+    let l = yaml(BASE);
+    let (mut k, st) = built(&l);
+    for proto in [RTPROT_STATIC, RTPROT_BOOT] {
+        let NsState::Owned(a) = k.nodes.get_mut("a").unwrap() else { unreachable!() };
+        a.routes.iter_mut().filter(|r| r.dst.to_string() == "10.5.0.0/16").for_each(|r| r.protocol = proto);
+        assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "proto {proto}");
+    }
+    // A changed gateway replaces the old route, deleted with its protocol.
+    let v2 = yaml(&BASE.replace("via: 10.0.0.2 }", "via: 10.0.0.3 }"));
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["- route a: 10.5.0.0/16 via 10.0.0.2 dev eth0 proto boot", "+ route a: 10.5.0.0/16 via 10.0.0.3"]);
+}
+
+/// In the real root namespace vnet deletes only the routes it added (its protocol) through the
+/// lab's devices; others through them are left (a declared one counts as present), and routes
+/// through the machine's own devices are never looked at.
+#[test]
+fn root_namespace_routes_vnet_did_not_add_are_left_alone() {
+    let text = "name: rr
+nodes:
+  host:
+    interfaces: { veth1: { addresses: [10.0.0.1/24] } }
+    routes: [ { to: 10.5.0.0/16, via: 10.0.0.2 } ]
+  a:
+    interfaces: { eth0: { addresses: [10.0.0.2/24] } }
+links:
+  - endpoints: [a:eth0, host:veth1]
+";
+    let l = yaml(text);
+    let (mut k, st) = built(&l);
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty(), "{}", plan_ok(&l.lab, &k, Some(&st)));
+    let NsState::Root(h) = k.nodes.get_mut("host").unwrap() else { panic!("host is the root namespace") };
+    let veth1 = h.link("veth1").unwrap().ifindex;
+    let eth0 = h.link("eth0").unwrap().ifindex;
+    h.routes.extend([
+        route("10.9.1.0/24", Some("10.0.0.2"), veth1, RTPROT_BOOT, 1),
+        route("10.9.2.0/24", Some("10.0.0.2"), veth1, RTPROT_STATIC, 1),
+        route("10.9.3.0/24", Some("10.0.0.2"), veth1, RTPROT_VNET, 1),
+        route("0.0.0.0/0", Some("192.0.2.1"), eth0, RTPROT_VNET, 1),
+        route("10.9.4.0/24", None, eth0, RTPROT_BOOT, 1),
+    ]);
+    h.routes.iter_mut().filter(|r| r.dst.to_string() == "10.5.0.0/16").for_each(|r| r.protocol = RTPROT_STATIC);
+    assert_eq!(lines(&plan_ok(&l.lab, &k, Some(&st))), ["- route host: 10.9.3.0/24 via 10.0.0.2 dev veth1"]);
 }
 
 /// The value before the lab first set a sysctl is what comes back, whatever the file set in

@@ -64,3 +64,10 @@ pub(super) fn forwarding(p: &[InfoBridgePort]) -> Option<bool> {
 pub fn port_info(hairpin: bool) -> Vec<LinkInfo> {
     vec![LinkInfo::PortKind(InfoPortKind::Bridge), LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)]))]
 }
+
+/// IFLA_LINKINFO that puts a bridge port to forwarding (IFLA_BRPORT_STATE). The kernel takes it
+/// only while the bridge runs no kernel STP (EBUSY) and the port is up with carrier (ENETDOWN).
+pub fn port_forwarding_info() -> Vec<LinkInfo> {
+    let state = InfoBridgePort::State(netlink_packet_route::link::BridgePortState::Forwarding);
+    vec![LinkInfo::PortKind(InfoPortKind::Bridge), LinkInfo::PortData(InfoPortData::BridgePort(vec![state]))]
+}

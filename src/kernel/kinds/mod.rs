@@ -127,4 +127,5 @@ fn kind_name(k: &InfoKind) -> String {
     }
 }
 
+pub use bridge::port_forwarding_info as bridge_port_forwarding_info;
 pub use bridge::port_info as bridge_port_info;

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use crate::model::netfeat::spec::{ChainKind, L4Proto, Verdict};
 use crate::model::netfeat::NftSpec;
-use crate::observed::netfeat::NftTable;
+use crate::observed::netfeat::{NftContent, NftTable};
 
 /// The table of a lab: `vnet_<lab>` (one per node namespace).
 pub fn table_name(lab: &str) -> String {
@@ -209,8 +209,12 @@ fn explain(e: nftables::helper::NftablesError) -> String {
     }
 }
 
-/// The lab's table in the calling thread's namespace, if present.
-pub fn observe(t: &str) -> Result<Option<NftTable>, String> {
+/// Prefix of the (empty) chain that records the table's content as vnet wrote it:
+/// `content-<rules>-<digest>` (see `content`).
+const CONTENT_CHAIN: &str = "content-";
+
+/// `nft -j list table inet T` in the calling thread's namespace (`None`: no such table).
+fn list(t: &str) -> Result<Option<serde_json::Value>, String> {
     let out = std::process::Command::new("nft").args(["-j", "list", "table", "inet", t]).output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             "the `nft` program is not installed (Debian package `nftables`; scripts/setup installs it)".to_string()
@@ -225,13 +229,96 @@ pub fn observe(t: &str) -> Result<Option<NftTable>, String> {
         }
         return Err(format!("nft list table: {}", err.trim()));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("nft -j output: {e}"))?;
-    let fingerprint = v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| o.get("chain"))
-        .filter_map(|c| c["name"].as_str())
-        .find_map(|n| n.strip_prefix(SPEC_CHAIN).map(str::to_string));
-    Ok(Some(NftTable { name: t.to_string(), fingerprint }))
+    serde_json::from_slice(&out.stdout).map(Some).map_err(|e| format!("nft -j output: {e}"))
+}
+
+/// The content of a listed table: its chains (with hook, priority, policy) and rules as nft
+/// lists them, without handles (which change on every rewrite), nft's own `metainfo`, and the
+/// content chain itself. An FNV-1a 64 digest of that, and the number of rules.
+pub fn content(listing: &serde_json::Value) -> NftContent {
+    let mut text = String::new();
+    let mut rules = 0;
+    for o in listing["nftables"].as_array().into_iter().flatten() {
+        let Some((kind, body)) = o.as_object().and_then(|m| m.iter().next()) else { continue };
+        if kind == "metainfo" || (kind == "chain" && body["name"].as_str().is_some_and(|n| n.starts_with(CONTENT_CHAIN))) {
+            continue;
+        }
+        if kind == "rule" {
+            rules += 1;
+        }
+        let mut body = body.clone();
+        if let Some(m) = body.as_object_mut() {
+            m.remove("handle");
+        }
+        text.push_str(kind);
+        text.push_str(&body.to_string());
+        text.push('\n');
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    NftContent { rules, digest: format!("{h:016x}") }
+}
+
+fn content_chain(c: &NftContent) -> String {
+    format!("{CONTENT_CHAIN}{}-{}", c.rules, c.digest)
+}
+
+fn parse_content_chain(name: &str) -> Option<NftContent> {
+    let (rules, digest) = name.strip_prefix(CONTENT_CHAIN)?.split_once('-')?;
+    Some(NftContent { rules: rules.parse().ok()?, digest: digest.to_string() })
+}
+
+/// Records in the table (just written by `ruleset`) what nft lists of it, so that a later
+/// observation tells a table changed by hand from the one vnet wrote: one listing and one
+/// more transaction, only when vnet writes the table.
+pub fn seal(t: &str) -> Result<(), String> {
+    let listing = list(t)?.ok_or_else(|| format!("table inet {t} is gone right after it was written"))?;
+    let c = content(&listing);
+    apply(&Nftables { objects: Cow::Owned(vec![chain(t, &content_chain(&c), None)]) })
+}
+
+/// The lab's table in the calling thread's namespace, if present.
+pub fn observe(t: &str) -> Result<Option<NftTable>, String> {
+    let Some(v) = list(t)? else { return Ok(None) };
+    let chains: Vec<&str> = v["nftables"].as_array().into_iter().flatten().filter_map(|o| o.get("chain")).filter_map(|c| c["name"].as_str()).collect();
+    let fingerprint = chains.iter().find_map(|n| n.strip_prefix(SPEC_CHAIN).map(str::to_string));
+    let written = chains.iter().find_map(|n| parse_content_chain(n));
+    Ok(Some(NftTable { name: t.to_string(), fingerprint, written, content: content(&v) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(extra_chain: &str, rule_handle: u32, rule_port: u32) -> serde_json::Value {
+        serde_json::json!({"nftables": [
+            {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+            {"table": {"family": "inet", "name": "vnet_x", "handle": 3}},
+            {"chain": {"family": "inet", "table": "vnet_x", "name": "spec-00ff", "handle": 1}},
+            {"chain": {"family": "inet", "table": "vnet_x", "name": extra_chain, "handle": 2}},
+            {"chain": {"family": "inet", "table": "vnet_x", "name": "forward", "handle": 4, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+            {"rule": {"family": "inet", "table": "vnet_x", "chain": "forward", "handle": rule_handle,
+                "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": rule_port}}, {"accept": null}]}}
+        ]})
+    }
+
+    /// Handles and the content chain do not count; a rule's expression does.
+    #[test]
+    fn content_ignores_handles_and_its_own_chain() {
+        let a = content(&listing("content-1-abc", 5, 80));
+        assert_eq!(a.rules, 1);
+        assert_eq!(a, content(&listing("content-1-def", 9, 80)));
+        assert_ne!(a, content(&listing("content-1-abc", 5, 81)));
+        assert_ne!(a, content(&listing("other", 5, 80)), "a chain someone added counts");
+    }
+
+    #[test]
+    fn content_chain_round_trips() {
+        let c = NftContent { rules: 12, digest: "0123456789abcdef".into() };
+        assert_eq!(parse_content_chain(&content_chain(&c)), Some(c));
+        assert_eq!(parse_content_chain("content-x"), None);
+    }
 }
