@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::ir::{Dev, DevState, Edge, EdgeKind, End, GNode, Graph};
 use crate::inspect::view::{KindDetails, LabView};
-use crate::model::Lab;
+use crate::model::{Interface, Lab};
 use crate::observed::ObservedLink;
 
 /// `root`: the node that is the machine's root namespace (a non-isolated `host`), where only
@@ -20,19 +20,7 @@ pub fn from_view(lab: &Lab, view: &LabView, root: Option<&str>) -> Graph {
         let declared = |name: &str| node.interfaces.contains_key(name);
         let Some(v) = view.nodes.get(nname) else {
             // The namespace is gone: everything declared is missing.
-            let devices = node
-                .interfaces
-                .values()
-                .filter(|i| i.name != "lo" || !i.addresses.is_empty())
-                .map(|i| Dev {
-                    name: i.name.clone(),
-                    kind: i.kind.name().to_string(),
-                    addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
-                    up: i.up,
-                    mtu: i.mtu,
-                    state: DevState::Missing,
-                })
-                .collect();
+            let devices = node.interfaces.values().filter(|i| i.name != "lo" || !i.addresses.is_empty()).map(missing).collect();
             nodes.push(GNode { name: format!("{nname} (namespace missing)"), devices });
             continue;
         };
@@ -72,16 +60,7 @@ pub fn from_view(lab: &Lab, view: &LabView, root: Option<&str>) -> Graph {
                 edges.push(Edge { from: me, to: them, kind: EdgeKind::Lower });
             }
         }
-        for i in node.interfaces.values().filter(|i| i.name != "lo" && v.ns.link(&i.name).is_none()) {
-            devices.push(Dev {
-                name: i.name.clone(),
-                kind: i.kind.name().to_string(),
-                addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
-                up: i.up,
-                mtu: i.mtu,
-                state: DevState::Missing,
-            });
-        }
+        devices.extend(node.interfaces.values().filter(|i| i.name != "lo" && v.ns.link(&i.name).is_none()).map(missing));
         nodes.push(GNode { name: nname.clone(), devices });
     }
     for (vni, ends) in tunnels {
@@ -95,6 +74,18 @@ pub fn from_view(lab: &Lab, view: &LabView, root: Option<&str>) -> Graph {
     let drawn = |e: &End| nodes.iter().any(|n| n.name == e.0 && n.devices.iter().any(|d| d.name == e.1));
     edges.retain(|e| drawn(&e.from) && drawn(&e.to));
     Graph { name: lab.name.clone(), nodes, edges }
+}
+
+/// A declared device the kernel lacks, as the file declares it.
+fn missing(i: &Interface) -> Dev {
+    Dev {
+        name: i.name.clone(),
+        kind: i.kind.name().to_string(),
+        addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
+        up: i.up,
+        mtu: i.mtu,
+        state: DevState::Missing,
+    }
 }
 
 /// The model's name for an observed kind (`loopback` for lo, `device` for one without a kind).
