@@ -401,6 +401,24 @@ links:
     assert_eq!(mtu(&format!("{fresh}-host"), "v1"), 1500);
 }
 
+/// A lab's text: bridge `br0` in an isolated host (with `opts` and 10.`net`.0.1/24), one port
+/// `vN` per leaf node, each leaf's `eth0` at 10.`net`.0.(N+1)/24.
+fn bridge_with_leaves(lab: &str, opts: &str, leaves: &[&str], net: u8) -> String {
+    let mut t =
+        format!("name: {lab}\nisolated_host: true\nnodes:\n  host:\n    interfaces:\n      br0: {{ kind: bridge, {opts}addresses: [10.{net}.0.1/24] }}\n");
+    for i in 1..=leaves.len() {
+        t += &format!("      v{i}: {{ master: br0 }}\n");
+    }
+    for (i, n) in leaves.iter().enumerate() {
+        t += &format!("  {n}: {{ interfaces: {{ eth0: {{ addresses: [10.{net}.0.{}/24] }} }} }}\n", i + 2);
+    }
+    t += "links:\n";
+    for (i, n) in leaves.iter().enumerate() {
+        t += &format!("  - endpoints: [{n}:eth0, host:v{}]\n", i + 1);
+    }
+    t
+}
+
 /// A fresh `up` of a bridge with a declared MTU and three ports of MTU 1500 is right in one
 /// pass: the bridge's MTU is set after its creation, so the kernel keeps it as ports join
 /// (and as a port of a bigger MTU joins later, by hand), and no observe-and-apply pass follows.
@@ -410,25 +428,7 @@ fn a_fresh_bridge_keeps_its_declared_mtu_in_one_pass() {
     let lab = vnet::lab::unique_name("brmtu1p");
     let _guard = DownGuard::new(&lab, None);
     let host = format!("{lab}-host");
-    let text = format!(
-        "name: {lab}
-isolated_host: true
-nodes:
-  host:
-    interfaces:
-      br0: {{ kind: bridge, stp: false, mtu: 1400, addresses: [10.4.0.1/24] }}
-      v1: {{ master: br0 }}
-      v2: {{ master: br0 }}
-      v3: {{ master: br0 }}
-  a: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.2/24] }} }} }}
-  b: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.3/24] }} }} }}
-  c: {{ interfaces: {{ eth0: {{ addresses: [10.4.0.4/24] }} }} }}
-links:
-  - endpoints: [a:eth0, host:v1]
-  - endpoints: [b:eth0, host:v2]
-  - endpoints: [c:eth0, host:v3]
-"
-    );
+    let text = bridge_with_leaves(&lab, "stp: false, mtu: 1400, ", &["a", "b", "c"], 4);
     let file = temp_topology(&lab, "yaml", &text);
     let out = vnet_cmd(None, &["up", file.to_str().unwrap()]).env("VNET_LOG", "vnet::timing=debug").output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr).to_string();
@@ -671,22 +671,7 @@ fn hairpin_is_left_alone_unless_declared() {
     let lab = vnet::lab::unique_name("hairpin");
     let _guard = DownGuard::new(&lab, None);
     let host = format!("{lab}-host");
-    let text = format!(
-        "name: {lab}
-isolated_host: true
-nodes:
-  host:
-    interfaces:
-      br0: {{ kind: bridge }}
-      v1: {{ master: br0 }}
-      v2: {{ master: br0 }}
-  a: {{}}
-  b: {{}}
-links:
-  - endpoints: [a:eth0, host:v1]
-  - endpoints: [b:eth0, host:v2]
-"
-    );
+    let text = bridge_with_leaves(&lab, "", &["a", "b"], 8);
     up_until_nothing_to_do(&lab, &text);
     assert!(!hairpin(&host, "v1") && !hairpin(&host, "v2"));
     ip(&host, &["link", "set", "v1", "type", "bridge_slave", "hairpin", "on"]);
@@ -822,24 +807,7 @@ fn turning_stp_off_lets_the_ports_forward_at_once() {
     let lab = vnet::lab::unique_name("stpoff");
     let _guard = DownGuard::new(&lab, None);
     let host = format!("{lab}-host");
-    let text = format!(
-        "name: {lab}
-isolated_host: true
-nodes:
-  host:
-    interfaces:
-      br0: {{ kind: bridge, stp: true, forward_delay: 15, addresses: [10.7.0.1/24] }}
-      v1: {{ master: br0 }}
-      v2: {{ master: br0 }}
-  a:
-    interfaces: {{ eth0: {{ addresses: [10.7.0.2/24] }} }}
-  b:
-    interfaces: {{ eth0: {{ addresses: [10.7.0.3/24] }} }}
-links:
-  - endpoints: [a:eth0, host:v1]
-  - endpoints: [b:eth0, host:v2]
-"
-    );
+    let text = bridge_with_leaves(&lab, "stp: true, forward_delay: 15, ", &["a", "b"], 7);
     up_until_nothing_to_do(&lab, &text);
     let t = std::time::Instant::now();
     let listening = port_states(&host);

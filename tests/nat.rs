@@ -103,30 +103,33 @@ fn nat_tutorial_masquerades_and_forwards_a_port() {
     assert_gone(&name);
 }
 
-#[test]
-fn firewall_isolates_nodes_and_updates_replace_only_the_table() {
-    require_root();
-    let mut lab = Lab::builder("fw")
-        .link("a:eth0", "r:a0")
-        .link("b:eth0", "r:b0")
-        .link("c:eth0", "r:c0")
-        .address("a:eth0", "10.61.1.2/24")
-        .address("r:a0", "10.61.1.1/24")
-        .address("b:eth0", "10.61.2.2/24")
-        .address("r:b0", "10.61.2.1/24")
-        .address("c:eth0", "10.61.3.2/24")
-        .address("r:c0", "10.61.3.1/24")
-        .route("a", "default", Some("10.61.1.1"), None)
-        .route("b", "default", Some("10.61.2.1"), None)
-        .route("c", "default", Some("10.61.3.1"), None)
-        .sysctl("r", "net.ipv4.ip_forward", "1")
+/// Leaves, each on its own subnet 10.`net`.N.0/24 behind router `r` (forwarding), whose
+/// firewall drops a -> b. Built and up.
+fn router_with_firewall(name: &str, net: u8, leaves: &[&str]) -> Lab {
+    let mut b = Lab::builder(name);
+    for (i, n) in leaves.iter().enumerate() {
+        let (end, port) = (format!("{n}:eth0"), format!("r:{n}0"));
+        b = b.link(&end, &port).address(&end, &format!("10.{net}.{}.2/24", i + 1)).address(&port, &format!("10.{net}.{}.1/24", i + 1)).route(
+            n,
+            "default",
+            Some(&format!("10.{net}.{}.1", i + 1)),
+            None,
+        );
+    }
+    b.sysctl("r", "net.ipv4.ip_forward", "1")
         .with(|t| {
             let fw: vnet::model::netfeat::spec::FirewallSpec =
                 serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "from": "a", "to": "b"}]})).unwrap();
             t.nodes.get_mut("r").unwrap().firewall = Some(fw);
         })
         .up()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn firewall_isolates_nodes_and_updates_replace_only_the_table() {
+    require_root();
+    let mut lab = router_with_firewall("fw", 61, &["a", "b", "c"]);
     let name = lab.name().to_string();
     let r = lab.node("r").netns().unwrap().to_string();
     let table = format!("vnet_{name}");
@@ -238,23 +241,7 @@ fn nft_in(netns: &str, args: &str) {
 #[test]
 fn hand_edits_inside_the_labs_table_are_put_back() {
     require_root();
-    let lab = Lab::builder("fwedit")
-        .link("a:eth0", "r:a0")
-        .link("b:eth0", "r:b0")
-        .address("a:eth0", "10.63.1.2/24")
-        .address("r:a0", "10.63.1.1/24")
-        .address("b:eth0", "10.63.2.2/24")
-        .address("r:b0", "10.63.2.1/24")
-        .route("a", "default", Some("10.63.1.1"), None)
-        .route("b", "default", Some("10.63.2.1"), None)
-        .sysctl("r", "net.ipv4.ip_forward", "1")
-        .with(|t| {
-            let fw: vnet::model::netfeat::spec::FirewallSpec =
-                serde_json::from_value(serde_json::json!({"rules": [{"action": "drop", "from": "a", "to": "b"}]})).unwrap();
-            t.nodes.get_mut("r").unwrap().firewall = Some(fw);
-        })
-        .up()
-        .unwrap();
+    let lab = router_with_firewall("fwedit", 63, &["a", "b"]);
     let name = lab.name().to_string();
     let r = lab.node("r").netns().unwrap().to_string();
     let table = format!("vnet_{name}");
