@@ -151,6 +151,21 @@ fn ipv6_link_local_follows_the_lab() {
     }
     assert_eq!(count_ll(&v6), 2, "IPv6 declared: each veth end has its link-local address");
     assert!(v6.node("a").command("ping").args(["-6", "-c1", "-W2", "fd00::2"]).status().unwrap().success());
+    // One deleted by hand: the kernel would not make it again until the device goes down and
+    // up; the next `up` does.
+    let a_ns = v6.node("a").netns().unwrap().to_string();
+    let link_local = || ip_addrs(Some(&a_ns), "eth0").into_iter().filter(|a| a.starts_with("fe80")).collect::<Vec<_>>();
+    let ll = link_local();
+    assert_eq!(ll.len(), 1, "{ll:?}");
+    ip(&a_ns, &["addr", "del", &ll[0], "dev", "eth0"]);
+    assert_eq!(count_ll(&v6), 1);
+    let mut v6 = v6;
+    let r = v6.update(v6.model().topology.clone()).unwrap();
+    let ops: Vec<String> = r.plan.ops().map(|o| o.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(ops, ["~ link a:eth0 ipv6 link-local on"]);
+    assert_eq!(count_ll(&v6), 2, "the deleted link-local address is back");
+    assert_eq!(link_local(), ll, "the same EUI-64 address");
+    assert!(v6.update(v6.model().topology.clone()).unwrap().plan.is_empty(), "and nothing more to do");
 }
 
 /// A chain of `n` routers (every other node must lose its devices): text of the lab.

@@ -429,7 +429,7 @@ impl<'a> Executor<'a> {
 
     /// IPv6 link-local generation of existing devices, through each device's `addr_gen_mode`
     /// sysctl: the kernel makes the link-local address when that sysctl changes from none to
-    /// another mode (the same through netlink only records the mode, for the next time the
+    /// another mode (so turning it on goes through none) (the same through netlink only records the mode, for the next time the
     /// device comes up), and stops making one (keeping the one it made) when it goes to none.
     /// Turning it on in a lab's own namespace also sets the namespace default back to eui64:
     /// a namespace born without link-local addresses (`ll_default`) would give them to no new
@@ -444,7 +444,13 @@ impl<'a> Executor<'a> {
             if *on && self.ctx.lab.netns_name(node).is_some() && !list.iter().any(|(_, key, _)| key.starts_with("net.ipv6.conf.default.")) {
                 list.push((k, "net.ipv6.conf.default.addr_gen_mode".into(), "0"));
             }
-            list.push((k, sysctl_key(&["net", "ipv6", "conf", ifname, "addr_gen_mode"].map(str::to_string)), mode));
+            let key = sysctl_key(&["net", "ipv6", "conf", ifname, "addr_gen_mode"].map(str::to_string));
+            // Through none first: only a change of mode makes the kernel generate the address
+            // (a device still in eui64 mode whose address was deleted by hand).
+            if *on {
+                list.push((k, key.clone(), "1"));
+            }
+            list.push((k, key, mode));
         }
         let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| by_node.contains_key(&h.node)).collect();
         if hs.len() != by_node.len() {

@@ -511,7 +511,7 @@ impl<'a> Planner<'a> {
 
     /// IPv6 link-local addresses of existing devices as the lab's `ipv6` says (new devices are
     /// made so): on, a device whose generation is off (`addr_gen_mode` none, as a lab without
-    /// IPv6 made it) gets it back; off, a device that generates one, or still holds the one it
+    /// IPv6 made it) or whose address was deleted by hand gets it back; off, a device that generates one, or still holds the one it
     /// made, loses both. Devices without IPv6 (`disable_ipv6`), OVS's own, and devices whose
     /// `addr_gen_mode` the file sets as a sysctl are left alone.
     fn link_local(&mut self, node: &Node) {
@@ -533,7 +533,7 @@ impl<'a> Planner<'a> {
                 .filter(|a| a.automatic && matches!(a.addr, IpNet::V6(v) if v.addr().is_unicast_link_local()) && !iface.addresses.contains(&a.addr))
                 .map(|a| a.addr)
                 .collect();
-            if on && mode == ADDR_GEN_MODE_NONE {
+            if on && (mode == ADDR_GEN_MODE_NONE || link_local_deleted(ns, have)) {
                 self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: true });
             } else if !on && (mode != ADDR_GEN_MODE_NONE || !made.is_empty()) {
                 if mode != ADDR_GEN_MODE_NONE {
@@ -678,6 +678,20 @@ impl<'a> Planner<'a> {
             }
         }
     }
+}
+
+/// Whether an up Ethernet-like device that the kernel gives a link-local address has none (it
+/// was deleted by hand; the kernel makes it only when the device comes up or gets its carrier).
+/// Only kinds measured to get one, and only once the kernel reports the device operationally up
+/// (its link-local address is made in that same notification).
+fn link_local_deleted(ns: &ObservedNs, have: &ObservedLink) -> bool {
+    const GENERATES: [&str; 10] = ["veth", "bridge", "macvlan", "macvtap", "vxlan", "tun", "vlan", "bond", "team", "geneve"];
+    have.up
+        && have.oper == "up"
+        && have.mac.is_some()
+        && have.addr_gen_mode == Some(crate::observed::ADDR_GEN_MODE_EUI64)
+        && have.kind.as_deref().is_some_and(|k| GENERATES.contains(&k))
+        && !ns.addrs_of(have.ifindex).any(|a| matches!(a.addr, IpNet::V6(v) if v.addr().is_unicast_link_local()))
 }
 
 fn route_op(r: &Route) -> RouteOp {

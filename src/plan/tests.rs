@@ -576,6 +576,23 @@ fn ipv6_link_local_follows_the_file_on_existing_devices() {
         lines(&plan_ok(&v6.lab, &k, Some(&st)))[..3],
         ["~ link a:eth0 ipv6 link-local on", "~ link b:eth0 ipv6 link-local on", "~ link b:br0 ipv6 link-local on"]
     );
+    // A link-local address deleted by hand from a device that is up and has its carrier comes
+    // back; the kernel makes none before the carrier, nor for a device it does not give one.
+    let mut k_gone = k_on.clone();
+    if let Some(NsState::Owned(a)) = k_gone.nodes.get_mut("a") {
+        let eth0 = a.links.iter_mut().find(|l| l.name == "eth0").unwrap();
+        (eth0.up, eth0.oper, eth0.mac) = (true, "up".into(), Some([2, 0, 0, 0, 0, 1]));
+        let ifindex = eth0.ifindex;
+        a.addrs.retain(|x| !(x.ifindex == ifindex && x.addr.to_string().starts_with("fe80")));
+    }
+    assert_eq!(lines(&plan_ok(&on.lab, &k_gone, Some(&st))), ["~ link a:eth0 ipv6 link-local on"]);
+    for oper in ["down", "lowerlayerdown"] {
+        let mut k_nocarrier = k_gone.clone();
+        if let Some(NsState::Owned(a)) = k_nocarrier.nodes.get_mut("a") {
+            a.links.iter_mut().find(|l| l.name == "eth0").unwrap().oper = oper.into();
+        }
+        assert!(plan_ok(&on.lab, &k_nocarrier, Some(&st)).is_empty(), "{oper}");
+    }
     // And back: generation off, the addresses it made deleted (which can take routes with them).
     let p = plan_ok(&l.lab, &k_on, Some(&st));
     assert_eq!(
