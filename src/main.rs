@@ -51,9 +51,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show labs as the kernel reports them, traffic control against the declared; exit 1 when a
-    /// lab that is up lacks a node's namespace, a declared device or its declared traffic
-    /// control (not as recorded).
+    /// Show labs as the kernel reports them, with where each differs from its record (what `up`
+    /// would change: a device down, an address, route or sysctl changed by hand, traffic
+    /// control); exit 1 when a lab that is up is not as recorded.
     Status {
         #[arg(value_parser = lab_arg)]
         lab: Option<String>,
@@ -350,7 +350,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 print!("{}", lifecycle::status::render(&s));
             }
-            // 1 when a lab that is up lacks a namespace, a declared device or its traffic control.
+            // 1 when a lab that is up is not as its record says (`up` would change something).
             Ok(if s.iter().all(LabStatus::as_recorded) { 0 } else { 1 })
         }
         Cmd::Exec { lab, node, command } => {

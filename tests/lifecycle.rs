@@ -660,6 +660,58 @@ fn status_exits_1_when_the_lab_is_not_as_recorded() {
     assert!(text.contains(&format!("  ns1 ({ns1}) MISSING\n")), "{text}");
 }
 
+/// Everything `up` would change counts, not only what is missing: a device down, an address
+/// or route deleted or added by hand, a sysctl changed. Each is shown where it is, as the
+/// operation that puts it back, and `vnet up` does.
+#[test]
+fn status_shows_each_difference_from_the_record_and_exits_1() {
+    require_root();
+    let mut lab = Lab::from_file(repo("examples/routed.yaml")).unwrap();
+    let name = lab.name().to_string();
+    let status = || {
+        let out = std::process::Command::new(vnet_bin()).args(["status", &name]).output().unwrap();
+        let json = std::process::Command::new(vnet_bin()).args(["status", &name, "--json"]).output().unwrap();
+        assert_eq!(out.status.code(), json.status.code());
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), serde_json::from_slice::<serde_json::Value>(&json.stdout).unwrap())
+    };
+    let (code, text, json) = status();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("DIFFERS") && !json.to_string().contains("drift"), "{text}\n{json}");
+    let ns = |n: &str| lab.node(n).netns().unwrap().to_string();
+    ip(&ns("a"), &["route", "del", "default"]);
+    ip(&ns("c"), &["route", "add", "10.99.0.0/16", "via", "10.2.0.1"]);
+    ip(&ns("r"), &["link", "set", "eth2", "down"]);
+    ip(&ns("d"), &["addr", "del", "10.3.0.2/24", "dev", "eth0"]);
+    assert!(lab.node("r").command("sysctl").args(["-qw", "net.ipv4.ip_forward=0"]).status().unwrap().success());
+    let (code, text, json) = status();
+    assert_eq!(code, Some(1), "{text}");
+    let squeezed: Vec<String> = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    for line in [
+        "DIFFERS, up would: + route a: default via 10.1.0.1",
+        "DIFFERS, up would: - route c: 10.99.0.0/16 via 10.2.0.1 dev eth0 proto boot",
+        "DIFFERS, up would: ~ link r:eth2 up",
+        "DIFFERS, up would: + addr d:eth0 10.3.0.2/24",
+        "DIFFERS, up would: ~ sysctl r: net.ipv4.ip_forward = 1",
+        "DIFFERS from the record: 5 operations to put it back (`vnet up` with the lab's file, if the file is unchanged)",
+    ] {
+        assert!(squeezed.iter().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    // Under the device concerned (indented below it), or the node for routes and sysctls.
+    let after = |dev_line: &str| squeezed.iter().skip_while(|l| !l.starts_with(dev_line)).nth(1).cloned().unwrap_or_default();
+    assert_eq!(after("eth2 veth DOWN"), "DIFFERS, up would: ~ link r:eth2 up", "{text}");
+    let node = |n: &str| json[0]["nodes"].as_array().unwrap().iter().find(|x| x["node"] == n).unwrap().clone();
+    let dev = |n: &str, d: &str| node(n)["devices"].as_array().unwrap().iter().find(|x| x["name"] == d).unwrap().clone();
+    assert_eq!(node("a")["drift"], serde_json::json!(["+ route a: default via 10.1.0.1"]));
+    assert_eq!(node("r")["drift"], serde_json::json!(["~ sysctl r: net.ipv4.ip_forward = 1"]));
+    assert_eq!(dev("r", "eth2")["drift"], serde_json::json!(["~ link r:eth2 up"]));
+    assert_eq!(dev("d", "eth0")["drift"], serde_json::json!(["+ addr d:eth0 10.3.0.2/24"]));
+    // `up` does exactly that, and the lab is as recorded again.
+    let r = lab.update(lab.model().topology.clone()).unwrap();
+    assert_eq!(r.plan.len(), 5, "{}", r.plan);
+    let (code, text, _) = status();
+    assert_eq!(code, Some(0), "{text}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bridge port options follow the file: hairpin
 // ---------------------------------------------------------------------------------------------

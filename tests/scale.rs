@@ -23,6 +23,7 @@ fn star_1000_is_complete_and_reachable_end_to_end() {
 
     let st = lab.status().unwrap();
     assert_eq!(st.nodes.len(), 1001);
+    assert!(st.as_recorded() && st.drift_count() == 0, "{}", vnet::lifecycle::status::render(&[st.clone()]));
     let mut devices = 0;
     for n in &st.nodes {
         assert!(n.present, "node {} missing", n.node);

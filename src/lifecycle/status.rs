@@ -10,7 +10,7 @@ use crate::model::netfeat::spec::BpfHookSpec;
 use crate::model::netfeat::Impairment;
 use crate::observed::netfeat::{NsFeatures, ObservedQdisc, QdiscParams, VNET_BPF_PRIO};
 use crate::observed::{NsState, ObservedNs, RTPROT_KERNEL};
-use crate::plan::{qdisc_drift, QdiscDrift};
+use crate::plan::{qdisc_drift, Op, QdiscDrift};
 use crate::state::{self, Phase};
 
 use super::session::observe_named;
@@ -23,15 +23,34 @@ pub struct LabStatus {
     pub file: Option<String>,
     pub isolated_host: bool,
     pub nodes: Vec<NodeStatus>,
+    /// Why the kernel could not be compared with the record (a device of the same name that
+    /// is not the lab's, ...): the lab is then not as recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_error: Option<String>,
+    /// The command that made the lab from its file, when one did (a test library's lab was
+    /// not made by `vnet up`, and has a name of its own).
+    #[serde(skip)]
+    pub up_command: Option<String>,
 }
 
 impl LabStatus {
     /// Whether the kernel holds what the record says is up: every node's namespace, every
-    /// declared device and its declared traffic control. A lab being built or removed is what
-    /// it is.
+    /// declared device with its state, addresses, routes, sysctls and traffic control (nothing
+    /// for `vnet up` to do). A lab being built or removed is what it is.
     pub fn as_recorded(&self) -> bool {
         self.phase != Phase::Up
-            || self.nodes.iter().all(|n| n.present && n.missing_devices.is_empty() && n.devices.iter().all(|d| d.tc.as_ref().is_none_or(TcStatus::as_declared)))
+            || (self.drift_error.is_none()
+                && self.nodes.iter().all(|n| {
+                    n.present
+                        && n.missing_devices.is_empty()
+                        && n.drift.is_empty()
+                        && n.devices.iter().all(|d| d.drift.is_empty() && d.tc.as_ref().is_none_or(TcStatus::as_declared))
+                }))
+    }
+
+    /// How many operations `vnet up` would perform to bring the kernel back to the record.
+    pub fn drift_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.drift.len() + n.devices.iter().map(|d| d.drift.len()).sum::<usize>()).sum()
     }
 }
 
@@ -49,6 +68,11 @@ pub struct NodeStatus {
     pub routes: Vec<RouteStatus>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// Where the node differs from the record and no device of it is concerned (routes,
+    /// sysctls, NAT, a missing device): the operations `vnet up` would perform, as `vnet plan`
+    /// writes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -80,6 +104,10 @@ pub struct DeviceStatus {
     /// when neither has anything (no declaration, the kernel's default qdisc).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tc: Option<TcStatus>,
+    /// Where the device differs from the record (down though declared up, an address missing
+    /// or not declared, another MTU, ...): the operations `vnet up` would perform on it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 /// A device's traffic control, declared and observed.
@@ -195,6 +223,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let bpf_devs = declared_bpf.iter().map(|(n, v)| (n.clone(), v.iter().map(|(d, _, _)| d.clone()).collect())).collect();
+    let (mut drift, drift_error) = drift(st);
     let t = std::time::Instant::now();
     crate::kernel::netfeat::observe::observe_tc(&mut session.handles, &mut session.observed, &bpf_devs)
         .map_err(|e| Error::io("observe qdiscs and BPF programs", std::io::Error::other(e)))?;
@@ -238,6 +267,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
                     &l.name,
                     &ns.features,
                 ),
+                drift: drift.remove(&(node.clone(), Some(l.name.clone()))).unwrap_or_default(),
             })
             .collect::<Vec<_>>();
         // Declared devices gone from a node that is there (deleted by hand); Open vSwitch's own
@@ -289,9 +319,59 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
             missing_devices,
             routes,
             sysctls: ns.sysctls.clone(),
+            drift: Vec::new(),
         });
     }
-    Ok(LabStatus { lab: st.lab.clone(), phase: st.phase, file: st.file.as_ref().map(|f| f.display().to_string()), isolated_host: st.isolated_host, nodes })
+    // What no listed device took: under its node.
+    for ((node, _), ops) in drift {
+        if let Some(n) = nodes.iter_mut().find(|n| n.node == node) {
+            n.drift.extend(ops);
+        }
+    }
+    Ok(LabStatus {
+        lab: st.lab.clone(),
+        phase: st.phase,
+        file: st.file.as_ref().map(|f| f.display().to_string()),
+        isolated_host: st.isolated_host,
+        nodes,
+        drift_error,
+        up_command: st
+            .file
+            .as_ref()
+            .filter(|_| st.owner_pid.is_none())
+            .map(|f| format!("vnet up {}{}", f.display(), if st.isolated_host { " --isolated-host" } else { "" })),
+    })
+}
+
+/// The operations `vnet up` would perform to bring the kernel back to the lab's record (the
+/// plan of the recorded topology against the kernel), by node and device; or why there is no
+/// such plan. Nothing for a lab that is not up.
+type DriftByPlace = BTreeMap<(String, Option<String>), Vec<String>>;
+
+fn drift(st: &state::LabState) -> (DriftByPlace, Option<String>) {
+    let mut out = DriftByPlace::new();
+    let Some(topo) = st.topology.as_ref().filter(|_| st.phase == Phase::Up) else { return (out, None) };
+    let t = std::time::Instant::now();
+    let plan = match crate::model::load_topology(topo) {
+        Ok(loaded) => super::up::plan_against(&loaded.lab, Some(st)),
+        Err(d) => return (out, Some(format!("the recorded topology no longer loads: {d}"))),
+    };
+    tracing::debug!(target: "vnet::timing", "status: plan against the record {:?}", t.elapsed());
+    match plan {
+        Ok(plan) => {
+            for op in plan.ops() {
+                let text = op.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                // Routes go with the node's routes, not under the device they leave by.
+                let device = match op {
+                    Op::AddRoute { .. } | Op::DelRoute { .. } => None,
+                    op => op.device().map(str::to_string),
+                };
+                out.entry((op.node().to_string(), device)).or_default().push(text);
+            }
+            (out, None)
+        }
+        Err(e) => (out, Some(e.to_string())),
+    }
 }
 
 /// What `status` says of a device's traffic control; `None` when there is nothing to say.
@@ -424,6 +504,7 @@ pub fn render(labs: &[LabStatus]) -> String {
                 for t in d.tc.iter().flat_map(render_tc) {
                     s.push_str(&format!("      {t}\n"));
                 }
+                render_drift(&mut s, "      ", &d.drift);
             }
             for d in &n.missing_devices {
                 s.push_str(&format!("    {d:<15} MISSING (declared, not in the kernel)\n"));
@@ -451,7 +532,31 @@ pub fn render(labs: &[LabStatus]) -> String {
             for (k, v) in &n.sysctls {
                 s.push_str(&format!("    sysctl {k} = {v}\n"));
             }
+            render_drift(&mut s, "    ", &n.drift);
+        }
+        if let Some(e) = &l.drift_error {
+            s.push_str(&format!("  cannot compare the kernel with the record: {e}\n"));
+        }
+        let n = l.drift_count();
+        if n > 0 {
+            let up = match &l.up_command {
+                Some(c) => format!("`{c}`"),
+                None => "`vnet up` with the lab's file".into(),
+            };
+            s.push_str(&format!("  DIFFERS from the record: {n} operation{} to put it back ({up}, if the file is unchanged)\n", if n == 1 { "" } else { "s" }));
         }
     }
     s
+}
+
+/// At most this many drift lines per node or device; a node re-created whole has many.
+const DRIFT_LINES: usize = 8;
+
+fn render_drift(s: &mut String, indent: &str, ops: &[String]) {
+    for op in ops.iter().take(DRIFT_LINES) {
+        s.push_str(&format!("{indent}DIFFERS, up would: {op}\n"));
+    }
+    if ops.len() > DRIFT_LINES {
+        s.push_str(&format!("{indent}DIFFERS, and {} more operations\n", ops.len() - DRIFT_LINES));
+    }
 }
