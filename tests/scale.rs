@@ -23,7 +23,7 @@ fn star_1000_is_complete_and_reachable_end_to_end() {
 
     let st = lab.status().unwrap();
     assert_eq!(st.nodes.len(), 1001);
-    assert!(st.as_recorded() && st.drift_count() == 0, "{}", vnet::lifecycle::status::render(&[st.clone()]));
+    assert!(st.as_recorded() && st.drift_count() == 0, "{}", vnet::lifecycle::status::render(std::slice::from_ref(&st)));
     let mut devices = 0;
     for n in &st.nodes {
         assert!(n.present, "node {} missing", n.node);
