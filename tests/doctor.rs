@@ -429,7 +429,8 @@ fn drift_from_the_file_is_fixed_by_applying_the_file_again() {
     let m = f.iter().find(|x| x.code == "mtu-mismatch").unwrap_or_else(|| panic!("no mtu-mismatch in {f:#?}"));
     assert_eq!(m.fix, format!("the kernel differs from the file (`vnet plan` shows `~ link c:eth0 mtu 1400`): {back}"));
     let d = find(&f, "duplicate-address", "c", Some("eth0"));
-    assert_eq!(d.fix, format!("this one is not in the file: the kernel differs from the file (`vnet plan` shows `- addr c:eth0 10.1.0.2/24`): {back}"));
+    let gone = format!("`vnet up {path} --isolated-host` removes it");
+    assert_eq!(d.fix, format!("this one is not in the file: the kernel differs from the file (`vnet plan` shows `- addr c:eth0 10.1.0.2/24`): {gone}"));
     let d = find(&f, "duplicate-address", "a", Some("eth0"));
     assert!(d.fix.starts_with("this one is declared; the file does not declare 10.1.0.2 on c:eth0"), "{}", d.fix);
     // It does put it back.
@@ -447,6 +448,76 @@ fn drift_from_the_file_is_fixed_by_applying_the_file_again() {
     let (code, out) = cli(&["doctor", &name]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no problems found"), "{out}");
+}
+
+/// Whatever `vnet plan` would change and no other check explains is a finding of its own: a
+/// route or address added by hand (warnings: the file's own state is there), a link-local
+/// address deleted, a port's declared hairpin turned off, a declared sysctl changed (errors).
+/// Each names the operation that puts it back, at the line it concerns; `up` clears them all.
+#[test]
+fn every_difference_plan_shows_is_a_finding() {
+    require_root();
+    let name = vnet::lab::unique_name("docplan");
+    let text = format!(
+        "name: {name}
+nodes:
+  host:
+    interfaces:
+      br0: {{ kind: bridge, addresses: [fd00::1/64] }}
+      v1: {{ master: br0, hairpin: true }}
+    sysctls: {{ net.ipv6.conf.all.forwarding: 1 }}
+  a:
+    interfaces: {{ eth0: {{ addresses: [fd00::2/64] }} }}
+links:
+  - endpoints: [host:v1, a:eth0]
+"
+    );
+    let path = temp_topology(&name, "yaml", &text).display().to_string();
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    let _down = Down(name.clone());
+    let ns = |n: &str| format!("{name}-{n}");
+    // The link-local address of a:eth0 appears with its carrier (linkwatch, after `up`).
+    let link_local = || ip_addrs(Some(&ns("a")), "eth0").into_iter().find(|a| a.starts_with("fe80"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while link_local().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(cli_findings(&name), vec![], "as declared");
+    ip(&ns("a"), &["addr", "del", &link_local().unwrap(), "dev", "eth0"]);
+    ip(&ns("a"), &["route", "add", "fd09::/64", "via", "fd00::1"]);
+    ip(&ns("a"), &["addr", "add", "fd00::99/64", "dev", "eth0", "nodad"]);
+    ip(&ns("host"), &["link", "set", "v1", "type", "bridge_slave", "hairpin", "off"]);
+    let out = Command::new("ip").args(["netns", "exec", &ns("host"), "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"]).output().unwrap();
+    assert!(out.status.success());
+    let f = cli_findings(&name);
+    let back = format!("`vnet up {path} --isolated-host` puts it back");
+    let gone = format!("`vnet up {path} --isolated-host` removes it");
+    let shows = |op: &str, then: &str| format!("the kernel differs from the file (`vnet plan` shows `{op}`): {then}");
+    let x = find(&f, "link-local-missing", "a", Some("eth0"));
+    assert_eq!((x.severity, x.fix.clone()), (doctor::Severity::Error, shows("~ link a:eth0 ipv6 link-local on", &back)));
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "eth0: {")), "{x:?}");
+    let x = find(&f, "undeclared-route", "a", Some("eth0"));
+    assert_eq!(x.severity, doctor::Severity::Warning);
+    assert!(x.message.contains("fd09::/64 via fd00::1"), "{x:?}");
+    assert!(
+        x.fix.starts_with("the kernel differs from the file (`vnet plan` shows `- route a: fd09::/64 via fd00::1 dev eth0") && x.fix.ends_with(&gone),
+        "{x:?}"
+    );
+    let x = find(&f, "undeclared-address", "a", Some("eth0"));
+    assert_eq!((x.severity, x.fix.clone()), (doctor::Severity::Warning, shows("- addr a:eth0 fd00::99/64", &gone)));
+    let x = find(&f, "hairpin-differs", "host", Some("v1"));
+    assert_eq!(x.message, "bridge port v1 has hairpin off, declared on");
+    assert_eq!(x.fix, shows("~ port host:v1 hairpin on", &back));
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "v1: {")), "{x:?}");
+    let x = find(&f, "sysctl-differs", "host", None);
+    assert_eq!(x.fix, shows("~ sysctl host: net.ipv6.conf.all.forwarding = 1", &back));
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "sysctls:")), "{x:?}");
+    // One finding per difference: no operation is reported twice.
+    assert_eq!(f.iter().filter(|x| x.fix.contains("`vnet plan` shows")).count(), 5, "{f:#?}");
+    let (code, out) = cli(&["up", &path, "--isolated-host"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(cli_findings(&name), vec![], "`up` put everything back");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! siblings that cannot meet, MTU mismatches, traffic leaving the lab without masquerade,
 //! duplicate addresses, ports not in their bridge, bridge ports in the wrong VLAN, a NAT/firewall
 //! table changed or removed by hand, traffic control and BPF programs that differ from the
-//! declared ones. Each finding names the node and device and, when it comes from the topology
+//! declared ones, and any other difference from the file `vnet plan` shows (`drift`). Each finding names the node and device and, when it comes from the topology
 //! file, its line.
 //!
 //! Two kinds of checks: `links` / `addressing` / `macvlan` / `vlan` / `nat` / `nft` / `tc`
@@ -13,6 +13,7 @@
 //! finding.
 
 mod addressing;
+mod drift;
 mod links;
 mod macvlan;
 mod nat;
@@ -102,6 +103,16 @@ impl Drift {
         Drift { ops, up }
     }
 
+    /// Every planned operation.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// An operation as `vnet plan` writes it, on one line.
+    pub fn shown(&self, op: &Op) -> String {
+        op.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     /// The first planned operation that `f` picks.
     pub fn find(&self, f: impl Fn(&Op) -> bool) -> Option<&Op> {
         self.ops.iter().find(|o| f(o))
@@ -109,8 +120,14 @@ impl Drift {
 
     /// The fix for a finding the kernel's drift explains.
     pub fn fix(&self, op: &Op) -> String {
-        let shown = op.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("the kernel differs from the file (`vnet plan` shows `{shown}`): {}", self.up)
+        // What the file does not declare goes, rather than coming back.
+        let up = match op {
+            Op::DelRoute { .. } | Op::DelAddress { .. } | Op::DeleteLink { .. } => {
+                self.up.replace("puts it back", "removes it").replace("to put it back", "to remove it")
+            }
+            _ => self.up.clone(),
+        };
+        format!("the kernel differs from the file (`vnet plan` shows `{}`): {up}", self.shown(op))
     }
 
     /// How to apply the file again, when the plan could not name the operation.
@@ -192,6 +209,8 @@ pub fn doctor_running(rl: &RunningLab) -> Result<DoctorReport> {
     nft::check(&mut ctx);
     tc::check(&mut ctx);
     let pairs_traced = paths::check(&mut ctx)?;
+    // Last: what the plan still holds that no check above explained.
+    drift::check(&mut ctx);
     let mut findings = ctx.out;
     findings.sort_by(|a, b| (a.severity, &a.node, &a.device, a.code).cmp(&(b.severity, &b.node, &b.device, b.code)));
     Ok(DoctorReport { lab: rl.name().into(), findings, pairs_traced })
