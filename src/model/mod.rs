@@ -47,10 +47,28 @@ pub fn load_file_with(path: &std::path::Path, adjust: impl FnOnce(&mut Topology)
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Diagnostics::from(vec![Diag::error(format!("cannot read {name}: {e}"))]))?;
     let document = parse_text(&name, &text, Format::from_name(&name))?;
+    check(document, adjust)
+}
+
+/// Decodes and validates a parsed document; the errors parsing went on after (keys written
+/// twice) come with validation's findings.
+fn check(document: Document, adjust: impl FnOnce(&mut Topology)) -> Result<Loaded, Diagnostics> {
     let (mut topo, diags) = decode::decode(&document);
     adjust(&mut topo);
-    let (lab, warnings) = validate::validate(&topo, &document, diags)?;
-    Ok(Loaded { lab, warnings, document })
+    let result = validate::validate(&topo, &document, diags);
+    if document.findings().is_empty() {
+        let (lab, warnings) = result?;
+        return Ok(Loaded { lab, warnings, document });
+    }
+    let mut diags = match result {
+        Ok((_, warnings)) => warnings,
+        Err(d) => d,
+    };
+    for f in document.findings() {
+        diags.push(f.clone());
+    }
+    diags.sort();
+    Err(diags)
 }
 
 fn parse_text(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
@@ -67,9 +85,7 @@ pub fn load_str(name: &str, text: &str, format: Format) -> Result<Loaded, Diagno
 
 /// Validates a parsed document.
 pub fn load_document(document: Document) -> Result<Loaded, Diagnostics> {
-    let (topo, diags) = decode::decode(&document);
-    let (lab, warnings) = validate::validate(&topo, &document, diags)?;
-    Ok(Loaded { lab, warnings, document })
+    check(document, |_| {})
 }
 
 /// Validates a topology built in code (no file, so findings carry no location).

@@ -105,38 +105,58 @@ pub struct Document {
     pub source: SourceText,
     pub value: Value,
     places: Places,
+    /// Errors found while parsing that did not stop it (keys written twice, of which the first
+    /// is kept): reported with validation's findings, so that they hide nothing.
+    findings: Vec<Diag>,
 }
 
 impl Document {
-    /// Parses text in the given format. Syntax errors come back located.
+    /// Parses text in the given format. Syntax errors come back located; a key written twice in
+    /// one mapping is not one of them: its first value is kept, and the error is among the
+    /// document's `findings`.
     pub fn parse(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
         let source = SourceText { name: name.to_string(), text: Arc::new(text.to_string()) };
         let mut places = Places::default();
+        let mut dups = Vec::new();
         let value = match format {
-            Format::Yaml => yaml::parse(text, &mut places),
-            Format::Toml => toml_doc::parse(text, &mut places),
-            Format::Json => json::parse(text, &mut places),
-        }
-        .map_err(|f| {
-            let message = if f.syntax { format!("syntax error: {}", f.message) } else { f.message };
-            let mut d = Diag::error(message).label(f.at, f.label);
-            if let Some(h) = f.help {
-                d = d.help(h);
+            Format::Yaml => yaml::parse(text, &mut places, &mut dups),
+            Format::Toml => toml_doc::parse(text, &mut places, &mut dups),
+            Format::Json => json::parse(text, &mut places, &mut dups),
+        };
+        dups.sort_by_key(|d| d.at.start);
+        match value {
+            Ok(value) => {
+                let findings = dups.iter().map(|d| d.diag(text)).collect();
+                Ok(Document { source, value, places, findings })
             }
-            Diagnostics::from(vec![d])
-        })?;
-        Ok(Document { source, value, places })
+            Err(f) => {
+                // The keys written twice before the text stopped making sense, then why it did.
+                let mut diags: Vec<Diag> = dups.iter().filter(|d| d.at.start < f.at.start).map(|d| d.diag(text)).collect();
+                let message = if f.syntax { format!("syntax error: {}", f.message) } else { f.message };
+                let mut d = Diag::error(message).label(f.at, f.label);
+                if let Some(h) = f.help {
+                    d = d.help(h);
+                }
+                diags.push(d);
+                Err(Diagnostics::from(diags))
+            }
+        }
     }
 
     /// A document built in code (the builder API): no text, no places.
     pub fn from_value(name: &str, value: Value) -> Document {
-        Document { source: SourceText { name: name.to_string(), text: Arc::new(String::new()) }, value, places: Places::default() }
+        Document { source: SourceText { name: name.to_string(), text: Arc::new(String::new()) }, value, places: Places::default(), findings: Vec::new() }
     }
 
     /// The text alone, for findings placed beforehand (spans kept in the lab): the parsed value
     /// and the places of its parts, the largest things held, are dropped.
     pub fn released(&self) -> Document {
-        Document { source: self.source.clone(), value: Value::Null, places: Places::default() }
+        Document { source: self.source.clone(), value: Value::Null, places: Places::default(), findings: Vec::new() }
+    }
+
+    /// Errors found while parsing that did not stop it: keys written twice in one mapping.
+    pub fn findings(&self) -> &[Diag] {
+        &self.findings
     }
 
     /// The place of the value at `path`, or of the nearest ancestor that has one.
@@ -200,6 +220,59 @@ impl From<(String, Range<usize>)> for Failure {
 
 type ParseResult = Result<Value, Failure>;
 
+/// A key written a second time in one mapping (YAML, JSON) or table (TOML). The first is kept:
+/// the document is decoded and validated as if the second were not there (in TOML, as the
+/// toml crate recovers, see `toml_doc`), so that this error hides no other.
+struct Duplicate {
+    /// The key (decoded), or for a TOML table defined again its header as written.
+    key: String,
+    /// The second key.
+    at: Range<usize>,
+    /// The first key, when it could be found.
+    first: Option<Range<usize>>,
+    /// How the second is dealt with.
+    treated: Treated,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Treated {
+    /// The second key and its value are ignored.
+    Ignored,
+    /// YAML: a second merge key `<<` is ignored.
+    MergeIgnored,
+    /// TOML: a `[table]` header written again; the toml crate adds the keys under it to the
+    /// first table (those both set are reported as duplicates of their own and keep the first).
+    TomlTableMerged,
+    /// TOML: a `[table]` header over a key that holds a value; the toml crate keeps the table.
+    TomlReplaced,
+}
+
+impl Duplicate {
+    fn diag(&self, text: &str) -> Diag {
+        let k = &self.key;
+        let line = self.first.as_ref().map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+        let what = if self.treated == Treated::TomlTableMerged { "table" } else { "key" };
+        let message = match line {
+            Some(l) => format!("duplicate {what} `{k}` (first on line {l})"),
+            None => format!("duplicate {what} `{k}`"),
+        };
+        let help = match self.treated {
+            Treated::Ignored => format!("a key may appear once in a mapping: the first `{k}` is kept and this one is ignored; remove one or merge them"),
+            Treated::MergeIgnored => "a mapping has one merge key: the first `<<` is kept and this one is ignored; merge several mappings with one list, `<<: [*a, *b]`".to_string(),
+            Treated::TomlTableMerged => {
+                "a TOML table is defined once: the keys under this second header are added to the first table (a key set under both keeps its first value); merge the two".to_string()
+            }
+            Treated::TomlReplaced => format!("`{k}` holds a value and cannot also be a table: the table under this header is kept and the first `{k}` is ignored; remove one"),
+        };
+        let (second_label, first_label) = match self.treated {
+            Treated::Ignored | Treated::MergeIgnored => ("written again, ignored", format!("first `{k}`, kept")),
+            Treated::TomlTableMerged => ("defined again", "first defined here".to_string()),
+            Treated::TomlReplaced => ("kept", format!("first `{k}`, ignored")),
+        };
+        Diag::error(message).label(self.at.clone(), second_label).maybe_label(self.first.clone(), first_label).help(help)
+    }
+}
+
 /// How many values YAML aliases may add to a document in all. A lab's values are written out
 /// (a 10 000-node star is about 120 000 of them; aliases share settings), so
 /// this is generous; aliases of aliases that multiply past it are an "alias bomb" (billion
@@ -218,6 +291,8 @@ mod yaml {
         anchors: HashMap<usize, Anchor>,
         /// Values added by aliases so far, against `ALIAS_EXPANSION_LIMIT`.
         expanded: usize,
+        /// Keys written twice so far.
+        dups: Vec<Duplicate>,
     }
 
     /// An anchored value, its size in values, and where it was written (merged keys point there).
@@ -285,7 +360,7 @@ mod yaml {
         }
     }
 
-    pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
+    pub(super) fn parse(text: &str, places: &mut Places, dups: &mut Vec<Duplicate>) -> ParseResult {
         let char_to_byte = if text.is_ascii() {
             None
         } else {
@@ -293,21 +368,36 @@ mod yaml {
             v.push(text.len());
             Some(v)
         };
-        let mut b = Builder { text, char_to_byte, anchors: HashMap::new(), expanded: 0 };
+        let mut b = Builder { text, char_to_byte, anchors: HashMap::new(), expanded: 0, dups: Vec::new() };
+        let value = document(&mut b, places);
+        dups.append(&mut b.dups);
+        value
+    }
+
+    /// Where the value of a key written a second time goes: a path no file can write (an index
+    /// under a mapping), so that its places and anchors do not take the first's.
+    fn ignored_path(b: &Builder, path: &Path) -> Path {
+        let mut p = path.clone();
+        p.push(Seg::Index(usize::MAX - b.dups.len()));
+        p
+    }
+
+    fn document(b: &mut Builder, places: &mut Places) -> ParseResult {
+        let text = b.text;
         // Events are consumed as they come (one of lookahead): a big file's event list would
         // otherwise be the largest thing vnet ever holds.
         let mut ev = Events { parser: Parser::new_from_str(text), peeked: None };
-        while matches!(ev.peek(&b)?.0, Event::StreamStart | Event::DocumentStart(_)) {
-            ev.next(&b)?;
+        while matches!(ev.peek(b)?.0, Event::StreamStart | Event::DocumentStart(_)) {
+            ev.next(b)?;
         }
-        if matches!(ev.peek(&b)?.0, Event::StreamEnd | Event::DocumentEnd) {
+        if matches!(ev.peek(b)?.0, Event::StreamEnd | Event::DocumentEnd) {
             return Ok(Value::Object(Map::new()));
         }
         let mut path = Vec::new();
-        let value = node(&mut b, &mut ev, &mut path, places, None)?;
+        let value = node(b, &mut ev, &mut path, places, None)?;
         // A second document is a mistake in a topology file.
         loop {
-            match ev.next(&b) {
+            match ev.next(b) {
                 Ok((Event::DocumentStart(_), span)) => {
                     return Err(("a topology file holds one YAML document; found a second".to_string(), b.range(&span)).into());
                 }
@@ -521,8 +611,13 @@ mod yaml {
                             let key_range = b.range(&kspan);
                             if k == "<<" && kstyle == ScalarStyle::Plain {
                                 if let Some(first) = &merge_key {
-                                    let line = b.text[..first.start].matches('\n').count() + 1;
-                                    return Err((format!("duplicate key `<<` (first on line {line})"), key_range).into());
+                                    // The first merge key is kept; this one is read (its anchors
+                                    // count) and left out.
+                                    let mut ignored = ignored_path(b, path);
+                                    b.dups.push(Duplicate { key: k, at: key_range, first: Some(first.clone()), treated: Treated::MergeIgnored });
+                                    merge_sources(b, events, &mut ignored, places)?;
+                                    child_end = Some(b.range(&kspan).end).max(child_end);
+                                    continue;
                                 }
                                 merge_key = Some(key_range.clone());
                                 for (source, from, fallback) in merge_sources(b, events, path, places)? {
@@ -545,14 +640,16 @@ mod yaml {
                                 continue;
                             }
                             if map.contains_key(&k) && !merged.remove(&k) {
+                                // The first is kept; this one is read (a syntax error or an
+                                // anchor in it still counts) and left out.
                                 let mut first = path.clone();
                                 first.push(Seg::Key(k.clone()));
-                                let line = places.get(&first).and_then(|p| p.key.clone()).map(|r| b.text[..r.start].matches('\n').count() + 1);
-                                let msg = match line {
-                                    Some(l) => format!("duplicate key `{k}` (first on line {l})"),
-                                    None => format!("duplicate key `{k}`"),
-                                };
-                                return Err((msg, key_range).into());
+                                let first = places.get(&first).and_then(|p| p.key.clone());
+                                let mut ignored = ignored_path(b, path);
+                                b.dups.push(Duplicate { key: k, at: key_range.clone(), first, treated: Treated::Ignored });
+                                node(b, events, &mut ignored, places, Some(key_range))?;
+                                child_end = places.get(&ignored).map(|p| p.value.end).max(child_end);
+                                continue;
                             }
                             path.push(Seg::Key(k.clone()));
                             let v = node(b, events, path, places, Some(key_range))?;
@@ -574,25 +671,150 @@ mod yaml {
 
 mod toml_doc {
     //! TOML via the toml crate's spanned document parser.
+    //!
+    //! A key written twice is not fatal: the crate's recovering parser reports it ("duplicate
+    //! key", at the second key) and goes on. It keeps the first of two `key = value`s and drops
+    //! the second; a `[table]` header written again reopens the first table, adding the keys under
+    //! it (each key set under both is a duplicate of its own, the first kept). Any other error
+    //! stops parsing as before.
     use super::*;
     use toml::de::{DeTable, DeValue};
     use toml::Spanned;
 
-    pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
-        let doc = DeTable::parse(text).map_err(|e| {
+    pub(super) fn parse(text: &str, places: &mut Places, dups: &mut Vec<Duplicate>) -> ParseResult {
+        let (doc, errors) = DeTable::parse_recoverable(text);
+        let mut fatal = None;
+        for e in errors {
             let r = e.span().unwrap_or(0..0);
-            let mut msg = e.message().trim_end().to_string();
-            // toml says only "duplicate key": name it.
-            if let Some(key) = text.get(r.clone()).filter(|k| msg == "duplicate key" && !k.is_empty() && !k.contains('\n')) {
-                msg = format!("duplicate key `{}`", key.trim());
+            let msg = e.message().trim_end().to_string();
+            if msg == "duplicate key" && fatal.is_none() {
+                // Finding the first costs a parse of the text: done for as many as a report
+                // renders.
+                let locate = dups.len() < crate::model::diag::RENDERED_MAX;
+                if let Some(d) = duplicate(text, r.clone(), locate) {
+                    dups.push(d);
+                    continue;
+                }
             }
-            (msg, r)
-        })?;
+            if fatal.is_none() {
+                // toml says only "duplicate key": name it.
+                let msg = match text.get(r.clone()).filter(|k| msg == "duplicate key" && !k.is_empty() && !k.contains('\n')) {
+                    Some(key) => format!("duplicate key `{}`", key.trim()),
+                    None => msg,
+                };
+                fatal = Some((msg, r));
+            }
+        }
+        if let Some(f) = fatal {
+            return Err(f.into());
+        }
         let span = doc.span();
         let mut path = Vec::new();
         let v = table(doc.get_ref(), &mut path, places);
         places.insert(&[], Place { key: None, value: span });
         Ok(v)
+    }
+
+    /// One step down a TOML document.
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    /// The key a "duplicate key" error points at, with its first occurrence and how the toml
+    /// crate went on. The first is found by parsing the text again with the second key renamed
+    /// to one the file does not hold: where that name lands is where the key sits (its table),
+    /// and the key of the same name there is the first. It comes before the renamed one, so the
+    /// renaming moved nothing in its place.
+    fn duplicate(text: &str, at: Range<usize>, locate: bool) -> Option<Duplicate> {
+        let raw = text.get(at.clone()).filter(|k| !k.trim().is_empty() && !k.contains('\n'))?.trim();
+        let key = match DeTable::parse(&format!("{raw} = 0")) {
+            Ok(t) => t.get_ref().keys().next().map(|k| k.get_ref().to_string()),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| raw.trim_matches(['"', '\'']).to_string());
+        // The first occurrence, and whether it is a table.
+        let mut first: Option<(Range<usize>, bool)> = None;
+        if locate {
+            let mut stand_in = String::from("vnet-duplicate-key");
+            while text.contains(&stand_in) {
+                stand_in.push('-');
+            }
+            let renamed = format!("{}{stand_in}{}", &text[..at.start], &text[at.end..]);
+            let (doc, _) = DeTable::parse_recoverable(&renamed);
+            let mut steps = Vec::new();
+            if find(doc.get_ref(), &stand_in, &mut steps) {
+                steps.pop();
+                first = table_at(doc.get_ref(), &steps)
+                    .and_then(|t| t.get_key_value(key.as_str()))
+                    .filter(|(k, _)| k.span().end <= at.start)
+                    .map(|(k, v)| (k.span(), matches!(v.get_ref(), DeValue::Table(_))));
+            }
+        }
+        // A `[table]` header written again.
+        let line_start = text[..at.start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let header = {
+            let before = text[line_start..at.start].trim_start();
+            before.starts_with('[') && !before.starts_with("[[") && text[at.end..].trim_start().starts_with(']')
+        };
+        let (key, treated) = match first {
+            // Over a key that holds a value: the crate keeps the table of the header.
+            Some((_, false)) if header => (key, Treated::TomlReplaced),
+            // Over a table: the crate reopens it. Named by the whole header, `[nodes.a]`.
+            _ if header => {
+                let open = line_start + text[line_start..].find('[').unwrap_or(0);
+                let close = at.end + text[at.end..].find(']').map(|i| i + 1).unwrap_or(0);
+                (text[open..close].to_string(), Treated::TomlTableMerged)
+            }
+            _ => (key, Treated::Ignored),
+        };
+        Some(Duplicate { key, at, first: first.map(|(r, _)| r), treated })
+    }
+
+    /// Whether a key named `name` is under `t`, and the steps to it.
+    fn find(t: &DeTable, name: &str, steps: &mut Vec<Step>) -> bool {
+        for (k, v) in t.iter() {
+            steps.push(Step::Key(k.get_ref().to_string()));
+            if k.get_ref() == name || find_in(v.get_ref(), name, steps) {
+                return true;
+            }
+            steps.pop();
+        }
+        false
+    }
+
+    fn find_in(v: &DeValue, name: &str, steps: &mut Vec<Step>) -> bool {
+        match v {
+            DeValue::Table(t) => find(t, name, steps),
+            DeValue::Array(a) => {
+                for (i, item) in a.iter().enumerate() {
+                    steps.push(Step::Index(i));
+                    if find_in(item.get_ref(), name, steps) {
+                        return true;
+                    }
+                    steps.pop();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// The table `steps` lead to.
+    fn table_at<'t, 'i>(t: &'t DeTable<'i>, steps: &[Step]) -> Option<&'t DeTable<'i>> {
+        let Some((step, rest)) = steps.split_first() else { return Some(t) };
+        let Step::Key(k) = step else { return None };
+        let mut v = t.get(k.as_str())?.get_ref();
+        let mut rest = rest;
+        // Arrays (of tables) are stepped through by index.
+        while let (DeValue::Array(a), Some((Step::Index(i), more))) = (v, rest.split_first()) {
+            v = a.get(*i)?.get_ref();
+            rest = more;
+        }
+        match v {
+            DeValue::Table(t) => table_at(t, rest),
+            _ => None,
+        }
     }
 
     fn table(t: &DeTable, path: &mut Path, places: &mut Places) -> Value {
@@ -638,27 +860,94 @@ mod toml_doc {
 mod json {
     //! JSON: values are parsed by serde_json, places found by a small scanner over the same text.
     use super::*;
+    use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-    pub(super) fn parse(text: &str, places: &mut Places) -> ParseResult {
+    pub(super) fn parse(text: &str, places: &mut Places, dups: &mut Vec<Duplicate>) -> ParseResult {
         // A byte order mark (as some Windows editors write) is not JSON, but YAML and TOML accept
         // it, and so does vnet: the JSON starts after it, and places still count from the file's
         // first byte.
         let bom = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
-        let value: Value = serde_json::from_str(&text[bom..]).map_err(|e| {
+        // The scanner is first: it finds the keys written twice, also before a syntax error.
+        let mut s = Scanner { b: text.as_bytes(), i: bom, dups };
+        let mut path = Vec::new();
+        s.value(&mut path, places, None);
+        let mut de = serde_json::Deserializer::from_str(&text[bom..]);
+        let value = FirstWins::deserialize(&mut de).and_then(|v| de.end().map(|_| v.0)).map_err(|e| {
             let offset = offset_of(&text[bom..], e.line(), e.column()) + bom;
             let msg = e.to_string();
             // The location is shown separately.
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             (msg, offset..(offset + 1).min(text.len()).max(offset))
         })?;
-        let mut s = Scanner { b: text.as_bytes(), i: bom, duplicate: None };
-        let mut path = Vec::new();
-        s.value(&mut path, places, None);
-        // serde_json keeps the last of duplicate keys silently; a topology file may not have them.
-        if let Some((k, r)) = s.duplicate {
-            return Err((format!("duplicate key `{k}"), r).into());
-        }
         Ok(value)
+    }
+
+    /// A JSON value in which the first of duplicate keys is kept (serde_json's own `Value` keeps
+    /// the last, silently).
+    struct FirstWins(Value);
+
+    impl<'de> Deserialize<'de> for FirstWins {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(FirstWinsVisitor).map(FirstWins)
+        }
+    }
+
+    struct FirstWinsVisitor;
+
+    impl<'de> DeserializeSeed<'de> for FirstWinsVisitor {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for FirstWinsVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(v) = seq.next_element_seed(FirstWinsVisitor)? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut m = Map::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let v = map.next_value_seed(FirstWinsVisitor)?;
+                m.entry(k).or_insert(v);
+            }
+            Ok(Value::Object(m))
+        }
     }
 
     fn offset_of(text: &str, line: usize, col: usize) -> usize {
@@ -675,8 +964,8 @@ mod json {
     struct Scanner<'a> {
         b: &'a [u8],
         i: usize,
-        /// The first key that appeared twice in one object, with its place.
-        duplicate: Option<(String, Range<usize>)>,
+        /// The keys written twice in one object.
+        dups: &'a mut Vec<Duplicate>,
     }
 
     impl Scanner<'_> {
@@ -704,7 +993,7 @@ mod json {
             match self.b.get(self.i) {
                 Some(b'{') => {
                     self.i += 1;
-                    let mut keys: HashMap<String, usize> = HashMap::new();
+                    let mut keys: HashMap<String, Range<usize>> = HashMap::new();
                     loop {
                         self.ws();
                         match self.b.get(self.i) {
@@ -717,19 +1006,22 @@ mod json {
                                 let ks = self.i;
                                 let k = self.string();
                                 let kr = ks..self.i;
-                                match keys.get(&k) {
-                                    Some(first) if self.duplicate.is_none() => {
-                                        let line = self.b[..*first].iter().filter(|c| **c == b'\n').count() + 1;
-                                        self.duplicate = Some((format!("{k}` (first on line {line})"), kr.clone()));
+                                // The second of a key written twice is left out: its places go
+                                // to a path no file can write (an index under an object).
+                                let seg = match keys.get(&k) {
+                                    Some(first) => {
+                                        let seg = Seg::Index(usize::MAX - self.dups.len());
+                                        self.dups.push(Duplicate { key: k, at: kr.clone(), first: Some(first.clone()), treated: Treated::Ignored });
+                                        seg
                                     }
-                                    Some(_) => {}
                                     None => {
-                                        keys.insert(k.clone(), ks);
+                                        keys.insert(k.clone(), kr.clone());
+                                        Seg::Key(k)
                                     }
-                                }
+                                };
                                 self.ws();
                                 self.i += 1; // ':'
-                                path.push(Seg::Key(k));
+                                path.push(seg);
                                 self.value(path, places, Some(kr));
                                 path.pop();
                             }
@@ -749,10 +1041,15 @@ mod json {
                             }
                             Some(b',') => self.i += 1,
                             Some(_) => {
+                                let at = self.i;
                                 path.push(Seg::Index(n));
                                 self.value(path, places, None);
                                 path.pop();
                                 n += 1;
+                                // Text that is no value (a syntax error serde_json reports).
+                                if self.i == at {
+                                    break;
+                                }
                             }
                             None => break,
                         }
@@ -808,12 +1105,137 @@ mod tests {
         assert!(d.value["g"].is_null());
     }
 
+    /// Each finding of a document as (message, [(underlined text, label)]).
+    fn findings(d: &Document) -> Vec<(String, Vec<(String, String)>)> {
+        let text = d.source.text.as_str();
+        d.findings().iter().map(|f| (f.message.clone(), f.labels.iter().map(|l| (text[l.span.clone()].to_string(), l.text.clone())).collect())).collect()
+    }
+
+    fn labels(second: &str, first: &str, k: &str) -> Vec<(String, String)> {
+        vec![(second.to_string(), "written again, ignored".to_string()), (first.to_string(), format!("first `{k}`, kept"))]
+    }
+
     #[test]
-    fn yaml_duplicate_keys_are_errors() {
-        let text = "nodes:\n  a: {}\n  a: {}\n";
-        let e = Document::parse("t.yaml", text, Format::Yaml).unwrap_err();
-        let msg = e.iter().next().unwrap().message.clone();
-        assert!(msg.contains("duplicate key `a`"), "{msg}");
+    fn a_key_written_twice_keeps_the_first_and_parsing_goes_on_in_every_format() {
+        let cases = [
+            ("t.yaml", "nodes:\n  a: { mtu: 1 }\n  b: {}\n  a: { mtu: 2 }\nname: x\n", "a"),
+            ("t.json", "{\"nodes\": {\"a\": {\"mtu\": 1},\n \"b\": {},\n \"a\": {\"mtu\": 2}},\n \"name\": \"x\"}", "\"a\""),
+            ("t.toml", "name = \"x\"\nnodes.a.mtu = 1\nnodes.b = {}\nnodes.a.mtu = 2\n", "mtu"),
+        ];
+        for (name, text, key) in cases {
+            let d = Document::parse(name, text, Format::from_name(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // The first is kept, the rest of the file read.
+            assert_eq!(d.value["nodes"]["a"]["mtu"], 1, "{name}");
+            assert_eq!(d.value["name"], "x", "{name}");
+            assert!(d.value["nodes"]["b"].is_object(), "{name}");
+            // The places are the first's.
+            let r = d.value_span(&seg(&["nodes", "a", "mtu"])).unwrap();
+            assert_eq!((&text[r.clone()], d.source.line_col(r.start).0), ("1", 2 - usize::from(name == "t.json")), "{name}");
+            // One error: at the second, a label at the first, and a help that says which is kept.
+            let f = findings(&d);
+            let k = key.trim_matches('"');
+            assert_eq!(f.len(), 1, "{name}: {f:?}");
+            let first_line = if name == "t.json" { 1 } else { 2 };
+            assert_eq!(f[0].0, format!("duplicate key `{k}` (first on line {first_line})"), "{name}");
+            assert_eq!(f[0].1, labels(key, key, k), "{name}");
+            assert_eq!(d.source.line_col(d.findings()[0].labels[0].span.start).0, 4 - usize::from(name == "t.json"), "{name}");
+            let help = d.findings()[0].help.clone().unwrap();
+            assert!(help.contains(&format!("the first `{k}` is kept and this one is ignored")), "{name}: {help}");
+        }
+    }
+
+    #[test]
+    fn json_keys_written_twice_anywhere_are_each_found_and_the_second_ignored() {
+        // serde_json alone keeps the last, silently.
+        let text = "{\"a\": {\"x\": 1, \"x\": {\"y\": 2, \"y\": 3}},\n \"a\": 5, \"b\": [1, {\"c\": true, \"c\": false}]}";
+        let d = Document::parse("t.json", text, Format::Json).unwrap();
+        assert_eq!(d.value, serde_json::json!({"a": {"x": 1}, "b": [1, {"c": true}]}));
+        let f = findings(&d);
+        let msgs: Vec<&str> = f.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "duplicate key `x` (first on line 1)",
+                "duplicate key `y` (first on line 1)",
+                "duplicate key `a` (first on line 1)",
+                "duplicate key `c` (first on line 2)"
+            ]
+        );
+        assert_eq!(d.source.line_col(d.findings()[2].labels[0].span.start), (2, 2));
+        assert_eq!(d.source.line_col(d.findings()[2].labels[1].span.start), (1, 2));
+        // The ignored value's places do not take the first's.
+        let r = d.value_span(&seg(&["a", "x"])).unwrap();
+        assert_eq!(&text[r], "1");
+        let r = d.value_span(&seg(&["b", "1", "c"])).unwrap();
+        assert_eq!(&text[r], "true");
+    }
+
+    #[test]
+    fn toml_keys_written_twice_are_found_as_the_toml_crate_recovers() {
+        // A key twice: the first is kept (also in an array of tables, an inline table, quoted).
+        let text = "[[links]]\ne = 1\ne = 2\n[[links]]\ne = 3\nx = { a = 1, \"a\" = 2 }\n";
+        let d = Document::parse("t.toml", text, Format::Toml).unwrap();
+        assert_eq!(d.value, serde_json::json!({"links": [{"e": 1}, {"e": 3, "x": {"a": 1}}]}));
+        assert_eq!(
+            findings(&d),
+            [
+                ("duplicate key `e` (first on line 2)".to_string(), labels("e", "e", "e")),
+                ("duplicate key `a` (first on line 6)".to_string(), labels("\"a\"", "a", "a")),
+            ]
+        );
+        // A table defined twice: the crate adds the second's keys to the first; a key set under
+        // both keeps its first value and is a duplicate of its own.
+        let text =
+            "[nodes.a.interfaces.eth0]\naddresses = [\"10.0.0.1/24\"]\n[nodes.b]\n[nodes.a.interfaces.eth0]\naddresses = [\"10.0.0.2/24\"]\nmtu = 1400\n";
+        let d = Document::parse("t.toml", text, Format::Toml).unwrap();
+        assert_eq!(d.value["nodes"]["a"], serde_json::json!({"interfaces": {"eth0": {"addresses": ["10.0.0.1/24"], "mtu": 1400}}}));
+        let f = findings(&d);
+        assert_eq!(f[0].0, "duplicate table `[nodes.a.interfaces.eth0]` (first on line 1)");
+        assert_eq!(f[0].1, [("eth0".to_string(), "defined again".to_string()), ("eth0".to_string(), "first defined here".to_string())]);
+        assert!(d.findings()[0].help.as_deref().unwrap().contains("the keys under this second header are added to the first table"));
+        assert_eq!(d.source.line_col(d.findings()[0].labels[0].span.start), (4, 21));
+        assert_eq!(f[1], ("duplicate key `addresses` (first on line 2)".to_string(), labels("addresses", "addresses", "addresses")));
+        assert_eq!(f.len(), 2);
+        // A header over a key that holds a value: the crate keeps the table, and says so.
+        let d = Document::parse("t.toml", "[a]\nb = 1\n[a.b]\nc = 2\n", Format::Toml).unwrap();
+        assert_eq!(d.value, serde_json::json!({"a": {"b": {"c": 2}}}));
+        assert_eq!(
+            findings(&d),
+            [(
+                "duplicate key `b` (first on line 2)".to_string(),
+                vec![("b".to_string(), "kept".to_string()), ("b".to_string(), "first `b`, ignored".to_string())]
+            )]
+        );
+        // Finding the first costs a parse: only as many as a report renders are located.
+        let mut text = String::new();
+        for i in 0..60 {
+            text.push_str(&format!("k{i} = 1\n[t{i}]\n[t{i}]\nk{i} = 2\nk{i} = 3\n"));
+        }
+        let d = Document::parse("t.toml", &text, Format::Toml).unwrap();
+        let f = findings(&d);
+        assert_eq!(f.len(), 120);
+        assert_eq!(f[0].0, "duplicate table `[t0]` (first on line 2)");
+        assert_eq!(f[1].0, "duplicate key `k0` (first on line 4)");
+        assert_eq!(f[49].0, "duplicate key `k24` (first on line 124)");
+        assert_eq!((f[50].0.as_str(), f[51].0.as_str()), ("duplicate table `[t25]`", "duplicate key `k25`"));
+        assert_eq!(f[51].1.len(), 1);
+    }
+
+    #[test]
+    fn keys_written_twice_before_a_syntax_error_are_reported_with_it() {
+        let cases = [
+            ("t.yaml", "x: 1\nx: 2\ny: [\n", "syntax error: while parsing a node, did not find expected node content"),
+            ("t.json", "{\"x\": 1, \"x\": 2, \"y\": [1, }", "syntax error: expected value"),
+            ("t.toml", "x = 1\nx = 2\ny = \n", "syntax error: string values must be quoted, expected literal string"),
+        ];
+        for (name, text, syntax) in cases {
+            let e = Document::parse(name, text, Format::from_name(name)).unwrap_err();
+            let msgs: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+            assert_eq!(msgs, ["duplicate key `x` (first on line 1)", syntax], "{name}");
+        }
+        // Those after it are not: what follows a syntax error is not read reliably.
+        let e = Document::parse("t.toml", "y = \nx = 1\nx = 2\n", Format::Toml).unwrap_err();
+        assert_eq!(e.len(), 1, "{e}");
     }
 
     #[test]
@@ -921,8 +1343,23 @@ mod tests {
             err("d: &d [1]\nx: { <<: *d }\n"),
             ("a merge key `<<` takes a mapping (`<<: *name`) or a list of mappings, not a list".to_string(), "*d".to_string())
         );
-        assert_eq!(err("d: &d {a: 1}\nx:\n  <<: *d\n  <<: *d\n"), ("syntax error: duplicate key `<<` (first on line 3)".to_string(), "<<".to_string()));
-        assert_eq!(err("d: &d {a: 1}\nx: { a: 2, <<: *d, a: 3 }\n"), ("syntax error: duplicate key `a` (first on line 2)".to_string(), "a".to_string()));
+        // A key written twice is an error that stops nothing: the first is kept.
+        let dup = |text: &str| {
+            let d = Document::parse("t.yaml", text, Format::Yaml).unwrap();
+            let f = d.findings()[0].clone();
+            (d.value["x"].clone(), f.message, text[f.labels[0].span.clone()].to_string(), text[f.labels[1].span.clone()].to_string(), f.help.unwrap())
+        };
+        let (v, msg, second, first, help) = dup("d: &d {a: 1}\ne: &e {b: 1}\nx:\n  <<: *d\n  <<: *e\n");
+        assert_eq!((v, msg.as_str(), second.as_str(), first.as_str()), (serde_json::json!({"a": 1}), "duplicate key `<<` (first on line 4)", "<<", "<<"));
+        assert!(help.contains("the first `<<` is kept and this one is ignored"), "{help}");
+        let (v, msg, second, first, _) = dup("d: &d {a: 1}\nx: { a: 2, <<: *d, a: 3 }\n");
+        assert_eq!((v, msg.as_str(), second.as_str(), first.as_str()), (serde_json::json!({"a": 2}), "duplicate key `a` (first on line 2)", "a", "a"));
+        // An anchor in an ignored value still names it, located where it is written.
+        let text = "x: {a: 1, a: &z {q: 1}}\ny: {<<: *z}\n";
+        let d = Document::parse("t.yaml", text, Format::Yaml).unwrap();
+        assert_eq!(d.value, serde_json::json!({"x": {"a": 1}, "y": {"q": 1}}));
+        assert_eq!(d.source.line_col(d.value_span(&seg(&["y", "q"])).unwrap().start), (1, 21));
+        assert_eq!(&text[d.value_span(&seg(&["x", "a"])).unwrap()], "1");
         // A quoted `<<` is an ordinary key.
         let d = Document::parse("t.yaml", "x: { '<<': 1 }\n", Format::Yaml).unwrap();
         assert_eq!(d.value["x"]["<<"], 1);

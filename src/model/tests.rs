@@ -817,3 +817,39 @@ fn masquerade_out_of_a_device_without_ipv4_is_a_warning() {
     );
     assert_eq!(l.warnings.iter().nth(1).unwrap().help.as_deref(), Some("write `out: br0`"));
 }
+
+/// A key written twice hides nothing: it is an error among the others (the first is kept), in
+/// every format, and the rendered report shows both places.
+#[test]
+fn a_key_written_twice_is_reported_with_every_other_error() {
+    let y = "name: dup\nnodes:\n  a:\n    interfaces:\n      eth0: { addresses: [10.0.0.1/24] }\n  a:\n    interfaces:\n      eth0: { addresses: [10.0.0.2/24] }\n  b:\n    interfaces:\n      eth0: { addresses: [10.0.0.300/24] }\nlinks:\n  - endpoints: [a:eth0, b:eth0]\n";
+    let j = "{\"name\": \"dup\", \"nodes\": {\n \"a\": {\"interfaces\": {\"eth0\": {\"addresses\": [\"10.0.0.1/24\"]}}},\n \"a\": {\"interfaces\": {\"eth0\": {\"addresses\": [\"10.0.0.2/24\"]}}},\n \"b\": {\"interfaces\": {\"eth0\": {\"addresses\": [\"10.0.0.300/24\"]}}}},\n \"links\": [{\"endpoints\": [\"a:eth0\", \"b:eth0\"]}]}\n";
+    let t = "name = \"dup\"\nnodes.a.interfaces.eth0.addresses = [\"10.0.0.1/24\"]\nnodes.a.interfaces.eth0.addresses = [\"10.0.0.2/24\"]\nnodes.b.interfaces.eth0.addresses = [\"10.0.0.300/24\"]\n[[links]]\nendpoints = [\"a:eth0\", \"b:eth0\"]\n";
+    let bad = "error: bad address `10.0.0.300/24`: `10.0.0.300` is not an IP address";
+    assert_eq!(
+        load_str("f.yaml", y, Format::Yaml).unwrap_err().compact(),
+        format!("f.yaml:6:3: error: duplicate key `a` (first on line 3) [a]\nf.yaml:11:27: {bad} [10.0.0.300/24]\n")
+    );
+    assert_eq!(
+        load_str("f.json", j, Format::Json).unwrap_err().compact(),
+        format!("f.json:3:2: error: duplicate key `a` (first on line 2) [\"a\"]\nf.json:4:46: {bad} [\"10.0.0.300/24\"]\n")
+    );
+    assert_eq!(
+        load_str("f.toml", t, Format::Toml).unwrap_err().compact(),
+        format!("f.toml:3:25: error: duplicate key `addresses` (first on line 2) [addresses]\nf.toml:4:38: {bad} [\"10.0.0.300/24\"]\n")
+    );
+    // The first `a` is the one validated: its address is not reported as clashing with the
+    // second's, which is ignored.
+    let d = load_str("f.yaml", &y.replace("10.0.0.2/24", "10.0.0.300/24"), Format::Yaml).unwrap_err();
+    assert_eq!(d.errors().count(), 2, "{d}");
+    let r = d.render(false);
+    assert!(r.contains("written again, ignored") && r.contains("first `a`, kept"), "{r}");
+    assert!(r.contains("the first `a` is kept and this one is ignored"), "{r}");
+    // Warnings come with them, as with any other error.
+    let w = y.replace("10.0.0.300/24] }", "10.0.0.3/24], mtu: 1400 }").replace("10.0.0.1/24] }", "10.0.0.1/24], mtu: 9000 }");
+    let d = load_str("f.yaml", &w, Format::Yaml).unwrap_err();
+    let c = d.compact();
+    assert!(c.starts_with("f.yaml:5:46: warning: the ends of veth pair `a:eth0` — `b:eth0` have different MTUs (9000 and 1400)"), "{c}");
+    assert!(c.ends_with("\nf.yaml:6:3: error: duplicate key `a` (first on line 3) [a]\n"), "{c}");
+    assert_eq!(d.len(), 2, "{c}");
+}

@@ -139,8 +139,13 @@ fn lowers(ctx: &mut Ctx, nodes: &IndexMap<String, Node>, isolated_host: bool) {
                 continue;
             }
             // Measured: `ip link set mv0 mtu 1600` on a macvlan over a 1500 veth is refused
-            // (EINVAL); its MTU may be at most its lower device's.
-            if matches!(iface.kind, KindSpec::Macvlan(_) | KindSpec::Macvtap(_)) {
+            // (EINVAL); its MTU may be at most its lower device's. So is a VLAN's (Debian's
+            // 6.1 kernel, lower veth or dummy at 1400: `ip link add link l0 name v mtu 1401
+            // type vlan id 10`, 802.1Q or 802.1ad, EINVAL; `ip link set v mtu 1401` after, ERANGE).
+            // An ipvlan's is not checked: the kernel takes any (mtu 1500 or 9000 over a 1400 or
+            // 1500 lower, at creation and after, in modes l2, l3, l3s), and resets it to the
+            // lower's whenever the lower's MTU changes.
+            if matches!(iface.kind, KindSpec::Macvlan(_) | KindSpec::Macvtap(_) | KindSpec::Vlan(_)) {
                 let lower_mtu = li.mtu.or(matches!(li.kind, KindSpec::Veth(_)).then_some(1500));
                 if let (Some(m), Some(lm)) = (iface.mtu, lower_mtu) {
                     if m > lm {

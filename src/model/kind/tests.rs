@@ -146,6 +146,32 @@ links: [{ endpoints: [a:eth0, b:eth0] }, { endpoints: [a:eth1, b:eth1] }]
     assert_eq!(errs.len(), 1, "{errs:?}");
 }
 
+/// A VLAN may not be larger than its lower device either (the kernel refuses it: EINVAL at
+/// creation, ERANGE after); an ipvlan may (the kernel takes it), so it is not checked.
+#[test]
+fn a_vlan_is_not_larger_than_its_lower_device_an_ipvlan_may_be() {
+    let text = "name: k
+nodes:
+  a:
+    interfaces:
+      eth0: {}
+      eth1: { mtu: 1400 }
+      d0: { kind: dummy, mtu: 1400 }
+      v1: { kind: vlan, link: eth0, id: 10, mtu: 1501 }
+      v2: { kind: vlan, link: eth1, id: 20, protocol: 802.1ad, mtu: 1500 }
+      v3: { kind: vlan, link: d0, id: 30, mtu: 1400 }
+      v4: { kind: vlan, link: eth1, id: 40 }
+      iv: { kind: ipvlan, link: d0, mode: l3, mtu: 9000 }
+  b: { interfaces: { eth0: {}, eth1: {} } }
+links: [{ endpoints: [a:eth0, b:eth0] }, { endpoints: [a:eth1, b:eth1] }]
+";
+    let errs = errors(text);
+    has(&errs, "8:", "mtu 1501 of vlan `a:v1` is above its lower device `a:eth0`'s 1500: the kernel refuses a vlan larger than its lower device");
+    has(&errs, "9:", "mtu 1500 of vlan `a:v2` is above its lower device `a:eth1`'s 1400: the kernel refuses a vlan larger than its lower device");
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    ok(&text.replace("mtu: 1501", "mtu: 1500").replace("protocol: 802.1ad, mtu: 1500", "protocol: 802.1ad, mtu: 1400"));
+}
+
 #[test]
 fn passthru_forbids_siblings() {
     let errs = errors(
