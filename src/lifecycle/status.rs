@@ -206,7 +206,24 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
     let named: Vec<(String, String)> = st.netns.iter().map(|(n, ns)| (n.clone(), ns.clone())).collect();
     let keys: BTreeMap<String, Vec<String>> =
         st.topology.as_ref().map(|t| t.nodes.iter().map(|(n, s)| (n.clone(), s.sysctls.keys().cloned().collect())).collect()).unwrap_or_default();
-    let mut session = observe_named(&mark, named, root_node.clone(), &keys, Some(st))?;
+    // A lab that is up: one observation serves both what the kernel has and the plan of the
+    // record against it (where it differs). Otherwise, or when the record no longer loads,
+    // what the kernel has.
+    let (mut session, mut drift, drift_error) = match st.topology.as_ref().filter(|_| st.phase == Phase::Up).map(crate::model::load_topology) {
+        Some(Ok(loaded)) => {
+            let keyed = super::netfeat::with_keys(&loaded.lab, Some(st)).map_err(|e| Error::io("read IPsec keys", e))?;
+            let session = super::session::observe_lab(&loaded.lab, keyed.as_ref())?;
+            let (drift, error) = drift(crate::plan::plan(&loaded.lab, &session.observed, keyed.as_ref()));
+            (session, drift, error)
+        }
+        other => {
+            let error = match other {
+                Some(Err(d)) => Some(format!("the recorded topology no longer loads: {d}")),
+                _ => None,
+            };
+            (observe_named(&mark, named, root_node.clone(), &keys, Some(st))?, DriftByPlace::new(), error)
+        }
+    };
     // Declared traffic control (as applied, `vnet impair` included) and the kernel's: every
     // namespace's root qdiscs in one dump each, BPF programs where the lab declares some.
     let declared_tc: BTreeMap<(String, String), Impairment> = st
@@ -223,7 +240,6 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
         .filter(|(_, v)| !v.is_empty())
         .collect();
     let bpf_devs = declared_bpf.iter().map(|(n, v)| (n.clone(), v.iter().map(|(d, _, _)| d.clone()).collect())).collect();
-    let (mut drift, drift_error) = drift(st);
     let t = std::time::Instant::now();
     crate::kernel::netfeat::observe::observe_tc(&mut session.handles, &mut session.observed, &bpf_devs)
         .map_err(|e| Error::io("observe qdiscs and BPF programs", std::io::Error::other(e)))?;
@@ -343,20 +359,13 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
     })
 }
 
-/// The operations `vnet up` would perform to bring the kernel back to the lab's record (the
-/// plan of the recorded topology against the kernel), by node and device; or why there is no
-/// such plan. Nothing for a lab that is not up.
+/// Where the kernel differs from the lab's record, by node and device: the operations `vnet up`
+/// would perform (the plan of the recorded topology against the kernel); or why there is no
+/// such plan.
 type DriftByPlace = BTreeMap<(String, Option<String>), Vec<String>>;
 
-fn drift(st: &state::LabState) -> (DriftByPlace, Option<String>) {
+fn drift(plan: std::result::Result<crate::plan::Plan, Vec<crate::plan::Clash>>) -> (DriftByPlace, Option<String>) {
     let mut out = DriftByPlace::new();
-    let Some(topo) = st.topology.as_ref().filter(|_| st.phase == Phase::Up) else { return (out, None) };
-    let t = std::time::Instant::now();
-    let plan = match crate::model::load_topology(topo) {
-        Ok(loaded) => super::up::plan_against(&loaded.lab, Some(st)),
-        Err(d) => return (out, Some(format!("the recorded topology no longer loads: {d}"))),
-    };
-    tracing::debug!(target: "vnet::timing", "status: plan against the record {:?}", t.elapsed());
     match plan {
         Ok(plan) => {
             for op in plan.ops() {
@@ -370,7 +379,7 @@ fn drift(st: &state::LabState) -> (DriftByPlace, Option<String>) {
             }
             (out, None)
         }
-        Err(e) => (out, Some(e.to_string())),
+        Err(clashes) => (out, Some(Error::Clash(clashes).to_string())),
     }
 }
 
