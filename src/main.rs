@@ -94,8 +94,15 @@ enum Cmd {
         #[arg(long, conflicts_with = "settings")]
         clear: bool,
     },
-    /// Check a topology file without touching the kernel.
-    Validate { file: PathBuf },
+    /// Check a topology file without touching the kernel; with `--kernel`, also what this
+    /// kernel would refuse (as `plan` does, without looking at running labs).
+    Validate {
+        file: PathBuf,
+        /// Also ask the running kernel, in a scratch namespace (root): sysctl names and values
+        /// (exit 2), device kinds, qdiscs and features it lacks (exit 3).
+        #[arg(long)]
+        kernel: bool,
+    },
     /// Print the JSON Schema of topology files.
     Schema,
     /// Verify a running lab: its expectations, or the full reachability matrix without any.
@@ -419,10 +426,14 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(0)
         }
-        Cmd::Validate { file } => {
+        Cmd::Validate { file, kernel } => {
             let loaded = load(&file, false)?;
             print_warnings(&loaded.warnings);
-            println!("{}: lab {} is valid ({} nodes)", file.display(), loaded.lab.name, loaded.lab.nodes.len());
+            if kernel {
+                lifecycle::up::check_against_kernel(&loaded)?;
+            }
+            let against = if kernel { ", and this kernel takes it" } else { "" };
+            println!("{}: lab {} is valid ({} nodes){against}", file.display(), loaded.lab.name, loaded.lab.nodes.len());
             Ok(0)
         }
         Cmd::Bench { what: BenchCmd::Check { nodes, json: as_json, baseline_sample, no_baseline } } => {

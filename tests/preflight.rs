@@ -144,6 +144,46 @@ fn sysctls_the_kernel_would_refuse_are_refused_before_anything_is_built() {
         assert_eq!(stderr.matches('×').count(), 6, "only the six refused ones:\n{stderr}");
         assert_gone(&lab);
     }
+    // `validate` checks the file alone; `validate --kernel` asks the kernel as `plan` does.
+    let out = std::process::Command::new(vnet_bin()).args(["validate", &f]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(vnet_bin()).args(["validate", "--kernel", &f]).env("NO_COLOR", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("[{f}:7:7]")) && stderr.contains("help: did you mean `net.ipv4.ip_forward`?"), "{stderr}");
+    assert_eq!(stderr.matches('×').count(), 6, "{stderr}");
+    assert_gone(&lab);
+}
+
+/// `validate --kernel`: what this kernel lacks (exit 3) and what it takes, with nothing built
+/// and no running lab consulted; without root it says it needs root.
+#[test]
+fn validate_with_kernel_reports_what_this_kernel_refuses() {
+    require_root();
+    let (file, lab) = unique_copy("tests/labs/ipvlan-l2.yaml", "valk");
+    let f = file.display().to_string();
+    let out = std::process::Command::new(vnet_bin()).args(["validate", "--kernel", &f]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if verdict("dummy") && verdict("ipvlan") {
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("this kernel lacks") && stderr.contains("the lab needs it for node"), "{stderr}");
+    }
+    assert_gone(&lab);
+    assert!(namespaces_with_prefix(&lab).is_empty());
+    let out = std::process::Command::new(vnet_bin()).args(["validate", "--kernel", repo("examples/routed.yaml").to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("lab routed is valid (4 nodes), and this kernel takes it\n"));
+    // Without root (nobody): said, not an EPERM from deep inside.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(vnet_bin())
+        .args(["validate", "--kernel", repo("examples/routed.yaml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("validate --kernel: needs root"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Good sysctls pass the preflight and are set: per-device keys (judged on `default` before the

@@ -55,6 +55,24 @@ pub fn plan(loaded: &Loaded) -> Result<Plan> {
     Ok(plan)
 }
 
+/// What `validate --kernel` adds to validation: what `up` of the file as a new lab would be
+/// refused for by this kernel, found without building anything and without looking at running
+/// labs (sysctls written in a scratch namespace: exit 2; kinds, qdiscs and features the kernel
+/// lacks: exit 3). Needs root for the scratch namespace.
+pub fn check_against_kernel(loaded: &Loaded) -> Result<()> {
+    let lab = &loaded.lab;
+    if !nix::unistd::geteuid().is_root() {
+        let why = "needs root: the kernel is asked in a scratch namespace (without --kernel, the file alone is checked)";
+        return Err(Error::io("validate --kernel", std::io::Error::new(std::io::ErrorKind::PermissionDenied, why)));
+    }
+    super::preflight::sysctls(lab, &loaded.document.source)?;
+    // The plan of a lab built from nothing: every device, qdisc and feature it declares.
+    let plan = plan::plan(lab, &crate::observed::Observed::default(), None).map_err(Error::Clash)?;
+    super::preflight::check(lab, &plan)?;
+    super::netfeat::preflight(&plan)?;
+    Ok(())
+}
+
 /// What `up` would change to bring the kernel in line with `lab`, given the lab's record:
 /// against a running lab and its own topology, how the kernel drifted from what was applied
 /// (`doctor` words its fixes with it). Changes nothing.
