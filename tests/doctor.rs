@@ -659,3 +659,291 @@ fn traffic_control_drift_in_status_and_doctor() {
 fn text_of(path: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
+
+/// (code, node, device) of every finding, sorted: what a test expects exactly.
+fn codes(f: &[Finding]) -> Vec<(String, String, Option<String>)> {
+    let mut v: Vec<_> = f.iter().map(|x| (x.code.to_string(), x.node.clone(), x.device.clone())).collect();
+    v.sort();
+    v
+}
+
+fn expect_codes(list: &[(&str, &str, Option<&str>)]) -> Vec<(String, String, Option<String>)> {
+    let mut v: Vec<_> = list.iter().map(|(c, n, d)| (c.to_string(), n.to_string(), d.map(str::to_string))).collect();
+    v.sort();
+    v
+}
+
+/// Sets a sysctl inside a lab's namespace.
+fn sysctl(netns: &str, kv: &str) {
+    let out = Command::new("ip").args(["netns", "exec", netns, "sysctl", "-qw", kv]).output().unwrap();
+    assert!(out.status.success(), "sysctl {kv} in {netns}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The findings on examples/routed.yaml as declared: d has no route back by design, and says so.
+fn assert_routed_as_declared(f: &[Finding]) {
+    assert_eq!(codes(f), expect_codes(&[("no-default-route", "d", None)]), "{f:#?}");
+    let d = find(f, "no-default-route", "d", None);
+    assert!(d.message.starts_with("d has no IPv4 default route and no route to "), "{d:?}");
+    for x in ["10.1.0.2 (a)", "10.1.0.1 (r)", "10.2.0.2 (c)"] {
+        assert!(d.message.contains(x), "{x} in {d:?}");
+    }
+    assert_eq!(d.fix, "add `{ to: default, via: 10.3.0.1 }` (r) to nodes.d.routes");
+}
+
+#[test]
+fn routed_example_as_declared_keeps_its_one_true_finding() {
+    require_root();
+    let text = text_of(repo("examples/routed.yaml").to_str().unwrap());
+    let (lab, path) = up("doc-routed", &text);
+    let f = findings(&lab);
+    assert_routed_as_declared(&f);
+    let d = find(&f, "no-default-route", "d", None);
+    assert!(d.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "  d:")), "{d:?}");
+    // Indeed: a's requests reach d, d's answers have no way back.
+    assert!(!ping(&lab, "a", "10.3.0.2"));
+    assert!(ping(&lab, "r", "10.3.0.2"));
+}
+
+#[test]
+fn path_findings_blame_the_device_and_address_the_kernel_lost_not_the_routes_of_the_file() {
+    require_root();
+    let text = text_of(repo("examples/routed.yaml").to_str().unwrap());
+    let (lab, _) = up("doc-routedbroken", &text);
+    let ns = |n: &str| lab.node(n).netns().unwrap().to_string();
+    ip(&ns("a"), &["route", "del", "default"]);
+    ip(&ns("r"), &["link", "set", "eth2", "down"]);
+    sysctl(&ns("r"), "net.ipv4.ip_forward=0");
+    ip(&ns("d"), &["addr", "del", "10.3.0.2/24", "dev", "eth0"]);
+    let f = findings(&lab);
+    assert_eq!(
+        codes(&f),
+        expect_codes(&[
+            ("missing-route", "a", None),
+            ("no-default-route", "a", None),
+            ("no-default-route", "d", None),
+            ("missing-address", "d", Some("eth0")),
+            ("peer-down", "d", Some("eth0")),
+            ("ip-forward-off", "r", None),
+            ("device-down", "r", Some("eth2")),
+        ]),
+        "{f:#?}"
+    );
+    let back = "run `vnet up` with the lab's file again to put it back";
+    // 10.3.0.2 is d's, declared: not an address outside the lab.
+    let a = find(&f, "no-default-route", "a", None);
+    assert_eq!(a.message, "a has no IPv4 default route and no route to 10.2.0.2 (c), 10.3.0.2 (d, declared but not in the kernel)");
+    assert_eq!(a.fix, format!("the kernel differs from the file (`vnet plan` shows `+ route a: default via 10.1.0.1`): {back}"));
+    assert!(f.iter().all(|x| !x.message.contains("outside the lab")), "{f:#?}");
+    // r lost its route to 10.3.0.0/24 with eth2: device-down says so; no default route via a.
+    let down = find(&f, "device-down", "r", Some("eth2"));
+    assert!(down.fix.contains(&format!("ip -n {} link set eth2 up", ns("r"))), "{}", down.fix);
+    assert!(f.iter().all(|x| x.node != "r" || !["no-default-route", "no-route"].contains(&x.code)), "{f:#?}");
+    assert!(f.iter().all(|x| !x.fix.contains("via: 10.1.0.2") && !x.fix.contains("nodes.r.routes")), "{f:#?}");
+    // The kernel drifted, the file is right: every fix about it applies the file again or works by hand.
+    let fwd = find(&f, "ip-forward-off", "r", None);
+    assert_eq!(fwd.fix, format!("the kernel differs from the file (`vnet plan` shows `~ sysctl r: net.ipv4.ip_forward = 1`): {back}"));
+    assert!(find(&f, "missing-address", "d", Some("eth0")).fix.starts_with("the kernel differs from the file (`vnet plan` shows `+ addr d:eth0 10.3.0.2/24`)"));
+    // d has no route back by design (the file's true finding), gateway from its declared subnet.
+    let d = find(&f, "no-default-route", "d", None);
+    assert_eq!(d.fix, "add `{ to: default, via: 10.3.0.1 }` (r) to nodes.d.routes");
+    // The fixes put the lab back as declared.
+    ip(&ns("a"), &["route", "add", "default", "via", "10.1.0.1"]);
+    ip(&ns("r"), &["link", "set", "eth2", "up"]);
+    sysctl(&ns("r"), "net.ipv4.ip_forward=1");
+    ip(&ns("d"), &["addr", "add", "10.3.0.2/24", "dev", "eth0"]);
+    assert_routed_as_declared(&findings(&lab));
+}
+
+#[test]
+fn a_subnet_of_the_nodes_own_device_without_its_address_or_connected_route() {
+    require_root();
+    let text = text_of(repo("examples/routed.yaml").to_str().unwrap());
+    let (lab, _) = up("doc-routedaddr", &text);
+    let r = lab.node("r").netns().unwrap().to_string();
+    // The address of r:eth2 removed: its connected route went with it.
+    ip(&r, &["addr", "del", "10.3.0.1/24", "dev", "eth2"]);
+    let f = findings(&lab);
+    assert_eq!(codes(&f), expect_codes(&[("missing-address", "r", Some("eth2")), ("no-default-route", "d", None)]), "{f:#?}");
+    assert!(find(&f, "missing-address", "r", Some("eth2")).fix.contains(&format!("ip -n {r} addr add 10.3.0.1/24 dev eth2")));
+    assert!(f.iter().all(|x| !x.fix.contains("nodes.r.routes")), "{f:#?}");
+    ip(&r, &["addr", "add", "10.3.0.1/24", "dev", "eth2"]);
+    assert_routed_as_declared(&findings(&lab));
+    // The connected route deleted by hand, the address still there: `vnet up` would not put it
+    // back (the kernel makes it), so the fix is the `ip` command.
+    ip(&r, &["route", "del", "10.3.0.0/24", "dev", "eth2"]);
+    let f = findings(&lab);
+    assert_eq!(codes(&f), expect_codes(&[("missing-route", "r", Some("eth2")), ("no-default-route", "d", None)]), "{f:#?}");
+    let m = find(&f, "missing-route", "r", Some("eth2"));
+    assert_eq!(
+        m.message,
+        "r has no route to 10.3.0.2 (d): the connected route 10.3.0.0/24 dev eth2 of its address 10.3.0.1/24 is not in the kernel (deleted by hand)"
+    );
+    let cmd = format!("ip -n {r} route add 10.3.0.0/24 dev eth2 proto kernel scope link src 10.3.0.1");
+    assert!(m.fix.contains(&format!("`{cmd}`")), "{}", m.fix);
+    ip(&r, &cmd.split(' ').skip(3).collect::<Vec<_>>());
+    assert_routed_as_declared(&findings(&lab));
+    assert!(ping(&lab, "r", "10.3.0.2"));
+    // A router's device deleted (and its peer with it): the devices are the cause, the routes
+    // c lost with its device come back with `vnet up`, not by hand.
+    ip(&r, &["link", "del", "eth1"]);
+    let f = findings(&lab);
+    assert_eq!(
+        codes(&f),
+        expect_codes(&[
+            ("missing-device", "r", Some("eth1")),
+            ("missing-device", "c", Some("eth0")),
+            ("missing-route", "c", None),
+            ("missing-route", "c", None),
+            ("no-default-route", "c", None),
+            ("no-default-route", "d", None),
+        ]),
+        "{f:#?}"
+    );
+    for m in f.iter().filter(|x| x.code == "missing-route") {
+        assert_eq!(
+            m.fix,
+            "the device eth0 it leaves by is missing, so the kernel removed the route: run `vnet up` with the lab's file again to re-create both"
+        );
+    }
+    assert!(find(&f, "no-default-route", "d", None).message.contains("10.2.0.2 (c, declared but not in the kernel)"), "{f:#?}");
+    assert!(f.iter().all(|x| x.node != "r" || x.code == "missing-device"), "{f:#?}");
+}
+
+#[test]
+fn a_bridge_port_out_of_its_bridge_or_a_bridge_down_is_the_cause_not_the_next_hop() {
+    require_root();
+    let text = text_of(repo("examples/bridge.yaml").to_str().unwrap());
+    let (lab, _) = up("doc-brcause", &text);
+    let host = lab.node("host").netns().unwrap().to_string();
+    assert_eq!(findings(&lab), vec![]);
+    ip(&host, &["link", "set", "veth1", "nomaster"]);
+    let f = findings(&lab);
+    assert_eq!(codes(&f), expect_codes(&[("not-in-bridge", "host", Some("veth1"))]), "{f:#?}");
+    assert!(!ping(&lab, "ns2", "192.168.1.11"));
+    ip(&host, &["link", "set", "veth1", "master", "br1"]);
+    assert_eq!(findings(&lab), vec![]);
+    // The bridge down: host's connected route to 192.168.1.0/24 is gone; no default route to add.
+    ip(&host, &["link", "set", "br1", "down"]);
+    let f = findings(&lab);
+    assert_eq!(codes(&f), expect_codes(&[("device-down", "host", Some("br1"))]), "{f:#?}");
+    ip(&host, &["link", "set", "br1", "up"]);
+    assert_eq!(findings(&lab), vec![]);
+}
+
+const LOOSE: &str = "name: loose
+nodes:
+  a:
+    interfaces:
+      eth0: { addresses: [10.1.0.2/24] }
+      eth1: { addresses: [10.4.0.2/24] }
+    routes:
+      - { to: 10.2.0.0/24, via: 10.1.0.1 }
+      - { to: 10.5.0.0/24, via: 10.4.0.1 }
+    sysctls: { net.ipv4.conf.all.rp_filter: 2 }
+  r1:
+    interfaces:
+      eth0: { addresses: [10.1.0.1/24] }
+      eth1: { addresses: [10.2.0.1/24] }
+    sysctls: { net.ipv4.ip_forward: 1 }
+  r2:
+    interfaces:
+      eth0: { addresses: [10.4.0.1/24] }
+      eth1: { addresses: [10.5.0.1/24] }
+    routes: [ { to: 10.1.0.0/24, via: 10.4.0.2 }, { to: 10.2.0.0/24, via: 10.5.0.2 } ]
+    sysctls: { net.ipv4.ip_forward: 1 }
+  c:
+    interfaces:
+      eth0: { addresses: [10.2.0.2/24] }
+      eth1: { addresses: [10.5.0.2/24] }
+    routes: [ { to: 10.1.0.0/24, via: 10.5.0.1 } ]
+links:
+  - endpoints: [a:eth0, r1:eth0]
+  - endpoints: [r1:eth1, c:eth0]
+  - endpoints: [a:eth1, r2:eth0]
+  - endpoints: [r2:eth1, c:eth1]
+";
+
+#[test]
+fn reverse_path_filtering_and_routes_changed_by_hand_are_fixed_by_the_file() {
+    require_root();
+    let (lab, path) = up("doc-loose", LOOSE);
+    let ns = |n: &str| lab.node(n).netns().unwrap().to_string();
+    let back = "run `vnet up` with the lab's file again to put it back";
+    let base = findings(&lab);
+    // (Other pairs lack routes by design: they are not what this test is about.)
+    assert!(base.iter().all(|x| x.code != "rp-filter" && x.node != "r2"), "{base:#?}");
+    // Strict filtering set by hand: the file says loose, so the fix is the file again.
+    sysctl(&ns("a"), "net.ipv4.conf.all.rp_filter=1");
+    let f = findings(&lab);
+    let x = find(&f, "rp-filter", "a", Some("eth1"));
+    assert!(x.message.contains("reverse-path filtering is strict (rp_filter=1) and its route back to 10.2.0.2 leaves by eth0"), "{x:?}");
+    assert_eq!(x.fix, format!("the kernel differs from the file (`vnet plan` shows `~ sysctl a: net.ipv4.conf.all.rp_filter = 2`): {back}"));
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, LOOSE, "rp_filter: 2")), "{x:?}");
+    sysctl(&ns("a"), "net.ipv4.conf.all.rp_filter=2");
+    assert_eq!(codes(&findings(&lab)), codes(&base));
+    // a's route back to 10.5.0.0/24 deleted: loose filtering drops c's 10.5.0.2; the route is declared.
+    ip(&ns("a"), &["route", "del", "10.5.0.0/24"]);
+    let f = findings(&lab);
+    let x = find(&f, "rp-filter", "a", Some("eth1"));
+    assert!(x.message.contains("reverse-path filtering is loose (rp_filter=2) and it has no route back to 10.5.0.2"), "{x:?}");
+    assert_eq!(x.fix, format!("the kernel differs from the file (`vnet plan` shows `+ route a: 10.5.0.0/24 via 10.4.0.1`): {back}"));
+    find(&f, "missing-route", "a", None);
+    let mut want = codes(&base);
+    want.extend(expect_codes(&[("missing-route", "a", None), ("rp-filter", "a", Some("eth1"))]));
+    want.sort();
+    assert_eq!(codes(&f), want, "{f:#?}");
+    ip(&ns("a"), &["route", "add", "10.5.0.0/24", "via", "10.4.0.1"]);
+    assert_eq!(codes(&findings(&lab)), codes(&base));
+    // A router's declared route deleted: `missing-route` is the cause of what it cannot forward.
+    ip(&ns("r2"), &["route", "del", "10.1.0.0/24"]);
+    let f = findings(&lab);
+    let m = find(&f, "missing-route", "r2", None);
+    assert!(m.fix.starts_with("the kernel differs from the file (`vnet plan` shows `+ route r2: 10.1.0.0/24 via 10.4.0.2`)"), "{}", m.fix);
+    assert!(f.iter().all(|x| x.node != "r2" || x.code == "missing-route"), "{f:#?}");
+    assert!(f.iter().all(|x| !x.fix.contains("nodes.r2.routes")), "{f:#?}");
+}
+
+#[test]
+fn the_loose_filter_without_a_route_back_asks_for_the_route() {
+    require_root();
+    let text = LOOSE.replace("      - { to: 10.5.0.0/24, via: 10.4.0.1 }\n", "");
+    let (lab, path) = up("doc-noroute-back", &text);
+    let f = findings(&lab);
+    let x = find(&f, "rp-filter", "a", Some("eth1"));
+    assert!(x.message.contains("reverse-path filtering is loose (rp_filter=2) and it has no route back to 10.5.0.2"), "{x:?}");
+    assert_eq!(
+        x.fix,
+        "add a route back to 10.5.0.2 through eth1 to nodes.a.routes (strict or loose, the filter drops sources with no route back), or turn filtering off: `net.ipv4.conf.all.rp_filter: 0` and `net.ipv4.conf.eth1.rp_filter: 0` in nodes.a.sysctls"
+    );
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "rp_filter: 2")), "{x:?}");
+}
+
+#[test]
+fn hairpin_turned_off_by_hand_is_fixed_by_the_file() {
+    require_root();
+    let text = macvlan_switch("mv").replace("p0: { master: br0 }", "p0: { master: br0, hairpin: true }");
+    let (lab, _) = up("doc-hairpin-drift", &text);
+    macvlans(&lab, "vepa", "10.5.0");
+    assert!(findings(&lab).iter().all(|x| x.code != "macvlan-hairpin" && x.code != "hairpin-off"));
+    ip(lab.node("sw").netns().unwrap(), &["link", "set", "p0", "type", "bridge_slave", "hairpin", "off"]);
+    let f = findings(&lab);
+    let fix = "the kernel differs from the file (`vnet plan` shows `~ port sw:p0 hairpin on`): run `vnet up` with the lab's file again to put it back";
+    assert_eq!(find(&f, "macvlan-hairpin", "h", Some("up0")).fix, fix);
+    assert_eq!(find(&f, "hairpin-off", "sw", Some("p0")).fix, fix);
+}
+
+#[test]
+fn a_device_the_file_declares_down_is_the_files_cause() {
+    require_root();
+    let text = BASE.replace("eth1: { addresses: [10.2.0.1/24] }", "eth1: { addresses: [10.2.0.1/24], up: false }");
+    let (lab, path) = up("doc-decldown", &text);
+    let f = findings(&lab);
+    assert_eq!(codes(&f), expect_codes(&[("no-route", "r", Some("eth1")), ("peer-down", "c", Some("eth0"))]), "{f:#?}");
+    let x = find(&f, "no-route", "r", Some("eth1"));
+    assert_eq!(x.message, "r has no route to 10.2.0.2 (c): it is on the subnet of 10.2.0.1/24 on eth1, which the file declares down");
+    assert!(x.fix.contains("drop `up: false` in nodes.r.interfaces.eth1"), "{}", x.fix);
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "up: false")), "{x:?}");
+    let p = find(&f, "peer-down", "c", Some("eth0"));
+    assert!(p.fix.starts_with("the file declares the peer down: drop `up: false` in nodes.r.interfaces.eth1"), "{}", p.fix);
+    assert!(!ping(&lab, "a", "10.2.0.2"));
+}

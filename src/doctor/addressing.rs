@@ -37,11 +37,7 @@ pub(super) fn check(ctx: &mut Ctx) {
             }
         }
         for r in &node.routes {
-            let present =
-                v.ns.routes
-                    .iter()
-                    .any(|o| o.dst == r.dst && o.table == r.table && (r.via.is_none() || o.via == r.via) && (r.metric.is_none() || o.metric == r.metric));
-            if !present {
+            if !route_present(&v.ns, r) {
                 // The kernel drops routes whose gateway or device went away (a device down).
                 let declared_dev = r
                     .via
@@ -55,8 +51,20 @@ pub(super) fn check(ctx: &mut Ctx) {
                     .filter(|l| !l.up || !l.carrier);
                 let on_subnet =
                     r.via.is_none() || gw_dev.is_some() || node.interfaces.values().any(|i| i.addresses.iter().any(|a| r.via.is_some_and(|g| a.contains(&g))));
+                // The declared device the route leaves by (its own, or the one on the gateway's
+                // subnet), gone from the kernel: no route can be added by hand before it is back.
+                let gone_dev = r
+                    .dev
+                    .as_deref()
+                    .or_else(|| r.via.and_then(|g| node.interfaces.values().find(|i| i.addresses.iter().any(|a| a.contains(&g)))).map(|i| i.name.as_str()))
+                    .filter(|d| node.interfaces.contains_key(*d) && v.ns.link(d).is_none());
                 let fix = if let Some(l) = down_dev {
                     format!("{} is down or without carrier, so the kernel removed the route: fix {} first, then `vnet up` again adds the route", l.name, l.name)
+                } else if let Some(d) = gone_dev {
+                    format!(
+                        "the device {d} it leaves by is missing, so the kernel removed the route: {}",
+                        ctx.drift.recreate().replace("re-creates it", "re-creates both").replace("re-create it", "re-create both")
+                    )
                 } else if !on_subnet {
                     format!(
                         "the gateway {} is not on any subnet of {nname}: give {nname} an address on the gateway's subnet, then add the route",
@@ -84,6 +92,12 @@ pub(super) fn check(ctx: &mut Ctx) {
         }
     }
     duplicates(ctx);
+}
+
+/// Whether the kernel has a declared route (same destination and table, and gateway and
+/// metric when declared).
+pub(super) fn route_present(ns: &crate::observed::ObservedNs, r: &crate::model::Route) -> bool {
+    ns.routes.iter().any(|o| o.dst == r.dst && o.table == r.table && (r.via.is_none() || o.via == r.via) && (r.metric.is_none() || o.metric == r.metric))
 }
 
 fn declared_path(ctx: &Ctx, node: &str, dev: &str, a: IpAddr) -> Option<Vec<Seg>> {

@@ -67,13 +67,20 @@ pub(super) fn check(ctx: &mut Ctx) {
                             if !p.up {
                                 let ns = ctx.rl.model().netns_name(&pn).map(|n| format!("-n {n} ")).unwrap_or_default();
                                 let ppath = ctx.iface_path(&pn, &p.name);
+                                // Down as the file declares it: `vnet up` would take it down again.
+                                let declared_down = ctx.rl.model().nodes.get(&pn).and_then(|n| n.interfaces.get(&p.name)).is_some_and(|i| !i.up);
+                                let fix = if declared_down {
+                                    format!("the file declares the peer down: drop `up: false` in nodes.{pn}.interfaces.{} (`ip {ns}link set {} up` lasts only until the next `vnet up`)", p.name, p.name)
+                                } else {
+                                    format!("bring the peer up: `ip {ns}link set {} up`", p.name)
+                                };
                                 let f = ctx.finding(
                                     "peer-down",
                                     Severity::Error,
                                     nname,
                                     Some(ifname),
                                     format!("{ifname} has no carrier: its peer {pn}:{} is down", p.name),
-                                    format!("bring the peer up: `ip {ns}link set {} up`", p.name),
+                                    fix,
                                     ppath.as_deref().or(path),
                                 );
                                 ctx.add(f);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::{Ctx, Severity};
 use crate::inspect::view::KindDetails;
 use crate::model::source::Seg;
+use crate::plan::Op;
 
 /// Whether two devices share a subnet (so they presumably should reach each other).
 fn share_subnet(ctx: &Ctx, a: (&str, u32), b: (&str, u32)) -> bool {
@@ -68,7 +69,11 @@ pub(super) fn check(ctx: &mut Ctx) {
                             }
                             (
                                 format!("macvlans {pair} on {lower} are in vepa mode: their frames to each other go out to the switch port {pn}:{}, which has hairpin off and so never sends them back", p.name),
-                                format!("set `hairpin: true` on {pn}:{} (`ip -n ... link set {} type bridge_slave hairpin on`), or use bridge mode", p.name, p.name),
+                                // Declared in the file, turned off in the kernel: the file is right.
+                                match ctx.drift.find(|o| matches!(o, Op::SetPort { node, ifname, hairpin: true } if *node == pn && *ifname == p.name)) {
+                                    Some(o) => ctx.drift.fix(o),
+                                    None => format!("set `hairpin: true` on {pn}:{} (`ip -n ... link set {} type bridge_slave hairpin on`), or use bridge mode", p.name, p.name),
+                                },
                                 path,
                             )
                         }

@@ -5,9 +5,14 @@
 
 use std::net::IpAddr;
 
-use super::{Ctx, Severity};
+use ipnet::IpNet;
+
+use super::addressing::route_present;
+use super::{Ctx, Finding, Severity};
 use crate::error::Result;
+use crate::model::lab::TABLE_MAIN;
 use crate::model::source::Seg;
+use crate::model::Interface;
 use crate::plan::Op;
 use crate::probe::route::Lookup;
 use crate::trace::{self, Hop};
@@ -97,7 +102,7 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
 
 /// When the next hop of a dropped packet (the last route's gateway, or `dst`) is
 /// declared on a device of the lab but no device holds it in the kernel: the finding that says so.
-fn declared_but_gone(ctx: &Ctx, hops: &[Hop], dst: IpAddr) -> Option<super::Finding> {
+fn declared_but_gone(ctx: &Ctx, hops: &[Hop], dst: IpAddr) -> Option<Finding> {
     // The last route lookup before the drop chose the next hop (the drop may be further on, in
     // a bridge or another node's device).
     let next_hop = hops.iter().rev().find_map(|h| match h {
@@ -107,9 +112,7 @@ fn declared_but_gone(ctx: &Ctx, hops: &[Hop], dst: IpAddr) -> Option<super::Find
     if !ctx.view.holders(next_hop).is_empty() {
         return None;
     }
-    let (n, iface, i) = ctx.rl.model().nodes.iter().find_map(|(n, node)| {
-        node.interfaces.values().find_map(|iface| iface.addresses.iter().position(|a| a.addr() == next_hop).map(|i| (n.clone(), iface, i)))
-    })?;
+    let (n, iface, i) = declared_at(ctx, next_hop)?;
     let mut p = iface.path.clone();
     p.push(Seg::Key("addresses".into()));
     p.push(Seg::Index(i));
@@ -131,22 +134,56 @@ fn declared_but_gone(ctx: &Ctx, hops: &[Hop], dst: IpAddr) -> Option<super::Find
     ))
 }
 
+/// Where the file declares `a`: node, interface and the address's index in its list.
+fn declared_at<'a>(ctx: &Ctx<'a>, a: IpAddr) -> Option<(String, &'a Interface, usize)> {
+    ctx.rl
+        .model()
+        .nodes
+        .iter()
+        .find_map(|(n, node)| node.interfaces.values().find_map(|iface| iface.addresses.iter().position(|x| x.addr() == a).map(|i| (n.clone(), iface, i))))
+}
+
+/// Who `dst` belongs to, in words: the node holding it; the node declaring it when the kernel
+/// lost it; or nobody in the lab.
+fn holder(ctx: &Ctx, dst: IpAddr) -> String {
+    if let Some((n, _)) = ctx.view.holders(dst).first() {
+        return n.to_string();
+    }
+    match declared_at(ctx, dst) {
+        Some((n, _, _)) => format!("{n}, declared but not in the kernel"),
+        None => "outside the lab".into(),
+    }
+}
+
+/// A node's addresses: what the kernel has (added by hand too) and what the file declares
+/// (the kernel may have lost it).
+fn addresses(ctx: &Ctx, node: &str) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = ctx.view.nodes.get(node).map(|v| v.ns.addrs.iter().filter(|a| !a.automatic).map(|a| a.addr).collect()).unwrap_or_default();
+    if let Some(n) = ctx.rl.model().nodes.get(node) {
+        for a in n.interfaces.values().flat_map(|i| i.addresses.iter()) {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+    }
+    out
+}
+
 /// Nodes sharing a subnet with `node` (address on that subnet), forwarding ones first.
 fn gateways(ctx: &Ctx, node: &str, v6: bool) -> Vec<(String, IpAddr)> {
     let view = ctx.view;
-    let Some(me) = view.nodes.get(node) else { return Vec::new() };
-    let mut out = Vec::new();
-    for a in me.ns.addrs.iter().filter(|a| a.addr.addr().is_ipv6() == v6 && !a.automatic) {
-        let net = a.addr.trunc();
-        for (n, v) in &view.nodes {
+    let mut out: Vec<(bool, String, IpAddr)> = Vec::new();
+    for a in addresses(ctx, node).iter().filter(|a| a.addr().is_ipv6() == v6 && !a.addr().is_loopback()) {
+        let net = a.trunc();
+        for n in view.nodes.keys() {
             if n == node {
                 continue;
             }
-            for b in &v.ns.addrs {
-                if net.contains(&b.addr.addr()) && !b.automatic {
+            for b in addresses(ctx, n) {
+                if net.contains(&b.addr()) && !out.iter().any(|(_, x, y)| x == n && *y == b.addr()) {
                     let key = if v6 { "net.ipv6.conf.all.forwarding" } else { "net.ipv4.ip_forward" };
                     let fwd = view.sysctl(n, key) == Some("1");
-                    out.push((fwd, n.clone(), b.addr.addr()));
+                    out.push((fwd, n.clone(), b.addr()));
                 }
             }
         }
@@ -155,10 +192,155 @@ fn gateways(ctx: &Ctx, node: &str, v6: bool) -> Vec<(String, IpAddr)> {
     out.into_iter().map(|(_, n, a)| (n, a)).collect()
 }
 
+/// Why a node has no route to an address, when the device or addressing checks see the cause.
+enum Known {
+    /// Their finding says it, with its fix: the path adds nothing.
+    Reported,
+    /// A cause of its own, said in place of the missing route.
+    Instead(Finding),
+}
+
+/// The cause of `node`'s missing route to `dst` that is not missing from the file: `dst` is on
+/// the subnet of one of the node's own declared devices, and that device is missing, down or
+/// without its declared address (its connected route went with it), or that connected route
+/// was deleted; or `dst` is behind a declared route the kernel lost. `forwarded`: the packet
+/// came from elsewhere (a lost default route is then the `missing-route` finding's too; for
+/// what the node itself sends it is `no-default-route`'s, with the plan's fix).
+fn known_cause(ctx: &Ctx, node: &str, dst: IpAddr, forwarded: bool) -> Option<Known> {
+    let n = ctx.rl.model().nodes.get(node)?;
+    let v = ctx.view.nodes.get(node)?;
+    let reported = |code: &str, dev: &str| ctx.out.iter().any(|f| f.code == code && f.node == node && f.device.as_deref() == Some(dev));
+    let own = n
+        .interfaces
+        .values()
+        .flat_map(|i| i.addresses.iter().enumerate().map(move |(k, a)| (i, k, a)))
+        .filter(|(_, _, a)| a.contains(&dst))
+        .max_by_key(|(_, _, a)| a.prefix_len());
+    if let Some((iface, k, a)) = own {
+        let dev = iface.name.as_str();
+        match v.ns.link(dev) {
+            None if reported("missing-device", dev) => return Some(Known::Reported),
+            Some(l) if !l.up && iface.up && reported("device-down", dev) => return Some(Known::Reported),
+            Some(l) if !l.up && !iface.up => {
+                let f = ctx.finding(
+                    "no-route",
+                    Severity::Error,
+                    node,
+                    Some(dev),
+                    format!("{node} has no route to {dst} ({}): it is on the subnet of {a} on {dev}, which the file declares down", holder(ctx, dst)),
+                    format!("declare {dev} up (drop `up: false` in nodes.{node}.interfaces.{dev}) so that its subnet is reachable"),
+                    Some(&iface.path),
+                );
+                return Some(Known::Instead(f));
+            }
+            Some(l) if l.up => {
+                let has = v.ns.addrs.iter().any(|x| x.ifindex == l.ifindex && x.addr == *a);
+                if !has && reported("missing-address", dev) {
+                    return Some(Known::Reported);
+                }
+                let net = a.trunc();
+                if has && !v.ns.routes.iter().any(|r| r.dst == net && r.table == TABLE_MAIN && r.oif == Some(l.ifindex)) {
+                    // The address is there, its connected route is not: deleted by hand. `vnet
+                    // up` does not put back what the kernel makes itself.
+                    let mut p = iface.path.clone();
+                    p.push(Seg::Key("addresses".into()));
+                    p.push(Seg::Index(k));
+                    let fam = if net.addr().is_ipv6() { "-6 " } else { "" };
+                    let f = ctx.finding(
+                        "missing-route",
+                        Severity::Error,
+                        node,
+                        Some(dev),
+                        format!(
+                            "{node} has no route to {dst} ({}): the connected route {net} dev {dev} of its address {a} is not in the kernel (deleted by hand)",
+                            holder(ctx, dst)
+                        ),
+                        format!(
+                            "put it back: `ip {}{fam}route add {net} dev {dev} proto kernel scope link src {}` (or delete the address {a} and add it again)",
+                            ctx.ns_name(node),
+                            a.addr()
+                        ),
+                        Some(&p),
+                    );
+                    return Some(Known::Instead(f));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Behind a declared route the kernel lost: `missing-route` (made for every declared route the
+    // kernel lacks) says so and how to put it back.
+    let r = n.routes.iter().filter(|r| r.table == TABLE_MAIN && r.dst.contains(&dst)).max_by_key(|r| r.dst.prefix_len())?;
+    (!route_present(&v.ns, r) && (forwarded || !r.is_default())).then_some(Known::Reported)
+}
+
+/// A finding of the device checks on this device: it explains what a path sees there.
+fn device_reported(ctx: &Ctx, node: &str, dev: &str) -> bool {
+    const CODES: [&str; 5] = ["missing-device", "device-down", "peer-down", "no-carrier", "not-in-bridge"];
+    ctx.out.iter().any(|f| f.node == node && f.device.as_deref() == Some(dev) && CODES.contains(&f.code))
+}
+
+/// Whether a device finding explains why `next_hop` did not answer on the segment where `node`
+/// dropped the packet: on the device it left by, or on the holder's device or its peer.
+fn next_hop_reported(ctx: &Ctx, node: &str, dev: Option<&str>, next_hop: IpAddr) -> bool {
+    if dev.is_some_and(|d| device_reported(ctx, node, d)) {
+        return true;
+    }
+    ctx.view.holders(next_hop).into_iter().any(|(hn, hi)| {
+        let Some(l) = ctx.view.link(hn, hi) else { return false };
+        device_reported(ctx, hn, &l.name)
+            || ctx.view.linked(hn, l).and_then(|(pn, pi)| ctx.view.link(pn, pi).map(|p| (pn, p))).is_some_and(|(pn, p)| device_reported(ctx, pn, &p.name))
+    })
+}
+
+/// The fix for packets from `src` that `node` drops on `dev` by reverse-path filtering (effective
+/// mode `mode`; `routed_back`: it has a route back to `src`, by another device). When the file
+/// already has what lets them in (the sysctls, or the route back), the kernel drifted from it and
+/// applying the file again is the fix.
+fn rp_filter_fix(ctx: &Ctx, node: &str, dev: &str, keys: &[String; 2], mode: u8, src: Option<IpAddr>, routed_back: bool) -> String {
+    // A declared route back to the source through this device, lost by the kernel.
+    let on_dev = |via: Option<IpAddr>, rdev: Option<&str>| {
+        rdev == Some(dev)
+            || via
+                .is_some_and(|g| ctx.rl.model().nodes.get(node).and_then(|n| n.interfaces.get(dev)).is_some_and(|i| i.addresses.iter().any(|a| a.contains(&g))))
+    };
+    if let Some(o) = src.and_then(|s| {
+        ctx.drift.find(
+            |o| matches!(o, Op::AddRoute { node: n, route } if n == node && route.table == TABLE_MAIN && route.dst.contains(&s) && on_dev(route.via, route.dev.as_deref())),
+        )
+    }) {
+        return ctx.drift.fix(o);
+    }
+    // The declared filtering, which `vnet up` would put back: off, or loose where a route back exists.
+    let ops: Vec<&Op> = keys.iter().filter_map(|k| ctx.drift.find(|o| matches!(o, Op::SetSysctl { node: n, key, .. } if n == node && key == k))).collect();
+    let value = |k: &str| {
+        let declared = ops.iter().find_map(|o| match o {
+            Op::SetSysctl { key, value, .. } if key == k => value.parse::<u8>().ok(),
+            _ => None,
+        });
+        declared.or_else(|| ctx.view.sysctl(node, k).and_then(|v| v.parse::<u8>().ok())).unwrap_or(0)
+    };
+    let declared_mode = value(&keys[0]).max(value(&keys[1]));
+    if let Some(o) = ops.first() {
+        if declared_mode == 0 || (declared_mode == 2 && routed_back) {
+            return ctx.drift.fix(o);
+        }
+    }
+    let s = src.map(|s| s.to_string()).unwrap_or_else(|| "the source".into());
+    if mode == 1 && routed_back {
+        format!("set `{}: 2` and `{}: 2` (loose) in nodes.{node}.sysctls, or make the routes symmetric", keys[0], keys[1])
+    } else {
+        format!(
+            "add a route back to {s} through {dev} to nodes.{node}.routes (strict or loose, the filter drops sources with no route back), or turn filtering off: `{}: 0` and `{}: 0` in nodes.{node}.sysctls",
+            keys[0], keys[1]
+        )
+    }
+}
+
 type Unrouted = Vec<((String, bool), Vec<String>)>;
 
 fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut Unrouted) -> Result<()> {
-    let holder = ctx.view.holders(dst).first().map(|(n, _)| n.to_string()).unwrap_or_else(|| "outside the lab".into());
+    let holder = holder(ctx, dst);
     let mut last_src: Option<IpAddr> = None;
     for h in hops {
         if let Hop::Route { src, .. } = h {
@@ -170,15 +352,23 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
             "rp-filter" => {
                 let src = last_src.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
                 let d = dev_s.clone().unwrap_or_default();
-                let back = match last_src {
+                // The device the route back to the source leaves by (None: no route back).
+                let back_dev = match last_src {
                     Some(s) => match ctx.rl.route_lookup(node, Lookup::to(s))? {
-                        Ok((_, Some(bd))) => format!("its route back to {s} leaves by {bd}"),
-                        _ => format!("it has no route back to {s}"),
+                        Ok((_, Some(bd))) => Some(bd),
+                        _ => None,
                     },
-                    None => String::new(),
+                    None => None,
+                };
+                let back = match (last_src, &back_dev) {
+                    (Some(s), Some(bd)) => format!("its route back to {s} leaves by {bd}"),
+                    (Some(s), None) => format!("it has no route back to {s}"),
+                    (None, _) => String::new(),
                 };
                 let mode = ctx.view.rp_filter(node, &d);
-                let path = ctx.sysctl_path(node, &["net.ipv4.conf.all.rp_filter", &format!("net.ipv4.conf.{d}.rp_filter")]);
+                let keys = ["net.ipv4.conf.all.rp_filter".to_string(), format!("net.ipv4.conf.{d}.rp_filter")];
+                let path = ctx.sysctl_path(node, &[&keys[0], &keys[1]]);
+                let fix = rp_filter_fix(ctx, node, &d, &keys, mode, last_src, back_dev.is_some());
                 let f = ctx.finding(
                     "rp-filter",
                     Severity::Error,
@@ -188,7 +378,7 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                         "{node} drops packets from {src} arriving on {d}: reverse-path filtering is {} (rp_filter={mode}) and {back} (asymmetric routing, seen on the way {from} -> {dst})",
                         if mode == 1 { "strict" } else { "loose" }
                     ),
-                    format!("set `net.ipv4.conf.all.rp_filter: 2` and `net.ipv4.conf.{d}.rp_filter: 2` (loose) in nodes.{node}.sysctls, or make the routes symmetric"),
+                    fix,
                     path.as_deref(),
                 );
                 ctx.add(f);
@@ -212,6 +402,14 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 ctx.add(f);
             }
             "no-route" if dev.is_none() => {
+                match known_cause(ctx, node, dst, false) {
+                    Some(Known::Reported) => continue,
+                    Some(Known::Instead(f)) => {
+                        ctx.add(f);
+                        continue;
+                    }
+                    None => {}
+                }
                 let v6 = dst.is_ipv6();
                 let has_default =
                     ctx.view.nodes.get(node).map(|v| v.ns.routes.iter().any(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv6() == v6)).unwrap_or(false);
@@ -247,6 +445,14 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 }
             }
             "no-route" => {
+                match known_cause(ctx, node, dst, true) {
+                    Some(Known::Reported) => continue,
+                    Some(Known::Instead(f)) => {
+                        ctx.add(f);
+                        continue;
+                    }
+                    None => {}
+                }
                 let f = ctx.finding(
                     "no-route",
                     Severity::Error,
@@ -266,7 +472,10 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                     node,
                     dev_s.as_deref(),
                     format!("on the way {from} -> {dst}: {why}"),
-                    format!("set `hairpin: true` on {}:{}", node, dev_s.clone().unwrap_or_default()),
+                    match ctx.drift.find(|o| matches!(o, Op::SetPort { node: n, ifname, hairpin: true } if n == node && Some(ifname) == dev.as_ref())) {
+                        Some(o) => ctx.drift.fix(o),
+                        None => format!("set `hairpin: true` on {}:{}", node, dev_s.clone().unwrap_or_default()),
+                    },
                     path.as_deref(),
                 );
                 ctx.add(f);
@@ -275,6 +484,15 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 // A next hop the file declares on a device, gone from the kernel.
                 if let Some(f) = declared_but_gone(ctx, hops, dst) {
                     ctx.add(f);
+                    continue;
+                }
+                // A device on the way to the next hop is missing, down, without carrier or out
+                // of its bridge: that device's finding is the cause.
+                let next_hop = hops.iter().rev().find_map(|h| match h {
+                    Hop::Route { gateway, .. } => Some(gateway.unwrap_or(dst)),
+                    _ => None,
+                });
+                if next_hop.is_some_and(|nh| next_hop_reported(ctx, node, dev.as_deref(), nh)) {
                     continue;
                 }
                 let f = ctx.finding(
