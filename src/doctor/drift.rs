@@ -30,6 +30,7 @@ fn covered(found: &[Finding], op: &Op, shown: &str) -> bool {
             || (here && f.code == "missing-namespace")
             || (on_device && f.code == "missing-device")
             || (on_device && f.code == "device-down" && matches!(op, Op::ChangeLink { change, .. } if change.up == Some(true)))
+            || (on_device && f.code == "not-in-bridge" && matches!(op, Op::ChangeLink { change, .. } if change.master.is_some()))
             || (f.code.starts_with("tc-") || f.code == "bpf-missing") && here && matches!(op, Op::Feature { .. }) && op.device() == f.device.as_deref()
     })
 }
@@ -61,7 +62,7 @@ fn describe(op: &Op) -> Option<(&'static str, Severity, String)> {
         Op::ChangeLink { ifname, .. } | Op::SetKindOptions { ifname, .. } => (
             "device-differs",
             Severity::Error,
-            format!("{ifname} differs from its declaration: {}", shown(op).split_whitespace().skip(2).collect::<Vec<_>>().join(" ")),
+            format!("{ifname} differs from its declaration: {}", shown(op).split_whitespace().skip(3).collect::<Vec<_>>().join(" ")),
         ),
         Op::CreateLink(c) => ("missing-device", Severity::Error, format!("{} is declared but the kernel has no such device in {}", c.ifname, c.node)),
         Op::DeleteLink { ifname, .. } => ("undeclared-device", Severity::Warning, format!("{ifname} is the lab's but the file no longer declares it")),
