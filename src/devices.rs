@@ -100,6 +100,8 @@ impl Write for MacvtapHandle {
 impl NodeRef<'_> {
     /// Opens a queue of tun/tap device `ifname` of this node (with the flags its declaration
     /// implies: type, multi_queue, vnet_hdr). A multi-queue device accepts several queues.
+    /// Returns once the kernel sends through the device (at most 3 s after the first queue
+    /// brought its carrier), so a packet routed into it right away is not lost.
     pub fn open_tap(&self, ifname: &str) -> io::Result<TapQueue> {
         let kind = self.interface_kind(ifname)?;
         let (tap, s) = match &kind {
@@ -109,7 +111,7 @@ impl NodeRef<'_> {
         };
         let flags = TunFlags { tap, multi_queue: s.multi_queue.unwrap_or(false), vnet_hdr: s.vnet_hdr.unwrap_or(false) };
         let name = ifname.to_string();
-        let file = self.run(move || tun::open_queue(&name, flags))?;
+        let file = self.run(move || tun::open_queue_ready(&name, flags, Duration::from_secs(3)))?;
         Ok(TapQueue { file, tap, vnet_hdr: flags.vnet_hdr })
     }
 

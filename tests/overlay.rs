@@ -193,6 +193,31 @@ links: [{ endpoints: [a:eth0, b:eth0] }]
     assert_gone(&name);
 }
 
+/// The first queue brings the tun device's carrier; the kernel starts its transmit queues in
+/// its link-watch work, later. `open_tap` returns after that, so a packet routed into the
+/// device at once is read, every time (the device loses its carrier with its last queue).
+#[test]
+fn a_packet_sent_right_after_open_tap_is_not_lost() {
+    require_root();
+    let yaml = "name: tunfirst\nnodes:\n  a:\n    interfaces:\n      tun0: { kind: tun, addresses: [10.3.3.1/24] }\n";
+    let lab = Lab::from_file(temp_topology("tunfirst", "yaml", yaml)).unwrap();
+    let sock = lab.node("a").run(|| UdpSocket::bind("10.3.3.1:0").unwrap());
+    let mut buf = [0u8; 2048];
+    for round in 0..40 {
+        let mut q = lab.node("a").open_tap("tun0").unwrap();
+        let payload = format!("round-{round}");
+        sock.send_to(payload.as_bytes(), "10.3.3.9:9000").unwrap();
+        let mut seen = false;
+        while let Ok(n) = q.read_timeout(&mut buf, Duration::from_secs(2)) {
+            if buf[..n].ends_with(payload.as_bytes()) {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "round {round}: the packet sent right after open_tap was lost");
+    }
+}
+
 #[test]
 fn tap_frames_are_read_and_written() {
     require_root();

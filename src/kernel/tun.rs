@@ -59,6 +59,42 @@ pub fn open_queue(name: &str, flags: TunFlags) -> io::Result<File> {
     Ok(f)
 }
 
+/// Opens a queue as `open_queue` does, and returns once the kernel can send through the
+/// device. Attaching the first queue turns the carrier on, but the kernel starts the device's
+/// transmit queues later, in its link-watch work: until then a packet routed into the device is
+/// dropped, and on a busy machine that work can wait. The wait ends on the kernel's notification
+/// that the device is operational (sent after its queues started), at most `limit`; a device
+/// that is down, or already has its carrier, is not waited for.
+pub fn open_queue_ready(name: &str, flags: TunFlags, limit: std::time::Duration) -> io::Result<File> {
+    use netlink_packet_route::link::LinkMessage;
+    use netlink_packet_route::RouteNetlinkMessage;
+
+    const RTNLGRP_LINK: u32 = 1;
+    let index = nix::net::if_::if_nametoindex(name).map_err(io::Error::from)?;
+    let mut nl = super::nl::Netlink::open()?;
+    let link = |m: &RouteNetlinkMessage| match m {
+        RouteNetlinkMessage::NewLink(l) if l.header.index == index => Some(super::observe::decode_link(l)),
+        _ => None,
+    };
+    let mut q = LinkMessage::default();
+    q.header.index = index;
+    let now = nl.request(RouteNetlinkMessage::GetLink(q), 0).map_err(|e| io::Error::other(e.to_string()))?;
+    let waits = now.iter().filter_map(link).any(|l| l.up && !l.carrier);
+    if !waits {
+        return open_queue(name, flags);
+    }
+    // Subscribed before the queue attaches: the notification cannot be missed.
+    nl.subscribe(RTNLGRP_LINK)?;
+    let f = open_queue(name, flags)?;
+    let deadline = std::time::Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
+        if nl.notifications(left)?.iter().filter_map(link).any(|l| l.carrier && l.oper == "up") {
+            break;
+        }
+    }
+    Ok(f)
+}
+
 /// Sets the flags of an open queue (a macvtap character device accepts IFF_VNET_HDR on/off).
 pub fn set_queue_flags(f: &File, flags: TunFlags) -> io::Result<()> {
     // SAFETY: ifreq is plain old data; all-zero is valid.
