@@ -75,6 +75,10 @@ pub struct ObservedAddr {
     pub addr: IpNet,
     /// Made by the kernel (IPv6 link-local) rather than configured.
     pub automatic: bool,
+    /// An IPv4 address in the subnet of an earlier one on the device (IFA_F_SECONDARY): the
+    /// kernel deletes it with that primary (unless `promote_secondaries` is on).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secondary: bool,
 }
 
 /// One route.

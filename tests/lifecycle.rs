@@ -336,6 +336,28 @@ fn an_address_change_keeps_the_routes_the_kernel_flushed_with_the_old_one() {
     }
 }
 
+/// Deleting a primary IPv4 address makes the kernel delete the secondaries of its subnet: an
+/// edit that drops the primary and one secondary but keeps another ends with exactly the
+/// declared addresses, the default route back, and traffic to the kept one, in one `up`.
+#[test]
+fn dropping_a_primary_address_keeps_the_declared_secondaries() {
+    require_root();
+    let lab = vnet::lab::unique_name("secaddr");
+    let _guard = DownGuard::new(&lab, None);
+    let text = ROUTED.replace("LAB", &lab);
+    up_until_nothing_to_do(&lab, &text.replace("[10.0.0.1/24]", "[10.0.0.1/24, 10.0.0.3/24, 10.0.0.4/24]"));
+    let (a, b) = (format!("{lab}-a"), format!("{lab}-b"));
+    assert_eq!(ip_addrs(Some(&a), "eth0"), ["10.0.0.1/24", "10.0.0.3/24", "10.0.0.4/24"]);
+    up_until_nothing_to_do(&lab, &text.replace("[10.0.0.1/24]", "[10.0.0.4/24]"));
+    assert_eq!(ip_addrs(Some(&a), "eth0"), ["10.0.0.4/24"]);
+    assert_eq!(default_gateway(&a).as_deref(), Some("10.0.0.2"));
+    assert!(reach_from(&b, "10.0.0.4"), "b reaches the address that stayed");
+    // All of them going at once (secondaries first, none already gone).
+    up_until_nothing_to_do(&lab, &text.replace("[10.0.0.1/24]", "[10.0.0.1/24, 10.0.0.3/24]"));
+    up_until_nothing_to_do(&lab, &text.replace("[10.0.0.1/24]", "[10.9.0.1/24]").replace("via: 10.0.0.2", "via: 10.9.0.2"));
+    assert_eq!(ip_addrs(Some(&a), "eth0"), ["10.9.0.1/24"]);
+}
+
 /// Renaming both ends of a link deletes the old pair (and the routes through it) after the
 /// routes were planned: the same `up` puts ns1's default route back on the new device.
 #[test]

@@ -223,6 +223,11 @@ struct Pending {
     optional: bool,
 }
 
+/// Whether `errno` from deleting what `op` deletes means it was gone already.
+fn already_gone(op: &Op, errno: i32) -> bool {
+    matches!((op, errno), (Op::DelAddress { .. }, libc::EADDRNOTAVAIL) | (Op::DelRoute { .. }, libc::ESRCH))
+}
+
 /// The error of a failed step: its operation, node, device and cause.
 pub(crate) fn fail(step: &Step, cause: String, errno: Option<i32>) -> ApplyError {
     ApplyError(Box::new(Failure {
@@ -345,6 +350,9 @@ impl<'a> Executor<'a> {
                 match reply {
                     Ok(msgs) => self.after(p.then, &node, msgs, handles),
                     Err(e) if p.optional => tracing::debug!("optional request failed in node {node}: {e}"),
+                    // An address or route deleted meanwhile (by hand, or by the kernel with
+                    // an address deleted before it in this batch): done.
+                    Err(e) if already_gone(&steps[p.step].op, e.errno) => {}
                     Err(e) if p.enodev_ok && e.errno == libc::ENODEV => {
                         if let Then::Forget(name) = p.then {
                             if let Some(h) = handles.get_mut(&node) {

@@ -564,7 +564,7 @@ mod tests {
         let node = |links: Vec<ObservedLink>, addrs: &[(u32, &str)]| NodeView {
             ns: ObservedNs {
                 links,
-                addrs: addrs.iter().map(|(i, a)| ObservedAddr { ifindex: *i, addr: a.parse().unwrap(), automatic: false }).collect(),
+                addrs: addrs.iter().map(|(i, a)| ObservedAddr { ifindex: *i, addr: a.parse().unwrap(), automatic: false, secondary: false }).collect(),
                 ..Default::default()
             },
             ..Default::default()

@@ -116,7 +116,8 @@ fn decode_addr(a: &AddressMessage, lo: Option<u32>) -> Option<ObservedAddr> {
         IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || (Some(a.header.index) == lo && v6.is_loopback()),
         IpAddr::V4(v4) => Some(a.header.index) == lo && v4.is_loopback() && a.header.prefix_len == 8 && v4.octets() == [127, 0, 0, 1],
     };
-    Some(ObservedAddr { ifindex: a.header.index, addr: net, automatic })
+    let secondary = a.header.flags.contains(netlink_packet_route::address::AddressHeaderFlags::Secondary);
+    Some(ObservedAddr { ifindex: a.header.index, addr: net, automatic, secondary })
 }
 
 fn route_addr(a: &RouteAddress) -> Option<IpAddr> {

@@ -23,7 +23,7 @@ pub use ops::{stage, CreateLink, LinkChange, Op, PeerEnd, Plan, RouteOp, Step};
 use crate::model::kind::{Drift, KindSpec, VethSpec};
 use crate::model::lab::{Endpoint, Interface, Lab, Node, Route};
 use crate::model::validate::sysctl_components;
-use crate::observed::{NsState, Observed, ObservedLink, ObservedNs, ADDR_GEN_MODE_NONE, RTPROT_VNET};
+use crate::observed::{NsState, Observed, ObservedAddr, ObservedLink, ObservedNs, ADDR_GEN_MODE_NONE, RTPROT_VNET};
 use crate::state::LabState;
 
 /// Something in the kernel that has a name the lab wants but is not the lab's.
@@ -490,19 +490,18 @@ impl<'a> Planner<'a> {
             if self.is_root(nname) && iface.name == "lo" {
                 continue;
             }
-            let have: Vec<IpNet> = match ns.link(&iface.name) {
+            let have: Vec<&ObservedAddr> = match ns.link(&iface.name) {
                 Some(l) if (self.ours(nname, l) || self.ovs_device(nname, l)) && !self.will_recreate(nname, &iface.name) => {
-                    ns.addrs_of(l.ifindex).filter(|a| !a.automatic).map(|a| a.addr).collect()
+                    ns.addrs_of(l.ifindex).filter(|a| !a.automatic).collect()
                 }
                 _ => Vec::new(),
             };
-            for a in &have {
-                if !iface.addresses.contains(a) {
-                    self.push(stage::ADDR_DEL, Op::DelAddress { node: nname.into(), ifname: iface.name.clone(), addr: *a });
-                }
+            let (delete, readd) = address_deletions(&have, &iface.addresses);
+            for a in delete {
+                self.push(stage::ADDR_DEL, Op::DelAddress { node: nname.into(), ifname: iface.name.clone(), addr: a });
             }
             for a in &iface.addresses {
-                if !have.contains(a) {
+                if !have.iter().any(|h| h.addr == *a) || readd.contains(a) {
                     self.push(stage::ADDR_ADD, Op::AddAddress { node: nname.into(), ifname: iface.name.clone(), addr: *a });
                 }
             }
@@ -743,6 +742,21 @@ fn queues_as_declared(i: &Interface, have: &ObservedLink) -> bool {
         KindSpec::Veth(VethSpec { queues: Some(q), .. }) => have.tx_queues == Some(*q) && have.rx_queues == Some(*q),
         _ => true,
     }
+}
+
+/// The addresses of a device to delete, in an order the kernel carries out as asked, and the
+/// declared ones that must be deleted with them and added again. Deleting a primary IPv4
+/// address makes the kernel delete the secondaries of its subnet too (or promote one, with
+/// `promote_secondaries`): secondaries go first, so a secondary that goes is not already gone,
+/// and one that stays is taken off before its primary and put back after, whatever the sysctl.
+fn address_deletions(have: &[&ObservedAddr], declared: &[IpNet]) -> (Vec<IpNet>, Vec<IpNet>) {
+    let same_subnet = |a: &IpNet, b: &IpNet| a.prefix_len() == b.prefix_len() && a.network() == b.network();
+    let gone_primaries: Vec<IpNet> = have.iter().filter(|h| !h.secondary && h.addr.addr().is_ipv4() && !declared.contains(&h.addr)).map(|h| h.addr).collect();
+    let readd: Vec<IpNet> =
+        have.iter().filter(|h| h.secondary && declared.contains(&h.addr) && gone_primaries.iter().any(|p| same_subnet(p, &h.addr))).map(|h| h.addr).collect();
+    let goes = |h: &&&ObservedAddr| !declared.contains(&h.addr) || readd.contains(&h.addr);
+    let delete = have.iter().filter(|h| h.secondary).filter(goes).chain(have.iter().filter(|h| !h.secondary).filter(goes)).map(|h| h.addr).collect();
+    (delete, readd)
 }
 
 #[cfg(test)]

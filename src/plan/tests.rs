@@ -59,6 +59,10 @@ fn foreign_link(ifindex: u32, name: &str, kind: Option<&str>) -> ObservedLink {
 
 /// What the kernel holds after `plan` ran on `before`: a small model of the kernel's rules
 /// (indexes from one counter, veth peers cross-linked, bridge ports with hairpin off).
+fn same_subnet(a: &IpNet, b: &IpNet) -> bool {
+    a.prefix_len() == b.prefix_len() && a.network() == b.network()
+}
+
 fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
     let mut o = before.clone();
     let group = group_for(&lab.name);
@@ -161,7 +165,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                 l.addr_gen_mode = Some(if *on { ADDR_GEN_MODE_EUI64 } else { ADDR_GEN_MODE_NONE });
                 let ifindex = l.ifindex;
                 if *on {
-                    ns.addrs.push(ObservedAddr { ifindex, addr: "fe80::1/64".parse().unwrap(), automatic: true });
+                    ns.addrs.push(ObservedAddr { ifindex, addr: "fe80::1/64".parse().unwrap(), automatic: true, secondary: false });
                 }
             }
             Op::ForwardPort { node, ifname } => {
@@ -170,12 +174,19 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             Op::AddAddress { node, ifname, addr } => {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
-                ns.addrs.push(ObservedAddr { ifindex, addr: *addr, automatic: false });
+                let secondary = addr.addr().is_ipv4() && ns.addrs_of(ifindex).any(|a| !a.secondary && same_subnet(&a.addr, addr));
+                ns.addrs.push(ObservedAddr { ifindex, addr: *addr, automatic: false, secondary });
             }
             Op::DelAddress { node, ifname, addr } => {
                 let ns = ns_mut(&mut o, node);
                 let ifindex = ns.link(ifname).unwrap().ifindex;
-                ns.addrs.retain(|a| !(a.ifindex == ifindex && a.addr == *addr));
+                let i = ns.addrs.iter().position(|a| a.ifindex == ifindex && a.addr == *addr).expect("a deleted address exists (else EADDRNOTAVAIL)");
+                let gone = ns.addrs.remove(i);
+                // Deleting a primary IPv4 address deletes its subnet's secondaries
+                // (promote_secondaries off, the default).
+                if !gone.secondary && addr.addr().is_ipv4() {
+                    ns.addrs.retain(|a| !(a.ifindex == ifindex && a.secondary && same_subnet(&a.addr, addr)));
+                }
                 // The kernel flushes the IPv4 routes whose gateway no address covers any more.
                 let addrs: Vec<IpNet> = ns.addrs.iter().map(|a| a.addr).collect();
                 ns.routes.retain(|r| r.via.is_none_or(|v| v.is_ipv6() || addrs.iter().any(|a| a.contains(&v))));
@@ -521,10 +532,10 @@ fn drift_in_the_kernel_is_put_back() {
         a.routes.clear();
         // An address someone added by hand on the lab's device is removed.
         let idx = a.link("eth0").unwrap().ifindex;
-        a.addrs.push(ObservedAddr { ifindex: idx, addr: "10.0.0.99/24".parse().unwrap(), automatic: false });
+        a.addrs.push(ObservedAddr { ifindex: idx, addr: "10.0.0.99/24".parse().unwrap(), automatic: false, secondary: true });
         // A link-local address the kernel made (before its generation went off): the lab
         // declares no IPv6, so it goes.
-        a.addrs.push(ObservedAddr { ifindex: idx, addr: "fe80::1/64".parse().unwrap(), automatic: true });
+        a.addrs.push(ObservedAddr { ifindex: idx, addr: "fe80::1/64".parse().unwrap(), automatic: true, secondary: false });
     }
     if let Some(NsState::Owned(b)) = k.nodes.get_mut("b") {
         b.links.iter_mut().find(|l| l.name == "br0").unwrap().spec =
@@ -1291,4 +1302,30 @@ links:
     assert_eq!(lines(&p), ["~ sysctl gw: net.ipv4.ip_forward = 0 (restore)"]);
     let st2 = record_after(&v2.lab, Some(&st), &p, &k);
     assert!(plan_ok(&v2.lab, &simulate(&v2.lab, &k, &p), Some(&st2)).is_empty());
+}
+
+#[test]
+fn a_primary_address_goes_without_taking_the_secondaries_that_stay() {
+    let v1 = yaml("name: sec\nnodes:\n  a:\n    interfaces:\n      eth0: {kind: veth, peer: b:eth0, addresses: [10.0.0.1/24, 10.0.0.2/24, 10.0.0.3/24, 10.1.0.1/24]}\n  b: {}\n");
+    let (kernel, st) = built(&v1);
+    let secondaries: Vec<String> = match kernel.nodes.get("a") {
+        Some(NsState::Owned(a)) => a.addrs.iter().filter(|a| a.secondary).map(|a| a.addr.to_string()).collect(),
+        _ => panic!("node a"),
+    };
+    assert_eq!(secondaries, ["10.0.0.2/24", "10.0.0.3/24"]);
+    // The primary and one secondary go, one secondary stays.
+    let v2 = yaml("name: sec\nnodes:\n  a:\n    interfaces:\n      eth0: {kind: veth, peer: b:eth0, addresses: [10.0.0.3/24, 10.1.0.1/24]}\n  b: {}\n");
+    let p = plan_ok(&v2.lab, &kernel, Some(&st));
+    assert_eq!(lines(&p), ["- addr a:eth0 10.0.0.2/24", "- addr a:eth0 10.0.0.3/24", "- addr a:eth0 10.0.0.1/24", "+ addr a:eth0 10.0.0.3/24"]);
+    let after = simulate(&v2.lab, &kernel, &p);
+    let have: Vec<String> = match after.nodes.get("a") {
+        Some(NsState::Owned(a)) => a.addrs.iter().filter(|a| !a.automatic).map(|a| a.addr.to_string()).collect(),
+        _ => panic!("node a"),
+    };
+    assert_eq!(have, ["10.1.0.1/24", "10.0.0.3/24"]);
+    let st2 = record_after(&v2.lab, Some(&st), &p, &kernel);
+    assert!(plan_ok(&v2.lab, &after, Some(&st2)).is_empty());
+    // A secondary that goes while its primary stays is just deleted.
+    let v3 = yaml("name: sec\nnodes:\n  a:\n    interfaces:\n      eth0: {kind: veth, peer: b:eth0, addresses: [10.0.0.1/24, 10.1.0.1/24]}\n  b: {}\n");
+    assert_eq!(lines(&plan_ok(&v3.lab, &kernel, Some(&st))), ["- addr a:eth0 10.0.0.2/24", "- addr a:eth0 10.0.0.3/24"]);
 }
