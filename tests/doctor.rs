@@ -350,6 +350,23 @@ fn traffic_leaving_the_lab_needs_masquerade() {
     assert!(ping(&lab, "inner", "203.0.113.1"), "with masquerade the answer comes back");
 }
 
+/// Addresses a node masquerades are private: that "the internet" has no route to them is the
+/// point of NAT, not a finding; a node inside that lost its default route still is one.
+#[test]
+fn private_addresses_behind_nat_are_not_expected_from_outside() {
+    require_root();
+    let text = std::fs::read_to_string(repo("examples/nat.yaml")).unwrap().replace("name: nat", "name: doc-natx");
+    let (lab, _) = up("doc-natx", &text);
+    assert_eq!(findings(&lab), vec![]);
+    assert!(ping(&lab, "ns1", "203.0.113.8"), "ns1 reaches the internet through the NAT");
+    ip(lab.node("ns2").netns().unwrap(), &["route", "del", "default"]);
+    let f = findings(&lab);
+    let x = find(&f, "no-default-route", "ns2", None);
+    assert_eq!(x.message, "ns2 has no IPv4 default route and no route to 203.0.113.8 (internet)");
+    find(&f, "missing-route", "ns2", None);
+    assert_eq!(f.len(), 2, "{f:#?}");
+}
+
 #[test]
 fn a_missing_namespace_is_a_finding_not_an_abort() {
     require_root();
@@ -554,6 +571,23 @@ fn a_macvlan_without_carrier_names_its_lower_device() {
     // The path analysis puts the drop at the lower device, not at the switch.
     find(&f, "device-down", "host", Some("eth0"));
     assert!(!f.iter().any(|x| x.code == "path-drop" && x.node == "ns1"), "{f:#?}");
+}
+
+/// A tun device nobody holds open has no carrier: doctor says so in tun terms, and the
+/// warning goes once a program (here the test, through `open_tap`) holds it.
+#[test]
+fn a_tun_without_a_program_is_said_so_and_not_once_one_holds_it() {
+    require_root();
+    let text = std::fs::read_to_string(repo("examples/tun-route.yaml")).unwrap().replace("name: tun-route", "name: doc-tun");
+    let (lab, path) = up("doc-tun", &text);
+    let f = findings(&lab);
+    let x = find(&f, "no-carrier", "host", Some("tun0"));
+    assert_eq!(x.message, "tun0 has no carrier: no program has it open, so what is routed to it is dropped");
+    assert_eq!(x.fix, "start the program that serves tun0 (from a test: `lab.node(\"host\").open_tap(\"tun0\")`); until one does, this is expected");
+    assert!(x.location.as_deref().unwrap().starts_with(&line_of(&path, &text, "tun0: {")), "{x:?}");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let _queue = lab.node("host").open_tap("tun0").unwrap();
+    assert_eq!(findings(&lab), vec![]);
 }
 
 /// The root qdisc of a device as `tc -j` shows it.

@@ -116,6 +116,19 @@ pub(super) fn check(ctx: &mut Ctx) {
                         );
                         ctx.add(f);
                     }
+                    // A tun/tap device has carrier while a program holds it open.
+                    Some("tun") => {
+                        let f = ctx.finding(
+                            "no-carrier",
+                            Severity::Warning,
+                            nname,
+                            Some(ifname),
+                            format!("{ifname} has no carrier: no program has it open, so what is routed to it is dropped"),
+                            format!("start the program that serves {ifname} (from a test: `lab.node(\"{nname}\").open_tap(\"{ifname}\")`); until one does, this is expected"),
+                            path,
+                        );
+                        ctx.add(f);
+                    }
                     _ => {
                         // A macvlan / ipvlan has carrier when its lower device has: name it.
                         let stacked = matches!(l.kind.as_deref(), Some("macvlan" | "macvtap" | "ipvlan" | "ipvtap"));

@@ -63,6 +63,11 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
                 }
                 // There and back as `trace` walks them (with the lab's declared NAT and firewall).
                 let (there, back) = trace::there_and_back(ctx.rl, ctx.view, a, *dst, trace::Proto::Icmp)?;
+                // A private address that a node of the lab hides behind NAT: the outside
+                // (here a node without a route to it) is not meant to reach it.
+                if hidden_behind_nat(model, a_addrs, *dst) && first_drop_is_no_route_at(&there.hops, a) {
+                    continue;
+                }
                 findings(ctx, &there.hops, a, *dst, &mut unrouted)?;
                 if let (Some(back), Some(src), Some(at)) = (back, there.src, there.at.as_deref()) {
                     findings(ctx, &back.hops, at, src, &mut unrouted)?;
@@ -104,6 +109,20 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
         ctx.add(f);
     }
     Ok(pairs)
+}
+
+/// Whether `dst` is in the sources a node masquerades or source-NATs while none of `from`'s
+/// addresses is: `dst` is private to the inside of that NAT.
+fn hidden_behind_nat(model: &crate::model::Lab, from: &[IpAddr], dst: IpAddr) -> bool {
+    model.nodes.values().filter_map(|n| n.features.nft.as_ref()).flat_map(|t| &t.snat).any(|r| {
+        let inside = |a: &IpAddr| r.source.iter().any(|s| s.contains(a));
+        inside(&dst) && !from.iter().any(inside)
+    })
+}
+
+/// Whether the first drop of a walk is `node` finding no route at all.
+fn first_drop_is_no_route_at(hops: &[Hop], node: &str) -> bool {
+    matches!(hops.iter().find(|h| matches!(h, Hop::Drop { .. })), Some(Hop::Drop { node: n, dev: None, cause, .. }) if n == node && cause == "no-route")
 }
 
 /// Whether the file's expectations say `from` must not reach `dst` (a `no-reach` naming the
