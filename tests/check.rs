@@ -259,6 +259,7 @@ fn a_missing_namespace_fails_its_pairs_and_the_rest_is_probed() {
     assert!(!r.ok);
     let m = r.matrix.as_ref().unwrap();
     assert_eq!(m.probes, 6);
+    assert_eq!((m.not_probed, m.reached), (4, 2), "4 pairs involve c: not probed, not counted as probes");
     for p in &m.pairs {
         if p.from == "c" || p.to == "c" {
             assert!(!p.ok);
@@ -270,6 +271,7 @@ fn a_missing_namespace_fails_its_pairs_and_the_rest_is_probed() {
     let (code, out, err) = vnet(&["check", lab.name()]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("a -> c (10.30.0.3): not probed: the namespace of node c ({c}) is missing")), "{out}");
+    assert!(out.contains("reachability matrix (6 pairs: 2 probed, 2 answered, 4 not probed, "), "{out}");
     assert!(out.contains("check FAILED"), "{out}");
 }
 
@@ -281,10 +283,130 @@ fn a_check_that_probes_nothing_fails() {
     let r = lab.check_with(&fast()).unwrap();
     assert!(!r.ok);
     assert_eq!(r.matrix.as_ref().unwrap().probes, 0);
-    assert!(r.notes.iter().any(|n| n.starts_with("nothing was probed: none of the lab's 2 nodes declares an address")), "{:?}", r.notes);
+    let f = r.failures();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].starts_with("nothing was probed: none of the lab's 2 nodes declares an address, so the check proves nothing"), "{f:?}");
+    assert!(r.notes.is_empty(), "the reason is a failure, not a note: {:?}", r.notes);
     let (code, out, _) = vnet(&["check", lab.name()]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("note: nothing was probed") && out.ends_with("check FAILED\n"), "{out}");
+    assert!(out.contains("1 failed:\n  nothing was probed: none of the lab's 2 nodes") && out.ends_with("check FAILED\n"), "{out}");
+}
+
+#[test]
+fn a_single_node_lab_says_there_is_no_pair_to_probe() {
+    require_root();
+    // examples/tun-route.yaml: one node, which declares tun0 10.1.0.1/32.
+    let lab = Lab::from_file(repo("examples/tun-route.yaml")).unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok, "a check that proves nothing does not pass");
+    let f = r.failures();
+    assert_eq!(
+        f,
+        [
+            "nothing was probed: the lab has a single node (host), and the matrix probes from one node to another, so the check proves nothing; declare what to check under `expect:` (a `route` expectation needs a single node)"
+        ],
+        "the README's `assert!(r.ok, \"{{:?}}\", r.failures())` says why"
+    );
+    assert!(!f[0].contains("declares an address"), "host declares 10.1.0.1/32: {f:?}");
+    let (code, out, _) = vnet(&["check", lab.name()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("lab {}: reachability matrix (0 probes, 0 answered, ", lab.name())), "{out}");
+    assert!(out.contains("1 failed:\n  nothing was probed: the lab has a single node (host)"), "{out}");
+    assert!(!out.contains("hint: `vnet doctor"), "no pair failed, doctor has nothing to explain: {out}");
+    let (_, out, _) = vnet(&["check", lab.name(), "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["ok"], false);
+    assert!(j["errors"][0].as_str().unwrap().starts_with("nothing was probed: the lab has a single node (host)"), "{j}");
+}
+
+#[test]
+fn a_port_rejected_with_an_icmp_error_is_not_called_a_missing_route() {
+    require_root();
+    let lab = Lab::builder("reject")
+        .link("a:eth0", "b:eth0")
+        .address("a:eth0", "10.26.0.1/24")
+        .address("b:eth0", "10.26.0.2/24")
+        .expect(vnet::model::expect::ExpectSpec::tcp("a", "10.26.0.2", 23, true))
+        .up()
+        .unwrap();
+    // b's firewall answers port 23 with ICMP host unreachable: a has a route, and b answers.
+    let nft = "add table inet t
+add chain inet t input { type filter hook input priority 0; }
+add rule inet t input tcp dport 23 reject with icmp type host-unreachable
+";
+    let mut child = lab.node("b").command("nft").arg("-f").arg("-").stdin(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), nft.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let r = lab.check_with(&fast()).unwrap();
+    let f = r.failures();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].starts_with("tcp a -> 10.26.0.2 port 23 open: a -> 10.26.0.2: unreachable (host unreachable: an ICMP error on the way"), "{f:?}");
+    assert!(!f[0].contains("no route"), "a has a route to 10.26.0.2: {f:?}");
+}
+
+/// Every "N s ago" a report says (last confirmed, learned), in seconds.
+fn ages(text: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices(" s ago") {
+        let num: String = text[..i].chars().rev().take_while(|c| c.is_ascii_digit() || *c == '.').collect::<Vec<_>>().into_iter().rev().collect();
+        out.push(num.parse().unwrap_or_else(|_| panic!("a number before ` s ago` in {text}")));
+    }
+    out
+}
+
+#[test]
+fn a_fresh_labs_failed_probe_claims_no_confirmation_older_than_the_lab() {
+    require_root();
+    // examples/ovs.yaml drops what a sends (OpenFlow port 1): b's ARP request reaches a, a's
+    // answers and probes never arrive. a's entry for b is new and never confirmed, though the
+    // kernel's cache info backdates it by 2 × base_reachable_time (60 s).
+    let born = std::time::Instant::now();
+    let lab = Lab::from_file(repo("examples/ovs.yaml")).unwrap();
+    for round in 0..2 {
+        let r = lab.check_with(&fast()).unwrap();
+        let age = born.elapsed().as_secs_f64();
+        assert!(!r.ok);
+        let pairs = &r.matrix.as_ref().unwrap().pairs;
+        let seen = |from: &str| pairs.iter().find(|p| p.from == from).unwrap().seen.clone();
+        let ab = seen("a");
+        assert!(!ab.contains("last confirmed"), "round {round}: {ab}");
+        for n in ages(&r.failures().join("\n")) {
+            assert!(n <= age, "round {round}: {n} s ago, in a lab {age:.1} s old: {:?}", r.failures());
+        }
+        if round == 0 {
+            assert!(ab.starts_with("timeout (ARP from 10.0.0.2 reached eth0 during the check (its link-layer address was learned "), "{ab}");
+            assert!(ab.ends_with("but no answer from 10.0.0.2 ever confirmed it: what is sent to 10.0.0.2, or its answers, are lost)"), "{ab}");
+        } else {
+            // Learned in the first round: cached now, and still never confirmed.
+            assert!(ab.contains("never confirmed"), "{ab}");
+        }
+        assert_eq!(seen("b"), "timeout (no ARP answer from 10.0.0.1 on eth0)");
+    }
+}
+
+#[test]
+fn no_buffer_space_from_a_queue_is_not_called_a_neighbour_table_overflow() {
+    require_root();
+    let lab = Lab::builder("nobufs")
+        .link("a:eth0", "b:eth0")
+        .address("a:eth0", "10.25.0.1/24")
+        .address("b:eth0", "10.25.0.2/24")
+        .expect(vnet::model::expect::ExpectSpec::reach("a", "10.25.0.2"))
+        .up()
+        .unwrap();
+    let a = lab.node("a");
+    assert!(a.command("ping").args(["-c1", "-W1", "10.25.0.2"]).output().unwrap().status.success(), "b's MAC is known");
+    // A queue that holds nothing: every packet a sends is dropped at once, and sendto says ENOBUFS.
+    let tc = a.command("tc").args(["qdisc", "replace", "dev", "eth0", "root", "pfifo", "limit", "0"]).output().unwrap();
+    assert!(tc.status.success(), "{}", String::from_utf8_lossy(&tc.stderr));
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    assert_eq!(
+        r.failures(),
+        [
+            "reach a -> 10.25.0.2: a -> 10.25.0.2: not sent: no buffer space (dropped on the way out, e.g. by a full queue of the outgoing device; the neighbour table did not overflow)"
+        ]
+    );
 }
 
 #[test]
