@@ -319,6 +319,65 @@ fn a_single_node_lab_says_there_is_no_pair_to_probe() {
     assert!(j["errors"][0].as_str().unwrap().starts_with("nothing was probed: the lab has a single node (host)"), "{j}");
 }
 
+/// `ip -s -j link` counter of packets tun0 dropped on the way out.
+fn tx_dropped(lab: &Lab) -> u64 {
+    let l = ip_json(lab.node("host").netns(), &["-s", "link", "show", "tun0"]);
+    l[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or_else(|| panic!("tx dropped of tun0 in {l}"))
+}
+
+#[test]
+fn a_probe_into_a_tun_device_says_what_the_device_did() {
+    require_root();
+    // examples/tun-route.yaml, with expectations: one node, so a `route` expectation is what
+    // can pass; packets for 10.1.1.0/24 go into tun0, which has no link layer (no ARP).
+    let text = std::fs::read_to_string(repo("examples/tun-route.yaml")).unwrap()
+        + "expect:
+  - route: { from: host, to: 10.1.1.5, dev: tun0 }
+  - reach: { from: host, to: 10.1.1.5 }
+  - tcp-open: { from: host, to: 10.1.1.5, port: 80, listen: false }
+";
+    let lab = Lab::from_file(temp_topology("tun-route-expect", "yaml", &text)).unwrap();
+    let dropped = tx_dropped(&lab);
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    assert!(r.expectations[0].ok, "{:?}", r.expectations[0]);
+    assert_eq!(r.expectations[0].targets[0].seen, "unicast route dev tun0 src 10.1.0.1");
+    // Nothing has tun0 open: no carrier, and the kernel drops what is routed into it.
+    let f = r.failures();
+    let dropped_line = "timeout (tun0 has no carrier (a tun device no program has open): what is sent through it is dropped)";
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].starts_with(&format!("reach host -> 10.1.1.5: host -> 10.1.1.5: {dropped_line} (")), "{f:?}");
+    assert!(f[1].starts_with(&format!("tcp host -> 10.1.1.5 port 80 open: host -> 10.1.1.5: {dropped_line} (")), "{f:?}");
+    assert!(!f.join("\n").contains("ARP"), "a tun device has no ARP entry to blame: {f:?}");
+    // iproute2 agrees: no carrier, and the probes counted as dropped.
+    let l = ip_link(lab.node("host").netns(), "tun0").unwrap();
+    assert!(l["flags"].as_array().unwrap().iter().any(|f| f == "NO-CARRIER"), "{l}");
+    assert!(tx_dropped(&lab) > dropped, "the probes were dropped at tun0");
+
+    // A program has it open (carrier): the probe reaches the program, which does not answer.
+    let mut q = lab.node("host").open_tap("tun0").unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    let f = r.failures();
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f[0].starts_with(
+            "reach host -> 10.1.1.5: host -> 10.1.1.5: timeout (tun0 is a tun device (no link layer, no ARP): the packet went to the program that has it open, and no answer came back) ("
+        ),
+        "{f:?}"
+    );
+    // The echo request did reach the reader.
+    let mut buf = [0u8; 2048];
+    let mut echo = false;
+    while let Ok(n) = q.read_timeout(&mut buf, Duration::from_millis(500)) {
+        let p = &buf[..n];
+        if n >= 28 && p[0] >> 4 == 4 && p[9] == 1 && p[16..20] == [10, 1, 1, 5] && p[20] == 8 {
+            echo = true;
+            break;
+        }
+    }
+    assert!(echo, "the check's echo request to 10.1.1.5 was read from tun0");
+}
+
 #[test]
 fn a_port_rejected_with_an_icmp_error_is_not_called_a_missing_route() {
     require_root();
@@ -382,6 +441,34 @@ fn a_fresh_labs_failed_probe_claims_no_confirmation_older_than_the_lab() {
         }
         assert_eq!(seen("b"), "timeout (no ARP answer from 10.0.0.1 on eth0)");
     }
+}
+
+#[test]
+fn an_entry_made_during_the_check_reads_as_never_confirmed_in_a_lab_older_than_the_backdate() {
+    require_root();
+    // examples/ovs.yaml again, with a's base_reachable_time at 0.5 s: the kernel backdates a
+    // new entry's `confirmed` by 1 s, and the lab is older than that when the check runs, so
+    // only the check's own snapshot (no entry before the probes) proves the entry new.
+    let lab = Lab::from_file(repo("examples/ovs.yaml")).unwrap();
+    let a = lab.node("a");
+    let set = a.command("sysctl").args(["-qw", "net.ipv4.neigh.eth0.base_reachable_time_ms=500"]).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(ip_json(a.netns(), &["neigh", "show", "10.0.0.2"]).as_array().unwrap().is_empty(), "no entry before the check");
+    let r = lab.check_with(&fast()).unwrap();
+    let ab = r.matrix.as_ref().unwrap().pairs.iter().find(|p| p.from == "a").unwrap().seen.clone();
+    assert!(ab.starts_with("timeout (ARP from 10.0.0.2 reached eth0 during the check (its link-layer address was learned "), "{ab}");
+    assert!(!ab.contains("last confirmed"), "{ab}");
+    for n in ages(&ab) {
+        assert!(n < 1.5, "learned during the check, not {n} s ago: {ab}");
+    }
+    // iproute2 shows the kernel's backdate: `used USED/CONFIRMED/UPDATED` (seconds), the
+    // entry "confirmed" a second before it existed.
+    let out = a.command("ip").args(["-s", "neigh", "show", "10.0.0.2"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let used = text.split("used ").nth(1).and_then(|t| t.split_whitespace().next()).unwrap_or_else(|| panic!("{text}"));
+    let v: Vec<u64> = used.trim_end_matches("probes").split('/').map(|x| x.parse().unwrap()).collect();
+    assert!(v[1] > v[2], "confirmed ({} s) older than the entry's last change ({} s): {text}", v[1], v[2]);
 }
 
 #[test]

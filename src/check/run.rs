@@ -113,19 +113,87 @@ fn nothing_probed(rl: &RunningLab) -> String {
 /// neighbour entry tells whether the link layer answered at all. An entry only shows an answer
 /// when it was confirmed since `since` (the probes' start): an older one (reachable a moment
 /// ago, stale, delay) is what the cache remembers, not proof that anything holds the address now.
-fn why_timeout(rl: &RunningLab, from: &str, dst: IpAddr, since: Instant) -> Option<String> {
+fn why_timeout(rl: &RunningLab, from: &str, dst: IpAddr, since: Instant, before: &Before) -> Option<String> {
     let (a, dev) = rl.route_lookup(from, Lookup::to(dst)).ok()?.ok()?;
     let hop = a.gateway.unwrap_or(dst);
     let dev = dev?;
-    let entry = rl.neighbour_entry(from, a.oif?, hop).ok()?;
+    let oif = a.oif?;
+    let proto = if hop.is_ipv4() { "ARP" } else { "neighbour discovery" };
+    // A device without carrier, or without a link layer, has no neighbour entry to speak of.
+    if let Ok(Some((link, resolves))) = rl.device(from, oif) {
+        if let Some(why) = explain_device(&link, resolves, proto) {
+            return Some(why);
+        }
+    }
+    let entry = rl.neighbour_entry(from, oif, hop).ok()?;
     // The entry's ages are counted back from now: so is the window.
     let window = since.elapsed();
-    let proto = if hop.is_ipv4() { "ARP" } else { "neighbour discovery" };
     let seen = entry.as_ref().map(|e| {
         let table = if hop.is_ipv4() { Table::Arp } else { Table::Ndisc };
-        (e.state.as_str(), e.cache.map(|c| c.confirmation(base_reachable(rl, from, table, &dev), namespace_age(rl, from))))
+        // No confirmation is older than the entry: made during the check, or at most as old as
+        // its namespace.
+        let max_age = match (before.max_age(from, oif, hop), namespace_age(rl, from)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (e.state.as_str(), e.cache.map(|c| c.confirmation(base_reachable(rl, from, table, &dev), max_age)))
     });
     Some(explain_neighbour(seen, hop, &dev, proto, window))
+}
+
+/// Why a probe sent out of `link` timed out, when the device itself says: it has no carrier
+/// (what is sent through it is dropped), or no link layer (IFF_NOARP: a tun, a point-to-point
+/// tunnel; no ARP/NDP entry ever shows, and the packet left without one). `None`: the
+/// neighbour entry tells more.
+fn explain_device(link: &crate::observed::ObservedLink, resolves: bool, proto: &str) -> Option<String> {
+    let dev = &link.name;
+    let kind = link.kind.as_deref();
+    if !link.carrier {
+        let cause = match kind {
+            Some(k @ ("tun" | "tap")) => format!(" (a {k} device no program has open)"),
+            Some("veth") => " (its veth peer is down)".into(),
+            _ => String::new(),
+        };
+        return Some(format!("{dev} has no carrier{cause}: what is sent through it is dropped"));
+    }
+    if resolves {
+        return None;
+    }
+    Some(match kind {
+        Some("tun") => format!("{dev} is a tun device (no link layer, no {proto}): the packet went to the program that has it open, and no answer came back"),
+        Some(k) => format!("{dev} has no link layer (a {k} device, no {proto}): the packet was sent through it, and no answer came back"),
+        None => format!("{dev} has no link layer (no {proto}): the packet was sent through it, and no answer came back"),
+    })
+}
+
+/// The neighbour entries the probing nodes had before the probes. An entry not among them was
+/// made during the check, so it is no older than this snapshot: a bound on its age that tells
+/// an entry never confirmed (whose `confirmed` the kernel backdates by 2 ×
+/// base_reachable_time) from one confirmed long ago, whatever the lab's age.
+struct Before {
+    at: Instant,
+    /// node -> (device, address) of its entries; nodes that could not be read are left out.
+    keys: BTreeMap<String, std::collections::HashSet<(u32, IpAddr)>>,
+}
+
+impl Before {
+    /// Taken for at most `EXPLAIN_TIMEOUTS` nodes (a netlink socket each, as the explanations
+    /// use); beyond that, no node is bounded this way.
+    fn take(rl: &RunningLab, nodes: &[String]) -> Before {
+        let at = Instant::now();
+        let keys = if nodes.len() > EXPLAIN_TIMEOUTS {
+            BTreeMap::new()
+        } else {
+            nodes.iter().filter(|n| !rl.is_missing(n)).filter_map(|n| Some((n.clone(), rl.neighbour_keys(n).ok()?))).collect()
+        };
+        Before { at, keys }
+    }
+
+    /// How old `node`'s entry for `addr` on `ifindex` can be at most: since the snapshot, when
+    /// the entry was not in it.
+    fn max_age(&self, node: &str, ifindex: u32, addr: IpAddr) -> Option<std::time::Duration> {
+        self.keys.get(node).filter(|k| !k.contains(&(ifindex, addr))).map(|_| self.at.elapsed())
+    }
 }
 
 /// The base_reachable_time of a node's device (the kernel's default when it cannot be read).
@@ -176,8 +244,10 @@ fn explain_neighbour(entry: Option<(&str, Option<Confirmation>)>, hop: IpAddr, d
             "{proto} from {hop} reached {dev} during the check (its link-layer address was learned {} ago, state {s}), but no answer from {hop} ever confirmed it: what is sent to {hop}, or its answers, are lost",
             secs(learned)
         ),
+        // Learned before the check, never answered since: the way to it, or back, is broken
+        // (or it left since it last spoke).
         (s, Some(Confirmation::Never { learned })) => format!(
-            "a cached {proto} entry for {hop} on {dev} exists (state {s}, learned {} ago and never confirmed by an answer), and nothing confirmed it during the check: {hop} may be gone",
+            "a cached {proto} entry for {hop} on {dev} (state {s}) was learned {} ago, before the check, from {hop}'s own {proto}, and never confirmed by an answer, nor during the check: what is sent to {hop}, or its answers, are lost, or {hop} is gone",
             secs(learned)
         ),
         (s, Some(Confirmation::NeverOr { learned, confirmed })) => format!(
@@ -308,6 +378,7 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
             waves.len()
         ));
     }
+    let before = Before::take(rl, &sources);
     let t0 = Instant::now();
     let fds = rl.borrowed(&sources)?;
     let mut results = vec![None; probes.len()];
@@ -348,7 +419,7 @@ pub(super) fn matrix(rl: &RunningLab, opts: &CheckOptions) -> Result<CheckReport
         let mut seen = echo_words(&r.outcome, table_overflow(&w, &p.addr));
         if r.outcome == EchoOutcome::Timeout && !over && explained < EXPLAIN_TIMEOUTS {
             explained += 1;
-            if let Some(why) = why_timeout(rl, &p.from, p.addr, t0) {
+            if let Some(why) = why_timeout(rl, &p.from, p.addr, t0, &before) {
                 seen = format!("timeout ({why})");
             }
         }
@@ -425,6 +496,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
     let v4 = probes.iter().any(|p| p.dst.is_ipv4());
     let v6 = probes.iter().any(|p| p.dst.is_ipv6());
     let mut w = watches(v4, v6);
+    let before = Before::take(rl, &sources);
     let probe_start = Instant::now();
     let echo_results =
         if probes.is_empty() { Vec::new() } else { echo::run(&rl.borrowed(&sources)?, &probes, &echo_opts(opts)).map_err(|e| Error::io("probe", e))? };
@@ -447,7 +519,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
             (_, o) => echo_words(o, table_overflow(&w, &t.addr)),
         };
         if r.outcome == EchoOutcome::Timeout && !over {
-            if let Some(why) = why_timeout(rl, &e.from, t.addr, probe_start) {
+            if let Some(why) = why_timeout(rl, &e.from, t.addr, probe_start, &before) {
                 seen = format!("{seen} ({why})");
             }
         }
@@ -496,6 +568,7 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
         }
     }
     let timeout = opts.timeout;
+    let port_start = Instant::now();
     let port_results: Vec<PortOutcome> = std::thread::scope(|s| {
         let joins: Vec<_> = port_jobs
             .iter()
@@ -524,7 +597,14 @@ pub(super) fn expectations(rl: &RunningLab, opts: &CheckOptions) -> Result<Check
             (None, true) => " (listener started by the check)".into(),
             (None, false) => String::new(),
         };
-        by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen: format!("{}{who}", out.text()), rtt_us: None });
+        let mut seen = format!("{}{who}", out.text());
+        // A port that should have answered and timed out: what the way to it shows, as for echoes.
+        if out == PortOutcome::Timeout && !ok {
+            if let Some(why) = why_timeout(rl, &e.from, t.addr, port_start, &before) {
+                seen = format!("{seen} ({why})");
+            }
+        }
+        by_target.insert((*ei, *ti), TargetResult { addr: t.addr, node: t.node.clone(), ok, seen, rtt_us: None });
     }
     for ((ei, ti), why) in cannot_listen {
         let t = &exps[ei].targets[ti];
@@ -687,7 +767,7 @@ mod tests {
         let text = say("delay", Some(old.confirmation(Duration::from_secs(30), Some(ms(20_000)))));
         assert_eq!(
             text,
-            "a cached ARP entry for 10.0.0.2 on eth0 exists (state delay, learned 15.0 s ago and never confirmed by an answer), and nothing confirmed it during the check: 10.0.0.2 may be gone"
+            "a cached ARP entry for 10.0.0.2 on eth0 (state delay) was learned 15.0 s ago, before the check, from 10.0.0.2's own ARP, and never confirmed by an answer, nor during the check: what is sent to 10.0.0.2, or its answers, are lost, or 10.0.0.2 is gone"
         );
         // An old namespace leaves both readings open: both are said.
         let text = say("delay", Some(old.confirmation(Duration::from_secs(30), Some(ms(600_000)))));
@@ -697,6 +777,50 @@ mod tests {
         );
         let v6 = explain_neighbour(Some(("stale", None)), "fd00::2".parse().unwrap(), "eth0", "neighbour discovery", W);
         assert_eq!(v6, "a neighbour discovery entry for fd00::2 on eth0 exists (state stale), but nothing confirmed it during the check");
+    }
+
+    #[test]
+    fn a_device_without_carrier_or_link_layer_is_the_reason() {
+        let link = |kind: Option<&str>, carrier: bool| crate::observed::ObservedLink {
+            name: "tun0".into(),
+            kind: kind.map(String::from),
+            up: true,
+            carrier,
+            ..Default::default()
+        };
+        // A tun device nothing has open: the kernel drops what is routed into it.
+        assert_eq!(
+            explain_device(&link(Some("tun"), false), false, "ARP").as_deref(),
+            Some("tun0 has no carrier (a tun device no program has open): what is sent through it is dropped")
+        );
+        assert_eq!(
+            explain_device(&link(Some("veth"), false), true, "ARP").as_deref(),
+            Some("tun0 has no carrier (its veth peer is down): what is sent through it is dropped")
+        );
+        // Open: the packet went to the program; there is no neighbour entry to read.
+        assert_eq!(
+            explain_device(&link(Some("tun"), true), false, "neighbour discovery").as_deref(),
+            Some("tun0 is a tun device (no link layer, no neighbour discovery): the packet went to the program that has it open, and no answer came back")
+        );
+        assert_eq!(
+            explain_device(&link(Some("wireguard"), true), false, "ARP").as_deref(),
+            Some("tun0 has no link layer (a wireguard device, no ARP): the packet was sent through it, and no answer came back")
+        );
+        // A device that resolves neighbours: the entry says more.
+        assert_eq!(explain_device(&link(Some("veth"), true), true, "ARP"), None);
+    }
+
+    #[test]
+    fn an_entry_missing_before_the_probes_is_no_older_than_them() {
+        let hop: IpAddr = "10.0.0.2".parse().unwrap();
+        let before = Before { at: Instant::now(), keys: BTreeMap::from([("a".to_string(), std::collections::HashSet::from([(2, hop)]))]) };
+        // Already there: the snapshot bounds nothing.
+        assert_eq!(before.max_age("a", 2, hop), None);
+        // Made since (another device, another address): at most as old as the snapshot.
+        assert!(before.max_age("a", 3, hop).is_some_and(|d| d < Duration::from_secs(5)));
+        assert!(before.max_age("a", 2, "10.0.0.3".parse().unwrap()).is_some());
+        // A node that was not read.
+        assert_eq!(before.max_age("b", 2, hop), None);
     }
 
     fn lab(yaml: &str) -> crate::model::Lab {

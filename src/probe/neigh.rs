@@ -304,6 +304,26 @@ pub fn entry(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std::net::
     })
 }
 
+/// Where the socket's namespace has neighbour entries: (device, address) of each, ARP and NDP.
+pub fn keys(nl: &mut crate::kernel::nl::Netlink) -> Result<std::collections::HashSet<(u32, std::net::IpAddr)>, crate::kernel::nl::KernelError> {
+    use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+    use netlink_packet_route::RouteNetlinkMessage;
+    let mut out = std::collections::HashSet::new();
+    nl.dump_each(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()), |m| {
+        if let RouteNetlinkMessage::NewNeighbour(n) = m {
+            let addr = n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(std::net::IpAddr::V4(*a)),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(std::net::IpAddr::V6(*a)),
+                _ => None,
+            });
+            if let Some(a) = addr {
+                out.insert((n.header.ifindex, a));
+            }
+        }
+    })?;
+    Ok(out)
+}
+
 /// The base_reachable_time of a device's neighbour parameters, read in the calling thread's
 /// namespace.
 pub fn base_reachable_time(t: Table, dev: &str) -> io::Result<Duration> {
