@@ -259,6 +259,7 @@ fn a_missing_namespace_fails_its_pairs_and_the_rest_is_probed() {
     assert!(!r.ok);
     let m = r.matrix.as_ref().unwrap();
     assert_eq!(m.probes, 6);
+    assert_eq!((m.not_probed, m.reached), (4, 2), "4 pairs involve c: not probed, not counted as probes");
     for p in &m.pairs {
         if p.from == "c" || p.to == "c" {
             assert!(!p.ok);
@@ -270,6 +271,7 @@ fn a_missing_namespace_fails_its_pairs_and_the_rest_is_probed() {
     let (code, out, err) = vnet(&["check", lab.name()]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("a -> c (10.30.0.3): not probed: the namespace of node c ({c}) is missing")), "{out}");
+    assert!(out.contains("reachability matrix (6 pairs: 2 probed, 2 answered, 4 not probed, "), "{out}");
     assert!(out.contains("check FAILED"), "{out}");
 }
 
@@ -281,10 +283,217 @@ fn a_check_that_probes_nothing_fails() {
     let r = lab.check_with(&fast()).unwrap();
     assert!(!r.ok);
     assert_eq!(r.matrix.as_ref().unwrap().probes, 0);
-    assert!(r.notes.iter().any(|n| n.starts_with("nothing was probed: none of the lab's 2 nodes declares an address")), "{:?}", r.notes);
+    let f = r.failures();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].starts_with("nothing was probed: none of the lab's 2 nodes declares an address, so the check proves nothing"), "{f:?}");
+    assert!(r.notes.is_empty(), "the reason is a failure, not a note: {:?}", r.notes);
     let (code, out, _) = vnet(&["check", lab.name()]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("note: nothing was probed") && out.ends_with("check FAILED\n"), "{out}");
+    assert!(out.contains("1 failed:\n  nothing was probed: none of the lab's 2 nodes") && out.ends_with("check FAILED\n"), "{out}");
+}
+
+#[test]
+fn a_single_node_lab_says_there_is_no_pair_to_probe() {
+    require_root();
+    // examples/tun-route.yaml: one node, which declares tun0 10.1.0.1/32.
+    let lab = Lab::from_file(repo("examples/tun-route.yaml")).unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok, "a check that proves nothing does not pass");
+    let f = r.failures();
+    assert_eq!(
+        f,
+        [
+            "nothing was probed: the lab has a single node (host), and the matrix probes from one node to another, so the check proves nothing; declare what to check under `expect:` (a `route` expectation needs a single node)"
+        ],
+        "the README's `assert!(r.ok, \"{{:?}}\", r.failures())` says why"
+    );
+    assert!(!f[0].contains("declares an address"), "host declares 10.1.0.1/32: {f:?}");
+    let (code, out, _) = vnet(&["check", lab.name()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("lab {}: reachability matrix (0 probes, 0 answered, ", lab.name())), "{out}");
+    assert!(out.contains("1 failed:\n  nothing was probed: the lab has a single node (host)"), "{out}");
+    assert!(!out.contains("hint: `vnet doctor"), "no pair failed, doctor has nothing to explain: {out}");
+    let (_, out, _) = vnet(&["check", lab.name(), "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["ok"], false);
+    assert!(j["errors"][0].as_str().unwrap().starts_with("nothing was probed: the lab has a single node (host)"), "{j}");
+}
+
+/// `ip -s -j link` counter of packets tun0 dropped on the way out.
+fn tx_dropped(lab: &Lab) -> u64 {
+    let l = ip_json(lab.node("host").netns(), &["-s", "link", "show", "tun0"]);
+    l[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or_else(|| panic!("tx dropped of tun0 in {l}"))
+}
+
+#[test]
+fn a_probe_into_a_tun_device_says_what_the_device_did() {
+    require_root();
+    // examples/tun-route.yaml, with expectations: one node, so a `route` expectation is what
+    // can pass; packets for 10.1.1.0/24 go into tun0, which has no link layer (no ARP).
+    let text = std::fs::read_to_string(repo("examples/tun-route.yaml")).unwrap()
+        + "expect:
+  - route: { from: host, to: 10.1.1.5, dev: tun0 }
+  - reach: { from: host, to: 10.1.1.5 }
+  - tcp-open: { from: host, to: 10.1.1.5, port: 80, listen: false }
+";
+    let lab = Lab::from_file(temp_topology("tun-route-expect", "yaml", &text)).unwrap();
+    let dropped = tx_dropped(&lab);
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    assert!(r.expectations[0].ok, "{:?}", r.expectations[0]);
+    assert_eq!(r.expectations[0].targets[0].seen, "unicast route dev tun0 src 10.1.0.1");
+    // Nothing has tun0 open: no carrier, and the kernel drops what is routed into it.
+    let f = r.failures();
+    let dropped_line = "timeout (tun0 has no carrier (a tun device no program has open): what is sent through it is dropped)";
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].starts_with(&format!("reach host -> 10.1.1.5: host -> 10.1.1.5: {dropped_line} (")), "{f:?}");
+    assert!(f[1].starts_with(&format!("tcp host -> 10.1.1.5 port 80 open: host -> 10.1.1.5: {dropped_line} (")), "{f:?}");
+    assert!(!f.join("\n").contains("ARP"), "a tun device has no ARP entry to blame: {f:?}");
+    // iproute2 agrees: no carrier, and the probes counted as dropped.
+    let l = ip_link(lab.node("host").netns(), "tun0").unwrap();
+    assert!(l["flags"].as_array().unwrap().iter().any(|f| f == "NO-CARRIER"), "{l}");
+    assert!(tx_dropped(&lab) > dropped, "the probes were dropped at tun0");
+
+    // A program has it open (carrier): the probe reaches the program, which does not answer.
+    let mut q = lab.node("host").open_tap("tun0").unwrap();
+    let r = lab.check_with(&fast()).unwrap();
+    let f = r.failures();
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f[0].starts_with(
+            "reach host -> 10.1.1.5: host -> 10.1.1.5: timeout (tun0 is a tun device (no link layer, no ARP): the packet went to the program that has it open, and no answer came back) ("
+        ),
+        "{f:?}"
+    );
+    // The echo request did reach the reader.
+    let mut buf = [0u8; 2048];
+    let mut echo = false;
+    while let Ok(n) = q.read_timeout(&mut buf, Duration::from_millis(500)) {
+        let p = &buf[..n];
+        if n >= 28 && p[0] >> 4 == 4 && p[9] == 1 && p[16..20] == [10, 1, 1, 5] && p[20] == 8 {
+            echo = true;
+            break;
+        }
+    }
+    assert!(echo, "the check's echo request to 10.1.1.5 was read from tun0");
+}
+
+#[test]
+fn a_port_rejected_with_an_icmp_error_is_not_called_a_missing_route() {
+    require_root();
+    let lab = Lab::builder("reject")
+        .link("a:eth0", "b:eth0")
+        .address("a:eth0", "10.26.0.1/24")
+        .address("b:eth0", "10.26.0.2/24")
+        .expect(vnet::model::expect::ExpectSpec::tcp("a", "10.26.0.2", 23, true))
+        .up()
+        .unwrap();
+    // b's firewall answers port 23 with ICMP host unreachable: a has a route, and b answers.
+    let nft = "add table inet t
+add chain inet t input { type filter hook input priority 0; }
+add rule inet t input tcp dport 23 reject with icmp type host-unreachable
+";
+    let mut child = lab.node("b").command("nft").arg("-f").arg("-").stdin(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), nft.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let r = lab.check_with(&fast()).unwrap();
+    let f = r.failures();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].starts_with("tcp a -> 10.26.0.2 port 23 open: a -> 10.26.0.2: unreachable (host unreachable: an ICMP error on the way"), "{f:?}");
+    assert!(!f[0].contains("no route"), "a has a route to 10.26.0.2: {f:?}");
+}
+
+/// Every "N s ago" a report says (last confirmed, learned), in seconds.
+fn ages(text: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices(" s ago") {
+        let num: String = text[..i].chars().rev().take_while(|c| c.is_ascii_digit() || *c == '.').collect::<Vec<_>>().into_iter().rev().collect();
+        out.push(num.parse().unwrap_or_else(|_| panic!("a number before ` s ago` in {text}")));
+    }
+    out
+}
+
+#[test]
+fn a_fresh_labs_failed_probe_claims_no_confirmation_older_than_the_lab() {
+    require_root();
+    // examples/ovs.yaml drops what a sends (OpenFlow port 1): b's ARP request reaches a, a's
+    // answers and probes never arrive. a's entry for b is new and never confirmed, though the
+    // kernel's cache info backdates it by 2 × base_reachable_time (60 s).
+    let born = std::time::Instant::now();
+    let lab = Lab::from_file(repo("examples/ovs.yaml")).unwrap();
+    for round in 0..2 {
+        let r = lab.check_with(&fast()).unwrap();
+        let age = born.elapsed().as_secs_f64();
+        assert!(!r.ok);
+        let pairs = &r.matrix.as_ref().unwrap().pairs;
+        let seen = |from: &str| pairs.iter().find(|p| p.from == from).unwrap().seen.clone();
+        let ab = seen("a");
+        assert!(!ab.contains("last confirmed"), "round {round}: {ab}");
+        for n in ages(&r.failures().join("\n")) {
+            assert!(n <= age, "round {round}: {n} s ago, in a lab {age:.1} s old: {:?}", r.failures());
+        }
+        if round == 0 {
+            assert!(ab.starts_with("timeout (ARP from 10.0.0.2 reached eth0 during the check (its link-layer address was learned "), "{ab}");
+            assert!(ab.ends_with("but no answer from 10.0.0.2 ever confirmed it: what is sent to 10.0.0.2, or its answers, are lost)"), "{ab}");
+        } else {
+            // Learned in the first round: cached now, and still never confirmed.
+            assert!(ab.contains("never confirmed"), "{ab}");
+        }
+        assert_eq!(seen("b"), "timeout (no ARP answer from 10.0.0.1 on eth0)");
+    }
+}
+
+#[test]
+fn an_entry_made_during_the_check_reads_as_never_confirmed_in_a_lab_older_than_the_backdate() {
+    require_root();
+    // examples/ovs.yaml again, with a's base_reachable_time at 0.5 s: the kernel backdates a
+    // new entry's `confirmed` by 1 s, and the lab is older than that when the check runs, so
+    // only the check's own snapshot (no entry before the probes) proves the entry new.
+    let lab = Lab::from_file(repo("examples/ovs.yaml")).unwrap();
+    let a = lab.node("a");
+    let set = a.command("sysctl").args(["-qw", "net.ipv4.neigh.eth0.base_reachable_time_ms=500"]).output().unwrap();
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(ip_json(a.netns(), &["neigh", "show", "10.0.0.2"]).as_array().unwrap().is_empty(), "no entry before the check");
+    let r = lab.check_with(&fast()).unwrap();
+    let ab = r.matrix.as_ref().unwrap().pairs.iter().find(|p| p.from == "a").unwrap().seen.clone();
+    assert!(ab.starts_with("timeout (ARP from 10.0.0.2 reached eth0 during the check (its link-layer address was learned "), "{ab}");
+    assert!(!ab.contains("last confirmed"), "{ab}");
+    for n in ages(&ab) {
+        assert!(n < 1.5, "learned during the check, not {n} s ago: {ab}");
+    }
+    // iproute2 shows the kernel's backdate: `used USED/CONFIRMED/UPDATED` (seconds), the
+    // entry "confirmed" a second before it existed.
+    let out = a.command("ip").args(["-s", "neigh", "show", "10.0.0.2"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let used = text.split("used ").nth(1).and_then(|t| t.split_whitespace().next()).unwrap_or_else(|| panic!("{text}"));
+    let v: Vec<u64> = used.trim_end_matches("probes").split('/').map(|x| x.parse().unwrap()).collect();
+    assert!(v[1] > v[2], "confirmed ({} s) older than the entry's last change ({} s): {text}", v[1], v[2]);
+}
+
+#[test]
+fn no_buffer_space_from_a_queue_is_not_called_a_neighbour_table_overflow() {
+    require_root();
+    let lab = Lab::builder("nobufs")
+        .link("a:eth0", "b:eth0")
+        .address("a:eth0", "10.25.0.1/24")
+        .address("b:eth0", "10.25.0.2/24")
+        .expect(vnet::model::expect::ExpectSpec::reach("a", "10.25.0.2"))
+        .up()
+        .unwrap();
+    let a = lab.node("a");
+    assert!(a.command("ping").args(["-c1", "-W1", "10.25.0.2"]).output().unwrap().status.success(), "b's MAC is known");
+    // A queue that holds nothing: every packet a sends is dropped at once, and sendto says ENOBUFS.
+    let tc = a.command("tc").args(["qdisc", "replace", "dev", "eth0", "root", "pfifo", "limit", "0"]).output().unwrap();
+    assert!(tc.status.success(), "{}", String::from_utf8_lossy(&tc.stderr));
+    let r = lab.check_with(&fast()).unwrap();
+    assert!(!r.ok);
+    assert_eq!(
+        r.failures(),
+        [
+            "reach a -> 10.25.0.2: a -> 10.25.0.2: not sent: no buffer space (dropped on the way out, e.g. by a full queue of the outgoing device; the neighbour table did not overflow)"
+        ]
+    );
 }
 
 #[test]

@@ -162,6 +162,29 @@ impl RunningLab {
         self.with_socket(node, |nl| Ok(crate::probe::neigh::entry(nl, ifindex, addr)))
     }
 
+    /// Where a node has neighbour entries: (device, address) of each.
+    pub fn neighbour_keys(&self, node: &str) -> Result<std::collections::HashSet<(u32, std::net::IpAddr)>> {
+        self.with_socket(node, |nl| crate::probe::neigh::keys(nl).map_err(|e| Error::kernel(format!("list neighbours of {node}"), e)))
+    }
+
+    /// A device of a node, as the kernel reports it, and whether it resolves neighbours at all
+    /// (no IFF_NOARP: a tun, a point-to-point tunnel or WireGuard has no link layer, so no
+    /// ARP/NDP entry ever shows for what it sends); `None` when there is no such device.
+    pub fn device(&self, node: &str, ifindex: u32) -> Result<Option<(crate::observed::ObservedLink, bool)>> {
+        self.with_socket(node, |nl| {
+            let mut m = netlink_packet_route::link::LinkMessage::default();
+            m.header.index = ifindex;
+            let Ok(reply) = nl.request(netlink_packet_route::RouteNetlinkMessage::GetLink(m), 0) else { return Ok(None) };
+            Ok(reply.into_iter().find_map(|r| match r {
+                netlink_packet_route::RouteNetlinkMessage::NewLink(l) => {
+                    let resolves = !l.header.flags.contains(netlink_packet_route::link::LinkFlags::Noarp);
+                    Some((crate::kernel::observe::decode_link(&l), resolves))
+                }
+                _ => None,
+            }))
+        })
+    }
+
     /// Deletes the learned (not permanent) neighbour entries of a node, so a big check can run
     /// in waves within the machine-wide table's limit.
     pub fn flush_neighbours(&self, node: &str) -> Result<()> {

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -182,9 +183,89 @@ impl Watch {
 pub struct Entry {
     /// `reachable`, `stale`, `delay`, `probe`, `incomplete`, `failed`, `permanent`, `noarp`, ...
     pub state: String,
-    /// How long ago the neighbour last confirmed it (an ARP/NDP answer, or traffic that proves
-    /// the way works), from the entry's cache info.
-    pub confirmed_ago: Option<std::time::Duration>,
+    /// The entry's cache info (NDA_CACHEINFO), when the kernel sent it.
+    pub cache: Option<CacheInfo>,
+}
+
+/// NDA_CACHEINFO: three ages, each counted back from the moment the kernel answered, and the
+/// reference count. They are the kernel's raw timestamps: `confirmed` is not always a
+/// confirmation (see [`CacheInfo::confirmation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheInfo {
+    /// Since the kernel last set the entry's `confirmed` time: a confirmation (an answer to an
+    /// ARP/NDP request, or traffic that proves the way works), or, for an entry never confirmed,
+    /// the moment it learned its link-layer address backdated by 2 × base_reachable_time.
+    pub confirmed: Duration,
+    /// Since a packet was last sent through it (moved up to `confirmed` when that is later).
+    pub used: Duration,
+    /// Since its state or link-layer address last changed.
+    pub updated: Duration,
+    /// References held on it besides the table's own.
+    pub refcnt: u32,
+}
+
+/// When the neighbour last confirmed an entry, as far as its cache info (and the entry's
+/// greatest possible age) can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Confirmed this long ago.
+    Ago(Duration),
+    /// Never confirmed since its link-layer address was learned, this long ago (from the
+    /// neighbour's own request or announcement, or set by hand: not an answer).
+    Never { learned: Duration },
+    /// The cache info fits both: learned `learned` ago and never confirmed, or confirmed
+    /// `confirmed` ago at least 2 × base_reachable_time before its last change (possible only
+    /// for an entry older than that), and nothing bounds the entry's age enough to tell.
+    NeverOr { learned: Duration, confirmed: Duration },
+}
+
+/// Rounding allowed between the kernel's three ages: each is truncated to a clock tick
+/// separately, and a new entry's backdated `confirmed` is taken a tick or two after its
+/// `updated`.
+const CACHEINFO_SLACK: Duration = Duration::from_millis(100);
+
+impl CacheInfo {
+    /// From the kernel's values, in clock ticks (USER_HZ).
+    pub fn from_ticks(confirmed: u32, used: u32, updated: u32, refcnt: u32) -> CacheInfo {
+        // SAFETY: sysconf has no preconditions.
+        let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+            n if n > 0 => n as u64,
+            _ => 100,
+        };
+        let d = |t: u32| Duration::from_micros(u64::from(t) * 1_000_000 / hz);
+        CacheInfo { confirmed: d(confirmed), used: d(used), updated: d(updated), refcnt }
+    }
+
+    /// Whether and when the entry was confirmed. `base_reachable`: the device's
+    /// base_reachable_time (`net.ipv{4,6}.neigh.DEV.base_reachable_time_ms`, 30 s by default);
+    /// `max_age`: how old the entry can be at most (the age of its namespace), when known.
+    ///
+    /// The kernel never leaves `confirmed` unset: creating an entry (`___neigh_create`), and
+    /// giving it a new link-layer address without an answer (`__neigh_update` to a state that is
+    /// not NUD_CONNECTED), set `confirmed = now - 2 × base_reachable_time` and `updated = now`.
+    /// Only a confirmation sets `confirmed` later, and `updated` only moves forward. So an entry
+    /// never confirmed since it learned its address shows `confirmed ≥ updated + 2 ×
+    /// base_reachable_time`, and was learned `confirmed - 2 × base_reachable_time` ago. An
+    /// entry that shows less was confirmed, `confirmed` ago. One that shows that much may
+    /// still have been confirmed, if a change came 2 × base_reachable_time or more after its
+    /// confirmation (reachable, then stale for minutes, then used again: delay): the entry's
+    /// greatest possible age decides: a confirmation cannot be older than the entry, nor an
+    /// entry older than its namespace, so `confirmed` beyond the namespace's age is the
+    /// backdate. Within it, both readings fit. `used` and `refcnt` cannot tell the two apart: a send
+    /// moves `used` whether or not the entry was confirmed, and nothing about confirmation
+    /// touches the reference count.
+    pub fn confirmation(&self, base_reachable: Duration, max_age: Option<Duration>) -> Confirmation {
+        let backdate = base_reachable * 2;
+        if self.confirmed + CACHEINFO_SLACK < self.updated + backdate {
+            return Confirmation::Ago(self.confirmed);
+        }
+        let learned = self.confirmed.saturating_sub(backdate);
+        match max_age {
+            // Confirmed before the entry could exist: it never was.
+            Some(m) if self.confirmed > m + CACHEINFO_SLACK => Confirmation::Never { learned },
+            _ => Confirmation::NeverOr { learned, confirmed: self.confirmed },
+        }
+    }
 }
 
 /// The neighbour entry for `addr` on device `ifindex`, asked of the socket's namespace; `None`
@@ -213,16 +294,52 @@ pub fn entry(nl: &mut crate::kernel::nl::Netlink, ifindex: u32, addr: std::net::
                 NeighbourState::Permanent => "permanent".into(),
                 other => format!("{other:?}").to_lowercase(),
             };
-            // NDA_CACHEINFO counts in USER_HZ (100 per second).
-            let confirmed_ago = n.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::CacheInfo(c) => Some(std::time::Duration::from_millis(u64::from(c.confirmed) * 10)),
+            let cache = n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::CacheInfo(c) => Some(CacheInfo::from_ticks(c.confirmed, c.used, c.updated, c.refcnt)),
                 _ => None,
             });
-            Some(Entry { state, confirmed_ago })
+            Some(Entry { state, cache })
         }
         _ => None,
     })
 }
+
+/// Where the socket's namespace has neighbour entries: (device, address) of each, ARP and NDP.
+pub fn keys(nl: &mut crate::kernel::nl::Netlink) -> Result<std::collections::HashSet<(u32, std::net::IpAddr)>, crate::kernel::nl::KernelError> {
+    use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+    use netlink_packet_route::RouteNetlinkMessage;
+    let mut out = std::collections::HashSet::new();
+    nl.dump_each(RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()), |m| {
+        if let RouteNetlinkMessage::NewNeighbour(n) = m {
+            let addr = n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(std::net::IpAddr::V4(*a)),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(std::net::IpAddr::V6(*a)),
+                _ => None,
+            });
+            if let Some(a) = addr {
+                out.insert((n.header.ifindex, a));
+            }
+        }
+    })?;
+    Ok(out)
+}
+
+/// The base_reachable_time of a device's neighbour parameters, read in the calling thread's
+/// namespace.
+pub fn base_reachable_time(t: Table, dev: &str) -> io::Result<Duration> {
+    let family = match t {
+        Table::Arp => "ipv4",
+        Table::Ndisc => "ipv6",
+    };
+    let text = crate::kernel::sysctl::read(&format!("net/{family}/neigh/{dev}/base_reachable_time_ms"))?;
+    text.trim()
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("base_reachable_time_ms of {dev}: not a number")))
+}
+
+/// The kernel's default base_reachable_time (ARP and NDP alike).
+pub const DEFAULT_BASE_REACHABLE: Duration = Duration::from_secs(30);
 
 /// The state of one neighbour entry (`reachable`, `stale`, `incomplete`, `failed`, ...), asked of
 /// the socket's namespace; `None` when there is no entry.
@@ -266,5 +383,68 @@ mod tests {
         assert_eq!(w.headroom(), 1014);
         let quiet = Watch { after: w.before, ..w };
         assert_eq!(quiet.explain(), None);
+    }
+
+    fn ci(confirmed: u64, used: u64, updated: u64) -> CacheInfo {
+        let ms = Duration::from_millis;
+        CacheInfo { confirmed: ms(confirmed), used: ms(used), updated: ms(updated), refcnt: 1 }
+    }
+
+    const BRT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn cache_info_is_read_in_clock_ticks() {
+        // `ip -s neigh` showed this entry as "used 0/60/0 ... DELAY": ticks of 1/100 s.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        assert_eq!(hz, 100, "USER_HZ");
+        assert_eq!(CacheInfo::from_ticks(6080, 3, 12, 2), ci(60_800, 30, 120).with_refcnt(2));
+    }
+
+    impl CacheInfo {
+        fn with_refcnt(mut self, r: u32) -> CacheInfo {
+            self.refcnt = r;
+            self
+        }
+    }
+
+    #[test]
+    fn a_new_entry_backdated_by_the_kernel_was_never_confirmed() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Learned from the neighbour's own ARP request 0.8 s ago, then used (stale -> delay):
+        // confirmed = learned - 60 s, in a namespace 3 s old.
+        assert_eq!(ci(60_800, 0, 0).confirmation(BRT, Some(s(3))), Confirmation::Never { learned: ms(800) });
+        // Just created: `confirmed` is taken a tick after `updated` (and each age is truncated).
+        assert_eq!(ci(59_990, 10, 0).confirmation(BRT, Some(s(1))), Confirmation::Never { learned: Duration::ZERO });
+        // Still stale, not used since it was learned 5 s ago.
+        assert_eq!(ci(65_000, 5_000, 5_000).confirmation(BRT, Some(s(8))), Confirmation::Never { learned: s(5) });
+        // The device's own base_reachable_time counts: 10 s gives a 20 s backdate.
+        assert_eq!(ci(21_000, 0, 500).confirmation(s(10), Some(s(4))), Confirmation::Never { learned: s(1) });
+    }
+
+    #[test]
+    fn a_confirmed_entry_keeps_its_real_age() {
+        let s = Duration::from_secs;
+        // Answered 2 s ago (reachable): confirmed and updated together.
+        assert_eq!(ci(2_000, 100, 2_000).confirmation(BRT, Some(s(10))), Confirmation::Ago(s(2)));
+        // Confirmed 40 s ago, went stale 15 s later, used just now (delay): less than 60 s apart.
+        assert_eq!(ci(40_000, 0, 0).confirmation(BRT, Some(s(100))), Confirmation::Ago(s(40)));
+        // Without an age bound the same holds: the cache info alone proves the confirmation.
+        assert_eq!(ci(40_000, 0, 0).confirmation(BRT, None), Confirmation::Ago(s(40)));
+        // Confirmed 59 s before its last change (delay, now): still within the backdate's slack.
+        assert_eq!(ci(59_800, 0, 0).confirmation(BRT, Some(s(600))), Confirmation::Ago(Duration::from_millis(59_800)));
+    }
+
+    #[test]
+    fn what_the_cache_info_cannot_tell_stays_open() {
+        let s = Duration::from_secs;
+        // Confirmed 5 min ago, stale since, used now (delay): in a namespace 10 min old this
+        // fits a backdate as well as a confirmation.
+        assert_eq!(ci(300_000, 0, 0).confirmation(BRT, Some(s(600))), Confirmation::NeverOr { learned: s(240), confirmed: s(300) });
+        // The machine's own namespace: no age bound.
+        assert_eq!(
+            ci(60_800, 0, 0).confirmation(BRT, None),
+            Confirmation::NeverOr { learned: Duration::from_millis(800), confirmed: Duration::from_millis(60_800) }
+        );
     }
 }

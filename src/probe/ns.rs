@@ -45,3 +45,15 @@ pub fn in_each<R: Send>(fds: &[Option<BorrowedFd<'_>>], f: impl Fn(usize) -> R +
 pub fn in_one<R: Send>(fd: Option<&OwnedFd>, f: impl FnOnce() -> R + Send) -> io::Result<R> {
     netns::run_in(fd, f)
 }
+
+/// How long a namespace has existed, from its nsfs inode: the kernel stamps the inode when the
+/// namespace is first opened or named, and keeps it while a name (a bind mount) or a
+/// descriptor holds it. vnet names every namespace it creates right after `unshare`, so for
+/// those this is the namespace's age. For one something else created (the machine's first
+/// namespace, a container's) the inode may be younger than the namespace.
+pub fn age(fd: BorrowedFd<'_>) -> io::Result<std::time::Duration> {
+    let st = rustix::fs::fstat(fd)?;
+    let born = std::time::UNIX_EPOCH + std::time::Duration::new(st.st_ctime as u64, st.st_ctime_nsec as u32);
+    // A clock set back since gives no age rather than a wrong one.
+    std::time::SystemTime::now().duration_since(born).map_err(|_| io::Error::other("the namespace's time stamp is in the future"))
+}

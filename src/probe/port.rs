@@ -50,12 +50,34 @@ impl PortOutcome {
     }
 }
 
+/// What an error the probe's own call returned means (connect's route lookup, the first send):
+/// the packet never left the node.
 fn errno_outcome(errno: i32) -> PortOutcome {
     match errno {
         libc::ECONNREFUSED => PortOutcome::Refused,
         libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EACCES | libc::EPERM => PortOutcome::Unreachable { why: super::echo::local_error_text(errno) },
         libc::ETIMEDOUT => PortOutcome::Timeout,
         e => PortOutcome::Error { why: io::Error::from_raw_os_error(e).to_string() },
+    }
+}
+
+/// What an error that came back later means (TCP's SO_ERROR, a UDP receive or a later send):
+/// the packet left, and an ICMP error answered it, or the next hop never answered ARP/NDP
+/// (the kernel then reports "host unreachable" to itself). Not a missing route: that fails
+/// the call itself.
+fn later_outcome(errno: i32) -> PortOutcome {
+    match errno {
+        libc::EHOSTUNREACH | libc::ENETUNREACH => PortOutcome::Unreachable { why: later_error_text(errno) },
+        e => errno_outcome(e),
+    }
+}
+
+/// Words for an unreachable error that came back after the packet left.
+pub fn later_error_text(errno: i32) -> String {
+    match errno {
+        libc::EHOSTUNREACH => "host unreachable: an ICMP error on the way (a router, or a firewall's reject), or no ARP/NDP answer for the next hop".into(),
+        libc::ENETUNREACH => "network unreachable: an ICMP error from a router on the way".into(),
+        e => super::echo::local_error_text(e),
     }
 }
 
@@ -145,7 +167,7 @@ fn tcp(dst: SocketAddr, timeout: Duration) -> io::Result<PortOutcome> {
     }
     Ok(match so_error(&fd) {
         0 => PortOutcome::Open,
-        e => errno_outcome(e),
+        e => later_outcome(e),
     })
 }
 
@@ -160,10 +182,12 @@ fn udp(dst: SocketAddr, timeout: Duration) -> io::Result<PortOutcome> {
     }
     // A few tries within the timeout: one datagram may wait for neighbour resolution.
     let tries = 3u32;
-    for _ in 0..tries {
+    for k in 0..tries {
         let rc = unsafe { libc::send(fd.as_raw_fd(), UDP_PROBE.as_ptr() as *const libc::c_void, UDP_PROBE.len(), 0) };
         if rc < 0 {
-            return Ok(errno_outcome(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)));
+            let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            // A later send also reports an ICMP error an earlier datagram drew.
+            return Ok(if k == 0 { errno_outcome(e) } else { later_outcome(e) });
         }
         let rev = poll1(&fd, libc::POLLIN, timeout / tries)?;
         if rev == 0 {
@@ -174,7 +198,7 @@ fn udp(dst: SocketAddr, timeout: Duration) -> io::Result<PortOutcome> {
         if n >= 0 {
             return Ok(PortOutcome::Open);
         }
-        return Ok(errno_outcome(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)));
+        return Ok(later_outcome(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)));
     }
     Ok(PortOutcome::Timeout)
 }
@@ -280,4 +304,22 @@ pub fn listen(netns: Option<&OwnedFd>, proto: Proto, addr: SocketAddr) -> io::Re
         }
     });
     Ok(Listen::Started(Listener { stop, thread: Some(thread), _fd: Some(fd) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_that_came_back_is_not_called_a_missing_route() {
+        // The call itself failed: the route lookup in the node.
+        assert_eq!(errno_outcome(libc::ENETUNREACH).text(), "unreachable (no route (network unreachable))");
+        assert_eq!(errno_outcome(libc::EHOSTUNREACH).text(), "unreachable (no route (host unreachable))");
+        // It came back later: an ICMP error (a reject, a router) or a next hop that never answered.
+        let host = later_outcome(libc::EHOSTUNREACH).text();
+        assert!(host.starts_with("unreachable (host unreachable: an ICMP error on the way") && !host.contains("no route"), "{host}");
+        assert_eq!(later_outcome(libc::ENETUNREACH).text(), "unreachable (network unreachable: an ICMP error from a router on the way)");
+        assert_eq!(later_outcome(libc::ECONNREFUSED), PortOutcome::Refused);
+        assert_eq!(later_outcome(libc::ETIMEDOUT), PortOutcome::Timeout);
+    }
 }
