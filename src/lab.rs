@@ -1,7 +1,8 @@
 //! `Lab`: a running lab as a Rust value, for integration tests that want a throwaway network.
 //! Built from a file or in code, brought up with an isolated host and a name no other test
 //! uses, torn down on drop (also when the test panics). If the test process dies before its
-//! labs are dropped, `vnet gc` removes them (the lab records its owner's pid).
+//! labs are dropped, `vnet gc` removes them: the process holds a lock on the lab's record for the
+//! lab's life, which the kernel releases when it dies (see `state::owner`).
 //!
 //! ```no_run
 //! use vnet::Lab;
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
 use crate::kernel::netns;
+use crate::lifecycle::up::Ownership;
 use crate::lifecycle::{self, DownReport, LabStatus, UpOptions};
 use crate::model::file::{InterfaceSpec, LinkSpec, RouteSpec, SysctlValue, TableRef, Topology};
 use crate::model::kind::KindSpec;
@@ -33,10 +35,11 @@ use crate::model::{self, Loaded};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A name no other lab of this or any other running process uses: base-PID-N.
+/// A name no other lab of this or any other running process uses: base-PID-N-RANDOM. The
+/// pid alone would not do: processes in separate PID namespaces share pids (each may be pid 1).
 pub fn unique_name(base: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let suffix = format!("-{}-{n}", std::process::id());
+    let suffix = format!("-{}-{n}-{:08x}", std::process::id(), crate::state::random_u32());
     let keep = 40usize.saturating_sub(suffix.len());
     let base: String = base.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(keep).collect();
     format!("{base}{suffix}")
@@ -45,6 +48,9 @@ pub fn unique_name(base: &str) -> String {
 /// A lab that is up. Dropping it takes it down.
 pub struct Lab {
     loaded: Loaded,
+    /// This process's claim on the lab (see `state::owner`): while it lives, no other `up`
+    /// takes the lab over and `gc` leaves it; the kernel releases it if the process dies.
+    owner: crate::state::owner::Owner,
     down_on_drop: bool,
     /// Whether `loaded` was read from a topology file (so its spans point into it).
     from_file: bool,
@@ -90,9 +96,10 @@ impl Lab {
     }
 
     fn start(loaded: Loaded, file: Option<&Path>) -> Result<Lab> {
-        let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), ..Default::default() };
+        let owner = crate::state::owner::Owner::new();
+        let opts = UpOptions { file: file.map(Path::to_path_buf), owner: Ownership::Process(owner.clone()), ..Default::default() };
         lifecycle::up(&loaded, &opts)?;
-        Ok(Lab { loaded, down_on_drop: true, from_file: file.is_some() })
+        Ok(Lab { loaded, owner, down_on_drop: true, from_file: file.is_some() })
     }
 
     /// The lab's (unique) name.
@@ -121,7 +128,7 @@ impl Lab {
         topo.name = self.name().to_string();
         topo.isolated_host = self.loaded.lab.isolated_host;
         let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
-        let r = lifecycle::up(&loaded, &UpOptions { owner_pid: Some(std::process::id()), ..Default::default() })?;
+        let r = lifecycle::up(&loaded, &UpOptions { owner: Ownership::Process(self.owner.clone()), ..Default::default() })?;
         self.loaded = loaded;
         Ok(r)
     }
@@ -179,14 +186,14 @@ impl Lab {
     /// Takes the lab down now and reports what was removed.
     pub fn down(mut self) -> Result<DownReport> {
         self.down_on_drop = false;
-        lifecycle::down(self.name())
+        lifecycle::down::down_owned(self.name(), &self.owner)
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.down_on_drop {
-            if let Err(e) = lifecycle::down(self.name()) {
+            if let Err(e) = lifecycle::down::down_owned(self.name(), &self.owner) {
                 eprintln!("vnet: could not take lab {} down: {e}", self.name());
             }
         }

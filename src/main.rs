@@ -330,6 +330,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
                     r.root_devices.len(),
                     r.elapsed.as_secs_f64() * 1000.0
                 );
+                if let Some(pid) = r.owner_still_running {
+                    let who = vnet::state::owner::OwnerState::describe_pid(pid, r.owner_elsewhere);
+                    println!("note: the lab belonged to {who}, which is still running (a test's lab: it may go on using it)");
+                }
                 for p in &r.problems {
                     eprintln!("warning: {p}");
                 }

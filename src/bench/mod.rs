@@ -98,7 +98,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let file = dir.join("lab.json");
     std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
     let up = timed(Command::new(&exe).arg("up").arg(&file))?;
-    adopt(&lab);
+    let _owner = adopt(&lab);
     let ns_vnet = |n: &str| format!("{lab}-{n}");
     let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
     let reup = timed(Command::new(&exe).arg("up").arg(&file));
@@ -348,14 +348,10 @@ impl Drop for RecordGuard {
 }
 
 /// Makes this process the owner of the lab vnet built (as the test library does), so that
-/// `vnet gc` removes it if the benchmark dies before its `down`.
-fn adopt(lab: &str) {
-    if let Ok(_lock) = state::lock(lab) {
-        if let Ok(Some(mut st)) = state::load(lab) {
-            st.owner_pid = Some(std::process::id());
-            let _ = state::save(&st);
-        }
-    }
+/// `vnet gc` removes it if the benchmark dies before its `down`; the lab is the benchmark's
+/// while the returned handle lives.
+fn adopt(lab: &str) -> Option<state::owner::Owner> {
+    state::owner::adopt(lab).map_err(|e| eprintln!("vnet bench: cannot own lab {lab}: {e}")).ok()
 }
 
 /// Deletes namespaces the benchmark created, by their exact names, in one `ip -batch`.
