@@ -1,6 +1,6 @@
 //! Running programs inside a node, with `ip netns exec` semantics: the node's network
 //! namespace, a private mount namespace with /sys remounted for that network namespace, and
-//! the files of /etc/netns/<name>/ bound over /etc.
+//! the files of `/etc/netns/<name>/` bound over /etc.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -33,7 +33,7 @@ pub fn target(lab: &str, node: &str) -> Result<NodeTarget> {
 }
 
 /// A `Command` that runs `program` inside the namespace `netns` (as `ip netns exec` would).
-/// Files under /etc/netns/<netns>/ (or, failing that, /etc/netns/<node>/) are bound over /etc.
+/// Files under `/etc/netns/<netns>/` (or, failing that, `/etc/netns/<node>/`) are bound over /etc.
 pub fn command_in(netns_name: Option<&str>, node: &str, program: &str) -> Result<Command> {
     let mut cmd = Command::new(program);
     let Some(name) = netns_name else { return Ok(cmd) };

@@ -1,10 +1,12 @@
 //! `Lab`: a running lab as a Rust value, for integration tests that want a throwaway network.
-//! Built from a file or in code, brought up with an isolated host and a name no other test
-//! uses, torn down on drop (also when the test panics). If the test process dies before its
-//! labs are dropped, `vnet gc` removes them: the process holds a lock on the lab's record for the
-//! lab's life, which the kernel releases when it dies (see `state::owner`).
+//! Built from a file, from text or in code, brought up with an isolated host and a name no
+//! other test uses, torn down on drop (also when the test panics). The lab belongs to the
+//! process that built it: that process holds a lock on the lab's record for the lab's life,
+//! which the kernel releases when it dies (see `state::owner`). Meanwhile no other process's
+//! `up` takes the lab over; if the process dies before its labs are dropped, `vnet gc` removes
+//! them.
 //!
-//! ```no_run
+//! ```
 //! use vnet::Lab;
 //!
 //! let lab = Lab::builder("pair")
@@ -13,25 +15,34 @@
 //!     .address("b:eth0", "10.0.0.2/24")
 //!     .up()
 //!     .expect("lab comes up");
-//! let out = lab.node("a").command("ip").args(["-br", "addr"]).output().unwrap();
-//! assert!(String::from_utf8_lossy(&out.stdout).contains("10.0.0.1/24"));
-//! // A closure on a thread inside node b's namespace:
-//! let ifs = lab.node("b").run(|| std::fs::read_dir("/sys/class/net").unwrap().count());
-//! assert!(ifs >= 2);
+//! // A command inside node b: it sees b's interfaces (and b's /sys).
+//! let out = lab.node("b").command("ip").args(["-br", "link"]).output().unwrap();
+//! let links = String::from_utf8_lossy(&out.stdout);
+//! assert!(links.lines().any(|l| l.starts_with("eth0@")), "{links}");
+//! // A closure on a thread inside node b's namespace: the sockets it opens are b's. (Only
+//! // sockets: files such as /sys/class/net or /proc/net read from the closure are still
+//! // those of the test process's own namespace; look at a node with `command`.)
+//! let listener = lab.node("b").run(|| std::net::TcpListener::bind("10.0.0.2:8080")).unwrap();
+//! let _client = lab.node("a").run(|| std::net::TcpStream::connect("10.0.0.2:8080")).unwrap();
+//! let (_, peer) = listener.accept().unwrap();
+//! assert_eq!(peer.ip().to_string(), "10.0.0.1");
 //! // Dropping `lab` removes it.
 //! ```
+//!
+//! Warnings (those `vnet validate` gives, and those raised while building) are printed to
+//! stderr when the lab comes up, and kept: `Lab::warnings`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
 use crate::kernel::netns;
-use crate::lifecycle::up::Ownership;
-use crate::lifecycle::{self, DownReport, LabStatus, UpOptions};
+use crate::lifecycle::{self, DownReport, LabStatus, Ownership, UpOptions, UpReport};
 use crate::model::file::{InterfaceSpec, LinkSpec, RouteSpec, SysctlValue, TableRef, Topology};
 use crate::model::kind::KindSpec;
-use crate::model::{self, Loaded};
+use crate::model::source::{text_name, SourceText};
+use crate::model::{self, Diag, Diagnostics, Format, Loaded};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -56,10 +67,13 @@ pub struct Lab {
     from_file: bool,
 }
 
-/// Options for bringing a lab up from a file or a topology.
+/// Options for bringing a lab up from a file, text or a topology.
 #[derive(Clone, Debug)]
 pub struct LabOptions {
-    /// Replace the file's name with a unique one (default true, so tests never clash).
+    /// Replace the file's name with a unique one (default true, so tests never clash): the
+    /// name given, cut to fit, then `-PID-N-RANDOM`. The name given must be a valid lab name
+    /// (letters, digits, `-` and `_`, not starting with `-`); one that is not is refused as
+    /// written, not changed.
     pub unique_name: bool,
     /// Run `host` in its own namespace (default true: tests never touch the real root).
     pub isolated_host: bool,
@@ -72,34 +86,107 @@ impl Default for LabOptions {
 }
 
 impl Lab {
-    /// Brings up the lab of a topology file, with a unique name and an isolated host.
+    /// Brings up the lab of a topology file (YAML, TOML or JSON, by its extension), with a
+    /// unique name and an isolated host. An invalid file is `Error::Invalid`, its findings
+    /// pointing into the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Lab> {
         Lab::from_file_with(path, LabOptions::default())
     }
 
+    /// `from_file` with options: e.g. `LabOptions { unique_name: false, ..Default::default() }`
+    /// keeps the file's name.
     pub fn from_file_with(path: impl AsRef<Path>, opts: LabOptions) -> Result<Lab> {
         let path = path.as_ref();
         let loaded = model::load_file_with(path, |t| adjust(t, &opts)).map_err(Error::Invalid)?;
         Lab::start(loaded, Some(path))
     }
 
-    /// Brings up a topology built in code.
+    /// Brings up the lab of topology text, read as a file of that format is (with a unique
+    /// name and an isolated host). Findings point into the text, named `<yaml>` (`<toml>`,
+    /// `<json>`).
+    ///
+    /// ```
+    /// use vnet::{Format, Lab};
+    ///
+    /// let lab = Lab::from_str(
+    ///     r#"
+    /// name: text
+    /// nodes:
+    ///   a: { interfaces: { eth0: { addresses: [10.0.0.1/24] } } }
+    ///   b: { interfaces: { eth0: { addresses: [10.0.0.2/24] } } }
+    /// links:
+    ///   - endpoints: [a:eth0, b:eth0]
+    /// "#,
+    ///     Format::Yaml,
+    /// )
+    /// .unwrap();
+    /// assert!(lab.name().starts_with("text-"));
+    /// assert!(lab.check().unwrap().ok);
+    /// ```
+    pub fn from_str(text: &str, format: Format) -> Result<Lab> {
+        Lab::from_str_with(text, format, LabOptions::default())
+    }
+
+    /// `from_str` with options.
+    pub fn from_str_with(text: &str, format: Format, opts: LabOptions) -> Result<Lab> {
+        let loaded = model::load_str_with(text_name(format), text, format, |t| adjust(t, &opts)).map_err(Error::Invalid)?;
+        Lab::start(loaded, None)
+    }
+
+    /// Brings up a topology built in code (see also `builder`, and `Topology::parse` for
+    /// text).
     pub fn from_topology(mut topo: Topology, opts: LabOptions) -> Result<Lab> {
         adjust(&mut topo, &opts);
         let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
         Lab::start(loaded, None)
     }
 
-    /// Starts a topology in code; see `LabBuilder`.
+    /// Starts a topology in code; see `LabBuilder`. `name` is the base of the lab's unique
+    /// name, and must itself be a valid lab name (letters, digits, `-` and `_`).
     pub fn builder(name: &str) -> LabBuilder {
-        LabBuilder { topo: Topology { name: name.to_string(), ..Default::default() }, opts: LabOptions::default() }
+        LabBuilder { topo: Topology { name: name.to_string(), ..Default::default() }, opts: LabOptions::default(), problems: Vec::new() }
     }
 
     fn start(loaded: Loaded, file: Option<&Path>) -> Result<Lab> {
         let owner = crate::state::owner::Owner::new();
         let opts = UpOptions { file: file.map(Path::to_path_buf), owner: Ownership::Process(owner.clone()), ..Default::default() };
-        lifecycle::up(&loaded, &opts)?;
-        Ok(Lab { loaded, owner, down_on_drop: true, from_file: file.is_some() })
+        let report = lifecycle::up(&loaded, &opts)?;
+        let mut lab = Lab { loaded, owner, down_on_drop: true, from_file: file.is_some() };
+        lab.note_warnings(report.warnings, &Diagnostics::default());
+        Ok(lab)
+    }
+
+    /// Adds the warnings raised while building to validation's, and prints those not printed
+    /// before (not in `before`) to stderr.
+    fn note_warnings(&mut self, built: Diagnostics, before: &Diagnostics) {
+        self.loaded.warnings.extend(built);
+        if self.loaded.warnings.source.is_none() {
+            self.loaded.warnings.source = Some(self.loaded.document.source.clone());
+        }
+        let mut fresh = Diagnostics::new(self.loaded.warnings.source.clone());
+        for d in self.loaded.warnings.iter().filter(|d| !before.iter().any(|b| b == *d)) {
+            fresh.push(d.clone());
+        }
+        if !fresh.is_empty() {
+            let n = fresh.len();
+            eprint!("vnet: lab {} is up with {n} warning{}:\n{}", self.name(), if n == 1 { "" } else { "s" }, fresh.report(false));
+        }
+    }
+
+    /// The warnings about the lab: those `vnet validate` gives about its topology (a veth
+    /// pair's ends with different MTUs, ...) and those raised while building it. They are
+    /// printed to stderr when the lab comes up (and at `update`, those that are new); this
+    /// is for a test that wants to assert on them.
+    ///
+    /// ```
+    /// use vnet::Lab;
+    ///
+    /// let lab = Lab::builder("warned").link("a:eth0", "b:eth0").mtu("a:eth0", 1400).mtu("b:eth0", 1500).up().unwrap();
+    /// let w: Vec<&str> = lab.warnings().iter().map(|d| d.message.as_str()).collect();
+    /// assert!(w.iter().any(|m| m.contains("MTU")), "{w:?}");
+    /// ```
+    pub fn warnings(&self) -> &Diagnostics {
+        &self.loaded.warnings
     }
 
     /// The lab's (unique) name.
@@ -110,6 +197,22 @@ impl Lab {
     /// The validated model the lab was built from.
     pub fn model(&self) -> &model::Lab {
         &self.loaded.lab
+    }
+
+    /// The topology the lab was last brought up with (its unique name and isolated host
+    /// filled in): clone it, change it, and pass it to `update`.
+    ///
+    /// ```
+    /// use vnet::Lab;
+    ///
+    /// let mut lab = Lab::builder("edit").link("a:eth0", "b:eth0").address("a:eth0", "10.0.0.1/24").address("b:eth0", "10.0.0.2/24").up().unwrap();
+    /// let mut t = lab.topology().clone();
+    /// t.nodes["b"].interfaces["eth0"].addresses.push("10.0.0.3/24".into());
+    /// lab.update(t).unwrap();
+    /// assert!(lab.node("a").command("ping").args(["-c1", "-W2", "10.0.0.3"]).status().unwrap().success());
+    /// ```
+    pub fn topology(&self) -> &Topology {
+        &self.loaded.lab.topology
     }
 
     /// A node of the lab. Panics if there is none of that name (a test bug).
@@ -123,14 +226,47 @@ impl Lab {
         Ok(lifecycle::status(Some(self.name()))?.remove(0))
     }
 
-    /// Applies a changed topology to the running lab (same name and host mode are kept).
-    pub fn update(&mut self, mut topo: Topology) -> Result<lifecycle::UpReport> {
+    /// Applies a changed topology to the running lab, changing only what differs. The lab's
+    /// name, host mode and namespace names are kept (whatever `topo` says of them), and so is
+    /// the file it came from, if any, in its record. On an error the lab is as it was.
+    pub fn update(&mut self, mut topo: Topology) -> Result<UpReport> {
+        self.keep_identity(&mut topo);
+        let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
+        self.apply(loaded, None)
+    }
+
+    /// `update` with the topology of a file, which the lab's record then names.
+    pub fn update_from_file(&mut self, path: impl AsRef<Path>) -> Result<UpReport> {
+        let path = path.as_ref();
+        let loaded = model::load_file_with(path, |t| self.keep_identity(t)).map_err(Error::Invalid)?;
+        self.apply(loaded, Some(path))
+    }
+
+    /// `update` with topology text (as `from_str` reads it).
+    pub fn update_from_str(&mut self, text: &str, format: Format) -> Result<UpReport> {
+        let loaded = model::load_str_with(text_name(format), text, format, |t| self.keep_identity(t)).map_err(Error::Invalid)?;
+        self.apply(loaded, None)
+    }
+
+    fn keep_identity(&self, topo: &mut Topology) {
+        let now = &self.loaded.lab.topology;
         topo.name = self.name().to_string();
         topo.isolated_host = self.loaded.lab.isolated_host;
-        let loaded = model::load_topology(&topo).map_err(Error::Invalid)?;
-        let r = lifecycle::up(&loaded, &UpOptions { owner: Ownership::Process(self.owner.clone()), ..Default::default() })?;
-        self.loaded = loaded;
-        Ok(r)
+        topo.netns_prefix = now.netns_prefix.clone();
+    }
+
+    fn apply(&mut self, loaded: Loaded, file: Option<&Path>) -> Result<UpReport> {
+        // A topology that is no file keeps the file the lab came from in its record.
+        let recorded = || crate::state::load(self.name()).ok().flatten().and_then(|st| st.file);
+        let kept: Option<PathBuf> = match file {
+            Some(f) => Some(f.to_path_buf()),
+            None => recorded(),
+        };
+        let report = lifecycle::up(&loaded, &UpOptions { file: kept, owner: Ownership::Process(self.owner.clone()), ..Default::default() })?;
+        let before = std::mem::replace(&mut self.loaded, loaded).warnings;
+        self.from_file = file.is_some();
+        self.note_warnings(report.warnings.clone(), &before);
+        Ok(report)
     }
 
     /// The lab opened for inspection (namespaces of every node, record, model).
@@ -190,18 +326,30 @@ impl Lab {
     }
 }
 
+/// Takes the lab down; what could not be removed is printed to stderr.
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.down_on_drop {
-            if let Err(e) = lifecycle::down::down_owned(self.name(), &self.owner) {
-                eprintln!("vnet: could not take lab {} down: {e}", self.name());
+            match lifecycle::down::down_owned(self.name(), &self.owner) {
+                Err(e) => eprintln!("vnet: could not take lab {} down: {e}", self.name()),
+                Ok(r) if !r.problems.is_empty() => {
+                    eprintln!("vnet: lab {} is down, but not all of it could be removed:", self.name());
+                    for p in &r.problems {
+                        eprintln!("  {p}");
+                    }
+                }
+                Ok(_) => {}
             }
         }
     }
 }
 
 fn adjust(t: &mut Topology, opts: &LabOptions) {
-    if opts.unique_name {
+    // A name that is no lab name is left as written, for validation to refuse in the user's
+    // words: made unique it would be changed, or refused as the generated name. (Only its
+    // length does not matter: the unique name is cut to fit.)
+    let base: String = t.name.chars().take(40).collect();
+    if opts.unique_name && model::validate::lab_name_problem(&base).is_none() {
         t.name = unique_name(&t.name);
         t.netns_prefix = None;
     }
@@ -221,6 +369,7 @@ impl NodeRef<'_> {
         self.netns.as_deref()
     }
 
+    /// The node's name, as the topology writes it.
     pub fn name(&self) -> &str {
         &self.node
     }
@@ -230,30 +379,74 @@ impl NodeRef<'_> {
         self.lab
     }
 
-    /// A `Command` that runs `program` inside the node (`ip netns exec` semantics).
+    /// A `Command` that runs `program` inside the node (`ip netns exec` semantics: the
+    /// node's network namespace, its own /sys, and /etc/netns/NETNS/ bound over /etc).
+    ///
+    /// If the node's namespace cannot be opened (it was deleted outside vnet), this does not
+    /// panic: the reason is printed to stderr and the command fails to start, `spawn`,
+    /// `output` and `status` returning the OS error. `try_command` returns the error itself.
     pub fn command(&self, program: &str) -> Command {
-        crate::exec::command_in(self.netns.as_deref(), &self.node, program).unwrap_or_else(|e| panic!("node {} of lab {}: {e}", self.node, self.lab.name()))
+        match self.try_command(program) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("vnet: {e}; `{program}` will fail to start");
+                let errno = match &e {
+                    Error::Io { source, .. } => source.raw_os_error(),
+                    _ => None,
+                }
+                .unwrap_or(libc::ENOENT);
+                failing_command(program, errno)
+            }
+        }
+    }
+
+    /// `command`, or the error that keeps it from running in the node
+    /// (`Error::MissingNamespace` when the node's namespace is gone).
+    pub fn try_command(&self, program: &str) -> Result<Command> {
+        crate::exec::command_in(self.netns.as_deref(), &self.node, program).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::MissingNamespace { lab: self.lab.name().to_string(), node: self.node.clone(), netns: self.netns.clone().unwrap_or_default() }
+            }
+            Error::Io { context, source } => Error::Io { context: format!("node {} of lab {}: {context}", self.node, self.lab.name()), source },
+            e => e,
+        })
     }
 
     /// Runs `f` on a thread inside the node's network namespace and returns its value.
-    /// Sockets opened by `f` belong to the node.
+    /// Sockets opened by `f` belong to the node (nothing else follows the thread: files under
+    /// /sys and /proc/net are the test process's). A panic in `f` (a failed assertion)
+    /// continues in the caller with its own message, as `#[should_panic(expected = ...)]`
+    /// and `catch_unwind` expect. Panics if the node's namespace cannot be entered.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let fd = self.netns.as_deref().map(|n| netns::open(n).unwrap_or_else(|e| panic!("open namespace {n}: {e}")));
-        netns::run_in(fd.as_ref(), f).unwrap_or_else(|e| panic!("run in node {}: {e}", self.node))
+        let fd =
+            self.netns.as_deref().map(|n| netns::open(n).unwrap_or_else(|e| panic!("node {} of lab {}: open namespace {n}: {e}", self.node, self.lab.name())));
+        netns::run_in_unwinding(fd.as_ref(), f).unwrap_or_else(|e| panic!("node {} of lab {}: enter its namespace: {e}", self.node, self.lab.name()))
     }
 }
 
-/// Builds a topology in code: nodes appear when first named.
+/// A `Command` that fails to start with `errno` (before `program` is looked for).
+fn failing_command(program: &str, errno: i32) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    // SAFETY: the hook only builds an error from an integer: no allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || Err(std::io::Error::from_raw_os_error(errno)));
+    }
+    cmd
+}
+
+/// Builds a topology in code: nodes appear when first named, an interface (`node:ifname`)
+/// when first given a setting (a veth, or the loopback for `lo`, unless `device` says
+/// otherwise). Mistakes, such as an endpoint that is not `node:ifname`, are reported by `up`.
 pub struct LabBuilder {
     topo: Topology,
     opts: LabOptions,
+    /// Calls that could not be applied to the topology, reported by `up`.
+    problems: Vec<String>,
 }
 
-fn split(ep: &str) -> (String, String) {
-    match ep.split_once(':') {
-        Some((n, i)) => (n.to_string(), i.to_string()),
-        None => panic!("`{ep}` is not node:ifname"),
-    }
+fn split(ep: &str) -> Option<(String, String)> {
+    ep.split_once(':').map(|(n, i)| (n.to_string(), i.to_string()))
 }
 
 impl LabBuilder {
@@ -266,27 +459,36 @@ impl LabBuilder {
     /// A veth pair between two endpoints `node:ifname`.
     pub fn link(mut self, a: &str, b: &str) -> Self {
         for ep in [a, b] {
-            let (n, _) = split(ep);
-            self.topo.nodes.entry(n).or_default();
+            // An endpoint that is not node:ifname is refused by validation, at `up`.
+            if let Some((n, _)) = split(ep) {
+                self.topo.nodes.entry(n).or_default();
+            }
         }
         self.topo.links.push(LinkSpec { endpoints: vec![a.to_string(), b.to_string()], mtu: None });
         self
     }
 
-    fn iface(&mut self, ep: &str) -> &mut InterfaceSpec {
-        let (n, i) = split(ep);
-        self.topo
+    fn iface(&mut self, call: &str, ep: &str) -> Option<&mut InterfaceSpec> {
+        let Some((n, i)) = split(ep) else {
+            self.problems.push(format!("{call}(\"{ep}\", ..): `{ep}` is not of the form `node:ifname`"));
+            return None;
+        };
+        let iface = self
+            .topo
             .nodes
             .entry(n)
             .or_default()
             .interfaces
             .entry(i.clone())
-            .or_insert_with(|| InterfaceSpec::new(if i == "lo" { KindSpec::Loopback(Default::default()) } else { KindSpec::Veth(Default::default()) }))
+            .or_insert_with(|| InterfaceSpec::new(if i == "lo" { KindSpec::Loopback(Default::default()) } else { KindSpec::Veth(Default::default()) }));
+        Some(iface)
     }
 
     /// Declares a device of a given kind (`node:ifname`).
     pub fn device(mut self, ep: &str, kind: KindSpec) -> Self {
-        self.iface(ep).kind = kind;
+        if let Some(i) = self.iface("device", ep) {
+            i.kind = kind;
+        }
         self
     }
 
@@ -295,18 +497,28 @@ impl LabBuilder {
         self.device(ep, KindSpec::Bridge(Default::default()))
     }
 
+    /// An address in CIDR form (`10.0.0.1/24`, `fd00::1/64`) on `node:ifname`; call it again
+    /// for more.
     pub fn address(mut self, ep: &str, cidr: &str) -> Self {
-        self.iface(ep).addresses.push(cidr.to_string());
+        if let Some(i) = self.iface("address", ep) {
+            i.addresses.push(cidr.to_string());
+        }
         self
     }
 
+    /// Makes `node:ifname` a port of the bridge `master` (an interface of the same node).
     pub fn master(mut self, ep: &str, master: &str) -> Self {
-        self.iface(ep).master = Some(master.to_string());
+        if let Some(i) = self.iface("master", ep) {
+            i.master = Some(master.to_string());
+        }
         self
     }
 
+    /// The MTU of `node:ifname`.
     pub fn mtu(mut self, ep: &str, mtu: u32) -> Self {
-        self.iface(ep).mtu = Some(mtu);
+        if let Some(i) = self.iface("mtu", ep) {
+            i.mtu = Some(mtu);
+        }
         self
     }
 
@@ -323,6 +535,8 @@ impl LabBuilder {
         self
     }
 
+    /// A sysctl set in `node`'s namespace while the lab is up, e.g.
+    /// `sysctl("r", "net.ipv4.ip_forward", "1")`.
     pub fn sysctl(mut self, node: &str, key: &str, value: &str) -> Self {
         self.topo.nodes.entry(node.to_string()).or_default().sysctls.insert(key.to_string(), SysctlValue::Str(value.to_string()));
         self
@@ -351,7 +565,15 @@ impl LabBuilder {
         &self.topo
     }
 
+    /// Validates the topology and brings the lab up (with a unique name and an isolated
+    /// host, unless told otherwise). An invalid topology, or a builder call that could not be
+    /// applied, is `Error::Invalid`, saying what is wrong; nothing is built then.
     pub fn up(self) -> Result<Lab> {
+        if !self.problems.is_empty() {
+            let source = SourceText { name: format!("<lab {}>", self.topo.name), text: Default::default() };
+            let diags: Diagnostics = self.problems.into_iter().map(Diag::error).collect::<Vec<_>>().into();
+            return Err(Error::Invalid(diags.with_source(source)));
+        }
         Lab::from_topology(self.topo, self.opts)
     }
 }

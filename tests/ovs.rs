@@ -125,6 +125,14 @@ fn two_nodes_on_an_ovs_bridge_reach_each_other_and_a_second_up_changes_nothing()
 
     assert!(ping(&lab, "a", "10.0.0.2"));
     assert!(ping(&lab, "b", "10.0.0.1"));
+    // doctor has nothing to say: OVS's ports are its own, not kernel bridge ports, and the
+    // path walk crosses the OVS bridge as a switch.
+    let report = vnet::doctor::doctor_running(&lab.running().unwrap()).unwrap();
+    assert_eq!(report.findings, vec![], "{}", vnet::doctor::render(&report));
+    let out = std::process::Command::new(vnet_bin()).args(["trace", lab.name(), "a", "10.0.0.2"]).output().unwrap();
+    let walk = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{walk}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(walk.contains("sw: bridge ovs0 forwards") && walk.contains("out of pb (Open vSwitch as a learning switch; its flows are not followed)"), "{walk}");
 
     // A second `up` of the same file plans nothing.
     let r = lab.update(topology(&text)).unwrap();

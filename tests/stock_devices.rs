@@ -256,6 +256,49 @@ fn stock_team_activebackup_survives_the_active_port_going_down_and_down_stops_te
     assert!(!vnet::apply::team::alive(pid), "down leaves no teamd running");
 }
 
+/// teamd learns a port's original address only by seeing the device before it is enslaved, and
+/// without an address in its configuration it gives the team its first port's original address.
+/// `up` creates and enslaves ports in quick succession: when teamd did not run in between (a
+/// loaded machine), it failed on every port ("Port original hardware address has different
+/// length (0)"), kept no port and the team dropped all traffic for good. Here teamd is held
+/// stopped while the ports are created and enslaved, which makes that interleaving certain.
+#[test]
+fn stock_team_takes_ports_enslaved_before_teamd_saw_them() {
+    require_root();
+    require(&["team"]);
+    let lab = up("teamlate", "name: teamlate\nnodes:\n  a: { interfaces: { team0: { kind: team, runner: activebackup } } }\n");
+    let a = lab.node("a").netns().unwrap().to_string();
+    let pid = detail(&lab, "a", "team0", "teamd_pid").expect("status shows teamd");
+    // `up` waits for the runner's mode only; let teamd finish starting before holding it.
+    let log = vnet::state::lab_dir(lab.name()).join("teamd/a.team0.log");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("successfully started") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = |sig: &str| assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    kill("-STOP");
+    for (port, peer) in [("u0", "p0"), ("u1", "p1")] {
+        ip(&a, &["link", "add", port, "type", "veth", "peer", "name", peer]);
+        ip(&a, &["link", "set", port, "master", "team0"]);
+        ip(&a, &["link", "set", peer, "up"]);
+    }
+    kill("-CONT");
+    let ports: Vec<String> = ["u0", "u1"].iter().map(|p| ip_link(Some(&a), p).unwrap()["ifindex"].to_string()).collect();
+    let active = || {
+        let out = lab.node("a").command("teamnl").args(["team0", "getoption", "activeport"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !ports.contains(&active()) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let why = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ports.contains(&active()), "teamd made a port active (activeport {}, ports {ports:?}); teamd's log:\n{why}", active());
+    let name = lab.name().to_string();
+    lab.down().unwrap();
+    assert_gone(&name);
+}
+
 #[test]
 fn stock_bridge_vlan_filtering_isolates_vlans_and_keeps_static_fdb() {
     require_root();

@@ -19,7 +19,7 @@ use crate::kernel::handle::NsHandle;
 use crate::kernel::kinds;
 use crate::kernel::msg::{self, LinkSet};
 use crate::kernel::netns;
-use crate::kernel::nl::Request;
+use crate::kernel::nl::{Netlink, Request};
 use crate::kernel::observe::decode_link;
 use crate::kernel::tun::{self, TunFlags};
 use crate::model::kind::{KindSpec, TunSpec};
@@ -90,6 +90,21 @@ pub(super) fn lookup(h: &mut NsHandle, name: &str) -> Option<ObservedLink> {
         RouteNetlinkMessage::NewLink(l) => Some(decode_link(&l)),
         _ => None,
     })
+}
+
+/// The hardware address of device `ifindex` in the handle's namespace, asked on a socket of its
+/// own (the executor holds the namespace handles shared while it builds requests).
+fn link_mac(h: &NsHandle, ifindex: u32) -> std::io::Result<Option<[u8; 6]>> {
+    netns::run_in(Some(&h.fd), move || {
+        let mut nl = Netlink::open()?;
+        let mut m = LinkMessage::default();
+        m.header.index = ifindex;
+        let reply = nl.request(RouteNetlinkMessage::GetLink(m), 0).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(reply.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => decode_link(&l).mac,
+            _ => None,
+        }))
+    })?
 }
 
 impl Executor<'_> {
@@ -274,7 +289,14 @@ impl Executor<'_> {
             }
             DeviceOp::StartTeamd { config } => {
                 let netns = self.ctx.lab.netns_name(node);
-                let pid = super::team::start(&self.ctx.lab.name, node, netns.as_deref(), ifname, config)
+                // The team's address goes into teamd's configuration: see `team::pin_hwaddr`.
+                let h = handles.get(node).ok_or_else(|| self.fail(step, format!("no namespace handle for node {node}"), None))?;
+                let mac = link_mac(h, idx).map_err(|e| self.fail(step, format!("read the address of {ifname}: {e}"), e.raw_os_error()))?;
+                let config = match mac {
+                    Some(mac) => super::team::pin_hwaddr(config, mac),
+                    None => config.clone(),
+                };
+                let pid = super::team::start(&self.ctx.lab.name, node, netns.as_deref(), ifname, &config)
                     .map_err(|e| self.fail(step, format!("start teamd: {e}"), e.raw_os_error()))?;
                 self.journal.push(Done::Process { node: node.to_string(), pid });
             }

@@ -85,6 +85,26 @@ pub fn start(lab: &str, node: &str, netns: Option<&str>, ifname: &str, config: &
     Ok(pid)
 }
 
+/// `config` with the team's own address as teamd's `hwaddr`, unless it names one already.
+///
+/// Without `hwaddr`, teamd gives the team the original address of the first port it takes.
+/// libteam records a device's original address only while the device has no master, that is
+/// only if teamd saw the port before it was enslaved. `up` creates each port after teamd started
+/// and enslaves it at once: when teamd did not run in between (a loaded machine), it refused the
+/// port ("Port original hardware address has different length (0) than team device has (6)"),
+/// and again at every later port event, so it kept no port, never chose an active port, and the
+/// team dropped all traffic for good while its carrier (which the kernel derives from the
+/// ports) said up. With `hwaddr` teamd skips that step, and the team keeps the address it was
+/// created with (the topology's `mac`, or the kernel's random one), whatever the timing.
+pub fn pin_hwaddr(config: &str, mac: [u8; 6]) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str::<serde_json::Value>(config) else { return config.to_string() };
+    if !map.contains_key("hwaddr") {
+        let text = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        map.insert("hwaddr".into(), serde_json::Value::String(text));
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
 /// Whether `pid` is a running (not zombie) process.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -150,4 +170,22 @@ pub fn stop_lab(lab: &str, recorded: &BTreeMap<String, u32>) -> Vec<String> {
     }
     let _ = std::fs::remove_dir_all(dir(lab));
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_team_address_is_pinned_unless_the_configuration_names_one() {
+        let mac = [0x02, 0, 0, 0, 0xab, 0x01];
+        let cfg = crate::model::kind::TeamSpec::default().teamd_config("team0");
+        let v: serde_json::Value = serde_json::from_str(&pin_hwaddr(&cfg, mac)).unwrap();
+        assert_eq!(v["hwaddr"], "02:00:00:00:ab:01");
+        assert_eq!(v["device"], "team0", "the rest is kept");
+        assert_eq!(v["runner"]["name"], "roundrobin");
+        let named = r#"{"device":"team0","hwaddr":"02:00:00:00:00:09"}"#;
+        let v: serde_json::Value = serde_json::from_str(&pin_hwaddr(named, mac)).unwrap();
+        assert_eq!(v["hwaddr"], "02:00:00:00:00:09");
+    }
 }

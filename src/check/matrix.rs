@@ -82,7 +82,7 @@ impl Cell {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Grid {
     pub nodes: Vec<String>,
-    /// cells[row][col]
+    /// `cells[row][col]`
     pub cells: Vec<Vec<Cell>>,
 }
 

@@ -140,8 +140,10 @@ pub(super) fn check(ctx: &mut Ctx) {
                     }
                 }
             }
-            // A port that is not in its bridge.
-            if let Some(master) = &iface.master {
+            // A port that is not in its bridge. An Open vSwitch bridge's ports are its own
+            // (its userspace datapath enslaves nothing in the kernel).
+            let ovs_master = iface.master.as_ref().and_then(|m| node.interfaces.get(m)).is_some_and(|m| m.kind.is_ovs());
+            if let Some(master) = iface.master.as_ref().filter(|_| !ovs_master) {
                 let have = l.master.and_then(|m| ctx.view.link(nname, m)).map(|m| m.name.clone());
                 if have.as_deref() != Some(master.as_str()) {
                     let mut mp = iface.path.clone();

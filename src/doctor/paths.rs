@@ -46,7 +46,7 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
     }
     ends.truncate(MAX_NODES);
     let mut pairs = 0;
-    let mut unrouted: Vec<((String, bool), Vec<String>)> = Vec::new();
+    let mut unrouted: Unrouted = Vec::new();
     for (a, a_addrs) in &ends {
         for (b, b_addrs) in &ends {
             if a == b {
@@ -55,6 +55,10 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
             pairs += 1;
             for dst in b_addrs {
                 if !a_addrs.iter().any(|x| x.is_ipv4() == dst.is_ipv4()) {
+                    continue;
+                }
+                // What the file says must not reach is no problem (`no-reach` in `expect`).
+                if declared_unreachable(model, a, *dst) {
                     continue;
                 }
                 // There and back as `trace` walks them (with the lab's declared NAT and firewall).
@@ -67,8 +71,10 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
         }
     }
     // Nodes without a default route: one finding each, naming what they cannot reach.
-    for ((node, v6), dsts) in unrouted {
-        let gw = gateways(ctx, &node, v6);
+    for ((node, v6), unreached) in unrouted {
+        let addrs: Vec<IpAddr> = unreached.iter().map(|(a, _)| *a).collect();
+        let dsts: Vec<String> = unreached.into_iter().map(|(_, w)| w).collect();
+        let gw = gateways(ctx, &node, v6, &addrs);
         // A default route the file declares but the kernel lost: apply the file again.
         let declared =
             ctx.drift.find(|o| matches!(o, Op::AddRoute { node: n, route } if *n == node && route.dst.prefix_len() == 0 && route.dst.addr().is_ipv6() == v6));
@@ -98,6 +104,13 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
         ctx.add(f);
     }
     Ok(pairs)
+}
+
+/// Whether the file's expectations say `from` must not reach `dst` (a `no-reach` naming the
+/// node that holds it, or the address itself).
+fn declared_unreachable(model: &crate::model::Lab, from: &str, dst: IpAddr) -> bool {
+    use crate::model::expect::Expected;
+    model.expect.iter().any(|e| e.from == from && e.expected == Expected::Reach { reach: false } && e.targets.iter().any(|t| t.addr == dst))
 }
 
 /// When the next hop of a dropped packet (the last route's gateway, or `dst`) is
@@ -170,26 +183,34 @@ fn addresses(ctx: &Ctx, node: &str) -> Vec<IpNet> {
 }
 
 /// Nodes sharing a subnet with `node` (address on that subnet), forwarding ones first.
-fn gateways(ctx: &Ctx, node: &str, v6: bool) -> Vec<(String, IpAddr)> {
+fn gateways(ctx: &Ctx, node: &str, v6: bool, dsts: &[IpAddr]) -> Vec<(String, IpAddr)> {
     let view = ctx.view;
-    let mut out: Vec<(bool, String, IpAddr)> = Vec::new();
+    let mut out: Vec<(bool, usize, String, IpAddr)> = Vec::new();
     for a in addresses(ctx, node).iter().filter(|a| a.addr().is_ipv6() == v6 && !a.addr().is_loopback()) {
         let net = a.trunc();
         for n in view.nodes.keys() {
             if n == node {
                 continue;
             }
+            // A neighbour is a gateway for these destinations only if it has them or a route
+            // to them (a node on the same subnet that reaches none of them is no way there).
+            let Some(v) = view.nodes.get(n) else { continue };
+            let own: Vec<IpAddr> = addresses(ctx, n).iter().map(|b| b.addr()).collect();
+            let reached = dsts.iter().filter(|d| own.contains(d) || v.ns.routes.iter().any(|r| r.kind == 1 && r.dst.contains(*d))).count();
+            if reached == 0 {
+                continue;
+            }
             for b in addresses(ctx, n) {
-                if net.contains(&b.addr()) && !out.iter().any(|(_, x, y)| x == n && *y == b.addr()) {
+                if net.contains(&b.addr()) && !out.iter().any(|(_, _, x, y)| x == n && *y == b.addr()) {
                     let key = if v6 { "net.ipv6.conf.all.forwarding" } else { "net.ipv4.ip_forward" };
                     let fwd = view.sysctl(n, key) == Some("1");
-                    out.push((fwd, n.clone(), b.addr()));
+                    out.push((fwd, reached, n.clone(), b.addr()));
                 }
             }
         }
     }
-    out.sort_by_key(|(f, n, _)| (!*f, n.clone()));
-    out.into_iter().map(|(_, n, a)| (n, a)).collect()
+    out.sort_by_key(|(f, reached, n, _)| (!*f, std::cmp::Reverse(*reached), n.clone()));
+    out.into_iter().map(|(_, _, n, a)| (n, a)).collect()
 }
 
 /// Why a node has no route to an address, when the device or addressing checks see the cause.
@@ -337,7 +358,8 @@ fn rp_filter_fix(ctx: &Ctx, node: &str, dev: &str, keys: &[String; 2], mode: u8,
     }
 }
 
-type Unrouted = Vec<((String, bool), Vec<String>)>;
+/// Per node and family (IPv6?): the destinations it has no route to, with their label.
+type Unrouted = Vec<((String, bool), Vec<(IpAddr, String)>)>;
 
 fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut Unrouted) -> Result<()> {
     let holder = holder(ctx, dst);
@@ -433,7 +455,7 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                     ctx.add(f);
                 } else {
                     let key = (node.clone(), v6);
-                    let what = format!("{dst} ({holder})");
+                    let what = (dst, format!("{dst} ({holder})"));
                     match unrouted.iter_mut().find(|(k, _)| *k == key) {
                         Some((_, list)) => {
                             if !list.contains(&what) {

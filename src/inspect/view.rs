@@ -85,6 +85,10 @@ pub struct NodeView {
     pub vlans: BTreeMap<u32, Vec<PortVlan>>,
     /// A few sysctls by key (`net.ipv4.ip_forward`, `net.ipv4.conf.eth0.rp_filter`, ...).
     pub sysctls: BTreeMap<String, String>,
+    /// Ports of the node's Open vSwitch bridges, by bridge name (as declared: OVS's own
+    /// datapath, not the kernel, switches between them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ovs_ports: BTreeMap<String, Vec<String>>,
 }
 
 /// A device of a node.
@@ -320,7 +324,7 @@ fn read_node(bpf_devs: &[String]) -> std::io::Result<NodeView> {
         }
     }
     let sysctls = ns.sysctls.clone();
-    Ok(NodeView { ns, details, nsids: BTreeMap::new(), fdb, vlans, sysctls })
+    Ok(NodeView { ns, details, nsids: BTreeMap::new(), fdb, vlans, sysctls, ovs_ports: BTreeMap::new() })
 }
 
 /// The netnsids a node's cross-namespace devices carry (IFLA_LINK_NETNSID).
@@ -414,7 +418,12 @@ impl LabView {
             views[i].nsids = r.map_err(|e| Error::io(format!("read node {}", nodes[i]), e))?;
         }
         let mut out = LabView::default();
-        for (n, v) in nodes.into_iter().zip(views) {
+        for (n, mut v) in nodes.into_iter().zip(views) {
+            for (name, i) in &rl.model().nodes[&n].interfaces {
+                if let Some(br) = i.master.as_ref().filter(|m| rl.model().nodes[&n].interfaces.get(*m).is_some_and(|b| b.kind.is_ovs())) {
+                    v.ovs_ports.entry(br.clone()).or_default().push(name.clone());
+                }
+            }
             out.nodes.insert(n, v);
         }
         Ok(out)
@@ -485,6 +494,11 @@ impl LabView {
     pub fn holders(&self, a: IpAddr) -> Vec<(&str, u32)> {
         let Some(list) = self.index().holders.get(&a) else { return Vec::new() };
         list.iter().filter_map(|(n, i)| self.nodes.get_key_value(n).map(|(name, _)| (name.as_str(), *i))).collect()
+    }
+
+    /// The Open vSwitch bridge a device of `node` is a port of, with the bridge's ports.
+    pub fn ovs_bridge_of(&self, node: &str, ifname: &str) -> Option<(&str, &[String])> {
+        self.nodes.get(node)?.ovs_ports.iter().find(|(_, ports)| ports.iter().any(|p| p == ifname)).map(|(b, p)| (b.as_str(), p.as_slice()))
     }
 
     /// Ports of a bridge.

@@ -118,8 +118,21 @@ pub fn delete(name: &str) -> io::Result<()> {
 }
 
 /// Runs `f` on a new thread that has entered the namespace `fd` (or stays in the caller's
-/// initial namespace when `fd` is None), and returns its value.
+/// initial namespace when `fd` is None), and returns its value. A panic in `f` comes back as
+/// an error ("namespace worker panicked"); see `run_in_unwinding` to have it go on unwinding.
 pub fn run_in<T: Send, F: FnOnce() -> T + Send>(fd: Option<&OwnedFd>, f: F) -> io::Result<T> {
+    spawn_in(fd, f).map_err(|_| io::Error::other("namespace worker panicked"))?
+}
+
+/// `run_in`, except that a panic in `f` goes on unwinding in the caller with its own payload
+/// (`std::panic::resume_unwind`): the message an assertion in `f` gave is the one a test
+/// harness (`#[should_panic(expected = ...)]`) or a `catch_unwind` sees. The error is only
+/// that of entering the namespace.
+pub fn run_in_unwinding<T: Send, F: FnOnce() -> T + Send>(fd: Option<&OwnedFd>, f: F) -> io::Result<T> {
+    spawn_in(fd, f).unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+}
+
+fn spawn_in<T: Send, F: FnOnce() -> T + Send>(fd: Option<&OwnedFd>, f: F) -> std::thread::Result<io::Result<T>> {
     let raw = fd.map(|f| f.as_raw_fd());
     std::thread::scope(|s| {
         s.spawn(move || {
@@ -131,7 +144,6 @@ pub fn run_in<T: Send, F: FnOnce() -> T + Send>(fd: Option<&OwnedFd>, f: F) -> i
             Ok(f())
         })
         .join()
-        .map_err(|_| io::Error::other("namespace worker panicked"))?
     })
 }
 

@@ -7,7 +7,7 @@
 //! kernel's global sysctl spinlock for each entry. In 2000 namespaces, opening `ip_forward`
 //! once each took 0.30–0.52 s through /proc and 0.05–0.06 s through private instances
 //! (docs/architecture.md). A private instance is made with the new mount API and never attached
-//! to any directory, so nobody else sees it; it is replaced after [`MOUNT_USES`] opens, which
+//! to any directory, so nobody else sees it; it is replaced after `MOUNT_USES` (64) opens, which
 //! bounds its chain, and dropping it drops its dentries, so a big lab does not leave the
 //! machine's /proc slower either. Where the mount API is refused (an old kernel, a seccomp
 //! filter, no CAP_SYS_ADMIN), /proc serves.

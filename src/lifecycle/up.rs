@@ -58,7 +58,7 @@ pub struct UpReport {
 /// Plans `up` without changing anything (`vnet plan`).
 pub fn plan(loaded: &Loaded) -> Result<Plan> {
     let lab = &loaded.lab;
-    crate::model::hosts::require_share(lab).map_err(|d| Error::Invalid(vec![d].into()))?;
+    crate::model::hosts::require_share(lab).map_err(|d| Error::Invalid(Diagnostics::from(vec![d]).with_source(loaded.document.source.clone())))?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
     super::continuity::check(lab, prior.as_ref())?;
     let plan = plan_against(lab, prior.as_ref())?;
@@ -113,7 +113,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         }
         e
     };
-    crate::model::hosts::require_share(lab).map_err(|d| refuse(Error::Invalid(vec![d].into())))?;
+    crate::model::hosts::require_share(lab).map_err(|d| refuse(Error::Invalid(Diagnostics::from(vec![d]).with_source(loaded.document.source.clone()))))?;
     super::continuity::check(lab, prior.as_ref())?;
     // The record plus any IPsec keys generated for this lab (saved with the record below).
     let keyed = super::netfeat::with_keys(lab, prior.as_ref()).map_err(|e| refuse(Error::io("generate IPsec keys", e)))?;

@@ -241,6 +241,52 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// The findings as one miette diagnostic (what `vnet::Error::Invalid` reports through
+/// `miette::Result`): the message is the `Display` text (a line per finding), the labels those
+/// of every finding, underlining the file's text; the help is that of the findings that give
+/// one.
+impl miette::Diagnostic for Diagnostics {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.has_errors() || self.is_empty() { miette::Severity::Error } else { miette::Severity::Warning })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        let mut helps: Vec<&str> = Vec::new();
+        for h in self.items.iter().filter_map(|d| d.help.as_deref()) {
+            if !helps.contains(&h) {
+                helps.push(h);
+            }
+        }
+        (!helps.is_empty()).then(|| Box::new(helps.join("\n")) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        match &self.source {
+            Some(s) if !s.text.is_empty() && self.items.iter().any(|d| !d.labels.is_empty()) => Some(s as &dyn SourceCode),
+            _ => None,
+        }
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source_code()?;
+        let text_len = self.source.as_ref().map(|s| s.text.len()).unwrap_or(0);
+        let labels = self.items.iter().flat_map(|d| d.labels.iter()).filter(move |l| l.span.end <= text_len);
+        Some(Box::new(labels.enumerate().map(|(i, l)| {
+            let len = l.span.end.saturating_sub(l.span.start);
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(Some(l.text.clone()), (l.span.start, len))
+            } else {
+                LabeledSpan::new_with_span(Some(l.text.clone()), (l.span.start, len))
+            }
+        })))
+    }
+}
+
+/// The file's text, named by the file, as miette reads snippets of it.
+impl SourceCode for SourceText {
+    fn read_span<'a>(&'a self, span: &miette::SourceSpan, before: usize, after: usize) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.as_str().read_span(span, before, after)?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(self.name.clone(), inner.data(), *inner.span(), inner.line(), inner.column(), inner.line_count())))
+    }
+}
+
 struct Rendered<'a> {
     d: &'a Diag,
     src: Option<NamedSource<std::sync::Arc<String>>>,

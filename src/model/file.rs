@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::kind::KindSpec;
 
 /// A lab: nodes (network namespaces), their devices, and the links between them.
+///
+/// Read text into one with [`Topology::parse`] (or bring a lab up from text at once with
+/// `vnet::Lab::from_str`), not with serde's `Deserialize` on its own: that is the schema's
+/// form, which wants every interface's `kind` spelled out, while vnet's decoder fills in what
+/// a topology file may leave out (an interface named in a link is a `veth`, `lo` a loopback)
+/// and reports every problem with its place in the text.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
@@ -48,6 +54,35 @@ pub struct Topology {
     /// its share with `vnet up FILE --host NAME`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub hosts: IndexMap<String, super::hosts::HostSpec>,
+}
+
+impl Topology {
+    /// Reads topology text (YAML, TOML or JSON) as a topology file is read, e.g. to edit it
+    /// and pass it to `vnet::Lab::from_topology` or `vnet::Lab::update`. Only the form is
+    /// checked here (syntax, known keys, value types); the rest is validated when the topology
+    /// is brought up. Findings point into the text, named `<yaml>` (or `<toml>`, `<json>`).
+    ///
+    /// ```
+    /// use vnet::{Format, Topology};
+    ///
+    /// let t = Topology::parse("name: pair\nnodes: { a: {}, b: {} }\nlinks: [ { endpoints: [a:eth0, b:eth0] } ]\n", Format::Yaml).unwrap();
+    /// assert_eq!(t.links[0].endpoints, ["a:eth0", "b:eth0"]);
+    /// let e = Topology::parse("name: pair\nnodez: {}\n", Format::Yaml).unwrap_err();
+    /// assert!(e.to_string().starts_with("<yaml>:2:1: error: unknown field `nodez`"), "{e}");
+    /// ```
+    pub fn parse(text: &str, format: super::Format) -> Result<Topology, super::Diagnostics> {
+        let document = super::parse_text(super::source::text_name(format), text, format)?;
+        let (topo, mut diags) = super::decode::decode(&document);
+        for f in document.findings() {
+            diags.push(f.clone());
+        }
+        if diags.has_errors() {
+            diags.retain_errors();
+            diags.sort();
+            return Err(diags);
+        }
+        Ok(topo)
+    }
 }
 
 fn is_false(b: &bool) -> bool {

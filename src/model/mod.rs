@@ -71,16 +71,22 @@ fn check(document: Document, adjust: impl FnOnce(&mut Topology)) -> Result<Loade
     Err(diags)
 }
 
-fn parse_text(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
+pub(crate) fn parse_text(name: &str, text: &str, format: Format) -> Result<Document, Diagnostics> {
     Document::parse(name, text, format).map_err(|mut d| {
         d.source = Some(source::SourceText { name: name.to_string(), text: std::sync::Arc::new(text.to_string()) });
         d
     })
 }
 
-/// Parses and validates topology text.
+/// Parses and validates topology text; `name` names it in findings (`name:line:col`).
 pub fn load_str(name: &str, text: &str, format: Format) -> Result<Loaded, Diagnostics> {
     load_document(parse_text(name, text, format)?)
+}
+
+/// `load_str`, letting `adjust` change the decoded topology before validation (as
+/// `load_file_with` does).
+pub fn load_str_with(name: &str, text: &str, format: Format, adjust: impl FnOnce(&mut Topology)) -> Result<Loaded, Diagnostics> {
+    check(parse_text(name, text, format)?, adjust)
 }
 
 /// Validates a parsed document.
@@ -91,7 +97,8 @@ pub fn load_document(document: Document) -> Result<Loaded, Diagnostics> {
 /// Validates a topology built in code (no file, so findings carry no location).
 pub fn load_topology(topo: &Topology) -> Result<Loaded, Diagnostics> {
     let value = serde_json::to_value(topo).expect("topology serializes");
-    load_document(Document::from_value(&format!("<lab {}>", topo.name), value))
+    let name = if topo.name.is_empty() { "<lab>".to_string() } else { format!("<lab {}>", topo.name) };
+    load_document(Document::from_value(&name, value))
 }
 
 #[cfg(test)]

@@ -79,6 +79,15 @@ impl Format {
     }
 }
 
+/// What findings in topology text that is no file are located by: `<yaml>`, `<toml>`, `<json>`.
+pub fn text_name(format: Format) -> &'static str {
+    match format {
+        Format::Yaml => "<yaml>",
+        Format::Toml => "<toml>",
+        Format::Json => "<json>",
+    }
+}
+
 /// The text of a topology file, shared by every diagnostic that points into it.
 #[derive(Clone, Debug)]
 pub struct SourceText {

@@ -122,6 +122,10 @@ impl<'a> Walker<'a> {
                 return self.bridge(node, br, Some(ifindex));
             }
         }
+        if let Some((br, ports)) = self.view.ovs_bridge_of(node, &l.name) {
+            let (br, ports) = (br.to_string(), ports.to_vec());
+            return self.ovs(node, &br, &ports, &l.name);
+        }
         // A macvlan / ipvlan on this lower device that holds the frame's address takes it.
         for (un, u) in self.view.uppers(node, ifindex) {
             let takes = match u.kind.as_deref() {
@@ -227,6 +231,21 @@ impl<'a> Walker<'a> {
             }
         }
         self.push(Hop::Bridge { node: node.into(), bridge: bname, port: self.devname(node, port), how, mac: self.mac.map(|m| format_mac(&m)) });
+        self.egress(node, port)
+    }
+
+    /// An Open vSwitch bridge, followed as a learning switch: out of the port that leads to the
+    /// next hop. Its OpenFlow rules are not followed (a flow that drops shows in `check`).
+    fn ovs(&mut self, node: &str, bridge: &str, ports: &[String], in_port: &str) -> End {
+        let out = ports
+            .iter()
+            .filter(|p| p.as_str() != in_port)
+            .find_map(|p| self.view.link_named(node, p).map(|l| l.ifindex).filter(|i| self.leads_there(node, *i)));
+        let Some(port) = out else {
+            return self.drop_at(node, None, "no-neighbour", format!("no port of Open vSwitch bridge {bridge} leads to {}", self.next_hop));
+        };
+        let how = "Open vSwitch as a learning switch; its flows are not followed".to_string();
+        self.push(Hop::Bridge { node: node.into(), bridge: bridge.into(), port: self.devname(node, port), how, mac: self.mac.map(|m| format_mac(&m)) });
         self.egress(node, port)
     }
 

@@ -49,7 +49,8 @@ impl TeamSpec {
         self.runner.unwrap_or_default()
     }
 
-    /// teamd's configuration (JSON): the runner and an ethtool (carrier) link watch.
+    /// teamd's configuration (JSON): the runner and an ethtool (carrier) link watch. `up` adds
+    /// the team's own address as `hwaddr` when it starts teamd (`apply::team::pin_hwaddr`).
     pub fn teamd_config(&self, device: &str) -> String {
         serde_json::json!({
             "device": device,
