@@ -95,14 +95,18 @@ impl Owner {
         };
         cmd.args(["--exact", "child_process", "--nocapture", "--test-threads=1", "-q"]).env(CHILD, spec);
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let out = BufReader::new(child.stdout.take().unwrap());
+        // Killed and waited for (its `Drop`) should it not come up.
+        let mut owner = Owner { child, out, lab: String::new(), pid: 0 };
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "the owner ended before its lab was up");
+            assert!(owner.out.read_line(&mut line).unwrap() > 0, "the owner ended before its lab was up");
             if let Some(rest) = line.trim().strip_prefix("LAB ") {
                 let (lab, pid) = rest.split_once(" PID ").unwrap();
-                return Owner { lab: lab.to_string(), pid: pid.parse().unwrap(), child, out };
+                owner.lab = lab.to_string();
+                owner.pid = pid.parse().unwrap();
+                return owner;
             }
             assert!(!line.starts_with("UP error"), "the owner's lab did not come up: {line}");
         }
@@ -176,6 +180,12 @@ fn snapshot(lab: &str) -> (Vec<String>, Option<Vec<u8>>) {
     (ns, record(lab))
 }
 
+/// The namespaces of a pair lab: its two nodes' (it declares no `host`, so it has no host
+/// namespace).
+fn pair_namespaces(lab: &str) -> Vec<String> {
+    vec![format!("{lab}-a"), format!("{lab}-b")]
+}
+
 fn topology_file(lab: &str, nodes: &[&str]) -> PathBuf {
     let mut body = format!("name: {lab}\nnodes:\n");
     for n in nodes {
@@ -204,7 +214,7 @@ fn owners_in_separate_pid_namespaces_keep_their_own_labs_and_gc_collects_a_kille
     assert_ne!(a.lab, b.lab, "the names do not collide");
     assert!(a.lab.starts_with("hanger-1-0-") && b.lab.starts_with("hanger-1-0-"), "{} {}", a.lab, b.lab);
     for l in [&a.lab, &b.lab] {
-        assert_eq!(snapshot(l).0, [format!("{l}-a"), format!("{l}-b"), format!("{l}-host")]);
+        assert_eq!(snapshot(l).0, pair_namespaces(l));
         let st = record_json(l);
         assert_eq!((st["owner_pid"].as_u64(), st["owner_lock"].as_bool()), (Some(1), Some(true)));
         assert_eq!(
@@ -245,7 +255,7 @@ fn up_of_a_lab_a_running_owner_holds_is_refused_and_changes_nothing() {
     let _guard = DownGuard::new(&name, None);
     assert_eq!(a.lab, name);
     let before = snapshot(&name);
-    assert_eq!(before.0.len(), 3);
+    assert_eq!(before.0, pair_namespaces(&name));
 
     // Another process's library: a different topology under the same name.
     let e = Lab::builder(&name).keep_name().link("a:eth0", "c:eth0").up().err().expect("refused");
@@ -270,6 +280,11 @@ fn up_of_a_lab_a_running_owner_holds_is_refused_and_changes_nothing() {
     let mine_before = snapshot(&mine);
     let e = Lab::builder(&mine).keep_name().node("z").up().err().expect("refused");
     assert_eq!(e.to_string(), refusal(&mine, std::process::id(), false));
+    assert_eq!(snapshot(&mine), mine_before);
+    // A plain `up` of this process's own lab (not a second `Lab`) is no other process's: it
+    // goes through and leaves the lab (and its record, owner included) as it was.
+    let loaded = vnet::model::load_topology(first.topology()).unwrap();
+    assert!(vnet::lifecycle::up(&loaded, &Default::default()).unwrap().plan.is_empty());
     assert_eq!(snapshot(&mine), mine_before);
     first.down().unwrap();
     assert_gone(&mine);
@@ -306,6 +321,99 @@ fn down_by_name_of_a_running_owners_lab_says_so_and_the_owner_then_leaves_the_ne
     assert_gone(&name);
 }
 
+/// A test's lab removed by name and brought up again by the command line is not the test's
+/// any more: the `Lab`'s `update` is refused and changes nothing, and its `down` leaves the
+/// command line's lab alone.
+#[test]
+fn a_lab_removed_by_name_and_brought_up_again_is_left_alone_by_its_former_lab_value() {
+    require_root();
+    let _turn = serial();
+    let name = unique_name("retaken");
+    let mut lab = pair(&name, true, None).up().unwrap();
+    let _guard = DownGuard::new(&name, None);
+    let out = vnet(None, &["down", &name]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout)
+            .contains(&format!("\nnote: the lab belonged to pid {}, which is still running (a test's lab: it may go on using it)\n", std::process::id())),
+        "{}",
+        show(&out)
+    );
+    assert_gone(&name);
+    let file = topology_file(&name, &["a", "b"]);
+    let out = vnet(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!text(&out.stderr).contains("belonged"), "a lab of nobody's: {}", show(&out));
+    let before = snapshot(&name);
+    assert_eq!(before.0, pair_namespaces(&name));
+
+    let not_ours = format!("lab {name}: removed by someone else and brought up again since: not this process's lab any more; left alone");
+    let e =
+        lab.update_from_str("name: x\nnodes: { a: {}, b: {}, c: {} }\nlinks: [ { endpoints: [a:eth0, b:eth0] } ]\n", vnet::Format::Yaml).expect_err("refused");
+    assert_eq!(e.to_string(), not_ours);
+    assert_eq!(snapshot(&name), before, "the update changed nothing");
+    assert_eq!(lab.down().expect_err("refused").to_string(), not_ours);
+    assert_eq!(snapshot(&name), before, "the command line's lab is untouched");
+    assert_eq!(status_owner(&name), serde_json::Value::Null);
+
+    let out = vnet(None, &["down", &name]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!text(&out.stdout).contains("note:"), "{}", show(&out));
+    assert_gone(&name);
+}
+
+/// A process that owns a lab it did not build with the library (as `vnet bench` adopts the lab
+/// its `vnet up` built) lets the `vnet`s it runs act as the owner: their `up` is not refused
+/// and their `down` removes the lab without a note, while any other `up` is refused. Once the
+/// owner lets go without a `down` (as a killed benchmark), `gc` removes the lab.
+#[test]
+fn an_owner_lends_its_claim_to_the_vnet_commands_it_runs() {
+    require_root();
+    let _turn = serial();
+    let name = unique_name("lent");
+    let _guard = DownGuard::new(&name, None);
+    let file = topology_file(&name, &["a", "b"]);
+    let up = || vnet_cmd(None, &["up", file.to_str().unwrap(), "--isolated-host"]);
+    for round in ["gc", "down"] {
+        let out = up().output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let owner = vnet::state::owner::adopt(&name).unwrap();
+        let st = record_json(&name);
+        assert_eq!((st["owner_pid"].as_u64(), st["owner_lock"].as_bool()), (Some(std::process::id() as u64), Some(true)));
+        let before = snapshot(&name);
+        assert_eq!(before.0, pair_namespaces(&name));
+
+        let out = up().output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+        assert_eq!(text(&out.stderr), format!("error: {}\n", refusal(&name, std::process::id(), false)));
+        let mut cmd = up();
+        owner.lend_to(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        assert_eq!(text(&out.stdout), format!("lab {name} is up; nothing to do\n"), "{}", show(&out));
+        assert_eq!(snapshot(&name), before, "the lent `up` kept the lab and its owner");
+
+        if round == "gc" {
+            drop(owner);
+            assert_eq!(
+                status_owner(&name),
+                serde_json::json!({"pid": std::process::id(), "running": false, "note": format!("owner pid {} is gone: `vnet gc` removes it", std::process::id())})
+            );
+            let out = vnet(None, &["gc"]);
+            assert!(text(&out.stdout).contains(&format!("  lab {name}\n")), "{}", show(&out));
+        } else {
+            let mut cmd = vnet_cmd(None, &["down", &name]);
+            owner.lend_to(&mut cmd);
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+            assert!(text(&out.stdout).starts_with(&format!("lab {name} is down: 2 namespaces")), "{}", show(&out));
+            assert!(!text(&out.stdout).contains("note:"), "{}", show(&out));
+            drop(owner);
+        }
+        assert_gone(&name);
+    }
+}
+
 /// An owner killed outright: `status` says so, `gc --dry-run` names the lab and leaves it,
 /// `gc` removes it. A command-line `up` of a dead owner's lab makes it a lab of the command
 /// line (which `gc` then leaves).
@@ -322,7 +430,7 @@ fn a_killed_owners_lab_is_shown_as_such_and_gc_removes_it_or_the_command_line_ta
     assert_eq!(status_owner(&lab), serde_json::json!({"pid": pid, "running": false, "note": format!("owner pid {pid} is gone: `vnet gc` removes it")}));
     let out = vnet(None, &["gc", "--dry-run"]);
     assert!(text(&out.stdout).contains(&format!("  lab {lab}\n")), "{}", show(&out));
-    assert_eq!(snapshot(&lab).0.len(), 3, "a dry run removes nothing");
+    assert_eq!(snapshot(&lab).0, pair_namespaces(&lab), "a dry run removes nothing");
     let out = vnet(None, &["gc"]);
     assert!(text(&out.stdout).contains(&format!("  lab {lab}\n")), "{}", show(&out));
     assert_gone(&lab);
@@ -346,7 +454,7 @@ fn a_killed_owners_lab_is_shown_as_such_and_gc_removes_it_or_the_command_line_ta
     assert!(!Path::new("/run/vnet").join(&name).join("owner").exists());
     let out = vnet(None, &["gc"]);
     assert!(!text(&out.stdout).contains(&name), "{}", show(&out));
-    assert_eq!(snapshot(&name).0.len(), 3);
+    assert_eq!(snapshot(&name).0, pair_namespaces(&name));
     let out = vnet(None, &["down", &name]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(!text(&out.stdout).contains("note:"), "{}", show(&out));
@@ -412,7 +520,8 @@ fn labs_share_raised_neighbour_limits_and_the_last_down_puts_the_machines_back()
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         let mut restored = r.restored_sysctls.clone();
         restored.sort();
-        let expected: Vec<String> = (1..=3).filter(|n| left[n - 1] != orig[n - 1]).map(|n| format!("net.ipv4.neigh.default.gc_thresh{n}={}", orig[n - 1])).collect();
+        let expected: Vec<String> =
+            (1..=3).filter(|n| left[n - 1] != orig[n - 1]).map(|n| format!("net.ipv4.neigh.default.gc_thresh{n}={}", orig[n - 1])).collect();
         assert_eq!(restored, expected);
         assert!(!Path::new(LIMITS_RECORD).exists(), "no holder left: no record");
     }

@@ -98,11 +98,22 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let file = dir.join("lab.json");
     std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
     let up = timed(Command::new(&exe).arg("up").arg(&file))?;
-    let _owner = adopt(&lab);
+    let owner = adopt(&lab);
+    // The `vnet`s run on the lab act as its owner: not refused as another process's lab.
+    let as_owner = |c: &mut Command| {
+        if let Some(o) = &owner {
+            o.lend_to(c);
+        }
+    };
     let ns_vnet = |n: &str| format!("{lab}-{n}");
     let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
-    let reup = timed(Command::new(&exe).arg("up").arg(&file));
-    let down = timed(Command::new(&exe).arg("down").arg(&lab));
+    let mut reup_cmd = Command::new(&exe);
+    as_owner(reup_cmd.arg("up").arg(&file));
+    let reup = timed(&mut reup_cmd);
+    let mut down_cmd = Command::new(&exe);
+    as_owner(down_cmd.arg("down").arg(&lab));
+    let down = timed(&mut down_cmd);
+    drop(owner);
     let (reup, down) = (reup?, down?);
     check_all(&verified, opts.nodes, "vnet")?;
     let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;

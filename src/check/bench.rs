@@ -130,6 +130,19 @@ fn arm_signals() {
     });
 }
 
+/// Releases the raised limits still in `RAISED` when dropped (by a panic's unwinding).
+struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if let Some(r) = RAISED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            for p in r.restore() {
+                eprintln!("vnet: {p}");
+            }
+        }
+    }
+}
+
 fn disarm_signals() {
     let _ = signals().thread_unblock();
 }
@@ -147,9 +160,13 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
     let raised = neigh::raise(Table::Arp, probes as u64 + 2 * n as u64).map_err(|e| Error::io("raise the neighbour table limits", e))?;
     let during = neigh::limits(Table::Arp).map_err(|e| Error::io("read the neighbour table limits", e))?;
     *RAISED.lock().unwrap_or_else(|e| e.into_inner()) = Some(raised);
+    // A panic in `measure` unwinds through this guard: the limits are released then too (a
+    // value in a static is never dropped).
+    let guard = ReleaseOnDrop;
     arm_signals();
     let result = measure(opts);
     let problems = RAISED.lock().unwrap_or_else(|e| e.into_inner()).take().map(neigh::Raised::restore).unwrap_or_default();
+    drop(guard);
     disarm_signals();
     let after = neigh::limits(Table::Arp).ok();
     let mut r = result?;

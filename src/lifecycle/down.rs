@@ -46,6 +46,13 @@ pub fn down_owned(lab: &str, owner: &state::owner::Owner) -> Result<DownReport> 
     down_as(lab, Some(owner))
 }
 
+/// A lab of this process's that someone else removed and brought up again since (the command
+/// line, or another process whose owner is gone): its `Lab` leaves it alone.
+pub(crate) fn not_this_process(lab: &str) -> Error {
+    let why = "removed by someone else and brought up again since: not this process's lab any more; left alone";
+    Error::io(format!("lab {lab}"), std::io::Error::other(why))
+}
+
 fn down_as(lab: &str, owner: Option<&state::owner::Owner>) -> Result<DownReport> {
     use state::owner::OwnerState;
     let started = Instant::now();
@@ -55,12 +62,14 @@ fn down_as(lab: &str, owner: Option<&state::owner::Owner>) -> Result<DownReport>
         match state::owner::state(&state::lab_dir(lab), st.as_ref(), Some(me)) {
             OwnerState::This => None,
             OwnerState::Alive { pid, elsewhere } => return Err(Error::Owned { lab: lab.to_string(), pid, elsewhere }),
-            _ if st.is_none() => return Err(Error::NoSuchLab(lab.to_string())),
-            // Removed by someone else, then brought up again by the command line: not ours.
-            _ => {
-                let why = "removed by someone else and brought up again since: not this process's lab any more; left alone";
-                return Err(Error::io(format!("lab {lab}"), std::io::Error::other(why)));
+            _ if st.is_none() => {
+                // Removed by someone else (`vnet down` by name); taking the lock made its
+                // directory again, which nobody's record is in.
+                state::remove(lab).map_err(|e| Error::io("remove lab state", e))?;
+                return Err(Error::NoSuchLab(lab.to_string()));
             }
+            // Removed by someone else, then brought up again by the command line: not ours.
+            _ => return Err(not_this_process(lab)),
         }
     } else {
         match state::load(lab).ok().flatten().map(|st| state::owner::state(&state::lab_dir(lab), Some(&st), None)) {

@@ -373,8 +373,16 @@ fn owner_state(lab: &str, prior: Option<&LabState>, wanted: &Ownership) -> Resul
         _ => None,
     };
     let now = state::owner::state(&state::lab_dir(lab), prior, me);
+    // This very process (through a `Lab` it holds): a plain `up` leaves the lab its `Lab`'s,
+    // as `Keep` does; only a second `Lab` of the name is refused (flock locks belong to open
+    // files, so the owner lock tells it from the first).
+    let this_process = |pid: u32, elsewhere: bool| !elsewhere && pid == std::process::id() && matches!(wanted, Ownership::Command);
     match now {
+        OwnerState::Alive { pid, elsewhere } if this_process(pid, elsewhere) => Ok(now),
         OwnerState::Alive { pid, elsewhere } if !matches!(wanted, Ownership::Keep) => Err(Error::Owned { lab: lab.to_string(), pid, elsewhere }),
+        // A `Lab`'s update of a lab that is not its own any more (removed by name, brought up
+        // again by the command line): left alone, as its `down` would.
+        OwnerState::None | OwnerState::Gone { .. } if prior.is_some() && me.is_some_and(|o| o.has_claim()) => Err(super::down::not_this_process(lab)),
         s => Ok(s),
     }
 }
@@ -410,7 +418,8 @@ fn take_owner(lab: &str, st: &mut LabState, wanted: &Ownership, now: state::owne
             let _ = std::fs::remove_file(dir.join(state::owner::FILE));
             Ok(true)
         }
-        // Another running owner: refused by `owner_state` already.
+        // A running owner: this process's own (kept), or another's (refused by `owner_state`
+        // already).
         (Ownership::Command, OwnerState::Alive { .. } | OwnerState::This) => Ok(false),
     }
 }

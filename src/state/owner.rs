@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,11 @@ use super::LabState;
 
 /// The owner lock's file name in a lab's record directory.
 pub const FILE: &str = "owner";
+
+/// How a process that owns a lab lets a `vnet` it runs act as the lab's owner (`vnet bench`
+/// running `vnet up` and `vnet down` on the lab it holds): the number of a descriptor the
+/// child inherits, of the very open file that holds the owner lock (see `Owner::lend_to`).
+pub const LEND_ENV: &str = "VNET_OWNER_FD";
 
 /// This process's hold on a lab it owns: shared by the `Lab` value and the `up`s it runs
 /// (`Ownership::Process`). Empty until `up` claims the lab; dropped (the lock released) with
@@ -31,19 +36,28 @@ struct Held {
     file: File,
     dev: u64,
     ino: u64,
+    /// Lent by the parent process (`LEND_ENV`): the lock is the parent's, only closed here.
+    borrowed: bool,
 }
 
 impl Drop for Held {
     /// Unlocks before closing: a child forked by another thread holds a copy of the
-    /// descriptor until its exec (see `state::LabLock`).
+    /// descriptor until its exec (see `state::LabLock`). A borrowed lock stays the lender's.
     fn drop(&mut self) {
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        if !self.borrowed {
+            unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        }
     }
 }
 
 impl Owner {
     pub fn new() -> Owner {
         Owner::default()
+    }
+
+    /// Whether this handle holds an owner lock (of whichever lab).
+    pub fn has_claim(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// Whether this handle holds the owner lock of the lab whose directory is `dir`.
@@ -80,8 +94,56 @@ impl Owner {
         file.set_len(0)?;
         file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         let m = file.metadata()?;
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Held { file, dev: m.dev(), ino: m.ino() });
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Held { file, dev: m.dev(), ino: m.ino(), borrowed: false });
         Ok(())
+    }
+
+    /// Lets `cmd`, a `vnet` this process runs on the lab it owns, act as the lab's owner (its
+    /// `up` is then not refused as another process's, its `down` removes the lab as the
+    /// owner's): the child inherits the descriptor of the open file that holds the lock, and
+    /// finds its number in `LEND_ENV`. Nothing when this handle holds no lock.
+    pub fn lend_to(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(h) = held.as_ref() else { return };
+        let fd = h.file.as_raw_fd();
+        cmd.env(LEND_ENV, fd.to_string());
+        // SAFETY: between fork and exec only fcntl, which is async-signal-safe; it clears
+        // close-on-exec in the child's own descriptor table, not in this process's.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// The claim a parent process lent this one (`lend_to`) on the lab whose record directory
+    /// is `dir`, if it lent one: the inherited descriptor must be the open file of that lab's
+    /// owner lock, and hold the lock. The variable is removed (the children of this process
+    /// inherit nothing), and the descriptor closed if it is not one.
+    pub fn borrowed(dir: &Path) -> Option<Owner> {
+        let fd: RawFd = std::env::var(LEND_ENV).ok()?.trim().parse().ok()?;
+        std::env::remove_var(LEND_ENV);
+        // A descriptor this process has at all.
+        if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return None;
+        }
+        // SAFETY: an open descriptor nothing else in this process uses (inherited for this).
+        let file = unsafe { File::from_raw_fd(fd) };
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let m = file.metadata().ok()?;
+        let on_disk = std::fs::metadata(dir.join(FILE)).ok()?;
+        if (m.dev(), m.ino()) != (on_disk.dev(), on_disk.ino()) {
+            return None;
+        }
+        // The lender's open file holds the lock: taking it again through it succeeds.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return None;
+        }
+        Some(Owner(Arc::new(Mutex::new(Some(Held { file, dev: m.dev(), ino: m.ino(), borrowed: true })))))
     }
 }
 

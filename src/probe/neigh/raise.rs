@@ -229,7 +229,10 @@ pub fn raise(t: Table, needed: u64) -> io::Result<Raised> {
 }
 
 fn wants(t: Table, l: Limits) -> BTreeMap<PathBuf, (String, u64)> {
-    [(1u8, l.gc_thresh1), (2, l.gc_thresh2), (3, l.gc_thresh3)].into_iter().map(|(n, v)| (Path::new(t.sysctl_dir()).join(format!("gc_thresh{n}")), (t.key(n), v))).collect()
+    [(1u8, l.gc_thresh1), (2, l.gc_thresh2), (3, l.gc_thresh3)]
+        .into_iter()
+        .map(|(n, v)| (Path::new(t.sysctl_dir()).join(format!("gc_thresh{n}")), (t.key(n), v)))
+        .collect()
 }
 
 fn lab_holder_id(dir: &Path) -> String {
