@@ -31,6 +31,13 @@ pub enum Error {
     /// Another vnet command holds the lab's lock.
     #[error("lab `{0}` is busy: another vnet command is working on it (lock held on /run/vnet/{0}/lock)")]
     Busy(String),
+    /// The lab belongs to another process that is still running (a lab of the Rust test
+    /// library, owned by the process that built it): nothing was changed.
+    #[error(
+        "lab `{lab}` belongs to {}, which is still running: nothing was changed (the lab goes when its owner is done with it; `vnet down {lab}` removes it now)",
+        crate::state::owner::OwnerState::describe_pid(*.pid, *.elsewhere)
+    )]
+    Owned { lab: String, pid: u32, elsewhere: bool },
     /// No lab of that name is up.
     #[error("no lab named `{0}` (see `vnet status`)")]
     NoSuchLab(String),
@@ -69,13 +76,14 @@ fn clashes(c: &[Clash]) -> String {
 
 impl Error {
     /// Exit code: 2 invalid input (a topology file, or a command's own arguments and values),
-    /// 3 kernel lacks a feature, 4 busy, 1 anything else: a failure, and a lab, node or device
-    /// named on the command line that is not there (a lookup, as `exec`, `trace` and `check` do).
+    /// 3 kernel lacks a feature, 4 busy (or owned by another running process), 1 anything
+    /// else: a failure, and a lab, node or device named on the command line that is not there
+    /// (a lookup, as `exec`, `trace` and `check` do).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) => 2,
             Error::Unsupported(_) => 3,
-            Error::Busy(_) => 4,
+            Error::Busy(_) | Error::Owned { .. } => 4,
             _ => 1,
         }
     }

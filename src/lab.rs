@@ -1,7 +1,10 @@
 //! `Lab`: a running lab as a Rust value, for integration tests that want a throwaway network.
 //! Built from a file, from text or in code, brought up with an isolated host and a name no
-//! other test uses, torn down on drop (also when the test panics). If the test process dies
-//! before its labs are dropped, `vnet gc` removes them (the lab records its owner's pid).
+//! other test uses, torn down on drop (also when the test panics). The lab belongs to the
+//! process that built it: that process holds a lock on the lab's record for the lab's life,
+//! which the kernel releases when it dies (see `state::owner`). Meanwhile no other process's
+//! `up` takes the lab over; if the process dies before its labs are dropped, `vnet gc` removes
+//! them.
 //!
 //! ```
 //! use vnet::Lab;
@@ -35,7 +38,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
 use crate::kernel::netns;
-use crate::lifecycle::{self, DownReport, LabStatus, UpOptions, UpReport};
+use crate::lifecycle::{self, DownReport, LabStatus, Ownership, UpOptions, UpReport};
 use crate::model::file::{InterfaceSpec, LinkSpec, RouteSpec, SysctlValue, TableRef, Topology};
 use crate::model::kind::KindSpec;
 use crate::model::source::{text_name, SourceText};
@@ -43,10 +46,11 @@ use crate::model::{self, Diag, Diagnostics, Format, Loaded};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A name no other lab of this or any other running process uses: base-PID-N.
+/// A name no other lab of this or any other running process uses: base-PID-N-RANDOM. The
+/// pid alone would not do: processes in separate PID namespaces share pids (each may be pid 1).
 pub fn unique_name(base: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let suffix = format!("-{}-{n}", std::process::id());
+    let suffix = format!("-{}-{n}-{:08x}", std::process::id(), crate::state::random_u32());
     let keep = 40usize.saturating_sub(suffix.len());
     let base: String = base.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(keep).collect();
     format!("{base}{suffix}")
@@ -55,6 +59,9 @@ pub fn unique_name(base: &str) -> String {
 /// A lab that is up. Dropping it takes it down.
 pub struct Lab {
     loaded: Loaded,
+    /// This process's claim on the lab (see `state::owner`): while it lives, no other `up`
+    /// takes the lab over and `gc` leaves it; the kernel releases it if the process dies.
+    owner: crate::state::owner::Owner,
     down_on_drop: bool,
     /// Whether `loaded` was read from a topology file (so its spans point into it).
     from_file: bool,
@@ -64,7 +71,7 @@ pub struct Lab {
 #[derive(Clone, Debug)]
 pub struct LabOptions {
     /// Replace the file's name with a unique one (default true, so tests never clash): the
-    /// name given, cut to fit, then `-PID-N`. The name given must be a valid lab name
+    /// name given, cut to fit, then `-PID-N-RANDOM`. The name given must be a valid lab name
     /// (letters, digits, `-` and `_`, not starting with `-`); one that is not is refused as
     /// written, not changed.
     pub unique_name: bool,
@@ -141,9 +148,10 @@ impl Lab {
     }
 
     fn start(loaded: Loaded, file: Option<&Path>) -> Result<Lab> {
-        let opts = UpOptions { file: file.map(Path::to_path_buf), owner_pid: Some(std::process::id()), ..Default::default() };
+        let owner = crate::state::owner::Owner::new();
+        let opts = UpOptions { file: file.map(Path::to_path_buf), owner: Ownership::Process(owner.clone()), ..Default::default() };
         let report = lifecycle::up(&loaded, &opts)?;
-        let mut lab = Lab { loaded, down_on_drop: true, from_file: file.is_some() };
+        let mut lab = Lab { loaded, owner, down_on_drop: true, from_file: file.is_some() };
         lab.note_warnings(report.warnings, &Diagnostics::default());
         Ok(lab)
     }
@@ -254,7 +262,7 @@ impl Lab {
             Some(f) => Some(f.to_path_buf()),
             None => recorded(),
         };
-        let report = lifecycle::up(&loaded, &UpOptions { file: kept, owner_pid: Some(std::process::id()), ..Default::default() })?;
+        let report = lifecycle::up(&loaded, &UpOptions { file: kept, owner: Ownership::Process(self.owner.clone()), ..Default::default() })?;
         let before = std::mem::replace(&mut self.loaded, loaded).warnings;
         self.from_file = file.is_some();
         self.note_warnings(report.warnings.clone(), &before);
@@ -314,7 +322,7 @@ impl Lab {
     /// Takes the lab down now and reports what was removed.
     pub fn down(mut self) -> Result<DownReport> {
         self.down_on_drop = false;
-        lifecycle::down(self.name())
+        lifecycle::down::down_owned(self.name(), &self.owner)
     }
 }
 
@@ -322,7 +330,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.down_on_drop {
-            match lifecycle::down(self.name()) {
+            match lifecycle::down::down_owned(self.name(), &self.owner) {
                 Err(e) => eprintln!("vnet: could not take lab {} down: {e}", self.name()),
                 Ok(r) if !r.problems.is_empty() => {
                     eprintln!("vnet: lab {} is down, but not all of it could be removed:", self.name());

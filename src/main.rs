@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vnet::lifecycle::{self, LabStatus, UpOptions};
+use vnet::lifecycle::{self, LabStatus, Ownership, UpOptions};
 use vnet::model::{self, Diagnostics};
+use vnet::state::owner::Owner;
 use vnet::Error;
 
 #[derive(Parser)]
@@ -306,7 +307,12 @@ fn run(cli: Cli) -> Result<u8, Error> {
             let mut loaded = load_share(&file, isolated_host, host.as_deref())?;
             print_warnings(&loaded.warnings);
             loaded.release_document();
-            let opts = UpOptions { file: Some(file.clone()), progress: true, raise_neigh_limits, ..Default::default() };
+            // Run by the process that owns the lab (`vnet bench`), it acts as that owner.
+            let owner = match Owner::borrowed(&vnet::state::lab_dir(&loaded.lab.name)) {
+                Some(o) => Ownership::Process(o),
+                None => Ownership::Command,
+            };
+            let opts = UpOptions { file: Some(file.clone()), owner, progress: true, raise_neigh_limits };
             let r = lifecycle::up(&loaded, &opts)?;
             print_warnings(&r.warnings);
             if as_json {
@@ -319,7 +325,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Cmd::Down { lab, json: as_json } => {
-            let r = lifecycle::down(&lab)?;
+            let r = match Owner::borrowed(&vnet::state::lab_dir(&lab)) {
+                Some(o) => lifecycle::down::down_owned(&lab, &o)?,
+                None => lifecycle::down(&lab)?,
+            };
             if as_json {
                 println!("{}", json(&r));
             } else {
@@ -330,6 +339,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
                     r.root_devices.len(),
                     r.elapsed.as_secs_f64() * 1000.0
                 );
+                if let Some(pid) = r.owner_still_running {
+                    let who = vnet::state::owner::OwnerState::describe_pid(pid, r.owner_elsewhere);
+                    println!("note: the lab belonged to {who}, which is still running (a test's lab: it may go on using it)");
+                }
                 for p in &r.problems {
                     eprintln!("warning: {p}");
                 }

@@ -15,6 +15,7 @@ use crate::model::Topology;
 
 pub mod bench;
 pub mod netfeat;
+pub mod owner;
 
 /// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).
 pub const RUN_DIR: &str = "/run/vnet";
@@ -67,20 +68,34 @@ pub struct LabState {
     /// node -> sysctl -> the value it had before the lab changed it.
     #[serde(default)]
     pub sysctl_restore: BTreeMap<String, BTreeMap<String, String>>,
-    /// Root-namespace limits raised for the lab (neighbour table), to restore at `down`.
-    #[serde(default)]
+    /// Root-namespace limits raised for the lab by a vnet before the machine-wide record of
+    /// raised limits (`probe::neigh::raise`): restored at `down` as before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_restore: BTreeMap<String, String>,
-    /// The values the lab set there: restored only if nobody changed them since.
-    #[serde(default)]
+    /// The values that vnet set there: restored only if nobody changed them since.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_set: BTreeMap<String, String>,
+    /// The neighbour table limits (gc_thresh1/2/3) the lab holds raised in the machine-wide
+    /// record (`probe::neigh::raise`); released at `down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neigh_held: Option<[u64; 3]>,
     /// The topology as last applied successfully.
     #[serde(default)]
     pub topology: Option<Topology>,
     /// Process that last wrote the record.
     pub pid: u32,
-    /// For labs of the Rust test library: the owning process; `gc` removes the lab once it is gone.
+    /// For labs of the Rust test library: the owning process's pid, for people (as that
+    /// process saw it, in its PID namespace `owner_pidns`); `gc` removes the lab once the owner
+    /// is gone.
     #[serde(default)]
     pub owner_pid: Option<u32>,
+    /// The inode of the owner's PID namespace (its pid means another process in another one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_pidns: Option<u64>,
+    /// Whether the owner holds the lock on the record directory's `owner` file while it lives
+    /// (see `state::owner`); records of older vnet versions only name the pid.
+    #[serde(default)]
+    pub owner_lock: bool,
     /// Interface group carried by every device the lab creates in its own namespaces.
     #[serde(default)]
     pub group: u32,
@@ -125,9 +140,12 @@ impl LabState {
             sysctl_restore: BTreeMap::new(),
             host_restore: BTreeMap::new(),
             host_set: BTreeMap::new(),
+            neigh_held: None,
             topology: None,
             pid: std::process::id(),
             owner_pid: None,
+            owner_pidns: None,
+            owner_lock: false,
             group: group_for(lab),
             netns_ids: BTreeMap::new(),
             delete_in: Vec::new(),
@@ -294,6 +312,19 @@ pub fn is_locked(lab: &str) -> bool {
     } else {
         true
     }
+}
+
+/// Four random bytes from the kernel (names and ids that must not collide with another
+/// process's, whatever its pid).
+pub fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 4 {
+        // No getrandom (very old kernels): the clock's nanoseconds and the pid.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        return t.subsec_nanos() ^ std::process::id().rotate_left(16);
+    }
+    u32::from_ne_bytes(b)
 }
 
 /// Whether a process is alive (a zombie, dead but not yet reaped, is not).

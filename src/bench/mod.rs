@@ -98,11 +98,22 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let file = dir.join("lab.json");
     std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
     let up = timed(Command::new(&exe).arg("up").arg(&file))?;
-    adopt(&lab);
+    let owner = adopt(&lab);
+    // The `vnet`s run on the lab act as its owner: not refused as another process's lab.
+    let as_owner = |c: &mut Command| {
+        if let Some(o) = &owner {
+            o.lend_to(c);
+        }
+    };
     let ns_vnet = |n: &str| format!("{lab}-{n}");
     let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
-    let reup = timed(Command::new(&exe).arg("up").arg(&file));
-    let down = timed(Command::new(&exe).arg("down").arg(&lab));
+    let mut reup_cmd = Command::new(&exe);
+    as_owner(reup_cmd.arg("up").arg(&file));
+    let reup = timed(&mut reup_cmd);
+    let mut down_cmd = Command::new(&exe);
+    as_owner(down_cmd.arg("down").arg(&lab));
+    let down = timed(&mut down_cmd);
+    drop(owner);
     let (reup, down) = (reup?, down?);
     check_all(&verified, opts.nodes, "vnet")?;
     let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;
@@ -348,14 +359,10 @@ impl Drop for RecordGuard {
 }
 
 /// Makes this process the owner of the lab vnet built (as the test library does), so that
-/// `vnet gc` removes it if the benchmark dies before its `down`.
-fn adopt(lab: &str) {
-    if let Ok(_lock) = state::lock(lab) {
-        if let Ok(Some(mut st)) = state::load(lab) {
-            st.owner_pid = Some(std::process::id());
-            let _ = state::save(&st);
-        }
-    }
+/// `vnet gc` removes it if the benchmark dies before its `down`; the lab is the benchmark's
+/// while the returned handle lives.
+fn adopt(lab: &str) -> Option<state::owner::Owner> {
+    state::owner::adopt(lab).map_err(|e| eprintln!("vnet bench: cannot own lab {lab}: {e}")).ok()
 }
 
 /// Deletes namespaces the benchmark created, by their exact names, in one `ip -batch`.

@@ -5,14 +5,13 @@
 //!
 //! N nodes talking to each other need ~N(N-1) neighbour entries, while the machine's table
 //! (global, limits in the root namespace only) holds 1,024 by default: the benchmark raises
-//! gc_thresh1/2/3 for its run and restores them afterwards (on error and panic too, and from a
-//! signal handler on SIGINT/SIGTERM); the lab's record also carries the old values so that
-//! `vnet gc` restores them if the process is killed outright.
+//! gc_thresh1/2/3 for its run and releases them afterwards (on error and panic too, and on
+//! SIGINT/SIGTERM); the machine-wide record of raised limits names the run, so that `vnet gc`
+//! releases them if the process is killed outright (see `probe::neigh::raise`).
 
-use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -99,40 +98,53 @@ pub fn star_addr(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 77, (i / 250) as u8, (i % 250 + 1) as u8))
 }
 
-static RESTORE: OnceLock<Vec<(CString, CString)>> = OnceLock::new();
+/// The raised limits, released by whichever comes first: the run's end or a signal.
+static RAISED: Mutex<Option<neigh::Raised>> = Mutex::new(None);
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe calls: open, write, close, _exit.
-    if let Some(list) = RESTORE.get() {
-        for (path, val) in list {
-            unsafe {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
-                if fd >= 0 {
-                    libc::write(fd, val.as_ptr() as *const libc::c_void, val.as_bytes().len());
-                    libc::close(fd);
-                }
-            }
-        }
-    }
-    unsafe { libc::_exit(128 + sig) };
+fn signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set
 }
 
-fn arm_signals(previous: &[(String, String)]) {
-    let list: Vec<(CString, CString)> =
-        previous.iter().filter_map(|(k, v)| Some((CString::new(format!("/proc/sys/{}", k.replace('.', "/"))).ok()?, CString::new(v.as_str()).ok()?))).collect();
-    if RESTORE.set(list).is_ok() {
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+/// SIGINT and SIGTERM are blocked in this thread (and in the threads it starts from now on)
+/// and waited for by a thread of their own, which releases the raised limits (under the
+/// record's lock, which a signal handler could not take) and ends the process as the signal
+/// would have.
+fn arm_signals() {
+    let set = signals();
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            if let Some(r) = RAISED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                for p in r.restore() {
+                    eprintln!("vnet: {p}");
+                }
+            }
+            unsafe { libc::_exit(128 + sig as i32) };
+        }
+    });
+}
+
+/// Releases the raised limits still in `RAISED` when dropped (by a panic's unwinding).
+struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if let Some(r) = RAISED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            for p in r.restore() {
+                eprintln!("vnet: {p}");
+            }
         }
     }
 }
 
 fn disarm_signals() {
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-    }
+    let _ = signals().thread_unblock();
 }
 
 /// Runs the benchmark.
@@ -147,9 +159,14 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
     // by `vnet gc` or the next run that raises them.
     let raised = neigh::raise(Table::Arp, probes as u64 + 2 * n as u64).map_err(|e| Error::io("raise the neighbour table limits", e))?;
     let during = neigh::limits(Table::Arp).map_err(|e| Error::io("read the neighbour table limits", e))?;
-    arm_signals(&raised.previous());
+    *RAISED.lock().unwrap_or_else(|e| e.into_inner()) = Some(raised);
+    // A panic in `measure` unwinds through this guard: the limits are released then too (a
+    // value in a static is never dropped).
+    let guard = ReleaseOnDrop;
+    arm_signals();
     let result = measure(opts);
-    let problems = raised.restore();
+    let problems = RAISED.lock().unwrap_or_else(|e| e.into_inner()).take().map(neigh::Raised::restore).unwrap_or_default();
+    drop(guard);
     disarm_signals();
     let after = neigh::limits(Table::Arp).ok();
     let mut r = result?;

@@ -21,15 +21,67 @@ pub struct DownReport {
     pub restored_sysctls: Vec<String>,
     /// Things that could not be removed.
     pub problems: Vec<String>,
+    /// The lab belonged to a process that was still running (a test's lab, removed by name
+    /// with `vnet down`): its pid, as that process sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_still_running: Option<u32>,
+    /// That pid is one of another PID namespace.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub owner_elsewhere: bool,
     #[serde(skip)]
     pub elapsed: Duration,
 }
 
-/// Removes a lab. A lab with neither a record nor marked objects is an error.
+/// Removes a lab. A lab with neither a record nor marked objects is an error. A lab that
+/// another running process owns (a test's) is removed all the same (it was asked for by name);
+/// the report names that process (`owner_still_running`).
 pub fn down(lab: &str) -> Result<DownReport> {
+    down_as(lab, None)
+}
+
+/// Removes a lab this process owns through `owner` (the test library's `Lab`): nothing is
+/// removed when it is not its own any more (removed by someone else, then brought up again by
+/// another process: `Error::Owned`; gone: `Error::NoSuchLab`).
+pub fn down_owned(lab: &str, owner: &state::owner::Owner) -> Result<DownReport> {
+    down_as(lab, Some(owner))
+}
+
+/// A lab of this process's that someone else removed and brought up again since (the command
+/// line, or another process whose owner is gone): its `Lab` leaves it alone.
+pub(crate) fn not_this_process(lab: &str) -> Error {
+    let why = "removed by someone else and brought up again since: not this process's lab any more; left alone";
+    Error::io(format!("lab {lab}"), std::io::Error::other(why))
+}
+
+fn down_as(lab: &str, owner: Option<&state::owner::Owner>) -> Result<DownReport> {
+    use state::owner::OwnerState;
     let started = Instant::now();
     let _lock = super::up::lock(lab)?;
+    let still_running = if let Some(me) = owner {
+        let st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
+        match state::owner::state(&state::lab_dir(lab), st.as_ref(), Some(me)) {
+            OwnerState::This => None,
+            OwnerState::Alive { pid, elsewhere } => return Err(Error::Owned { lab: lab.to_string(), pid, elsewhere }),
+            _ if st.is_none() => {
+                // Removed by someone else (`vnet down` by name); taking the lock made its
+                // directory again, which nobody's record is in.
+                state::remove(lab).map_err(|e| Error::io("remove lab state", e))?;
+                return Err(Error::NoSuchLab(lab.to_string()));
+            }
+            // Removed by someone else, then brought up again by the command line: not ours.
+            _ => return Err(not_this_process(lab)),
+        }
+    } else {
+        match state::load(lab).ok().flatten().map(|st| state::owner::state(&state::lab_dir(lab), Some(&st), None)) {
+            Some(OwnerState::Alive { pid, elsewhere }) => Some((pid, elsewhere)),
+            _ => None,
+        }
+    };
     let (mut report, had_record) = remove_locked(lab)?;
+    if let Some((pid, elsewhere)) = still_running {
+        report.owner_still_running = Some(pid);
+        report.owner_elsewhere = elsewhere;
+    }
     report.elapsed = started.elapsed();
     let found_nothing = report.namespaces.is_empty() && report.root_devices.is_empty() && report.problems.is_empty();
     if !had_record && found_nothing {
@@ -91,6 +143,7 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
                 }
             }
         }
+        // Raised by an older vnet, with the values in the lab's record.
         for (k, v) in &s.host_restore {
             // Another lab (or a person) may have changed the limit since: leave theirs.
             let current = sysctl::read(k).ok();
@@ -104,6 +157,11 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
             }
         }
     }
+    // The neighbour limits the lab held raised go down to what other labs and runs still hold,
+    // or back to the machine's own values.
+    let out = crate::probe::neigh::release_lab(&state::lab_dir(lab));
+    report.restored_sysctls.extend(out.written_values());
+    report.problems.extend(out.problems);
     state::remove(lab).map_err(|e| Error::io("remove lab state", e))?;
     Ok((report, st.is_some()))
 }

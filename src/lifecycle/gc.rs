@@ -38,8 +38,10 @@ fn abandoned(st: &state::LabState) -> Option<String> {
         Phase::Removing => return Some(format!("`down` (pid {}) stopped before finishing", st.pid)),
         Phase::Up => {}
     }
-    match st.owner_pid {
-        Some(pid) if !state::pid_alive(pid) => Some(format!("its owner (pid {pid}) is gone")),
+    // The owner's lock on the record directory's `owner` file, released by the kernel when the
+    // owner dies (a pid alone cannot tell: pid 1 of a PID namespace, a reused pid).
+    match state::owner::state(&state::lab_dir(&st.lab), Some(st), None) {
+        state::owner::OwnerState::Gone { pid, elsewhere } => Some(format!("its owner ({}) is gone", state::owner::OwnerState::describe_pid(pid, elsewhere))),
         _ => None,
     }
 }

@@ -43,7 +43,7 @@ pub fn impair(lab: &str, target: &str, imp: Option<&Impairment>) -> Result<UpRep
     let name = st.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| format!("<lab {lab}>"));
     let value = serde_json::to_value(&topo).map_err(|e| Error::io("encode topology", std::io::Error::other(e)))?;
     let loaded = crate::model::load_document(Document::from_value(&name, value)).map_err(Error::Invalid)?;
-    let opts = UpOptions { file: st.file.clone(), owner_pid: st.owner_pid, ..Default::default() };
+    let opts = UpOptions { file: st.file.clone(), owner: super::up::Ownership::Keep, ..Default::default() };
     up(&loaded, &opts)
 }
 

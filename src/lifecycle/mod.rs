@@ -18,4 +18,4 @@ pub mod up;
 pub use down::{down, DownReport};
 pub use gc::{gc, GcReport};
 pub use status::{status, LabStatus};
-pub use up::{plan, up, UpOptions, UpReport};
+pub use up::{plan, up, Ownership, UpOptions, UpReport};

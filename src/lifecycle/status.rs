@@ -27,10 +27,42 @@ pub struct LabStatus {
     /// is not the lab's, ...): the lab is then not as recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift_error: Option<String>,
+    /// The process that owns the lab (a lab of the Rust test library), if any: running or
+    /// gone (then `vnet gc` removes the lab).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerStatus>,
     /// The command that made the lab from its file, when one did (a test library's lab was
     /// not made by `vnet up`, and has a name of its own).
     #[serde(skip)]
     pub up_command: Option<String>,
+}
+
+/// The owner of a lab, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnerStatus {
+    /// Its pid, as the owner saw it (in its own PID namespace).
+    pub pid: u32,
+    /// Whether it is still running (it holds the lab's owner lock).
+    pub running: bool,
+    /// The pid is one of another PID namespace than `status`'s.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other_pid_namespace: bool,
+    /// In words: "owner pid N is running" or "owner pid N is gone: `vnet gc` removes it".
+    pub note: String,
+}
+
+impl OwnerStatus {
+    fn of(st: &state::LabState) -> Option<OwnerStatus> {
+        use state::owner::OwnerState;
+        let (pid, elsewhere, running) = match state::owner::state(&state::lab_dir(&st.lab), Some(st), None) {
+            OwnerState::Alive { pid, elsewhere } => (pid, elsewhere, true),
+            OwnerState::Gone { pid, elsewhere } => (pid, elsewhere, false),
+            OwnerState::None | OwnerState::This => return None,
+        };
+        let who = format!("owner {}", OwnerState::describe_pid(pid, elsewhere));
+        let note = if running { format!("{who} is running") } else { format!("{who} is gone: `vnet gc` removes it") };
+        Some(OwnerStatus { pid, running, other_pid_namespace: elsewhere, note })
+    }
 }
 
 impl LabStatus {
@@ -351,6 +383,7 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
         isolated_host: st.isolated_host,
         nodes,
         drift_error,
+        owner: OwnerStatus::of(st),
         up_command: st
             .file
             .as_ref()
@@ -476,6 +509,9 @@ pub fn render(labs: &[LabStatus]) -> String {
         };
         let iso = if l.isolated_host { ", isolated host" } else { "" };
         s.push_str(&format!("lab {} ({phase}, {} nodes{iso})\n", l.lab, l.nodes.len()));
+        if let Some(o) = &l.owner {
+            s.push_str(&format!("  {}\n", o.note));
+        }
         for n in &l.nodes {
             let where_ = match &n.netns {
                 Some(ns) => ns.clone(),

@@ -21,13 +21,28 @@ use super::session::observe_lab;
 pub struct UpOptions {
     /// The file the lab came from (kept in its record).
     pub file: Option<PathBuf>,
-    /// Owning process for labs that must not outlive it (the test library); `gc` removes the
-    /// lab once that process is gone.
-    pub owner_pid: Option<u32>,
+    /// Whom the lab belongs to: the command line (it lives until `vnet down`), this process
+    /// (the test library: `gc` removes the lab once the process is gone), or whoever owns it
+    /// now. Another running process's lab is refused (`Error::Owned`) but with `Keep`.
+    pub owner: Ownership,
     /// Show a progress bar (only used when stderr is a terminal and the lab is large).
     pub progress: bool,
     /// Raise the machine's neighbour table limits if the lab can exceed them (restored at down).
     pub raise_neigh_limits: bool,
+}
+
+/// Whom a lab belongs to after `up` (see `state::owner`).
+#[derive(Clone, Debug, Default)]
+pub enum Ownership {
+    /// A lab of the command line, living until `vnet down`. A lab whose owner is gone becomes
+    /// one.
+    #[default]
+    Command,
+    /// This process, through the handle (claimed at the first `up`; the test library keeps it
+    /// in its `Lab`).
+    Process(state::owner::Owner),
+    /// Whoever owns it now (`vnet impair`: a change asked for by name on a running lab).
+    Keep,
 }
 
 /// What `up` did.
@@ -88,6 +103,8 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     let lab = &loaded.lab;
     let _lock = lock(&lab.name)?;
     let prior = state::load(&lab.name).map_err(|e| Error::io("read lab state", e))?;
+    // Another running process's lab is not this run's to change: refused before anything.
+    let owner = owner_state(&lab.name, prior.as_ref(), &opts.owner)?;
     // Refused before anything was recorded (a clash, a missing kernel feature): a new lab
     // leaves no directory behind, only its lock was there.
     let refuse = |e: Error| {
@@ -117,6 +134,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
 
     let mut st = keyed.clone().unwrap_or_else(|| LabState::new(&lab.name, lab.isolated_host));
     let mut warnings = Diagnostics::default();
+    let owned = take_owner(&lab.name, &mut st, &opts.owner, owner, &mut warnings)?;
     let neigh = neighbour_limits(lab, opts, &mut st, &mut warnings);
     let adopted = super::continuity::adopt(lab, &session.observed, &session.handles, &mut st);
     if plan.is_empty() && prior.as_ref().map(|p| p.phase == Phase::Up).unwrap_or(false) {
@@ -126,7 +144,7 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
         if edited {
             st.topology = Some(lab.topology.clone());
         }
-        if neigh || adopted || edited {
+        if owned || neigh || adopted || edited {
             state::save(&st).map_err(|e| Error::io("write lab state", e))?;
         }
         return Ok(UpReport { lab: lab.name.clone(), plan, warnings, elapsed: started.elapsed() });
@@ -138,9 +156,6 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     st.isolated_host = lab.isolated_host;
     if let Some(f) = &opts.file {
         st.file = Some(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()));
-    }
-    if opts.owner_pid.is_some() {
-        st.owner_pid = opts.owner_pid;
     }
     record_plan(&mut st, lab, &plan, &session.observed);
     state::save(&st).map_err(|e| Error::io("write lab state", e))?;
@@ -185,6 +200,16 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
             // against the kernel once more and put back.
             if let Some(p) = prior.as_ref().filter(|p| p.phase == Phase::Up) {
                 e.add_rollback_problems(restore(lab, p, &mut session.handles));
+            }
+            // The neighbour limits as the lab held them before.
+            if st.neigh_held != prior.as_ref().and_then(|p| p.neigh_held) {
+                let dir = state::lab_dir(&lab.name);
+                use crate::probe::neigh::{self, Limits, Table};
+                let out = match prior.as_ref().and_then(|p| p.neigh_held) {
+                    Some([a, b, c]) => neigh::hold_for_lab(&lab.name, &dir, Table::Arp, Limits { gc_thresh1: a, gc_thresh2: b, gc_thresh3: c }),
+                    None => neigh::release_lab(&dir),
+                };
+                e.add_rollback_problems(out.problems);
             }
             match &prior {
                 Some(p) => state::save(p).map_err(|e| Error::io("write lab state", e))?,
@@ -339,51 +364,115 @@ fn finish_record(st: &mut LabState, lab: &Lab, plan: &Plan, handles: &BTreeMap<S
     Ok(())
 }
 
-/// Warns when the lab can need more neighbour entries than the machine allows, or raises the
-/// limits when asked (recording the old values for `down`). Returns whether it changed them.
+/// Who owns the lab now, as `up` with `wanted` ownership must know it; refuses a lab that
+/// another running process owns (unless `Keep`), changing nothing.
+fn owner_state(lab: &str, prior: Option<&LabState>, wanted: &Ownership) -> Result<state::owner::OwnerState> {
+    use state::owner::OwnerState;
+    let me = match wanted {
+        Ownership::Process(o) => Some(o),
+        _ => None,
+    };
+    let now = state::owner::state(&state::lab_dir(lab), prior, me);
+    // This very process (through a `Lab` it holds): a plain `up` leaves the lab its `Lab`'s,
+    // as `Keep` does; only a second `Lab` of the name is refused (flock locks belong to open
+    // files, so the owner lock tells it from the first).
+    let this_process = |pid: u32, elsewhere: bool| !elsewhere && pid == std::process::id() && matches!(wanted, Ownership::Command);
+    match now {
+        OwnerState::Alive { pid, elsewhere } if this_process(pid, elsewhere) => Ok(now),
+        OwnerState::Alive { pid, elsewhere } if !matches!(wanted, Ownership::Keep) => Err(Error::Owned { lab: lab.to_string(), pid, elsewhere }),
+        // A `Lab`'s update of a lab that is not its own any more (removed by name, brought up
+        // again by the command line): left alone, as its `down` would.
+        OwnerState::None | OwnerState::Gone { .. } if prior.is_some() && me.is_some_and(|o| o.has_claim()) => Err(super::down::not_this_process(lab)),
+        s => Ok(s),
+    }
+}
+
+/// Makes the record say whom the lab belongs to (see `Ownership`); returns whether it changed.
+fn take_owner(lab: &str, st: &mut LabState, wanted: &Ownership, now: state::owner::OwnerState, warnings: &mut Diagnostics) -> Result<bool> {
+    use state::owner::OwnerState;
+    let dir = state::lab_dir(lab);
+    match (wanted, now) {
+        (Ownership::Keep, _) | (Ownership::Process(_), OwnerState::This) | (Ownership::Command, OwnerState::None) => Ok(false),
+        (Ownership::Process(o), _) => {
+            o.claim(&dir).map_err(|e| match e.kind() {
+                // Claimed by another process since we looked (it holds no record yet).
+                std::io::ErrorKind::WouldBlock => match state::owner::state(&dir, None, None) {
+                    OwnerState::Alive { pid, elsewhere } => Error::Owned { lab: lab.to_string(), pid, elsewhere },
+                    _ => Error::Busy(lab.to_string()),
+                },
+                _ => Error::io(format!("take the owner lock of lab {lab}"), e),
+            })?;
+            st.owner_pid = Some(std::process::id());
+            st.owner_pidns = state::owner::pid_namespace();
+            st.owner_lock = true;
+            Ok(true)
+        }
+        (Ownership::Command, OwnerState::Gone { pid, elsewhere }) => {
+            warnings.push(crate::model::Diag::warning(format!(
+                "lab {lab} belonged to {}, which is gone: it is now a lab of the command line (removed by `vnet down {lab}`, not by `vnet gc`)",
+                OwnerState::describe_pid(pid, elsewhere)
+            )));
+            st.owner_pid = None;
+            st.owner_pidns = None;
+            st.owner_lock = false;
+            let _ = std::fs::remove_file(dir.join(state::owner::FILE));
+            Ok(true)
+        }
+        // A running owner: this process's own (kept), or another's (refused by `owner_state`
+        // already).
+        (Ownership::Command, OwnerState::Alive { .. } | OwnerState::This) => Ok(false),
+    }
+}
+
+/// Warns when the lab can need more neighbour entries than the machine allows, or holds the
+/// limits raised for it when asked, in the machine-wide record that every lab and run raising
+/// them shares (`probe::neigh::raise`): the last holder to go puts the machine's values back.
+/// Returns whether what the lab holds changed.
 fn neighbour_limits(lab: &Lab, opts: &UpOptions, st: &mut LabState, warnings: &mut Diagnostics) -> bool {
     use crate::probe::neigh::{self, Limits, Table};
-    let Ok(cur) = neigh::limits(Table::Arp) else { return false };
+    // The machine's own limits (what they were before any lab raised them).
+    let Ok(machine) = neigh::machine_limits(Table::Arp) else { return false };
     let need = crate::model::segments::potential_neighbours(lab);
-    let too_small = need as u64 > cur.gc_thresh3;
+    let too_small = need as u64 > machine.gc_thresh3;
     let want = match lab.neighbour_limits {
         Some(Some([a, b, c])) => Some(Limits { gc_thresh1: a, gc_thresh2: b, gc_thresh3: c }),
         Some(None) => too_small.then(|| neigh::sized_for(need)),
         None if opts.raise_neigh_limits => too_small.then(|| neigh::sized_for(need)),
         None => None,
     };
-    let as_map = |l: Limits| -> std::collections::BTreeMap<String, String> {
-        [(1u8, l.gc_thresh1), (2, l.gc_thresh2), (3, l.gc_thresh3)].into_iter().map(|(n, v)| (Table::Arp.key(n), v.to_string())).collect()
-    };
-    match want {
-        Some(v) if v != cur => {
-            if st.host_restore.is_empty() {
-                st.host_restore = as_map(cur);
-            }
-            match neigh::set(Table::Arp, v) {
-                Ok(()) => {
-                    st.host_set = as_map(v);
-                    true
-                }
-                Err(e) => {
-                    warnings.push(crate::model::Diag::warning(format!("could not raise the neighbour table limits: {e}")));
-                    false
-                }
-            }
+    let dir = state::lab_dir(&lab.name);
+    let held = want.map(|l| [l.gc_thresh1, l.gc_thresh2, l.gc_thresh3]);
+    let changed = held != st.neigh_held;
+    if !changed {
+        // Held as wanted (the record's holder entry is refreshed all the same: a lost one comes
+        // back).
+        if let Some(l) = want {
+            let out = neigh::hold_for_lab(&lab.name, &dir, Table::Arp, l);
+            warn_limits(warnings, &out.problems);
         }
-        Some(_) => false,
-        None => {
-            if too_small {
-                warnings.push(
-                    crate::model::Diag::warning(format!(
-                        "lab {} can need up to {need} neighbour (ARP/NDP) entries when its nodes talk to each other, over the machine's limit net.ipv4.neigh.default.gc_thresh3 = {} (one table for all namespaces); traffic will then fail in ways that look like unreachability",
-                        lab.name, cur.gc_thresh3
-                    ))
-                    .help("run `vnet up --raise-neigh-limits` or set `neighbour_limits: auto` in the file (restored at `down`)"),
-                );
-            }
-            false
-        }
+    } else {
+        let out = match want {
+            Some(l) => neigh::hold_for_lab(&lab.name, &dir, Table::Arp, l),
+            None => neigh::release_lab(&dir),
+        };
+        warn_limits(warnings, &out.problems);
+        st.neigh_held = held;
+    }
+    if want.is_none() && too_small {
+        warnings.push(
+            crate::model::Diag::warning(format!(
+                "lab {} can need up to {need} neighbour (ARP/NDP) entries when its nodes talk to each other, over the machine's limit net.ipv4.neigh.default.gc_thresh3 = {} (one table for all namespaces); traffic will then fail in ways that look like unreachability",
+                lab.name, machine.gc_thresh3
+            ))
+            .help("run `vnet up --raise-neigh-limits` or set `neighbour_limits: auto` in the file (restored at `down`)"),
+        );
+    }
+    changed
+}
+
+fn warn_limits(warnings: &mut Diagnostics, problems: &[String]) {
+    for p in problems {
+        warnings.push(crate::model::Diag::warning(format!("neighbour table limits: {p}")));
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 mod raise;
-pub use raise::{raise, recover, Raised};
+pub use raise::{hold_for_lab, machine_limits, raise, recover, release_lab, Outcome, Raised};
 
 /// Which table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -69,29 +69,10 @@ pub fn limits(t: Table) -> io::Result<Limits> {
     Ok(Limits { gc_thresh1: r(1)?, gc_thresh2: r(2)?, gc_thresh3: r(3)? })
 }
 
-/// Sets all three limits, in an order that keeps 1 <= 2 <= 3 at every step.
-pub fn set(t: Table, l: Limits) -> io::Result<()> {
-    let cur = limits(t)?;
-    let order: [(u8, u64); 3] = if l.gc_thresh3 >= cur.gc_thresh3 {
-        [(3, l.gc_thresh3), (2, l.gc_thresh2), (1, l.gc_thresh1)]
-    } else {
-        [(1, l.gc_thresh1), (2, l.gc_thresh2), (3, l.gc_thresh3)]
-    };
-    for (n, v) in order {
-        write_limit(t, n, v)?;
-    }
-    Ok(())
-}
-
 /// Limits under which `entries` fit with room to spare (thresh3 = 2 × entries, rounded up).
 pub fn sized_for(entries: usize) -> Limits {
     let t3 = ((entries as u64) * 2).next_power_of_two().max(1024);
     Limits { gc_thresh1: t3 / 4, gc_thresh2: t3 / 2, gc_thresh3: t3 }
-}
-
-pub(crate) fn write_limit(t: Table, n: u8, v: u64) -> io::Result<()> {
-    let p = format!("{}/gc_thresh{n}", t.sysctl_dir());
-    std::fs::write(&p, v.to_string()).map_err(|e| io::Error::new(e.kind(), format!("{p}: {e}")))
 }
 
 /// Table-wide counters (the same for every namespace: the table is global).
