@@ -218,6 +218,36 @@ fn a_packet_sent_right_after_open_tap_is_not_lost() {
     }
 }
 
+/// A tun without multi_queue takes one queue: a second open while the first is held says who
+/// holds it; once the first is closed the device opens again at once, even while other threads
+/// spawn processes (which hold copies of every descriptor until their exec).
+#[test]
+fn a_single_queue_tun_held_open_is_refused_and_reopens_after_close() {
+    require_root();
+    let yaml = "name: tunbusy\nnodes:\n  a:\n    interfaces:\n      tun0: { kind: tun }\n";
+    let lab = Lab::from_file(temp_topology("tunbusy", "yaml", yaml)).unwrap();
+    let first = lab.node("a").open_tap("tun0").unwrap();
+    let Err(e) = lab.node("a").open_tap("tun0") else { panic!("a second queue on a single-queue tun") };
+    assert_eq!(e.kind(), std::io::ErrorKind::ResourceBusy);
+    assert_eq!(e.to_string(), "tun0 is held open by another program (a device without multi_queue takes one queue)");
+    drop(first);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+    };
+    for round in 0..50 {
+        let q = lab.node("a").open_tap("tun0").unwrap_or_else(|e| panic!("round {round}: {e}"));
+        drop(q);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+}
+
 #[test]
 fn tap_frames_are_read_and_written() {
     require_root();

@@ -54,9 +54,24 @@ pub fn open_queue(name: &str, flags: TunFlags) -> io::Result<File> {
         req.ifr_name[i] = b as libc::c_char;
     }
     req.ifr_ifru.ifru_flags = flags.bits();
-    // SAFETY: fd is open; req lives across the call.
-    unsafe { tunsetiff(f.as_raw_fd(), &req) }.map_err(io::Error::from)?;
-    Ok(f)
+    // A queue just closed here can still be attached for an instant: a child process that
+    // another thread is spawning holds a copy of every descriptor until its exec. Only a
+    // holder that stays is an error.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        // SAFETY: fd is open; req lives across the call.
+        match unsafe { tunsetiff(f.as_raw_fd(), &req) } {
+            Ok(_) => return Ok(f),
+            Err(nix::errno::Errno::EBUSY) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(nix::errno::Errno::EBUSY) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!("{name} is held open by another program (a device without multi_queue takes one queue)"),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Opens a queue as `open_queue` does, and returns once the kernel can send through the
