@@ -202,9 +202,20 @@ pub fn save(state: &LabState) -> io::Result<()> {
 
 /// Removes a lab's record (after `down`).
 pub fn remove(lab: &str) -> io::Result<()> {
-    match std::fs::remove_dir_all(checked_dir(lab)?) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
+    remove_dir(&checked_dir(lab)?)
+}
+
+fn remove_dir(dir: &std::path::Path) -> io::Result<()> {
+    // Another command waiting for the lab's lock (`gc` taking over a lab whose `down` it saw
+    // under way) makes the lock file again in the directory being removed; it finds the lab
+    // gone once it has the lock. Removing again takes its file too.
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && tries < 100 => tries += 1,
+            r => return r,
+        }
     }
 }
 
@@ -338,6 +349,29 @@ pub fn pid_alive(pid: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_record_is_removed_while_another_command_makes_its_lock_file_again() {
+        let dir = std::env::temp_dir().join(format!("vnet-remove-race-{}", std::process::id()));
+        for round in 0..200 {
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in ["state.json", "lock", "owner"] {
+                std::fs::write(dir.join(f), "x").unwrap();
+            }
+            let lock = dir.join("lock");
+            // As `lock_existing`: creates the lock file only inside an existing directory.
+            let maker = std::thread::spawn(move || {
+                let mut made = 0;
+                while std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).is_ok() {
+                    made += 1;
+                }
+                made
+            });
+            super::remove_dir(&dir).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(!dir.exists());
+            maker.join().unwrap();
+        }
+    }
+
     use super::*;
 
     /// A child forked by another thread holds a copy of the lock's descriptor until it execs;
