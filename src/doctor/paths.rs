@@ -11,7 +11,7 @@ use super::addressing::route_present;
 use super::{Ctx, Finding, Severity};
 use crate::error::Result;
 use crate::model::lab::TABLE_MAIN;
-use crate::model::source::Seg;
+use crate::model::source::{Path, Seg};
 use crate::model::Interface;
 use crate::plan::Op;
 use crate::probe::route::Lookup;
@@ -90,13 +90,7 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
                 None => format!("give {node} an address on a subnet with a router, then a default route via it"),
             },
         };
-        let node_path = ctx.rl.model().nodes.get(&node).map(|n| {
-            let mut p = n.path.clone();
-            if !n.routes.is_empty() {
-                p.push(Seg::Key("routes".into()));
-            }
-            p
-        });
+        let node_path = routes_path(ctx, &node);
         let f = ctx.finding(
             "no-default-route",
             Severity::Error,
@@ -109,6 +103,17 @@ pub(super) fn check(ctx: &mut Ctx) -> Result<usize> {
         ctx.add(f);
     }
     Ok(pairs)
+}
+
+/// Where a finding about a node's routes points: its `routes`, or the node when it has none.
+fn routes_path(ctx: &Ctx, node: &str) -> Option<Path> {
+    ctx.rl.model().nodes.get(node).map(|n| {
+        let mut p = n.path.clone();
+        if !n.routes.is_empty() {
+            p.push(Seg::Key("routes".into()));
+        }
+        p
+    })
 }
 
 /// Whether `dst` is in the sources a node masquerades or source-NATs while none of `from`'s
@@ -454,13 +459,7 @@ fn findings(ctx: &mut Ctx, hops: &[Hop], from: &str, dst: IpAddr, unrouted: &mut
                 let v6 = dst.is_ipv6();
                 let has_default =
                     ctx.view.nodes.get(node).map(|v| v.ns.routes.iter().any(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv6() == v6)).unwrap_or(false);
-                let node_path = ctx.rl.model().nodes.get(node).map(|n| {
-                    let mut p = n.path.clone();
-                    if !n.routes.is_empty() {
-                        p.push(Seg::Key("routes".into()));
-                    }
-                    p
-                });
+                let node_path = routes_path(ctx, node);
                 if has_default {
                     let f = ctx.finding(
                         "no-route",
