@@ -104,9 +104,10 @@ pub struct LabState {
     #[serde(default)]
     pub netns_ids: BTreeMap<String, u64>,
     /// Nodes whose devices must be deleted explicitly at `down` (one RTM_DELLINK by group
-    /// each); every other lab device is a veth end that dies with its peer.
+    /// each); every other lab device is a veth end that dies with its peer. `None` in records
+    /// written before vnet knew (every namespace is then deleted explicitly).
     #[serde(default)]
-    pub delete_in: Vec<String>,
+    pub delete_in: Option<Vec<String>>,
     /// Daemons the lab runs (teamd per team device): "node:ifname" -> pid. Stopped by `down`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub daemons: BTreeMap<String, u32>,
@@ -148,7 +149,7 @@ impl LabState {
             owner_lock: false,
             group: group_for(lab),
             netns_ids: BTreeMap::new(),
-            delete_in: Vec::new(),
+            delete_in: None,
             daemons: BTreeMap::new(),
             netfeat: Default::default(),
             ovs: BTreeMap::new(),

@@ -349,6 +349,40 @@ fn root_devices_of_a_non_isolated_lab_are_marked_and_down_removes_exactly_them()
     assert_eq!(text(&fwd.stdout).trim(), "0");
 }
 
+/// `down` removes a root-host lab's devices in one request by the lab's interface group only
+/// when nothing else is in that group: a foreign pair carrying the lab's group number stays.
+#[test]
+fn a_foreign_device_in_the_labs_interface_group_survives_down_and_gc() {
+    require_root();
+    let root = Scratch::new("scr-grp");
+    let lab = unique_name("scr-grp");
+    let group = vnet::state::group_for(&lab).to_string();
+    root.ip(&["link", "add", "theirs0", "type", "veth", "peer", "name", "theirs1"]);
+    root.ip(&["link", "set", "theirs0", "group", &group]);
+    let before: Vec<(String, serde_json::Value)> = ["theirs0", "theirs1"].iter().map(|d| (d.to_string(), link_of(&root.name, d))).collect();
+    let file = temp_topology(&lab, "yaml", &star_topology(&lab, "host", 20, false));
+    let _guard = DownGuard::new(&lab, Some(&root));
+    let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(devices_with_alias(Some(&root.name), &format!("vnet:{lab}")).len(), 21, "br0 and 20 ports");
+
+    let out = vnet(Some(&root.name), &["down", &lab]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("20 namespaces and 21 root-namespace devices removed"), "{}", show(&out));
+    assert_nothing_left(&lab, Some(&root.name));
+    assert_untouched(&root, &before);
+    assert_eq!(link_of(&root.name, "theirs0")["group"].as_str(), Some(group.as_str()), "still in the lab's group");
+
+    // gc of a crashed lab's root devices decides the same way.
+    let out = vnet(Some(&root.name), &["up", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    std::fs::remove_file(vnet::state::lab_dir(&lab).join("state.json")).unwrap();
+    let out = vnet(Some(&root.name), &["gc"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(devices_with_alias(Some(&root.name), &format!("vnet:{lab}")).is_empty(), "{}", show(&out));
+    assert_untouched(&root, &before);
+}
+
 /// Kills `up` of a non-isolated star once some of its root devices exist.
 fn kill_scratch_root_up(root: &Scratch, lab: &str) {
     let file = temp_topology(lab, "yaml", &star_topology(lab, "host", 60, false));

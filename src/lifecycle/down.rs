@@ -1,16 +1,18 @@
 //! `down`: remove exactly what the lab owns, found through its record or, when the record is
 //! gone, through its marks.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::kernel::handle;
-use crate::kernel::{msg, netns, observe, sysctl};
+use crate::kernel::{netns, sysctl};
 use crate::model::lab::owner_mark;
 use crate::state::{self, LabState, Phase};
 
+use super::root_teardown::RootTeardown;
 use super::session::{find_marked, lo_alias};
-use super::teardown::delete_namespaces;
+use super::teardown::{busy_bridges, delete_namespaces};
 
 /// What `down` removed.
 #[derive(Debug, Default, serde::Serialize)]
@@ -101,10 +103,9 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     }
     let group = st.as_ref().map(|s| s.group).unwrap_or_else(|| state::group_for(lab));
 
+    // The root namespace's devices are found now and deleted beside the namespaces.
     let uses_root = st.as_ref().map(|s| !s.root_devices.is_empty() || !s.isolated_host).unwrap_or(true);
-    if uses_root {
-        remove_root_devices(lab, st.as_ref(), group, &mut report)?;
-    }
+    let root = if uses_root { Some(RootTeardown::find(lab, st.as_ref(), group)?) } else { None };
 
     // Daemons (teamd) first: a process inside a namespace keeps it alive.
     let recorded = st.as_ref().map(|s| s.daemons.clone()).unwrap_or_default();
@@ -121,7 +122,15 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     };
     tracing::debug!(target: "vnet::timing", "down: ownership of {} namespaces {:?}", names.len(), t.elapsed());
     let t = Instant::now();
-    report.problems.extend(delete_namespaces(&names, &delete_in, group));
+    // Bridges by namespace name (the root's were quietened with the root's devices).
+    let bridges: BTreeMap<String, Vec<String>> =
+        st.as_ref().map(|s| busy_bridges(s).into_iter().filter_map(|(node, b)| Some((s.netns.get(&node)?.clone(), b))).collect()).unwrap_or_default();
+    let (problems, root) = delete_namespaces(&names, &delete_in, group, &bridges, || root.map(RootTeardown::delete));
+    if let Some(root) = root.flatten() {
+        report.root_devices = root.removed;
+        report.problems.extend(root.problems);
+    }
+    report.problems.extend(problems);
     tracing::debug!(target: "vnet::timing", "down: delete namespaces {:?}", t.elapsed());
     report.namespaces = names;
     report.namespaces.sort();
@@ -166,23 +175,6 @@ pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
     Ok((report, st.is_some()))
 }
 
-/// Devices in the real root namespace: only those carrying the mark (or, for devices the
-/// record names, the lab's group: a device whose alias write was cut short).
-fn remove_root_devices(lab: &str, st: Option<&LabState>, group: u32, report: &mut DownReport) -> Result<()> {
-    let mark = owner_mark(lab);
-    let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;
-    let links = observe::links(&mut root.nl).map_err(|e| Error::kernel("list devices", e))?;
-    let recorded = |name: &str| st.map(|s| s.root_devices.iter().any(|d| d == name)).unwrap_or(false);
-    for l in links.iter().filter(|l| l.alias.as_deref() == Some(mark.as_str()) || (l.group == group && recorded(&l.name))) {
-        match root.nl.request(msg::del_link(l.ifindex), 0) {
-            Ok(_) => report.root_devices.push(l.name.clone()),
-            Err(e) if e.errno == libc::ENODEV => report.root_devices.push(l.name.clone()),
-            Err(e) => report.problems.push(format!("delete device {}: {e}", l.name)),
-        }
-    }
-    Ok(())
-}
-
 /// The recorded namespaces that are provably the lab's (same namespace inode as recorded, or
 /// the lab's mark on `lo`), and those of them whose devices need explicit deletion.
 fn owned_namespaces(s: &LabState, report: &mut DownReport) -> (Vec<String>, Vec<String>) {
@@ -215,8 +207,16 @@ fn owned_namespaces(s: &LabState, report: &mut DownReport) -> (Vec<String>, Vec<
         }
     }
     // Without the knowledge of which nodes hold devices (old records), delete everywhere.
-    let precise = !s.delete_in.is_empty() || s.topology.as_ref().map(|t| t.nodes.is_empty()).unwrap_or(false);
-    let delete_in =
-        owned.iter().filter(|(node, _)| !precise || s.delete_in.contains(node) || !s.netns_ids.contains_key(&s.netns[node])).map(|(_, n)| n.clone()).collect();
+    let none = Vec::new();
+    let precise: Option<&Vec<String>> = match &s.delete_in {
+        Some(d) => Some(d),
+        None if s.topology.as_ref().is_some_and(|t| t.nodes.is_empty()) => Some(&none),
+        None => None,
+    };
+    let delete_in = owned
+        .iter()
+        .filter(|(node, _)| precise.is_none_or(|d| d.contains(node)) || !s.netns_ids.contains_key(&s.netns[node]))
+        .map(|(_, n)| n.clone())
+        .collect();
     (owned.into_iter().map(|(_, n)| n).collect(), delete_in)
 }

@@ -7,9 +7,11 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::kernel::{handle, msg, observe};
+use crate::kernel::{handle, observe};
+use crate::observed::ObservedLink;
 use crate::state::{self, Phase};
 
+use super::root_teardown::root_deletes;
 use super::session::marked_namespaces;
 use super::teardown::delete_namespaces;
 
@@ -145,7 +147,7 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
             .collect();
         report.namespaces.extend(names.iter().cloned());
         if !dry_run && !names.is_empty() {
-            report.problems.extend(delete_namespaces(&names, &names, state::group_for(&lab)));
+            report.problems.extend(delete_namespaces(&names, &names, state::group_for(&lab), &Default::default(), || ()).0);
         }
     }
 
@@ -165,16 +167,24 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
     // Marked devices in the root namespace whose lab is not live.
     let mut root = handle::open_root("host").map_err(|e| Error::io("open a netlink socket", e))?;
     let links = observe::links(&mut root.nl).map_err(|e| Error::kernel("list devices", e))?;
-    for l in links {
-        let Some(lab) = l.alias.as_deref().and_then(|a| a.strip_prefix("vnet:")) else { continue };
-        let Some(_lock) = orphan_lock(lab, |st| st.root_devices.contains(&l.name)) else { continue };
-        report.root_devices.push(l.name.clone());
+    // By lab: one lock each, and one group delete where the lab's group holds only orphans.
+    let mut by_lab: BTreeMap<&str, Vec<&ObservedLink>> = BTreeMap::new();
+    for l in &links {
+        if let Some(lab) = l.alias.as_deref().and_then(|a| a.strip_prefix("vnet:")) {
+            by_lab.entry(lab).or_default().push(l);
+        }
+    }
+    for (lab, marked) in by_lab {
+        let Some(_lock) = orphan_lock(lab, |st| marked.iter().all(|l| st.root_devices.contains(&l.name))) else { continue };
+        // Under the lock: what a record (if any) does not claim.
+        let st = state::load(lab).ok().flatten();
+        let orphans: Vec<&ObservedLink> = marked.into_iter().filter(|l| st.as_ref().is_none_or(|s| !s.root_devices.contains(&l.name))).collect();
+        report.root_devices.extend(orphans.iter().map(|l| l.name.clone()));
         if !dry_run {
-            if let Err(e) = root.nl.request(msg::del_link(l.ifindex), 0) {
-                if e.errno != libc::ENODEV {
-                    report.problems.push(format!("delete device {}: {e}", l.name));
-                }
-            }
+            let group = state::group_for(lab);
+            let ifindexes: HashSet<u32> = orphans.iter().map(|o| o.ifindex).collect();
+            let deletes = root_deletes(&links, group, |l| ifindexes.contains(&l.ifindex));
+            report.problems.extend(super::root_teardown::delete(&mut root, group, deletes, &[]).problems);
         }
     }
     Ok(report)
@@ -200,7 +210,7 @@ pub fn benchmarks(dry_run: bool) -> (Vec<String>, Vec<String>) {
         if !names.is_empty() || !placeholders.is_empty() {
             done.push(format!("benchmark (pid {}): {} baseline namespaces", r.pid, names.len() + placeholders.len()));
             if !dry_run {
-                problems.extend(delete_namespaces(&names, &[], 0));
+                problems.extend(delete_namespaces(&names, &[], 0, &Default::default(), || ()).0);
                 for n in placeholders {
                     if let Err(e) = netns::unlink(n) {
                         problems.push(format!("remove {n}: {e}"));

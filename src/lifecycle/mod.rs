@@ -9,6 +9,7 @@ pub mod impair;
 pub mod netfeat;
 pub mod ovs;
 pub mod preflight;
+mod root_teardown;
 pub mod session;
 pub mod settle;
 pub mod status;

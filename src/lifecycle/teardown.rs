@@ -9,7 +9,7 @@
 //!   tells when that is done. Namespaces some process is still in would not die: their devices
 //!   are deleted explicitly in both ways.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
@@ -23,10 +23,38 @@ const GROUP_DELETES_MAX: usize = 4;
 /// How long the batch may take before `down` reports the namespaces as held elsewhere.
 const BATCH_LIMIT: Duration = Duration::from_secs(30);
 
+/// Below this many ports a bridge's deletion gains nothing from snooping turned off first.
+const BUSY_BRIDGE_PORTS: usize = 16;
+
+/// Node -> the lab's bridges there with many ports, from the record's topology: quietened
+/// (`msg::bridge_snooping_off`) before their devices are deleted.
+pub(super) fn busy_bridges(s: &crate::state::LabState) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let Some(topo) = &s.topology else { return out };
+    for (node, spec) in &topo.nodes {
+        for (name, i) in &spec.interfaces {
+            let bridge = matches!(i.kind, crate::model::kind::KindSpec::Bridge(_));
+            if bridge && spec.interfaces.values().filter(|p| p.master.as_deref() == Some(name)).count() >= BUSY_BRIDGE_PORTS {
+                out.entry(node.clone()).or_default().push(name.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Deletes namespaces the lab owns (`names`); `delete_in` are those whose devices do not all
 /// die with a peer; `group` is the lab's interface group (0: none, devices are never deleted
-/// explicitly). Returns problems.
-pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> Vec<String> {
+/// explicitly); `bridges`: namespace -> bridges with many ports, quietened before a group
+/// delete (`msg::bridge_snooping_off`). `beside` runs on the deleting thread first, while every
+/// namespace is still held (the root namespace's devices, whose peers are in them). Returns
+/// problems and what `beside` returned (`None` if it panicked).
+pub fn delete_namespaces<T: Send>(
+    names: &[String],
+    delete_in: &[String],
+    group: u32,
+    bridges: &BTreeMap<String, Vec<String>>,
+    beside: impl FnOnce() -> T + Send,
+) -> (Vec<String>, Option<T>) {
     let t = std::time::Instant::now();
     // Every namespace stays open until the devices are deleted, so that unnaming them (no rtnl
     // lock needed) can run beside the deletes (which hold it) without a namespace dying early.
@@ -63,10 +91,17 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
     tracing::debug!(target: "vnet::timing", "down: sockets for group deletes {:?}", t.elapsed());
     let (deleted, unnamed) = std::thread::scope(|sc| {
         let deletes = sc.spawn(|| {
+            let first = beside();
             let mut problems = Vec::new();
             for ((_, name), r) in explicit.iter().zip(opened) {
                 match r {
                     Ok(mut h) => {
+                        for b in bridges.get(name).into_iter().flatten() {
+                            // Only a speed-up: a bridge already gone or refusing changes nothing.
+                            if let Err(e) = h.nl.request(msg::bridge_snooping_off(b), 0) {
+                                tracing::debug!("multicast snooping off on {name}:{b}: {e}");
+                            }
+                        }
                         if let Err(e) = h.nl.request(msg::del_group(group), 0) {
                             if e.errno != libc::ENODEV {
                                 problems.push(format!("delete devices of namespace {name}: {e}"));
@@ -77,7 +112,7 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
                 }
             }
             tracing::debug!(target: "vnet::timing", "down: {} group deletes {:?}", explicit.len(), t.elapsed());
-            problems
+            (problems, first)
         });
         let mut problems = Vec::new();
         for n in names {
@@ -91,8 +126,12 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
             }
         }
         tracing::debug!(target: "vnet::timing", "down: unmount and unlink {:?}", t.elapsed());
-        (deletes.join().unwrap_or_else(|_| vec!["device deletion panicked".into()]), problems)
+        (deletes.join(), problems)
     });
+    let (deleted, first) = match deleted {
+        Ok((d, f)) => (d, Some(f)),
+        Err(_) => (vec!["device deletion panicked".to_string()], None),
+    };
     // Released in order: the witness's namespace last.
     let last = witness.as_ref().map(|(n, _)| n.clone());
     let (kept, rest): (Vec<_>, Vec<_>) = held.into_iter().partition(|(n, _)| Some(n) == last.as_ref());
@@ -109,5 +148,5 @@ pub fn delete_namespaces(names: &[String], delete_in: &[String], group: u32) -> 
     }
     problems.extend(deleted);
     problems.extend(unnamed);
-    problems
+    (problems, first)
 }

@@ -495,7 +495,7 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
     }
     st.sysctl_restore.retain(|_, m| !m.is_empty());
     st.topology = Some(lab.topology.clone());
-    st.delete_in = deleters(lab);
+    st.delete_in = Some(deleters(lab));
     st.daemons = crate::apply::team::running(&lab.name);
     st.ovs = super::ovs::record(&lab.name);
 }

@@ -51,6 +51,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
         observed,
         mark: lab.mark(),
         group: state.map(|s| s.group).filter(|g| *g != 0).unwrap_or_else(|| crate::state::group_for(&lab.name)),
+        root_recorded: state.map(|s| s.root_devices.iter().cloned().collect()).unwrap_or_default(),
         steps: Vec::new(),
         replaced: HashSet::new(),
         clashes: Vec::new(),
@@ -119,6 +120,9 @@ struct Planner<'a> {
     observed: &'a Observed,
     mark: String,
     group: u32,
+    /// Root-namespace devices the record names: there the group alone proves nothing (anyone
+    /// can put a device in any group), only the mark or the group and the record together.
+    root_recorded: HashSet<String>,
     steps: Vec<Step>,
     /// (node, device) deleted to be re-created, for lookups per device (a big lab plans
     /// thousands of steps).
@@ -162,6 +166,9 @@ impl<'a> Planner<'a> {
     fn ours(&self, node: &str, link: &ObservedLink) -> bool {
         if link.name == "lo" {
             return !self.is_root(node);
+        }
+        if self.is_root(node) {
+            return link.alias.as_deref() == Some(self.mark.as_str()) || (link.group == self.group && self.root_recorded.contains(&link.name));
         }
         owned_by(link, &self.mark, self.group)
     }

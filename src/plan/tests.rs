@@ -269,6 +269,11 @@ fn record_after(lab: &Lab, before: Option<&LabState>, plan: &Plan, observed_befo
     }
     st.phase = Phase::Up;
     st.topology = Some(lab.topology.clone());
+    // The root's devices, as `up` records them after applying (`finish_state`).
+    st.root_devices = match lab.nodes.iter().find(|(n, _)| lab.netns_name(n).is_none()) {
+        Some((_, node)) => node.interfaces.keys().filter(|n| *n != "lo").cloned().collect(),
+        None => Vec::new(),
+    };
     for (node, map) in st.sysctl_restore.iter_mut() {
         if let Some(n) = lab.nodes.get(node) {
             map.retain(|k, _| n.sysctls.contains_key(k));
@@ -450,6 +455,28 @@ fn a_foreign_device_clashes() {
         r.links.last_mut().unwrap().alias = Some("vnet:other".into());
     }
     assert!(plan(&l.lab, &o, None).is_err());
+}
+
+#[test]
+fn in_the_real_root_the_labs_group_alone_proves_nothing() {
+    // Anyone can put a device in any group: without the mark or the record, it is not ours.
+    let l = example("bridge.yaml", false);
+    let (mut o, st) = built(&l);
+    if let Some(NsState::Root(r)) = o.nodes.get_mut("host") {
+        let mut theirs = foreign_link(90, "theirs0", Some("veth"));
+        theirs.group = group_for("bridge");
+        r.links.push(theirs);
+    }
+    assert!(plan_ok(&l.lab, &o, Some(&st)).is_empty(), "not deleted as an undeclared device of the lab");
+    // With a name the lab wants, it is a clash, not a device to adopt or replace.
+    let mut o = empty_kernel(&l.lab);
+    if let Some(NsState::Root(r)) = o.nodes.get_mut("host") {
+        let mut theirs = foreign_link(7, "veth2", Some("veth"));
+        theirs.group = group_for("bridge");
+        r.links.push(theirs);
+    }
+    let c = plan(&l.lab, &o, None).unwrap_err();
+    assert_eq!(c.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["node host: interface `veth2` already exists and does not belong to lab `bridge`"]);
 }
 
 #[test]
