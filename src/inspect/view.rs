@@ -115,6 +115,10 @@ struct Index {
     uppers: std::collections::HashMap<String, std::collections::HashMap<u32, Vec<(String, usize)>>>,
     /// address -> (node, ifindex) of the devices holding it.
     holders: std::collections::HashMap<IpAddr, Vec<(String, u32)>>,
+    /// node -> ifindex -> position in its links: a trace looks devices up at every step.
+    links: std::collections::HashMap<String, std::collections::HashMap<u32, usize>>,
+    /// node -> bridge ifindex -> positions of its ports (in link order).
+    ports: std::collections::HashMap<String, std::collections::HashMap<u32, Vec<usize>>>,
 }
 
 fn macvlan_mode(m: &MacVlanMode) -> String {
@@ -430,7 +434,8 @@ impl LabView {
     }
 
     pub fn link(&self, node: &str, ifindex: u32) -> Option<&ObservedLink> {
-        self.nodes.get(node)?.ns.link_by_index(ifindex)
+        let k = *self.index().links.get(node)?.get(&ifindex)?;
+        self.nodes.get(node)?.ns.links.get(k)
     }
 
     pub fn link_named(&self, node: &str, name: &str) -> Option<&ObservedLink> {
@@ -465,6 +470,14 @@ impl LabView {
         self.index.get_or_init(|| {
             let mut ix = Index::default();
             for (n, v) in &self.nodes {
+                let links = ix.links.entry(n.clone()).or_default();
+                let ports = ix.ports.entry(n.clone()).or_default();
+                for (k, l) in v.ns.links.iter().enumerate() {
+                    links.entry(l.ifindex).or_insert(k);
+                    if let Some(m) = l.master {
+                        ports.entry(m).or_default().push(k);
+                    }
+                }
                 for (k, l) in v.ns.links.iter().enumerate() {
                     if let Some((target, idx)) = self.linked(n, l) {
                         ix.uppers.entry(target.to_string()).or_default().entry(idx).or_default().push((n.clone(), k));
@@ -503,7 +516,8 @@ impl LabView {
 
     /// Ports of a bridge.
     pub fn ports<'a>(&'a self, node: &str, bridge: u32) -> Vec<&'a ObservedLink> {
-        self.nodes.get(node).map(|v| v.ns.links.iter().filter(|l| l.master == Some(bridge)).collect()).unwrap_or_default()
+        let (Some(v), Some(list)) = (self.nodes.get(node), self.index().ports.get(node).and_then(|m| m.get(&bridge))) else { return Vec::new() };
+        list.iter().filter_map(|k| v.ns.links.get(*k)).collect()
     }
 
     /// A sysctl of a node, as read.

@@ -169,9 +169,20 @@ impl<'a> Walker<'a> {
         let (port, how) = match fdb_port {
             Some(p) => (p, "forwarding database".to_string()),
             None => {
-                // Unknown destination: flooded to every other port; follow the one that leads to it.
+                // Unknown destination: flooded to every other port; follow the one that leads to
+                // it. Ports whose far end is a holder are tried first (a star's bridge would
+                // otherwise walk every port for every pair).
+                let view = self.view;
+                let likely: Vec<u32> = view
+                    .holders(self.next_hop)
+                    .into_iter()
+                    .filter_map(|(hn, hi)| view.linked(hn, view.link(hn, hi)?))
+                    .filter(|(pn, pi)| *pn == node && ports.contains(pi))
+                    .map(|(_, pi)| pi)
+                    .collect();
+                let others = ports.iter().copied().filter(|p| !likely.contains(p));
                 let mut found = None;
-                for &p in &ports {
+                for p in likely.iter().copied().chain(others) {
                     if Some(p) == in_port {
                         continue;
                     }
