@@ -222,6 +222,10 @@ struct ScaleArgs {
     /// Skip the slow one-`ip`-command-per-step baseline.
     #[arg(long)]
     skip_script: bool,
+    /// Build vnet's lab without an isolated host (its `host` is the namespace vnet runs in, as
+    /// a user's lab on a machine); a scratch namespace stands in for the root namespace.
+    #[arg(long)]
+    root_host: bool,
 }
 
 fn main() -> ExitCode {
@@ -476,7 +480,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 BenchCmd::Check { .. } => unreachable!("handled above"),
                 BenchCmd::Cni { .. } => unreachable!("handled above"),
             };
-            let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script };
+            let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script, root_host: a.root_host };
             let r = vnet::bench::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
             if a.json {
                 println!("{}", json(&r));

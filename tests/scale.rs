@@ -179,6 +179,36 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
     }
 }
 
+/// `--root-host`: vnet's lab keeps its `host` in the namespace vnet runs in (a scratch one
+/// standing in for the machine's), as a user's lab without `isolated_host`: built, verified,
+/// timed, and nothing of it (the scratch root included) remains.
+#[test]
+fn bench_of_a_root_host_lab_builds_in_a_stand_in_root_and_leaves_nothing() {
+    require_root();
+    let child = std::process::Command::new(vnet_bin())
+        .args(["bench", "star", "--nodes", "30", "--skip-script", "--root-host", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["vnet_host"], "root", "{j}");
+    assert_eq!(j["vnet_verified"], "30/30", "{j}");
+    for k in ["vnet_up_s", "vnet_down_s", "vnet_reup_s"] {
+        assert!(j[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {j}");
+    }
+    for prefix in ["vb-", "vr-", "ib-"] {
+        let left = namespaces_with_prefix(&format!("{prefix}star30-{pid}"));
+        assert!(left.is_empty(), "{prefix}: {left:?}");
+    }
+    assert_gone(&format!("vb-star30-{pid}"));
+    // The real root namespace got none of the lab's devices.
+    assert!(devices_with_alias(None, &format!("vnet:vb-star30-{pid}")).is_empty());
+}
+
 /// Runs `vnet ARGS` with stderr on a terminal (a pseudo-terminal) or a pipe; returns stderr.
 fn stderr_of(args: &[&std::ffi::OsStr], terminal: bool) -> String {
     use std::io::Read;

@@ -25,6 +25,9 @@ pub struct Options {
     pub nodes: usize,
     /// Skip the (slow) one-command-per-step shell script baseline.
     pub skip_script: bool,
+    /// vnet's lab without an isolated host: its `host` is the namespace vnet runs in, as for a
+    /// user's lab on a machine. A scratch namespace plays that root namespace here.
+    pub root_host: bool,
 }
 
 /// Results; field names are part of the command's JSON contract.
@@ -33,6 +36,9 @@ pub struct Report {
     pub topology: String,
     pub nodes: usize,
     pub machine: String,
+    /// Where vnet's `host` was: `isolated` (a namespace of the lab's) or `root` (the namespace
+    /// vnet runs in, a scratch one standing in for the machine's).
+    pub vnet_host: String,
     pub vnet_up_s: f64,
     pub vnet_reup_s: f64,
     pub vnet_down_s: f64,
@@ -96,8 +102,27 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     // vnet.
     let lab = format!("vb-{tag}");
     let file = dir.join("lab.json");
-    std::fs::write(&file, serde_json::to_vec(&g.topology(&lab)).unwrap()).map_err(|e| e.to_string())?;
-    let up = timed(Command::new(&exe).arg("up").arg(&file))?;
+    let mut topo = g.topology(&lab);
+    topo.isolated_host = !opts.root_host;
+    std::fs::write(&file, serde_json::to_vec(&topo).unwrap()).map_err(|e| e.to_string())?;
+    // The namespace standing in for the machine's root namespace (root-host runs).
+    let root = if opts.root_host {
+        let name = format!("vr-{tag}");
+        record.namespaces = vec![name.clone()];
+        note(&record)?;
+        Some(ScratchNetns::new(name)?)
+    } else {
+        None
+    };
+    let vnet_cmd = || match &root {
+        Some(r) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", crate::kernel::netns::netns_path(&r.0).display())).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let up = timed(vnet_cmd().arg("up").arg(&file))?;
     let owner = adopt(&lab);
     // The `vnet`s run on the lab act as its owner: not refused as another process's lab.
     let as_owner = |c: &mut Command| {
@@ -105,15 +130,19 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             o.lend_to(c);
         }
     };
-    let ns_vnet = |n: &str| format!("{lab}-{n}");
+    let ns_vnet = |n: &str| match &root {
+        Some(r) if n == crate::model::HOST => r.0.clone(),
+        _ => format!("{lab}-{n}"),
+    };
     let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
-    let mut reup_cmd = Command::new(&exe);
+    let mut reup_cmd = vnet_cmd();
     as_owner(reup_cmd.arg("up").arg(&file));
     let reup = timed(&mut reup_cmd);
-    let mut down_cmd = Command::new(&exe);
+    let mut down_cmd = vnet_cmd();
     as_owner(down_cmd.arg("down").arg(&lab));
     let down = timed(&mut down_cmd);
     drop(owner);
+    drop(root);
     let (reup, down) = (reup?, down?);
     check_all(&verified, opts.nodes, "vnet")?;
     let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;
@@ -175,6 +204,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         topology: opts.shape.name().to_string(),
         nodes: opts.nodes,
         machine: machine(),
+        vnet_host: if opts.root_host { "root" } else { "isolated" }.to_string(),
         vnet_up_s,
         vnet_reup_s: reup.wall.as_secs_f64(),
         vnet_down_s: down.wall.as_secs_f64(),
@@ -415,6 +445,25 @@ fn delete_namespaces(dir: &Path, names: &[String]) -> Result<Timed, String> {
     timed(Command::new("ip").arg("-force").arg("-batch").arg(&p))
 }
 
+/// A named namespace made for the run, deleted on drop (with whatever is still in it).
+struct ScratchNetns(String);
+
+impl ScratchNetns {
+    fn new(name: String) -> Result<ScratchNetns, String> {
+        let out = Command::new("ip").args(["netns", "add", &name]).output().map_err(|e| format!("ip netns add {name}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(ScratchNetns(name))
+    }
+}
+
+impl Drop for ScratchNetns {
+    fn drop(&mut self) {
+        let _ = crate::kernel::netns::delete(&self.0);
+    }
+}
+
 /// The machine, for the report: CPU model, cores, kernel.
 pub fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -428,7 +477,7 @@ pub fn machine() -> String {
 
 /// The table printed by `vnet bench`.
 pub fn render(r: &Report) -> String {
-    let mut s = format!("{}-{} on {}\n", r.topology, r.nodes, r.machine);
+    let mut s = format!("{}-{} on {}{}\n", r.topology, r.nodes, r.machine, if r.vnet_host == "root" { " (vnet's host: the root namespace)" } else { "" });
     s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>13} {:>12}\n", "", "up", "re-up", "down", "devices gone", "verified"));
     s.push_str(&format!(
         "{:<12} {:>9.3}s {:>9.3}s {:>9.3}s {:>12.3}s {:>12}\n",
