@@ -150,3 +150,25 @@ pub fn delete_namespaces<T: Send>(
     problems.extend(unnamed);
     (problems, first)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Format, Topology};
+    use crate::state::LabState;
+
+    #[test]
+    fn only_bridges_with_many_ports_are_quietened_before_their_delete() {
+        let mut text = String::from("name: q\nnodes:\n  host:\n    interfaces:\n      big: { kind: bridge }\n      small: { kind: bridge }\n");
+        for i in 0..BUSY_BRIDGE_PORTS {
+            text.push_str(&format!("      b{i}: {{ kind: veth, master: big }}\n"));
+        }
+        text.push_str("      s0: { kind: veth, master: small }\n  sw:\n    interfaces:\n      br0: { kind: bridge }\n");
+        let mut st = LabState::new("q", true);
+        st.topology = Some(Topology::parse(&text, Format::Yaml).unwrap());
+        let busy = busy_bridges(&st);
+        assert_eq!(busy.into_iter().collect::<Vec<_>>(), [("host".to_string(), vec!["big".to_string()])]);
+        // Without the topology (an old or partial record): nothing, the delete is only slower.
+        assert!(busy_bridges(&LabState::new("q", true)).is_empty());
+    }
+}
