@@ -114,6 +114,16 @@ fn neigh_limits() -> Vec<String> {
     (1..=3).map(|i| std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/gc_thresh{i}")).unwrap()).collect()
 }
 
+/// Runs `vnet ARGS` (a `bench ... --json`), asserting success: its pid (which names what the
+/// run makes) and its JSON.
+fn bench_json(args: &[&str]) -> (u32, serde_json::Value) {
+    let child = std::process::Command::new(vnet_bin()).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (pid, serde_json::from_slice(&out.stdout).unwrap())
+}
+
 /// `vnet bench` is a contract (issue 7): every way is built, verified by a probe per node and
 /// timed; JSON keys as documented; the baselines' teardown is also timed until the kernel has
 /// destroyed their devices; nothing of the run remains.
@@ -121,16 +131,7 @@ fn neigh_limits() -> Vec<String> {
 fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
     require_root();
     let before = neigh_limits();
-    let child = std::process::Command::new(vnet_bin())
-        .args(["bench", "star", "--nodes", "20", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (pid, j) = bench_json(&["bench", "star", "--nodes", "20", "--json"]);
     for k in [
         "vnet_up_s",
         "vnet_down_s",
@@ -185,16 +186,7 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
 #[test]
 fn bench_of_a_root_host_lab_builds_in_a_stand_in_root_and_leaves_nothing() {
     require_root();
-    let child = std::process::Command::new(vnet_bin())
-        .args(["bench", "star", "--nodes", "30", "--skip-script", "--root-host", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (pid, j) = bench_json(&["bench", "star", "--nodes", "30", "--skip-script", "--root-host", "--json"]);
     assert_eq!(j["vnet_host"], "root", "{j}");
     assert_eq!(j["vnet_verified"], "30/30", "{j}");
     for k in ["vnet_up_s", "vnet_down_s", "vnet_reup_s"] {
