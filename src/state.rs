@@ -16,6 +16,7 @@ use crate::model::Topology;
 pub mod bench;
 pub mod netfeat;
 pub mod owner;
+pub mod run_dirs;
 
 /// Default root of lab records; `VNET_RUN_DIR` overrides it (tests of state handling).
 pub const RUN_DIR: &str = "/run/vnet";
@@ -192,6 +193,10 @@ pub fn load(lab: &str) -> io::Result<Option<LabState>> {
 pub fn save(state: &LabState) -> io::Result<()> {
     let dir = checked_dir(&state.lab)?;
     std::fs::create_dir_all(&dir)?;
+    // Best effort: without it only a `gc` of another run directory misjudges the lab.
+    if let Err(e) = run_dirs::register() {
+        tracing::debug!("record the run directory in the machine-wide list: {e}");
+    }
     let tmp = dir.join(format!("state.json.{}", std::process::id()));
     {
         let mut f = File::create(&tmp)?;

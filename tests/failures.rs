@@ -780,3 +780,34 @@ fn a_running_lab_keeps_its_namespaces_and_a_lost_record_finds_them_again() {
     assert!(text(&out.stdout).contains("2 namespaces"), "{}", show(&out));
     assert_gone(&lab);
 }
+
+/// A `gc` run with another run directory (a test suite's `VNET_RUN_DIR`) finds the labs of this
+/// one unrecorded in its own, yet leaves them alone: every run directory labs were recorded in
+/// is listed machine-wide, and a lab recorded in another is that directory's to judge.
+#[test]
+fn gc_of_another_run_directory_leaves_this_ones_labs_alone() {
+    require_root();
+    let lab = unique_name("rundir");
+    let file = temp_topology(&lab, "yaml", &star_topology(&lab, "host", 3, true));
+    let _guard = DownGuard::new(&lab, None);
+    let out = vnet(None, &["up", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let before = namespaces_with_prefix(&format!("{lab}-"));
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    let other = std::env::temp_dir().join(unique_name("vnet-test-rundir"));
+    std::fs::create_dir_all(&other).unwrap();
+    let out = vnet_cmd(None, &["gc", "--json"]).env("VNET_RUN_DIR", &other).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!text(&out.stdout).contains(&lab), "gc of {} took the lab for its own: {}", other.display(), show(&out));
+    assert_eq!(namespaces_with_prefix(&format!("{lab}-")), before);
+    let out = vnet(None, &["status", &lab]);
+    assert_eq!(out.status.code(), Some(0), "the lab is whole: {}", show(&out));
+    std::fs::remove_dir_all(&other).unwrap();
+
+    // Its own gc still judges it: removed once its record is lost.
+    std::fs::remove_file(vnet::state::lab_dir(&lab).join("state.json")).unwrap();
+    let out = vnet(None, &["gc"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(namespaces_with_prefix(&format!("{lab}-")).is_empty(), "{}", show(&out));
+}

@@ -54,6 +54,10 @@ fn abandoned(st: &state::LabState) -> Option<String> {
 /// directory has no `up` under way and no lock to take: gc never makes one (it would appear
 /// again just after the lab's own `down` removed it). `None`: not an orphan, or busy.
 fn orphan_lock(lab: &str, claims: impl Fn(&state::LabState) -> bool) -> Option<Orphan> {
+    // A lab of the same name recorded in another run directory: that directory's gc judges it.
+    if state::run_dirs::claimed_elsewhere(lab) {
+        return None;
+    }
     // Claimed objects of live labs are the common case: decided without taking their lock, so
     // gc never makes a concurrent `up` or `down` of a live lab report it busy.
     if let Ok(Some(st)) = state::load(lab) {
@@ -156,7 +160,7 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
     // Asked when each object is looked at, not from a list taken earlier: a lab brought up
     // meanwhile records itself before it starts any daemon or adds any row.
     let abandoned = report.labs.clone();
-    let live = |l: &str| !abandoned.iter().any(|a| a == l) && matches!(state::load(l), Ok(Some(_)) | Err(_));
+    let live = |l: &str| (!abandoned.iter().any(|a| a == l) && matches!(state::load(l), Ok(Some(_)) | Err(_))) || state::run_dirs::claimed_elsewhere(l);
     let (ovs, problems) = super::ovs::gc(live, dry_run);
     report.ovs = ovs;
     report.problems.extend(problems);
