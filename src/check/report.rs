@@ -266,21 +266,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn failures_name_the_pair_and_what_was_seen() {
-        let mut r = report(false);
-        r.expectations = vec![ExpectResult {
+    /// A failed `reach a -> b` expectation.
+    fn failed_reach(location: Option<&str>, targets: Vec<TargetResult>) -> ExpectResult {
+        ExpectResult {
             expect: "reach a -> b".into(),
             kind: "reach".into(),
             from: "a".into(),
             to: "b".into(),
             ok: false,
-            location: Some("lab.yaml:12:5".into()),
-            targets: vec![
+            location: location.map(String::from),
+            targets,
+        }
+    }
+
+    #[test]
+    fn failures_name_the_pair_and_what_was_seen() {
+        let mut r = report(false);
+        r.expectations = vec![failed_reach(
+            Some("lab.yaml:12:5"),
+            vec![
                 TargetResult { addr: "10.0.0.2".parse().unwrap(), node: Some("b".into()), ok: true, seen: "reply from 10.0.0.2".into(), rtt_us: Some(50) },
                 TargetResult { addr: "fd00::2".parse().unwrap(), node: Some("b".into()), ok: false, seen: "timeout".into(), rtt_us: None },
             ],
-        }];
+        )];
         assert_eq!(r.failures(), ["reach a -> b: a -> fd00::2: timeout (lab.yaml:12:5)"]);
         let text = render(&r);
         assert!(text.contains("FAIL reach a -> b  [lab.yaml:12:5]"), "{text}");
@@ -302,15 +310,7 @@ mod tests {
         assert!(!text.contains("hint:") && !text.contains("host \\"), "{text}");
         // An expectation that failed without a failed address still has its line.
         let mut r = report(false);
-        r.expectations = vec![ExpectResult {
-            expect: "reach a -> b".into(),
-            kind: "reach".into(),
-            from: "a".into(),
-            to: "b".into(),
-            ok: false,
-            location: None,
-            targets: Vec::new(),
-        }];
+        r.expectations = vec![failed_reach(None, Vec::new())];
         assert_eq!(r.failures(), ["reach a -> b: no address to probe"]);
         // Whatever else: a failed report never has an empty list.
         let mut r = report(false);
