@@ -166,6 +166,23 @@ impl LabState {
     pub fn note_sysctl(&mut self, node: &str, key: &str, previous: &str) {
         self.sysctl_restore.entry(node.to_string()).or_default().entry(key.to_string()).or_insert_with(|| previous.to_string());
     }
+
+    /// What the record keeps of the lab just applied: its topology, the root namespace's
+    /// devices it declares (they prove a device in the real root is the lab's), and only the
+    /// sysctl originals of settings the file still declares (the others were restored).
+    pub fn take_applied(&mut self, lab: &crate::model::Lab) {
+        self.root_devices = match lab.nodes.iter().find(|(n, _)| lab.netns_name(n).is_none()) {
+            Some((_, node)) => node.interfaces.keys().filter(|n| *n != "lo").cloned().collect(),
+            None => Vec::new(),
+        };
+        for (node, map) in self.sysctl_restore.iter_mut() {
+            if let Some(n) = lab.nodes.get(node) {
+                map.retain(|k, _| n.sysctls.contains_key(k));
+            }
+        }
+        self.sysctl_restore.retain(|_, m| !m.is_empty());
+        self.topology = Some(lab.topology.clone());
+    }
 }
 
 /// The interface group of a lab: a stable hash of its name, away from the small numbers

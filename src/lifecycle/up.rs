@@ -484,17 +484,7 @@ fn finish_state(st: &mut LabState, lab: &Lab, plan: &Plan) {
         }
     }
     st.netns.retain(|node, name| lab.netns_name(node).as_deref() == Some(name.as_str()));
-    st.root_devices = match lab.nodes.iter().find(|(n, _)| lab.netns_name(n).is_none()) {
-        Some((_, node)) => node.interfaces.keys().filter(|n| *n != "lo").cloned().collect(),
-        None => Vec::new(),
-    };
-    for (node, map) in st.sysctl_restore.iter_mut() {
-        if let Some(n) = lab.nodes.get(node) {
-            map.retain(|k, _| n.sysctls.contains_key(k));
-        }
-    }
-    st.sysctl_restore.retain(|_, m| !m.is_empty());
-    st.topology = Some(lab.topology.clone());
+    st.take_applied(lab);
     st.delete_in = Some(deleters(lab));
     st.daemons = crate::apply::team::running(&lab.name);
     st.ovs = super::ovs::record(&lab.name);

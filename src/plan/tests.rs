@@ -268,18 +268,8 @@ fn record_after(lab: &Lab, before: Option<&LabState>, plan: &Plan, observed_befo
         }
     }
     st.phase = Phase::Up;
-    st.topology = Some(lab.topology.clone());
-    // The root's devices, as `up` records them after applying (`finish_state`).
-    st.root_devices = match lab.nodes.iter().find(|(n, _)| lab.netns_name(n).is_none()) {
-        Some((_, node)) => node.interfaces.keys().filter(|n| *n != "lo").cloned().collect(),
-        None => Vec::new(),
-    };
-    for (node, map) in st.sysctl_restore.iter_mut() {
-        if let Some(n) = lab.nodes.get(node) {
-            map.retain(|k, _| n.sysctls.contains_key(k));
-        }
-    }
-    st.sysctl_restore.retain(|_, m| !m.is_empty());
+    // As `up` records the lab after applying (`finish_state`).
+    st.take_applied(lab);
     st
 }
 
