@@ -125,8 +125,8 @@ fn bench_json(args: &[&str]) -> (u32, serde_json::Value) {
 }
 
 /// `vnet bench` is a contract (issue 7): every way is built, verified by a probe per node and
-/// timed; JSON keys as documented; the baselines' teardown is also timed until the kernel has
-/// destroyed their devices; nothing of the run remains.
+/// timed; JSON keys as documented; every teardown is also timed until the kernel has destroyed
+/// all it released; nothing of the run remains.
 #[test]
 fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
     require_root();
@@ -135,6 +135,7 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
     for k in [
         "vnet_up_s",
         "vnet_down_s",
+        "vnet_gone_s",
         "vnet_reup_s",
         "ip_batch_up_s",
         "ip_batch_down_s",
@@ -154,8 +155,10 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
     // Returning from `ip netns del` precedes the devices' end, and the ratios are what they say.
     assert!(f("ip_batch_gone_s") >= f("ip_batch_down_s"), "{j}");
     assert!(f("ip_script_gone_s") >= f("ip_script_down_s"), "{j}");
+    assert!(f("vnet_gone_s") >= f("vnet_down_s"), "{j}");
     assert!((f("ratio_vnet_ip_batch") - f("vnet_up_s") / f("ip_batch_up_s")).abs() < 1e-9);
     assert!((f("ratio_vnet_down_ip_batch_gone") - f("vnet_down_s") / f("ip_batch_gone_s")).abs() < 1e-9);
+    assert!((f("ratio_vnet_gone_ip_batch_gone") - f("vnet_gone_s") / f("ip_batch_gone_s")).abs() < 1e-9);
     assert!(f("peak_rss_mb") < 50.0, "{j}");
     assert_eq!((j["topology"].as_str(), j["nodes"].as_u64()), (Some("star"), Some(20)));
     assert!(j["machine"].as_str().is_some_and(|m| m.contains(" cores, ") && m.contains("Linux")), "{j}");
@@ -175,8 +178,8 @@ fn bench_builds_verifies_and_times_every_way_then_leaves_nothing() {
         assert!(out.status.success(), "{shape}: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.starts_with(&format!("{shape}-8 on ")), "{text}");
-        assert!(text.contains("devices gone") && text.contains("8/8"), "{text}");
-        assert!(text.contains("vnet down / ip -batch until its devices are gone: "), "{text}");
+        assert!(text.contains("all gone") && text.contains("8/8"), "{text}");
+        assert!(text.contains("vnet down / ip -batch until all is gone: ") && text.contains("both until all is gone: "), "{text}");
     }
 }
 
@@ -189,7 +192,7 @@ fn bench_of_a_root_host_lab_builds_in_a_stand_in_root_and_leaves_nothing() {
     let (pid, j) = bench_json(&["bench", "star", "--nodes", "30", "--skip-script", "--root-host", "--json"]);
     assert_eq!(j["vnet_host"], "root", "{j}");
     assert_eq!(j["vnet_verified"], "30/30", "{j}");
-    for k in ["vnet_up_s", "vnet_down_s", "vnet_reup_s"] {
+    for k in ["vnet_up_s", "vnet_down_s", "vnet_gone_s", "vnet_reup_s"] {
         assert!(j[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {j}");
     }
     for prefix in ["vb-", "vr-", "ib-"] {

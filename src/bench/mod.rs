@@ -42,10 +42,14 @@ pub struct Report {
     pub vnet_up_s: f64,
     pub vnet_reup_s: f64,
     pub vnet_down_s: f64,
+    /// `down` returns once the lab's devices are gone; the namespaces it emptied are then freed
+    /// by the kernel's cleanup worker. Until that is done too, as the baselines' `*_gone_s`.
+    pub vnet_gone_s: f64,
     pub ip_batch_up_s: f64,
     /// `ip netns del` returns before the kernel has destroyed the namespaces and their
-    /// devices; vnet's `down` returns after. These time the baselines until the devices are gone
-    /// (the kernel's cleanup of everything released before a witness namespace).
+    /// devices; vnet's `down` returns once the devices are gone. `*_gone_s` time each way until
+    /// the kernel's cleanup of everything it released is done (a witness namespace released
+    /// after them is gone).
     pub ip_batch_down_s: f64,
     pub ip_batch_gone_s: f64,
     pub ip_script_up_s: Option<f64>,
@@ -56,6 +60,8 @@ pub struct Report {
     pub ratio_vnet_ip_script: Option<f64>,
     /// vnet down divided by the `ip -batch` teardown until its devices are gone.
     pub ratio_vnet_down_ip_batch_gone: f64,
+    /// Both until the kernel has destroyed everything they released.
+    pub ratio_vnet_gone_ip_batch_gone: f64,
     /// Peak resident memory of the `vnet` processes (up, re-up, down), in MB.
     pub peak_rss_mb: f64,
     /// Probes answered / sent, per way.
@@ -141,9 +147,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut down_cmd = vnet_cmd();
     as_owner(down_cmd.arg("down").arg(&lab));
     let down = timed(&mut down_cmd);
+    let gone = down.as_ref().map_err(String::clone).and_then(|d| Ok(d.wall + kernel_done()?));
     drop(owner);
     drop(root);
-    let (reup, down) = (reup?, down?);
+    let (reup, down, gone) = (reup?, down?, gone?);
     check_all(&verified, opts.nodes, "vnet")?;
     let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;
     settle();
@@ -208,6 +215,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         vnet_up_s,
         vnet_reup_s: reup.wall.as_secs_f64(),
         vnet_down_s: down.wall.as_secs_f64(),
+        vnet_gone_s: gone.as_secs_f64(),
         ip_batch_up_s: batch.wall.as_secs_f64(),
         ip_batch_down_s: batch_down.returned.as_secs_f64(),
         ip_batch_gone_s: batch_down.gone.as_secs_f64(),
@@ -217,6 +225,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         ratio_vnet_ip_batch: vnet_up_s / batch.wall.as_secs_f64(),
         ratio_vnet_ip_script: script_up.map(|s| vnet_up_s / s),
         ratio_vnet_down_ip_batch_gone: down.wall.as_secs_f64() / batch_down.gone.as_secs_f64(),
+        ratio_vnet_gone_ip_batch_gone: gone.as_secs_f64() / batch_down.gone.as_secs_f64(),
         peak_rss_mb,
         vnet_verified: format!("{}/{}", verified.answered, opts.nodes),
         ip_batch_verified: format!("{}/{}", verified_b.answered, opts.nodes),
@@ -429,11 +438,16 @@ struct Teardown {
 /// `ip netns del` for every name, then waits for the kernel's cleanup (what vnet's `down`
 /// includes), timing both.
 fn delete_until_gone(dir: &Path, names: &[String]) -> Result<Teardown, String> {
-    let t = Instant::now();
     let returned = delete_namespaces(dir, names)?.wall;
+    Ok(Teardown { returned, gone: returned + kernel_done()? })
+}
+
+/// Waits until the kernel has destroyed every namespace released so far; how long that took.
+fn kernel_done() -> Result<Duration, String> {
+    let t = Instant::now();
     match crate::kernel::witness::Witness::barrier(Duration::from_secs(60)) {
-        Ok(true) => Ok(Teardown { returned, gone: t.elapsed() }),
-        Ok(false) => Err("the kernel was still destroying the baseline's namespaces after 60 s".into()),
+        Ok(true) => Ok(t.elapsed()),
+        Ok(false) => Err("the kernel was still destroying released namespaces after 60 s".into()),
         Err(e) => Err(format!("cannot wait for the kernel's namespace cleanup: {e}")),
     }
 }
@@ -478,10 +492,10 @@ pub fn machine() -> String {
 /// The table printed by `vnet bench`.
 pub fn render(r: &Report) -> String {
     let mut s = format!("{}-{} on {}{}\n", r.topology, r.nodes, r.machine, if r.vnet_host == "root" { " (vnet's host: the root namespace)" } else { "" });
-    s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>13} {:>12}\n", "", "up", "re-up", "down", "devices gone", "verified"));
+    s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>13} {:>12}\n", "", "up", "re-up", "down", "all gone", "verified"));
     s.push_str(&format!(
         "{:<12} {:>9.3}s {:>9.3}s {:>9.3}s {:>12.3}s {:>12}\n",
-        "vnet", r.vnet_up_s, r.vnet_reup_s, r.vnet_down_s, r.vnet_down_s, r.vnet_verified
+        "vnet", r.vnet_up_s, r.vnet_reup_s, r.vnet_down_s, r.vnet_gone_s, r.vnet_verified
     ));
     s.push_str(&format!(
         "{:<12} {:>9.3}s {:>10} {:>9.3}s {:>12.3}s {:>12}\n",
@@ -494,7 +508,10 @@ pub fn render(r: &Report) -> String {
     if let Some(x) = r.ratio_vnet_ip_script {
         s.push_str(&format!("   vnet up / ip script up: {x:.3}x"));
     }
-    s.push_str(&format!("\nvnet down / ip -batch until its devices are gone: {:.2}x", r.ratio_vnet_down_ip_batch_gone));
+    s.push_str(&format!(
+        "\nvnet down / ip -batch until all is gone: {:.2}x   both until all is gone: {:.2}x",
+        r.ratio_vnet_down_ip_batch_gone, r.ratio_vnet_gone_ip_batch_gone
+    ));
     s.push_str(&format!(
         "\nvnet peak RSS: {:.1} MB{}\n",
         r.peak_rss_mb,
