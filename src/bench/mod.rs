@@ -58,7 +58,7 @@ pub struct Report {
     /// vnet up time divided by the baseline's (below 1: vnet is faster).
     pub ratio_vnet_ip_batch: f64,
     pub ratio_vnet_ip_script: Option<f64>,
-    /// vnet down divided by the `ip -batch` teardown until its devices are gone.
+    /// vnet down (returned) divided by the `ip -batch` teardown until all is gone.
     pub ratio_vnet_down_ip_batch_gone: f64,
     /// Both until the kernel has destroyed everything they released.
     pub ratio_vnet_gone_ip_batch_gone: f64,
@@ -435,8 +435,8 @@ struct Teardown {
     gone: Duration,
 }
 
-/// `ip netns del` for every name, then waits for the kernel's cleanup (what vnet's `down`
-/// includes), timing both.
+/// `ip netns del` for every name, then waits for the kernel's cleanup (as `vnet_gone_s` does
+/// after vnet's `down`), timing both.
 fn delete_until_gone(dir: &Path, names: &[String]) -> Result<Teardown, String> {
     let returned = delete_namespaces(dir, names)?.wall;
     Ok(Teardown { returned, gone: returned + kernel_done()? })
