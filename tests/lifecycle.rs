@@ -981,7 +981,9 @@ fn ipv6_link_local_follows_ipv6_on_a_running_lab() {
     let planned = plan_lines(&lab, &on);
     // Every device, the ones without carrier included: br0, p1..p8, pz, n1..n8:eth0, z:eth0.
     assert_eq!(planned.len(), 2 * nodes + 3 + 1, "{planned:#?}");
-    assert!(planned.iter().take(2 * nodes + 3).all(|l| l.ends_with("ipv6 link-local on")), "{planned:#?}");
+    assert!(planned.iter().take(2 * nodes + 3).all(|l| l.ends_with("link-local on")), "{planned:#?}");
+    // The bridge's ports, made without IPv6 in a lab without link-local addresses, get it back.
+    assert_eq!(planned.iter().filter(|l| l.starts_with("~ link host:p") && l.ends_with("ipv6 on, link-local on")).count(), nodes + 1, "{planned:#?}");
     up_until_nothing_to_do(&lab, &on);
     assert_eq!(all(true), 2 * nodes + 1);
     // A device added now to the namespace born with generation off by default.
@@ -995,4 +997,56 @@ fn ipv6_link_local_follows_ipv6_on_a_running_lab() {
     assert!(link_locals(&host).iter().all(|(_, ll)| !ll), "{:?}", link_locals(&host));
     assert_eq!(all(false), 2 * nodes + 2);
     assert!(reach_from(&format!("{lab}-n1"), "10.8.0.12"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bridge ports without IPv6 of their own
+// ---------------------------------------------------------------------------------------------
+
+fn disable_ipv6(netns: &str, dev: &str) -> String {
+    let out = std::process::Command::new("ip").args(["netns", "exec", netns, "cat", &format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// In a lab without link-local addresses (`ipv6: off`) the bridge's ports have IPv6 off, so
+/// the kernel keeps no IPv6 route per port (its multicast route, the table walk at each
+/// carrier change); the bridge keeps its own IPv6 and still forwards IPv6 between the nodes
+/// (static addresses, neighbour discovery through the ports). A port that leaves the bridge
+/// gets IPv6 back; a `disable_ipv6` the file sets for a port is the file's.
+#[test]
+fn bridge_ports_carry_no_ipv6_but_forward_it() {
+    require_root();
+    let lab = vnet::lab::unique_name("p6");
+    let _guard = DownGuard::new(&lab, None);
+    let host = format!("{lab}-host");
+    let text = bridge_with_leaves(&lab, "stp: false, ", &["a", "b", "c"], 9)
+        .replace(&format!("name: {lab}\n"), &format!("name: {lab}\nipv6: off\n"))
+        .replace("addresses: [10.9.0.2/24]", "addresses: [10.9.0.2/24, 'fd09::2/64']")
+        .replace("addresses: [10.9.0.3/24]", "addresses: [10.9.0.3/24, 'fd09::3/64']");
+    let planned = plan_lines(&lab, &text);
+    assert!(planned.iter().filter(|l| l.starts_with("+ link host:v")).all(|l| l.ends_with(" up no-ipv6")), "{planned:#?}");
+    up_until_nothing_to_do(&lab, &text);
+    for v in ["v1", "v2", "v3"] {
+        assert_eq!(disable_ipv6(&host, v), "1", "{v}");
+    }
+    assert_eq!(disable_ipv6(&host, "br0"), "0");
+    assert_eq!(disable_ipv6(&format!("{lab}-a"), "eth0"), "0");
+    let routes = ip_json(Some(&host), &["-6", "route", "show", "table", "all"]);
+    let port_routes: Vec<&serde_json::Value> = routes.as_array().into_iter().flatten().filter(|r| r["dev"].as_str().is_some_and(|d| d.starts_with('v'))).collect();
+    assert!(port_routes.is_empty(), "IPv6 routes of ports: {port_routes:?}");
+    assert!(reach_from(&format!("{lab}-a"), "fd09::3"), "IPv6 crosses the bridge");
+    assert!(reach_from(&format!("{lab}-a"), "10.9.0.4"), "IPv4 too");
+
+    // v3 leaves the bridge: a plain device again, with IPv6 (and still no link-local address).
+    let left = text.replace("      v3: { master: br0 }\n", "      v3: {}\n");
+    assert_eq!(plan_lines(&lab, &left), ["~ link host:v3 nomaster", "~ link host:v3 ipv6 on, link-local off", "2 operations"]);
+    up_until_nothing_to_do(&lab, &left);
+    assert_eq!(disable_ipv6(&host, "v3"), "0");
+    assert!(!ip_addrs(Some(&host), "v3").iter().any(|a| a.starts_with("fe80")));
+    // The file's own word for a port: v2's IPv6 on, v3 joins again and keeps it on.
+    let own = text.replace("  a: {", &format!("    sysctls: {{ net.ipv6.conf.v2.disable_ipv6: 0, net.ipv6.conf.v3.disable_ipv6: 0 }}\n  a: {{"));
+    up_until_nothing_to_do(&lab, &own);
+    assert_eq!((disable_ipv6(&host, "v2"), disable_ipv6(&host, "v3")), ("0".to_string(), "0".to_string()));
+    assert_eq!(disable_ipv6(&host, "v1"), "1");
+    assert!(reach_from(&format!("{lab}-b"), "fd09::2"));
 }

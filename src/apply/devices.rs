@@ -15,10 +15,11 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::journal::Done;
 use super::{ApplyError, Executor, Pending, Then};
-use crate::kernel::handle::NsHandle;
+use crate::kernel::handle::{self, NsHandle};
 use crate::kernel::kinds;
 use crate::kernel::msg::{self, LinkSet};
 use crate::kernel::netns;
+use crate::kernel::sysctl;
 use crate::kernel::nl::{Netlink, Request};
 use crate::kernel::observe::decode_link;
 use crate::kernel::tun::{self, TunFlags};
@@ -108,6 +109,38 @@ fn link_mac(h: &NsHandle, ifindex: u32) -> std::io::Result<Option<[u8; 6]>> {
 }
 
 impl Executor<'_> {
+    /// Turns IPv6 off on the devices this stage created with `no_ipv6` (bridge ports), through
+    /// their `disable_ipv6` sysctls, on a thread in each node: before they have carrier, so the
+    /// kernel never adds their IPv6 routes. A device without IPv6 state (a kernel without IPv6,
+    /// an MTU under 1280) has no such sysctl: nothing to turn off.
+    pub(super) fn ports_without_ipv6(&mut self, steps: &[Step], handles: &mut BTreeMap<String, NsHandle>) -> Result<(), ApplyError> {
+        let mut by_node: BTreeMap<&str, Vec<(usize, String)>> = BTreeMap::new();
+        for (k, s) in steps.iter().enumerate() {
+            let Op::CreateLink(c) = &s.op else { continue };
+            let key = |ifname: &str| crate::model::validate::sysctl_key(&["net", "ipv6", "conf", ifname, "disable_ipv6"].map(str::to_string));
+            if c.no_ipv6 {
+                by_node.entry(c.node.as_str()).or_default().push((k, key(&c.ifname)));
+            }
+            if let Some(p) = c.peer.as_ref().filter(|p| p.no_ipv6) {
+                by_node.entry(p.node.as_str()).or_default().push((k, key(&p.ifname)));
+            }
+        }
+        if by_node.is_empty() {
+            return Ok(());
+        }
+        let mut hs: Vec<&mut NsHandle> = handles.values_mut().filter(|h| by_node.contains_key(h.node.as_str())).collect();
+        let results = handle::par_each_in(&mut hs, |h| {
+            by_node[h.node.as_str()].iter().find_map(|(k, key)| match sysctl::write(key, "1") {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some((*k, key.clone(), e)),
+                _ => None,
+            })
+        });
+        match results.into_iter().flatten().next() {
+            Some((k, key, e)) => Err(self.fail(&steps[k], format!("turn IPv6 off on a bridge port: write {key}: {e}"), e.raw_os_error())),
+            None => Ok(()),
+        }
+    }
+
     /// Where the lower device of a new device is, as the create message needs it.
     pub(super) fn lower(&self, handles: &BTreeMap<String, NsHandle>, step: &Step, c: &CreateLink) -> Result<Lower, ApplyError> {
         if self.ctx.lab.tunnel(&c.node, &c.ifname).is_some() && self.ctx.lab.underlay_node() != c.node {

@@ -371,6 +371,7 @@ impl<'a> Executor<'a> {
         if let Some(e) = first_err {
             return Err(e);
         }
+        self.ports_without_ipv6(steps, handles)?;
 
         for s in steps {
             if let Op::DeleteNetns { node, netns: name } = &s.op {
@@ -446,11 +447,16 @@ impl<'a> Executor<'a> {
         use crate::model::validate::sysctl_key;
         let mut by_node: BTreeMap<String, Vec<(usize, String, &'static str)>> = BTreeMap::new();
         for &k in idxs {
-            let Op::LinkLocal { node, ifname, on } = &steps[k].op else { continue };
+            let Op::LinkLocal { node, ifname, on, revive } = &steps[k].op else { continue };
             let list = by_node.entry(node.clone()).or_default();
             let mode = if *on { "0" } else { "1" };
             if *on && self.ctx.lab.netns_name(node).is_some() && !list.iter().any(|(_, key, _)| key.starts_with("net.ipv6.conf.default.")) {
                 list.push((k, "net.ipv6.conf.default.addr_gen_mode".into(), "0"));
+            }
+            if *revive {
+                // A bridge port whose IPv6 was turned off (`CreateLink::no_ipv6`) gets it back
+                // first.
+                list.push((k, sysctl_key(&["net", "ipv6", "conf", ifname, "disable_ipv6"].map(str::to_string)), "0"));
             }
             let key = sysctl_key(&["net", "ipv6", "conf", ifname, "addr_gen_mode"].map(str::to_string));
             // Through none first: only a change of mode makes the kernel generate the address

@@ -43,6 +43,11 @@ fn describe(op: &Op) -> Option<(&'static str, Severity, String)> {
         Op::AddRoute { .. } => ("missing-route", Severity::Error, format!("route {} is declared but the kernel does not have it", route_text(op))),
         Op::DelAddress { ifname, addr, .. } => ("undeclared-address", Severity::Warning, format!("{ifname} has {addr}, which the file does not declare")),
         Op::AddAddress { ifname, addr, .. } => ("missing-address", Severity::Error, format!("{addr} is declared on {ifname} but the device does not have it")),
+        Op::LinkLocal { ifname, on, revive: true, .. } => (
+            "ipv6-off",
+            if *on { Severity::Error } else { Severity::Warning },
+            format!("{ifname} has IPv6 turned off, as vnet does only to the bridge ports of a lab without link-local addresses"),
+        ),
         Op::LinkLocal { ifname, on: true, .. } => {
             ("link-local-missing", Severity::Error, format!("{ifname} has no IPv6 link-local address, which the lab's `ipv6` gives every device"))
         }

@@ -217,6 +217,34 @@ impl Planner<'_> {
     pub(super) fn joins_down(&self, node: &str, master: Option<&String>) -> bool {
         master.and_then(|m| self.lab.node(node)?.interfaces.get(m)).is_some_and(|m| m.kind.ports_join_down())
     }
+
+    /// Whether a port of `master` keeps no IPv6 of its own (`CreateLink::no_ipv6`): in a lab
+    /// without link-local addresses, a port of a Linux bridge in one of the lab's namespaces
+    /// (a root namespace's sysctls are not vnet's to change) whose `disable_ipv6` the file
+    /// does not set. It still forwards IPv6 frames: that is the bridge's work, not the port's.
+    pub(super) fn port_without_ipv6(&self, node: &str, ifname: &str, master: Option<&String>) -> bool {
+        !self.lab.ipv6_link_local && self.port_ipv6_follows_lab(node, ifname, master)
+    }
+
+    /// Whether the lab's `ipv6` decides if this device has IPv6 at all: a Linux bridge's port
+    /// in one of the lab's namespaces whose `disable_ipv6` the file does not set.
+    pub(super) fn port_ipv6_follows_lab(&self, node: &str, ifname: &str, master: Option<&String>) -> bool {
+        let Some(n) = self.lab.node(node) else { return false };
+        let to_bridge = master.and_then(|m| n.interfaces.get(m)).is_some_and(|m| matches!(m.kind, KindSpec::Bridge(_)));
+        to_bridge && self.ipv6_follows_lab(node, ifname)
+    }
+
+    /// Whether vnet may turn a device's IPv6 on or off: in one of the lab's namespaces, and the
+    /// file sets neither the device's `disable_ipv6` nor its node's `all` or `default` one.
+    pub(super) fn ipv6_follows_lab(&self, node: &str, ifname: &str) -> bool {
+        let Some(n) = self.lab.node(node) else { return false };
+        !self.is_root(node) && ![ifname, "all", "default"].iter().any(|d| n.sysctls.contains_key(&disable_ipv6_key(d)))
+    }
+}
+
+/// The sysctl key of a device's `disable_ipv6`, as the file's `sysctls` spell it.
+pub(super) fn disable_ipv6_key(ifname: &str) -> String {
+    crate::model::validate::sysctl_key(&["net", "ipv6", "conf", ifname, "disable_ipv6"].map(str::to_string))
 }
 
 #[cfg(test)]

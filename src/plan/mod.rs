@@ -309,7 +309,9 @@ impl<'a> Planner<'a> {
                 mtu: pi.mtu,
                 mac: pi.mac,
                 queues: pi.kind.queues().unwrap_or(1),
+                no_ipv6: self.port_without_ipv6(&ep.node, &ep.ifname, pi.master.as_ref()),
             }),
+            no_ipv6: self.port_without_ipv6(nname, &iface.name, iface.master.as_ref()),
         };
         self.push(stage::CREATE + level, Op::CreateLink(c));
         if late_master {
@@ -318,7 +320,7 @@ impl<'a> Planner<'a> {
         }
         if born_elsewhere && !iface.up {
             // Its generation goes off as it comes up (executor); staying down, it goes off here.
-            self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false });
+            self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false, revive: false });
         }
         if (joins_down || after_lower || born_elsewhere) && iface.up {
             let change = LinkChange { up: Some(true), ..Default::default() };
@@ -347,7 +349,7 @@ impl<'a> Planner<'a> {
                 // Born in its namespace's default; the executor turns link-local generation off
                 // as a new peer comes up (or is marked, in the root namespace): one that stays
                 // down gets it off here.
-                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: ep.node.clone(), ifname: ep.ifname.clone(), on: false });
+                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: ep.node.clone(), ifname: ep.ifname.clone(), on: false, revive: false });
             }
             if peer_joins_down && pi.up {
                 let change = LinkChange { up: Some(true), ..Default::default() };
@@ -519,7 +521,9 @@ impl<'a> Planner<'a> {
     /// made so): on, a device whose generation is off (`addr_gen_mode` none, as a lab without
     /// IPv6 made it) or whose address was deleted by hand gets it back; off, a device that generates one, or still holds the one it
     /// made, loses both. Devices without IPv6 (`disable_ipv6`), OVS's own, and devices whose
-    /// `addr_gen_mode` the file sets as a sysctl are left alone.
+    /// `addr_gen_mode` the file sets as a sysctl are left alone, but for bridge ports whose IPv6
+    /// vnet turned off: they get it back when link-local addresses come on or when they leave
+    /// their bridge (`port_ipv6_follows_lab`).
     fn link_local(&mut self, node: &Node) {
         let nname = node.name.as_str();
         let ns = self.ns(nname);
@@ -527,7 +531,14 @@ impl<'a> Planner<'a> {
         for iface in node.interfaces.values() {
             let Some(have) = ns.link(&iface.name) else { continue };
             let Some(mode) = have.addr_gen_mode else { continue };
-            if iface.name == "lo" || iface.kind.is_ovs() || have.ipv6_disabled || !self.ours(nname, have) || self.will_recreate(nname, &iface.name) {
+            // A bridge port whose IPv6 vnet turned off (`CreateLink::no_ipv6`) gets it back when
+            // the lab's link-local addresses come on, or when it leaves its bridge.
+            let revived = have.ipv6_disabled && {
+                let port = self.port_ipv6_follows_lab(nname, &iface.name, iface.master.as_ref());
+                let was_port = have.master.and_then(|m| ns.links.iter().find(|l| l.ifindex == m)).is_some_and(|m| m.kind.as_deref() == Some("bridge"));
+                (on && port) || (was_port && !port && self.ipv6_follows_lab(nname, &iface.name))
+            };
+            if iface.name == "lo" || iface.kind.is_ovs() || (have.ipv6_disabled && !revived) || !self.ours(nname, have) || self.will_recreate(nname, &iface.name) {
                 continue;
             }
             let parts = ["net", "ipv6", "conf", iface.name.as_str(), "addr_gen_mode"].map(str::to_string);
@@ -539,11 +550,11 @@ impl<'a> Planner<'a> {
                 .filter(|a| a.automatic && matches!(a.addr, IpNet::V6(v) if v.addr().is_unicast_link_local()) && !iface.addresses.contains(&a.addr))
                 .map(|a| a.addr)
                 .collect();
-            if on && (mode == ADDR_GEN_MODE_NONE || link_local_deleted(ns, have)) {
-                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: true });
-            } else if !on && (mode != ADDR_GEN_MODE_NONE || !made.is_empty()) {
-                if mode != ADDR_GEN_MODE_NONE {
-                    self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false });
+            if on && (revived || mode == ADDR_GEN_MODE_NONE || link_local_deleted(ns, have)) {
+                self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: true, revive: revived });
+            } else if !on && (revived || mode != ADDR_GEN_MODE_NONE || !made.is_empty()) {
+                if revived || mode != ADDR_GEN_MODE_NONE {
+                    self.push(stage::SYSCTL_DEVICE, Op::LinkLocal { node: nname.into(), ifname: iface.name.clone(), on: false, revive: revived });
                 }
                 for addr in made {
                     self.push(stage::ADDR_DEL, Op::DelAddress { node: nname.into(), ifname: iface.name.clone(), addr });

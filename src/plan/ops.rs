@@ -50,6 +50,13 @@ pub struct PeerEnd {
     /// Transmit and receive queues of the peer (its own `queues`, default 1).
     #[serde(skip_serializing_if = "is_one")]
     pub queues: u32,
+    /// IPv6 off on this end (a bridge port: see `CreateLink::no_ipv6`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_ipv6: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_one(n: &u32) -> bool {
@@ -72,6 +79,12 @@ pub struct CreateLink {
     pub up: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<PeerEnd>,
+    /// IPv6 turned off (`disable_ipv6`) right after the creation, before the device has
+    /// carrier: a bridge port in a lab without link-local addresses. Otherwise the kernel adds
+    /// a multicast route per port to one shared node of the namespace's IPv6 table and walks the
+    /// whole table each time a port gets carrier or goes: quadratic in a bridge's ports.
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_ipv6: bool,
 }
 
 /// Changes to an existing device; `None` fields stay as they are.
@@ -157,6 +170,10 @@ pub enum Op {
         node: String,
         ifname: String,
         on: bool,
+        /// IPv6 itself back first: a bridge port whose IPv6 vnet turned off
+        /// (`CreateLink::no_ipv6`) that leaves its bridge or gets link-local addresses.
+        #[serde(skip_serializing_if = "is_false")]
+        revive: bool,
     },
     AddAddress {
         node: String,
@@ -332,6 +349,12 @@ impl fmt::Display for Op {
                 if c.up {
                     write!(f, " up")?;
                 }
+                if c.no_ipv6 {
+                    write!(f, " no-ipv6")?;
+                }
+                if c.peer.as_ref().is_some_and(|p| p.no_ipv6) {
+                    write!(f, " peer-no-ipv6")?;
+                }
                 Ok(())
             }
             Op::ChangeLink { node, ifname, change } => {
@@ -364,7 +387,9 @@ impl fmt::Display for Op {
                 write!(f, "~ port    {node}:{ifname} hairpin {}", if *hairpin { "on" } else { "off" })
             }
             Op::ForwardPort { node, ifname } => write!(f, "~ port    {node}:{ifname} forwarding"),
-            Op::LinkLocal { node, ifname, on } => write!(f, "~ link    {node}:{ifname} ipv6 link-local {}", if *on { "on" } else { "off" }),
+            Op::LinkLocal { node, ifname, on, revive } => {
+                write!(f, "~ link    {node}:{ifname} ipv6 {}link-local {}", if *revive { "on, " } else { "" }, if *on { "on" } else { "off" })
+            }
             Op::AddAddress { node, ifname, addr } => write!(f, "+ addr    {node}:{ifname} {addr}"),
             Op::DelAddress { node, ifname, addr } => write!(f, "- addr    {node}:{ifname} {addr}"),
             Op::AddRoute { node, route } => write!(f, "+ route   {node}: {route}"),

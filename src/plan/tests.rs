@@ -107,6 +107,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                     tx_queues: c.kind.queues(),
                     rx_queues: c.kind.queues(),
                     addr_gen_mode: Some(gen_mode),
+                    ipv6_disabled: c.no_ipv6,
                     ..Default::default()
                 };
                 ns_mut(&mut o, &c.node).links.push(l);
@@ -123,6 +124,7 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
                         tx_queues: Some(p.queues),
                         rx_queues: Some(p.queues),
                         addr_gen_mode: Some(gen_mode),
+                        ipv6_disabled: p.no_ipv6,
                         ..Default::default()
                     };
                     ns_mut(&mut o, &p.node).links.push(pl);
@@ -159,10 +161,11 @@ fn simulate(lab: &Lab, before: &Observed, plan: &Plan) -> Observed {
             Op::SetPort { node, ifname, hairpin } => {
                 ns_mut(&mut o, node).links.iter_mut().find(|l| &l.name == ifname).unwrap().hairpin = Some(*hairpin);
             }
-            Op::LinkLocal { node, ifname, on } => {
+            Op::LinkLocal { node, ifname, on, .. } => {
                 let ns = ns_mut(&mut o, node);
                 let l = ns.links.iter_mut().find(|l| &l.name == ifname).unwrap();
                 l.addr_gen_mode = Some(if *on { ADDR_GEN_MODE_EUI64 } else { ADDR_GEN_MODE_NONE });
+                l.ipv6_disabled = false;
                 let ifindex = l.ifindex;
                 if *on {
                     ns.addrs.push(ObservedAddr { ifindex, addr: "fe80::1/64".parse().unwrap(), automatic: true, secondary: false });
@@ -337,7 +340,7 @@ fn some_namespaces_already_present() {
     let got = lines(&p);
     assert!(!got.iter().any(|l| l.starts_with("+ netns ns1")), "ns1 is not created again:\n{p}");
     assert!(got.contains(&"+ netns host (bridge-host)".to_string()) && got.contains(&"+ netns ns2 (bridge-ns2)".to_string()));
-    assert!(got.contains(&"+ link host:veth1 veth peer ns1:eth0 master br1 up".to_string()), "{p}");
+    assert!(got.contains(&"+ link host:veth1 veth peer ns1:eth0 master br1 up no-ipv6".to_string()), "{p}");
     // Applying it gives the full lab.
     let after = simulate(&l.lab, &partial, &p);
     assert!(plan_ok(&l.lab, &after, Some(&st)).is_empty());
@@ -720,7 +723,8 @@ fn hairpin_and_masters_of_existing_ports() {
     let (k, st) = built(&l);
     // p2 leaves the bridge, p1 turns hairpin off.
     let v2 = yaml(&text.replace("p2: { master: br0, peer: 'b:p2' }", "p2: { peer: 'b:p2' }").replace("hairpin: true", "hairpin: false"));
-    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:p2 nomaster", "~ port a:p1 hairpin off"]);
+    // p2, no longer a port, gets back the IPv6 that vnet turned off on it as a port.
+    assert_eq!(lines(&plan_ok(&v2.lab, &k, Some(&st))), ["~ link a:p2 nomaster", "~ port a:p1 hairpin off", "~ link a:p2 ipv6 on, link-local off"]);
 }
 
 /// Hairpin follows the reset rule: a port whose hairpin someone turned on by hand, which the
@@ -1139,13 +1143,13 @@ fn only_changes_to_what_exists_disturb() {
     let (k, st) = built(&l);
     let v2 = yaml(&text.replace("p1: { master: br0, mtu: 1400,", "p1: { mtu: 1400,"));
     let p = plan_ok(&v2.lab, &k, Some(&st));
-    assert_eq!(lines(&p), ["~ link a:p1 nomaster"]);
+    assert_eq!(lines(&p), ["~ link a:p1 nomaster", "~ link a:p1 ipv6 on, link-local off"]);
     assert!(disturbs(&v2.lab, &p, &k));
     // A new port joining the existing bridge (maybe built by an older vnet, whose MTU the
     // kernel then sizes anew).
     let v3 = yaml(&text.replace("  b: {}\n", "      p2: { master: br0, peer: 'b:p2' }\n  b: {}\n"));
     let p = plan_ok(&v3.lab, &k, Some(&st));
-    assert_eq!(lines(&p), ["+ link a:p2 veth peer b:p2 master br0 up", "~ link b:p2 up"]);
+    assert_eq!(lines(&p), ["+ link a:p2 veth peer b:p2 master br0 up no-ipv6", "~ link b:p2 up"]);
     assert!(disturbs(&v3.lab, &p, &k));
     // Built from nothing: the executor sets the bridge's MTU after its creation, so that its
     // ports joining leave it alone; no second pass.
@@ -1345,4 +1349,41 @@ fn a_primary_address_goes_without_taking_the_secondaries_that_stay() {
     // A secondary that goes while its primary stays is just deleted.
     let v3 = yaml("name: sec\nnodes:\n  a:\n    interfaces:\n      eth0: {kind: veth, peer: b:eth0, addresses: [10.0.0.1/24, 10.1.0.1/24]}\n  b: {}\n");
     assert_eq!(lines(&plan_ok(&v3.lab, &kernel, Some(&st))), ["- addr a:eth0 10.0.0.2/24", "- addr a:eth0 10.0.0.3/24"]);
+}
+
+/// Bridge ports keep no IPv6 of their own in a lab without link-local addresses (the kernel's
+/// per-port IPv6 routes make a big bridge quadratic), on either end of a veth; not when the lab
+/// has link-local addresses, in a root namespace, when the file sets `disable_ipv6` itself
+/// (the device's, or the node's `all`/`default`), nor on a port of anything but a bridge.
+#[test]
+fn bridge_ports_are_made_without_ipv6() {
+    let base = "name: p6\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, peer: 'b:e1' }\n  b:\n    interfaces:\n      br1: { kind: bridge }\n      e1: { master: br1 }\n      e2: { peer: 'a:x2' }\n";
+    let created = |text: &str| -> Vec<String> {
+        let l = yaml(text);
+        let mut v: Vec<String> = lines(&plan_ok(&l.lab, &empty_kernel(&l.lab), None)).into_iter().filter(|s| s.starts_with("+ link") && s.contains("veth")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(created(base), ["+ link a:p1 veth peer b:e1 master br0 up no-ipv6 peer-no-ipv6", "+ link a:x2 veth peer b:e2 up"]);
+    assert_eq!(created(&base.replace("name: p6\n", "name: p6\nipv6: on\n")), ["+ link a:p1 veth peer b:e1 master br0 up", "+ link a:x2 veth peer b:e2 up"]);
+    for sysctl in ["p1", "all", "default"] {
+        let text = base.replace("  b:\n", &format!("    sysctls: {{ net.ipv6.conf.{sysctl}.disable_ipv6: 1 }}\n  b:\n"));
+        assert_eq!(created(&text)[0], "+ link a:p1 veth peer b:e1 master br0 up peer-no-ipv6", "{sysctl}");
+    }
+    // In the root namespace (a lab without an isolated host): its sysctls are not vnet's.
+    let root = base.replace("  a:\n", "  host:\n").replace("'a:x2'", "'host:x2'");
+    assert_eq!(created(&root)[0], "+ link host:p1 veth peer b:e1 master br0 up peer-no-ipv6");
+    let bond = base.replace("br0: { kind: bridge }", "br0: { kind: bond }");
+    assert!(!created(&bond)[0].contains(" no-ipv6"), "{:?}", created(&bond));
+    // Built, the lab plans nothing more; with link-local addresses on, the ports get IPv6 back.
+    let l = yaml(base);
+    let (k, st) = built(&l);
+    assert!(plan_ok(&l.lab, &k, Some(&st)).is_empty());
+    let on = yaml(&base.replace("name: p6\n", "name: p6\nipv6: on\n"));
+    let p = plan_ok(&on.lab, &k, Some(&st));
+    assert!(lines(&p).contains(&"~ link a:p1 ipv6 on, link-local on".to_string()), "{p}");
+    assert!(lines(&p).contains(&"~ link b:e1 ipv6 on, link-local on".to_string()), "{p}");
+    assert!(lines(&p).contains(&"~ link a:x2 ipv6 link-local on".to_string()), "{p}");
+    let after = simulate(&on.lab, &k, &p);
+    assert!(plan_ok(&on.lab, &after, Some(&st)).is_empty(), "{}", plan_ok(&on.lab, &after, Some(&st)));
 }
