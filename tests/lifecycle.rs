@@ -887,6 +887,19 @@ fn port_states(netns: &str) -> Vec<(String, String)> {
     s
 }
 
+/// Bridge ports as vnet's AF_BRIDGE dump (`observe::bridge_ports`) sees them: name, forwarding.
+fn observed_forwarding(netns: &str) -> Vec<(String, bool)> {
+    let fd = vnet::kernel::netns::open(netns).unwrap();
+    let ports = vnet::kernel::netns::run_in(Some(&fd), || {
+        let mut nl = vnet::kernel::nl::Netlink::open().unwrap();
+        vnet::kernel::observe::bridge_ports(&mut nl).unwrap()
+    })
+    .unwrap();
+    let mut v: Vec<(String, bool)> = ports.into_iter().map(|p| (p.name, p.forwarding.expect("a port's state"))).collect();
+    v.sort();
+    v
+}
+
 /// A bridge whose STP the file turns off: its ports, still listening (STP makes them wait a
 /// forward delay, here 15 s, in listening and then in learning), forward as soon as `up`
 /// returns, and the next plan has nothing to do.
@@ -901,6 +914,7 @@ fn turning_stp_off_lets_the_ports_forward_at_once() {
     let t = std::time::Instant::now();
     let listening = port_states(&host);
     assert!(listening.iter().all(|(_, s)| s == "listening" || s == "blocking"), "STP holds the ports back: {listening:?}");
+    assert_eq!(observed_forwarding(&host), [("v1".to_string(), false), ("v2".to_string(), false)], "vnet's AF_BRIDGE dump agrees");
     let off = text.replace("stp: true, forward_delay: 15", "stp: false, forward_delay: 15");
     assert_eq!(
         plan_lines(&lab, &off),
@@ -914,6 +928,7 @@ fn turning_stp_off_lets_the_ports_forward_at_once() {
     up_until_nothing_to_do(&lab, &off);
     assert!(t.elapsed() < std::time::Duration::from_secs(15), "still within the first forward delay");
     assert_eq!(port_states(&host), [("v1".to_string(), "forwarding".to_string()), ("v2".to_string(), "forwarding".to_string())]);
+    assert_eq!(observed_forwarding(&host), [("v1".to_string(), true), ("v2".to_string(), true)]);
     assert!(reach_from(&format!("{lab}-a"), "10.7.0.3"), "traffic crosses the bridge");
 }
 

@@ -159,6 +159,15 @@ pub fn dump_links() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetLink(LinkMessage::default())
 }
 
+/// A dump of bridge ports only (family AF_BRIDGE, as `bridge link show`): small messages
+/// without the peer namespace id that a full link dump looks up for every veth end, by a linear
+/// walk of the namespace's id table (thousands of ids in a big lab's host).
+pub fn dump_bridge_ports() -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.interface_family = AddressFamily::Bridge;
+    RouteNetlinkMessage::GetLink(m)
+}
+
 pub fn dump_addrs() -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetAddress(AddressMessage::default())
 }

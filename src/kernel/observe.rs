@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_core::Nla;
+use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkFlags, LinkMessage, LinkProtoInfoBridge};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -42,8 +43,17 @@ pub fn observe_ns(nl: &mut Netlink, sysctl_keys: &[String]) -> Result<ObservedNs
 
 /// Dumps the links of a namespace.
 pub fn links(nl: &mut Netlink) -> Result<Vec<ObservedLink>, KernelError> {
+    dump_links_with(nl, msg::dump_links())
+}
+
+/// The namespace's bridge ports (name, flags, master, STP state in `forwarding`; no kind).
+pub fn bridge_ports(nl: &mut Netlink) -> Result<Vec<ObservedLink>, KernelError> {
+    dump_links_with(nl, msg::dump_bridge_ports())
+}
+
+fn dump_links_with(nl: &mut Netlink, req: RouteNetlinkMessage) -> Result<Vec<ObservedLink>, KernelError> {
     let mut out = Vec::new();
-    nl.dump_each(msg::dump_links(), |m| {
+    nl.dump_each(req, |m| {
         if let RouteNetlinkMessage::NewLink(l) = m {
             out.push(decode_link(&l));
         }
@@ -82,6 +92,18 @@ pub fn decode_link(l: &LinkMessage) -> ObservedLink {
                         AfSpecInet6::AddrGenMode(m) => o.addr_gen_mode = Some(u8::from(m)),
                         AfSpecInet6::DevConf(c) => o.ipv6_disabled = c.disable_ipv6 != 0,
                         _ => {}
+                    }
+                }
+            }
+            // Bridge ports in an AF_BRIDGE message: IFLA_BRPORT_STATE (1), BR_STATE_FORWARDING (3).
+            LinkAttribute::ProtoInfoBridge(infos) => {
+                for i in infos {
+                    if let LinkProtoInfoBridge::Other(nla) = i {
+                        if nla.kind() == 1 {
+                            let mut v = vec![0u8; nla.value_len()];
+                            nla.emit_value(&mut v);
+                            o.forwarding = v.first().map(|s| *s == 3);
+                        }
                     }
                 }
             }

@@ -52,6 +52,16 @@ fn pending(links: &[ObservedLink], bridges: &[&str]) -> BTreeMap<u32, String> {
         .collect()
 }
 
+/// `pending` over an AF_BRIDGE dump (ports only), with the bridges' indexes.
+fn pending_ports(ports: &[ObservedLink], bridges: &[u32]) -> BTreeMap<u32, String> {
+    ports
+        .iter()
+        .filter(|l| l.up && l.carrier && l.forwarding == Some(false))
+        .filter(|l| l.master.is_some_and(|m| bridges.contains(&m)))
+        .map(|l| (l.ifindex, l.name.clone()))
+        .collect()
+}
+
 fn wait_node(h: &mut NsHandle, bridges: &[&str]) -> std::io::Result<Vec<String>> {
     // Subscribe before looking, so that no change between the look and the wait is missed.
     let mut watch = netns::run_in(Some(&h.fd), || -> std::io::Result<Netlink> {
@@ -59,8 +69,19 @@ fn wait_node(h: &mut NsHandle, bridges: &[&str]) -> std::io::Result<Vec<String>>
         nl.subscribe(RTNLGRP_LINK)?;
         Ok(nl)
     })??;
-    let links = observe::links(&mut h.nl).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut left = pending(&links, bridges);
+    // Ports only, their bridges known by index (from `up`): a full link dump costs the kernel a
+    // walk of the namespace id table per veth end (see `msg::dump_bridge_ports`).
+    let known: Option<Vec<u32>> = bridges.iter().map(|b| h.index(b)).collect();
+    let mut left = match known {
+        Some(ids) => {
+            let ports = observe::bridge_ports(&mut h.nl).map_err(|e| std::io::Error::other(e.to_string()))?;
+            pending_ports(&ports, &ids)
+        }
+        None => {
+            let links = observe::links(&mut h.nl).map_err(|e| std::io::Error::other(e.to_string()))?;
+            pending(&links, bridges)
+        }
+    };
     let deadline = Instant::now() + LIMIT;
     while !left.is_empty() {
         let now = Instant::now();
