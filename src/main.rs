@@ -226,6 +226,9 @@ struct ScaleArgs {
     /// a user's lab on a machine); a scratch namespace stands in for the root namespace.
     #[arg(long)]
     root_host: bool,
+    /// Rounds of vnet and `ip -batch`, alternating; the times shown are their medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
 }
 
 fn main() -> ExitCode {
@@ -480,7 +483,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 BenchCmd::Check { .. } => unreachable!("handled above"),
                 BenchCmd::Cni { .. } => unreachable!("handled above"),
             };
-            let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script, root_host: a.root_host };
+            let opts = vnet::bench::Options { shape, nodes: a.nodes, skip_script: a.skip_script, root_host: a.root_host, rounds: a.rounds.into() };
             let r = vnet::bench::run(&opts).map_err(|e| Error::io("benchmark", std::io::Error::other(e)))?;
             if a.json {
                 println!("{}", json(&r));

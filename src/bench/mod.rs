@@ -28,6 +28,9 @@ pub struct Options {
     /// vnet's lab without an isolated host: its `host` is the namespace vnet runs in, as for a
     /// user's lab on a machine. A scratch namespace plays that root namespace here.
     pub root_host: bool,
+    /// Rounds of vnet and `ip -batch`, alternating; times are their medians (one run on a
+    /// shared VM can be off by a quarter).
+    pub rounds: usize,
 }
 
 /// Results; field names are part of the command's JSON contract.
@@ -39,6 +42,8 @@ pub struct Report {
     /// Where vnet's `host` was: `isolated` (a namespace of the lab's) or `root` (the namespace
     /// vnet runs in, a scratch one standing in for the machine's).
     pub vnet_host: String,
+    /// Rounds run; the `*_s` times of vnet and `ip -batch` are medians over them.
+    pub rounds: usize,
     pub vnet_up_s: f64,
     pub vnet_reup_s: f64,
     pub vnet_down_s: f64,
@@ -62,6 +67,10 @@ pub struct Report {
     pub ratio_vnet_down_ip_batch_gone: f64,
     /// Both until the kernel has destroyed everything they released.
     pub ratio_vnet_gone_ip_batch_gone: f64,
+    /// Every round's time, in order (the spread behind the medians).
+    pub vnet_up_runs_s: Vec<f64>,
+    pub vnet_down_runs_s: Vec<f64>,
+    pub ip_batch_up_runs_s: Vec<f64>,
     /// Peak resident memory of the `vnet` processes (up, re-up, down), in MB.
     pub peak_rss_mb: f64,
     /// Probes answered / sent, per way.
@@ -105,7 +114,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     settle();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
 
-    // vnet.
+    // vnet and `ip -batch` in alternate rounds, so that the machine's drift during the run
+    // (memory the hypervisor took back, other load) weighs on both alike.
     let lab = format!("vb-{tag}");
     let file = dir.join("lab.json");
     let mut topo = g.topology(&lab);
@@ -120,61 +130,15 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     } else {
         None
     };
-    let vnet_cmd = || match &root {
-        Some(r) => {
-            let mut c = Command::new("nsenter");
-            c.arg(format!("--net={}", crate::kernel::netns::netns_path(&r.0).display())).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    let up = timed(vnet_cmd().arg("up").arg(&file))?;
-    let owner = adopt(&lab);
-    // The `vnet`s run on the lab act as its owner: not refused as another process's lab.
-    let as_owner = |c: &mut Command| {
-        if let Some(o) = &owner {
-            o.lend_to(c);
-        }
-    };
-    let ns_vnet = |n: &str| match &root {
-        Some(r) if n == crate::model::HOST => r.0.clone(),
-        _ => format!("{lab}-{n}"),
-    };
-    let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
-    let mut reup_cmd = vnet_cmd();
-    as_owner(reup_cmd.arg("up").arg(&file));
-    let reup = timed(&mut reup_cmd);
-    let mut down_cmd = vnet_cmd();
-    as_owner(down_cmd.arg("down").arg(&lab));
-    let down = timed(&mut down_cmd);
-    let gone = down.as_ref().map_err(String::clone).and_then(|d| Ok(d.wall + kernel_done()?));
-    drop(owner);
-    drop(root);
-    let (reup, down, gone) = (reup?, down?, gone?);
-    check_all(&verified, opts.nodes, "vnet")?;
-    let peak_rss_mb = [up.rss_kb, reup.rss_kb, down.rss_kb].into_iter().max().unwrap_or(0) as f64 / 1024.0;
-    settle();
-
-    // ip -batch.
-    let pfx = format!("ib-{tag}-");
-    let ns_b = |n: &str| format!("{pfx}{n}");
-    let (host, files) = g.ip_batch(&ns_b);
-    record.namespaces = g.namespaces.iter().map(|n| ns_b(n)).collect();
-    note(&record)?;
-    let batch = run_batch(&dir, &host, &files, &mut |pid| {
-        record.baseline_pgid = Some(pid);
-        let _ = state::bench::save(&record);
-    });
-    // A failed build is reported as such (after removing what it made).
-    let verified_b = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { Verified::default() };
-    let batch_down = delete_until_gone(&dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
-    if batch_down.is_ok() {
-        record.namespaces.clear();
-        note(&record)?;
+    let mut vnet_runs = Vec::new();
+    let mut batch_runs = Vec::new();
+    for _ in 0..opts.rounds.max(1) {
+        vnet_runs.push(vnet_round(&exe, &file, &lab, root.as_ref(), &g, opts.nodes)?);
+        settle();
+        batch_runs.push(batch_round(&dir, &tag, &g, opts.nodes, &mut record)?);
+        settle();
     }
-    let (batch, batch_down) = (batch?, batch_down?);
-    check_all(&verified_b, opts.nodes, "ip -batch")?;
-    settle();
+    drop(root);
 
     // Shell script.
     let (script_up, script_down, verified_s): (_, Option<Teardown>, _) = if opts.skip_script {
@@ -206,29 +170,43 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     }
     drop(record);
 
-    let vnet_up_s = up.wall.as_secs_f64();
+    let med = |v: Vec<f64>| median(&v);
+    let vnet_up_runs_s: Vec<f64> = vnet_runs.iter().map(|r| r.up.wall.as_secs_f64()).collect();
+    let vnet_down_runs_s: Vec<f64> = vnet_runs.iter().map(|r| r.down.wall.as_secs_f64()).collect();
+    let ip_batch_up_runs_s: Vec<f64> = batch_runs.iter().map(|r| r.up.wall.as_secs_f64()).collect();
+    let vnet_up_s = median(&vnet_up_runs_s);
+    let vnet_down_s = median(&vnet_down_runs_s);
+    let vnet_gone_s = med(vnet_runs.iter().map(|r| r.gone.as_secs_f64()).collect());
+    let ip_batch_up_s = median(&ip_batch_up_runs_s);
+    let ip_batch_down_s = med(batch_runs.iter().map(|r| r.down.returned.as_secs_f64()).collect());
+    let ip_batch_gone_s = med(batch_runs.iter().map(|r| r.down.gone.as_secs_f64()).collect());
+    let peak_rss_mb = vnet_runs.iter().flat_map(|r| [r.up.rss_kb, r.reup.rss_kb, r.down.rss_kb]).max().unwrap_or(0) as f64 / 1024.0;
     Ok(Report {
         topology: opts.shape.name().to_string(),
         nodes: opts.nodes,
         machine: machine(),
         vnet_host: if opts.root_host { "root" } else { "isolated" }.to_string(),
+        rounds: vnet_runs.len(),
         vnet_up_s,
-        vnet_reup_s: reup.wall.as_secs_f64(),
-        vnet_down_s: down.wall.as_secs_f64(),
-        vnet_gone_s: gone.as_secs_f64(),
-        ip_batch_up_s: batch.wall.as_secs_f64(),
-        ip_batch_down_s: batch_down.returned.as_secs_f64(),
-        ip_batch_gone_s: batch_down.gone.as_secs_f64(),
+        vnet_reup_s: med(vnet_runs.iter().map(|r| r.reup.wall.as_secs_f64()).collect()),
+        vnet_down_s,
+        vnet_gone_s,
+        ip_batch_up_s,
+        ip_batch_down_s,
+        ip_batch_gone_s,
         ip_script_up_s: script_up,
         ip_script_down_s: script_down.as_ref().map(|d| d.returned.as_secs_f64()),
         ip_script_gone_s: script_down.as_ref().map(|d| d.gone.as_secs_f64()),
-        ratio_vnet_ip_batch: vnet_up_s / batch.wall.as_secs_f64(),
+        ratio_vnet_ip_batch: vnet_up_s / ip_batch_up_s,
         ratio_vnet_ip_script: script_up.map(|s| vnet_up_s / s),
-        ratio_vnet_down_ip_batch_gone: down.wall.as_secs_f64() / batch_down.gone.as_secs_f64(),
-        ratio_vnet_gone_ip_batch_gone: gone.as_secs_f64() / batch_down.gone.as_secs_f64(),
+        ratio_vnet_down_ip_batch_gone: vnet_down_s / ip_batch_gone_s,
+        ratio_vnet_gone_ip_batch_gone: vnet_gone_s / ip_batch_gone_s,
+        vnet_up_runs_s,
+        vnet_down_runs_s,
+        ip_batch_up_runs_s,
         peak_rss_mb,
-        vnet_verified: format!("{}/{}", verified.answered, opts.nodes),
-        ip_batch_verified: format!("{}/{}", verified_b.answered, opts.nodes),
+        vnet_verified: format!("{}/{}", opts.nodes, opts.nodes),
+        ip_batch_verified: format!("{}/{}", opts.nodes, opts.nodes),
         ip_script_verified: verified_s,
         neigh_raised,
     })
@@ -246,6 +224,89 @@ fn check_all(got: &Verified, want: usize, who: &str) -> Result<(), String> {
             shown.join(", "),
             if more > 0 { format!(" and {more} more") } else { String::new() }
         ))
+    }
+}
+
+/// One vnet round: `up` (its probes must all answer), an `up` with nothing to do, `down`,
+/// and the wait until the kernel has destroyed what `down` released.
+struct VnetRun {
+    up: Timed,
+    reup: Timed,
+    down: Timed,
+    gone: Duration,
+}
+
+fn vnet_round(exe: &Path, file: &Path, lab: &str, root: Option<&ScratchNetns>, g: &Generated, nodes: usize) -> Result<VnetRun, String> {
+    let vnet_cmd = || match root {
+        Some(r) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", crate::kernel::netns::netns_path(&r.0).display())).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let up = timed(vnet_cmd().arg("up").arg(file))?;
+    let owner = adopt(lab);
+    // The `vnet`s run on the lab act as its owner: not refused as another process's lab.
+    let as_owner = |c: &mut Command| {
+        if let Some(o) = &owner {
+            o.lend_to(c);
+        }
+    };
+    let ns_vnet = |n: &str| match root {
+        Some(r) if n == crate::model::HOST => r.0.clone(),
+        _ => format!("{lab}-{n}"),
+    };
+    let verified = probe_all(&g.probes.iter().map(|(n, a)| (ns_vnet(n), *a)).collect::<Vec<_>>());
+    let mut reup_cmd = vnet_cmd();
+    as_owner(reup_cmd.arg("up").arg(file));
+    let reup = timed(&mut reup_cmd);
+    let mut down_cmd = vnet_cmd();
+    as_owner(down_cmd.arg("down").arg(lab));
+    let down = timed(&mut down_cmd);
+    let gone = down.as_ref().map_err(String::clone).and_then(|d| Ok(d.wall + kernel_done()?));
+    drop(owner);
+    let (reup, down, gone) = (reup?, down?, gone?);
+    check_all(&verified, nodes, "vnet")?;
+    Ok(VnetRun { up, reup, down, gone })
+}
+
+/// One `ip -batch` round: the build (its probes must all answer) and its teardown.
+struct BatchRun {
+    up: Timed,
+    down: Teardown,
+}
+
+fn batch_round(dir: &Path, tag: &str, g: &Generated, nodes: usize, record: &mut RecordGuard) -> Result<BatchRun, String> {
+    let pfx = format!("ib-{tag}-");
+    let ns_b = |n: &str| format!("{pfx}{n}");
+    let (host, files) = g.ip_batch(&ns_b);
+    record.namespaces = g.namespaces.iter().map(|n| ns_b(n)).collect();
+    state::bench::save(record).map_err(|e| format!("write the benchmark's record: {e}"))?;
+    let batch = run_batch(dir, &host, &files, &mut |pid| {
+        record.baseline_pgid = Some(pid);
+        let _ = state::bench::save(record);
+    });
+    // A failed build is reported as such (after removing what it made).
+    let verified = if batch.is_ok() { probe_all(&g.probes.iter().map(|(n, a)| (ns_b(n), *a)).collect::<Vec<_>>()) } else { Verified::default() };
+    let down = delete_until_gone(dir, &g.namespaces.iter().map(|n| ns_b(n)).collect::<Vec<_>>());
+    if down.is_ok() {
+        record.namespaces.clear();
+        state::bench::save(record).map_err(|e| format!("write the benchmark's record: {e}"))?;
+    }
+    let (up, down) = (batch?, down?);
+    check_all(&verified, nodes, "ip -batch")?;
+    Ok(BatchRun { up, down })
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
     }
 }
 
@@ -492,6 +553,19 @@ pub fn machine() -> String {
 /// The table printed by `vnet bench`.
 pub fn render(r: &Report) -> String {
     let mut s = format!("{}-{} on {}{}\n", r.topology, r.nodes, r.machine, if r.vnet_host == "root" { " (vnet's host: the root namespace)" } else { "" });
+    if r.rounds > 1 {
+        let span = |v: &[f64]| {
+            let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+            format!("{lo:.3}–{hi:.3} s")
+        };
+        s.push_str(&format!(
+            "medians of {} rounds (vnet and ip -batch alternating); up: vnet {}, ip -batch {}; vnet down {}\n",
+            r.rounds,
+            span(&r.vnet_up_runs_s),
+            span(&r.ip_batch_up_runs_s),
+            span(&r.vnet_down_runs_s)
+        ));
+    }
     s.push_str(&format!("{:<12} {:>10} {:>10} {:>10} {:>13} {:>12}\n", "", "up", "re-up", "down", "all gone", "verified"));
     s.push_str(&format!(
         "{:<12} {:>9.3}s {:>9.3}s {:>9.3}s {:>12.3}s {:>12}\n",
@@ -518,4 +592,17 @@ pub fn render(r: &Report) -> String {
         if r.neigh_raised { "   (neighbour table limits raised for the run, restored)" } else { "" }
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_even_and_no_runs() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[0.7]), 0.7);
+        assert_eq!(median(&[]), 0.0);
+    }
 }
