@@ -1047,7 +1047,8 @@ fn bridge_ports_carry_no_ipv6_but_forward_it() {
     assert_eq!(disable_ipv6(&host, "br0"), "0");
     assert_eq!(disable_ipv6(&format!("{lab}-a"), "eth0"), "0");
     let routes = ip_json(Some(&host), &["-6", "route", "show", "table", "all"]);
-    let port_routes: Vec<&serde_json::Value> = routes.as_array().into_iter().flatten().filter(|r| r["dev"].as_str().is_some_and(|d| d.starts_with('v'))).collect();
+    let port_routes: Vec<&serde_json::Value> =
+        routes.as_array().into_iter().flatten().filter(|r| r["dev"].as_str().is_some_and(|d| d.starts_with('v'))).collect();
     assert!(port_routes.is_empty(), "IPv6 routes of ports: {port_routes:?}");
     assert!(reach_from(&format!("{lab}-a"), "fd09::3"), "IPv6 crosses the bridge");
     assert!(reach_from(&format!("{lab}-a"), "10.9.0.4"), "IPv4 too");
@@ -1059,7 +1060,7 @@ fn bridge_ports_carry_no_ipv6_but_forward_it() {
     assert_eq!(disable_ipv6(&host, "v3"), "0");
     assert!(!ip_addrs(Some(&host), "v3").iter().any(|a| a.starts_with("fe80")));
     // The file's own word for a port: v2's IPv6 on, v3 joins again and keeps it on.
-    let own = text.replace("  a: {", &format!("    sysctls: {{ net.ipv6.conf.v2.disable_ipv6: 0, net.ipv6.conf.v3.disable_ipv6: 0 }}\n  a: {{"));
+    let own = text.replace("  a: {", "    sysctls: { net.ipv6.conf.v2.disable_ipv6: 0, net.ipv6.conf.v3.disable_ipv6: 0 }\n  a: {");
     up_until_nothing_to_do(&lab, &own);
     assert_eq!((disable_ipv6(&host, "v2"), disable_ipv6(&host, "v3")), ("0".to_string(), "0".to_string()));
     assert_eq!(disable_ipv6(&host, "v1"), "1");

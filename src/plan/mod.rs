@@ -538,7 +538,12 @@ impl<'a> Planner<'a> {
                 let was_port = have.master.and_then(|m| ns.links.iter().find(|l| l.ifindex == m)).is_some_and(|m| m.kind.as_deref() == Some("bridge"));
                 (on && port) || (was_port && !port && self.ipv6_follows_lab(nname, &iface.name))
             };
-            if iface.name == "lo" || iface.kind.is_ovs() || (have.ipv6_disabled && !revived) || !self.ours(nname, have) || self.will_recreate(nname, &iface.name) {
+            if iface.name == "lo"
+                || iface.kind.is_ovs()
+                || (have.ipv6_disabled && !revived)
+                || !self.ours(nname, have)
+                || self.will_recreate(nname, &iface.name)
+            {
                 continue;
             }
             let parts = ["net", "ipv6", "conf", iface.name.as_str(), "addr_gen_mode"].map(str::to_string);

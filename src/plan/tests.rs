@@ -1360,7 +1360,8 @@ fn bridge_ports_are_made_without_ipv6() {
     let base = "name: p6\nnodes:\n  a:\n    interfaces:\n      br0: { kind: bridge }\n      p1: { master: br0, peer: 'b:e1' }\n  b:\n    interfaces:\n      br1: { kind: bridge }\n      e1: { master: br1 }\n      e2: { peer: 'a:x2' }\n";
     let created = |text: &str| -> Vec<String> {
         let l = yaml(text);
-        let mut v: Vec<String> = lines(&plan_ok(&l.lab, &empty_kernel(&l.lab), None)).into_iter().filter(|s| s.starts_with("+ link") && s.contains("veth")).collect();
+        let mut v: Vec<String> =
+            lines(&plan_ok(&l.lab, &empty_kernel(&l.lab), None)).into_iter().filter(|s| s.starts_with("+ link") && s.contains("veth")).collect();
         v.sort();
         v
     };
