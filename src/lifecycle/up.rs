@@ -123,9 +123,12 @@ pub fn up(loaded: &Loaded, opts: &UpOptions) -> Result<UpReport> {
     tracing::debug!(target: "vnet::timing", "observe {:?}", t.elapsed());
     let t = Instant::now();
     let plan = plan::plan(lab, &session.observed, keyed.as_ref()).map_err(|c| refuse(Error::Clash(c)))?;
+    tracing::debug!(target: "vnet::timing", "plan {:?}", t.elapsed());
     // Before anything changes, /run/netns's mount included.
     super::preflight::sysctls(lab, &loaded.document.source).map_err(refuse)?;
+    tracing::debug!(target: "vnet::timing", "preflight: sysctls {:?}", t.elapsed());
     super::preflight::check(lab, &plan).map_err(refuse)?;
+    tracing::debug!(target: "vnet::timing", "preflight: kernel features {:?}", t.elapsed());
     super::netfeat::preflight(&plan).map_err(refuse)?;
     tracing::debug!(target: "vnet::timing", "plan and preflight {:?}", t.elapsed());
     if lab.nodes.keys().any(|n| lab.netns_name(n).is_some()) {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{stage, Op, Planner};
 use crate::model::kind::KindSpec;
-use crate::model::lab::{format_mac, parse_mac, Endpoint, Lab};
+use crate::model::lab::{format_mac, parse_mac, Interface, Lab};
 
 /// An operation on one device beyond creating and changing it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -82,53 +82,63 @@ impl std::fmt::Display for DeviceOp {
     }
 }
 
+/// Creation level per (node, device), keyed by the lab's own strings: a big lab looks up
+/// thousands of devices, and owned keys cost an allocation each.
+pub(super) type Levels<'a> = HashMap<(&'a str, &'a str), u16>;
+
 /// Creation level of every device: one more than the highest of its master, its lower device
 /// and (for a veth end) whatever its peer needs, since a pair is created at once.
-pub(super) fn levels(lab: &Lab) -> HashMap<(String, String), u16> {
-    let mut memo = HashMap::new();
+pub(super) fn levels(lab: &Lab) -> Levels<'_> {
+    let mut memo = HashMap::with_capacity(lab.nodes.values().map(|n| n.interfaces.len()).sum());
     for (n, node) in &lab.nodes {
         for i in node.interfaces.keys() {
-            level(lab, &Endpoint::new(n, i), &mut memo, 0);
+            level(lab, (n, i), &mut memo, 0);
         }
     }
-    memo.into_iter().map(|(ep, l): (Endpoint, u16)| ((ep.node, ep.ifname), l)).collect()
+    memo
 }
 
 const MAX_LEVEL: u16 = 16;
 
-fn level(lab: &Lab, ep: &Endpoint, memo: &mut HashMap<Endpoint, u16>, depth: u16) -> u16 {
-    if let Some(l) = memo.get(ep) {
+/// The device `node:ifname` with its key borrowed from the lab (None: not the lab's).
+fn lookup<'a>(lab: &'a Lab, node: &str, ifname: &str) -> Option<((&'a str, &'a str), &'a Interface)> {
+    let (n, spec) = lab.nodes.get_key_value(node)?;
+    let (i, iface) = spec.interfaces.get_key_value(ifname)?;
+    Some(((n.as_str(), i.as_str()), iface))
+}
+
+fn level<'a>(lab: &'a Lab, key: (&'a str, &'a str), memo: &mut Levels<'a>, depth: u16) -> u16 {
+    if let Some(l) = memo.get(&key) {
         return *l;
     }
     if depth > MAX_LEVEL {
         return MAX_LEVEL;
     }
-    let Some(iface) = lab.interface(ep) else { return 0 };
-    let mut l = base(lab, ep, memo, depth);
+    let Some((_, iface)) = lookup(lab, key.0, key.1) else { return 0 };
+    let mut l = base(lab, key.0, iface, memo, depth);
     if let (KindSpec::Veth(_), Some(peer)) = (&iface.kind, &iface.peer) {
-        l = l.max(base(lab, peer, memo, depth));
+        if let Some(((pnode, _), pi)) = lookup(lab, &peer.node, &peer.ifname) {
+            l = l.max(base(lab, pnode, pi, memo, depth));
+        }
     }
     let l = l.min(MAX_LEVEL);
-    memo.insert(ep.clone(), l);
+    memo.insert(key, l);
     l
 }
 
-/// What one end needs by itself: to come after its master and its lower device.
-fn base(lab: &Lab, ep: &Endpoint, memo: &mut HashMap<Endpoint, u16>, depth: u16) -> u16 {
-    let Some(iface) = lab.interface(ep) else { return 0 };
+/// What one end (`iface` in `node`) needs by itself: to come after its master and its lower
+/// device.
+fn base<'a>(lab: &'a Lab, node: &'a str, iface: &'a Interface, memo: &mut Levels<'a>, depth: u16) -> u16 {
     let mut l = 0;
-    if let Some(m) = &iface.master {
-        let mep = Endpoint::new(&ep.node, m);
-        if let Some(mi) = lab.interface(&mep) {
-            // teamd starts between a team's creation and its ports' (it sets the team's mode,
-            // which the kernel refuses while ports are present).
-            let gap = if matches!(mi.kind, KindSpec::Team(_)) { 2 } else { 1 };
-            l = l.max(level(lab, &mep, memo, depth + 1) + gap);
-        }
+    if let Some((mkey, mi)) = iface.master.as_deref().and_then(|m| lookup(lab, node, m)) {
+        // teamd starts between a team's creation and its ports' (it sets the team's mode,
+        // which the kernel refuses while ports are present).
+        let gap = if matches!(mi.kind, KindSpec::Team(_)) { 2 } else { 1 };
+        l = l.max(level(lab, mkey, memo, depth + 1) + gap);
     }
-    if let Some(lower) = iface.kind.lower_endpoint(&ep.node) {
-        if lab.interface(&lower).is_some() {
-            l = l.max(level(lab, &lower, memo, depth + 1) + 1);
+    if let Some(lower) = iface.kind.lower_endpoint(node) {
+        if let Some((lkey, _)) = lookup(lab, &lower.node, &lower.ifname) {
+            l = l.max(level(lab, lkey, memo, depth + 1) + 1);
         }
     }
     l
@@ -155,7 +165,6 @@ impl Planner<'_> {
     /// belong to: a running lab keeps them until the device is re-created.
     pub(super) fn device_extras(&mut self) {
         let lab = self.lab;
-        let levels = levels(lab);
         for (nname, node) in &lab.nodes {
             for iface in node.interfaces.values() {
                 match &iface.kind {
@@ -199,7 +208,7 @@ impl Planner<'_> {
                     }
                     KindSpec::Team(t) if self.creates(nname, &iface.name) => {
                         let config = t.teamd_config(&iface.name);
-                        let level = levels.get(&(nname.clone(), iface.name.clone())).copied().unwrap_or(0);
+                        let level = self.level(nname, &iface.name);
                         self.device_op(stage::CREATE + level + 1, nname, &iface.name, DeviceOp::StartTeamd { config });
                     }
                     _ => {}
@@ -279,7 +288,7 @@ links:
   - endpoints: [host:eth0, b:eth0]
 "#);
         let lv = levels(&l);
-        let get = |n: &str, i: &str| lv[&(n.to_string(), i.to_string())];
+        let get = |n: &str, i: &str| lv[&(n, i)];
         assert_eq!(get("host", "br0"), 0);
         assert_eq!(get("host", "eth0"), 1);
         assert_eq!(get("b", "eth0"), 1, "a veth pair is created at once, at the level its ends need");

@@ -9,7 +9,7 @@ mod ops;
 pub mod ovs;
 mod resets;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use ipnet::IpNet;
@@ -56,6 +56,7 @@ pub fn plan(lab: &Lab, observed: &Observed, state: Option<&LabState>) -> Result<
         replaced: HashSet::new(),
         clashes: Vec::new(),
         prior: resets::Prior::new(state),
+        levels: devices::levels(lab),
     };
     p.namespaces(state);
     p.links();
@@ -130,12 +131,19 @@ struct Planner<'a> {
     clashes: Vec<Clash>,
     /// What the lab declared at its last `up`, for the settings the file dropped since.
     prior: resets::Prior<'a>,
+    /// Creation level of every device (`devices::levels`).
+    levels: devices::Levels<'a>,
 }
 
 /// Devices, as (node, name), that a plan deletes and re-creates.
 pub(crate) type Replaced = HashSet<(String, String)>;
 
 impl<'a> Planner<'a> {
+    /// Creation level of a device of the lab (0 for one it does not declare).
+    fn level(&self, node: &str, ifname: &str) -> u16 {
+        self.levels.get(&(node, ifname)).copied().unwrap_or(0)
+    }
+
     fn push(&mut self, stage: u16, op: Op) {
         if let (stage::REPLACE, Op::DeleteLink { node, ifname }) = (stage, &op) {
             self.replaced.insert((node.clone(), ifname.clone()));
@@ -195,8 +203,6 @@ impl<'a> Planner<'a> {
         let lab = self.lab;
         // Veth pairs are planned once, from the end chosen as creator.
         let mut pairs_done: BTreeSet<Endpoint> = BTreeSet::new();
-        // Creation level per (node, ifname): masters and lower devices first.
-        let levels: HashMap<(String, String), u16> = devices::levels(lab);
 
         for (nname, node) in &lab.nodes {
             for iface in node.interfaces.values() {
@@ -211,11 +217,11 @@ impl<'a> Planner<'a> {
                         pairs_done.insert(me.clone());
                         pairs_done.insert(peer_ep.clone());
                         let peer = lab.interface(&peer_ep).expect("validated peer exists");
-                        self.veth_pair(&me, iface, &peer_ep, peer, &levels);
+                        self.veth_pair(&me, iface, &peer_ep, peer);
                     }
                     // Made and configured by Open vSwitch (`plan::ovs`).
                     kind if kind.is_ovs() => {}
-                    _ => self.device(nname, node, iface, &levels),
+                    _ => self.device(nname, node, iface),
                 }
             }
         }
@@ -249,9 +255,9 @@ impl<'a> Planner<'a> {
     }
 
     /// A device with no peer: create it, or bring the existing one in line.
-    fn device(&mut self, nname: &str, node: &Node, iface: &Interface, levels: &HashMap<(String, String), u16>) {
+    fn device(&mut self, nname: &str, node: &Node, iface: &Interface) {
         let ns = self.ns(nname);
-        let level = levels.get(&(nname.to_string(), iface.name.clone())).copied().unwrap_or(0);
+        let level = self.level(nname, &iface.name);
         // A device OVS made for the lab goes with its OVS row (`plan::ovs`).
         if let Some(have) = ns.link(&iface.name).filter(|l| !self.ovs_device(nname, l)) {
             if !self.ours(nname, have) {
@@ -370,7 +376,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn veth_pair(&mut self, a: &Endpoint, ai: &Interface, b: &Endpoint, bi: &Interface, levels: &HashMap<(String, String), u16>) {
+    fn veth_pair(&mut self, a: &Endpoint, ai: &Interface, b: &Endpoint, bi: &Interface) {
         let ha = self.ns(&a.node).link(&a.ifname);
         let hb = self.ns(&b.node).link(&b.ifname);
         for (ep, have) in [(a, ha), (b, hb)] {
@@ -407,7 +413,7 @@ impl<'a> Planner<'a> {
         // with a master (attached in the create message), else the first.
         let score = |ep: &Endpoint, i: &Interface| (self.is_root(&ep.node), i.master.is_some());
         let (c, ci, p, pi) = if score(b, bi) > score(a, ai) { (b, bi, a, ai) } else { (a, ai, b, bi) };
-        let level = levels.get(&(c.node.clone(), c.ifname.clone())).copied().unwrap_or(0);
+        let level = self.level(&c.node, &c.ifname);
         self.create(&c.node, ci, Some((p, pi)), level);
     }
 
