@@ -59,8 +59,9 @@ fn down_as(lab: &str, owner: Option<&state::owner::Owner>) -> Result<DownReport>
     use state::owner::OwnerState;
     let started = Instant::now();
     let _lock = super::up::lock(lab)?;
+    // Read once, under the lock: a large lab's record takes milliseconds to parse.
+    let st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
     let still_running = if let Some(me) = owner {
-        let st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
         match state::owner::state(&state::lab_dir(lab), st.as_ref(), Some(me)) {
             OwnerState::This => None,
             OwnerState::Alive { pid, elsewhere } => return Err(Error::Owned { lab: lab.to_string(), pid, elsewhere }),
@@ -74,12 +75,12 @@ fn down_as(lab: &str, owner: Option<&state::owner::Owner>) -> Result<DownReport>
             _ => return Err(not_this_process(lab)),
         }
     } else {
-        match state::load(lab).ok().flatten().map(|st| state::owner::state(&state::lab_dir(lab), Some(&st), None)) {
+        match st.as_ref().map(|st| state::owner::state(&state::lab_dir(lab), Some(st), None)) {
             Some(OwnerState::Alive { pid, elsewhere }) => Some((pid, elsewhere)),
             _ => None,
         }
     };
-    let (mut report, had_record) = remove_locked(lab)?;
+    let (mut report, had_record) = remove_locked(lab, st)?;
     if let Some((pid, elsewhere)) = still_running {
         report.owner_still_running = Some(pid);
         report.owner_elsewhere = elsewhere;
@@ -92,10 +93,10 @@ fn down_as(lab: &str, owner: Option<&state::owner::Owner>) -> Result<DownReport>
     Ok(report)
 }
 
-/// Removes a lab whose lock the caller holds; also says whether the lab had a record.
-pub(crate) fn remove_locked(lab: &str) -> Result<(DownReport, bool)> {
+/// Removes a lab whose lock the caller holds, with its record (`st`) as read under that lock;
+/// also says whether the lab had a record.
+pub(crate) fn remove_locked(lab: &str, mut st: Option<LabState>) -> Result<(DownReport, bool)> {
     let mut report = DownReport { lab: lab.to_string(), ..Default::default() };
-    let mut st = state::load(lab).map_err(|e| Error::io("read lab state", e))?;
     if let Some(s) = st.as_mut() {
         s.phase = Phase::Removing;
         s.pid = std::process::id();

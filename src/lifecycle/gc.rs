@@ -114,7 +114,7 @@ pub fn gc(dry_run: bool) -> Result<GcReport> {
         if abandoned(&st).is_some() {
             report.labs.push(lab.clone());
             if !dry_run {
-                match super::down::remove_locked(&lab) {
+                match super::down::remove_locked(&lab, Some(st)) {
                     Ok((r, _)) => report.problems.extend(r.problems),
                     Err(e) => report.problems.push(format!("lab {lab}: {e}")),
                 }
