@@ -208,4 +208,8 @@ pub struct Observed {
     /// node name -> its Open vSwitch, for nodes with OVS bridges (now or in the lab's record).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ovs: BTreeMap<String, ovs::ObservedOvs>,
+    /// The kernel has the VXLAN driver. Asked only when a busy bridge is to be made (its
+    /// anchor is a VXLAN device, `model::anchor`); false otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub vxlan: bool,
 }

@@ -1066,3 +1066,52 @@ fn bridge_ports_carry_no_ipv6_but_forward_it() {
     assert_eq!(disable_ipv6(&host, "v1"), "1");
     assert!(reach_from(&format!("{lab}-b"), "fd09::2"));
 }
+
+/// A bridge of 16 ports or more gets a teardown anchor (`model::anchor`): a VXLAN port, down,
+/// created before the others so that it is the bridge's oldest (port 1), whose headroom spares
+/// `down` a quadratic reset of the ports' headroom. It changes nothing else: the bridge keeps
+/// MTU 1500 and the smallest of its veth ports' MACs, forwards between the nodes, `status`
+/// lists only the lab's devices (all up, as recorded), an unchanged lab has nothing to do, and
+/// `down` leaves nothing.
+#[test]
+fn a_busy_bridge_has_a_down_anchor_as_its_oldest_port_and_is_otherwise_unchanged() {
+    require_root();
+    let leaves: Vec<String> = (1..=20).map(|i| format!("l{i}")).collect();
+    let refs: Vec<&str> = leaves.iter().map(String::as_str).collect();
+    let text = bridge_with_leaves("anchor", "stp: false, ", &refs, 12);
+    let mut lab = Lab::from_str(&text, vnet::model::Format::Yaml).unwrap();
+    let name = lab.name().to_string();
+    let host = lab.node("host").netns().unwrap().to_string();
+
+    let a = ip_json(Some(&host), &["-d", "link", "show", "vnet~br0"])[0].clone();
+    assert_eq!((a["linkinfo"]["info_kind"].as_str(), a["master"].as_str()), (Some("vxlan"), Some("br0")), "{a}");
+    assert!(!a["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{a}");
+    assert_eq!((a["mtu"].as_u64(), a["address"].as_str()), (Some(65485), Some("fe:ff:ff:ff:ff:ff")), "{a}");
+    let slave = &a["linkinfo"]["info_slave_data"];
+    assert_eq!((slave["no"].as_str(), slave["state"].as_str()), (Some("0x1"), Some("disabled")), "{a}");
+
+    let ports = ip_json(Some(&host), &["link", "show", "master", "br0"]);
+    let veth_macs: Vec<&str> = ports.as_array().unwrap().iter().filter(|p| p["ifname"] != "vnet~br0").map(|p| p["address"].as_str().unwrap()).collect();
+    assert_eq!(veth_macs.len(), 20);
+    let br0 = ip_link(Some(&host), "br0").unwrap();
+    assert_eq!(br0["mtu"].as_u64(), Some(1500));
+    assert_eq!(br0["address"].as_str(), veth_macs.iter().min().copied(), "the bridge took another address than its smallest port's");
+
+    let st = lab.status().unwrap();
+    assert!(st.as_recorded() && st.drift_count() == 0, "{}", vnet::lifecycle::status::render(std::slice::from_ref(&st)));
+    let hs = st.nodes.iter().find(|n| n.node == "host").unwrap();
+    let mut shown: Vec<&str> = hs.devices.iter().map(|d| d.name.as_str()).collect();
+    shown.sort();
+    let mut want: Vec<String> = ["lo", "br0"].iter().map(|s| s.to_string()).chain((1..=20).map(|i| format!("v{i}"))).collect();
+    want.sort();
+    assert_eq!(shown, want);
+    assert!(hs.devices.iter().all(|d| d.up));
+
+    assert!(ping(&lab, "l1", "10.12.0.21"), "l1 cannot reach l20 across the bridge");
+    let again = lab.update_from_str(&text, vnet::model::Format::Yaml).unwrap();
+    assert!(again.plan.is_empty(), "an unchanged lab plans:\n{}", again.plan);
+
+    let report = lab.down().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_nothing_left(&name, None);
+}

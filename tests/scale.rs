@@ -40,10 +40,14 @@ fn star_1000_is_complete_and_reachable_end_to_end() {
     }
     // host: lo, br0, 1000 veth ends; each node: lo, eth0.
     assert_eq!(devices, 2 + 1000 + 2 * 1000);
-    // Independently: the host namespace holds 1000 bridge ports.
+    // Independently: the host namespace holds 1000 bridge ports, and the bridge's teardown
+    // anchor (`model::anchor`, which `status` leaves out), down.
     let host = lab.node("host").netns().unwrap().to_string();
     let ports = ip_json(Some(&host), &["link", "show", "master", "br0"]);
-    assert_eq!(ports.as_array().unwrap().len(), 1000);
+    let ports = ports.as_array().unwrap();
+    assert_eq!(ports.len(), 1001);
+    let anchors: Vec<&serde_json::Value> = ports.iter().filter(|p| p["ifname"] == "vnet~br0").collect();
+    assert!(anchors.len() == 1 && anchors[0]["operstate"] == "DOWN", "{anchors:?}");
 
     // Node 1 reaches node 1000 across the bridge.
     let n1000 = g.addresses.iter().find(|(n, _, _)| n == "n1000").unwrap().2.split('/').next().unwrap().to_string();

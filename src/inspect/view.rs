@@ -275,6 +275,8 @@ fn read_node(bpf_devs: &[String]) -> std::io::Result<NodeView> {
     let mut nl = Netlink::open()?;
     let kerr = |e: crate::kernel::nl::KernelError| std::io::Error::other(e.to_string());
     let mut ns = observe::observe_ns(&mut nl, &[]).map_err(kerr)?;
+    // Busy bridges' teardown anchors are vnet's machinery, down and outside every path.
+    ns.links.retain(|l| !crate::model::anchor::is_anchor(&l.name));
     // Root qdiscs of every device (one dump), BPF programs of the declaring devices: `doctor`
     // compares them with the declared traffic control.
     let mut raw = RawNl::open(netlink_sys::protocols::NETLINK_ROUTE)?;

@@ -55,7 +55,19 @@ pub fn observe_lab(lab: &Lab, state: Option<&LabState>) -> Result<Session> {
     crate::kernel::netfeat::observe::observe(lab, state, &mut session.handles, &mut session.observed)
         .map_err(|e| Error::io("observe NAT tables, qdiscs, BPF and xfrm", std::io::Error::other(e)))?;
     session.observed.ovs = super::ovs::observe(lab, state)?;
+    session.observed.vxlan = anchors_to_make(lab, &session.observed) && super::preflight::missing_kinds(&["vxlan".to_string()]).is_ok_and(|m| m.is_empty());
     Ok(session)
+}
+
+/// Whether a bridge that gets an anchor (`model::anchor`) is still to be made.
+fn anchors_to_make(lab: &Lab, observed: &crate::observed::Observed) -> bool {
+    lab.nodes.iter().any(|(n, node)| {
+        let links = match observed.nodes.get(n) {
+            Some(crate::observed::NsState::Owned(o)) | Some(crate::observed::NsState::Root(o)) => Some(o),
+            _ => None,
+        };
+        node.anchors.values().any(|a| a.master.as_deref().is_some_and(|b| links.is_none_or(|o| o.link(b).is_none())))
+    })
 }
 
 /// Opens and observes namespaces by name (plus the root namespace as `root_node`).

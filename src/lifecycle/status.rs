@@ -295,6 +295,8 @@ fn one(st: &state::LabState) -> Result<LabStatus> {
             .links
             .iter()
             .filter(|l| !root || l.alias.as_deref() == Some(mark.as_str()))
+            // A busy bridge's teardown anchor (`model::anchor`) is vnet's, not the file's.
+            .filter(|l| !crate::model::anchor::is_anchor(&l.name))
             .map(|l| DeviceStatus {
                 name: l.name.clone(),
                 ifindex: l.ifindex,

@@ -101,6 +101,10 @@ pub struct Node {
     pub name: String,
     /// Interfaces in declaration order; `lo` is always present.
     pub interfaces: IndexMap<String, Interface>,
+    /// Devices vnet adds of its own accord (`model::anchor`), by name: planned like the
+    /// interfaces, shown nowhere the file's interfaces are.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub anchors: IndexMap<String, Interface>,
     pub routes: Vec<Route>,
     /// sysctl key (dotted, e.g. `net.ipv4.ip_forward`) -> value as the kernel writes it.
     pub sysctls: IndexMap<String, String>,

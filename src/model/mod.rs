@@ -1,6 +1,7 @@
 //! The model: topology files parsed and validated into a `Lab`. Pure: no kernel, no I/O
 //! beyond reading the file.
 
+pub mod anchor;
 pub mod decode;
 pub mod diag;
 pub mod expect;

@@ -853,3 +853,15 @@ fn a_key_written_twice_is_reported_with_every_other_error() {
     assert!(c.ends_with("\nf.yaml:6:3: error: duplicate key `a` (first on line 3) [a]\n"), "{c}");
     assert_eq!(d.len(), 2, "{c}");
 }
+
+/// Names of vnet's own devices (`model::anchor`) are refused in a file, at the name.
+#[test]
+fn interface_names_of_vnets_own_devices_are_refused() {
+    let e = errors("name: r\nnodes:\n  a:\n    interfaces:\n      'vnet~br0': { kind: bridge }\n");
+    assert_eq!(
+        e,
+        "t.yaml:5:7: error: interface names starting with `vnet~` are vnet's own (a busy bridge's teardown anchor); choose another name ['vnet~br0']\n"
+    );
+    let e = errors("name: r\nnodes:\n  a: {}\n  b: {}\nlinks:\n  - endpoints: ['a:vnet~x', b:eth0]\n");
+    assert!(e.starts_with("t.yaml:6:") && e.contains("are vnet's own"), "{e}");
+}

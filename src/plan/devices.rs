@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{stage, Op, Planner};
+use crate::model::anchor;
 use crate::model::kind::KindSpec;
 use crate::model::lab::{format_mac, parse_mac, Interface, Lab};
 
@@ -91,7 +92,7 @@ pub(super) type Levels<'a> = HashMap<(&'a str, &'a str), u16>;
 pub(super) fn levels(lab: &Lab) -> Levels<'_> {
     let mut memo = HashMap::with_capacity(lab.nodes.values().map(|n| n.interfaces.len()).sum());
     for (n, node) in &lab.nodes {
-        for i in node.interfaces.keys() {
+        for i in node.interfaces.keys().chain(node.anchors.keys()) {
             level(lab, (n, i), &mut memo, 0);
         }
     }
@@ -103,7 +104,7 @@ const MAX_LEVEL: u16 = 16;
 /// The device `node:ifname` with its key borrowed from the lab (None: not the lab's).
 fn lookup<'a>(lab: &'a Lab, node: &str, ifname: &str) -> Option<((&'a str, &'a str), &'a Interface)> {
     let (n, spec) = lab.nodes.get_key_value(node)?;
-    let (i, iface) = spec.interfaces.get_key_value(ifname)?;
+    let (i, iface) = spec.interfaces.get_key_value(ifname).or_else(|| spec.anchors.get_key_value(ifname))?;
     Some(((n.as_str(), i.as_str()), iface))
 }
 
@@ -132,8 +133,10 @@ fn base<'a>(lab: &'a Lab, node: &'a str, iface: &'a Interface, memo: &mut Levels
     let mut l = 0;
     if let Some((mkey, mi)) = iface.master.as_deref().and_then(|m| lookup(lab, node, m)) {
         // teamd starts between a team's creation and its ports' (it sets the team's mode,
-        // which the kernel refuses while ports are present).
-        let gap = if matches!(mi.kind, KindSpec::Team(_)) { 2 } else { 1 };
+        // which the kernel refuses while ports are present); a bridge's anchor joins before
+        // its other ports (`model::anchor`).
+        let anchored = || !anchor::is_anchor(&iface.name) && lab.nodes[node].anchors.values().any(|a| a.master.as_deref() == Some(mkey.1));
+        let gap = if matches!(mi.kind, KindSpec::Team(_)) || anchored() { 2 } else { 1 };
         l = l.max(level(lab, mkey, memo, depth + 1) + gap);
     }
     if let Some(lower) = iface.kind.lower_endpoint(node) {

@@ -224,6 +224,20 @@ impl<'a> Planner<'a> {
                     _ => self.device(nname, node, iface),
                 }
             }
+            self.anchors(nname, node);
+        }
+    }
+
+    /// A busy bridge's anchor (`model::anchor`) is made with the bridge, before its ports; one
+    /// made later would be the bridge's newest port and save nothing. An existing one is kept
+    /// as declared.
+    fn anchors(&mut self, nname: &str, node: &Node) {
+        let ns = self.ns(nname);
+        for a in node.anchors.values() {
+            let bridge_new = a.master.as_deref().is_some_and(|b| ns.link(b).is_none());
+            if ns.link(&a.name).is_some() || (bridge_new && self.observed.vxlan) {
+                self.device(nname, node, a);
+            }
         }
     }
 
@@ -674,7 +688,7 @@ impl<'a> Planner<'a> {
         for (nname, node) in &lab.nodes {
             let ns = self.ns(nname);
             for l in &ns.links {
-                if l.name == "lo" || node.interfaces.contains_key(&l.name) || !self.ours(nname, l) {
+                if l.name == "lo" || node.interfaces.contains_key(&l.name) || node.anchors.contains_key(&l.name) || !self.ours(nname, l) {
                     continue;
                 }
                 if deleted_peers.contains(&(nname.clone(), l.ifindex)) {

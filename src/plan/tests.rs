@@ -1388,3 +1388,76 @@ fn bridge_ports_are_made_without_ipv6() {
     let after = simulate(&on.lab, &k, &p);
     assert!(plan_ok(&on.lab, &after, Some(&st)).is_empty(), "{}", plan_ok(&on.lab, &after, Some(&st)));
 }
+
+/// A node `s` with bridge `br0` and `ports` veth ports, each to a node of its own.
+fn busy_bridge(ports: usize, isolated: bool) -> Loaded {
+    let mut t = format!("name: bb\nisolated_host: {isolated}\nnodes:\n  host:\n    interfaces:\n      br0: {{ kind: bridge, stp: false }}\n");
+    for i in 1..=ports {
+        t += &format!("      p{i}: {{ master: br0, peer: 'n{i}:eth0' }}\n");
+    }
+    for i in 1..=ports {
+        t += &format!("  n{i}: {{}}\n");
+    }
+    yaml(&t)
+}
+
+fn creates<'a>(p: &'a Plan, ifname: &str) -> Option<(usize, &'a CreateLink)> {
+    p.ops().enumerate().find_map(|(k, o)| match o {
+        Op::CreateLink(c) if c.ifname == ifname => Some((k, c)),
+        _ => None,
+    })
+}
+
+/// `model::anchor`: a bridge with 16 ports or more gets a down VXLAN port created after the
+/// bridge and before every other port, so that it is the bridge's oldest port; built, the lab
+/// plans nothing more.
+#[test]
+fn a_busy_bridge_gets_its_anchor_before_its_ports() {
+    let l = busy_bridge(16, true);
+    let mut empty = empty_kernel(&l.lab);
+    empty.vxlan = true;
+    let p = plan_ok(&l.lab, &empty, None);
+    let (at, a) = creates(&p, "vnet~br0").unwrap_or_else(|| panic!("no anchor:\n{p}"));
+    assert_eq!((a.node.as_str(), a.master.as_deref(), a.up), ("host", Some("br0"), false));
+    assert!(matches!(&a.kind, KindSpec::Vxlan(v) if v.vni == 1 && v.dev.is_none() && v.remote.is_none()), "{:?}", a.kind);
+    assert_eq!((a.mtu, a.mac), (Some(crate::model::anchor::MTU), Some(crate::model::anchor::MAC)));
+    assert!(creates(&p, "br0").unwrap().0 < at);
+    for i in 1..=16 {
+        let (k, _) = creates(&p, &format!("p{i}")).expect("port created");
+        assert!(k > at, "p{i} is created before the anchor:\n{p}");
+    }
+    let after = simulate(&l.lab, &empty, &p);
+    let st = record_after(&l.lab, None, &p, &empty);
+    let again = plan_ok(&l.lab, &after, Some(&st));
+    assert!(again.is_empty(), "plans again:\n{again}");
+
+    // Down to 15 ports: the anchor goes with the need for it.
+    let fewer = busy_bridge(15, true);
+    let p = plan_ok(&fewer.lab, &after, Some(&st));
+    assert!(lines(&p).iter().any(|o| o.contains("vnet~br0")) && creates(&p, "vnet~br0").is_none(), "{p}");
+    assert!(p.ops().any(|o| matches!(o, Op::DeleteLink { ifname, .. } if ifname == "vnet~br0")), "{p}");
+}
+
+/// No anchor where it would save nothing or cannot be made: fewer than 16 ports, a kernel
+/// without VXLAN, a bridge that already exists (an anchor made now would be its newest port),
+/// a bridge in the machine's root namespace.
+#[test]
+fn anchors_only_with_a_new_busy_bridge_in_the_labs_own_namespace() {
+    let few = busy_bridge(15, true);
+    assert!(few.lab.nodes["host"].anchors.is_empty());
+    let mut empty = empty_kernel(&few.lab);
+    empty.vxlan = true;
+    assert!(creates(&plan_ok(&few.lab, &empty, None), "vnet~br0").is_none());
+
+    let l = busy_bridge(20, true);
+    assert_eq!(l.lab.nodes["host"].anchors.keys().collect::<Vec<_>>(), ["vnet~br0"]);
+    let (built_without, st) = built(&l);
+    assert!(creates(&plan_ok(&l.lab, &empty_kernel(&l.lab), None), "vnet~br0").is_none(), "planned without VXLAN");
+    let mut later = built_without.clone();
+    later.vxlan = true;
+    let again = plan_ok(&l.lab, &later, Some(&st));
+    assert!(again.is_empty(), "an existing bridge got an anchor:\n{again}");
+
+    let root = busy_bridge(20, false);
+    assert!(root.lab.nodes["host"].anchors.is_empty());
+}

@@ -255,6 +255,12 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
         for (ifname, (spec, path)) in list {
             if let Some(p) = ifname_problem(ifname) {
                 ctx.error_at_key(path, p, "invalid interface name");
+            } else if crate::model::anchor::is_anchor(ifname) {
+                let why = format!(
+                    "interface names starting with `{}` are vnet's own (a busy bridge's teardown anchor); choose another name",
+                    crate::model::anchor::PREFIX
+                );
+                ctx.error_at_key(path, why, "reserved name");
             }
             if ifname == "lo" && !matches!(spec.kind, KindSpec::Loopback(_)) {
                 ctx.error_at_key(path, format!("`lo` is the loopback device of node `{nname}`; it cannot be a {}", spec.kind.name()), "reserved name");
@@ -294,6 +300,7 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             Node {
                 name: nname.clone(),
                 interfaces: out,
+                anchors: IndexMap::new(),
                 routes: Vec::new(),
                 sysctls: IndexMap::new(),
                 sysctl_places: IndexMap::new(),
@@ -314,6 +321,12 @@ fn build(topo: &Topology, ctx: &mut Ctx) -> Lab {
             check_master(ctx, nname, node, iface, &nodes);
         }
         check_bridge_ports(ctx, nname, node);
+    }
+    // Teardown anchors of busy bridges, in the lab's own namespaces only.
+    for (nname, node) in nodes.iter_mut() {
+        if nname != HOST || topo.isolated_host {
+            node.anchors = crate::model::anchor::for_node(node).into_iter().map(|a| (a.name.clone(), a)).collect();
+        }
     }
     check_duplicate_addresses(ctx, &nodes, &addr_decls);
     check_duplicate_macs(ctx, &nodes);
