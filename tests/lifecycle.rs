@@ -1115,3 +1115,28 @@ fn a_busy_bridge_has_a_down_anchor_as_its_oldest_port_and_is_otherwise_unchanged
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_nothing_left(&name, None);
 }
+
+/// Two busy bridges in one node, beside a VXLAN device of the file's at the top VNI: the
+/// kernel refuses two VXLAN devices with one VNI on one port in a namespace, down or not, so
+/// each anchor takes its own VNI, past the file's. (Tap ports: no namespace per port.)
+#[test]
+fn anchors_of_two_bridges_in_one_node_take_vnis_of_their_own() {
+    require_root();
+    let mut text = String::from("name: anchors2\nisolated_host: true\nnodes:\n  s:\n    interfaces:\n      vx: { kind: vxlan, vni: 16777215 }\n");
+    for b in ["a", "b"] {
+        text += &format!("      br{b}: {{ kind: bridge, stp: false }}\n");
+        for i in 1..=16 {
+            text += &format!("      {b}{i}: {{ kind: tap, master: br{b} }}\n");
+        }
+    }
+    let lab = Lab::from_str(&text, vnet::model::Format::Yaml).unwrap();
+    let name = lab.name().to_string();
+    let s = lab.node("s").netns().unwrap().to_string();
+    let vni = |dev: &str| ip_json(Some(&s), &["-d", "link", "show", dev])[0]["linkinfo"]["info_data"]["id"].as_u64();
+    assert_eq!((vni("vx"), vni("vnet~bra"), vni("vnet~brb")), (Some(16777215), Some(16777214), Some(16777213)));
+    let st = lab.status().unwrap();
+    assert!(st.as_recorded() && st.drift_count() == 0, "{}", vnet::lifecycle::status::render(std::slice::from_ref(&st)));
+    let report = lab.down().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_nothing_left(&name, None);
+}

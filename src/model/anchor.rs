@@ -15,7 +15,7 @@
 //! and its MAC the largest unicast address, so it never becomes the bridge's address (the
 //! kernel takes the smallest of the ports'). Bridges in the real root namespace get none.
 
-use super::kind::{KindSpec, VxlanSpec};
+use super::kind::{KindSpec, VxlanSpec, VNI_MAX};
 use super::lab::{Interface, Node};
 
 /// Interface names starting with this are vnet's own; validation refuses them in files.
@@ -48,9 +48,20 @@ pub fn name_for(bridge: &str) -> String {
 }
 
 /// The anchors a node's bridges get: Linux bridges with at least `MIN_PORTS` declared ports,
-/// none of them above the anchor's MTU, whose anchor name the file does not use.
+/// none of them above the anchor's MTU, whose anchor name the file does not use. The kernel
+/// refuses two VXLAN devices with one VNI on one UDP port in a namespace, down or not: anchors
+/// take VNIs from the top of the range down, past any the node's own VXLAN devices use.
 pub fn for_node(node: &Node) -> Vec<Interface> {
     let mut out = Vec::new();
+    let taken: Vec<u32> = node
+        .interfaces
+        .values()
+        .filter_map(|i| match &i.kind {
+            KindSpec::Vxlan(v) => Some(v.vni),
+            _ => None,
+        })
+        .collect();
+    let mut vnis = (1..=VNI_MAX).rev().filter(|v| !taken.contains(v));
     for (name, b) in &node.interfaces {
         if !matches!(b.kind, KindSpec::Bridge(_)) {
             continue;
@@ -63,9 +74,10 @@ pub fn for_node(node: &Node) -> Vec<Interface> {
         if node.interfaces.contains_key(&anchor) {
             continue;
         }
+        let Some(vni) = vnis.next() else { break };
         out.push(Interface {
             name: anchor,
-            kind: KindSpec::Vxlan(VxlanSpec { vni: 1, ..Default::default() }),
+            kind: KindSpec::Vxlan(VxlanSpec { vni, ..Default::default() }),
             up: false,
             mtu: Some(MTU),
             mac: Some(MAC),
