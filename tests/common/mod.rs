@@ -135,9 +135,22 @@ pub fn assert_gone(lab: &str) {
     assert!(!std::path::Path::new("/run/vnet").join(lab).exists(), "record of lab {lab} left behind");
 }
 
+/// This test process's directory of topology files, removed when the process exits.
+fn temp_dir() -> PathBuf {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn remove() {
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("vnet-test-{}", std::process::id())));
+    }
+    // SAFETY: registers a plain function; the test harness ends the process with exit().
+    ONCE.call_once(|| unsafe {
+        libc::atexit(remove);
+    });
+    std::env::temp_dir().join(format!("vnet-test-{}", std::process::id()))
+}
+
 /// Writes a topology to a temporary file with the given extension and returns its path.
 pub fn temp_topology(name: &str, ext: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vnet-test-{}", std::process::id()));
+    let dir = temp_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(format!("{name}.{ext}"));
     std::fs::write(&p, text).unwrap();
