@@ -48,7 +48,7 @@ pub fn name_for(bridge: &str) -> String {
 }
 
 /// The anchors a node's bridges get: Linux bridges with at least `MIN_PORTS` declared ports,
-/// none of them above the anchor's MTU, whose anchor name the file does not use. The kernel
+/// none of them above the anchor's MTU (validation keeps the file off the anchors' names). The kernel
 /// refuses two VXLAN devices with one VNI on one UDP port in a namespace, down or not: anchors
 /// take VNIs from the top of the range down, past any the node's own VXLAN devices use.
 pub fn for_node(node: &Node) -> Vec<Interface> {
@@ -70,13 +70,9 @@ pub fn for_node(node: &Node) -> Vec<Interface> {
         if ports.len() < MIN_PORTS || ports.iter().any(|p| p.mtu.is_some_and(|m| m > MTU)) {
             continue;
         }
-        let anchor = name_for(name);
-        if node.interfaces.contains_key(&anchor) {
-            continue;
-        }
         let Some(vni) = vnis.next() else { break };
         out.push(Interface {
-            name: anchor,
+            name: name_for(name),
             kind: KindSpec::Vxlan(VxlanSpec { vni, ..Default::default() }),
             up: false,
             mtu: Some(MTU),
